@@ -1,0 +1,113 @@
+//! `weft generate-text`: sample input for trying weft and for tests and benchmarks: prose-like
+//! lines of words drawn from a Zipf-distributed vocabulary, seeded so that runs repeat.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const SYLLABLES: [&str; 24] = [
+    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "an", "el", "or", "um", "be", "da", "fi", "go", "ha", "je", "qu",
+    "wy", "zé", "ño", "ß", "ö",
+];
+const PUNCTUATION: [&str; 6] = [",", ".", ";", "!", "?", " -"];
+
+/// Writes `files` files of about `bytes_per_file` bytes each into `dir`.
+pub fn generate(dir: &Path, files: u32, bytes_per_file: u64, vocabulary: usize, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let words: Vec<String> = (0..vocabulary).map(|i| word(i, &mut rng)).collect();
+    // Zipf with s = 1.1: cumulative weights, sampled by binary search.
+    let mut cumulative = Vec::with_capacity(vocabulary);
+    let mut total = 0.0;
+    for rank in 1..=vocabulary {
+        total += 1.0 / (rank as f64).powf(1.1);
+        cumulative.push(total);
+    }
+    for f in 0..files {
+        let path = dir.join(format!("text-{f:04}.txt"));
+        let mut out = BufWriter::new(File::create(&path).with_context(|| format!("cannot create {}", path.display()))?);
+        let mut written = 0u64;
+        while written < bytes_per_file {
+            let mut line = String::new();
+            let length = rng.random_range(0..16usize) + rng.random_range(0..16usize);
+            for i in 0..length {
+                let pick = rng.random_range(0.0..total);
+                let w = &words[cumulative.partition_point(|c| *c < pick).min(vocabulary - 1)];
+                if i == 0 || rng.random_range(0..12) == 0 {
+                    capitalize(w, &mut line);
+                } else {
+                    line.push_str(w);
+                }
+                if rng.random_range(0..8) == 0 {
+                    line.push_str(PUNCTUATION[rng.random_range(0..PUNCTUATION.len())]);
+                }
+                line.push(' ');
+            }
+            line.pop();
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+            written += line.len() as u64;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn word(index: usize, rng: &mut StdRng) -> String {
+    let syllables = 1 + index.to_string().len() / 2 + rng.random_range(0..2);
+    (0..syllables)
+        .map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())])
+        .collect()
+}
+
+fn capitalize(word: &str, out: &mut String) {
+    let mut chars = word.chars();
+    if let Some(first) = chars.next() {
+        out.extend(first.to_uppercase());
+        out.push_str(chars.as_str());
+    }
+}
+
+/// Parses sizes like `64MiB`, `1GiB`, `500k`, `1000`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown size unit {unit:?} (use B, KiB, MiB or GiB)")),
+    };
+    Ok(number * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn generation_repeats_with_the_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(&dir.path().join("a"), 2, 5000, 1000, 7).unwrap();
+        generate(&dir.path().join("b"), 2, 5000, 1000, 7).unwrap();
+        let a = std::fs::read(dir.path().join("a/text-0001.txt")).unwrap();
+        let b = std::fs::read(dir.path().join("b/text-0001.txt")).unwrap();
+        assert_eq!(a, b);
+        assert!(a.len() >= 5000);
+    }
+}

@@ -1,0 +1,370 @@
+//! The harness every end-to-end test shares: a coordinator and workers as real `weft`
+//! processes on loopback, on free ports, with their logs in a temporary directory, all
+//! killed when the harness is dropped; plus corpora and single-process reference results.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The `weft` binary under test.
+pub fn weft_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_weft")
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Worker {
+    child: Child,
+    slots: u32,
+    log: PathBuf,
+}
+
+/// A coordinator and workers, each its own process.
+pub struct TestCluster {
+    /// Scratch space: logs, inputs, outputs.
+    pub dir: tempfile::TempDir,
+    port: u16,
+    coordinator: Child,
+    coordinator_log: PathBuf,
+    workers: Vec<Worker>,
+    spawned: usize,
+}
+
+impl TestCluster {
+    /// A coordinator (with `coordinator_flags`) and `workers` workers of `slots` slots,
+    /// all joined before this returns.
+    pub fn start(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let coordinator_log = dir.path().join("coordinator.log");
+        let coordinator = Command::new(weft_bin())
+            .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+            .arg(dir.path().join("state"))
+            .args(coordinator_flags)
+            .env("WEFT_LOG", "info,weft_coordinator=debug")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&coordinator_log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut cluster = Self {
+            dir,
+            port,
+            coordinator,
+            coordinator_log,
+            workers: Vec::new(),
+            spawned: 0,
+        };
+        wait_until(Duration::from_secs(20), "the coordinator to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        for _ in 0..workers {
+            cluster.add_worker(slots);
+        }
+        cluster.wait_joined(workers);
+        cluster
+    }
+
+    /// The coordinator's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A path in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts one more worker; returns its index.
+    pub fn add_worker(&mut self, slots: u32) -> usize {
+        let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
+        let child = self.spawn_worker(slots, &log);
+        self.spawned += 1;
+        self.workers.push(Worker { child, slots, log });
+        self.workers.len() - 1
+    }
+
+    fn spawn_worker(&self, slots: u32, log: &Path) -> Child {
+        let work_dir = self.dir.path().join(format!("work-{}", self.spawned));
+        Command::new(weft_bin())
+            .args([
+                "worker",
+                "--coordinator",
+                &self.url(),
+                "--slots",
+                &slots.to_string(),
+                "--work-dir",
+            ])
+            .arg(work_dir)
+            .env("WEFT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until the coordinator has seen `n` workers join, counting from its start.
+    pub fn wait_joined(&self, n: usize) {
+        wait_until(Duration::from_secs(20), &format!("{n} workers to join"), || {
+            self.coordinator_log().matches("worker joined").count() >= n
+        });
+    }
+
+    /// The process id of worker `i`.
+    pub fn worker_pid(&self, i: usize) -> u32 {
+        self.workers[i].child.id()
+    }
+
+    /// Sends `signal` (like "KILL" or "TERM") to worker `i`.
+    pub fn signal_worker(&mut self, i: usize, signal: &str) {
+        signal_pid(self.workers[i].child.id(), signal);
+    }
+
+    /// Waits for worker `i` to exit; returns its exit status.
+    pub fn wait_worker(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.workers[i].child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "worker {i} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a new process for every worker that has exited; returns how many.
+    pub fn restart_dead_workers(&mut self) -> usize {
+        let mut restarted = 0;
+        for i in 0..self.workers.len() {
+            if self.workers[i].child.try_wait().unwrap().is_some() {
+                let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
+                let child = self.spawn_worker(self.workers[i].slots, &log);
+                self.spawned += 1;
+                self.workers[i].child = child;
+                self.workers[i].log = log;
+                restarted += 1;
+            }
+        }
+        restarted
+    }
+
+    /// Runs `weft ARGS` against this cluster.
+    pub fn weft(&self, args: &[&str]) -> Output {
+        Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_COORDINATOR", self.url())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `weft ARGS` against this cluster without waiting.
+    pub fn spawn_weft(&self, args: &[&str]) -> Child {
+        Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_COORDINATOR", self.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The coordinator's log so far.
+    pub fn coordinator_log(&self) -> String {
+        fs::read_to_string(&self.coordinator_log).unwrap_or_default()
+    }
+
+    /// Every log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut all = format!("--- coordinator\n{}", self.coordinator_log());
+        for entry in fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("worker-") {
+                all += &format!("--- {name}\n{}", fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = worker.child.kill();
+            let _ = worker.child.wait();
+        }
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+    }
+}
+
+/// Sends a signal by name with kill(1).
+pub fn signal_pid(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Asserts that a `weft` run exited 0, showing its output and the cluster's logs if not.
+pub fn assert_ok(output: &Output, cluster: &TestCluster) {
+    assert!(
+        output.status.success(),
+        "weft failed: {}\nstdout: {}\nstderr: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        cluster.logs()
+    );
+}
+
+/// Writes `files` text files into `dir`: words from a small vocabulary with accents,
+/// capitals, digits and punctuation, lines of varied length (some empty).
+pub fn write_corpus(dir: &Path, files: usize, lines_per_file: usize, seed: u64) -> Vec<PathBuf> {
+    fs::create_dir_all(dir).unwrap();
+    let vocabulary = [
+        "the", "The", "fox", "dog", "über", "Straße", "naïve", "café", "x", "quick", "brown", "lazy", "jumps", "over",
+        "日本", "données", "a", "I", "zebra", "Zebra",
+    ];
+    let separators = [" ", "  ", ", ", ". ", " - ", "42", "\t", "_", "'"];
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..files)
+        .map(|f| {
+            let path = dir.join(format!("doc-{f:02}.txt"));
+            let mut text = String::new();
+            for _ in 0..lines_per_file {
+                let words = rng.random_range(0..14);
+                for w in 0..words {
+                    if w > 0 {
+                        text.push_str(separators[rng.random_range(0..separators.len())]);
+                    }
+                    // Each file leans on its own part of the vocabulary, so the index differs.
+                    let pick = (rng.random_range(0..vocabulary.len()) + f * rng.random_range(0..2)) % vocabulary.len();
+                    text.push_str(vocabulary[pick]);
+                }
+                text.push('\n');
+            }
+            fs::write(&path, text).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Words as the issue defines them: maximal runs of `char::is_alphabetic`.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty())
+}
+
+/// Word counts computed in this process.
+pub fn expected_wordcount(files: &[PathBuf]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for file in files {
+        for word in words(&fs::read_to_string(file).unwrap()) {
+            *counts.entry(word.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// The inverted index computed in this process: word → `N doc1,doc2`.
+pub fn expected_index(files: &[PathBuf]) -> BTreeMap<String, String> {
+    let mut docs: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for word in words(&fs::read_to_string(file).unwrap()) {
+            docs.entry(word.to_string()).or_default().insert(name.clone());
+        }
+    }
+    docs.into_iter()
+        .map(|(w, d)| {
+            (
+                w,
+                format!("{} {}", d.len(), d.into_iter().collect::<Vec<_>>().join(",")),
+            )
+        })
+        .collect()
+}
+
+/// The parts of an output directory, in order, after checking `_SUCCESS` and that nothing
+/// else is there.
+pub fn read_parts(output: &Path) -> Vec<String> {
+    assert!(output.join("_SUCCESS").exists(), "no _SUCCESS in {}", output.display());
+    let mut names: Vec<String> = fs::read_dir(output)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let parts: Vec<&String> = names.iter().filter(|n| n.starts_with("part-")).collect();
+    assert_eq!(
+        parts.len() + 1,
+        names.len(),
+        "unexpected files in the output: {names:?}"
+    );
+    parts
+        .iter()
+        .map(|n| fs::read_to_string(output.join(n)).unwrap())
+        .collect()
+}
+
+/// Parses `key<TAB>value` parts, checking that each part is sorted bytewise by key and
+/// holds only keys hashed to it; returns all records.
+pub fn read_keyed_output(output: &Path) -> BTreeMap<String, String> {
+    let parts = read_parts(output);
+    let mut all = BTreeMap::new();
+    for (p, part) in parts.iter().enumerate() {
+        let mut previous: Option<String> = None;
+        for line in part.lines() {
+            let (key, value) = line.split_once('\t').unwrap_or_else(|| panic!("no tab in {line:?}"));
+            if let Some(prev) = &previous {
+                assert!(
+                    prev.as_bytes() < key.as_bytes(),
+                    "part {p} not sorted: {prev:?} then {key:?}"
+                );
+            }
+            let hash = weft_core::partition::stable_hash(key.as_bytes());
+            assert_eq!(hash % parts.len() as u64, p as u64, "key {key:?} in the wrong part");
+            previous = Some(key.to_string());
+            assert!(
+                all.insert(key.to_string(), value.to_string()).is_none(),
+                "key {key:?} twice"
+            );
+        }
+    }
+    all
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `weft submit --wait ARGS` on the cluster; asserts that the job succeeded and returns its id.
+pub fn submit_wait(cluster: &TestCluster, args: &[&str]) -> String {
+    let mut all = vec!["submit", "--wait"];
+    all.extend_from_slice(args);
+    let output = cluster.weft(&all);
+    assert_ok(&output, cluster);
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(id.starts_with("job-"), "submit prints the job id, got {id:?}");
+    id
+}

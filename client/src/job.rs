@@ -1,0 +1,75 @@
+//! A submitted job: its progress as a stream, its end as a future.
+
+use futures::{Stream, StreamExt};
+use weft_core::status::{JobState, JobStatus};
+use weft_proto::convert::status_from_wire;
+use weft_proto::v1;
+
+use crate::client::Client;
+use crate::error::ClientError;
+
+/// A job on a coordinator.
+#[derive(Clone)]
+pub struct JobHandle {
+    pub(crate) id: String,
+    pub(crate) client: Client,
+}
+
+impl JobHandle {
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The job's status on every change, ending with its final state.
+    pub async fn progress(&self) -> Result<impl Stream<Item = Result<JobStatus, ClientError>>, ClientError> {
+        let stream = self
+            .client
+            .jobs
+            .clone()
+            .watch_job(v1::JobRef {
+                job_id: self.id.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok(stream.map(|s| s.map(status_from_wire).map_err(ClientError::from)))
+    }
+
+    /// Resolves when the job ends: its final status if it succeeded, an error with the
+    /// reason if it failed or was cancelled.
+    pub async fn wait(&self) -> Result<JobStatus, ClientError> {
+        self.wait_with(|_| {}).await
+    }
+
+    /// Like [`wait`](Self::wait), calling `on_progress` with every status on the way.
+    pub async fn wait_with(&self, mut on_progress: impl FnMut(&JobStatus)) -> Result<JobStatus, ClientError> {
+        let mut progress = Box::pin(self.progress().await?);
+        let mut last = None;
+        while let Some(status) = progress.next().await {
+            let status = status?;
+            on_progress(&status);
+            last = Some(status);
+        }
+        let status = match last {
+            Some(status) if status.state.is_final() => status,
+            // The stream ended early (the coordinator stopped): ask once more.
+            _ => self.client.status(&self.id).await?,
+        };
+        match status.state {
+            JobState::Succeeded => Ok(status),
+            JobState::Failed => Err(ClientError::JobDidNotSucceed {
+                id: status.id,
+                state: "failed",
+                reason: status.error.unwrap_or_default(),
+            }),
+            JobState::Cancelled => Err(ClientError::JobDidNotSucceed {
+                id: status.id,
+                state: "cancelled",
+                reason: "cancelled".into(),
+            }),
+            JobState::Running => Err(ClientError::Rpc(tonic::Status::unavailable(
+                "the coordinator stopped while the job was running",
+            ))),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Task batches: every task's result is a future, resolved as the coordinator streams
+//! results back.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use weft_proto::v1::{self, queue_task_result::Outcome};
+
+use crate::client::Client;
+use crate::error::ClientError;
+
+/// An independent task: a handler name and its payload.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// `noop`, `echo`, `sleep` (payload: milliseconds) or `exec` (payload: a shell command).
+    pub handler: String,
+    /// The handler's input.
+    pub payload: Vec<u8>,
+}
+
+impl Task {
+    /// A task for `handler` with `payload`.
+    pub fn new(handler: &str, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            handler: handler.to_string(),
+            payload: payload.into(),
+        }
+    }
+}
+
+/// The future result of one task: its output, or why it failed.
+pub struct TaskResult {
+    receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
+    _reader: Arc<ReaderGuard>,
+}
+
+/// Stops reading results once no task future is left.
+struct ReaderGuard(JoinHandle<()>);
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Future for TaskResult {
+    type Output = Result<Vec<u8>, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.receiver)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::ResultLost)))
+    }
+}
+
+pub(crate) async fn start_batch(
+    client: &Client,
+    tasks: Vec<Task>,
+    max_attempts: u32,
+) -> Result<Vec<TaskResult>, ClientError> {
+    let batch = v1::TaskBatch {
+        tasks: tasks
+            .into_iter()
+            .map(|t| v1::QueueTask {
+                handler: t.handler,
+                payload: t.payload,
+            })
+            .collect(),
+        max_attempts,
+    };
+    let count = batch.tasks.len();
+    let mut stream = client.jobs.clone().run_tasks(batch).await?.into_inner();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
+    let reader = tokio::spawn(async move {
+        let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();
+        while let Some(message) = stream.next().await {
+            let Ok(message) = message else { break };
+            for result in message.results {
+                let Some(sender) = senders.get_mut(result.index as usize).and_then(Option::take) else {
+                    continue;
+                };
+                let _ = sender.send(match result.outcome {
+                    Some(Outcome::Output(output)) => Ok(output),
+                    Some(Outcome::Error(reason)) => Err(ClientError::TaskFailed(reason)),
+                    None => Err(ClientError::TaskFailed("empty result".into())),
+                });
+            }
+        }
+        // Senders still here are dropped: their futures resolve as ResultLost.
+    });
+    let guard = Arc::new(ReaderGuard(reader));
+    Ok(receivers
+        .into_iter()
+        .map(|receiver| TaskResult {
+            receiver,
+            _reader: guard.clone(),
+        })
+        .collect())
+}

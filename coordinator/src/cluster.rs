@@ -1,0 +1,569 @@
+//! The cluster: connected workers, their free slots, and the attempts dispatched to them.
+//!
+//! Dispatch is pull-based: a worker grants credit for each free slot and is sent at most
+//! that many assignments, batched into one message. Every dispatched attempt is an
+//! [`Attempt`] future that the worker's report resolves; dropping it cancels the attempt.
+//! A worker whose session ends, or whose lease runs out, is removed at once and its
+//! attempts resolve as [`AttemptOutcome::Lost`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use weft_proto::v1;
+
+/// A worker's id, new for every session.
+pub type WorkerId = u64;
+/// An attempt's id, unique in the coordinator's life.
+pub type AttemptId = u64;
+
+/// What a worker reported for an attempt, or what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// A map attempt finished; its output is on the worker.
+    MapDone {
+        /// Bytes of output per partition.
+        partition_bytes: Vec<u64>,
+        /// Records written.
+        output_records: u64,
+    },
+    /// A reduce attempt (or a map-only job's map attempt) wrote its part file.
+    OutputDone {
+        /// Records written.
+        output_records: u64,
+    },
+    /// A queue task's result.
+    QueueDone(Vec<u8>),
+    /// The attempt failed, for this reason.
+    Failed(String),
+    /// A reducer could not fetch these map attempts' output.
+    FetchFailed {
+        /// The map attempts.
+        map_attempts: Vec<AttemptId>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The worker gave the attempt back (shutting down): not the task's fault.
+    HandedBack,
+    /// The worker was lost while running it.
+    Lost(String),
+}
+
+/// How an attempt ended, and where and how long it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// What happened.
+    pub outcome: AttemptOutcome,
+    /// The worker it ran on, if it reached one.
+    pub placement: Option<Placement>,
+    /// How long it ran on that worker.
+    pub ran_for: Option<Duration>,
+}
+
+/// Where an attempt ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Its shuffle service address.
+    pub shuffle_address: String,
+}
+
+/// A worker's view of the cluster, sent to it over its session.
+pub type WorkerSender = mpsc::UnboundedSender<v1::CoordinatorMessage>;
+
+/// Tunables of the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// A worker silent this long loses its attempts.
+    pub lease_timeout: Duration,
+}
+
+/// The shared registry of workers and attempts.
+pub struct Cluster {
+    state: Mutex<State>,
+    config: ClusterConfig,
+    lost_workers: broadcast::Sender<WorkerId>,
+}
+
+struct State {
+    next_worker: WorkerId,
+    next_attempt: AttemptId,
+    workers: HashMap<WorkerId, WorkerEntry>,
+    /// Workers with credit left, each at most once, in round-robin order.
+    ready: VecDeque<WorkerId>,
+    /// Attempts waiting for a slot, oldest first. Cancelled ones are skipped when popped.
+    queue: VecDeque<AttemptId>,
+    attempts: HashMap<AttemptId, AttemptEntry>,
+}
+
+struct WorkerEntry {
+    sender: WorkerSender,
+    shuffle_address: String,
+    credit: u32,
+    draining: bool,
+    in_ready: bool,
+    last_seen: Instant,
+    running: HashSet<AttemptId>,
+}
+
+struct AttemptEntry {
+    assignment: Option<v1::Assignment>,
+    placement: Option<Placement>,
+    started: Option<Instant>,
+    done: oneshot::Sender<Finished>,
+}
+
+impl Cluster {
+    /// An empty cluster.
+    pub fn new(config: ClusterConfig) -> Arc<Self> {
+        let (lost_workers, _) = broadcast::channel(1024);
+        Arc::new(Self {
+            state: Mutex::new(State {
+                next_worker: 1,
+                next_attempt: 1,
+                workers: HashMap::new(),
+                ready: VecDeque::new(),
+                queue: VecDeque::new(),
+                attempts: HashMap::new(),
+            }),
+            config,
+            lost_workers,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("cluster state lock poisoned")
+    }
+
+    /// Adds a worker; it gets work once it grants credit.
+    pub fn register(&self, shuffle_address: String, sender: WorkerSender) -> WorkerId {
+        let mut state = self.lock();
+        let id = state.next_worker;
+        state.next_worker += 1;
+        state.workers.insert(
+            id,
+            WorkerEntry {
+                sender,
+                shuffle_address,
+                credit: 0,
+                draining: false,
+                in_ready: false,
+                last_seen: Instant::now(),
+                running: HashSet::new(),
+            },
+        );
+        id
+    }
+
+    /// The worker has `slots` more free slots.
+    pub fn grant_credit(&self, worker: WorkerId, slots: u32) {
+        let mut state = self.lock();
+        let Some(entry) = state.workers.get_mut(&worker) else {
+            return;
+        };
+        entry.credit += slots;
+        entry.last_seen = Instant::now();
+        if !entry.in_ready && !entry.draining && entry.credit > 0 {
+            entry.in_ready = true;
+            state.ready.push_back(worker);
+        }
+        state.pump();
+    }
+
+    /// The worker is alive.
+    pub fn heartbeat(&self, worker: WorkerId) {
+        if let Some(entry) = self.lock().workers.get_mut(&worker) {
+            entry.last_seen = Instant::now();
+        }
+    }
+
+    /// The worker shuts down: assign it nothing more.
+    pub fn drain(&self, worker: WorkerId) {
+        if let Some(entry) = self.lock().workers.get_mut(&worker) {
+            entry.draining = true;
+            entry.credit = 0;
+        }
+    }
+
+    /// Removes a worker: its running attempts resolve as lost.
+    pub fn remove_worker(&self, worker: WorkerId, reason: &str) {
+        let mut state = self.lock();
+        let Some(entry) = state.workers.remove(&worker) else {
+            return;
+        };
+        if entry.running.is_empty() && !entry.draining_or_idle_close(reason) {
+            tracing::warn!(worker, reason, "worker lost");
+        } else if entry.running.is_empty() {
+            tracing::info!(worker, reason, "worker left");
+        } else {
+            tracing::warn!(
+                worker,
+                reason,
+                running = entry.running.len(),
+                "worker lost with attempts running"
+            );
+        }
+        for attempt in entry.running {
+            if let Some(a) = state.attempts.remove(&attempt) {
+                a.finish(AttemptOutcome::Lost(format!("worker {worker} lost: {reason}")));
+            }
+        }
+        drop(state);
+        let _ = self.lost_workers.send(worker);
+    }
+
+    /// Tells about every worker removed from now on.
+    pub fn watch_lost_workers(&self) -> broadcast::Receiver<WorkerId> {
+        self.lost_workers.subscribe()
+    }
+
+    /// Removes workers silent past the lease timeout; returns how many.
+    pub fn expire_leases(&self) -> usize {
+        let expired: Vec<WorkerId> = {
+            let state = self.lock();
+            let now = Instant::now();
+            state
+                .workers
+                .iter()
+                .filter(|(_, w)| now.duration_since(w.last_seen) > self.config.lease_timeout)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for worker in &expired {
+            self.remove_worker(*worker, "lease expired: no heartbeat");
+        }
+        expired.len()
+    }
+
+    /// Queues an attempt; it runs on the next worker with a free slot.
+    /// `build` makes the assignment from the attempt's id.
+    pub fn dispatch(self: &Arc<Self>, build: impl FnOnce(AttemptId) -> v1::Assignment) -> Attempt {
+        let (done, outcome) = oneshot::channel();
+        let mut state = self.lock();
+        let id = state.next_attempt;
+        state.next_attempt += 1;
+        state.attempts.insert(
+            id,
+            AttemptEntry {
+                assignment: Some(build(id)),
+                placement: None,
+                started: None,
+                done,
+            },
+        );
+        state.queue.push_back(id);
+        state.pump();
+        Attempt {
+            id,
+            cluster: self.clone(),
+            outcome,
+            finished: false,
+        }
+    }
+
+    /// Resolves an attempt with a worker's report. Reports from a worker that no longer
+    /// holds the attempt (lost, or the attempt was cancelled) are ignored: returns false.
+    pub fn report(&self, worker: WorkerId, attempt: AttemptId, outcome: AttemptOutcome) -> bool {
+        let mut state = self.lock();
+        let holds = state
+            .attempts
+            .get(&attempt)
+            .and_then(|a| a.placement.as_ref())
+            .is_some_and(|p| p.worker == worker);
+        if !holds {
+            tracing::debug!(worker, attempt, "late or unknown report ignored");
+            return false;
+        }
+        if let Some(w) = state.workers.get_mut(&worker) {
+            w.running.remove(&attempt);
+            w.last_seen = Instant::now();
+        }
+        let entry = state.attempts.remove(&attempt).expect("checked above");
+        entry.finish(outcome);
+        true
+    }
+
+    /// Where a running attempt is, and since when.
+    pub fn placement(&self, attempt: AttemptId) -> Option<(Placement, Instant)> {
+        let state = self.lock();
+        let a = state.attempts.get(&attempt)?;
+        Some((a.placement.clone()?, a.started?))
+    }
+
+    /// Whether a backup attempt could start now: nothing waits in the queue and some
+    /// worker has a free slot.
+    pub fn has_idle_slot(&self) -> bool {
+        let state = self.lock();
+        let waiting = state.queue.iter().any(|id| state.attempts.contains_key(id));
+        !waiting
+            && state
+                .ready
+                .iter()
+                .any(|w| state.workers.get(w).is_some_and(|w| w.credit > 0))
+    }
+
+    /// Tells every worker that `job` ended, so that they delete its map output.
+    pub fn forget_job(&self, job: &str) {
+        let state = self.lock();
+        for worker in state.workers.values() {
+            let _ = worker.sender.send(v1::CoordinatorMessage {
+                kind: Some(v1::coordinator_message::Kind::Forget(v1::JobIds {
+                    job_ids: vec![job.to_string()],
+                })),
+            });
+        }
+    }
+
+    /// How many workers are connected.
+    pub fn worker_count(&self) -> usize {
+        self.lock().workers.len()
+    }
+
+    fn cancel(&self, attempt: AttemptId) {
+        let mut state = self.lock();
+        let Some(entry) = state.attempts.remove(&attempt) else {
+            return;
+        };
+        if let Some(placement) = entry.placement {
+            if let Some(w) = state.workers.get_mut(&placement.worker) {
+                w.running.remove(&attempt);
+                let _ = w.sender.send(v1::CoordinatorMessage {
+                    kind: Some(v1::coordinator_message::Kind::Cancel(v1::AttemptIds {
+                        attempt_ids: vec![attempt],
+                    })),
+                });
+            }
+        }
+    }
+}
+
+impl WorkerEntry {
+    /// Whether the worker left in an orderly way: it drained, or closed an idle session.
+    fn draining_or_idle_close(&self, reason: &str) -> bool {
+        self.draining || reason == SESSION_CLOSED
+    }
+}
+
+/// Why a worker is removed when it closes its session itself.
+pub const SESSION_CLOSED: &str = "session closed";
+
+impl AttemptEntry {
+    fn finish(self, outcome: AttemptOutcome) {
+        let _ = self.done.send(Finished {
+            outcome,
+            placement: self.placement,
+            ran_for: self.started.map(|s| s.elapsed()),
+        });
+    }
+}
+
+impl State {
+    /// Matches queued attempts with workers that have credit, one message per worker.
+    fn pump(&mut self) {
+        let mut batches: HashMap<WorkerId, Vec<v1::Assignment>> = HashMap::new();
+        while !self.queue.is_empty() {
+            let Some(worker_id) = self.ready.pop_front() else { break };
+            let Some(worker) = self.workers.get_mut(&worker_id) else {
+                continue;
+            };
+            worker.in_ready = false;
+            if worker.credit == 0 || worker.draining {
+                continue;
+            }
+            let Some(attempt_id) = pop_live(&mut self.queue, &self.attempts) else {
+                worker.in_ready = true;
+                self.ready.push_front(worker_id);
+                break;
+            };
+            let entry = self.attempts.get_mut(&attempt_id).expect("pop_live checked");
+            entry.placement = Some(Placement {
+                worker: worker_id,
+                shuffle_address: worker.shuffle_address.clone(),
+            });
+            entry.started = Some(Instant::now());
+            worker.credit -= 1;
+            worker.running.insert(attempt_id);
+            batches
+                .entry(worker_id)
+                .or_default()
+                .push(entry.assignment.take().expect("queued attempts hold their assignment"));
+            if worker.credit > 0 {
+                worker.in_ready = true;
+                self.ready.push_back(worker_id);
+            }
+        }
+        for (worker_id, assignments) in batches {
+            let worker = &self.workers[&worker_id];
+            let message = v1::CoordinatorMessage {
+                kind: Some(v1::coordinator_message::Kind::Assignments(v1::Assignments {
+                    assignments,
+                })),
+            };
+            if worker.sender.send(message).is_err() {
+                // The session is closing; its end removes the worker and loses these attempts.
+                tracing::debug!(worker = worker_id, "assignment to a closing session");
+            }
+        }
+    }
+}
+
+fn pop_live(queue: &mut VecDeque<AttemptId>, attempts: &HashMap<AttemptId, AttemptEntry>) -> Option<AttemptId> {
+    while let Some(id) = queue.pop_front() {
+        if attempts.contains_key(&id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// A dispatched attempt: resolves with its outcome; dropping it first cancels the attempt.
+pub struct Attempt {
+    id: AttemptId,
+    cluster: Arc<Cluster>,
+    outcome: oneshot::Receiver<Finished>,
+    finished: bool,
+}
+
+impl Attempt {
+    /// The attempt's id.
+    pub fn id(&self) -> AttemptId {
+        self.id
+    }
+}
+
+impl Future for Attempt {
+    type Output = Finished;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished> {
+        let outcome = Pin::new(&mut self.outcome).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| Finished {
+                outcome: AttemptOutcome::Lost("the coordinator dropped the attempt".into()),
+                placement: None,
+                ran_for: None,
+            })
+        });
+        if outcome.is_ready() {
+            self.finished = true;
+        }
+        outcome
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cluster.cancel(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Arc<Cluster> {
+        Cluster::new(ClusterConfig {
+            lease_timeout: Duration::from_millis(50),
+        })
+    }
+
+    fn queue_task(id: AttemptId) -> v1::Assignment {
+        v1::Assignment {
+            attempt_id: id,
+            ..Default::default()
+        }
+    }
+
+    fn assigned(rx: &mut mpsc::UnboundedReceiver<v1::CoordinatorMessage>) -> Vec<AttemptId> {
+        let mut ids = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            if let Some(v1::coordinator_message::Kind::Assignments(a)) = message.kind {
+                ids.extend(a.assignments.iter().map(|a| a.attempt_id));
+            }
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn attempts_go_only_to_workers_with_credit_and_are_spread() {
+        let cluster = cluster();
+        let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+        let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+        let a = cluster.register("a:1".into(), tx_a);
+        let b = cluster.register("b:1".into(), tx_b);
+        let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(queue_task)).collect();
+        assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
+        cluster.grant_credit(a, 2);
+        cluster.grant_credit(b, 2);
+        let (on_a, on_b) = (assigned(&mut rx_a), assigned(&mut rx_b));
+        assert_eq!(on_a.len() + on_b.len(), 4);
+        assert_eq!(on_a.len(), 2);
+        let id = attempts[0].id();
+        let holder = if on_a.contains(&id) { a } else { b };
+        let other = if holder == a { b } else { a };
+        assert!(
+            !cluster.report(other, id, AttemptOutcome::QueueDone(vec![])),
+            "not its attempt"
+        );
+        assert!(cluster.report(holder, id, AttemptOutcome::QueueDone(b"ok".to_vec())));
+        let mut attempts = attempts.into_iter();
+        let finished = attempts.next().unwrap().await;
+        assert_eq!(finished.outcome, AttemptOutcome::QueueDone(b"ok".to_vec()));
+        assert_eq!(finished.placement.unwrap().worker, holder);
+    }
+
+    #[tokio::test]
+    async fn a_lost_worker_loses_its_attempts_and_is_announced() {
+        let cluster = cluster();
+        let mut lost = cluster.watch_lost_workers();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let w = cluster.register("w:1".into(), tx);
+        cluster.grant_credit(w, 1);
+        let attempt = cluster.dispatch(queue_task);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(cluster.expire_leases(), 1);
+        assert!(matches!(attempt.await.outcome, AttemptOutcome::Lost(reason) if reason.contains("lease expired")));
+        assert_eq!(lost.recv().await.unwrap(), w);
+        assert_eq!(cluster.worker_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropping_an_attempt_cancels_it_on_its_worker() {
+        let cluster = cluster();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let w = cluster.register("w:1".into(), tx);
+        cluster.grant_credit(w, 1);
+        let attempt = cluster.dispatch(queue_task);
+        let id = attempt.id();
+        assert_eq!(assigned(&mut rx), vec![id]);
+        drop(attempt);
+        let message = rx.try_recv().unwrap();
+        assert_eq!(
+            message.kind,
+            Some(v1::coordinator_message::Kind::Cancel(v1::AttemptIds {
+                attempt_ids: vec![id]
+            }))
+        );
+        assert!(
+            !cluster.report(w, id, AttemptOutcome::QueueDone(vec![])),
+            "late report ignored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
+        let cluster = cluster();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let w = cluster.register("w:1".into(), tx);
+        drop(cluster.dispatch(queue_task));
+        let kept = cluster.dispatch(queue_task);
+        cluster.grant_credit(w, 2);
+        assert_eq!(assigned(&mut rx), vec![kept.id()]);
+        assert!(!cluster.has_idle_slot() || cluster.worker_count() == 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! The coordinator's configuration, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::task::BackupPolicy;
+
+/// How a coordinator runs.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Where gRPC is served.
+    pub listen: SocketAddr,
+    /// Where the coordinator keeps its state.
+    pub state_dir: PathBuf,
+    /// A worker silent this long loses its attempts.
+    pub lease_timeout: Duration,
+    /// When stragglers get backup attempts.
+    pub backup: BackupPolicy,
+}
+
+impl CoordinatorConfig {
+    /// The defaults: lease 10 s, backups past 2× the median and 10 s.
+    pub fn new(listen: SocketAddr, state_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            state_dir,
+            lease_timeout: Duration::from_secs(10),
+            backup: BackupPolicy::default(),
+        }
+    }
+
+    /// How often workers should send a heartbeat: a third of the lease.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.lease_timeout / 3
+    }
+}

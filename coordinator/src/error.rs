@@ -1,0 +1,52 @@
+//! Every coordinator error mapped to one gRPC status code, in one place.
+
+use tonic::{Code, Status};
+use weft_core::split::InputError;
+
+use crate::output::OutputError;
+use crate::plan::PlanError;
+use crate::queue::BatchError;
+
+/// Why the coordinator could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The state directory cannot be used.
+    #[error("cannot use state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<PlanError> for Status {
+    fn from(e: PlanError) -> Self {
+        let code = match &e {
+            PlanError::Spec(_) => Code::InvalidArgument,
+            PlanError::Input(InputError::Unreadable { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Code::NotFound
+            }
+            PlanError::Input(_) => Code::InvalidArgument,
+            PlanError::Output(OutputError::NotEmpty(_)) => Code::AlreadyExists,
+            PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+impl From<BatchError> for Status {
+    fn from(e: BatchError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+/// A job id that names no job.
+pub fn unknown_job(id: &str) -> Status {
+    Status::not_found(format!("no job {id:?} on this coordinator"))
+}

@@ -1,0 +1,140 @@
+//! A job's output directory: attempts write under temporary names in `.weft-tmp/`, the
+//! committed attempt's file is renamed into place, and `_SUCCESS` is written last.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::cluster::AttemptId;
+
+const TEMP_DIR: &str = ".weft-tmp";
+/// The marker written when every part is complete.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// Why an output directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// It has files in it already.
+    #[error("output directory {0} is not empty: choose a new directory or empty this one")]
+    NotEmpty(PathBuf),
+    /// It cannot be created or written.
+    #[error("cannot use output directory {path}: {source}")]
+    Unusable {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// A claimed output directory.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    root: PathBuf,
+}
+
+impl OutputDir {
+    /// Claims `root`, which must not exist or be empty, by creating it and its temporary
+    /// directory. A second job claiming the same directory fails.
+    pub fn claim(root: &Path) -> Result<Self, OutputError> {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        let unusable = |source| OutputError::Unusable {
+            path: root.clone(),
+            source,
+        };
+        fs::create_dir_all(&root).map_err(unusable)?;
+        if fs::read_dir(&root).map_err(unusable)?.next().is_some() {
+            return Err(OutputError::NotEmpty(root));
+        }
+        match fs::create_dir(root.join(TEMP_DIR)) {
+            Ok(()) => Ok(Self { root }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(OutputError::NotEmpty(root)),
+            Err(e) => Err(unusable(e)),
+        }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `attempt` writes part `part`.
+    pub fn temp_part(&self, part: u32, attempt: AttemptId) -> PathBuf {
+        self.root
+            .join(TEMP_DIR)
+            .join(format!("{}.attempt-{attempt}", part_name(part)))
+    }
+
+    /// Moves `attempt`'s part into place: an atomic rename.
+    pub fn commit_part(&self, part: u32, attempt: AttemptId) -> io::Result<()> {
+        fs::rename(self.temp_part(part, attempt), self.root.join(part_name(part)))
+    }
+
+    /// Writes `_SUCCESS` and removes the temporary directory.
+    pub fn succeed(&self) -> io::Result<()> {
+        let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
+        let marker = fs::File::create(self.root.join(SUCCESS_MARKER))?;
+        marker.sync_all()
+    }
+
+    /// Removes what the job wrote: parts and temporary files. The directory stays, empty.
+    pub fn abandon(&self) {
+        let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with("part-") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// `part-00007`.
+pub fn part_name(part: u32) -> String {
+    format!("part-{part:05}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_renames_only_the_committed_attempt_and_success_comes_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::claim(&dir.path().join("out")).unwrap();
+        fs::write(out.temp_part(0, 7), "winner").unwrap();
+        fs::write(out.temp_part(0, 8), "loser").unwrap();
+        out.commit_part(0, 7).unwrap();
+        assert!(!out.root().join(SUCCESS_MARKER).exists());
+        out.succeed().unwrap();
+        let mut names: Vec<_> = fs::read_dir(out.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["_SUCCESS", "part-00000"]);
+        assert_eq!(fs::read_to_string(out.root().join("part-00000")).unwrap(), "winner");
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("precious"), "keep").unwrap();
+        let err = OutputDir::claim(dir.path()).unwrap_err();
+        assert!(matches!(err, OutputError::NotEmpty(_)));
+        assert_eq!(fs::read_to_string(dir.path().join("precious")).unwrap(), "keep");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn abandon_leaves_an_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::claim(dir.path()).unwrap();
+        fs::write(out.temp_part(1, 3), "x").unwrap();
+        out.commit_part(1, 3).unwrap();
+        out.abandon();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        OutputDir::claim(dir.path()).expect("reusable after a failed job");
+    }
+}

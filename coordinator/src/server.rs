@@ -1,0 +1,79 @@
+//! Running a coordinator: the gRPC server with both services, the lease reaper, and
+//! graceful shutdown.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
+
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::config::CoordinatorConfig;
+use crate::error::CoordinatorError;
+use crate::jobs::Jobs;
+use crate::service::JobApi;
+use crate::session::WorkerApi;
+
+/// Messages up to this size are accepted (job specs with many inputs, large task batches).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// Serves a coordinator on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    config: CoordinatorConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| CoordinatorError::StateDir {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    tracing::info!(?config, address = ?listener.local_addr().ok(), "coordinator starting");
+    let config = Arc::new(config);
+    let cluster = Cluster::new(ClusterConfig {
+        lease_timeout: config.lease_timeout,
+    });
+    let jobs = Arc::new(Jobs::new(cluster.clone(), config.clone(), shutdown.clone()));
+    let background = TaskTracker::new();
+    background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
+
+    let job_api = JobApi {
+        jobs: jobs.clone(),
+        cluster: cluster.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let worker_api = WorkerApi {
+        cluster: cluster.clone(),
+        heartbeat_interval_ms: config.heartbeat_interval().as_millis() as u64,
+        readers: background.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            JobServiceServer::new(job_api)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(WorkerServiceServer::new(worker_api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .await;
+    shutdown.cancel();
+    jobs.stopped().await;
+    background.close();
+    background.wait().await;
+    tracing::info!("coordinator stopped");
+    Ok(result?)
+}
+
+/// Removes workers whose lease ran out, checking four times a lease.
+async fn reap_leases(cluster: Arc<Cluster>, lease: std::time::Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval((lease / 4).max(std::time::Duration::from_millis(20)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { cluster.expire_leases(); }
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

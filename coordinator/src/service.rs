@@ -1,0 +1,74 @@
+//! The client-facing gRPC service: submit and follow jobs, run task batches.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::WatchStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use weft_core::spec::JobSpec;
+use weft_proto::convert::status_to_wire;
+use weft_proto::v1::{self, job_service_server::JobService};
+
+use crate::cluster::Cluster;
+use crate::error::unknown_job;
+use crate::jobs::Jobs;
+use crate::queue::{check_batch, run_batch};
+
+/// Serves [`JobService`].
+pub struct JobApi {
+    /// The jobs.
+    pub jobs: Arc<Jobs>,
+    /// The cluster task batches run on.
+    pub cluster: Arc<Cluster>,
+    /// Ends open streams at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn submit_job(&self, request: Request<v1::JobSpec>) -> Result<Response<v1::SubmitJobResponse>, Status> {
+        let spec = JobSpec::try_from(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let job_id = self.jobs.submit(spec).await?;
+        Ok(Response::new(v1::SubmitJobResponse { job_id }))
+    }
+
+    async fn get_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
+        let id = request.into_inner().job_id;
+        let status = self.jobs.status(&id).ok_or_else(|| unknown_job(&id))?;
+        Ok(Response::new(status_to_wire(&status)))
+    }
+
+    type WatchJobStream = BoxStream<v1::JobStatus>;
+
+    async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = request.into_inner().job_id;
+        let watcher = self.jobs.watch(&id).ok_or_else(|| unknown_job(&id))?;
+        // Every change, up to and including the final state.
+        let mut ended = false;
+        let updates = WatchStream::new(watcher)
+            .take_while(move |s| {
+                let more = !ended;
+                ended = s.state.is_final();
+                futures::future::ready(more)
+            })
+            .map(|s| Ok(status_to_wire(&s)));
+        let shutdown = self.shutdown.clone();
+        let stream = updates.take_until(async move { shutdown.cancelled().await });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type RunTasksStream = BoxStream<v1::QueueTaskResults>;
+
+    async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
+        let batch = request.into_inner();
+        check_batch(&batch)?;
+        let results = run_batch(self.cluster.clone(), batch).map(Ok);
+        let shutdown = self.shutdown.clone();
+        let stream = results.take_until(async move { shutdown.cancelled().await });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,270 @@
+//! What a job is: its inputs, output, program and limits, and the checks that need no
+//! filesystem. The coordinator adds the filesystem checks when it accepts a job.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default largest split: 64 MiB, as in Hadoop.
+pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
+/// The default number of attempts per task.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
+/// A MapReduce job as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// A name for people; defaults to the program's name.
+    pub name: String,
+    /// Input files; a directory stands for the files directly inside it.
+    pub inputs: Vec<PathBuf>,
+    /// Output directory; must not exist or be empty.
+    pub output: PathBuf,
+    /// Reduce tasks; 0 makes a map-only job.
+    pub reduce_tasks: u32,
+    /// What runs in the tasks.
+    pub program: Program,
+    /// Largest split in bytes.
+    pub split_size: u64,
+    /// Attempts per task before the job fails.
+    pub max_attempts: u32,
+    /// An attempt running longer is killed and retried.
+    pub task_timeout: Option<Duration>,
+}
+
+/// What the map and reduce tasks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A program that ships inside weft.
+    Builtin(Builtin),
+    /// Hadoop Streaming: commands run with `sh -c`, records as `key<TAB>value` lines.
+    Streaming {
+        /// Reads the split's lines on stdin, writes records on stdout.
+        mapper: String,
+        /// Reads its partition's records sorted by key; what it writes is the part file.
+        /// `None` writes the sorted records as they are.
+        reducer: Option<String>,
+        /// Runs on each sorted spill of map output, like a reducer.
+        combiner: Option<String>,
+    },
+}
+
+/// The built-in apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Builtin {
+    /// word, count.
+    WordCount,
+    /// word, `N doc1,doc2,...`.
+    Indexer,
+    /// input file path, number of lines matching `pattern`.
+    Grep {
+        /// A regular expression (Rust `regex` syntax).
+        pattern: String,
+    },
+    /// The input lines, globally sorted bytewise.
+    Sort,
+}
+
+impl Builtin {
+    /// The names `--app` accepts.
+    pub const NAMES: [&'static str; 4] = ["wordcount", "indexer", "grep", "sort"];
+
+    /// Looks an app up by name; `pattern` is grep's regular expression.
+    pub fn from_name(name: &str, pattern: Option<&str>) -> Result<Self, SpecError> {
+        match (name, pattern) {
+            ("wordcount", None) => Ok(Builtin::WordCount),
+            ("indexer", None) => Ok(Builtin::Indexer),
+            ("sort", None) => Ok(Builtin::Sort),
+            ("grep", Some(pattern)) => Ok(Builtin::Grep {
+                pattern: pattern.to_string(),
+            }),
+            ("grep", None) => Err(SpecError::MissingPattern),
+            (app, Some(_)) if Self::NAMES.contains(&app) => Err(SpecError::PatternWithoutGrep(app.into())),
+            (other, _) => Err(SpecError::UnknownApp(other.to_string())),
+        }
+    }
+
+    /// The app's name, as `--app` takes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Builtin::WordCount => "wordcount",
+            Builtin::Indexer => "indexer",
+            Builtin::Grep { .. } => "grep",
+            Builtin::Sort => "sort",
+        }
+    }
+}
+
+/// Why a job spec was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    /// `--app` named no built-in.
+    #[error("unknown app {0:?}: the built-in apps are wordcount, indexer, grep and sort")]
+    UnknownApp(String),
+    /// grep without its pattern.
+    #[error("the grep app needs --pattern REGEX")]
+    MissingPattern,
+    /// `--pattern` with an app that takes none.
+    #[error("--pattern goes with --app grep, not --app {0}")]
+    PatternWithoutGrep(String),
+    /// The pattern does not compile.
+    #[error("invalid --pattern: {0}")]
+    BadPattern(String),
+    /// Neither an app nor a mapper.
+    #[error("say what to run: --app NAME, or --mapper CMD (with --reducer CMD)")]
+    NoProgram,
+    /// An empty command.
+    #[error("--{0} is empty")]
+    EmptyCommand(&'static str),
+    /// No `--input`.
+    #[error("no input: give --input PATH (a file or a directory of files)")]
+    NoInput,
+    /// No `--output`.
+    #[error("no output: give --output DIR (a directory that does not exist or is empty)")]
+    NoOutput,
+    /// A negative or absurd number of reduce tasks.
+    #[error("--reduce-tasks must be between 0 and {max}, got {got}")]
+    BadReduceTasks {
+        /// What was asked.
+        got: i64,
+        /// The largest allowed.
+        max: u32,
+    },
+    /// A split size of zero.
+    #[error("--split-size must be at least 1 byte")]
+    ZeroSplitSize,
+    /// Zero attempts.
+    #[error("--max-attempts must be at least 1")]
+    ZeroAttempts,
+}
+
+/// The most reduce tasks a job may ask for.
+pub const MAX_REDUCE_TASKS: u32 = 100_000;
+
+impl JobSpec {
+    /// A job with the defaults: one reduce task, 64 MiB splits, 4 attempts, no timeout.
+    pub fn new(inputs: Vec<PathBuf>, output: impl Into<PathBuf>, program: Program) -> Self {
+        Self {
+            name: String::new(),
+            inputs,
+            output: output.into(),
+            reduce_tasks: 1,
+            program,
+            split_size: DEFAULT_SPLIT_SIZE,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            task_timeout: None,
+        }
+    }
+
+    /// Checks what needs no filesystem: counts, the program, the pattern.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.inputs.is_empty() {
+            return Err(SpecError::NoInput);
+        }
+        if self.output.as_os_str().is_empty() {
+            return Err(SpecError::NoOutput);
+        }
+        check_reduce_tasks(self.reduce_tasks as i64)?;
+        if self.split_size == 0 {
+            return Err(SpecError::ZeroSplitSize);
+        }
+        if self.max_attempts == 0 {
+            return Err(SpecError::ZeroAttempts);
+        }
+        match &self.program {
+            Program::Builtin(Builtin::Grep { pattern }) => {
+                regex::bytes::Regex::new(pattern).map_err(|e| SpecError::BadPattern(e.to_string()))?;
+            }
+            Program::Builtin(_) => {}
+            Program::Streaming {
+                mapper,
+                reducer,
+                combiner,
+            } => {
+                let named = [
+                    ("mapper", Some(mapper)),
+                    ("reducer", reducer.as_ref()),
+                    ("combiner", combiner.as_ref()),
+                ];
+                for (flag, command) in named {
+                    if command.is_some_and(|c| c.trim().is_empty()) {
+                        return Err(SpecError::EmptyCommand(flag));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The name to show: the given one, else the program's.
+    pub fn display_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        match &self.program {
+            Program::Builtin(app) => app.name().to_string(),
+            Program::Streaming { .. } => "streaming".to_string(),
+        }
+    }
+}
+
+/// Checks a reduce count as a user typed it (it may be negative).
+pub fn check_reduce_tasks(got: i64) -> Result<u32, SpecError> {
+    if (0..=MAX_REDUCE_TASKS as i64).contains(&got) {
+        Ok(got as u32)
+    } else {
+        Err(SpecError::BadReduceTasks {
+            got,
+            max: MAX_REDUCE_TASKS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(program: Program) -> JobSpec {
+        JobSpec {
+            name: String::new(),
+            inputs: vec!["in".into()],
+            output: "out".into(),
+            reduce_tasks: 1,
+            program,
+            split_size: DEFAULT_SPLIT_SIZE,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            task_timeout: None,
+        }
+    }
+
+    #[test]
+    fn apps_are_found_by_name() {
+        assert_eq!(Builtin::from_name("wordcount", None), Ok(Builtin::WordCount));
+        assert_eq!(
+            Builtin::from_name("grep", Some("a+")),
+            Ok(Builtin::Grep { pattern: "a+".into() })
+        );
+        assert_eq!(Builtin::from_name("grep", None), Err(SpecError::MissingPattern));
+        let unknown = Builtin::from_name("pagerank", None).unwrap_err();
+        assert!(unknown.to_string().contains("pagerank"));
+        assert!(unknown.to_string().contains("wordcount"));
+    }
+
+    #[test]
+    fn negative_reduce_count_is_refused_with_the_number() {
+        let err = check_reduce_tasks(-1).unwrap_err();
+        assert_eq!(err.to_string(), "--reduce-tasks must be between 0 and 100000, got -1");
+        assert_eq!(check_reduce_tasks(0), Ok(0));
+    }
+
+    #[test]
+    fn bad_pattern_and_empty_commands_are_refused() {
+        let grep = spec(Program::Builtin(Builtin::Grep { pattern: "(".into() }));
+        assert!(matches!(grep.validate(), Err(SpecError::BadPattern(_))));
+        let streaming = spec(Program::Streaming {
+            mapper: " ".into(),
+            reducer: None,
+            combiner: None,
+        });
+        assert_eq!(streaming.validate(), Err(SpecError::EmptyCommand("mapper")));
+        assert_eq!(spec(Program::Builtin(Builtin::Sort)).validate(), Ok(()));
+    }
+}

@@ -1,0 +1,275 @@
+//! Input splits: cutting files into byte ranges, and reading the lines a range owns.
+//!
+//! A line belongs to the split in which its first byte lies, so a split's reader skips the
+//! line it starts in the middle of and reads past its end to finish its last line
+//! (Hadoop's `LineRecordReader` rule): no line is cut, none is read twice.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// A byte range of one input file: the input of one map task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The file.
+    pub file: PathBuf,
+    /// First byte of the range.
+    pub start: u64,
+    /// Bytes in the range.
+    pub length: u64,
+}
+
+/// Cuts each `(file, size)` into ranges of at most `split_size` bytes; empty files give none.
+pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
+    assert!(split_size > 0, "split size is validated before planning");
+    let mut splits = Vec::new();
+    for (file, size) in files {
+        let mut start = 0;
+        while start < *size {
+            let length = split_size.min(size - start);
+            splits.push(Split {
+                file: file.clone(),
+                start,
+                length,
+            });
+            start += length;
+        }
+    }
+    splits
+}
+
+/// Reads the lines a split owns, without their `\n`.
+pub struct SplitLines<R> {
+    reader: R,
+    pos: u64,
+    end: u64,
+}
+
+impl SplitLines<BufReader<File>> {
+    /// Opens `split`'s file positioned at the first line the split owns.
+    pub fn open(split: &Split) -> io::Result<Self> {
+        let file = File::open(&split.file)?;
+        Self::new(BufReader::with_capacity(256 << 10, file), split.start, split.length)
+    }
+}
+
+impl<R: BufRead + Seek> SplitLines<R> {
+    /// Reads the lines of `reader` that start in `[start, start + length)`.
+    pub fn new(mut reader: R, start: u64, length: u64) -> io::Result<Self> {
+        let mut pos = start;
+        if start > 0 {
+            // The line that holds byte start-1 belongs to an earlier split.
+            reader.seek(SeekFrom::Start(start - 1))?;
+            let mut skipped = Vec::new();
+            pos = start - 1 + reader.read_until(b'\n', &mut skipped)? as u64;
+        }
+        Ok(Self {
+            reader,
+            pos,
+            end: start + length,
+        })
+    }
+
+    /// Reads the next line into `line` (cleared first); false when the split is done.
+    pub fn next_line(&mut self, line: &mut Vec<u8>) -> io::Result<bool> {
+        line.clear();
+        if self.pos >= self.end {
+            return Ok(false);
+        }
+        let read = self.reader.read_until(b'\n', line)?;
+        if read == 0 {
+            return Ok(false);
+        }
+        self.pos += read as u64;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        Ok(true)
+    }
+
+    /// Bytes consumed so far, counted from the split's start.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+}
+
+/// The exact byte range `[begin, end)` holding the lines `split` owns (what
+/// [`SplitLines`] reads), so the range can be copied as it is.
+pub fn line_range(split: &Split) -> io::Result<(u64, u64)> {
+    let mut reader = BufReader::new(File::open(&split.file)?);
+    line_range_of(&mut reader, split.start, split.length)
+}
+
+fn line_range_of<R: BufRead + Seek>(reader: &mut R, start: u64, length: u64) -> io::Result<(u64, u64)> {
+    let begin = SplitLines::new(&mut *reader, start, length)?.position();
+    let end = start + length;
+    if begin >= end {
+        return Ok((begin, begin));
+    }
+    // The last line owned starts before `end` and runs to the first newline at or after end-1.
+    reader.seek(SeekFrom::Start(end - 1))?;
+    let mut rest = Vec::new();
+    let read = reader.read_until(b'\n', &mut rest)? as u64;
+    Ok((begin, end - 1 + read))
+}
+
+/// The files a list of inputs stands for: files as they are, a directory's regular files
+/// (not hidden, not starting with `_`), sorted by name; with their sizes.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, InputError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|source| InputError::Unreadable {
+            path: input.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            let entries = std::fs::read_dir(input).map_err(|source| InputError::Unreadable {
+                path: input.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| InputError::Unreadable {
+                    path: input.clone(),
+                    source,
+                })?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') || name.starts_with('_') {
+                    continue;
+                }
+                let path = entry.path();
+                let meta = std::fs::metadata(&path).map_err(|source| InputError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+                if meta.is_file() {
+                    found.push((absolute(&path), meta.len()));
+                }
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push((absolute(input), meta.len()));
+        }
+    }
+    if files.is_empty() {
+        return Err(InputError::NoFiles(inputs.to_vec()));
+    }
+    Ok(files)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Why the inputs of a job cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A path that does not exist or cannot be read.
+    #[error("cannot read input {path}: {source}")]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Directories with no file in them.
+    #[error("no input files in {0:?}")]
+    NoFiles(Vec<PathBuf>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn lines_of(data: &[u8], start: u64, length: u64) -> Vec<Vec<u8>> {
+        let mut reader = SplitLines::new(Cursor::new(data.to_vec()), start, length).unwrap();
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        while reader.next_line(&mut line).unwrap() {
+            out.push(line.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn planning_covers_every_byte_once() {
+        let splits = plan_splits(&[("a".into(), 10), ("b".into(), 0), ("c".into(), 3)], 4);
+        let ranges: Vec<_> = splits
+            .iter()
+            .map(|s| (s.file.to_str().unwrap(), s.start, s.length))
+            .collect();
+        assert_eq!(ranges, vec![("a", 0, 4), ("a", 4, 4), ("a", 8, 2), ("c", 0, 3)]);
+    }
+
+    /// Every way of cutting these texts gives back each line exactly once, uncut.
+    #[test]
+    fn no_line_is_cut_or_repeated_whatever_the_split_size() {
+        let texts: [&[u8]; 5] = [
+            b"alpha\nbeta\n\ngamma delta\nepsilon",
+            b"a\nb\nc\n",
+            b"\n\n\n",
+            b"one long line without a newline",
+            b"x\n\ny\r\nlast\n",
+        ];
+        for text in texts {
+            let whole = lines_of(text, 0, text.len() as u64);
+            for split_size in 1..=text.len() as u64 + 1 {
+                let splits = plan_splits(&[("t".into(), text.len() as u64)], split_size);
+                let joined: Vec<Vec<u8>> = splits.iter().flat_map(|s| lines_of(text, s.start, s.length)).collect();
+                assert_eq!(
+                    joined,
+                    whole,
+                    "split size {split_size} of {:?}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn line_ranges_hold_exactly_the_lines_a_split_reads() {
+        let text = b"alpha\nbeta\n\ngamma delta\nepsilon";
+        for split_size in 1..=text.len() as u64 {
+            for split in plan_splits(&[("t".into(), text.len() as u64)], split_size) {
+                let (begin, end) = line_range_of(&mut Cursor::new(text.to_vec()), split.start, split.length).unwrap();
+                let mut expected = Vec::new();
+                for line in lines_of(text, split.start, split.length) {
+                    expected.extend_from_slice(&line);
+                    expected.push(b'\n');
+                }
+                let got = &text[begin as usize..end as usize];
+                let got_lines = String::from_utf8_lossy(got).trim_end_matches('\n').to_string();
+                let expected_lines = String::from_utf8_lossy(&expected).trim_end_matches('\n').to_string();
+                assert_eq!(got_lines, expected_lines, "split {split:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_starting_on_a_line_start_owns_that_line() {
+        let text = b"ab\ncd\nef\n";
+        assert_eq!(lines_of(text, 3, 3), vec![b"cd".to_vec()]);
+        assert_eq!(lines_of(text, 4, 3), vec![b"ef".to_vec()]);
+    }
+
+    #[test]
+    fn directories_expand_to_their_visible_files_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.txt"), "bb").unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+        std::fs::write(dir.path().join(".hidden"), "h").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let files = expand_inputs(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|(p, n)| (p.file_name().unwrap().to_str().unwrap().to_string(), *n))
+            .collect();
+        assert_eq!(names, vec![("a.txt".to_string(), 1), ("b.txt".to_string(), 2)]);
+        let missing = expand_inputs(&[dir.path().join("nope")]).unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+}

@@ -1,0 +1,43 @@
+//! The worker's configuration, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The coordinator's URL, like `http://127.0.0.1:7070`.
+    pub coordinator: String,
+    /// Attempts run at once.
+    pub slots: u32,
+    /// Where map output and scratch files go; `None`: a temporary directory removed at exit.
+    pub work_dir: Option<PathBuf>,
+    /// Where the shuffle service listens.
+    pub listen: SocketAddr,
+    /// The address announced to the coordinator; `None`: the listen address (with this
+    /// host's name if it listens on every interface).
+    pub advertise: Option<String>,
+    /// Map sort buffer, bytes.
+    pub sort_buffer: usize,
+    /// Reducer merge buffer, bytes.
+    pub merge_buffer: usize,
+    /// How long a shutting-down worker lets attempts finish before handing them back.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// The defaults for a worker of `coordinator`.
+    pub fn new(coordinator: String) -> Self {
+        Self {
+            coordinator,
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            work_dir: None,
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            advertise: None,
+            sort_buffer: 64 << 20,
+            merge_buffer: 128 << 20,
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The reducer's side of the shuffle: fetching its partition of every map output from the
+//! workers that hold them, a few at a time, keeping small runs in memory and writing large
+//! ones (and memory past the merge buffer) to disk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
+
+use crate::runs::{merge_memory_runs, Run};
+
+/// Map outputs fetched at once by one reducer.
+const PARALLEL_FETCHES: usize = 4;
+/// Tries per map output before it is reported lost.
+const FETCH_TRIES: u32 = 3;
+
+/// A reducer's failure to fetch some map outputs.
+#[derive(Debug)]
+pub struct FetchFailure {
+    /// The map attempts whose output could not be fetched.
+    pub map_attempts: Vec<u64>,
+    /// What went wrong, for the first of them.
+    pub reason: String,
+}
+
+/// Connections to other workers' shuffle services, kept for reuse.
+#[derive(Default)]
+pub struct Fetcher {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Fetcher {
+    fn client(&self, address: &str) -> Result<ShuffleServiceClient<Channel>, String> {
+        let mut channels = self.channels.lock().expect("fetcher lock poisoned");
+        if let Some(channel) = channels.get(address) {
+            return Ok(ShuffleServiceClient::new(channel.clone()));
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(ShuffleServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    }
+
+    fn forget(&self, address: &str) {
+        self.channels.lock().expect("fetcher lock poisoned").remove(address);
+    }
+
+    /// Fetches `partition` of every map in `maps`; runs past `memory_limit` go to `dir`.
+    pub async fn fetch_partition(
+        &self,
+        job: &str,
+        partition: u32,
+        maps: &[v1::MapLocation],
+        dir: &Path,
+        memory_limit: usize,
+    ) -> Result<Vec<Run>, FetchFailure> {
+        let mut fetches = stream::iter(maps.iter().cloned().enumerate())
+            .map(|(i, map)| {
+                let target = dir.join(format!("fetch-{i}"));
+                async move {
+                    let run = self
+                        .fetch_with_retries(job, partition, &map, target, memory_limit / 4)
+                        .await;
+                    (map.map_attempt, run)
+                }
+            })
+            .buffer_unordered(PARALLEL_FETCHES);
+        let mut runs = Vec::new();
+        let mut in_memory = 0usize;
+        let mut merged = 0usize;
+        let mut failure: Option<FetchFailure> = None;
+        while let Some((attempt, result)) = fetches.next().await {
+            match result {
+                Ok(run) => {
+                    in_memory += run.memory();
+                    runs.push(run);
+                    if in_memory > memory_limit {
+                        let target = dir.join(format!("merged-{merged}"));
+                        merged += 1;
+                        runs = tokio::task::spawn_blocking(move || merge_memory_runs(runs, target))
+                            .await
+                            .expect("merge does not panic")
+                            .map_err(|e| FetchFailure {
+                                map_attempts: Vec::new(),
+                                reason: format!("spilling fetched runs: {e}"),
+                            })?;
+                        in_memory = 0;
+                    }
+                }
+                Err(reason) => {
+                    let f = failure.get_or_insert(FetchFailure {
+                        map_attempts: Vec::new(),
+                        reason,
+                    });
+                    f.map_attempts.push(attempt);
+                }
+            }
+        }
+        match failure {
+            Some(f) => Err(f),
+            None => Ok(runs),
+        }
+    }
+
+    async fn fetch_with_retries(
+        &self,
+        job: &str,
+        partition: u32,
+        map: &v1::MapLocation,
+        target: PathBuf,
+        largest_in_memory: usize,
+    ) -> Result<Run, String> {
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        for _ in 0..FETCH_TRIES {
+            match self.fetch_one(job, partition, map, &target, largest_in_memory).await {
+                Ok(run) => return Ok(run),
+                Err((code, reason)) => {
+                    last = reason;
+                    self.forget(&map.shuffle_address);
+                    if code == Code::NotFound {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 3;
+                }
+            }
+        }
+        Err(format!(
+            "map attempt {} at {}: {last}",
+            map.map_attempt, map.shuffle_address
+        ))
+    }
+
+    async fn fetch_one(
+        &self,
+        job: &str,
+        partition: u32,
+        map: &v1::MapLocation,
+        target: &PathBuf,
+        largest_in_memory: usize,
+    ) -> Result<Run, (Code, String)> {
+        let mut client = self
+            .client(&map.shuffle_address)
+            .map_err(|e| (Code::InvalidArgument, e))?;
+        let request = v1::FetchRequest {
+            job_id: job.to_string(),
+            map_attempt: map.map_attempt,
+            partition,
+        };
+        let status = |s: tonic::Status| (s.code(), s.message().to_string());
+        let io = |e: std::io::Error| (Code::Internal, format!("writing {}: {e}", target.display()));
+        let mut chunks = client.fetch(request).await.map_err(status)?.into_inner();
+        let mut memory = Vec::new();
+        let mut file: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
+        while let Some(chunk) = chunks.message().await.map_err(status)? {
+            match &mut file {
+                Some(f) => f.write_all(&chunk.data).await.map_err(io)?,
+                None if memory.len() + chunk.data.len() > largest_in_memory => {
+                    let mut f = tokio::io::BufWriter::new(tokio::fs::File::create(target).await.map_err(io)?);
+                    f.write_all(&memory).await.map_err(io)?;
+                    f.write_all(&chunk.data).await.map_err(io)?;
+                    memory = Vec::new();
+                    file = Some(f);
+                }
+                None => memory.extend_from_slice(&chunk.data),
+            }
+        }
+        match file {
+            Some(mut f) => {
+                f.flush().await.map_err(io)?;
+                Ok(Run::File(target.clone()))
+            }
+            None => Ok(Run::Memory(memory)),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The work queue's built-in handlers: `noop`, `echo`, `sleep` (payload: milliseconds)
+//! and `exec` (payload: a shell command; its stdout is the result).
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use weft_proto::v1;
+
+use crate::process::{KillSwitch, Shell};
+
+/// Runs one queue task; the result is its output bytes.
+pub async fn run_queue_task(
+    task: v1::QueueTask,
+    switch: &KillSwitch,
+    stop: &CancellationToken,
+) -> Result<Vec<u8>, String> {
+    match task.handler.as_str() {
+        "noop" => Ok(Vec::new()),
+        "echo" => Ok(task.payload),
+        "sleep" => {
+            let text = String::from_utf8_lossy(&task.payload);
+            let ms: u64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("sleep takes a number of milliseconds, not {text:?}"))?;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Vec::new()),
+                () = stop.cancelled() => Err("stopped".to_string()),
+            }
+        }
+        "exec" => {
+            let command = String::from_utf8_lossy(&task.payload).into_owned();
+            let switch = switch.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut shell = Shell::spawn(&command, &[], Stdio::null(), Stdio::piped(), &switch)
+                    .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+                let mut output = Vec::new();
+                if let Some(mut stdout) = shell.stdout() {
+                    stdout.read_to_end(&mut output).map_err(|e| e.to_string())?;
+                }
+                shell.wait()?;
+                Ok(output)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+        other => Err(format!("unknown handler {other:?}")),
+    }
+}

@@ -1,0 +1,205 @@
+//! weft's worker: pulls tasks from the coordinator and runs them, keeps map output on its
+//! own disk and serves it to reducers.
+//!
+//! Start reading at [`run`]. Then, along the data path:
+//! - [`session`]: the session with the coordinator (credits, assignments, reports, drain);
+//! - [`runner`]: one attempt, under its kill switch and timeout;
+//! - [`map`] → [`mapout`] → [`store`]: a map attempt, its partitioned sorted output, on disk;
+//! - [`shuffle`]: serving that output to reducers;
+//! - [`fetch`] → [`runs`] → [`reduce`]: a reducer fetching, merging and reducing;
+//! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers, and
+//!   streaming commands.
+
+pub mod apps;
+pub mod config;
+pub mod fetch;
+pub mod handlers;
+pub mod map;
+pub mod mapout;
+pub mod process;
+pub mod reduce;
+pub mod runner;
+pub mod runs;
+pub mod session;
+pub mod shuffle;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
+use weft_proto::v1::worker_service_client::WorkerServiceClient;
+
+pub use config::WorkerConfig;
+
+use crate::fetch::Fetcher;
+use crate::runner::WorkerContext;
+use crate::session::{run_session, Identity, SessionEnd};
+use crate::shuffle::ShuffleApi;
+use crate::store::MapOutputStore;
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The shuffle service cannot listen.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The work directory cannot be used.
+    #[error("cannot use work directory {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The coordinator URL is not a URL.
+    #[error("bad coordinator URL {url:?}: {reason}")]
+    BadCoordinator {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs a worker until `shutdown` is cancelled, reconnecting to the coordinator with
+/// backoff whenever it goes away.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Listen {
+            address: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| WorkerError::Listen {
+        address: config.listen,
+        source,
+    })?;
+    let shuffle_address = config.advertise.clone().unwrap_or_else(|| {
+        if bound.ip().is_unspecified() {
+            let host = hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", bound.port())
+        } else {
+            bound.to_string()
+        }
+    });
+    let endpoint = Endpoint::from_shared(config.coordinator.clone())
+        .map_err(|e| WorkerError::BadCoordinator {
+            url: config.coordinator.clone(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10));
+
+    let work_dir = WorkDir::new(config.work_dir.clone())?;
+    let store = MapOutputStore::open(work_dir.path.join("map-output")).map_err(|source| WorkerError::WorkDir {
+        path: work_dir.path.clone(),
+        source,
+    })?;
+    let scratch = work_dir.path.join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|source| WorkerError::WorkDir {
+        path: scratch.clone(),
+        source,
+    })?;
+    let ctx = Arc::new(WorkerContext {
+        store: store.clone(),
+        fetcher: Fetcher::default(),
+        scratch,
+        sort_buffer: config.sort_buffer,
+        merge_buffer: config.merge_buffer,
+    });
+    tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
+
+    let shuffle_stop = CancellationToken::new();
+    let shuffle = {
+        let stop = shuffle_stop.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(ShuffleServiceServer::new(ShuffleApi { store }).max_encoding_message_size(64 << 20))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
+        )
+    };
+
+    let me = Identity {
+        shuffle_address,
+        slots: config.slots.max(1),
+        drain_timeout: config.drain_timeout,
+    };
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match endpoint.connect().await {
+            Ok(channel) => {
+                let client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
+                match run_session(client, &me, &ctx, &shutdown).await {
+                    SessionEnd::Shutdown => break,
+                    SessionEnd::Lost(reason) => {
+                        tracing::warn!(%reason, "lost the coordinator; reconnecting");
+                        backoff = Duration::from_millis(100);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the coordinator"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    shuffle_stop.cancel();
+    let _ = shuffle.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// The work directory; a temporary one is removed when the worker stops.
+struct WorkDir {
+    path: PathBuf,
+    remove_on_drop: bool,
+}
+
+impl WorkDir {
+    fn new(given: Option<PathBuf>) -> Result<Self, WorkerError> {
+        let (path, remove_on_drop) = match given {
+            Some(path) => (path, false),
+            None => {
+                let unique = format!("weft-worker-{}-{}", std::process::id(), next_id());
+                (std::env::temp_dir().join(unique), true)
+            }
+        };
+        std::fs::create_dir_all(&path).map_err(|source| WorkerError::WorkDir {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { path, remove_on_drop })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

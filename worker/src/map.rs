@@ -1,0 +1,201 @@
+//! A map attempt: reads the lines its split owns, runs the built-in app or the streaming
+//! mapper on them, and writes partitioned, sorted output (or, for a map-only job, the part
+//! file itself).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use weft_core::partition::Partitioner;
+use weft_core::record::RecordReader;
+use weft_core::spec::{Builtin, Program};
+use weft_core::split::{line_range, Split, SplitLines};
+
+use crate::apps::{AppMapper, AppReducer};
+use crate::mapout::{split_line, Combiner, MapOutputWriter};
+use crate::process::{KillSwitch, Shell};
+
+/// What a finished map attempt reports.
+#[derive(Debug)]
+pub struct MapResult {
+    /// Bytes per partition (empty for map-only jobs).
+    pub partition_bytes: Vec<u64>,
+    /// Records written.
+    pub records: u64,
+}
+
+/// Everything a map attempt needs.
+pub struct MapTask<'a> {
+    /// The program.
+    pub program: &'a Program,
+    /// The sort app's split points.
+    pub split_points: Vec<Vec<u8>>,
+    /// The input.
+    pub split: Split,
+    /// Reduce tasks of the job; 0 for map-only.
+    pub reduce_tasks: u32,
+    /// Map-only jobs: the part file to write.
+    pub output_file: Option<PathBuf>,
+    /// Where partitioned output goes (unused by map-only streaming).
+    pub output_dir: PathBuf,
+    /// Variables for streaming commands.
+    pub env: Vec<(String, String)>,
+    /// Sort buffer size.
+    pub sort_buffer: usize,
+}
+
+/// Runs a map attempt to its end.
+pub fn run_map(task: MapTask<'_>, switch: &KillSwitch) -> Result<MapResult, String> {
+    let result = match task.program {
+        Program::Builtin(app) => map_builtin(&task, app, switch),
+        Program::Streaming { mapper, combiner, .. } => map_streaming(&task, mapper, combiner.as_deref(), switch),
+    };
+    result.map_err(|e| match e {
+        TaskFailure::Io(e) if switch.tripped() => format!("stopped: {e}"),
+        TaskFailure::Io(e) => format!("map I/O error: {e}"),
+        TaskFailure::Command(reason) => reason,
+    })
+}
+
+/// How a task fails: an I/O error, or a command that failed.
+pub enum TaskFailure {
+    /// Reading, writing or spilling failed.
+    Io(io::Error),
+    /// A streaming command failed; the reason names it.
+    Command(String),
+}
+
+impl From<io::Error> for TaskFailure {
+    fn from(e: io::Error) -> Self {
+        TaskFailure::Io(e)
+    }
+}
+
+fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -> io::Result<MapOutputWriter> {
+    let (partitioner, partitions) = if !task.split_points.is_empty() {
+        let partitions = task.split_points.len() as u32 + 1;
+        (
+            Partitioner::Range {
+                points: task.split_points.clone(),
+            },
+            partitions,
+        )
+    } else {
+        let partitions = task.reduce_tasks.max(1);
+        (Partitioner::Hash { partitions }, partitions)
+    };
+    MapOutputWriter::create(
+        task.output_dir.clone(),
+        partitioner,
+        partitions,
+        task.sort_buffer,
+        combiner,
+        switch.clone(),
+    )
+}
+
+fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
+    let mut mapper = AppMapper::new(app, &task.split.file).map_err(TaskFailure::Command)?;
+    let mut out = writer(task, None, switch)?;
+    let mut lines = SplitLines::open(&task.split)?;
+    let mut line = Vec::new();
+    let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
+    let mut n = 0u64;
+    while lines.next_line(&mut line)? {
+        mapper.map(&line, &mut emit)?;
+        n += 1;
+        if n.is_multiple_of(4096) {
+            switch.check()?;
+        }
+    }
+    mapper.finish(&mut emit)?;
+    let records = out.records;
+    let partition_bytes = out.finish()?;
+    match &task.output_file {
+        None => Ok(MapResult {
+            partition_bytes,
+            records,
+        }),
+        Some(part) => {
+            let records = reduce_local(&task.output_dir, app, part)?;
+            Ok(MapResult {
+                partition_bytes: Vec::new(),
+                records,
+            })
+        }
+    }
+}
+
+/// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
+fn reduce_local(dir: &Path, app: &Builtin, part: &Path) -> io::Result<u64> {
+    let mut reader = RecordReader::new(BufReader::new(File::open(dir.join("data"))?));
+    let mut reducer = AppReducer::new(app, BufWriter::new(File::create(part)?));
+    while reader.advance()? {
+        reducer.push(reader.key(), reader.value())?;
+    }
+    let (out, records) = reducer.finish()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::remove_dir_all(dir)?;
+    Ok(records)
+}
+
+fn map_streaming(
+    task: &MapTask<'_>,
+    mapper: &str,
+    combiner: Option<&str>,
+    switch: &KillSwitch,
+) -> Result<MapResult, TaskFailure> {
+    let (begin, end) = line_range(&task.split)?;
+    let stdout = match &task.output_file {
+        Some(part) => Stdio::from(File::create(part)?),
+        None => Stdio::piped(),
+    };
+    let mut shell = Shell::spawn(mapper, &task.env, Stdio::piped(), stdout, switch)?;
+    let stdin = shell.stdin().expect("piped");
+    let file = task.split.file.clone();
+    let feeder = std::thread::spawn(move || feed_range(&file, begin, end, stdin));
+    let mut result = MapResult {
+        partition_bytes: Vec::new(),
+        records: 0,
+    };
+    if let Some(stdout) = shell.stdout() {
+        let combiner = combiner.map(|command| Combiner {
+            command: command.to_string(),
+            env: task.env.clone(),
+        });
+        let mut out = writer(task, combiner, switch)?;
+        let mut reader = BufReader::with_capacity(256 << 10, stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line)? > 0 {
+            let (key, value) = split_line(&line);
+            out.add(key, value)?;
+            line.clear();
+        }
+        // The mapper's status decides; a failed spill after a failed mapper is noise.
+        let written = out.records;
+        shell.wait().map_err(TaskFailure::Command)?;
+        result.partition_bytes = out.finish()?;
+        result.records = written;
+    } else {
+        shell.wait().map_err(TaskFailure::Command)?;
+    }
+    feeder
+        .join()
+        .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
+    if let Some(part) = &task.output_file {
+        File::open(part)?.sync_all()?;
+    }
+    Ok(result)
+}
+
+/// Copies `[begin, end)` of `file` to a command's stdin. A command that stops reading
+/// early (like `head`) is not an error.
+fn feed_range(file: &Path, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<()> {
+    let mut input = File::open(file)?;
+    input.seek(SeekFrom::Start(begin))?;
+    match io::copy(&mut input.take(end - begin), &mut stdin) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map(|_| ()),
+    }
+}

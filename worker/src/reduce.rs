@@ -1,0 +1,92 @@
+//! A reduce attempt after its fetch: merges the sorted runs and feeds them, key by key, to
+//! the built-in app's reducer or to the streaming reducer, whose output is the part file.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+use weft_core::merge::Merger;
+use weft_core::spec::Program;
+
+use crate::apps::AppReducer;
+use crate::map::TaskFailure;
+use crate::mapout::append_line;
+use crate::process::{KillSwitch, Shell};
+use crate::runs::{final_merger, Run};
+
+/// Merges `runs` and writes the part file `output`; returns the records written (lines
+/// fed to a streaming reducer).
+pub fn run_reduce(
+    program: &Program,
+    runs: Vec<Run>,
+    scratch: &Path,
+    output: &Path,
+    env: &[(String, String)],
+    switch: &KillSwitch,
+) -> Result<u64, String> {
+    let result = (|| -> Result<u64, TaskFailure> {
+        let merger = final_merger(runs, scratch)?;
+        match program {
+            Program::Builtin(app) => {
+                let mut reducer = AppReducer::new(app, BufWriter::with_capacity(1 << 20, File::create(output)?));
+                drain(merger, switch, |k, v| reducer.push(k, v))?;
+                let (out, records) = reducer.finish()?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                Ok(records)
+            }
+            Program::Streaming { reducer: None, .. } => {
+                let mut out = BufWriter::with_capacity(1 << 20, File::create(output)?);
+                let mut line = Vec::new();
+                let records = drain(merger, switch, |k, v| {
+                    line.clear();
+                    append_line(&mut line, k, v);
+                    out.write_all(&line)
+                })?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                Ok(records)
+            }
+            Program::Streaming {
+                reducer: Some(command), ..
+            } => {
+                let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(File::create(output)?), switch)?;
+                let mut stdin = io::BufWriter::with_capacity(256 << 10, shell.stdin().expect("piped"));
+                let mut line = Vec::new();
+                let fed = drain(merger, switch, |k, v| {
+                    line.clear();
+                    append_line(&mut line, k, v);
+                    stdin.write_all(&line)
+                });
+                let flushed = stdin.flush();
+                drop(stdin);
+                // The reducer's own status explains a broken pipe better than the pipe does.
+                shell.wait().map_err(TaskFailure::Command)?;
+                let records = fed?;
+                flushed?;
+                File::open(output)?.sync_all()?;
+                Ok(records)
+            }
+        }
+    })();
+    result.map_err(|e| match e {
+        TaskFailure::Io(e) if switch.tripped() => format!("stopped: {e}"),
+        TaskFailure::Io(e) => format!("reduce I/O error: {e}"),
+        TaskFailure::Command(reason) => reason,
+    })
+}
+
+fn drain<R: BufRead>(
+    mut merger: Merger<R>,
+    switch: &KillSwitch,
+    mut take: impl FnMut(&[u8], &[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let mut n = 0u64;
+    while merger.advance()? {
+        take(merger.key(), merger.value())?;
+        n += 1;
+        if n.is_multiple_of(4096) {
+            switch.check()?;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,107 @@
+//! Sorted runs of records a reducer merges: in memory or on disk, merged in passes of at
+//! most [`MERGE_FACTOR`] so that open files stay bounded.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Write};
+use std::path::PathBuf;
+
+use weft_core::merge::Merger;
+
+/// Runs merged at once.
+pub const MERGE_FACTOR: usize = 64;
+
+/// One sorted run.
+pub enum Run {
+    /// Held in memory.
+    Memory(Vec<u8>),
+    /// In a file.
+    File(PathBuf),
+}
+
+impl Run {
+    /// Bytes held in memory.
+    pub fn memory(&self) -> usize {
+        match self {
+            Run::Memory(data) => data.len(),
+            Run::File(_) => 0,
+        }
+    }
+
+    fn open(self) -> io::Result<Box<dyn BufRead + Send>> {
+        Ok(match self {
+            Run::Memory(data) => Box::new(Cursor::new(data)),
+            Run::File(path) => {
+                let file = File::open(&path)?;
+                // Unlinked now: the open handle keeps it readable, and nothing is left behind.
+                std::fs::remove_file(&path)?;
+                Box::new(BufReader::with_capacity(256 << 10, file))
+            }
+        })
+    }
+}
+
+/// Merges `runs` into one file run at `target`.
+fn merge_into_file(runs: Vec<Run>, target: PathBuf) -> io::Result<Run> {
+    let sources = runs.into_iter().map(Run::open).collect::<io::Result<Vec<_>>>()?;
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&target)?);
+    Merger::new(sources).write_all(&mut out)?;
+    out.flush()?;
+    Ok(Run::File(target))
+}
+
+/// Moves every in-memory run to one file run at `target`; file runs stay as they are.
+pub fn merge_memory_runs(runs: Vec<Run>, target: PathBuf) -> io::Result<Vec<Run>> {
+    let (memory, mut kept): (Vec<Run>, Vec<Run>) = runs.into_iter().partition(|r| matches!(r, Run::Memory(_)));
+    kept.push(merge_into_file(memory, target)?);
+    Ok(kept)
+}
+
+/// A merger over every run, after merging runs in passes until at most [`MERGE_FACTOR`]
+/// are left; intermediate files go to `dir`.
+pub fn final_merger(mut runs: Vec<Run>, dir: &std::path::Path) -> io::Result<Merger<Box<dyn BufRead + Send>>> {
+    let mut pass = 0;
+    while runs.len() > MERGE_FACTOR {
+        let rest = runs.split_off(MERGE_FACTOR);
+        let merged = merge_into_file(runs, dir.join(format!("pass-{pass}")))?;
+        pass += 1;
+        runs = rest;
+        runs.push(merged);
+    }
+    let sources = runs.into_iter().map(Run::open).collect::<io::Result<Vec<_>>>()?;
+    Ok(Merger::new(sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_core::record::encode;
+
+    #[test]
+    fn many_runs_merge_in_passes_into_one_sorted_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Vec::new();
+        for i in 0..150u32 {
+            let mut data = Vec::new();
+            encode(&mut data, format!("{:04}", i * 7 % 150).as_bytes(), b"");
+            encode(&mut data, format!("{:04}", 1000 + i).as_bytes(), b"");
+            runs.push(Run::Memory(data));
+        }
+        let runs = merge_memory_runs(runs.split_off(100), dir.path().join("m"))
+            .unwrap()
+            .into_iter()
+            .chain(runs)
+            .collect();
+        let mut merger = final_merger(runs, dir.path()).unwrap();
+        let mut keys = Vec::new();
+        while merger.advance().unwrap() {
+            keys.push(String::from_utf8(merger.key().to_vec()).unwrap());
+        }
+        assert_eq!(keys.len(), 300);
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "intermediate files removed"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The shuffle service: reducers fetch one partition of one map attempt's output as a
+//! stream of chunks, never the whole partition in one message.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use weft_proto::v1::{self, shuffle_service_server::ShuffleService};
+
+use crate::store::MapOutputStore;
+
+/// Bytes per chunk.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Serves [`ShuffleService`] from a [`MapOutputStore`].
+pub struct ShuffleApi {
+    /// The map outputs.
+    pub store: MapOutputStore,
+}
+
+#[tonic::async_trait]
+impl ShuffleService for ShuffleApi {
+    type FetchStream = Pin<Box<dyn Stream<Item = Result<v1::Chunk, Status>> + Send>>;
+
+    async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<Self::FetchStream>, Status> {
+        let r = request.into_inner();
+        let (path, start, length) = self
+            .store
+            .partition_range(&r.job_id, r.map_attempt, r.partition)
+            .map_err(|e| Status::not_found(format!("map attempt {} of {}: {e}", r.map_attempt, r.job_id)))?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Status::not_found(format!("{}: {e}", path.display())))?;
+        let (chunks, receiver) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let send = async {
+                file.seek(std::io::SeekFrom::Start(start)).await?;
+                let mut left = length as usize;
+                while left > 0 {
+                    let mut data = vec![0u8; left.min(CHUNK_BYTES)];
+                    file.read_exact(&mut data).await?;
+                    left -= data.len();
+                    if chunks.send(Ok(v1::Chunk { data })).await.is_err() {
+                        break; // the reducer went away
+                    }
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            if let Err(e) = send.await {
+                let _ = chunks
+                    .send(Err(Status::internal(format!("reading map output: {e}"))))
+                    .await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}

@@ -1,0 +1,80 @@
+//! Where map output lives on the worker's disk: `<root>/<job>/<attempt>/data` holds the
+//! partitions one after another, sorted by key, and `index` their offsets.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The map outputs this worker holds.
+#[derive(Debug, Clone)]
+pub struct MapOutputStore {
+    root: PathBuf,
+}
+
+impl MapOutputStore {
+    /// A store under `root`, emptied of anything an earlier run left.
+    pub fn open(root: PathBuf) -> io::Result<Self> {
+        if root.exists() {
+            fs::remove_dir_all(&root)?;
+        }
+        fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    /// The directory of one attempt's output; job ids are checked to be plain names.
+    pub fn attempt_dir(&self, job: &str, attempt: u64) -> io::Result<PathBuf> {
+        Ok(self.job_dir(job)?.join(attempt.to_string()))
+    }
+
+    fn job_dir(&self, job: &str) -> io::Result<PathBuf> {
+        let plain = !job.is_empty() && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad job id {job:?}"),
+            ));
+        }
+        Ok(self.root.join(job))
+    }
+
+    /// The byte range of `partition` in an attempt's data file.
+    pub fn partition_range(&self, job: &str, attempt: u64, partition: u32) -> io::Result<(PathBuf, u64, u64)> {
+        let dir = self.attempt_dir(job, attempt)?;
+        let offsets = read_index(&dir.join("index"))?;
+        let p = partition as usize;
+        if p + 1 >= offsets.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no partition {partition}"),
+            ));
+        }
+        Ok((dir.join("data"), offsets[p], offsets[p + 1] - offsets[p]))
+    }
+
+    /// Deletes a job's map output.
+    pub fn forget(&self, job: &str) {
+        if let Ok(dir) = self.job_dir(job) {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+
+    /// The store's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Writes partition offsets: `partitions + 1` little-endian u64s.
+pub fn write_index(path: &Path, offsets: &[u64]) -> io::Result<()> {
+    let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+    fs::write(path, bytes)
+}
+
+fn read_index(path: &Path) -> io::Result<Vec<u64>> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
