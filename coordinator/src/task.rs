@@ -131,8 +131,12 @@ pub async fn run_task(
     let (mut latest, first) = launch(history);
     running.push(first);
     let mut backed_up = false;
-    let mut check = tokio::time::interval(ctx.backup.map_or(Duration::from_secs(3600), |b| b.check_every));
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Only job phases look for stragglers; queue tasks need no timer.
+    let mut check = ctx.backup.map(|b| {
+        let mut check = tokio::time::interval(b.check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check
+    });
     loop {
         tokio::select! {
             Some((id, finished)) = running.next() => {
@@ -167,7 +171,7 @@ pub async fn run_task(
                     running.push(next);
                 }
             }
-            _ = check.tick(), if ctx.backup.is_some() && !backed_up && running.len() == 1 => {
+            _ = tick(&mut check), if !backed_up && running.len() == 1 => {
                 let policy = ctx.backup.expect("guarded");
                 if straggling(ctx, policy, latest) {
                     tracing::info!(straggler = latest, "starting a backup attempt");
@@ -178,6 +182,15 @@ pub async fn run_task(
                 }
             }
         }
+    }
+}
+
+async fn tick(check: &mut Option<tokio::time::Interval>) {
+    match check {
+        Some(check) => {
+            check.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,85 @@
+//! The work queue through the client library: batches of independent tasks on a real
+//! coordinator and workers, each result a future, collected with DeferredList.
+
+mod common;
+
+use common::*;
+use weft_client::{Client, ClientError, DeferredList, Fired, Task};
+
+#[tokio::test]
+async fn a_batch_comes_back_in_submission_order() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let tasks: Vec<Task> = (0..2000).map(|i| Task::new("echo", format!("payload {i}"))).collect();
+    let results = client.run_tasks(tasks).await.unwrap();
+    let Fired::Completed(outputs) = DeferredList::from_futures(results).consume_errors(true).await else {
+        panic!("a plain DeferredList waits for all");
+    };
+    assert_eq!(outputs.len(), 2000);
+    for (i, output) in outputs.into_iter().enumerate() {
+        assert_eq!(output.unwrap(), format!("payload {i}").into_bytes());
+    }
+}
+
+#[tokio::test]
+async fn handlers_run_and_failures_come_back_as_errors() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let tasks = vec![
+        Task::new("noop", ""),
+        Task::new("exec", "printf 'hello from %s' exec"),
+        Task::new("exec", "echo broken >&2; exit 7"),
+        Task::new("sleep", "50"),
+        Task::new("sleep", "not a number"),
+    ];
+    let results = client.run_tasks_with_attempts(tasks, 2).await.unwrap();
+    let outputs = DeferredList::from_futures(results)
+        .consume_errors(true)
+        .await
+        .into_completed()
+        .unwrap();
+    assert_eq!(outputs[0].as_ref().unwrap(), b"");
+    assert_eq!(outputs[1].as_ref().unwrap(), b"hello from exec");
+    let ClientError::TaskFailed(reason) = outputs[2].as_ref().unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        reason.contains("status 7") && reason.contains("broken") && reason.contains("2 attempts"),
+        "{reason}"
+    );
+    assert!(outputs[3].is_ok());
+    assert!(outputs[4].is_err());
+
+    let unknown = client.run_tasks(vec![Task::new("teleport", "")]).await.err().unwrap();
+    let ClientError::Rpc(status) = unknown else { panic!() };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("teleport"));
+}
+
+#[tokio::test]
+async fn fire_on_one_callback_returns_the_first_finisher() {
+    let cluster = TestCluster::start(1, 4, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let tasks = vec![
+        Task::new("sleep", "3000"),
+        Task::new("sleep", "10"),
+        Task::new("sleep", "3000"),
+    ];
+    let results = client.run_tasks(tasks).await.unwrap();
+    let started = std::time::Instant::now();
+    let fired = DeferredList::from_futures(results).fire_on_one_callback(true).await;
+    assert!(matches!(fired, Fired::FirstSuccess { index: 1, .. }), "{fired:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn queue_tasks_survive_a_killed_worker() {
+    let mut cluster = TestCluster::start(2, 2, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let tasks: Vec<Task> = (0..8).map(|_| Task::new("sleep", "700")).collect();
+    let results = client.run_tasks(tasks).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    cluster.signal_worker(0, "KILL");
+    let outputs = DeferredList::from_futures(results).await.into_completed().unwrap();
+    assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
+}
