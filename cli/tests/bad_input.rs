@@ -83,20 +83,10 @@ fn bad_jobs_are_refused_clearly_and_the_cluster_keeps_working() {
     );
 
     // A mapper that does not exist: accepted, then the job fails with that reason.
-    let output = cluster.weft(&[
-        "submit",
-        "--wait",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--mapper",
-        "weft-no-such-command",
-        "--reducer",
-        "cat",
-        "--max-attempts",
-        "2",
-    ]);
+    let job = JobFlags::new(&input, &out)
+        .streaming("weft-no-such-command", "cat")
+        .flag("--max-attempts", "2");
+    let output = cluster.weft(&job.after(&["submit", "--wait"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -111,10 +101,7 @@ fn bad_jobs_are_refused_clearly_and_the_cluster_keeps_working() {
     );
 
     // The same cluster (and the same output directory) runs the next job.
-    submit_wait(
-        &cluster,
-        &["--input", s(&input), "--output", s(&out), "--app", "wordcount"],
-    );
+    cluster.submit_wait(&JobFlags::new(&input, &out).app("wordcount"));
     assert!(!read_keyed_output(&out).is_empty());
 }
 

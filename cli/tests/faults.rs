@@ -4,37 +4,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Lines of every input file, sorted bytewise: what an identity job must output.
-fn sorted_lines(input: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = fs::read_dir(input)
-        .unwrap()
-        .flat_map(|e| {
-            fs::read_to_string(e.unwrap().path())
-                .unwrap()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    lines
-}
-
-fn sorted_output(out: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = read_parts(out)
-        .iter()
-        .flat_map(|p| p.lines().map(String::from).collect::<Vec<_>>())
-        .collect();
-    lines.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    lines
-}
 
 /// `(task id, attempt, worker pid, event)` lines that streaming tasks append to a log.
 fn task_log(path: &Path) -> Vec<(String, u32, u32, String)> {
@@ -60,16 +35,21 @@ fn log_event(log: &Path, event: &str) -> String {
     )
 }
 
-/// Waits for a `weft submit --wait` child, restarting dead workers meanwhile.
+/// How many times each task appears in a task log.
+fn runs_per_task(log: &Path) -> HashMap<String, usize> {
+    let mut runs = HashMap::new();
+    for (task, ..) in task_log(log) {
+        *runs.entry(task).or_default() += 1;
+    }
+    runs
+}
+
+/// Waits for a `weft submit --wait` child, restarting dead workers meanwhile; returns
+/// whether the job succeeded, its stderr, and how many workers were restarted.
 fn wait_restarting(cluster: &mut TestCluster, mut job: std::process::Child, limit: Duration) -> (bool, String, usize) {
     let deadline = Instant::now() + limit;
     let mut restarts = 0;
-    loop {
-        if let Some(status) = job.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            return (status.success(), stderr, restarts);
-        }
+    while job.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = job.kill();
             panic!("the job did not end in {limit:?}\n{}", cluster.logs());
@@ -77,6 +57,8 @@ fn wait_restarting(cluster: &mut TestCluster, mut job: std::process::Child, limi
         restarts += cluster.restart_dead_workers();
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (ok, stderr) = finish(job);
+    (ok, stderr, restarts)
 }
 
 #[test]
@@ -84,10 +66,8 @@ fn chaos_tasks_fail_hang_and_kill_their_workers_yet_the_output_is_exact() {
     let mut cluster = TestCluster::start(3, 2, &["--lease-timeout", "2", "--backup-after", "30"]);
     let input = cluster.path("input");
     let files = write_corpus(&input, 4, 1500, 17);
-    let log = cluster.path("tasks.log");
     // Deterministic faults make sure each kind happens; random ones add more.
-    let chaos = format!(
-        r#"{start}
+    let chaos = r#"
 case "$WEFT_TASK_ID:$WEFT_ATTEMPT" in
   *-m-00000:1|*-r-00001:1) kill -9 "$WEFT_WORKER_PID"; sleep 5 ;;
   *-m-00001:1) sleep 1000 ;;
@@ -100,60 +80,23 @@ if [ "$WEFT_ATTEMPT" -le 3 ]; then
     1) kill -9 "$WEFT_WORKER_PID"; sleep 5 ;;
     2) sleep 1000 ;;
   esac
-fi"#,
-        start = log_event(&log, "start")
-    );
-    let mapper = format!("{chaos}\ntr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 {{ print $0 \"\\t1\" }}'");
-    let reducer = format!("{chaos}\nawk -F'\\t' '{{ s[$1] += $2 }} END {{ for (k in s) print k \"\\t\" s[k] }}'");
+fi
+"#;
     let out = cluster.path("out");
-    let job = cluster.spawn_weft(&[
-        "submit",
-        "--wait",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--mapper",
-        &mapper,
-        "--reducer",
-        &reducer,
-        "--reduce-tasks",
-        "3",
-        "--split-size",
-        "12000",
-        "--max-attempts",
-        "12",
-        "--task-timeout",
-        "3",
-    ]);
+    let job = JobFlags::new(&input, &out)
+        .streaming(&format!("{chaos}{ASCII_WORD_MAPPER}"), &format!("{chaos}{SUM_REDUCER}"))
+        .flag("--reduce-tasks", "3")
+        .flag("--split-size", "12000")
+        .flag("--max-attempts", "12")
+        .flag("--task-timeout", "3");
+    let job = cluster.spawn_submit_wait(&job);
     let (ok, stderr, restarts) = wait_restarting(&mut cluster, job, Duration::from_secs(240));
     assert!(ok, "job failed: {stderr}\n{}", cluster.logs());
     assert!(
         restarts >= 2,
         "tasks killed their workers at least twice, restarts: {restarts}"
     );
-
-    let mut got = BTreeMap::new();
-    for part in read_parts(&out) {
-        for line in part.lines() {
-            let (k, v) = line.split_once('\t').unwrap();
-            assert!(
-                got.insert(k.to_string(), v.parse::<u64>().unwrap()).is_none(),
-                "{k} twice"
-            );
-        }
-    }
-    let mut expected = BTreeMap::new();
-    for f in &files {
-        for w in fs::read_to_string(f)
-            .unwrap()
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|w| !w.is_empty())
-        {
-            *expected.entry(w.to_string()).or_insert(0u64) += 1;
-        }
-    }
-    assert_eq!(got, expected);
+    assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
     let coordinator = cluster.coordinator_log();
     assert!(coordinator.contains("chaos says no"), "a failure reason was recorded");
     assert!(
@@ -170,31 +113,16 @@ fn a_worker_killed_after_the_map_phase_has_its_map_output_recomputed() {
     let log = cluster.path("tasks.log");
     let pidfile = cluster.path("reducer.pid");
     let mapper = format!("{}; sleep 0.2; cat", log_event(&log, "map"));
-    let reducer = format!(
-        r#"if [ "$WEFT_ATTEMPT" = 1 ]; then echo "$WEFT_WORKER_PID" > {pid}.tmp; mv {pid}.tmp {pid}; sleep 60; fi; cat"#,
-        pid = pidfile.display()
-    );
+    let reducer = format!("{}; cat", on_first_attempt_record_worker_and_sleep(&pidfile, 60));
     let out = cluster.path("out");
-    let mut job = cluster.spawn_weft(&[
-        "submit",
-        "--wait",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--mapper",
-        &mapper,
-        "--reducer",
-        &reducer,
-        "--split-size",
-        "4000",
-    ]);
+    let job = cluster.spawn_submit_wait(
+        &JobFlags::new(&input, &out)
+            .streaming(&mapper, &reducer)
+            .flag("--split-size", "4000"),
+    );
     // The reducer's first attempt runs only after every map committed: its worker holds some map output.
-    wait_until(Duration::from_secs(60), "the reducer to start", || pidfile.exists());
-    let pid: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    let victim = (0..2)
-        .find(|i| cluster.worker_pid(*i) == pid)
-        .expect("the reducer runs on one of our workers");
+    let pid = wait_for_pidfile(&pidfile);
+    let victim = cluster.worker_with_pid(pid);
     let maps_on_victim: HashSet<String> = task_log(&log)
         .into_iter()
         .filter(|(_, _, p, _)| *p == pid)
@@ -203,17 +131,13 @@ fn a_worker_killed_after_the_map_phase_has_its_map_output_recomputed() {
     assert!(!maps_on_victim.is_empty(), "both workers ran maps");
     cluster.signal_worker(victim, "KILL");
 
-    let status = job.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "{stderr}\n{}", cluster.logs());
+    let (ok, stderr) = finish(job);
+    assert!(ok, "{stderr}\n{}", cluster.logs());
     assert_eq!(sorted_output(&out), sorted_lines(&input));
     // Every map whose output died with the worker ran again; the others did not.
-    let runs = task_log(&log);
-    for task in runs.iter().map(|(t, ..)| t).collect::<HashSet<_>>() {
-        let attempts = runs.iter().filter(|(t, ..)| t == task).count();
-        let expected = if maps_on_victim.contains(task) { 2 } else { 1 };
-        assert_eq!(attempts, expected, "{task}: {runs:?}");
+    for (task, runs) in runs_per_task(&log) {
+        let expected = if maps_on_victim.contains(&task) { 2 } else { 1 };
+        assert_eq!(runs, expected, "{task}: {:?}", task_log(&log));
     }
     assert!(cluster.coordinator_log().contains("map output lost"));
 }
@@ -230,34 +154,19 @@ fn a_straggler_gets_a_backup_attempt_and_the_first_to_finish_commits() {
     );
     let out = cluster.path("out");
     let started = Instant::now();
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--mapper",
-            &mapper,
-            "--reducer",
-            "cat",
-            "--split-size",
-            "8000",
-        ],
+    cluster.submit_wait(
+        &JobFlags::new(&input, &out)
+            .streaming(&mapper, "cat")
+            .flag("--split-size", "8000"),
     );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the backup finished the job, not the straggler"
     );
     assert_eq!(sorted_output(&out), sorted_lines(&input));
-    let runs = task_log(&log);
-    let mut attempts: HashMap<&str, u32> = HashMap::new();
-    for (task, ..) in &runs {
-        *attempts.entry(task.as_str()).or_default() += 1;
-    }
-    for (task, n) in attempts {
+    for (task, runs) in runs_per_task(&log) {
         let expected = if task.ends_with("-m-00000") { 2 } else { 1 };
-        assert_eq!(n, expected, "{task} ran {n} times: {runs:?}");
+        assert_eq!(runs, expected, "{task}: {:?}", task_log(&log));
     }
     assert!(cluster.coordinator_log().contains("starting a backup attempt"));
 }
@@ -267,34 +176,16 @@ fn a_frozen_worker_loses_its_lease_and_its_late_report_is_ignored() {
     let mut cluster = TestCluster::start(2, 1, &["--lease-timeout", "1"]);
     let input = cluster.path("input");
     write_corpus(&input, 1, 300, 31);
-    let log = cluster.path("tasks.log");
     let pidfile = cluster.path("first.pid");
     // The first attempt records its worker and takes a while; the test freezes that worker.
-    let mapper = format!(
-        r#"{}; if [ "$WEFT_ATTEMPT" = 1 ]; then echo "$WEFT_WORKER_PID" > {pid}.tmp; mv {pid}.tmp {pid}; sleep 3; fi; cat"#,
-        log_event(&log, "map"),
-        pid = pidfile.display()
-    );
+    let mapper = format!("{}; cat", on_first_attempt_record_worker_and_sleep(&pidfile, 3));
     let out = cluster.path("out");
-    let mut job = cluster.spawn_weft(&[
-        "submit",
-        "--wait",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--mapper",
-        &mapper,
-        "--reducer",
-        "cat",
-    ]);
-    wait_until(Duration::from_secs(30), "the first attempt", || pidfile.exists());
-    let pid: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    let frozen = (0..2).find(|i| cluster.worker_pid(*i) == pid).unwrap();
+    let job = cluster.spawn_submit_wait(&JobFlags::new(&input, &out).streaming(&mapper, "cat"));
+    let frozen = cluster.worker_with_pid(wait_for_pidfile(&pidfile));
     cluster.signal_worker(frozen, "STOP");
-    let status = job.wait().unwrap();
+    let (ok, stderr) = finish(job);
     cluster.signal_worker(frozen, "CONT");
-    assert!(status.success(), "{}", cluster.logs());
+    assert!(ok, "{stderr}\n{}", cluster.logs());
     assert_eq!(sorted_output(&out), sorted_lines(&input));
     assert!(cluster.coordinator_log().contains("lease expired"));
     // Woken up, the worker finds its session gone and joins again.
@@ -314,18 +205,7 @@ fn sigterm_lets_a_worker_finish_its_task_and_exit_cleanly() {
         log_event(&log, "end")
     );
     let out = cluster.path("out");
-    let mut job = cluster.spawn_weft(&[
-        "submit",
-        "--wait",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--mapper",
-        &mapper,
-        "--reducer",
-        "cat",
-    ]);
+    let job = cluster.spawn_submit_wait(&JobFlags::new(&input, &out).streaming(&mapper, "cat"));
     wait_until(Duration::from_secs(30), "the map to start", || {
         task_log(&log).len() == 1
     });
@@ -340,7 +220,7 @@ fn sigterm_lets_a_worker_finish_its_task_and_exit_cleanly() {
     );
     // Its map output left with it: a new worker runs the map again and the reduce.
     cluster.add_worker(1);
-    let status = job.wait().unwrap();
-    assert!(status.success(), "{}", cluster.logs());
+    let (ok, stderr) = finish(job);
+    assert!(ok, "{stderr}\n{}", cluster.logs());
     assert_eq!(sorted_output(&out), sorted_lines(&input));
 }

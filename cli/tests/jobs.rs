@@ -15,21 +15,11 @@ fn wordcount_and_indexer_match_a_single_process_computation() {
     let files = write_corpus(&input, 6, 3000, 11);
     let out = cluster.path("wc");
     // Small splits: many map tasks, several per file.
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--app",
-            "wordcount",
-            "--reduce-tasks",
-            "3",
-            "--split-size",
-            "20000",
-        ],
-    );
+    let job = JobFlags::new(&input, &out)
+        .app("wordcount")
+        .flag("--reduce-tasks", "3")
+        .flag("--split-size", "20000");
+    cluster.submit_wait(&job);
     let counts: BTreeMap<String, u64> = read_keyed_output(&out)
         .into_iter()
         .map(|(k, v)| (k, v.parse().unwrap()))
@@ -37,21 +27,11 @@ fn wordcount_and_indexer_match_a_single_process_computation() {
     assert_eq!(counts, expected_wordcount(&files));
 
     let out = cluster.path("index");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--app",
-            "indexer",
-            "--reduce-tasks",
-            "2",
-            "--split-size",
-            "30000",
-        ],
-    );
+    let job = JobFlags::new(&input, &out)
+        .app("indexer")
+        .flag("--reduce-tasks", "2")
+        .flag("--split-size", "30000");
+    cluster.submit_wait(&job);
     assert_eq!(read_keyed_output(&out), expected_index(&files));
 }
 
@@ -61,21 +41,11 @@ fn grep_counts_matching_lines_per_file_and_sort_orders_globally() {
     let input = cluster.path("input");
     let files = write_corpus(&input, 3, 2000, 5);
     let out = cluster.path("grep");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--app",
-            "grep",
-            "--pattern",
-            "fox|Straße",
-            "--split-size",
-            "10000",
-        ],
-    );
+    let job = JobFlags::new(&input, &out)
+        .app("grep")
+        .flag("--pattern", "fox|Straße")
+        .flag("--split-size", "10000");
+    cluster.submit_wait(&job);
     let expected: BTreeMap<String, String> = files
         .iter()
         .map(|f| {
@@ -84,46 +54,25 @@ fn grep_counts_matching_lines_per_file_and_sort_orders_globally() {
                 .lines()
                 .filter(|l| l.contains("fox") || l.contains("Straße"))
                 .count();
-            (f.to_str().unwrap().to_string(), n.to_string())
+            (s(f).to_string(), n.to_string())
         })
         .collect();
     assert_eq!(read_keyed_output(&out), expected);
 
     let out = cluster.path("sorted");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--app",
-            "sort",
-            "--reduce-tasks",
-            "3",
-            "--split-size",
-            "15000",
-        ],
-    );
+    let job = JobFlags::new(&input, &out)
+        .app("sort")
+        .flag("--reduce-tasks", "3")
+        .flag("--split-size", "15000");
+    cluster.submit_wait(&job);
     let parts = read_parts(&out);
     assert_eq!(parts.len(), 3);
     assert!(
         parts.iter().filter(|p| !p.is_empty()).count() >= 2,
         "the range partitioner spreads lines"
     );
-    let got: Vec<&str> = parts.iter().flat_map(|p| p.lines()).collect();
-    let mut expected: Vec<String> = files
-        .iter()
-        .flat_map(|f| {
-            fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    assert_eq!(got, expected);
+    let in_order: Vec<String> = parts.iter().flat_map(|p| p.lines().map(String::from)).collect();
+    assert_eq!(in_order, sorted_lines(&input), "the parts concatenated are sorted");
 }
 
 #[test]
@@ -131,62 +80,22 @@ fn streaming_job_with_combiner_and_a_map_only_job() {
     let cluster = TestCluster::start(2, 2, &[]);
     let input = cluster.path("input");
     let files = write_corpus(&input, 4, 1500, 3);
-    // Words split on anything that is not an ASCII letter, like `tr -cs A-Za-z '\n'`.
-    let mapper = r#"tr -cs 'A-Za-z' '\n' | awk 'length($0) > 0 { print $0 "\t1" }'"#;
-    let summer = r#"awk -F'\t' '{ s[$1] += $2 } END { for (k in s) print k "\t" s[k] }'"#;
     let out = cluster.path("stream");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--mapper",
-            mapper,
-            "--combiner",
-            summer,
-            "--reducer",
-            summer,
-            "--reduce-tasks",
-            "2",
-            "--split-size",
-            "8000",
-        ],
-    );
-    let mut got = BTreeMap::new();
-    for part in read_parts(&out) {
-        for line in part.lines() {
-            let (k, v) = line.split_once('\t').unwrap();
-            assert!(got.insert(k.to_string(), v.parse::<u64>().unwrap()).is_none());
-        }
-    }
-    let mut expected = BTreeMap::new();
-    for f in &files {
-        let text = fs::read_to_string(f).unwrap();
-        for w in text.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()) {
-            *expected.entry(w.to_string()).or_insert(0u64) += 1;
-        }
-    }
-    assert_eq!(got, expected);
+    let job = JobFlags::new(&input, &out)
+        .streaming(ASCII_WORD_MAPPER, SUM_REDUCER)
+        .flag("--combiner", SUM_REDUCER)
+        .flag("--reduce-tasks", "2")
+        .flag("--split-size", "8000");
+    cluster.submit_wait(&job);
+    assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
 
     // Map-only: one part per map task, holding exactly what each mapper wrote.
     let out = cluster.path("maponly");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--mapper",
-            "awk '{ print length($0) }'",
-            "--reduce-tasks",
-            "0",
-            "--split-size",
-            "20000",
-        ],
-    );
+    let job = JobFlags::new(&input, &out)
+        .flag("--mapper", "awk '{ print length($0) }'")
+        .flag("--reduce-tasks", "0")
+        .flag("--split-size", "20000");
+    cluster.submit_wait(&job);
     let parts = read_parts(&out);
     let splits: usize = files
         .iter()
@@ -197,16 +106,7 @@ fn streaming_job_with_combiner_and_a_map_only_job() {
         .iter()
         .flat_map(|p| p.lines().map(|l| l.parse::<usize>().unwrap()))
         .collect();
-    let mut expected: Vec<usize> = files
-        .iter()
-        .flat_map(|f| {
-            fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| l.len())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut expected: Vec<usize> = sorted_lines(&input).iter().map(String::len).collect();
     got.sort_unstable();
     expected.sort_unstable();
     assert_eq!(got, expected, "every line mapped exactly once");
@@ -224,27 +124,14 @@ fn tasks_run_in_parallel_on_several_workers_and_each_map_exactly_once() {
         r#"echo "$WEFT_TASK_ID $WEFT_ATTEMPT $WEFT_WORKER_PID $(date +%s.%N) start" >> {log}; sleep 0.6; echo "$WEFT_TASK_ID $WEFT_ATTEMPT $WEFT_WORKER_PID $(date +%s.%N) end" >> {log}"#,
         log = log.display()
     );
-    let mapper = format!("{record}; cat");
-    let reducer = format!("{record}; cat");
+    let task = format!("{record}; cat");
     let out = cluster.path("out");
-    submit_wait(
-        &cluster,
-        &[
-            "--input",
-            s(&input),
-            "--output",
-            s(&out),
-            "--mapper",
-            &mapper,
-            "--reducer",
-            &reducer,
-            "--reduce-tasks",
-            "4",
-            "--split-size",
-            "6000",
-        ],
-    );
-    read_parts(&out);
+    let job = JobFlags::new(&input, &out)
+        .streaming(&task, &task)
+        .flag("--reduce-tasks", "4")
+        .flag("--split-size", "6000");
+    cluster.submit_wait(&job);
+    assert_eq!(sorted_output(&out), sorted_lines(&input));
     let text = fs::read_to_string(&log).unwrap();
     let runs: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
     for kind in ["-m-", "-r-"] {
@@ -281,22 +168,12 @@ fn weft_run_runs_a_job_with_no_setup() {
     let input = dir.path().join("input");
     let files = write_corpus(&input, 3, 1000, 21);
     let out = dir.path().join("out");
+    let job = JobFlags::new(&input, &out)
+        .app("wordcount")
+        .flag("--reduce-tasks", "2")
+        .flag("--split-size", "9000");
     let output = std::process::Command::new(weft_bin())
-        .args([
-            "run",
-            "--workers",
-            "2",
-            "--app",
-            "wordcount",
-            "--reduce-tasks",
-            "2",
-            "--split-size",
-            "9000",
-            "--input",
-        ])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
+        .args(job.after(&["run", "--workers", "2"]))
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -358,13 +358,148 @@ pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// `weft submit --wait ARGS` on the cluster; asserts that the job succeeded and returns its id.
-pub fn submit_wait(cluster: &TestCluster, args: &[&str]) -> String {
-    let mut all = vec!["submit", "--wait"];
-    all.extend_from_slice(args);
-    let output = cluster.weft(&all);
-    assert_ok(&output, cluster);
-    let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    assert!(id.starts_with("job-"), "submit prints the job id, got {id:?}");
-    id
+/// JOB-FLAGS for `weft submit` and `weft run`, built up readably.
+#[derive(Clone)]
+pub struct JobFlags(Vec<String>);
+
+impl JobFlags {
+    /// `--input INPUT --output OUTPUT`.
+    pub fn new(input: &Path, output: &Path) -> Self {
+        Self(vec![
+            "--input".into(),
+            s(input).into(),
+            "--output".into(),
+            s(output).into(),
+        ])
+    }
+
+    /// `--app NAME`.
+    pub fn app(self, name: &str) -> Self {
+        self.flag("--app", name)
+    }
+
+    /// `--mapper MAPPER --reducer REDUCER`.
+    pub fn streaming(self, mapper: &str, reducer: &str) -> Self {
+        self.flag("--mapper", mapper).flag("--reducer", reducer)
+    }
+
+    /// Any `--flag value`.
+    pub fn flag(mut self, name: &str, value: &str) -> Self {
+        self.0.push(name.into());
+        self.0.push(value.into());
+        self
+    }
+
+    /// The command line after `prefix`.
+    pub fn after<'a>(&'a self, prefix: &[&'a str]) -> Vec<&'a str> {
+        prefix
+            .iter()
+            .copied()
+            .chain(self.0.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+impl TestCluster {
+    /// `weft submit --wait JOB-FLAGS`; asserts that the job succeeded and returns its id.
+    pub fn submit_wait(&self, job: &JobFlags) -> String {
+        let output = self.weft(&job.after(&["submit", "--wait"]));
+        assert_ok(&output, self);
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        assert!(id.starts_with("job-"), "submit prints the job id, got {id:?}");
+        id
+    }
+
+    /// `weft submit --wait JOB-FLAGS`, in the background.
+    pub fn spawn_submit_wait(&self, job: &JobFlags) -> Child {
+        self.spawn_weft(&job.after(&["submit", "--wait"]))
+    }
+
+    /// The index of the worker whose process id is `pid`.
+    pub fn worker_with_pid(&self, pid: u32) -> usize {
+        (0..self.workers.len())
+            .find(|i| self.worker_pid(*i) == pid)
+            .unwrap_or_else(|| panic!("no worker has pid {pid}"))
+    }
+}
+
+/// Waits for a spawned `weft` and returns whether it succeeded, with its stderr.
+pub fn finish(mut child: Child) -> (bool, String) {
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+/// Shell that, on a task's first attempt, writes its worker's pid to `pidfile` (atomically)
+/// and then sleeps `secs`.
+pub fn on_first_attempt_record_worker_and_sleep(pidfile: &Path, secs: u32) -> String {
+    format!(
+        r#"if [ "$WEFT_ATTEMPT" = 1 ]; then echo "$WEFT_WORKER_PID" > {pid}.tmp; mv {pid}.tmp {pid}; sleep {secs}; fi"#,
+        pid = pidfile.display()
+    )
+}
+
+/// Reads the pid a task wrote with [`on_first_attempt_record_worker_and_sleep`].
+pub fn wait_for_pidfile(pidfile: &Path) -> u32 {
+    wait_until(Duration::from_secs(60), "a task to record its worker", || {
+        pidfile.exists()
+    });
+    fs::read_to_string(pidfile).unwrap().trim().parse().unwrap()
+}
+
+/// A streaming mapper that emits `word<TAB>1` for runs of ASCII letters.
+pub const ASCII_WORD_MAPPER: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'length($0) > 0 { print $0 "\t1" }'"#;
+/// A streaming reducer (and combiner) that sums values per key.
+pub const SUM_REDUCER: &str = r#"awk -F'\t' '{ s[$1] += $2 } END { for (k in s) print k "\t" s[k] }'"#;
+
+/// Counts of runs of ASCII letters, computed in this process: what
+/// [`ASCII_WORD_MAPPER`] and [`SUM_REDUCER`] must produce.
+pub fn expected_ascii_wordcount(files: &[PathBuf]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for f in files {
+        let text = fs::read_to_string(f).unwrap();
+        for w in text.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()) {
+            *counts.entry(w.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `key<TAB>number` lines of every part, each key once.
+pub fn read_counts(output: &Path) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for part in read_parts(output) {
+        for line in part.lines() {
+            let (k, v) = line.split_once('\t').unwrap();
+            assert!(counts.insert(k.to_string(), v.parse().unwrap()).is_none(), "{k} twice");
+        }
+    }
+    counts
+}
+
+/// Every line of every file in `input`, sorted bytewise: what an identity job outputs.
+pub fn sorted_lines(input: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = fs::read_dir(input)
+        .unwrap()
+        .flat_map(|e| {
+            fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    lines
+}
+
+/// Every line of every part, sorted bytewise.
+pub fn sorted_output(out: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = read_parts(out)
+        .iter()
+        .flat_map(|p| p.lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    lines.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    lines
 }
