@@ -76,6 +76,8 @@ impl JobArgs {
             split_size: self.split_size,
             max_attempts: self.max_attempts,
             task_timeout: self.task_timeout.map(Duration::from_secs),
+            priority: 0,
+            after: Vec::new(),
         };
         spec.validate()?;
         Ok(spec)

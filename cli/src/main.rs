@@ -3,6 +3,7 @@
 mod generate;
 mod job_args;
 mod progress;
+mod show;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +58,12 @@ enum Command {
         /// A straggling attempt gets a backup only after running this long.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         backup_after: f64,
+        /// Jobs running at once; more wait their turn (0: no limit).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        max_running_jobs: usize,
+        /// After a restart, how long to wait for workers to announce the map output they hold.
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        recovery_grace: f64,
     },
     /// Run a worker: pulls tasks from the coordinator and serves map output to reducers.
     Worker {
@@ -90,6 +97,53 @@ enum Command {
         /// Wait for the job to end, showing progress; exit 0 only if it succeeded.
         #[arg(long)]
         wait: bool,
+        /// Higher runs first among queued jobs.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+        /// Start only when these jobs have succeeded (fail if one fails or is cancelled).
+        #[arg(long, value_delimiter = ',', value_name = "JOB[,JOB...]")]
+        after: Vec<String>,
+    },
+    /// List jobs, newest first.
+    Jobs {
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job: phases, task counts, attempts and failure reasons, counters, output.
+    Status {
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// The job's id.
+        job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait for a job to end; exit 0 only if it succeeded.
+    Wait {
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// The job's id.
+        job: String,
+        /// Print the final status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job: its running tasks are stopped and its output removed.
+    Cancel {
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// The job's id.
+        job: String,
+        /// Print the status after as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write sample text (Zipf-distributed words, seeded) to try weft on.
     GenerateText {
@@ -169,10 +223,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             state_dir,
             lease_timeout,
             backup_after,
+            max_running_jobs,
+            recovery_grace,
         } => {
             let mut config = CoordinatorConfig::new(listen, state_dir);
             config.lease_timeout = Duration::from_secs_f64(lease_timeout);
             config.backup.min_runtime = Duration::from_secs_f64(backup_after);
+            config.max_running_jobs = max_running_jobs;
+            config.recovery_grace = Duration::from_secs_f64(recovery_grace);
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -202,8 +260,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             weft_worker::run(config, shutdown_on_signals()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Submit { coordinator, job, wait } => {
-            let spec = job.to_spec()?;
+        Command::Submit {
+            coordinator,
+            job,
+            wait,
+            priority,
+            after,
+        } => {
+            let mut spec = job.to_spec()?;
+            spec.priority = priority;
+            spec.after = after;
             let client = Client::connect(&coordinator.url).await?;
             let handle = client.submit(&spec).await?;
             println!("{}", handle.id());
@@ -211,6 +277,46 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             report(wait_with_progress(&handle).await)
+        }
+        Command::Jobs {
+            coordinator,
+            limit,
+            json,
+        } => {
+            let jobs = Client::connect(&coordinator.url).await?.list(limit).await?;
+            if json {
+                println!("{}", serde_json::Value::Array(jobs.iter().map(show::to_json).collect()));
+            } else {
+                print!("{}", show::table(&jobs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { coordinator, job, json } => {
+            let status = Client::connect(&coordinator.url).await?.status(&job).await?;
+            if json {
+                println!("{}", show::to_json(&status));
+            } else {
+                print!("{}", show::report(&status));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wait { coordinator, job, json } => {
+            let client = Client::connect(&coordinator.url).await?;
+            let handle = client.job(job);
+            let result = wait_with_progress(&handle).await;
+            if json {
+                println!("{}", show::to_json(&handle.status().await?));
+            }
+            report(result)
+        }
+        Command::Cancel { coordinator, job, json } => {
+            let status = Client::connect(&coordinator.url).await?.cancel(&job).await?;
+            if json {
+                println!("{}", show::to_json(&status));
+            } else {
+                println!("{} {}", status.id, status.state.name());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::GenerateText {
             output,

@@ -58,6 +58,22 @@ impl Client {
         Ok(status_from_wire(response.into_inner()))
     }
 
+    /// The newest jobs, up to `limit`.
+    pub async fn list(&self, limit: u32) -> Result<Vec<JobStatus>, ClientError> {
+        let response = self.jobs.clone().list_jobs(v1::ListJobsRequest { limit }).await?;
+        Ok(response.into_inner().jobs.into_iter().map(status_from_wire).collect())
+    }
+
+    /// Cancels a job; returns its status after.
+    pub async fn cancel(&self, id: &str) -> Result<JobStatus, ClientError> {
+        let response = self
+            .jobs
+            .clone()
+            .cancel_job(v1::JobRef { job_id: id.to_string() })
+            .await?;
+        Ok(status_from_wire(response.into_inner()))
+    }
+
     /// Runs a batch of independent tasks; one future per task, in order. Each task is
     /// tried up to 4 times.
     pub async fn run_tasks(&self, tasks: Vec<Task>) -> Result<Vec<TaskResult>, ClientError> {

@@ -1,6 +1,10 @@
 //! A submitted job: its progress as a stream, its end as a future.
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
 use futures::{Stream, StreamExt};
+use weft_core::spec::JobSpec;
 use weft_core::status::{JobState, JobStatus};
 use weft_proto::convert::status_from_wire;
 use weft_proto::v1;
@@ -19,6 +23,23 @@ impl JobHandle {
     /// The job's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Submits `next` to run once this job succeeds, like a Deferred's callback: if this
+    /// job fails or is cancelled, `next` fails with the reason.
+    pub async fn then(&self, mut next: JobSpec) -> Result<JobHandle, ClientError> {
+        next.after.push(self.id.clone());
+        self.client.submit(&next).await
+    }
+
+    /// The job's status now, with its attempts.
+    pub async fn status(&self) -> Result<JobStatus, ClientError> {
+        self.client.status(&self.id).await
+    }
+
+    /// Cancels the job.
+    pub async fn cancel(&self) -> Result<JobStatus, ClientError> {
+        self.client.cancel(&self.id).await
     }
 
     /// The job's status on every change, ending with its final state.
@@ -67,9 +88,20 @@ impl JobHandle {
                 state: "cancelled",
                 reason: "cancelled".into(),
             }),
-            JobState::Running => Err(ClientError::Rpc(tonic::Status::unavailable(
-                "the coordinator stopped while the job was running",
-            ))),
+            JobState::Waiting | JobState::Queued | JobState::Running => Err(ClientError::Rpc(
+                tonic::Status::unavailable("the coordinator stopped while the job was running"),
+            )),
         }
+    }
+}
+
+/// A job handle is a future of the job's end, so handles can go straight into a
+/// `DeferredList`.
+impl IntoFuture for JobHandle {
+    type Output = Result<JobStatus, ClientError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.wait().await })
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! - [`Client`]: a connection to a coordinator.
 //! - [`JobHandle`]: a submitted job; [`JobHandle::progress`] streams its status,
-//!   [`JobHandle::wait`] is a future that resolves when it ends.
+//!   [`JobHandle::wait`] (or the handle itself, `.await`ed) resolves when it ends, and
+//!   [`JobHandle::then`] chains a job to run after it.
 //! - [`Task`] and [`TaskResult`]: a batch of independent tasks, each result a future.
 //! - [`DeferredList`]: collect many jobs or tasks, Twisted style.
 //!
 //! ```no_run
+//! use std::future::IntoFuture;
 //! use std::path::PathBuf;
 //! use weft_client::{Client, DeferredList, Fired, Task};
 //! use weft_core::spec::{Builtin, JobSpec, Program};
@@ -20,6 +22,14 @@
 //! let job = client.submit(&spec).await?;
 //! let status = job.wait().await?;
 //! println!("{} {:?}", status.id, status.state);
+//!
+//! // Chains, and many jobs collected at once.
+//! let first = client.submit(&spec).await?;
+//! let mut sort = JobSpec::new(vec![PathBuf::from("/data/counts")], "/data/sorted", Program::Builtin(Builtin::Sort));
+//! sort.reduce_tasks = 4;
+//! let second = first.then(sort).await?;
+//! let fired = DeferredList::from_futures([first.into_future(), second.into_future()]).await;
+//! # let _ = fired;
 //!
 //! // A batch of tasks, collected in submission order.
 //! let tasks = (0..3).map(|i| Task::new("echo", format!("hello {i}"))).collect();

@@ -1,7 +1,9 @@
 //! The cluster: connected workers, their free slots, and the attempts dispatched to them.
 //!
 //! Dispatch is pull-based: a worker grants credit for each free slot and is sent at most
-//! that many assignments, batched into one message. Every dispatched attempt is an
+//! that many assignments, batched into one message. Slots are shared fairly between the
+//! owners of waiting attempts (jobs and task batches): the owner with the fewest attempts
+//! running goes first, then the higher priority, then the older. Every dispatched attempt is an
 //! [`Attempt`] future that the worker's report resolves; dropping it cancels the attempt.
 //! A worker whose session ends, or whose lease runs out, is removed at once and its
 //! attempts resolve as [`AttemptOutcome::Lost`].
@@ -62,6 +64,8 @@ pub struct Finished {
     pub placement: Option<Placement>,
     /// How long it ran on that worker.
     pub ran_for: Option<Duration>,
+    /// What the attempt counted.
+    pub counters: Counters,
 }
 
 /// Where an attempt ran.
@@ -76,6 +80,33 @@ pub struct Placement {
 /// A worker's view of the cluster, sent to it over its session.
 pub type WorkerSender = mpsc::UnboundedSender<v1::CoordinatorMessage>;
 
+/// Counters an attempt reported: `GROUP:NAME` → value.
+pub type Counters = std::collections::BTreeMap<String, u64>;
+
+/// Who an attempt is for, for fair sharing: a job or a task batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Unique per job or batch; smaller is older.
+    pub key: u64,
+    /// Higher goes first among owners with as many attempts running.
+    pub priority: i32,
+}
+
+/// A map output a worker holds from before the coordinator (re)started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldOutput {
+    /// The map attempt that wrote it.
+    pub attempt: AttemptId,
+    /// The map task.
+    pub task: u32,
+    /// Where to fetch it.
+    pub shuffle_address: String,
+}
+
+/// Attempt ids are reserved in blocks this large in the state store, so that a restarted
+/// coordinator never reuses one.
+pub const ATTEMPT_ID_BLOCK: u64 = 1 << 20;
+
 /// Tunables of the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -88,17 +119,29 @@ pub struct Cluster {
     state: Mutex<State>,
     config: ClusterConfig,
     lost_workers: broadcast::Sender<WorkerId>,
+    reserve_attempts: Box<dyn Fn(AttemptId) + Send + Sync>,
 }
 
 struct State {
     next_worker: WorkerId,
     next_attempt: AttemptId,
+    /// Attempt ids below this are reserved in the state store.
+    reserved: AttemptId,
     workers: HashMap<WorkerId, WorkerEntry>,
     /// Workers with credit left, each at most once, in round-robin order.
     ready: VecDeque<WorkerId>,
-    /// Attempts waiting for a slot, oldest first. Cancelled ones are skipped when popped.
-    queue: VecDeque<AttemptId>,
+    /// Attempts waiting for a slot, per owner. Cancelled ones are skipped when popped.
+    owners: HashMap<u64, OwnerQueue>,
     attempts: HashMap<AttemptId, AttemptEntry>,
+    /// Map outputs that workers announced when they joined: (job, attempt) → output.
+    held: HashMap<(String, AttemptId), (WorkerId, HeldOutput)>,
+}
+
+#[derive(Default)]
+struct OwnerQueue {
+    pending: VecDeque<AttemptId>,
+    running: u32,
+    priority: i32,
 }
 
 struct WorkerEntry {
@@ -112,6 +155,7 @@ struct WorkerEntry {
 }
 
 struct AttemptEntry {
+    owner: u64,
     assignment: Option<v1::Assignment>,
     placement: Option<Placement>,
     started: Option<Instant>,
@@ -119,32 +163,51 @@ struct AttemptEntry {
 }
 
 impl Cluster {
-    /// An empty cluster.
-    pub fn new(config: ClusterConfig) -> Arc<Self> {
+    /// An empty cluster whose attempt ids start at `first_attempt`; `reserve_attempts(n)`
+    /// must record durably that ids below `n` are taken.
+    pub fn new(
+        config: ClusterConfig,
+        first_attempt: AttemptId,
+        reserve_attempts: Box<dyn Fn(AttemptId) + Send + Sync>,
+    ) -> Arc<Self> {
         let (lost_workers, _) = broadcast::channel(1024);
+        let reserved = first_attempt + ATTEMPT_ID_BLOCK;
+        reserve_attempts(reserved);
         Arc::new(Self {
             state: Mutex::new(State {
                 next_worker: 1,
-                next_attempt: 1,
+                next_attempt: first_attempt.max(1),
+                reserved,
                 workers: HashMap::new(),
                 ready: VecDeque::new(),
-                queue: VecDeque::new(),
+                owners: HashMap::new(),
                 attempts: HashMap::new(),
+                held: HashMap::new(),
             }),
             config,
             lost_workers,
+            reserve_attempts,
         })
+    }
+
+    /// A cluster whose attempt ids start at 1 and are not recorded anywhere.
+    pub fn in_memory(config: ClusterConfig) -> Arc<Self> {
+        Self::new(config, 1, Box::new(|_| {}))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("cluster state lock poisoned")
     }
 
-    /// Adds a worker; it gets work once it grants credit.
-    pub fn register(&self, shuffle_address: String, sender: WorkerSender) -> WorkerId {
+    /// Adds a worker, with the map outputs it holds from earlier sessions (`(job, output)`);
+    /// it gets work once it grants credit.
+    pub fn register(&self, shuffle_address: String, sender: WorkerSender, held: Vec<(String, HeldOutput)>) -> WorkerId {
         let mut state = self.lock();
         let id = state.next_worker;
         state.next_worker += 1;
+        for (job, output) in held {
+            state.held.insert((job, output.attempt), (id, output));
+        }
         state.workers.insert(
             id,
             WorkerEntry {
@@ -196,6 +259,7 @@ impl Cluster {
         let Some(entry) = state.workers.remove(&worker) else {
             return;
         };
+        state.held.retain(|_, (holder, _)| *holder != worker);
         if entry.running.is_empty() && !entry.draining_or_idle_close(reason) {
             tracing::warn!(worker, reason, "worker lost");
         } else if entry.running.is_empty() {
@@ -210,7 +274,11 @@ impl Cluster {
         }
         for attempt in entry.running {
             if let Some(a) = state.attempts.remove(&attempt) {
-                a.finish(AttemptOutcome::Lost(format!("worker {worker} lost: {reason}")));
+                state.finished_running(a.owner);
+                a.finish(
+                    AttemptOutcome::Lost(format!("worker {worker} lost: {reason}")),
+                    Counters::new(),
+                );
             }
         }
         drop(state);
@@ -240,23 +308,30 @@ impl Cluster {
         expired.len()
     }
 
-    /// Queues an attempt; it runs on the next worker with a free slot.
+    /// Queues an attempt for `owner`; it runs on the next worker with a free slot.
     /// `build` makes the assignment from the attempt's id.
-    pub fn dispatch(self: &Arc<Self>, build: impl FnOnce(AttemptId) -> v1::Assignment) -> Attempt {
+    pub fn dispatch(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> v1::Assignment) -> Attempt {
         let (done, outcome) = oneshot::channel();
         let mut state = self.lock();
         let id = state.next_attempt;
         state.next_attempt += 1;
+        if state.next_attempt + ATTEMPT_ID_BLOCK / 2 > state.reserved {
+            state.reserved += ATTEMPT_ID_BLOCK;
+            (self.reserve_attempts)(state.reserved);
+        }
         state.attempts.insert(
             id,
             AttemptEntry {
+                owner: owner.key,
                 assignment: Some(build(id)),
                 placement: None,
                 started: None,
                 done,
             },
         );
-        state.queue.push_back(id);
+        let queue = state.owners.entry(owner.key).or_default();
+        queue.priority = owner.priority;
+        queue.pending.push_back(id);
         state.pump();
         Attempt {
             id,
@@ -268,7 +343,7 @@ impl Cluster {
 
     /// Resolves an attempt with a worker's report. Reports from a worker that no longer
     /// holds the attempt (lost, or the attempt was cancelled) are ignored: returns false.
-    pub fn report(&self, worker: WorkerId, attempt: AttemptId, outcome: AttemptOutcome) -> bool {
+    pub fn report(&self, worker: WorkerId, attempt: AttemptId, outcome: AttemptOutcome, counters: Counters) -> bool {
         let mut state = self.lock();
         let holds = state
             .attempts
@@ -284,7 +359,8 @@ impl Cluster {
             w.last_seen = Instant::now();
         }
         let entry = state.attempts.remove(&attempt).expect("checked above");
-        entry.finish(outcome);
+        state.finished_running(entry.owner);
+        entry.finish(outcome, counters);
         true
     }
 
@@ -295,16 +371,51 @@ impl Cluster {
         Some((a.placement.clone()?, a.started?))
     }
 
-    /// Whether a backup attempt could start now: nothing waits in the queue and some
-    /// worker has a free slot.
+    /// Whether a backup attempt could start now: nothing waits for a slot and some worker
+    /// has a free one.
     pub fn has_idle_slot(&self) -> bool {
         let state = self.lock();
-        let waiting = state.queue.iter().any(|id| state.attempts.contains_key(id));
+        let waiting = state
+            .owners
+            .values()
+            .any(|q| q.pending.iter().any(|id| state.attempts.contains_key(id)));
         !waiting
             && state
                 .ready
                 .iter()
                 .any(|w| state.workers.get(w).is_some_and(|w| w.credit > 0))
+    }
+
+    /// How many of `owner`'s attempts run now.
+    pub fn running(&self, owner: u64) -> u32 {
+        self.lock().owners.get(&owner).map_or(0, |q| q.running)
+    }
+
+    /// A held output of `job`'s map `task`: `attempt`'s if it is held, else any other.
+    pub fn held_output(&self, job: &str, task: u32, attempt: Option<AttemptId>) -> Option<HeldOutput> {
+        let state = self.lock();
+        if let Some((_, output)) = attempt.and_then(|a| state.held.get(&(job.to_string(), a))) {
+            return Some(output.clone());
+        }
+        state
+            .held
+            .iter()
+            .find(|((j, _), (_, output))| j == job && output.task == task)
+            .map(|(_, (_, output))| output.clone())
+    }
+
+    /// The jobs whose map output a worker announced holding.
+    pub fn held_jobs(&self, worker: WorkerId) -> Vec<String> {
+        let state = self.lock();
+        let mut jobs: Vec<String> = state
+            .held
+            .iter()
+            .filter(|(_, (holder, _))| *holder == worker)
+            .map(|((job, _), _)| job.clone())
+            .collect();
+        jobs.sort();
+        jobs.dedup();
+        jobs
     }
 
     /// Tells every worker that `job` ended, so that they delete its map output.
@@ -319,6 +430,19 @@ impl Cluster {
         }
     }
 
+    /// Tells one worker to delete these jobs' map output.
+    pub fn forget_on(&self, worker: WorkerId, jobs: Vec<String>) {
+        let mut state = self.lock();
+        state
+            .held
+            .retain(|(job, _), (holder, _)| !(*holder == worker && jobs.contains(job)));
+        if let Some(w) = state.workers.get(&worker) {
+            let _ = w.sender.send(v1::CoordinatorMessage {
+                kind: Some(v1::coordinator_message::Kind::Forget(v1::JobIds { job_ids: jobs })),
+            });
+        }
+    }
+
     /// How many workers are connected.
     pub fn worker_count(&self) -> usize {
         self.lock().workers.len()
@@ -329,15 +453,17 @@ impl Cluster {
         let Some(entry) = state.attempts.remove(&attempt) else {
             return;
         };
-        if let Some(placement) = entry.placement {
-            if let Some(w) = state.workers.get_mut(&placement.worker) {
-                w.running.remove(&attempt);
-                let _ = w.sender.send(v1::CoordinatorMessage {
-                    kind: Some(v1::coordinator_message::Kind::Cancel(v1::AttemptIds {
-                        attempt_ids: vec![attempt],
-                    })),
-                });
-            }
+        let Some(placement) = entry.placement else {
+            return; // still queued: popping skips it
+        };
+        state.finished_running(entry.owner);
+        if let Some(w) = state.workers.get_mut(&placement.worker) {
+            w.running.remove(&attempt);
+            let _ = w.sender.send(v1::CoordinatorMessage {
+                kind: Some(v1::coordinator_message::Kind::Cancel(v1::AttemptIds {
+                    attempt_ids: vec![attempt],
+                })),
+            });
         }
     }
 }
@@ -353,21 +479,21 @@ impl WorkerEntry {
 pub const SESSION_CLOSED: &str = "session closed";
 
 impl AttemptEntry {
-    fn finish(self, outcome: AttemptOutcome) {
+    fn finish(self, outcome: AttemptOutcome, counters: Counters) {
         let _ = self.done.send(Finished {
             outcome,
             placement: self.placement,
             ran_for: self.started.map(|s| s.elapsed()),
+            counters,
         });
     }
 }
 
 impl State {
-    /// Matches queued attempts with workers that have credit, one message per worker.
+    /// Matches waiting attempts with workers that have credit, one message per worker.
     fn pump(&mut self) {
         let mut batches: HashMap<WorkerId, Vec<v1::Assignment>> = HashMap::new();
-        while !self.queue.is_empty() {
-            let Some(worker_id) = self.ready.pop_front() else { break };
+        while let Some(worker_id) = self.ready.pop_front() {
             let Some(worker) = self.workers.get_mut(&worker_id) else {
                 continue;
             };
@@ -375,12 +501,13 @@ impl State {
             if worker.credit == 0 || worker.draining {
                 continue;
             }
-            let Some(attempt_id) = pop_live(&mut self.queue, &self.attempts) else {
+            let Some((owner, attempt_id)) = next_waiting(&mut self.owners, &self.attempts) else {
                 worker.in_ready = true;
                 self.ready.push_front(worker_id);
                 break;
             };
-            let entry = self.attempts.get_mut(&attempt_id).expect("pop_live checked");
+            self.owners.get_mut(&owner).expect("next_waiting found it").running += 1;
+            let entry = self.attempts.get_mut(&attempt_id).expect("next_waiting checked");
             entry.placement = Some(Placement {
                 worker: worker_id,
                 shuffle_address: worker.shuffle_address.clone(),
@@ -391,7 +518,7 @@ impl State {
             batches
                 .entry(worker_id)
                 .or_default()
-                .push(entry.assignment.take().expect("queued attempts hold their assignment"));
+                .push(entry.assignment.take().expect("waiting attempts hold their assignment"));
             if worker.credit > 0 {
                 worker.in_ready = true;
                 self.ready.push_back(worker_id);
@@ -410,15 +537,39 @@ impl State {
             }
         }
     }
-}
 
-fn pop_live(queue: &mut VecDeque<AttemptId>, attempts: &HashMap<AttemptId, AttemptEntry>) -> Option<AttemptId> {
-    while let Some(id) = queue.pop_front() {
-        if attempts.contains_key(&id) {
-            return Some(id);
+    /// One of `owner`'s attempts stopped running.
+    fn finished_running(&mut self, owner: u64) {
+        if let Some(queue) = self.owners.get_mut(&owner) {
+            queue.running = queue.running.saturating_sub(1);
+            if queue.running == 0 && queue.pending.is_empty() {
+                self.owners.remove(&owner);
+            }
         }
     }
-    None
+}
+
+/// The next attempt to run, from the owner with the fewest attempts running, then the
+/// highest priority, then the oldest. Owners left with nothing are dropped.
+fn next_waiting(
+    owners: &mut HashMap<u64, OwnerQueue>,
+    attempts: &HashMap<AttemptId, AttemptEntry>,
+) -> Option<(u64, AttemptId)> {
+    loop {
+        let (&owner, _) = owners
+            .iter()
+            .filter(|(_, q)| !q.pending.is_empty())
+            .min_by_key(|(key, q)| (q.running, std::cmp::Reverse(q.priority), **key))?;
+        let queue = owners.get_mut(&owner).expect("just found");
+        while let Some(id) = queue.pending.pop_front() {
+            if attempts.contains_key(&id) {
+                return Some((owner, id));
+            }
+        }
+        if queue.running == 0 {
+            owners.remove(&owner);
+        }
+    }
 }
 
 /// A dispatched attempt: resolves with its outcome; dropping it first cancels the attempt.
@@ -445,6 +596,7 @@ impl Future for Attempt {
                 outcome: AttemptOutcome::Lost("the coordinator dropped the attempt".into()),
                 placement: None,
                 ran_for: None,
+                counters: Counters::new(),
             })
         });
         if outcome.is_ready() {
@@ -467,10 +619,12 @@ mod tests {
     use super::*;
 
     fn cluster() -> Arc<Cluster> {
-        Cluster::new(ClusterConfig {
+        Cluster::in_memory(ClusterConfig {
             lease_timeout: Duration::from_millis(50),
         })
     }
+
+    const JOB: Owner = Owner { key: 1, priority: 0 };
 
     fn queue_task(id: AttemptId) -> v1::Assignment {
         v1::Assignment {
@@ -494,9 +648,9 @@ mod tests {
         let cluster = cluster();
         let (tx_a, mut rx_a) = mpsc::unbounded_channel();
         let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-        let a = cluster.register("a:1".into(), tx_a);
-        let b = cluster.register("b:1".into(), tx_b);
-        let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(queue_task)).collect();
+        let a = cluster.register("a:1".into(), tx_a, vec![]);
+        let b = cluster.register("b:1".into(), tx_b, vec![]);
+        let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(JOB, queue_task)).collect();
         assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
         cluster.grant_credit(a, 2);
         cluster.grant_credit(b, 2);
@@ -507,10 +661,10 @@ mod tests {
         let holder = if on_a.contains(&id) { a } else { b };
         let other = if holder == a { b } else { a };
         assert!(
-            !cluster.report(other, id, AttemptOutcome::QueueDone(vec![])),
+            !cluster.report(other, id, AttemptOutcome::QueueDone(vec![]), Counters::new()),
             "not its attempt"
         );
-        assert!(cluster.report(holder, id, AttemptOutcome::QueueDone(b"ok".to_vec())));
+        assert!(cluster.report(holder, id, AttemptOutcome::QueueDone(b"ok".to_vec()), Counters::new()));
         let mut attempts = attempts.into_iter();
         let finished = attempts.next().unwrap().await;
         assert_eq!(finished.outcome, AttemptOutcome::QueueDone(b"ok".to_vec()));
@@ -522,9 +676,9 @@ mod tests {
         let cluster = cluster();
         let mut lost = cluster.watch_lost_workers();
         let (tx, _rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx);
+        let w = cluster.register("w:1".into(), tx, vec![]);
         cluster.grant_credit(w, 1);
-        let attempt = cluster.dispatch(queue_task);
+        let attempt = cluster.dispatch(JOB, queue_task);
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(cluster.expire_leases(), 1);
         assert!(matches!(attempt.await.outcome, AttemptOutcome::Lost(reason) if reason.contains("lease expired")));
@@ -536,9 +690,9 @@ mod tests {
     async fn dropping_an_attempt_cancels_it_on_its_worker() {
         let cluster = cluster();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx);
+        let w = cluster.register("w:1".into(), tx, vec![]);
         cluster.grant_credit(w, 1);
-        let attempt = cluster.dispatch(queue_task);
+        let attempt = cluster.dispatch(JOB, queue_task);
         let id = attempt.id();
         assert_eq!(assigned(&mut rx), vec![id]);
         drop(attempt);
@@ -550,7 +704,7 @@ mod tests {
             }))
         );
         assert!(
-            !cluster.report(w, id, AttemptOutcome::QueueDone(vec![])),
+            !cluster.report(w, id, AttemptOutcome::QueueDone(vec![]), Counters::new()),
             "late report ignored"
         );
     }
@@ -559,9 +713,9 @@ mod tests {
     async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
         let cluster = cluster();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx);
-        drop(cluster.dispatch(queue_task));
-        let kept = cluster.dispatch(queue_task);
+        let w = cluster.register("w:1".into(), tx, vec![]);
+        drop(cluster.dispatch(JOB, queue_task));
+        let kept = cluster.dispatch(JOB, queue_task);
         cluster.grant_credit(w, 2);
         assert_eq!(assigned(&mut rx), vec![kept.id()]);
         assert!(!cluster.has_idle_slot() || cluster.worker_count() == 1);

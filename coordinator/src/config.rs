@@ -17,6 +17,11 @@ pub struct CoordinatorConfig {
     pub lease_timeout: Duration,
     /// When stragglers get backup attempts.
     pub backup: BackupPolicy,
+    /// Jobs running at once; more wait their turn. 0: no limit.
+    pub max_running_jobs: usize,
+    /// How long a restarted coordinator waits for workers to announce the map output they
+    /// hold before it runs those maps again.
+    pub recovery_grace: Duration,
 }
 
 impl CoordinatorConfig {
@@ -27,6 +32,8 @@ impl CoordinatorConfig {
             state_dir,
             lease_timeout: Duration::from_secs(10),
             backup: BackupPolicy::default(),
+            max_running_jobs: 0,
+            recovery_grace: Duration::from_secs(5),
         }
     }
 

@@ -3,9 +3,11 @@
 use tonic::{Code, Status};
 use weft_core::split::InputError;
 
+use crate::jobs::SubmitError;
 use crate::output::OutputError;
 use crate::plan::PlanError;
 use crate::queue::BatchError;
+use crate::store::StoreError;
 
 /// Why the coordinator could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,9 @@ pub enum CoordinatorError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The state database cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -35,8 +40,24 @@ impl From<PlanError> for Status {
             PlanError::Input(_) => Code::InvalidArgument,
             PlanError::Output(OutputError::NotEmpty(_)) => Code::AlreadyExists,
             PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
+            PlanError::UnknownDependency(_) => Code::NotFound,
         };
         Status::new(code, e.to_string())
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        Status::internal(e.to_string())
+    }
+}
+
+impl From<SubmitError> for Status {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Plan(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+        }
     }
 }
 

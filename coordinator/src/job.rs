@@ -1,20 +1,29 @@
 //! One job's driver: the map phase and then the reduce phase, each a `DeferredList` of task
 //! futures that fails on the first task out of attempts; map output lost before reducers
 //! fetched it is computed again; the output is committed part by part, `_SUCCESS` last.
+//!
+//! Every commit, every finished attempt and the final state go to the store. A job
+//! recovered after a coordinator restart keeps what it committed: parts already in place,
+//! and map outputs that reconnecting workers still hold; only the rest runs again.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use weft_core::deferred::{DeferredList, Fired};
+use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
+use weft_core::status::{JobState, JobStatus, Phase};
 use weft_proto::convert::program_to_wire;
 use weft_proto::v1;
 
-use crate::cluster::{AttemptId, Cluster};
+use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Counters, Finished, Owner};
 use crate::config::CoordinatorConfig;
+use crate::output::part_name;
 use crate::plan::JobPlan;
-use crate::task::{run_task, PhaseStats, TaskContext, TaskError, TaskHistory};
-use weft_core::status::{JobState, JobStatus, Phase};
+use crate::store::{now_ms, AttemptRecord, Store, TaskRecord, Write};
+use crate::task::{run_task, AttemptEndHook, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 /// Where a committed map attempt's output lives.
 #[derive(Debug, Clone)]
@@ -30,99 +39,136 @@ struct MapSlot {
     rerun: tokio::sync::Mutex<()>,
 }
 
+/// What the store says a job had committed before the coordinator restarted.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Map task → its committed attempt.
+    pub maps: HashMap<u32, AttemptId>,
+    /// Counters of every committed task.
+    pub counters: HashMap<(char, u32), Counters>,
+}
+
+impl Committed {
+    /// From the store's task records.
+    pub fn from_records(records: Vec<TaskRecord>) -> Self {
+        let mut committed = Self::default();
+        for task in records {
+            if task.kind == 'm' {
+                committed.maps.insert(task.index, task.attempt);
+            }
+            committed.counters.insert((task.kind, task.index), task.counters);
+        }
+        committed
+    }
+}
+
+/// The job's identity where the cluster and the store need it.
+pub struct JobIdentity {
+    /// Its id.
+    pub id: String,
+    /// Whose attempts these are.
+    pub owner: Owner,
+}
+
 /// A running job.
 pub struct Job {
     id: String,
+    owner: Owner,
     plan: JobPlan,
     program: v1::Program,
     cluster: Arc<Cluster>,
     config: Arc<CoordinatorConfig>,
-    status: watch::Sender<JobStatus>,
+    store: Arc<Store>,
+    status: Arc<watch::Sender<JobStatus>>,
     maps: Vec<MapSlot>,
     map_phase: PhaseStats,
     reduce_phase: PhaseStats,
+    /// Counters of each committed task: summed, they are the job's.
+    task_counters: Mutex<HashMap<(char, u32), Counters>>,
+    recovered: Option<Committed>,
 }
 
 impl Job {
-    /// A job ready to [`run`](Self::run), and the channel its status is published on.
+    /// A job ready to [`run`](Self::run); `recovered` holds what it committed before a
+    /// restart.
     pub fn new(
-        id: String,
+        identity: JobIdentity,
         plan: JobPlan,
         cluster: Arc<Cluster>,
         config: Arc<CoordinatorConfig>,
-    ) -> (Arc<Self>, watch::Receiver<JobStatus>) {
-        let status = JobStatus {
-            id: id.clone(),
-            name: plan.spec.display_name(),
-            state: JobState::Running,
-            phase: Phase::Map,
-            maps_total: plan.splits.len() as u32,
-            maps_done: 0,
-            reduces_total: plan.spec.reduce_tasks,
-            reduces_done: 0,
-            failed_attempts: 0,
-            error: None,
-            output: plan.output.root().to_path_buf(),
-        };
-        let (status, watcher) = watch::channel(status);
+        store: Arc<Store>,
+        status: Arc<watch::Sender<JobStatus>>,
+        recovered: Option<Committed>,
+    ) -> Arc<Self> {
         let program = program_to_wire(&plan.spec.program, plan.split_points.clone(), plan.spec.task_timeout);
         let maps = plan.splits.iter().map(|_| MapSlot::default()).collect();
-        let job = Arc::new(Self {
-            id,
+        let task_counters = recovered.as_ref().map(|r| r.counters.clone()).unwrap_or_default();
+        status.send_modify(|s| {
+            s.maps_total = plan.splits.len() as u32;
+            s.reduces_total = plan.spec.reduce_tasks;
+            s.output = plan.output.root().to_path_buf();
+        });
+        Arc::new(Self {
+            id: identity.id,
+            owner: identity.owner,
             plan,
             program,
             cluster,
             config,
+            store,
             status,
             maps,
             map_phase: PhaseStats::default(),
             reduce_phase: PhaseStats::default(),
-        });
-        (job, watcher)
+            task_counters: Mutex::new(task_counters),
+            recovered,
+        })
     }
 
-    /// Runs the job to its end: succeeded with `_SUCCESS` written, or failed with the
-    /// reason and its output removed.
-    pub async fn run(self: Arc<Self>) {
+    /// Runs the job to its end: succeeded with `_SUCCESS` written, failed with the reason,
+    /// or cancelled when `cancel` fires; a job that does not succeed leaves no output.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let span = tracing::info_span!("job", job = %self.id);
-        let result = tracing::Instrument::instrument(self.clone().run_phases(), span).await;
-        let result = result.and_then(|()| {
-            self.plan
-                .output
-                .succeed()
-                .map_err(|e| format!("cannot write {}: {e}", crate::output::SUCCESS_MARKER))
-        });
-        self.finish(result);
+        let phases = tracing::Instrument::instrument(self.clone().run_phases(), span);
+        let end = tokio::select! {
+            result = phases => match result.and_then(|()| self.commit_job()) {
+                Ok(()) => (JobState::Succeeded, None),
+                Err(reason) => (JobState::Failed, Some(reason)),
+            },
+            () = cancel.cancelled() => (JobState::Cancelled, None),
+        };
+        self.finish(end.0, end.1);
     }
 
-    /// Ends the job as cancelled; its output is removed.
-    pub fn cancel(&self) {
-        self.plan.output.abandon();
-        self.cluster.forget_job(&self.id);
-        self.status.send_modify(|s| {
-            s.transition(JobState::Cancelled);
-        });
+    fn commit_job(&self) -> Result<(), String> {
+        self.plan
+            .output
+            .succeed()
+            .map_err(|e| format!("cannot write {}: {e}", crate::output::SUCCESS_MARKER))
     }
 
-    fn finish(&self, result: Result<(), String>) {
-        if result.is_err() {
+    fn finish(&self, state: JobState, error: Option<String>) {
+        if state != JobState::Succeeded {
             self.plan.output.abandon();
         }
         self.cluster.forget_job(&self.id);
-        let failed = self.failed_attempts();
+        let counters = self.counters();
+        self.store.write(vec![Write::JobState {
+            job: self.id.clone(),
+            state,
+            error: error.clone(),
+            counters: counters.clone(),
+        }]);
+        match &error {
+            Some(reason) => tracing::warn!(job = %self.id, %reason, "job failed"),
+            None => tracing::info!(job = %self.id, state = ?state, "job ended"),
+        }
         self.status.send_modify(|s| {
-            s.failed_attempts = failed;
-            match result {
-                Ok(()) => {
-                    tracing::info!(job = %s.id, "job succeeded");
-                    s.transition(JobState::Succeeded);
-                }
-                Err(reason) => {
-                    tracing::warn!(job = %s.id, %reason, "job failed");
-                    if s.transition(JobState::Failed) {
-                        s.error = Some(reason);
-                    }
-                }
+            s.counters = counters;
+            s.failed_attempts = self.failed_attempts();
+            if s.transition(state) {
+                s.error = error;
+                s.ended_ms = Some(now_ms());
             }
         });
     }
@@ -132,15 +178,37 @@ impl Job {
             + self.reduce_phase.failed_attempts.load(Ordering::Relaxed)
     }
 
+    /// The job's counters: its committed tasks' summed, and its own.
+    fn counters(&self) -> Counters {
+        let mut sum = BTreeMap::new();
+        for counters in self.task_counters.lock().expect("counters poisoned").values() {
+            for (name, value) in counters {
+                *sum.entry(name.clone()).or_default() += value;
+            }
+        }
+        let backups = self.map_phase.backup_attempts.load(Ordering::Relaxed)
+            + self.reduce_phase.backup_attempts.load(Ordering::Relaxed);
+        sum.insert(FAILED_ATTEMPTS.to_string(), self.failed_attempts() as u64);
+        sum.insert(BACKUP_ATTEMPTS.to_string(), backups as u64);
+        sum
+    }
+
     fn publish(&self, change: impl FnOnce(&mut JobStatus)) {
         let failed = self.failed_attempts();
+        let counters = self.counters();
         self.status.send_modify(|s| {
             change(s);
             s.failed_attempts = failed;
+            s.counters = counters;
         });
     }
 
     async fn run_phases(self: Arc<Self>) -> Result<(), String> {
+        if self.recovered.is_some() && self.plan.spec.reduce_tasks > 0 {
+            // Give workers time to come back and announce the map output they hold.
+            tracing::info!(grace = ?self.config.recovery_grace, "recovered job: waiting for workers to rejoin");
+            tokio::time::sleep(self.config.recovery_grace).await;
+        }
         let maps = DeferredList::from_futures((0..self.maps.len() as u32).map(|m| self.clone().run_map(m)))
             .fire_on_one_errback(true)
             .consume_errors(true);
@@ -160,23 +228,105 @@ impl Job {
         Ok(())
     }
 
-    fn context<'a>(&'a self, phase: &'a PhaseStats, backups: bool) -> TaskContext<'a> {
+    fn context<'a>(
+        &'a self,
+        phase: &'a PhaseStats,
+        backups: bool,
+        on_attempt_end: &'a AttemptEndHook<'a>,
+    ) -> TaskContext<'a> {
         TaskContext {
             cluster: &self.cluster,
+            owner: self.owner,
             max_attempts: self.plan.spec.max_attempts,
             phase,
             backup: backups.then_some(&self.config.backup),
+            on_attempt_end: Some(on_attempt_end),
         }
     }
 
+    /// Records an ended attempt in the store.
+    fn record_attempt(&self, kind: char, index: u32, id: AttemptId, number: u32, finished: &Finished) {
+        let (outcome, reason) = match &finished.outcome {
+            AttemptOutcome::MapDone { .. } | AttemptOutcome::OutputDone { .. } | AttemptOutcome::QueueDone(_) => {
+                ("succeeded", None)
+            }
+            AttemptOutcome::Failed(reason) => ("failed", Some(reason.clone())),
+            AttemptOutcome::Lost(reason) => ("lost", Some(reason.clone())),
+            AttemptOutcome::FetchFailed { reason, .. } => ("fetch failed", Some(reason.clone())),
+            AttemptOutcome::HandedBack => ("handed back", None),
+        };
+        let ended = now_ms();
+        let ran_for = finished.ran_for.map_or(0, |d| d.as_millis() as i64);
+        self.store.write(vec![Write::Attempt {
+            job: self.id.clone(),
+            attempt: AttemptRecord {
+                id,
+                kind,
+                index,
+                number,
+                worker: finished
+                    .placement
+                    .as_ref()
+                    .map(|p| p.shuffle_address.clone())
+                    .unwrap_or_default(),
+                outcome: Some(outcome.to_string()),
+                reason,
+                started_ms: ended - ran_for,
+                ended_ms: Some(ended),
+            },
+        }]);
+    }
+
+    fn commit_task(&self, kind: char, index: u32, attempt: AttemptId, counters: Counters) {
+        self.store.write(vec![Write::CommitTask {
+            job: self.id.clone(),
+            task: TaskRecord {
+                kind,
+                index,
+                attempt,
+                counters: counters.clone(),
+            },
+        }]);
+        self.task_counters
+            .lock()
+            .expect("counters poisoned")
+            .insert((kind, index), counters);
+    }
+
     async fn run_map(self: Arc<Self>, m: u32) -> Result<(), String> {
-        self.run_map_task(m, true).await?;
+        if !self.adopt_map(m) {
+            self.run_map_task(m, true).await?;
+        }
         self.publish(|s| s.maps_done += 1);
         Ok(())
     }
 
+    /// For a recovered job: whether map `m` needs no run: its part is in place (map-only),
+    /// or a worker holds its output.
+    fn adopt_map(&self, m: u32) -> bool {
+        let Some(recovered) = &self.recovered else { return false };
+        if self.plan.spec.reduce_tasks == 0 {
+            return self.plan.output.root().join(part_name(m)).exists();
+        }
+        let committed = recovered.maps.get(&m).copied();
+        let Some(held) = self.cluster.held_output(&self.id, m, committed) else {
+            return false;
+        };
+        if committed != Some(held.attempt) {
+            // Finished before the restart but not yet recorded: it commits now.
+            self.commit_task('m', m, held.attempt, Counters::new());
+        }
+        tracing::info!(map = m, attempt = held.attempt, worker = %held.shuffle_address, "map output adopted");
+        *self.maps[m as usize].output.lock().expect("map slot poisoned") = Some(MapOutput {
+            attempt: held.attempt,
+            shuffle_address: held.shuffle_address,
+        });
+        true
+    }
+
     async fn run_map_task(&self, m: u32, backups: bool) -> Result<(), String> {
-        let ctx = self.context(&self.map_phase, backups);
+        let record = |id, number, finished: &Finished| self.record_attempt('m', m, id, number, finished);
+        let ctx = self.context(&self.map_phase, backups, &record);
         let mut history = TaskHistory::default();
         let committed = run_task(&ctx, &mut history, |id, n| self.map_assignment(m, id, n))
             .await
@@ -192,11 +342,17 @@ impl Job {
                 shuffle_address: committed.placement.shuffle_address,
             });
         }
+        self.commit_task('m', m, committed.attempt, committed.counters);
         Ok(())
     }
 
     async fn run_reduce(self: Arc<Self>, r: u32) -> Result<(), String> {
-        let ctx = self.context(&self.reduce_phase, true);
+        if self.recovered.is_some() && self.plan.output.root().join(part_name(r)).exists() {
+            self.publish(|s| s.reduces_done += 1);
+            return Ok(());
+        }
+        let record = |id, number, finished: &Finished| self.record_attempt('r', r, id, number, finished);
+        let ctx = self.context(&self.reduce_phase, true, &record);
         let mut history = TaskHistory::default();
         let mut reruns = 0;
         loop {
@@ -206,6 +362,7 @@ impl Job {
                         .output
                         .commit_part(r, committed.attempt)
                         .map_err(|e| format!("cannot commit part {r}: {e}"))?;
+                    self.commit_task('r', r, committed.attempt, committed.counters);
                     self.publish(|s| s.reduces_done += 1);
                     return Ok(());
                 }

@@ -24,6 +24,7 @@ pub mod queue;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod store;
 pub mod task;
 
 pub use config::CoordinatorConfig;

@@ -53,6 +53,13 @@ impl OutputDir {
         }
     }
 
+    /// The directory of a job claimed before a restart.
+    pub fn reopen(root: &Path) -> Self {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        let _ = fs::create_dir_all(root.join(TEMP_DIR));
+        Self { root }
+    }
+
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -75,6 +82,13 @@ impl OutputDir {
         let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
         let marker = fs::File::create(self.root.join(SUCCESS_MARKER))?;
         marker.sync_all()
+    }
+
+    /// Gives the directory back unused: removes the temporary directory, and the
+    /// directory itself if that leaves it empty.
+    pub fn release(&self) {
+        let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
+        let _ = fs::remove_dir(&self.root);
     }
 
     /// Removes what the job wrote: parts and temporary files. The directory stays, empty.

@@ -1,11 +1,15 @@
-//! Planning a job at submit time: the checks that need the filesystem, the splits, and for
-//! the sort app a sample of keys for its range partitioner.
+//! Planning a job: the checks that need the filesystem, done at submit time, and the plan
+//! itself (splits, and for the sort app a sample of keys for its range partitioner), made
+//! at submit time too unless the job's inputs come from jobs it runs after.
+
+use std::path::{Path, PathBuf};
 
 use weft_core::partition::choose_split_points;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_splits, InputError, Split, SplitLines};
 
 use crate::output::{OutputDir, OutputError};
+use crate::store::PlanRecord;
 
 /// Keys sampled for the sort app's split points.
 const SORT_SAMPLE: usize = 10_000;
@@ -25,7 +29,7 @@ pub struct JobPlan {
     pub input_bytes: u64,
 }
 
-/// Why a job was refused at submit time.
+/// Why a job was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The spec itself is wrong.
@@ -37,11 +41,34 @@ pub enum PlanError {
     /// The output directory cannot be used.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// `--after` names a job that does not exist.
+    #[error("--after names job {0:?}, which this coordinator does not know")]
+    UnknownDependency(String),
 }
 
-/// Checks `spec` against the filesystem and plans its tasks; claims the output directory.
-pub fn plan(spec: JobSpec) -> Result<JobPlan, PlanError> {
+/// Checks `spec` against the filesystem and claims its output directory. Inputs that are
+/// in `produced_later` (outputs of the jobs it runs after) need not exist yet.
+pub fn check(spec: &JobSpec, produced_later: &[PathBuf]) -> Result<OutputDir, PlanError> {
     spec.validate()?;
+    let present: Vec<PathBuf> = spec
+        .inputs
+        .iter()
+        .filter(|input| !produced_later.iter().any(|p| same_path(p, input)))
+        .cloned()
+        .collect();
+    if !present.is_empty() {
+        expand_inputs(&present)?;
+    }
+    Ok(OutputDir::claim(&spec.output)?)
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let normal = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    normal(a) == normal(b)
+}
+
+/// Plans a checked job: its splits, and the sort app's split points.
+pub fn plan(spec: JobSpec, output: OutputDir) -> Result<JobPlan, PlanError> {
     let files = expand_inputs(&spec.inputs)?;
     let input_bytes = files.iter().map(|(_, size)| size).sum();
     let splits = plan_splits(&files, spec.split_size);
@@ -51,7 +78,6 @@ pub fn plan(spec: JobSpec) -> Result<JobPlan, PlanError> {
         }
         _ => Vec::new(),
     };
-    let output = OutputDir::claim(&spec.output)?;
     Ok(JobPlan {
         spec,
         splits,
@@ -59,6 +85,37 @@ pub fn plan(spec: JobSpec) -> Result<JobPlan, PlanError> {
         output,
         input_bytes,
     })
+}
+
+impl JobPlan {
+    /// The plan as the store keeps it.
+    pub fn record(&self) -> PlanRecord {
+        PlanRecord {
+            splits: self
+                .splits
+                .iter()
+                .map(|s| (s.file.clone(), s.start, s.length))
+                .collect(),
+            split_points: self.split_points.clone(),
+            input_bytes: self.input_bytes,
+        }
+    }
+
+    /// A plan the store kept, for a job recovered after a restart.
+    pub fn from_record(spec: JobSpec, record: PlanRecord) -> Self {
+        let output = OutputDir::reopen(&spec.output);
+        Self {
+            splits: record
+                .splits
+                .into_iter()
+                .map(|(file, start, length)| Split { file, start, length })
+                .collect(),
+            split_points: record.split_points,
+            input_bytes: record.input_bytes,
+            output,
+            spec,
+        }
+    }
 }
 
 /// Lines from the start of each split, up to [`SORT_SAMPLE`] in all.

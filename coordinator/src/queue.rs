@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use weft_proto::v1;
 
-use crate::cluster::{AttemptOutcome, Cluster};
+use crate::cluster::{AttemptOutcome, Cluster, Owner};
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
 
 /// The handlers workers know.
@@ -41,9 +41,17 @@ pub fn check_batch(batch: &v1::TaskBatch) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// Batches share slots with jobs as owners keyed after every job.
+const BATCH_KEYS: u64 = 1 << 62;
+
 /// Runs every task of `batch`; the stream yields results as tasks finish. Dropping the
 /// stream cancels the tasks still running.
 pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Item = v1::QueueTaskResults> {
+    static NEXT_BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let owner = Owner {
+        key: BATCH_KEYS + NEXT_BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        priority: 0,
+    };
     let max_attempts = if batch.max_attempts == 0 {
         weft_core::spec::DEFAULT_MAX_ATTEMPTS
     } else {
@@ -60,9 +68,11 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
             async move {
                 let ctx = TaskContext {
                     cluster: &cluster,
+                    owner,
                     max_attempts,
                     phase: &stats,
                     backup: None,
+                    on_attempt_end: None,
                 };
                 let mut history = TaskHistory::default();
                 let result = run_task(&ctx, &mut history, |id, number| v1::Assignment {

@@ -15,6 +15,7 @@ use crate::error::CoordinatorError;
 use crate::jobs::Jobs;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
+use crate::store::{Store, Write};
 
 /// Messages up to this size are accepted (job specs with many inputs, large task batches).
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -30,13 +31,28 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(?config, address = ?listener.local_addr().ok(), "coordinator starting");
+    let (store, recovered) = Store::open(&config.state_dir)?;
+    let store = Arc::new(store);
     let config = Arc::new(config);
-    let cluster = Cluster::new(ClusterConfig {
-        lease_timeout: config.lease_timeout,
-    });
-    let jobs = Arc::new(Jobs::new(cluster.clone(), config.clone(), shutdown.clone()));
+    let reserving = store.clone();
+    let cluster = Cluster::new(
+        ClusterConfig {
+            lease_timeout: config.lease_timeout,
+        },
+        recovered.next_attempt,
+        Box::new(move |up_to| reserving.write(vec![Write::ReserveAttempts(up_to)])),
+    );
+    let jobs = Jobs::new(
+        cluster.clone(),
+        config.clone(),
+        store.clone(),
+        recovered.next_seq,
+        shutdown.clone(),
+    );
+    jobs.recover(recovered.unfinished);
     let background = TaskTracker::new();
     background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
+    background.spawn(jobs.clone().run_queue());
 
     let job_api = JobApi {
         jobs: jobs.clone(),
@@ -45,6 +61,7 @@ pub async fn serve(
     };
     let worker_api = WorkerApi {
         cluster: cluster.clone(),
+        jobs: jobs.clone(),
         heartbeat_interval_ms: config.heartbeat_interval().as_millis() as u64,
         readers: background.clone(),
         shutdown: shutdown.clone(),
@@ -63,6 +80,7 @@ pub async fn serve(
     jobs.stopped().await;
     background.close();
     background.wait().await;
+    store.close();
     tracing::info!("coordinator stopped");
     Ok(result?)
 }

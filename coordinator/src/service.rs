@@ -4,10 +4,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::WatchStream;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use weft_core::spec::JobSpec;
+use weft_core::status::JobStatus;
 use weft_proto::convert::status_to_wire;
 use weft_proto::v1::{self, job_service_server::JobService};
 
@@ -38,7 +39,22 @@ impl JobService for JobApi {
 
     async fn get_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
         let id = request.into_inner().job_id;
-        let status = self.jobs.status(&id).ok_or_else(|| unknown_job(&id))?;
+        let status = self.jobs.status(&id)?.ok_or_else(|| unknown_job(&id))?;
+        Ok(Response::new(status_to_wire(&status)))
+    }
+
+    async fn list_jobs(&self, request: Request<v1::ListJobsRequest>) -> Result<Response<v1::JobList>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n => n as usize,
+        };
+        let jobs = self.jobs.list(limit)?.iter().map(status_to_wire).collect();
+        Ok(Response::new(v1::JobList { jobs }))
+    }
+
+    async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
+        let id = request.into_inner().job_id;
+        let status = self.jobs.cancel(&id).await?.ok_or_else(|| unknown_job(&id))?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
@@ -46,16 +62,8 @@ impl JobService for JobApi {
 
     async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
         let id = request.into_inner().job_id;
-        let watcher = self.jobs.watch(&id).ok_or_else(|| unknown_job(&id))?;
-        // Every change, up to and including the final state.
-        let mut ended = false;
-        let updates = WatchStream::new(watcher)
-            .take_while(move |s| {
-                let more = !ended;
-                ended = s.state.is_final();
-                futures::future::ready(more)
-            })
-            .map(|s| Ok(status_to_wire(&s)));
+        let watcher = self.jobs.watch(&id)?.ok_or_else(|| unknown_job(&id))?;
+        let updates = status_updates(watcher).map(|s| Ok(status_to_wire(&s)));
         let shutdown = self.shutdown.clone();
         let stream = updates.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
@@ -71,4 +79,18 @@ impl JobService for JobApi {
         let stream = results.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// A job's status now, then on every change, ending with its final state (or when the
+/// job's driver goes away at shutdown).
+fn status_updates(watcher: watch::Receiver<JobStatus>) -> impl Stream<Item = JobStatus> {
+    futures::stream::unfold(Some((watcher, true)), |state| async move {
+        let (mut watcher, first) = state?;
+        if !first {
+            watcher.changed().await.ok()?;
+        }
+        let status = watcher.borrow_and_update().clone();
+        let more = (!status.state.is_final()).then_some((watcher, false));
+        Some((status, more))
+    })
 }

@@ -13,12 +13,15 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use weft_proto::v1::{self, worker_message::Kind, worker_service_server::WorkerService};
 
-use crate::cluster::{AttemptOutcome, Cluster, WorkerId, SESSION_CLOSED};
+use crate::cluster::{AttemptOutcome, Cluster, HeldOutput, WorkerId, SESSION_CLOSED};
+use crate::jobs::Jobs;
 
 /// Serves [`WorkerService`].
 pub struct WorkerApi {
     /// The cluster sessions join.
     pub cluster: Arc<Cluster>,
+    /// The jobs, to tell workers which held map output is stale.
+    pub jobs: Arc<Jobs>,
     /// Heartbeat interval told to workers, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// Owns the readers of the sessions.
@@ -48,7 +51,21 @@ impl WorkerService for WorkerApi {
             return Err(Status::invalid_argument("Register needs the worker's shuffle address"));
         }
         let (sender, outbound) = mpsc::unbounded_channel();
-        let worker = self.cluster.register(register.shuffle_address.clone(), sender.clone());
+        let held = register
+            .held
+            .iter()
+            .map(|h| {
+                let output = HeldOutput {
+                    attempt: h.map_attempt,
+                    task: h.map_task,
+                    shuffle_address: register.shuffle_address.clone(),
+                };
+                (h.job_id.clone(), output)
+            })
+            .collect();
+        let worker = self
+            .cluster
+            .register(register.shuffle_address.clone(), sender.clone(), held);
         tracing::info!(worker, address = %register.shuffle_address, slots = register.slots, host = %register.hostname, "worker joined");
         let _ = sender.send(v1::CoordinatorMessage {
             kind: Some(v1::coordinator_message::Kind::Welcome(v1::Welcome {
@@ -57,6 +74,15 @@ impl WorkerService for WorkerApi {
             })),
         });
         drop(sender);
+        let stale: Vec<String> = self
+            .cluster
+            .held_jobs(worker)
+            .into_iter()
+            .filter(|job| !self.jobs.is_unfinished(job))
+            .collect();
+        if !stale.is_empty() {
+            self.cluster.forget_on(worker, stale);
+        }
         let cluster = self.cluster.clone();
         let shutdown = self.shutdown.clone();
         self.readers.spawn(async move {
@@ -86,7 +112,8 @@ async fn read_session(cluster: &Cluster, worker: WorkerId, inbound: &mut Streami
             Some(Kind::Heartbeat(_)) => cluster.heartbeat(worker),
             Some(Kind::Reports(reports)) => {
                 for report in reports.reports {
-                    cluster.report(worker, report.attempt_id, outcome_from_wire(report.outcome));
+                    let counters = report.counters.into_iter().collect();
+                    cluster.report(worker, report.attempt_id, outcome_from_wire(report.outcome), counters);
                 }
             }
             Some(Kind::Drain(_)) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use weft_proto::v1;
 
-use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Placement};
+use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Counters, Finished, Owner, Placement};
 
 /// When a straggler gets a backup attempt.
 #[derive(Debug, Clone)]
@@ -58,16 +58,23 @@ impl PhaseStats {
     }
 }
 
+/// Told of every attempt that ends: its id, its number and how it ended.
+pub type AttemptEndHook<'a> = dyn Fn(AttemptId, u32, &Finished) + Sync + 'a;
+
 /// How a task may run: its budget and, for job phases, its backup policy.
 pub struct TaskContext<'a> {
     /// Where attempts go.
     pub cluster: &'a Arc<Cluster>,
+    /// Whose attempts these are, for fair sharing.
+    pub owner: Owner,
     /// Failed attempts allowed before the task fails.
     pub max_attempts: u32,
     /// The phase's stats; with `backup`, stragglers get backups.
     pub phase: &'a PhaseStats,
     /// `None`: never start a backup.
     pub backup: Option<&'a BackupPolicy>,
+    /// Called with every attempt that ends.
+    pub on_attempt_end: Option<&'a AttemptEndHook<'a>>,
 }
 
 /// The attempts a task has made so far, kept across reruns of the task.
@@ -90,6 +97,8 @@ pub struct Committed {
     pub placement: Placement,
     /// What it reported.
     pub outcome: AttemptOutcome,
+    /// What it counted.
+    pub counters: Counters,
 }
 
 /// Why a task did not commit.
@@ -124,9 +133,9 @@ pub async fn run_task(
     let mut launch = |history: &mut TaskHistory| {
         history.launched += 1;
         let number = history.launched;
-        let attempt = ctx.cluster.dispatch(|id| build(id, number));
+        let attempt = ctx.cluster.dispatch(ctx.owner, |id| build(id, number));
         let id = attempt.id();
-        (id, async move { (id, attempt.await) })
+        (id, async move { (id, number, attempt.await) })
     };
     let (mut latest, first) = launch(history);
     running.push(first);
@@ -139,7 +148,10 @@ pub async fn run_task(
     });
     loop {
         tokio::select! {
-            Some((id, finished)) = running.next() => {
+            Some((id, number, finished)) = running.next() => {
+                if let Some(on_end) = ctx.on_attempt_end {
+                    on_end(id, number, &finished);
+                }
                 match finished.outcome {
                     AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => {
                         history.failures += 1;
@@ -162,7 +174,12 @@ pub async fn run_task(
                             ctx.phase.record(ran_for);
                         }
                         let placement = finished.placement.expect("a report comes from the worker that ran it");
-                        return Ok(Committed { attempt: id, placement, outcome });
+                        return Ok(Committed {
+                            attempt: id,
+                            placement,
+                            outcome,
+                            counters: finished.counters,
+                        });
                     }
                 }
                 if running.is_empty() {

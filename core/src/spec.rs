@@ -28,6 +28,10 @@ pub struct JobSpec {
     pub max_attempts: u32,
     /// An attempt running longer is killed and retried.
     pub task_timeout: Option<Duration>,
+    /// Higher runs first among queued jobs.
+    pub priority: i32,
+    /// Jobs that must succeed before this one starts.
+    pub after: Vec<String>,
 }
 
 /// What the map and reduce tasks run.
@@ -151,6 +155,8 @@ impl JobSpec {
             split_size: DEFAULT_SPLIT_SIZE,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             task_timeout: None,
+            priority: 0,
+            after: Vec::new(),
         }
     }
 
@@ -232,6 +238,8 @@ mod tests {
             split_size: DEFAULT_SPLIT_SIZE,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             task_timeout: None,
+            priority: 0,
+            after: Vec::new(),
         }
     }
 

@@ -41,6 +41,7 @@ pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
 /// Reads the lines a split owns, without their `\n`.
 pub struct SplitLines<R> {
     reader: R,
+    begin: u64,
     pos: u64,
     end: u64,
 }
@@ -65,6 +66,7 @@ impl<R: BufRead + Seek> SplitLines<R> {
         }
         Ok(Self {
             reader,
+            begin: pos,
             pos,
             end: start + length,
         })
@@ -87,9 +89,14 @@ impl<R: BufRead + Seek> SplitLines<R> {
         Ok(true)
     }
 
-    /// Bytes consumed so far, counted from the split's start.
+    /// The file position after the last line read.
     pub fn position(&self) -> u64 {
         self.pos
+    }
+
+    /// Bytes of the lines read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.pos - self.begin
     }
 }
 

@@ -1,11 +1,16 @@
 //! A job's state machine and the status snapshot clients watch.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where a job is in its life. The legal moves are in [`JobState::can_become`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
-    /// Accepted and running (or waiting for slots).
+    /// Accepted; waits for the jobs it runs `--after`.
+    Waiting,
+    /// Accepted; waits for its turn (`--max-running-jobs`, priority).
+    Queued,
+    /// Running its tasks.
     Running,
     /// Every part is committed and `_SUCCESS` written.
     Succeeded,
@@ -16,20 +21,47 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// Whether the job has ended.
-    pub fn is_final(self) -> bool {
-        self != JobState::Running
+    /// Every state, in the order a job goes through them.
+    pub const ALL: [JobState; 6] = [
+        JobState::Waiting,
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The state's name, as stored and shown (`--json` included).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
     }
 
-    /// The legal transitions: a running job ends once, and an ended job stays ended.
+    /// The state called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<JobState> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+
+    /// The legal transitions: waiting → queued → running → an end, each step once; a job
+    /// may fail or be cancelled at any point before its end, and an ended job stays ended.
     pub fn can_become(self, next: JobState) -> bool {
-        matches!(
-            (self, next),
-            (
-                JobState::Running,
-                JobState::Succeeded | JobState::Failed | JobState::Cancelled
-            )
-        )
+        use JobState::*;
+        match (self, next) {
+            (Waiting, Queued) | (Queued, Running) | (Running, Succeeded) => true,
+            (from, Failed | Cancelled) => !from.is_final(),
+            _ => false,
+        }
     }
 }
 
@@ -80,6 +112,61 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// Its output directory.
     pub output: PathBuf,
+    /// Higher runs first among queued jobs.
+    pub priority: i32,
+    /// Jobs it runs after.
+    pub after: Vec<String>,
+    /// Submitted at, ms since the epoch.
+    pub created_ms: i64,
+    /// Ended at, ms since the epoch.
+    pub ended_ms: Option<i64>,
+    /// Counters summed over committed attempts: `GROUP:NAME` → value.
+    pub counters: BTreeMap<String, u64>,
+    /// Attempts made so far (filled when one job is asked for).
+    pub attempts: Vec<AttemptInfo>,
+    /// Attempts running now.
+    pub running_attempts: u32,
+}
+
+/// One attempt of a job's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptInfo {
+    /// Its id.
+    pub id: u64,
+    /// "map" or "reduce".
+    pub kind: String,
+    /// The task.
+    pub task_index: u32,
+    /// 1, 2, ...
+    pub number: u32,
+    /// Where it ran.
+    pub worker: String,
+    /// How it ended.
+    pub outcome: String,
+    /// Why it failed.
+    pub reason: String,
+    /// Started at, ms since the epoch.
+    pub started_ms: i64,
+    /// Ended at, ms since the epoch.
+    pub ended_ms: i64,
+}
+
+/// Names of the built-in counters.
+pub mod counters {
+    /// Lines read by map tasks.
+    pub const MAP_INPUT_RECORDS: &str = "weft:map_input_records";
+    /// Bytes read by map tasks.
+    pub const MAP_INPUT_BYTES: &str = "weft:map_input_bytes";
+    /// Records written by map tasks.
+    pub const MAP_OUTPUT_RECORDS: &str = "weft:map_output_records";
+    /// Bytes reducers fetched.
+    pub const SHUFFLE_BYTES: &str = "weft:shuffle_bytes";
+    /// Records written by reduce tasks.
+    pub const REDUCE_OUTPUT_RECORDS: &str = "weft:reduce_output_records";
+    /// Attempts that failed.
+    pub const FAILED_ATTEMPTS: &str = "weft:failed_attempts";
+    /// Backup attempts started.
+    pub const BACKUP_ATTEMPTS: &str = "weft:backup_attempts";
 }
 
 impl JobStatus {
@@ -90,7 +177,9 @@ impl JobStatus {
             return false;
         }
         self.state = next;
-        self.phase = Phase::Done;
+        if next.is_final() {
+            self.phase = Phase::Done;
+        }
         true
     }
 }
@@ -100,15 +189,30 @@ mod tests {
     use super::*;
     use JobState::*;
 
+    const ALL: [JobState; 6] = [Waiting, Queued, Running, Succeeded, Failed, Cancelled];
+
     #[test]
     fn a_job_ends_once() {
         for end in [Succeeded, Failed, Cancelled] {
             assert!(Running.can_become(end));
             assert!(end.is_final());
-            for next in [Running, Succeeded, Failed, Cancelled] {
+            for next in ALL {
                 assert!(!end.can_become(next), "{end:?} -> {next:?}");
             }
         }
-        assert!(!Running.can_become(Running));
+    }
+
+    #[test]
+    fn a_job_moves_forward_only() {
+        assert!(Waiting.can_become(Queued) && Queued.can_become(Running));
+        for early in [Waiting, Queued] {
+            assert!(early.can_become(Failed) && early.can_become(Cancelled));
+            assert!(!early.can_become(Succeeded), "{early:?} cannot succeed without running");
+        }
+        for state in ALL {
+            assert!(!state.can_become(state), "{state:?} -> itself");
+            assert!(!state.can_become(Waiting), "nothing goes back to waiting");
+        }
+        assert!(!Running.can_become(Queued));
     }
 }

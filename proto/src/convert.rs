@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_core::spec::{self, Builtin, JobSpec, Program, SpecError};
-use weft_core::status::{JobState, JobStatus, Phase};
+use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase};
 
 use crate::v1;
 
@@ -23,6 +23,8 @@ impl From<&JobSpec> for v1::JobSpec {
             split_size: spec.split_size,
             max_attempts: spec.max_attempts,
             task_timeout_secs: spec.task_timeout.map_or(0, |t| t.as_secs()),
+            priority: spec.priority,
+            after: spec.after.clone(),
         }
     }
 }
@@ -122,6 +124,8 @@ impl TryFrom<v1::JobSpec> for JobSpec {
                 wire.max_attempts
             },
             task_timeout: (wire.task_timeout_secs > 0).then(|| Duration::from_secs(wire.task_timeout_secs)),
+            priority: wire.priority,
+            after: wire.after,
         };
         spec.validate()?;
         Ok(spec)
@@ -134,6 +138,8 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
         job_id: s.id.clone(),
         name: s.name.clone(),
         state: match s.state {
+            JobState::Waiting => v1::JobState::Waiting,
+            JobState::Queued => v1::JobState::Queued,
             JobState::Running => v1::JobState::Running,
             JobState::Succeeded => v1::JobState::Succeeded,
             JobState::Failed => v1::JobState::Failed,
@@ -147,6 +153,27 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
         failed_attempts: s.failed_attempts,
         error: s.error.clone().unwrap_or_default(),
         output: s.output.to_string_lossy().into_owned(),
+        priority: s.priority,
+        after: s.after.clone(),
+        created_ms: s.created_ms,
+        ended_ms: s.ended_ms.unwrap_or(0),
+        counters: s.counters.clone().into_iter().collect(),
+        attempts: s
+            .attempts
+            .iter()
+            .map(|a| v1::AttemptInfo {
+                attempt_id: a.id,
+                kind: a.kind.clone(),
+                task_index: a.task_index,
+                number: a.number,
+                worker: a.worker.clone(),
+                outcome: a.outcome.clone(),
+                reason: a.reason.clone(),
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+            })
+            .collect(),
+        running_attempts: s.running_attempts,
     }
 }
 
@@ -156,6 +183,8 @@ pub fn status_from_wire(s: v1::JobStatus) -> JobStatus {
         Ok(v1::JobState::Succeeded) => JobState::Succeeded,
         Ok(v1::JobState::Failed) => JobState::Failed,
         Ok(v1::JobState::Cancelled) => JobState::Cancelled,
+        Ok(v1::JobState::Waiting) => JobState::Waiting,
+        Ok(v1::JobState::Queued) => JobState::Queued,
         _ => JobState::Running,
     };
     let phase = match s.phase.as_str() {
@@ -175,6 +204,27 @@ pub fn status_from_wire(s: v1::JobStatus) -> JobStatus {
         failed_attempts: s.failed_attempts,
         error: (!s.error.is_empty()).then_some(s.error),
         output: PathBuf::from(s.output),
+        priority: s.priority,
+        after: s.after,
+        created_ms: s.created_ms,
+        ended_ms: (s.ended_ms != 0).then_some(s.ended_ms),
+        counters: s.counters.into_iter().collect(),
+        attempts: s
+            .attempts
+            .into_iter()
+            .map(|a| AttemptInfo {
+                id: a.attempt_id,
+                kind: a.kind,
+                task_index: a.task_index,
+                number: a.number,
+                worker: a.worker,
+                outcome: a.outcome,
+                reason: a.reason,
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+            })
+            .collect(),
+        running_attempts: s.running_attempts,
     }
 }
 
@@ -197,6 +247,8 @@ mod tests {
             split_size: 1000,
             max_attempts: 2,
             task_timeout: Some(Duration::from_secs(30)),
+            priority: 5,
+            after: vec!["job-1".into()],
         };
         assert_eq!(JobSpec::try_from(v1::JobSpec::from(&spec)), Ok(spec));
     }
@@ -215,6 +267,23 @@ mod tests {
             failed_attempts: 4,
             error: Some("boom".into()),
             output: "/out".into(),
+            priority: -1,
+            after: vec!["job-0".into()],
+            created_ms: 1,
+            ended_ms: Some(2),
+            counters: [("g:n".to_string(), 3)].into(),
+            attempts: vec![AttemptInfo {
+                id: 9,
+                kind: "map".into(),
+                task_index: 0,
+                number: 1,
+                worker: "w:1".into(),
+                outcome: "failed".into(),
+                reason: "exit 1".into(),
+                started_ms: 1,
+                ended_ms: 2,
+            }],
+            running_attempts: 0,
         };
         assert_eq!(status_from_wire(status_to_wire(&status)), status);
     }

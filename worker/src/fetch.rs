@@ -55,6 +55,7 @@ impl Fetcher {
     }
 
     /// Fetches `partition` of every map in `maps`; runs past `memory_limit` go to `dir`.
+    /// Returns the runs and the bytes fetched.
     pub async fn fetch_partition(
         &self,
         job: &str,
@@ -62,7 +63,7 @@ impl Fetcher {
         maps: &[v1::MapLocation],
         dir: &Path,
         memory_limit: usize,
-    ) -> Result<Vec<Run>, FetchFailure> {
+    ) -> Result<(Vec<Run>, u64), FetchFailure> {
         let mut fetches = stream::iter(maps.iter().cloned().enumerate())
             .map(|(i, map)| {
                 let target = dir.join(format!("fetch-{i}"));
@@ -76,11 +77,13 @@ impl Fetcher {
             .buffer_unordered(PARALLEL_FETCHES);
         let mut runs = Vec::new();
         let mut in_memory = 0usize;
+        let mut fetched = 0u64;
         let mut merged = 0usize;
         let mut failure: Option<FetchFailure> = None;
         while let Some((attempt, result)) = fetches.next().await {
             match result {
-                Ok(run) => {
+                Ok((run, bytes)) => {
+                    fetched += bytes;
                     in_memory += run.memory();
                     runs.push(run);
                     if in_memory > memory_limit {
@@ -107,7 +110,7 @@ impl Fetcher {
         }
         match failure {
             Some(f) => Err(f),
-            None => Ok(runs),
+            None => Ok((runs, fetched)),
         }
     }
 
@@ -118,7 +121,7 @@ impl Fetcher {
         map: &v1::MapLocation,
         target: PathBuf,
         largest_in_memory: usize,
-    ) -> Result<Run, String> {
+    ) -> Result<(Run, u64), String> {
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
         for _ in 0..FETCH_TRIES {
@@ -148,7 +151,7 @@ impl Fetcher {
         map: &v1::MapLocation,
         target: &PathBuf,
         largest_in_memory: usize,
-    ) -> Result<Run, (Code, String)> {
+    ) -> Result<(Run, u64), (Code, String)> {
         let mut client = self
             .client(&map.shuffle_address)
             .map_err(|e| (Code::InvalidArgument, e))?;
@@ -162,7 +165,9 @@ impl Fetcher {
         let mut chunks = client.fetch(request).await.map_err(status)?.into_inner();
         let mut memory = Vec::new();
         let mut file: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
+        let mut bytes = 0u64;
         while let Some(chunk) = chunks.message().await.map_err(status)? {
+            bytes += chunk.data.len() as u64;
             match &mut file {
                 Some(f) => f.write_all(&chunk.data).await.map_err(io)?,
                 None if memory.len() + chunk.data.len() > largest_in_memory => {
@@ -178,9 +183,9 @@ impl Fetcher {
         match file {
             Some(mut f) => {
                 f.flush().await.map_err(io)?;
-                Ok(Run::File(target.clone()))
+                Ok((Run::File(target.clone()), bytes))
             }
-            None => Ok(Run::Memory(memory)),
+            None => Ok((Run::Memory(memory), bytes)),
         }
     }
 }

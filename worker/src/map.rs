@@ -14,7 +14,8 @@ use weft_core::split::{line_range, Split, SplitLines};
 
 use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{split_line, Combiner, MapOutputWriter};
-use crate::process::{KillSwitch, Shell};
+use crate::process::{Counters, KillSwitch, Shell};
+use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
 /// What a finished map attempt reports.
 #[derive(Debug)]
@@ -23,6 +24,21 @@ pub struct MapResult {
     pub partition_bytes: Vec<u64>,
     /// Records written.
     pub records: u64,
+    /// Built-in and user counters.
+    pub counters: Counters,
+}
+
+impl MapResult {
+    fn new(partition_bytes: Vec<u64>, records: u64, input: (u64, u64), mut counters: Counters) -> Self {
+        counters.insert(MAP_INPUT_RECORDS.into(), input.0);
+        counters.insert(MAP_INPUT_BYTES.into(), input.1);
+        counters.insert(MAP_OUTPUT_RECORDS.into(), records);
+        Self {
+            partition_bytes,
+            records,
+            counters,
+        }
+    }
 }
 
 /// Everything a map attempt needs.
@@ -110,21 +126,16 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
         }
     }
     mapper.finish(&mut emit)?;
+    let input = (n, lines.bytes_read());
     let records = out.records;
     let partition_bytes = out.finish()?;
-    match &task.output_file {
-        None => Ok(MapResult {
-            partition_bytes,
-            records,
-        }),
+    Ok(match &task.output_file {
+        None => MapResult::new(partition_bytes, records, input, Counters::new()),
         Some(part) => {
-            let records = reduce_local(&task.output_dir, app, part)?;
-            Ok(MapResult {
-                partition_bytes: Vec::new(),
-                records,
-            })
+            let written = reduce_local(&task.output_dir, app, part)?;
+            MapResult::new(Vec::new(), written, input, Counters::new())
         }
-    }
+    })
 }
 
 /// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
@@ -155,47 +166,75 @@ fn map_streaming(
     let stdin = shell.stdin().expect("piped");
     let file = task.split.file.clone();
     let feeder = std::thread::spawn(move || feed_range(&file, begin, end, stdin));
-    let mut result = MapResult {
-        partition_bytes: Vec::new(),
-        records: 0,
-    };
-    if let Some(stdout) = shell.stdout() {
-        let combiner = combiner.map(|command| Combiner {
-            command: command.to_string(),
-            env: task.env.clone(),
-        });
-        let mut out = writer(task, combiner, switch)?;
-        let mut reader = BufReader::with_capacity(256 << 10, stdout);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line)? > 0 {
-            let (key, value) = split_line(&line);
-            out.add(key, value)?;
-            line.clear();
+    let (partition_bytes, records, counters) = match shell.stdout() {
+        Some(stdout) => {
+            let combiner = combiner.map(|command| Combiner {
+                command: command.to_string(),
+                env: task.env.clone(),
+            });
+            let mut out = writer(task, combiner, switch)?;
+            let mut reader = BufReader::with_capacity(256 << 10, stdout);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line)? > 0 {
+                let (key, value) = split_line(&line);
+                out.add(key, value)?;
+                line.clear();
+            }
+            // The mapper's status decides; a failed spill after a failed mapper is noise.
+            let records = out.records;
+            let counters = shell.wait().map_err(TaskFailure::Command)?;
+            (out.finish()?, records, counters)
         }
-        // The mapper's status decides; a failed spill after a failed mapper is noise.
-        let written = out.records;
-        shell.wait().map_err(TaskFailure::Command)?;
-        result.partition_bytes = out.finish()?;
-        result.records = written;
-    } else {
-        shell.wait().map_err(TaskFailure::Command)?;
-    }
-    feeder
+        None => {
+            let counters = shell.wait().map_err(TaskFailure::Command)?;
+            let part = task.output_file.as_ref().expect("stdout goes to the part file");
+            let file = File::open(part)?;
+            file.sync_all()?;
+            (Vec::new(), count_lines(file)?, counters)
+        }
+    };
+    let lines_fed = feeder
         .join()
         .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
-    if let Some(part) = &task.output_file {
-        File::open(part)?.sync_all()?;
-    }
-    Ok(result)
+    Ok(MapResult::new(
+        partition_bytes,
+        records,
+        (lines_fed, end - begin),
+        counters,
+    ))
 }
 
-/// Copies `[begin, end)` of `file` to a command's stdin. A command that stops reading
-/// early (like `head`) is not an error.
-fn feed_range(file: &Path, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<()> {
+/// Copies `[begin, end)` of `file` to a command's stdin; returns the lines copied. A
+/// command that stops reading early (like `head`) is not an error.
+fn feed_range(file: &Path, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<u64> {
     let mut input = File::open(file)?;
     input.seek(SeekFrom::Start(begin))?;
-    match io::copy(&mut input.take(end - begin), &mut stdin) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map(|_| ()),
+    let mut input = input.take(end - begin);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut lines = 0;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        match stdin.write_all(&buf[..n]) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(lines),
+            other => other?,
+        }
+    }
+}
+
+/// Lines in a file.
+fn count_lines(mut file: File) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut lines = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
 }

@@ -2,7 +2,8 @@
 //! that a kill switch can stop the whole pipeline, with the tail of stderr kept for the
 //! failure reason.
 
-use std::io::{self, Read};
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,27 @@ use std::thread::JoinHandle;
 
 /// Bytes of a task's stderr kept for its failure reason.
 const STDERR_TAIL: usize = 2048;
+
+/// Counters by `GROUP:NAME`.
+pub type Counters = BTreeMap<String, u64>;
+
+/// What a command's stderr left: user counters and the tail of the rest.
+#[derive(Default)]
+struct Stderr {
+    counters: Counters,
+    tail: Vec<u8>,
+}
+
+/// Parses Hadoop Streaming's `reporter:counter:GROUP,NAME,AMOUNT`.
+fn parse_counter(line: &[u8]) -> Option<(String, u64)> {
+    let rest = std::str::from_utf8(line.strip_prefix(b"reporter:counter:")?)
+        .ok()?
+        .trim_end();
+    let mut fields = rest.rsplitn(2, ',');
+    let amount = fields.next()?.trim().parse().ok()?;
+    let (group, name) = fields.next()?.split_once(',')?;
+    Some((format!("{group}:{name}"), amount))
+}
 
 /// Stops an attempt: kills its processes and tells its loops to stop.
 #[derive(Clone, Default)]
@@ -61,7 +83,7 @@ impl KillSwitch {
 /// A running `sh -c` command.
 pub struct Shell {
     child: Child,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Stderr>>,
     command: String,
 }
 
@@ -97,20 +119,22 @@ impl Shell {
             });
         }
         let mut child = shell.spawn()?;
-        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
         let tail = std::thread::spawn(move || {
-            let mut tail = Vec::new();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
+            let mut seen = Stderr::default();
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                match parse_counter(&line) {
+                    Some((counter, amount)) => *seen.counters.entry(counter).or_default() += amount,
+                    None => seen.tail.extend_from_slice(&line),
                 }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 4 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
+                if seen.tail.len() > 4 * STDERR_TAIL {
+                    seen.tail.drain(..seen.tail.len() - STDERR_TAIL);
                 }
+                line.clear();
             }
-            tail
+            seen
         });
         let shell = Self {
             child,
@@ -131,17 +155,18 @@ impl Shell {
         self.child.stdout.take()
     }
 
-    /// Waits for the command; an error names how it ended and the tail of its stderr.
-    pub fn wait(mut self) -> Result<(), String> {
+    /// Waits for the command; returns the counters it reported, or an error naming how it
+    /// ended and the tail of its stderr.
+    pub fn wait(mut self) -> Result<Counters, String> {
         let status = self
             .child
             .wait()
             .map_err(|e| format!("waiting for {:?}: {e}", self.command))?;
-        let tail = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let stderr = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
         if status.success() {
-            return Ok(());
+            return Ok(stderr.counters);
         }
-        Err(describe_failure(&self.command, status, &tail))
+        Err(describe_failure(&self.command, status, &stderr.tail))
     }
 }
 
@@ -173,6 +198,20 @@ mod tests {
         let err = shell.wait().unwrap_err();
         assert!(err.contains("exited with status 3"), "{err}");
         assert!(err.contains("oops"), "{err}");
+    }
+
+    #[test]
+    fn counters_on_stderr_are_summed_and_kept_out_of_the_tail() {
+        let switch = KillSwitch::default();
+        let script = "echo reporter:counter:Words,Long,3 >&2; echo reporter:counter:Words,Long,4 >&2; echo reporter:counter:a,b >&2";
+        let shell = Shell::spawn(script, &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        let counters = shell.wait().unwrap();
+        assert_eq!(counters, Counters::from([("Words:Long".to_string(), 7)]));
+        assert_eq!(parse_counter(b"reporter:counter:G,N,x"), None);
+        assert_eq!(
+            parse_counter(b"reporter:counter:G,with space,12\n"),
+            Some(("G:with space".into(), 12))
+        );
     }
 
     #[test]

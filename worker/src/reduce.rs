@@ -12,11 +12,11 @@ use weft_core::spec::Program;
 use crate::apps::AppReducer;
 use crate::map::TaskFailure;
 use crate::mapout::append_line;
-use crate::process::{KillSwitch, Shell};
+use crate::process::{Counters, KillSwitch, Shell};
 use crate::runs::{final_merger, Run};
 
 /// Merges `runs` and writes the part file `output`; returns the records written (lines
-/// fed to a streaming reducer).
+/// fed to a streaming reducer) and the reducer's counters.
 pub fn run_reduce(
     program: &Program,
     runs: Vec<Run>,
@@ -24,8 +24,8 @@ pub fn run_reduce(
     output: &Path,
     env: &[(String, String)],
     switch: &KillSwitch,
-) -> Result<u64, String> {
-    let result = (|| -> Result<u64, TaskFailure> {
+) -> Result<(u64, Counters), String> {
+    let result = (|| -> Result<(u64, Counters), TaskFailure> {
         let merger = final_merger(runs, scratch)?;
         match program {
             Program::Builtin(app) => {
@@ -33,7 +33,7 @@ pub fn run_reduce(
                 drain(merger, switch, |k, v| reducer.push(k, v))?;
                 let (out, records) = reducer.finish()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok(records)
+                Ok((records, Counters::new()))
             }
             Program::Streaming { reducer: None, .. } => {
                 let mut out = BufWriter::with_capacity(1 << 20, File::create(output)?);
@@ -44,7 +44,7 @@ pub fn run_reduce(
                     out.write_all(&line)
                 })?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok(records)
+                Ok((records, Counters::new()))
             }
             Program::Streaming {
                 reducer: Some(command), ..
@@ -60,11 +60,11 @@ pub fn run_reduce(
                 let flushed = stdin.flush();
                 drop(stdin);
                 // The reducer's own status explains a broken pipe better than the pipe does.
-                shell.wait().map_err(TaskFailure::Command)?;
+                let counters = shell.wait().map_err(TaskFailure::Command)?;
                 let records = fed?;
                 flushed?;
                 File::open(output)?.sync_all()?;
-                Ok(records)
+                Ok((records, counters))
             }
         }
     })();

@@ -13,9 +13,10 @@ use weft_proto::v1::{self, assignment::Work, attempt_report::Outcome};
 use crate::fetch::Fetcher;
 use crate::handlers::run_queue_task;
 use crate::map::{run_map, MapTask};
-use crate::process::KillSwitch;
+use crate::process::{Counters, KillSwitch};
 use crate::reduce::run_reduce;
-use crate::store::MapOutputStore;
+use crate::store::{MapOutputStore, TASK_FILE};
+use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
 
 /// What every attempt on this worker shares.
 pub struct WorkerContext {
@@ -48,23 +49,24 @@ pub async fn run_attempt(
         stop.cancel();
         reason
     };
-    let outcome = tokio::select! {
-        outcome = &mut work => outcome,
+    let (outcome, counters) = tokio::select! {
+        done = &mut work => done,
         () = cancel.cancelled() => {
             let outcome = stopped(Outcome::HandedBack(v1::HandedBack {}));
             let _ = (&mut work).await;
-            outcome
+            (outcome, Counters::new())
         }
         () = sleep_or_never(timeout) => {
             let secs = timeout.map_or(0, |t| t.as_secs());
             let outcome = stopped(Outcome::Failed(format!("timed out after {secs} s (--task-timeout)")));
             let _ = (&mut work).await;
-            outcome
+            (outcome, Counters::new())
         }
     };
     v1::AttemptReport {
         attempt_id,
         outcome: Some(outcome),
+        counters: counters.into_iter().collect(),
     }
 }
 
@@ -100,8 +102,14 @@ fn task_env(a: &v1::Assignment, kind: char, extra: (&str, String)) -> Vec<(Strin
     ]
 }
 
-async fn execute(ctx: Arc<WorkerContext>, a: v1::Assignment, switch: KillSwitch, stop: CancellationToken) -> Outcome {
-    let failed = Outcome::Failed;
+/// Runs the work of an assignment; returns its outcome and, on success, its counters.
+async fn execute(
+    ctx: Arc<WorkerContext>,
+    a: v1::Assignment,
+    switch: KillSwitch,
+    stop: CancellationToken,
+) -> (Outcome, Counters) {
+    let failed = |reason| (Outcome::Failed(reason), Counters::new());
     match a.work.clone() {
         Some(Work::Map(work)) => {
             let program = match work.program.as_ref().map(program_from_wire) {
@@ -136,11 +144,18 @@ async fn execute(ctx: Arc<WorkerContext>, a: v1::Assignment, switch: KillSwitch,
             .await
             .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
             match result {
-                Ok((r, output_file)) => Outcome::MapDone(v1::MapDone {
-                    output_file,
-                    partition_bytes: r.partition_bytes,
-                    output_records: r.records,
-                }),
+                Ok((r, output_file)) => {
+                    if output_file.is_empty() {
+                        // Which task this output belongs to, for a coordinator that restarts.
+                        let _ = std::fs::write(cleanup.join(TASK_FILE), a.task_index.to_string());
+                    }
+                    let done = Outcome::MapDone(v1::MapDone {
+                        output_file,
+                        partition_bytes: r.partition_bytes,
+                        output_records: r.records,
+                    });
+                    (done, r.counters)
+                }
                 Err(reason) => {
                     let _ = std::fs::remove_dir_all(cleanup);
                     failed(reason)
@@ -149,34 +164,43 @@ async fn execute(ctx: Arc<WorkerContext>, a: v1::Assignment, switch: KillSwitch,
         }
         Some(Work::Reduce(work)) => reduce(ctx, &a, work, switch).await,
         Some(Work::Queue(task)) => match run_queue_task(task, &switch, &stop).await {
-            Ok(output) => Outcome::QueueOutput(output),
+            Ok(output) => (Outcome::QueueOutput(output), Counters::new()),
             Err(reason) => failed(reason),
         },
         None => failed("empty assignment".into()),
     }
 }
 
-async fn reduce(ctx: Arc<WorkerContext>, a: &v1::Assignment, work: v1::ReduceWork, switch: KillSwitch) -> Outcome {
+async fn reduce(
+    ctx: Arc<WorkerContext>,
+    a: &v1::Assignment,
+    work: v1::ReduceWork,
+    switch: KillSwitch,
+) -> (Outcome, Counters) {
+    let failed = |reason| (Outcome::Failed(reason), Counters::new());
     let program = match work.program.as_ref().map(program_from_wire) {
         Some(Ok(p)) => p,
-        Some(Err(e)) => return Outcome::Failed(e.to_string()),
-        None => return Outcome::Failed("assignment without a program".into()),
+        Some(Err(e)) => return failed(e.to_string()),
+        None => return failed("assignment without a program".into()),
     };
     let scratch = ctx.scratch.join(a.attempt_id.to_string());
     if let Err(e) = tokio::fs::create_dir_all(&scratch).await {
-        return Outcome::Failed(format!("cannot create {}: {e}", scratch.display()));
+        return failed(format!("cannot create {}: {e}", scratch.display()));
     }
     let fetched = ctx
         .fetcher
         .fetch_partition(&a.job_id, work.partition, &work.maps, &scratch, ctx.merge_buffer)
         .await;
     let outcome = match fetched {
-        Err(f) if !f.map_attempts.is_empty() => Outcome::FetchFailed(v1::FetchFailed {
-            map_attempts: f.map_attempts,
-            reason: f.reason,
-        }),
-        Err(f) => Outcome::Failed(f.reason),
-        Ok(runs) => {
+        Err(f) if !f.map_attempts.is_empty() => {
+            let fetch_failed = Outcome::FetchFailed(v1::FetchFailed {
+                map_attempts: f.map_attempts,
+                reason: f.reason,
+            });
+            (fetch_failed, Counters::new())
+        }
+        Err(f) => failed(f.reason),
+        Ok((runs, fetched_bytes)) => {
             let env = task_env(a, 'r', ("WEFT_PARTITION", work.partition.to_string()));
             let output = PathBuf::from(&work.output_file);
             let dir = scratch.clone();
@@ -184,11 +208,16 @@ async fn reduce(ctx: Arc<WorkerContext>, a: &v1::Assignment, work: v1::ReduceWor
                 .await
                 .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
             match result {
-                Ok(records) => Outcome::ReduceDone(v1::ReduceDone {
-                    output_file: work.output_file,
-                    output_records: records,
-                }),
-                Err(reason) => Outcome::Failed(reason),
+                Ok((records, mut counters)) => {
+                    counters.insert(SHUFFLE_BYTES.into(), fetched_bytes);
+                    counters.insert(REDUCE_OUTPUT_RECORDS.into(), records);
+                    let done = Outcome::ReduceDone(v1::ReduceDone {
+                        output_file: work.output_file,
+                        output_records: records,
+                    });
+                    (done, counters)
+                }
+                Err(reason) => failed(reason),
             }
         }
     };

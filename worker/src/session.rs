@@ -57,6 +57,16 @@ pub async fn run_session(
             shuffle_address: me.shuffle_address.clone(),
             slots: me.slots,
             hostname,
+            held: ctx
+                .store
+                .held()
+                .into_iter()
+                .map(|h| v1::HeldOutput {
+                    job_id: h.job,
+                    map_attempt: h.attempt,
+                    map_task: h.task,
+                })
+                .collect(),
         })))
         .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {

@@ -5,6 +5,20 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// In a complete map output's directory: the map task's index.
+pub const TASK_FILE: &str = "task";
+
+/// A complete map output on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Its job.
+    pub job: String,
+    /// The map attempt that wrote it.
+    pub attempt: u64,
+    /// The map task.
+    pub task: u32,
+}
+
 /// The map outputs this worker holds.
 #[derive(Debug, Clone)]
 pub struct MapOutputStore {
@@ -49,6 +63,33 @@ impl MapOutputStore {
             ));
         }
         Ok((dir.join("data"), offsets[p], offsets[p + 1] - offsets[p]))
+    }
+
+    /// Every complete map output in the store.
+    pub fn held(&self) -> Vec<Held> {
+        let mut held = Vec::new();
+        let Ok(jobs) = fs::read_dir(&self.root) else {
+            return held;
+        };
+        for job in jobs.flatten() {
+            let Ok(attempts) = fs::read_dir(job.path()) else {
+                continue;
+            };
+            for attempt in attempts.flatten() {
+                let task = fs::read_to_string(attempt.path().join(TASK_FILE))
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                let id = attempt.file_name().to_string_lossy().parse().ok();
+                if let (Some(task), Some(attempt)) = (task, id) {
+                    held.push(Held {
+                        job: job.file_name().to_string_lossy().into_owned(),
+                        attempt,
+                        task,
+                    });
+                }
+            }
+        }
+        held
     }
 
     /// Deletes a job's map output.

@@ -1,0 +1,118 @@
+//! How `jobs`, `status`, `wait` and `cancel` show jobs: tables for people, `--json` for
+//! scripts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use weft_client::JobStatus;
+
+/// A job as JSON.
+pub fn to_json(s: &JobStatus) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "state": s.state.name(),
+        "phase": s.phase.as_str(),
+        "maps": {"done": s.maps_done, "total": s.maps_total},
+        "reduces": {"done": s.reduces_done, "total": s.reduces_total},
+        "failed_attempts": s.failed_attempts,
+        "running_attempts": s.running_attempts,
+        "error": s.error,
+        "output": s.output,
+        "priority": s.priority,
+        "after": s.after,
+        "created_ms": s.created_ms,
+        "ended_ms": s.ended_ms,
+        "counters": s.counters,
+        "attempts": s.attempts.iter().map(|a| json!({
+            "id": a.id,
+            "kind": a.kind,
+            "task": a.task_index,
+            "number": a.number,
+            "worker": a.worker,
+            "outcome": a.outcome,
+            "reason": a.reason,
+            "started_ms": a.started_ms,
+            "ended_ms": a.ended_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn progress(s: &JobStatus) -> String {
+    format!(
+        "map {}/{} reduce {}/{}",
+        s.maps_done, s.maps_total, s.reduces_done, s.reduces_total
+    )
+}
+
+fn age(created_ms: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let secs = (now - created_ms).max(0) / 1000;
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// The `weft jobs` table.
+pub fn table(jobs: &[JobStatus]) -> String {
+    let mut out = format!(
+        "{:<12} {:<20} {:<10} {:<26} {:>6}\n",
+        "ID", "NAME", "STATE", "PROGRESS", "AGE"
+    );
+    for s in jobs {
+        let name: String = s.name.chars().take(20).collect();
+        out += &format!(
+            "{:<12} {:<20} {:<10} {:<26} {:>6}\n",
+            s.id,
+            name,
+            s.state.name(),
+            progress(s),
+            age(s.created_ms)
+        );
+    }
+    out
+}
+
+/// The `weft status` report.
+pub fn report(s: &JobStatus) -> String {
+    let mut out = format!("job       {} ({})\nstate     {}", s.id, s.name, s.state.name());
+    if let Some(error) = &s.error {
+        out += &format!(": {error}");
+    }
+    out += &format!(
+        "\nphase     {}\nmaps      {}/{}\nreduces   {}/{}\nattempts  {} running, {} failed\noutput    {}\npriority  {}\n",
+        s.phase.as_str(),
+        s.maps_done,
+        s.maps_total,
+        s.reduces_done,
+        s.reduces_total,
+        s.running_attempts,
+        s.failed_attempts,
+        s.output.display(),
+        s.priority,
+    );
+    if !s.after.is_empty() {
+        out += &format!("after     {}\n", s.after.join(","));
+    }
+    if !s.counters.is_empty() {
+        out += "counters\n";
+        for (name, value) in &s.counters {
+            out += &format!("  {name:<40} {value}\n");
+        }
+    }
+    if !s.attempts.is_empty() {
+        out += "attempts\n";
+        for a in &s.attempts {
+            out += &format!(
+                "  {:>8} {:<6} {:>5} #{:<3} {:<12} {:<22} {}\n",
+                a.id, a.kind, a.task_index, a.number, a.outcome, a.worker, a.reason
+            );
+        }
+    }
+    out
+}
