@@ -99,9 +99,20 @@ fi
     assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
     let coordinator = cluster.coordinator_log();
     assert!(coordinator.contains("chaos says no"), "a failure reason was recorded");
+    // Map 1's first attempt hangs: the timeout kills it, unless another task killed its worker first.
+    let listed = cluster.weft(&["jobs", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let status = cluster.status_json(jobs[0]["id"].as_str().unwrap());
+    let hung = status["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "map" && a["task"] == 1 && a["number"] == 1)
+        .unwrap_or_else(|| panic!("no first attempt of map 1: {status}"));
+    let reason = hung["reason"].as_str().unwrap();
     assert!(
-        coordinator.contains("timed out after 3 s"),
-        "a hung attempt was killed by the timeout"
+        reason.contains("timed out after 3 s") || hung["outcome"] == "lost",
+        "the hung attempt was killed by the timeout: {hung}"
     );
 }
 
@@ -121,7 +132,7 @@ fn a_worker_killed_after_the_map_phase_has_its_map_output_recomputed() {
             .flag("--split-size", "4000"),
     );
     // The reducer's first attempt runs only after every map committed: its worker holds some map output.
-    let pid = wait_for_pidfile(&pidfile);
+    let (pid, sleeper) = wait_for_pids(&pidfile);
     let victim = cluster.worker_with_pid(pid);
     let maps_on_victim: HashSet<String> = task_log(&log)
         .into_iter()
@@ -130,6 +141,12 @@ fn a_worker_killed_after_the_map_phase_has_its_map_output_recomputed() {
         .collect();
     assert!(!maps_on_victim.is_empty(), "both workers ran maps");
     cluster.signal_worker(victim, "KILL");
+    // The task's processes die with their worker, even those its shell started.
+    wait_until(
+        Duration::from_secs(2),
+        "the killed worker's task processes to die",
+        || !alive(sleeper),
+    );
 
     let (ok, stderr) = finish(job);
     assert!(ok, "{stderr}\n{}", cluster.logs());

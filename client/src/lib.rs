@@ -53,4 +53,5 @@ pub use error::ClientError;
 pub use job::JobHandle;
 pub use tasks::{Task, TaskResult};
 pub use weft_core::deferred::{DeferredList, Fired};
+pub use weft_core::spec::{Builtin, JobSpec, Program};
 pub use weft_core::status::{JobState, JobStatus, Phase};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use weft_proto::v1;
 
 /// A worker's id, new for every session.
@@ -77,6 +77,15 @@ pub struct Placement {
     pub shuffle_address: String,
 }
 
+/// A worker that left the cluster, and with it the map output it served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostWorker {
+    /// The worker.
+    pub id: WorkerId,
+    /// Where it served map output.
+    pub shuffle_address: String,
+}
+
 /// A worker's view of the cluster, sent to it over its session.
 pub type WorkerSender = mpsc::UnboundedSender<v1::CoordinatorMessage>;
 
@@ -118,7 +127,8 @@ pub struct ClusterConfig {
 pub struct Cluster {
     state: Mutex<State>,
     config: ClusterConfig,
-    lost_workers: broadcast::Sender<WorkerId>,
+    lost_workers: broadcast::Sender<LostWorker>,
+    joined: Notify,
     reserve_attempts: Box<dyn Fn(AttemptId) + Send + Sync>,
 }
 
@@ -186,6 +196,7 @@ impl Cluster {
             }),
             config,
             lost_workers,
+            joined: Notify::new(),
             reserve_attempts,
         })
     }
@@ -220,6 +231,8 @@ impl Cluster {
                 running: HashSet::new(),
             },
         );
+        drop(state);
+        self.joined.notify_waiters();
         id
     }
 
@@ -282,11 +295,14 @@ impl Cluster {
             }
         }
         drop(state);
-        let _ = self.lost_workers.send(worker);
+        let _ = self.lost_workers.send(LostWorker {
+            id: worker,
+            shuffle_address: entry.shuffle_address,
+        });
     }
 
     /// Tells about every worker removed from now on.
-    pub fn watch_lost_workers(&self) -> broadcast::Receiver<WorkerId> {
+    pub fn watch_lost_workers(&self) -> broadcast::Receiver<LostWorker> {
         self.lost_workers.subscribe()
     }
 
@@ -402,6 +418,12 @@ impl Cluster {
             .iter()
             .find(|((j, _), (_, output))| j == job && output.task == task)
             .map(|(_, (_, output))| output.clone())
+    }
+
+    /// Resolves when the next worker joins (create it before checking what is held, so
+    /// that no join is missed in between).
+    pub fn worker_joined(&self) -> tokio::sync::futures::Notified<'_> {
+        self.joined.notified()
     }
 
     /// The jobs whose map output a worker announced holding.
@@ -682,7 +704,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(cluster.expire_leases(), 1);
         assert!(matches!(attempt.await.outcome, AttemptOutcome::Lost(reason) if reason.contains("lease expired")));
-        assert_eq!(lost.recv().await.unwrap(), w);
+        assert_eq!(
+            lost.recv().await.unwrap(),
+            LostWorker {
+                id: w,
+                shuffle_address: "w:1".into()
+            }
+        );
         assert_eq!(cluster.worker_count(), 0);
     }
 

@@ -18,7 +18,7 @@ use weft_core::status::{JobState, JobStatus, Phase};
 use weft_proto::convert::program_to_wire;
 use weft_proto::v1;
 
-use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Counters, Finished, Owner};
+use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Counters, Finished, LostWorker, Owner};
 use crate::config::CoordinatorConfig;
 use crate::output::part_name;
 use crate::plan::JobPlan;
@@ -129,7 +129,14 @@ impl Job {
     /// or cancelled when `cancel` fires; a job that does not succeed leaves no output.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let span = tracing::info_span!("job", job = %self.id);
-        let phases = tracing::Instrument::instrument(self.clone().run_phases(), span);
+        let lost_workers = self.cluster.watch_lost_workers();
+        let phases = async {
+            tokio::select! {
+                result = self.clone().run_phases() => result,
+                Err(e) = self.clone().replace_lost_map_output(lost_workers) => Err(e),
+            }
+        };
+        let phases = tracing::Instrument::instrument(phases, span);
         let end = tokio::select! {
             result = phases => match result.and_then(|()| self.commit_job()) {
                 Ok(()) => (JobState::Succeeded, None),
@@ -205,9 +212,7 @@ impl Job {
 
     async fn run_phases(self: Arc<Self>) -> Result<(), String> {
         if self.recovered.is_some() && self.plan.spec.reduce_tasks > 0 {
-            // Give workers time to come back and announce the map output they hold.
-            tracing::info!(grace = ?self.config.recovery_grace, "recovered job: waiting for workers to rejoin");
-            tokio::time::sleep(self.config.recovery_grace).await;
+            self.await_rejoining_workers().await;
         }
         let maps = DeferredList::from_futures((0..self.maps.len() as u32).map(|m| self.clone().run_map(m)))
             .fire_on_one_errback(true)
@@ -228,6 +233,29 @@ impl Job {
         Ok(())
     }
 
+    /// After a restart, gives workers time to come back and announce the map output they
+    /// hold: up to the recovery grace, less once every map's output is held somewhere.
+    async fn await_rejoining_workers(&self) {
+        let grace = self.config.recovery_grace;
+        tracing::info!(?grace, "recovered job: waiting for workers to rejoin");
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let joined = self.cluster.worker_joined();
+            tokio::pin!(joined);
+            joined.as_mut().enable();
+            let committed = |m: u32| self.recovered.as_ref().and_then(|r| r.maps.get(&m).copied());
+            let all_held =
+                (0..self.maps.len() as u32).all(|m| self.cluster.held_output(&self.id, m, committed(m)).is_some());
+            if all_held {
+                tracing::info!("every map output is held by a worker");
+                return;
+            }
+            if tokio::time::timeout_at(deadline, joined).await.is_err() {
+                return;
+            }
+        }
+    }
+
     fn context<'a>(
         &'a self,
         phase: &'a PhaseStats,
@@ -244,6 +272,22 @@ impl Job {
         }
     }
 
+    /// Records a dispatched attempt in the store: it shows as running until it ends (or as
+    /// lost, if the coordinator stops first).
+    fn record_dispatch(&self, kind: char, index: u32, id: AttemptId, number: u32) {
+        self.write_attempt(AttemptRecord {
+            id,
+            kind,
+            index,
+            number,
+            worker: String::new(),
+            outcome: None,
+            reason: None,
+            started_ms: now_ms(),
+            ended_ms: None,
+        });
+    }
+
     /// Records an ended attempt in the store.
     fn record_attempt(&self, kind: char, index: u32, id: AttemptId, number: u32, finished: &Finished) {
         let (outcome, reason) = match &finished.outcome {
@@ -257,23 +301,24 @@ impl Job {
         };
         let ended = now_ms();
         let ran_for = finished.ran_for.map_or(0, |d| d.as_millis() as i64);
+        let worker = finished.placement.as_ref().map(|p| p.shuffle_address.clone());
+        self.write_attempt(AttemptRecord {
+            id,
+            kind,
+            index,
+            number,
+            worker: worker.unwrap_or_default(),
+            outcome: Some(outcome.to_string()),
+            reason,
+            started_ms: ended - ran_for,
+            ended_ms: Some(ended),
+        });
+    }
+
+    fn write_attempt(&self, attempt: AttemptRecord) {
         self.store.write(vec![Write::Attempt {
             job: self.id.clone(),
-            attempt: AttemptRecord {
-                id,
-                kind,
-                index,
-                number,
-                worker: finished
-                    .placement
-                    .as_ref()
-                    .map(|p| p.shuffle_address.clone())
-                    .unwrap_or_default(),
-                outcome: Some(outcome.to_string()),
-                reason,
-                started_ms: ended - ran_for,
-                ended_ms: Some(ended),
-            },
+            attempt,
         }]);
     }
 
@@ -381,6 +426,50 @@ impl Job {
     }
 
     /// Runs again the map whose committed output was `attempt`'s, unless that already happened.
+    /// Runs again, as soon as their worker leaves, the committed maps whose output it held,
+    /// so that reducers need not discover the loss by failing to fetch. Ends only with the
+    /// error of a map that ran out of attempts.
+    async fn replace_lost_map_output(
+        self: Arc<Self>,
+        mut lost_workers: tokio::sync::broadcast::Receiver<LostWorker>,
+    ) -> Result<(), String> {
+        if self.plan.spec.reduce_tasks == 0 {
+            return Ok(());
+        }
+        let mut reruns = futures::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                lost = lost_workers.recv() => {
+                    let worker = match lost {
+                        Ok(worker) => worker,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                    };
+                    for attempt in self.map_attempts_on(&worker.shuffle_address) {
+                        let job = self.clone();
+                        let reason = format!("worker {} at {} left", worker.id, worker.shuffle_address);
+                        reruns.push(async move { job.rerun_lost_map(attempt, &reason).await });
+                    }
+                }
+                Some(result) = futures::StreamExt::next(&mut reruns) => result?,
+            }
+        }
+    }
+
+    /// The committed map attempts whose output is served from `shuffle_address`.
+    fn map_attempts_on(&self, shuffle_address: &str) -> Vec<AttemptId> {
+        self.maps
+            .iter()
+            .filter_map(|slot| {
+                let output = slot.output.lock().expect("map slot poisoned");
+                output
+                    .as_ref()
+                    .filter(|o| o.shuffle_address == shuffle_address)
+                    .map(|o| o.attempt)
+            })
+            .collect()
+    }
+
     async fn rerun_lost_map(&self, attempt: AttemptId, reason: &str) -> Result<(), String> {
         let holds = |slot: &MapSlot| {
             slot.output
@@ -415,6 +504,7 @@ impl Job {
             String::new()
         };
         tracing::debug!(task = %self.task_id('m', m), attempt, number, "dispatch");
+        self.record_dispatch('m', m, attempt, number);
         v1::Assignment {
             attempt_id: attempt,
             job_id: self.id.clone(),
@@ -447,6 +537,7 @@ impl Job {
             })
             .collect();
         tracing::debug!(task = %self.task_id('r', r), attempt, number, "dispatch");
+        self.record_dispatch('r', r, attempt, number);
         v1::Assignment {
             attempt_id: attempt,
             job_id: self.id.clone(),

@@ -3,7 +3,7 @@
 //! success or the first failure, and decide whether failures are consumed or reported.
 
 use std::fmt::Display;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -91,12 +91,14 @@ where
         }
     }
 
-    /// Collects any futures, boxing each.
+    /// Collects any futures (or things that become one, like a client's job handles),
+    /// boxing each.
     pub fn from_futures<F>(futures: impl IntoIterator<Item = F>) -> Self
     where
-        F: Future<Output = Result<T, E>> + Send + 'static,
+        F: IntoFuture<Output = Result<T, E>>,
+        F::IntoFuture: Send + 'static,
     {
-        Self::new(futures.into_iter().map(|f| Box::pin(f) as _).collect())
+        Self::new(futures.into_iter().map(|f| Box::pin(f.into_future()) as _).collect())
     }
 
     /// Fire with the first success instead of waiting for all.

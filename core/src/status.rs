@@ -161,6 +161,8 @@ pub mod counters {
     pub const MAP_OUTPUT_RECORDS: &str = "weft:map_output_records";
     /// Bytes reducers fetched.
     pub const SHUFFLE_BYTES: &str = "weft:shuffle_bytes";
+    /// Records reduce tasks read (after the shuffle's merge).
+    pub const REDUCE_INPUT_RECORDS: &str = "weft:reduce_input_records";
     /// Records written by reduce tasks.
     pub const REDUCE_OUTPUT_RECORDS: &str = "weft:reduce_output_records";
     /// Attempts that failed.

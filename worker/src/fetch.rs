@@ -19,6 +19,8 @@ use crate::runs::{merge_memory_runs, Run};
 const PARALLEL_FETCHES: usize = 4;
 /// Tries per map output before it is reported lost.
 const FETCH_TRIES: u32 = 3;
+/// A fetch that receives nothing for this long fails (and is tried again).
+const FETCH_STALL: Duration = Duration::from_secs(60);
 
 /// A reducer's failure to fetch some map outputs.
 #[derive(Debug)]
@@ -44,6 +46,10 @@ impl Fetcher {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?
             .connect_timeout(Duration::from_secs(3))
+            // A frozen or partitioned peer accepts connections in its kernel but never answers.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
@@ -162,11 +168,19 @@ impl Fetcher {
         };
         let status = |s: tonic::Status| (s.code(), s.message().to_string());
         let io = |e: std::io::Error| (Code::Internal, format!("writing {}: {e}", target.display()));
-        let mut chunks = client.fetch(request).await.map_err(status)?.into_inner();
+        let stalled = |_| (Code::Unavailable, format!("no data for {} s", FETCH_STALL.as_secs()));
+        let response = tokio::time::timeout(FETCH_STALL, client.fetch(request))
+            .await
+            .map_err(stalled)?;
+        let mut chunks = response.map_err(status)?.into_inner();
         let mut memory = Vec::new();
         let mut file: Option<tokio::io::BufWriter<tokio::fs::File>> = None;
         let mut bytes = 0u64;
-        while let Some(chunk) = chunks.message().await.map_err(status)? {
+        while let Some(chunk) = tokio::time::timeout(FETCH_STALL, chunks.message())
+            .await
+            .map_err(stalled)?
+            .map_err(status)?
+        {
             bytes += chunk.data.len() as u64;
             match &mut file {
                 Some(f) => f.write_all(&chunk.data).await.map_err(io)?,

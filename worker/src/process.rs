@@ -1,13 +1,26 @@
 //! Child processes of streaming tasks: started with `sh -c` in their own process group, so
 //! that a kill switch can stop the whole pipeline, with the tail of stderr kept for the
 //! failure reason.
+//!
+//! No process outlives its task, even when the worker is killed with `SIGKILL`: each group
+//! holds a guard, a subshell blocked reading a pipe whose only writer is the worker. The
+//! pipe closes when the task ends or the worker dies, whichever comes first, and the guard
+//! then kills its whole group.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// The descriptor on which a task's shell sees the guard pipe (`sh` redirects take one digit).
+const GUARD_FD: i32 = 9;
+
+/// Runs before the task's command: kills the process group once the guard pipe closes, then
+/// hides the pipe from the command.
+const GUARD: &str = "(read _weft_guard <&9; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec 9<&-\n";
 
 /// Bytes of a task's stderr kept for its failure reason.
 const STDERR_TAIL: usize = 2048;
@@ -85,6 +98,19 @@ pub struct Shell {
     child: Child,
     stderr: Option<JoinHandle<Stderr>>,
     command: String,
+    /// The guard pipe's write end: dropping it kills whatever is left of the group.
+    guard: Option<OwnedFd>,
+}
+
+/// A pipe whose ends are closed on exec: (read, write).
+fn guard_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are open and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 impl Shell {
@@ -99,10 +125,11 @@ impl Shell {
     ) -> io::Result<Self> {
         switch.check()?;
         use std::os::unix::process::CommandExt;
+        let (guard_read, guard_write) = guard_pipe()?;
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
-            .arg(command)
+            .arg(format!("{GUARD}{command}"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stdout(stdout)
@@ -118,7 +145,23 @@ impl Shell {
                 Ok(())
             });
         }
+        let read_fd = guard_read.as_raw_fd();
+        // SAFETY: dup2 and fcntl are async-signal-safe; they only touch this child's table.
+        unsafe {
+            shell.pre_exec(move || {
+                if read_fd == GUARD_FD {
+                    let flags = libc::fcntl(read_fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(read_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(read_fd, GUARD_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = shell.spawn()?;
+        drop(guard_read);
         let stderr = child.stderr.take().expect("stderr is piped");
         let tail = std::thread::spawn(move || {
             let mut seen = Stderr::default();
@@ -140,6 +183,7 @@ impl Shell {
             child,
             stderr: Some(tail),
             command: command.to_string(),
+            guard: Some(guard_write),
         };
         switch.register(shell.child.id())?;
         Ok(shell)
@@ -162,6 +206,8 @@ impl Shell {
             .child
             .wait()
             .map_err(|e| format!("waiting for {:?}: {e}", self.command))?;
+        // What the command left running in the background dies with it (and lets go of stderr).
+        self.guard.take();
         let stderr = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
         if status.success() {
             return Ok(stderr.counters);
@@ -224,5 +270,46 @@ mod tests {
         assert!(err.contains("signal 9"), "{err}");
         assert!(started.elapsed().as_secs() < 5);
         assert!(Shell::spawn("true", &[], Stdio::null(), Stdio::null(), &switch).is_err());
+    }
+
+    #[test]
+    fn what_a_command_leaves_in_the_background_dies_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; echo done", pidfile.display());
+        let switch = KillSwitch::default();
+        let shell = Shell::spawn(&script, &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        shell.wait().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let started = std::time::Instant::now();
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 && !zombie(pid) {
+            assert!(
+                started.elapsed().as_secs() < 5,
+                "the background sleep outlived its command"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn the_guard_pipe_is_not_visible_to_the_command() {
+        let switch = KillSwitch::default();
+        let shell = Shell::spawn(
+            "test -e /proc/self/fd/9 && exit 1; exit 0",
+            &[],
+            Stdio::null(),
+            Stdio::null(),
+            &switch,
+        )
+        .unwrap();
+        shell.wait().unwrap();
     }
 }

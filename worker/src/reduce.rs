@@ -8,6 +8,7 @@ use std::process::Stdio;
 
 use weft_core::merge::Merger;
 use weft_core::spec::Program;
+use weft_core::status::counters::REDUCE_INPUT_RECORDS;
 
 use crate::apps::AppReducer;
 use crate::map::TaskFailure;
@@ -15,8 +16,8 @@ use crate::mapout::append_line;
 use crate::process::{Counters, KillSwitch, Shell};
 use crate::runs::{final_merger, Run};
 
-/// Merges `runs` and writes the part file `output`; returns the records written (lines
-/// fed to a streaming reducer) and the reducer's counters.
+/// Merges `runs` and writes the part file `output`; returns the records written (a streaming
+/// reducer's output lines) and the counters: records read, and a streaming reducer's own.
 pub fn run_reduce(
     program: &Program,
     runs: Vec<Run>,
@@ -30,10 +31,10 @@ pub fn run_reduce(
         match program {
             Program::Builtin(app) => {
                 let mut reducer = AppReducer::new(app, BufWriter::with_capacity(1 << 20, File::create(output)?));
-                drain(merger, switch, |k, v| reducer.push(k, v))?;
-                let (out, records) = reducer.finish()?;
+                let read = drain(merger, switch, |k, v| reducer.push(k, v))?;
+                let (out, written) = reducer.finish()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok((records, Counters::new()))
+                Ok((written, input_records(read)))
             }
             Program::Streaming { reducer: None, .. } => {
                 let mut out = BufWriter::with_capacity(1 << 20, File::create(output)?);
@@ -44,7 +45,7 @@ pub fn run_reduce(
                     out.write_all(&line)
                 })?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok((records, Counters::new()))
+                Ok((records, input_records(records)))
             }
             Program::Streaming {
                 reducer: Some(command), ..
@@ -60,11 +61,13 @@ pub fn run_reduce(
                 let flushed = stdin.flush();
                 drop(stdin);
                 // The reducer's own status explains a broken pipe better than the pipe does.
-                let counters = shell.wait().map_err(TaskFailure::Command)?;
-                let records = fed?;
+                let mut counters = shell.wait().map_err(TaskFailure::Command)?;
+                let read = fed?;
                 flushed?;
-                File::open(output)?.sync_all()?;
-                Ok((records, counters))
+                let part = File::open(output)?;
+                part.sync_all()?;
+                counters.extend(input_records(read));
+                Ok((count_lines(part)?, counters))
             }
         }
     })();
@@ -73,6 +76,25 @@ pub fn run_reduce(
         TaskFailure::Io(e) => format!("reduce I/O error: {e}"),
         TaskFailure::Command(reason) => reason,
     })
+}
+
+fn input_records(n: u64) -> Counters {
+    Counters::from([(REDUCE_INPUT_RECORDS.to_string(), n)])
+}
+
+/// The lines of what a streaming reducer wrote: its output records.
+fn count_lines(file: File) -> io::Result<u64> {
+    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let chunk = reader.fill_buf()?;
+        let Some(&end) = chunk.last() else { break };
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        last = end;
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    Ok(lines + u64::from(last != b'\n'))
 }
 
 fn drain<R: BufRead>(

@@ -123,6 +123,7 @@ async fn execute(
             };
             let env = task_env(&a, 'm', ("WEFT_INPUT_FILE", work.file.clone()));
             let cleanup = output_dir.clone();
+            let temp_part = work.output_file.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let task = MapTask {
                     program: &program,
@@ -158,6 +159,9 @@ async fn execute(
                 }
                 Err(reason) => {
                     let _ = std::fs::remove_dir_all(cleanup);
+                    if !temp_part.is_empty() {
+                        let _ = std::fs::remove_file(&temp_part);
+                    }
                     failed(reason)
                 }
             }
@@ -204,6 +208,7 @@ async fn reduce(
             let env = task_env(a, 'r', ("WEFT_PARTITION", work.partition.to_string()));
             let output = PathBuf::from(&work.output_file);
             let dir = scratch.clone();
+            let part = output.clone();
             let result = tokio::task::spawn_blocking(move || run_reduce(&program, runs, &dir, &output, &env, &switch))
                 .await
                 .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
@@ -217,7 +222,11 @@ async fn reduce(
                     });
                     (done, counters)
                 }
-                Err(reason) => failed(reason),
+                Err(reason) => {
+                    // A failed attempt leaves no temporary part behind.
+                    let _ = tokio::fs::remove_file(&part).await;
+                    failed(reason)
+                }
             }
         }
     };

@@ -44,7 +44,9 @@ pub struct TestCluster {
     pub dir: tempfile::TempDir,
     port: u16,
     coordinator: Child,
-    coordinator_log: PathBuf,
+    coordinator_flags: Vec<String>,
+    /// One log per coordinator process, oldest first.
+    coordinator_logs: Vec<PathBuf>,
     workers: Vec<Worker>,
     spawned: usize,
 }
@@ -55,32 +57,67 @@ impl TestCluster {
     pub fn start(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let coordinator_log = dir.path().join("coordinator.log");
-        let coordinator = Command::new(weft_bin())
-            .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
-            .arg(dir.path().join("state"))
-            .args(coordinator_flags)
-            .env("WEFT_LOG", "info,weft_coordinator=debug")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&coordinator_log).unwrap())
-            .spawn()
-            .unwrap();
+        let coordinator_flags: Vec<String> = coordinator_flags.iter().map(|f| f.to_string()).collect();
+        let (coordinator, log) = spawn_coordinator(dir.path(), port, &coordinator_flags, 0);
         let mut cluster = Self {
             dir,
             port,
             coordinator,
-            coordinator_log,
+            coordinator_flags,
+            coordinator_logs: vec![log],
             workers: Vec::new(),
             spawned: 0,
         };
-        wait_until(Duration::from_secs(20), "the coordinator to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        cluster.wait_listening();
         for _ in 0..workers {
             cluster.add_worker(slots);
         }
         cluster.wait_joined(workers);
         cluster
+    }
+
+    fn wait_listening(&self) {
+        wait_until(Duration::from_secs(20), "the coordinator to listen", || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    /// The coordinator's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `kill -9` the coordinator and reap it.
+    pub fn kill_coordinator(&mut self) {
+        self.stop_coordinator("KILL");
+    }
+
+    /// Sends `signal` to the coordinator and waits for it to exit.
+    pub fn stop_coordinator(&mut self, signal: &str) {
+        signal_pid(self.coordinator.id(), signal);
+        self.coordinator.wait().unwrap();
+    }
+
+    /// Starts a coordinator again on the same port and state directory (the old one must
+    /// have exited), and waits until `workers` workers have joined it.
+    pub fn restart_coordinator(&mut self, workers: usize) {
+        let (child, log) = spawn_coordinator(
+            self.dir.path(),
+            self.port,
+            &self.coordinator_flags,
+            self.coordinator_logs.len(),
+        );
+        self.coordinator = child;
+        self.coordinator_logs.push(log);
+        self.wait_listening();
+        wait_until(Duration::from_secs(30), &format!("{workers} workers to rejoin"), || {
+            self.current_coordinator_log().matches("worker joined").count() >= workers
+        });
+    }
+
+    /// The log of the coordinator that runs now.
+    pub fn current_coordinator_log(&self) -> String {
+        fs::read_to_string(self.coordinator_logs.last().unwrap()).unwrap_or_default()
     }
 
     /// The coordinator's URL.
@@ -188,9 +225,12 @@ impl TestCluster {
             .unwrap()
     }
 
-    /// The coordinator's log so far.
+    /// The logs of every coordinator so far, oldest first.
     pub fn coordinator_log(&self) -> String {
-        fs::read_to_string(&self.coordinator_log).unwrap_or_default()
+        self.coordinator_logs
+            .iter()
+            .map(|log| fs::read_to_string(log).unwrap_or_default())
+            .collect()
     }
 
     /// Every log, for failure messages.
@@ -215,6 +255,22 @@ impl Drop for TestCluster {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
     }
+}
+
+/// `weft coordinator` on loopback `port` with its state under `dir`; its log is the
+/// `n`th coordinator log there.
+fn spawn_coordinator(dir: &Path, port: u16, flags: &[String], n: usize) -> (Child, PathBuf) {
+    let log = dir.join(format!("coordinator-{n}.log"));
+    let child = Command::new(weft_bin())
+        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .arg(dir.join("state"))
+        .args(flags)
+        .env("WEFT_LOG", "info,weft_coordinator=debug")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
 }
 
 /// Sends a signal by name with kill(1).
@@ -421,6 +477,62 @@ impl TestCluster {
             .find(|i| self.worker_pid(*i) == pid)
             .unwrap_or_else(|| panic!("no worker has pid {pid}"))
     }
+
+    /// `weft status --json JOB`.
+    pub fn status_json(&self, job: &str) -> serde_json::Value {
+        let output = self.weft(&["status", "--json", job]);
+        assert_ok(&output, self);
+        serde_json::from_slice(&output.stdout).expect("status --json prints JSON")
+    }
+
+    /// `weft submit JOB-FLAGS EXTRA...` without waiting; returns the job id.
+    pub fn submit(&self, job: &JobFlags, extra: &[&str]) -> String {
+        let mut args = job.after(&["submit"]);
+        args.extend_from_slice(extra);
+        let output = self.weft(&args);
+        assert_ok(&output, self);
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Polls `weft status --json JOB` until `check` holds for it; returns that status.
+    pub fn wait_status(
+        &self,
+        job: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status_json(job);
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {job}: {what}; last status {status}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The attempts in a `status --json` of `kind` ("map" or "reduce"), as (task, number, outcome).
+pub fn attempts_of(status: &serde_json::Value, kind: &str) -> Vec<(u64, u64, String)> {
+    status["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == kind)
+        .map(|a| {
+            (
+                a["task"].as_u64().unwrap(),
+                a["number"].as_u64().unwrap(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Waits for a spawned `weft` and returns whether it succeeded, with its stderr.
@@ -431,21 +543,36 @@ pub fn finish(mut child: Child) -> (bool, String) {
     (status.success(), stderr)
 }
 
-/// Shell that, on a task's first attempt, writes its worker's pid to `pidfile` (atomically)
-/// and then sleeps `secs`.
+/// Shell that, on a task's first attempt, starts `sleep secs` and writes its worker's pid
+/// and the sleep's pid to `pidfile` (atomically), then waits for the sleep.
 pub fn on_first_attempt_record_worker_and_sleep(pidfile: &Path, secs: u32) -> String {
     format!(
-        r#"if [ "$WEFT_ATTEMPT" = 1 ]; then echo "$WEFT_WORKER_PID" > {pid}.tmp; mv {pid}.tmp {pid}; sleep {secs}; fi"#,
+        r#"if [ "$WEFT_ATTEMPT" = 1 ]; then sleep {secs} & echo "$WEFT_WORKER_PID $!" > {pid}.tmp; mv {pid}.tmp {pid}; wait; fi"#,
         pid = pidfile.display()
     )
 }
 
-/// Reads the pid a task wrote with [`on_first_attempt_record_worker_and_sleep`].
-pub fn wait_for_pidfile(pidfile: &Path) -> u32 {
+/// The (worker, task process) pids a task wrote with [`on_first_attempt_record_worker_and_sleep`].
+pub fn wait_for_pids(pidfile: &Path) -> (u32, u32) {
     wait_until(Duration::from_secs(60), "a task to record its worker", || {
         pidfile.exists()
     });
-    fs::read_to_string(pidfile).unwrap().trim().parse().unwrap()
+    let text = fs::read_to_string(pidfile).unwrap();
+    let mut pids = text.split_whitespace().map(|p| p.parse().unwrap());
+    (pids.next().unwrap(), pids.next().unwrap())
+}
+
+/// The worker's pid a task wrote with [`on_first_attempt_record_worker_and_sleep`].
+pub fn wait_for_pidfile(pidfile: &Path) -> u32 {
+    wait_for_pids(pidfile).0
+}
+
+/// Whether process `pid` is alive (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()).unwrap_or("");
+        !state.starts_with('Z') && !state.starts_with('X')
+    })
 }
 
 /// A streaming mapper that emits `word<TAB>1` for runs of ASCII letters.

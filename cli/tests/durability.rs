@@ -1,0 +1,231 @@
+//! A coordinator killed with `kill -9` loses nothing: jobs it acknowledged come back after a
+//! restart on the same state directory, re-adopt the map output live workers hold, and end
+//! with the output an uninterrupted run gives. A damaged state database stops it at start-up.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use weft_client::{Builtin, Client, JobSpec, Program};
+
+/// A mapper that is quick on the first three splits and slow (`secs`) on the rest.
+fn slow_after_three(secs: u32) -> String {
+    format!(r#"case "$WEFT_TASK_ID" in *-m-0000[012]) ;; *) sleep {secs} ;; esac; {ASCII_WORD_MAPPER}"#)
+}
+
+/// The map tasks of a `status --json` with a succeeded attempt.
+fn maps_succeeded(status: &serde_json::Value) -> BTreeSet<u64> {
+    attempts_of(status, "map")
+        .into_iter()
+        .filter(|(_, _, outcome)| outcome == "succeeded")
+        .map(|(task, _, _)| task)
+        .collect()
+}
+
+/// Asserts that every map in `kept` ran exactly once in the job's whole history.
+fn assert_not_rerun(status: &serde_json::Value, kept: &BTreeSet<u64>) {
+    let maps = attempts_of(status, "map");
+    for task in kept {
+        let runs: Vec<_> = maps.iter().filter(|(t, _, _)| t == task).collect();
+        assert_eq!(
+            runs.len(),
+            1,
+            "map {task} survived on a live worker but ran again: {runs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_coordinator_killed_in_the_map_phase_comes_back_and_reruns_only_what_is_missing() {
+    let mut cluster = TestCluster::start(3, 1, &["--recovery-grace", "3"]);
+    let input = cluster.path("input");
+    let files = write_corpus(&input, 6, 400, 31);
+    let out = cluster.path("out");
+    let job = JobFlags::new(&input, &out)
+        .streaming(&slow_after_three(3), SUM_REDUCER)
+        .flag("--reduce-tasks", "2");
+    let id = cluster.submit(&job, &[]);
+    let before = cluster.wait_status(&id, Duration::from_secs(60), "three maps done", |s| {
+        maps_succeeded(s).len() >= 3
+    });
+    assert_eq!(before["state"], "running");
+    cluster.kill_coordinator();
+    let survived = maps_succeeded(&before);
+
+    cluster.restart_coordinator(3);
+    let waited = cluster.weft(&["wait", &id]);
+    assert_ok(&waited, &cluster);
+    assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
+    let after = cluster.status_json(&id);
+    assert_eq!(after["state"], "succeeded");
+    assert_not_rerun(&after, &survived);
+    let log = cluster.current_coordinator_log();
+    assert!(log.contains("recovering job"), "{log}");
+    assert_eq!(log.matches("map output adopted").count(), survived.len(), "{log}");
+}
+
+#[test]
+fn a_coordinator_killed_in_the_reduce_phase_comes_back_without_running_maps_again() {
+    let mut cluster = TestCluster::start(3, 1, &["--recovery-grace", "10"]);
+    let input = cluster.path("input");
+    let files = write_corpus(&input, 5, 400, 37);
+    let out = cluster.path("out");
+    let slow_reducer = format!("sleep 2; {SUM_REDUCER}");
+    let job = JobFlags::new(&input, &out)
+        .streaming(ASCII_WORD_MAPPER, &slow_reducer)
+        .flag("--reduce-tasks", "3");
+    let id = cluster.submit(&job, &[]);
+    let before = cluster.wait_status(&id, Duration::from_secs(60), "the reduce phase", |s| {
+        s["phase"] == "reduce" && s["running_attempts"].as_u64() > Some(0)
+    });
+    cluster.kill_coordinator();
+    assert_eq!(maps_succeeded(&before).len(), 5, "every map was done: {before}");
+
+    let started = Instant::now();
+    cluster.restart_coordinator(3);
+    let waited = cluster.weft(&["wait", &id]);
+    assert_ok(&waited, &cluster);
+    assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
+    let after = cluster.status_json(&id);
+    assert_not_rerun(&after, &maps_succeeded(&before));
+    // Every map output was held, so the job did not sit out the whole recovery grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "recovery took {:?}",
+        started.elapsed()
+    );
+    let reduces = attempts_of(&after, "reduce");
+    assert!(
+        reduces.iter().any(|(_, _, outcome)| outcome == "lost"),
+        "the reduce attempts running at the crash are in the history as lost: {reduces:?}"
+    );
+}
+
+#[test]
+fn every_acknowledged_submission_survives_a_kill_during_a_burst() {
+    let mut cluster = TestCluster::start(0, 1, &[]);
+    let input = cluster.path("input");
+    write_corpus(&input, 1, 5, 41);
+    let outputs = cluster.path("outputs");
+    let url = cluster.url();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let burst = {
+        let acked = acked.clone();
+        let (input, outputs) = (input.clone(), outputs.clone());
+        runtime.spawn(async move {
+            let client = Client::connect(&url).await.unwrap();
+            let submissions = (0..1000).map(|n| {
+                let client = client.clone();
+                let spec = JobSpec {
+                    reduce_tasks: 0,
+                    name: format!("burst-{n}"),
+                    ..JobSpec::new(
+                        vec![input.clone()],
+                        outputs.join(format!("out-{n}")),
+                        Program::Builtin(Builtin::WordCount),
+                    )
+                };
+                let acked = acked.clone();
+                async move {
+                    let handle = client.submit(&spec).await.ok()?;
+                    acked.lock().unwrap().push(handle.id().to_string());
+                    Some(())
+                }
+            });
+            futures::future::join_all(submissions).await
+        })
+    };
+    wait_until(Duration::from_secs(60), "a hundred acknowledgements", || {
+        acked.lock().unwrap().len() >= 100
+    });
+    cluster.kill_coordinator();
+    let results = runtime.block_on(burst).unwrap();
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    let refused = results.iter().filter(|r| r.is_none()).count();
+    assert!(
+        refused > 0,
+        "the kill came before the burst ended: all {} acknowledged",
+        acked.len()
+    );
+
+    cluster.restart_coordinator(0);
+    let listed = cluster.weft(&["jobs", "--json", "--limit", "2000"]);
+    assert_ok(&listed, &cluster);
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let present: HashSet<String> = jobs.iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
+    let missing: Vec<_> = acked.difference(&present).collect();
+    assert!(missing.is_empty(), "acknowledged jobs lost: {missing:?}");
+    // A job that never got its id to the client may exist, but only whole: queued with its
+    // spec, and able to run.
+    for job in &jobs {
+        assert!(job["state"] == "queued" || job["state"] == "running", "{job}");
+        assert!(job["name"].as_str().unwrap().starts_with("burst-"), "{job}");
+        assert!(job["output"].as_str().unwrap().contains("out-"), "{job}");
+    }
+    // They all run once workers come.
+    cluster.add_worker(2);
+    cluster.add_worker(2);
+    let ids: Vec<&String> = acked.iter().take(20).collect();
+    for id in ids {
+        let waited = cluster.weft(&["wait", id]);
+        assert_ok(&waited, &cluster);
+    }
+}
+
+#[test]
+fn a_truncated_or_garbage_state_database_stops_the_coordinator_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A real database first: a coordinator that accepted a job and was stopped.
+    let mut cluster = TestCluster::start(0, 1, &[]);
+    let input = cluster.path("input");
+    write_corpus(&input, 1, 5, 43);
+    cluster.submit(&JobFlags::new(&input, &cluster.path("out")).app("wordcount"), &[]);
+    // Stopped gracefully, so that the database file holds everything (no write-ahead log).
+    cluster.stop_coordinator("TERM");
+    fs::create_dir_all(&state).unwrap();
+    let database = fs::read(cluster.state_dir().join("weft.db")).unwrap();
+    assert!(database.len() > 4096, "a database with pages: {} bytes", database.len());
+
+    let start = |bytes: &[u8]| {
+        fs::write(state.join("weft.db"), bytes).unwrap();
+        for leftover in ["weft.db-wal", "weft.db-shm"] {
+            let _ = fs::remove_file(state.join(leftover));
+        }
+        let started = Instant::now();
+        let output = Command::new(weft_bin())
+            .args([
+                "coordinator",
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+                "--state-dir",
+            ])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (status, stderr) = start(&database[..database.len() / 2 + 100]);
+    assert!(!status.success(), "a truncated database is refused");
+    assert!(stderr.contains("weft.db"), "names the file: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let (status, stderr) = start(&garbage);
+    assert!(!status.success(), "a garbage database is refused");
+    assert!(stderr.contains("weft.db"), "names the file: {stderr}");
+    assert!(
+        stderr.contains("not a database") || stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
