@@ -145,6 +145,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that a coordinator (or, with --worker, a worker) serves: exit 0 if so, 1 if not.
+    Health {
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// Check the worker whose shuffle service is at this URL instead (e.g. http://HOST:7071).
+        #[arg(long, value_name = "URL")]
+        worker: Option<String>,
+        /// The service to check: "" (the default) is the server as a whole; a worker's
+        /// "weft.worker.session" serves only while it is joined to a coordinator.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3.0)]
+        timeout: f64,
+    },
     /// Write sample text (Zipf-distributed words, seeded) to try weft on.
     GenerateText {
         /// Directory to write into.
@@ -317,6 +332,29 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 println!("{} {}", status.id, status.state.name());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Health {
+            coordinator,
+            worker,
+            service,
+            timeout,
+        } => {
+            let url = worker.unwrap_or(coordinator.url);
+            let timeout = Duration::from_secs_f64(timeout);
+            match weft_client::check_health(&url, &service, timeout).await {
+                Ok(true) => {
+                    println!("{url}: serving");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(false) => {
+                    println!("{url}: not serving");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    println!("{url}: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::GenerateText {
             output,

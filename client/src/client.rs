@@ -90,7 +90,7 @@ impl Client {
     }
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn source_chain(e: &dyn std::error::Error) -> String {
     let mut chain = Vec::new();
     let mut source = e.source();
     while let Some(s) = source {

@@ -45,11 +45,13 @@
 
 mod client;
 mod error;
+mod health;
 mod job;
 mod tasks;
 
 pub use client::Client;
 pub use error::ClientError;
+pub use health::check_health;
 pub use job::JobHandle;
 pub use tasks::{Task, TaskResult};
 pub use weft_core::deferred::{DeferredList, Fired};

@@ -66,8 +66,12 @@ pub async fn serve(
         readers: background.clone(),
         shutdown: shutdown.clone(),
     };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<JobServiceServer<JobApi>>().await;
+    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
     let result = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_service(health_service)
         .add_service(
             JobServiceServer::new(job_api)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -72,6 +72,36 @@ pub enum WorkerError {
     },
 }
 
+/// The health-check service name that is `SERVING` while the worker is joined to a
+/// coordinator (its readiness); the server-wide name `""` is its liveness.
+pub const SESSION_HEALTH: &str = "weft.worker.session";
+
+/// The address other machines reach this one at: the local address of the route to the
+/// coordinator (in a container or a pod, its own IP), else the hostname.
+async fn outbound_host(coordinator: &str) -> String {
+    let authority = coordinator.split("://").nth(1).unwrap_or(coordinator);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let routed = async {
+        let target = tokio::net::lookup_host(authority).await.ok()?.next()?;
+        let any: std::net::SocketAddr = if target.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = std::net::UdpSocket::bind(any).ok()?;
+        socket.connect(target).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    };
+    match routed.await {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(ip) => ip.to_string(),
+        None => hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into()),
+    }
+}
+
 /// Runs a worker until `shutdown` is cancelled, reconnecting to the coordinator with
 /// backoff whenever it goes away.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
@@ -85,16 +115,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         address: config.listen,
         source,
     })?;
-    let shuffle_address = config.advertise.clone().unwrap_or_else(|| {
-        if bound.ip().is_unspecified() {
-            let host = hostname::get()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "localhost".into());
-            format!("{host}:{}", bound.port())
-        } else {
-            bound.to_string()
-        }
-    });
+    let shuffle_address = match config.advertise.clone() {
+        Some(address) => address,
+        None if bound.ip().is_unspecified() => format!("{}:{}", outbound_host(&config.coordinator).await, bound.port()),
+        None => bound.to_string(),
+    };
     let endpoint = Endpoint::from_shared(config.coordinator.clone())
         .map_err(|e| WorkerError::BadCoordinator {
             url: config.coordinator.clone(),
@@ -125,12 +150,17 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
 
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
+        .await;
     let shuffle_stop = CancellationToken::new();
     let shuffle = {
         let stop = shuffle_stop.clone();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
+                .add_service(health_service)
                 .add_service(ShuffleServiceServer::new(ShuffleApi { store }).max_encoding_message_size(64 << 20))
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
         )
@@ -146,7 +176,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         match endpoint.connect().await {
             Ok(channel) => {
                 let client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
-                match run_session(client, &me, &ctx, &shutdown).await {
+                let session = run_session(client, &me, &ctx, &shutdown, &health).await;
+                health
+                    .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
+                    .await;
+                match session {
                     SessionEnd::Shutdown => break,
                     SessionEnd::Lost(reason) => {
                         tracing::warn!(%reason, "lost the coordinator; reconnecting");

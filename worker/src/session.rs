@@ -47,6 +47,7 @@ pub async fn run_session(
     me: &Identity,
     ctx: &Arc<WorkerContext>,
     shutdown: &CancellationToken,
+    health: &tonic_health::server::HealthReporter,
 ) -> SessionEnd {
     let (out, outbound) = mpsc::channel(1024);
     let hostname = hostname::get()
@@ -78,6 +79,9 @@ pub async fn run_session(
             kind: Some(In::Welcome(welcome)),
         })) => {
             tracing::info!(worker = welcome.worker_id, "joined the coordinator");
+            health
+                .set_service_status(crate::SESSION_HEALTH, tonic_health::ServingStatus::Serving)
+                .await;
             Duration::from_millis(welcome.heartbeat_interval_ms.max(20))
         }
         other => return SessionEnd::Lost(format!("no welcome from the coordinator: {other:?}")),
