@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""The cluster fault suite: weft on real containers, one per machine, with real failures.
+
+Builds the image, brings up the compose cluster (a coordinator and 3 workers, each its own
+container and address), submits jobs from this host with `weft`, breaks machines while they
+run (docker kill, network disconnect, coordinator kill, scaling, rolling restarts, the ssh
+deploy script) and checks every output exactly against a computation in this process.
+
+    deploy/fault-suite.py [--only STEP[,STEP...]] [--keep]
+
+Needs a Docker engine with docker-compose; without one it says so and exits 0. Removes its
+containers, networks and volumes whatever happens (unless --keep).
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEPLOY = Path(__file__).resolve().parent
+REPO = DEPLOY.parent
+WEFT = REPO / "target" / "release" / "weft"
+PROJECT = f"weftfaults{os.getpid()}"
+COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(DEPLOY / "compose.yaml")]
+LEASE = 3
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def run(args, check=True, capture=True, env=None, timeout=600):
+    result = subprocess.run(
+        [str(a) for a in args],
+        capture_output=capture,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """The compose cluster, and `weft` on this host pointed at it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.port = free_port()
+        self.env = dict(
+            os.environ,
+            WEFT_DATA=str(data),
+            WEFT_PORT=str(self.port),
+            WEFT_LEASE_TIMEOUT=str(LEASE),
+            WEFT_SLOTS="2",
+            WEFT_LOG="info,weft_coordinator=debug",
+            WEFT_COORDINATOR=f"http://127.0.0.1:{self.port}",
+        )
+        self.jobs = 0
+
+    def compose(self, *args, check=True):
+        return run(COMPOSE + list(args), check=check, env=self.env)
+
+    def weft(self, *args, check=True, timeout=600):
+        return run([WEFT, *args], check=check, env=self.env, timeout=timeout)
+
+    def up(self, workers):
+        self.compose("up", "-d", "--no-recreate", "--scale", f"worker={workers}")
+        self.wait_workers(workers)
+
+    def containers(self, service):
+        out = self.compose("ps", "-q", service).stdout.split()
+        names = []
+        for cid in out:
+            info = json.loads(run(["docker", "inspect", cid]).stdout)[0]
+            names.append(info["Name"].lstrip("/"))
+        return sorted(names)
+
+    def coordinator(self):
+        return self.containers("coordinator")[0]
+
+    def network(self):
+        return f"{PROJECT}_default"
+
+    def coordinator_log(self):
+        return run(["docker", "logs", self.coordinator()], check=False).stderr
+
+    def joined_workers(self):
+        """Workers the coordinator has now: those that joined and did not leave since."""
+        text = self.coordinator_log()
+        joined = re.findall(r"worker joined worker=(\d+)", text)
+        gone = set(re.findall(r"worker (?:lost|left)[^\n]*?worker=(\d+)", text))
+        return [w for w in joined if w not in gone]
+
+    def wait_workers(self, n, timeout=60):
+        wait_until(lambda: self.healthy_workers() >= n, f"{n} healthy workers", timeout)
+
+    def healthy_workers(self):
+        healthy = 0
+        for name in self.containers("worker"):
+            state = json.loads(run(["docker", "inspect", name]).stdout)[0]["State"]
+            if state.get("Running") and state.get("Health", {}).get("Status") == "healthy":
+                healthy += 1
+        return healthy
+
+    def submit(self, *flags):
+        self.jobs += 1
+        out = self.data / f"out-{self.jobs}"
+        job = self.weft("submit", "--output", out, *flags).stdout.strip()
+        return job, out
+
+    def status(self, job):
+        return json.loads(self.weft("status", "--json", job).stdout)
+
+    def wait_status(self, job, what, check, timeout=120):
+        deadline = time.time() + timeout
+        while True:
+            status = self.status(job)
+            if check(status):
+                return status
+            if status["state"] in ("succeeded", "failed", "cancelled") or time.time() > deadline:
+                raise RuntimeError(f"{job}: never {what}; status {json.dumps(status)[:2000]}")
+            time.sleep(0.1)
+
+    def wait_job(self, job, timeout=300):
+        result = self.weft("wait", job, check=False, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"{job} did not succeed: {result.stderr}\n{self.coordinator_log()[-4000:]}")
+
+
+def wait_until(check, what, timeout):
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# What the jobs must produce, computed here.
+
+# Runs of ASCII letters (the streaming commands' words), and of any letters (the built-in
+# wordcount's: Rust's char::is_alphabetic, which for this text is Python's letters).
+ASCII_WORD = re.compile(r"[A-Za-z]+")
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def expected_wordcount(files, word):
+    counts = collections.Counter()
+    for f in files:
+        counts.update(word.findall(f.read_text(encoding="utf-8")))
+    return dict(counts)
+
+
+def read_output(out):
+    """The parts of an output directory as key → value, after checking `_SUCCESS`, that no
+    key appears twice and that nothing but parts is there."""
+    names = sorted(os.listdir(out))
+    assert "_SUCCESS" in names, f"no _SUCCESS in {out}: {names}"
+    parts = [n for n in names if n.startswith("part-")]
+    assert len(parts) + 1 == len(names), f"stray files in {out}: {names}"
+    records = {}
+    for part in parts:
+        for line in (out / part).read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition("\t")
+            assert key not in records, f"{key!r} twice in {out}"
+            records[key] = int(value)
+    return records
+
+
+def check_counts(out, files, word=ASCII_WORD):
+    got, want = read_output(out), expected_wordcount(files, word)
+    if got != want:
+        missing = sorted(set(want) - set(got))[:5]
+        wrong = sorted(k for k in want if k in got and got[k] != want[k])[:5]
+        raise AssertionError(f"{out}: {len(got)} keys, expected {len(want)}; missing {missing}; wrong {wrong}")
+    return f"{len(got)} words exact"
+
+
+# A streaming mapper slow enough to break things while it runs, and its reducer.
+MAPPER = "sleep {sleep}; tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 {{ print $0 \"\\t1\" }}'"
+REDUCER = "sleep {sleep}; awk -F'\\t' '{{ s[$1] += $2 }} END {{ for (k in s) print k \"\\t\" s[k] }}'"
+
+
+def streaming(inputs, map_sleep, reduce_sleep, reduces=3):
+    return [
+        "--input", inputs,
+        "--mapper", MAPPER.format(sleep=map_sleep),
+        "--reducer", REDUCER.format(sleep=reduce_sleep),
+        "--reduce-tasks", str(reduces),
+        "--split-size", "200000",
+        "--max-attempts", "8",
+    ]
+
+
+# The steps.
+
+def step_plain(c, files, inputs):
+    job, out = c.submit("--input", inputs, "--app", "wordcount", "--reduce-tasks", "3")
+    c.wait_job(job)
+    first = check_counts(out, files, WORD)
+    job, out = c.submit(*streaming(inputs, 0, 0))
+    c.wait_job(job)
+    return f"built-in wordcount: {first}; streaming: {check_counts(out, files)}"
+
+
+def step_kill_workers(c, files, inputs):
+    job, out = c.submit(*streaming(inputs, 1, 3))
+    workers = c.containers("worker")
+    c.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 2)
+    run(["docker", "kill", workers[0]])
+    c.wait_status(job, "the reduce phase", lambda s: s["phase"] == "reduce" and s["running_attempts"] > 0)
+    run(["docker", "kill", workers[1]])
+    c.wait_job(job)
+    result = check_counts(out, files)
+    lost = sum(1 for a in c.status(job)["attempts"] if a["outcome"] == "lost")
+    for name in workers[:2]:
+        run(["docker", "start", name])
+    c.wait_workers(3)
+    return f"killed {workers[0]} in the map phase and {workers[1]} in the reduce phase; {lost} attempts lost; {result}"
+
+
+def step_partition(c, files, inputs):
+    job, out = c.submit(*streaming(inputs, 2, 1))
+    c.wait_status(job, "running attempts", lambda s: s["running_attempts"] >= 3)
+    victim = c.containers("worker")[2]
+    before = c.coordinator_log().count("lease expired")
+    run(["docker", "network", "disconnect", c.network(), victim])
+    wait_until(lambda: c.coordinator_log().count("lease expired") > before, "the lease to expire", LEASE * 5)
+    time.sleep(1)
+    run(["docker", "network", "connect", c.network(), victim])
+    c.wait_job(job)
+    result = check_counts(out, files)
+    c.wait_workers(3)
+    return f"disconnected {victim} until its lease expired, then reconnected; no duplicate part; {result}"
+
+
+def step_coordinator_restart(c, files, inputs):
+    job, out = c.submit(*streaming(inputs, 1, 2))
+    c.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 2)
+    coordinator = c.coordinator()
+    run(["docker", "kill", coordinator])
+    run(["docker", "start", coordinator])
+    wait_until(lambda: c.weft("health", check=False).returncode == 0, "the coordinator to serve", 60)
+    c.wait_job(job)
+    result = check_counts(out, files)
+    recovered = "recovering job" in c.coordinator_log()
+    assert recovered, "the restarted coordinator recovered the job"
+    return f"killed and restarted {coordinator} mid-job; job recovered; {result}"
+
+
+def step_scale_and_rolling_restart(c, files, inputs):
+    job, out = c.submit(*streaming(inputs, 1, 1))
+    before = set(c.containers("worker"))
+    c.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 1)
+    c.up(5)
+    new = set(c.containers("worker")) - before
+    c.wait_job(job)
+    result = check_counts(out, files)
+    addresses = {
+        json.loads(run(["docker", "inspect", n]).stdout)[0]["NetworkSettings"]["Networks"][c.network()]["IPAddress"]
+        for n in new
+    }
+    used = {a["worker"].rsplit(":", 1)[0] for a in c.status(job)["attempts"]}
+    assert addresses & used, f"new workers {addresses} took no task; attempts ran on {used}"
+    scaled = f"scaled 3 → 5 mid-job, new workers took tasks; {result}"
+
+    job, out = c.submit(*streaming(inputs, 1, 1))
+    c.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 1)
+    for name in c.containers("worker"):
+        run(["docker", "restart", "--time", "30", name])
+        wait_until(lambda: c.healthy_workers() >= 5, "the restarted worker to be healthy", 60)
+    c.wait_job(job)
+    return f"{scaled}; then restarted all 5 workers one by one during a job: {check_counts(out, files)}"
+
+
+def step_ssh(c, files, inputs):
+    return run([DEPLOY / "ssh" / "test-on-containers.sh", WEFT, inputs, c.data], env=c.env, timeout=900).stdout.strip()
+
+
+STEPS = [
+    ("plain", step_plain),
+    ("kill-workers", step_kill_workers),
+    ("partition", step_partition),
+    ("coordinator-restart", step_coordinator_restart),
+    ("scale-and-rolling-restart", step_scale_and_rolling_restart),
+    ("ssh", step_ssh),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated steps: " + ", ".join(n for n, _ in STEPS))
+    parser.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
+    args = parser.parse_args()
+    if shutil.which("docker") is None or shutil.which("docker-compose") is None or run(["docker", "info"], check=False).returncode != 0:
+        log("fault suite skipped: no Docker engine with docker-compose here")
+        return 0
+    only = set(args.only.split(",")) if args.only else None
+    started = time.time()
+    log("== building the weft image")
+    run([DEPLOY / "docker" / "build.sh"], capture=False)
+    data = Path(tempfile.mkdtemp(prefix="weft-faults-"))
+    data.chmod(0o1777)
+    inputs = data / "in"
+    run([WEFT, "generate-text", "--output", inputs, "--files", "6", "--size", "1MiB"])
+    files = sorted(inputs.iterdir())
+    for f in files:
+        f.chmod(0o644)
+    c = Cluster(data)
+    failed = []
+    try:
+        log("== compose cluster: 1 coordinator, 3 workers")
+        c.up(3)
+        for name, step in STEPS:
+            if only and name not in only:
+                continue
+            t = time.time()
+            try:
+                what = step(c, files, inputs)
+                log(f"PASS {name} ({time.time() - t:.1f} s): {what}")
+            except Exception as e:  # a failed step is reported and the rest still run
+                failed.append(name)
+                log(f"FAIL {name} ({time.time() - t:.1f} s): {e}")
+    finally:
+        if args.keep:
+            log(f"left running: {' '.join(COMPOSE)}")
+        else:
+            c.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+            shutil.rmtree(data, ignore_errors=True)
+    log(f"== fault suite: {len(failed)} failed ({', '.join(failed) or 'none'}) in {time.time() - started:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
