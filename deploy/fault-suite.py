@@ -91,6 +91,10 @@ class Cluster:
             names.append(info["Name"].lstrip("/"))
         return sorted(names)
 
+    def ip(self, container):
+        info = json.loads(run(["docker", "inspect", container]).stdout)[0]
+        return info["NetworkSettings"]["Networks"][self.network()]["IPAddress"]
+
     def coordinator(self):
         return self.containers("coordinator")[0]
 
@@ -236,8 +240,12 @@ def step_kill_workers(c, files, inputs):
 
 def step_partition(c, files, inputs):
     job, out = c.submit(*streaming(inputs, 2, 1))
-    c.wait_status(job, "running attempts", lambda s: s["running_attempts"] >= 3)
-    victim = c.containers("worker")[2]
+    # The victim is a worker with a task running, so that it has something to report late.
+    def busy():
+        return [n for n in c.containers("worker") if "sleep" in run(["docker", "top", n], check=False).stdout]
+
+    wait_until(lambda: busy(), "a worker to run a task", 60)
+    victim = busy()[0]
     before = c.coordinator_log().count("lease expired")
     run(["docker", "network", "disconnect", c.network(), victim])
     wait_until(lambda: c.coordinator_log().count("lease expired") > before, "the lease to expire", LEASE * 5)
@@ -246,7 +254,12 @@ def step_partition(c, files, inputs):
     c.wait_job(job)
     result = check_counts(out, files)
     c.wait_workers(3)
-    return f"disconnected {victim} until its lease expired, then reconnected; no duplicate part; {result}"
+    ignored = c.coordinator_log().count("late or unknown report ignored")
+    assert ignored > 0, "the cut-off worker's reports for attempts it lost were rejected"
+    return (
+        f"disconnected {victim} until its lease expired, then reconnected; "
+        f"{ignored} late reports rejected; no duplicate part; {result}"
+    )
 
 
 def step_coordinator_restart(c, files, inputs):
@@ -271,10 +284,7 @@ def step_scale_and_rolling_restart(c, files, inputs):
     new = set(c.containers("worker")) - before
     c.wait_job(job)
     result = check_counts(out, files)
-    addresses = {
-        json.loads(run(["docker", "inspect", n]).stdout)[0]["NetworkSettings"]["Networks"][c.network()]["IPAddress"]
-        for n in new
-    }
+    addresses = {c.ip(n) for n in new}
     used = {a["worker"].rsplit(":", 1)[0] for a in c.status(job)["attempts"]}
     assert addresses & used, f"new workers {addresses} took no task; attempts ran on {used}"
     scaled = f"scaled 3 → 5 mid-job, new workers took tasks; {result}"
@@ -289,7 +299,9 @@ def step_scale_and_rolling_restart(c, files, inputs):
 
 
 def step_ssh(c, files, inputs):
-    return run([DEPLOY / "ssh" / "test-on-containers.sh", WEFT, inputs, c.data], env=c.env, timeout=900).stdout.strip()
+    # Its own cluster, with weft-cluster's defaults: none of the compose cluster's settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+    return run([DEPLOY / "ssh" / "test-on-containers.sh", WEFT, inputs, c.data], env=env, timeout=900).stdout.strip()
 
 
 STEPS = [

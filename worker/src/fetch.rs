@@ -47,8 +47,8 @@ impl Fetcher {
             .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?
             .connect_timeout(Duration::from_secs(3))
             // A frozen or partitioned peer accepts connections in its kernel but never answers.
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(20))
+            .http2_keep_alive_interval(Duration::from_secs(3))
+            .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Tries weft-cluster on containers that run sshd (no systemd: the plain-process path):
+# `up` on one coordinator and two workers, `status`, a job checked against a local
+# pipeline, `rolling-restart`, then `down`. Called by deploy/fault-suite.py.
+#
+#   deploy/ssh/test-on-containers.sh WEFT-BINARY INPUT-DIR DATA-DIR
+#
+# DATA-DIR (holding INPUT-DIR) is mounted at the same path in every container.
+set -euo pipefail
+unset WEFT_PORT WEFT_WORKER_PORT WEFT_COORDINATOR_FLAGS WEFT_WORKER_FLAGS WEFT_COORDINATOR
+here="$(cd "$(dirname "$0")" && pwd)"
+weft="$1"
+input="$2"
+data="$3"
+base="${WEFT_BASE:-weft-base:bookworm}"
+image="weft-sshd-host:test"
+name="weftssh$$"
+work="$(mktemp -d)"
+
+cleanup() {
+  docker rm -f "$name-0" "$name-1" "$name-2" >/dev/null 2>&1 || true
+  docker network rm "$name" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+  cat >"$work/Dockerfile" <<EOF
+FROM $base
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server procps >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh
+CMD ["/usr/sbin/sshd", "-D", "-e"]
+EOF
+  docker build --quiet --tag "$image" "$work" >/dev/null
+fi
+
+ssh-keygen -q -t ed25519 -N '' -f "$work/key"
+docker network create "$name" >/dev/null
+hosts="$work/hosts"
+: >"$hosts"
+for i in 0 1 2; do
+  docker run -d --name "$name-$i" --hostname "$name-$i" --network "$name" \
+    -v "$data:$data" -v "$work/key.pub:/root/.ssh/authorized_keys:ro" "$image" >/dev/null
+  ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$name\").IPAddress}}" "$name-$i")"
+  echo "root@$ip" >>"$hosts"
+done
+export WEFT_SSH_OPTS="-i $work/key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+export WEFT_BINARY="$weft" WEFT_SLOTS=2
+for host in $(cat "$hosts"); do
+  for _ in $(seq 1 50); do
+    # shellcheck disable=SC2086
+    ssh $WEFT_SSH_OPTS -o BatchMode=yes "$host" true 2>/dev/null && break
+    sleep 0.2
+  done
+done
+
+started=$SECONDS
+"$here/weft-cluster" up "$hosts" >"$work/up.log" || { cat "$work/up.log" >&2; exit 1; }
+"$here/weft-cluster" status "$hosts" >"$work/status.log" || { cat "$work/status.log" >&2; exit 1; }
+healthy="$(grep -c ' healthy' "$work/status.log")"
+[ "$healthy" -eq 3 ] || { cat "$work/status.log" >&2; exit 1; }
+
+coordinator="http://$(head -n 1 "$hosts" | cut -d@ -f2):7070"
+out="$data/ssh-out"
+"$weft" submit --coordinator "$coordinator" --input "$input" --output "$out" --reduce-tasks 2 \
+  --mapper "tr -cs 'A-Za-z' '\\n' | awk 'length(\$0) > 0 { print \$0 \"\\t1\" }'" \
+  --reducer "awk -F'\\t' '{ s[\$1] += \$2 } END { for (k in s) print k \"\\t\" s[k] }'" --wait >/dev/null 2>"$work/job.log" \
+  || { cat "$work/job.log" >&2; exit 1; }
+[ -f "$out/_SUCCESS" ] || { echo "no _SUCCESS in $out" >&2; exit 1; }
+LC_ALL=C sort "$out"/part-* >"$work/got"
+cat "$input"/* | tr -cs 'A-Za-z' '\n' | grep -v '^$' | LC_ALL=C sort | uniq -c | awk '{ print $2 "\t" $1 }' | LC_ALL=C sort >"$work/want"
+cmp -s "$work/got" "$work/want" || { echo "the job's output differs from the local pipeline's" >&2; diff "$work/got" "$work/want" | head >&2; exit 1; }
+words="$(wc -l <"$work/want")"
+
+"$here/weft-cluster" rolling-restart "$hosts" >"$work/restart.log" || { cat "$work/restart.log" >&2; exit 1; }
+"$here/weft-cluster" down "$hosts" >/dev/null
+if "$here/weft-cluster" status "$hosts" >/dev/null 2>&1; then
+  echo "status reports healthy hosts after down" >&2
+  exit 1
+fi
+echo "weft-cluster up on 3 sshd containers: 3 hosts healthy; a job over ssh-deployed workers: $words words exact; rolling-restart healthy; down stopped every host ($((SECONDS - started)) s)"
