@@ -13,13 +13,28 @@ const SYLLABLES: [&str; 24] = [
     "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "an", "el", "or", "um", "be", "da", "fi", "go", "ha", "je", "qu",
     "wy", "zé", "ño", "ß", "ö",
 ];
+/// The syllables that are plain ASCII letters, for `--ascii`.
+const ASCII_SYLLABLES: usize = 20;
 const PUNCTUATION: [&str; 6] = [",", ".", ";", "!", "?", " -"];
 
-/// Writes `files` files of about `bytes_per_file` bytes each into `dir`.
-pub fn generate(dir: &Path, files: u32, bytes_per_file: u64, vocabulary: usize, seed: u64) -> anyhow::Result<()> {
+/// Writes `files` files of about `bytes_per_file` bytes each into `dir`; with `ascii`, words
+/// use only ASCII letters (so that tools that are not Unicode-aware split them the same way).
+pub fn generate(
+    dir: &Path,
+    files: u32,
+    bytes_per_file: u64,
+    vocabulary: usize,
+    seed: u64,
+    ascii: bool,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let words: Vec<String> = (0..vocabulary).map(|i| word(i, &mut rng)).collect();
+    let syllables = if ascii {
+        &SYLLABLES[..ASCII_SYLLABLES]
+    } else {
+        &SYLLABLES[..]
+    };
+    let words: Vec<String> = (0..vocabulary).map(|i| word(i, syllables, &mut rng)).collect();
     // Zipf with s = 1.1: cumulative weights, sampled by binary search.
     let mut cumulative = Vec::with_capacity(vocabulary);
     let mut total = 0.0;
@@ -57,10 +72,10 @@ pub fn generate(dir: &Path, files: u32, bytes_per_file: u64, vocabulary: usize, 
     Ok(())
 }
 
-fn word(index: usize, rng: &mut StdRng) -> String {
-    let syllables = 1 + index.to_string().len() / 2 + rng.random_range(0..2);
-    (0..syllables)
-        .map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())])
+fn word(index: usize, syllables: &[&str], rng: &mut StdRng) -> String {
+    let count = 1 + index.to_string().len() / 2 + rng.random_range(0..2);
+    (0..count)
+        .map(|_| syllables[rng.random_range(0..syllables.len())])
         .collect()
 }
 
@@ -103,11 +118,21 @@ mod tests {
     #[test]
     fn generation_repeats_with_the_seed() {
         let dir = tempfile::tempdir().unwrap();
-        generate(&dir.path().join("a"), 2, 5000, 1000, 7).unwrap();
-        generate(&dir.path().join("b"), 2, 5000, 1000, 7).unwrap();
+        generate(&dir.path().join("a"), 2, 5000, 1000, 7, false).unwrap();
+        generate(&dir.path().join("b"), 2, 5000, 1000, 7, false).unwrap();
         let a = std::fs::read(dir.path().join("a/text-0001.txt")).unwrap();
         let b = std::fs::read(dir.path().join("b/text-0001.txt")).unwrap();
         assert_eq!(a, b);
         assert!(a.len() >= 5000);
+    }
+
+    #[test]
+    fn ascii_text_has_only_ascii() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 1, 20_000, 1000, 3, true).unwrap();
+        let text = std::fs::read(dir.path().join("text-0000.txt")).unwrap();
+        assert!(text.is_ascii());
+        assert!(SYLLABLES[..ASCII_SYLLABLES].iter().all(|s| s.is_ascii()));
+        assert!(!SYLLABLES[ASCII_SYLLABLES].is_ascii());
     }
 }

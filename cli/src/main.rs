@@ -177,6 +177,9 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Only ASCII letters in words (no ß, ö, ñ, é).
+        #[arg(long)]
+        ascii: bool,
     },
     /// Run a job on this machine, with an embedded coordinator and workers.
     Run {
@@ -362,8 +365,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             size,
             vocabulary,
             seed,
+            ascii,
         } => {
-            generate::generate(&output, files, size, vocabulary.max(1), seed)?;
+            generate::generate(&output, files, size, vocabulary.max(1), seed, ascii)?;
             eprintln!("wrote {files} files of {size} bytes to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
@@ -78,7 +77,7 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(WorkerServiceServer::new(worker_api).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
     jobs.stopped().await;

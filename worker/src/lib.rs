@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
@@ -162,7 +161,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
                 .tcp_nodelay(true)
                 .add_service(health_service)
                 .add_service(ShuffleServiceServer::new(ShuffleApi { store }).max_encoding_message_size(64 << 20))
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
+                .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), async move {
+                    stop.cancelled().await
+                }),
         )
     };
 

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""weft against what users would pick instead, on the same machine, in one run.
+
+    bench/run.py [--size 1GiB] [--only wordcount,sort,queue,scale] [--weft-only] [--tasks N]
+
+Installs what it needs (a venv under target/bench-venv from PyPI; redis-server from Debian's
+packages for Celery), builds weft and the bench programs in release mode, generates the data,
+runs every system on the same data, checks that every system's output is identical to
+weft's, and writes bench/results/<date>.md (system, wall time, MB/s or tasks/s, peak RSS,
+ratio to weft) with a PNG chart beside it. A system that cannot be installed or fails is
+reported with its error. --weft-only runs weft alone (the CI smoke).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RELEASE = REPO / "target" / "release"
+VENV = REPO / "target" / "bench-venv"
+PY = VENV / "bin" / "python"
+WORK = REPO / "target" / "bench"
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def parse_size(text):
+    m = re.fullmatch(r"(\d+)\s*(k|kib|m|mib|g|gib)?", text.strip().lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}")
+    scale = {None: 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+    return int(m.group(1)) * scale[m.group(2)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Measured:
+    """One run of one system: wall time, peak RSS of its processes, output or error."""
+
+    def __init__(self, system, seconds=None, rss=None, error=None, note=""):
+        self.system, self.seconds, self.rss, self.error, self.note = system, seconds, rss, error, note
+
+
+def timed(args, env=None, cwd=None, timeout=3600):
+    """Runs a command; returns (seconds, peak RSS in bytes of it and its children, output)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(a) for a in args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    deadline = started + timeout
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        if time.perf_counter() > deadline:
+            proc.kill()
+            raise RuntimeError(f"timed out after {timeout} s")
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {err.strip()[-1500:]}")
+    return seconds, peak, out
+
+
+def tree_rss(pid):
+    """Resident bytes of a process and all its descendants now."""
+    total = 0
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        total += rss_of(p)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def rss_of(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+# Setup.
+
+def build():
+    log("== building weft and the bench programs (release)")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "weft-cli", "-p", "weft-bench"], cwd=REPO, check=True)
+
+
+def ensure_venv(packages):
+    """Installs PyPI packages into the bench venv; returns {package: error} for failures."""
+    if not PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    errors = {}
+    for package in packages:
+        name = re.split(r"[\[=<>]", package)[0]
+        probe = subprocess.run([PY, "-c", f"import {name.replace('-', '_')}"], capture_output=True)
+        if probe.returncode == 0:
+            continue
+        log(f"   installing {package} from PyPI")
+        result = subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", package], capture_output=True, text=True)
+        if result.returncode != 0:
+            errors[name] = result.stderr.strip()[-500:]
+    return errors
+
+
+def ensure_redis():
+    if shutil.which("redis-server"):
+        return None
+    log("   installing redis-server from Debian's packages")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    result = subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "redis-server"], capture_output=True, text=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return None if result.returncode == 0 else result.stderr.strip()[-500:]
+
+
+class WeftCluster:
+    """A coordinator and two workers, each its own process, on loopback."""
+
+    def __init__(self, slots):
+        self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        quiet = dict(os.environ, WEFT_LOG="warn")
+        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state"], env=quiet, stderr=subprocess.DEVNULL)
+        self.workers = [
+            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--work-dir", self.dir / f"work-{i}"], env=quiet, stderr=subprocess.DEVNULL)
+            for i in range(2)
+        ]
+        deadline = time.time() + 30
+        while subprocess.run([RELEASE / "weft", "health", "--coordinator", self.url], capture_output=True).returncode != 0:
+            if time.time() > deadline:
+                raise RuntimeError("the coordinator did not start")
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    def rss(self):
+        return sum(rss_of(p.pid) for p in [self.coordinator, *self.workers])
+
+    def close(self):
+        for p in [*self.workers, self.coordinator]:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def weft_cluster_job(flags, slots=2):
+    cluster = WeftCluster(slots)
+    try:
+        started = time.perf_counter()
+        proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, cluster.rss() + tree_rss(proc.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.read().strip()[-1500:])
+        return seconds, peak
+    finally:
+        cluster.close()
+
+
+def read_counts(path):
+    """word → count from `word<TAB>count` files (a directory: its part files)."""
+    files = sorted(path.glob("part-*")) if path.is_dir() else [path]
+    counts = {}
+    for f in files:
+        with open(f, encoding="utf-8") as lines:
+            for line in lines:
+                word, _, n = line.rstrip("\n").partition("\t")
+                counts[word] = counts.get(word, 0) + int(n)
+    return counts
+
+
+def same_lines(a, b):
+    """Whether two outputs (files or directories of parts) hold the same lines, in order."""
+    def lines(p):
+        files = sorted(p.glob("part-*")) if p.is_dir() else [p]
+        for f in files:
+            with open(f, "rb") as handle:
+                yield from handle
+    return all(x == y for x, y in zip_longest_strict(lines(a), lines(b)))
+
+
+def zip_longest_strict(a, b):
+    sentinel = object()
+    from itertools import zip_longest
+    for x, y in zip_longest(a, b, fillvalue=sentinel):
+        yield (x, y) if x is not sentinel and y is not sentinel else (x, None)
+
+
+# The benchmarks.
+
+def wordcount(size, weft_only, errors):
+    data = WORK / "wordcount-data"
+    files = 8 if size >= (64 << 20) else 2
+    stamp = data / f".size-{size}"
+    if not stamp.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        log(f"   generating {size >> 20} MiB of text")
+        subprocess.run([RELEASE / "weft", "generate-text", "--ascii", "--output", data, "--files", str(files), "--size", str(size // files), "--seed", "7"], check=True, capture_output=True)
+        stamp.touch()
+    inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
+    total = sum(p.stat().st_size for p in inputs)
+    out = WORK / "wordcount-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    results, outputs = [], {}
+
+    def attempt(system, fn, output):
+        log(f"   {system}")
+        try:
+            seconds, rss = fn()
+            results.append(Measured(system, seconds, rss))
+            outputs[system] = output
+        except Exception as e:
+            results.append(Measured(system, error=str(e)))
+
+    split = str(max(total // 8, 1 << 20))
+    attempt("weft (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft-cluster", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]), out / "weft-cluster")
+    attempt("weft run", lambda: timed([RELEASE / "weft", "run", "--input", data, "--output", out / "weft-run", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split])[:2], out / "weft-run")
+    attempt("Rust, one thread (per-core limit)", lambda: timed([RELEASE / "wordcount-single", out / "single.tsv", data])[:2], out / "single.tsv")
+    if not weft_only:
+        gnu = f"cat {' '.join(map(str, inputs))} | tr -cs 'A-Za-z' '\\n' | grep -v '^$' | LC_ALL=C sort -S 50% --parallel=2 | uniq -c | awk '{{ print $2 \"\\t\" $1 }}' > {out / 'gnu.tsv'}"
+        attempt("GNU tr | sort | uniq -c", lambda: timed(["bash", "-c", gnu])[:2], out / "gnu.tsv")
+        if "pyspark" in errors:
+            results.append(Measured("Spark local[2]", error=f"cannot install pyspark: {errors['pyspark']}"))
+        else:
+            attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-wordcount", data, out / "spark.tsv"])[:2], out / "spark.tsv")
+        if "dask" in errors:
+            results.append(Measured("Dask distributed (2 workers)", error=f"cannot install dask: {errors['dask']}"))
+        else:
+            attempt("Dask distributed (2 workers)", lambda: timed([PY, BENCH / "systems.py", "dask-wordcount", data, out / "dask.tsv"])[:2], out / "dask.tsv")
+    reference = read_counts(outputs["weft (coordinator + 2 workers)"]) if "weft (coordinator + 2 workers)" in outputs else None
+    for r in results:
+        if r.error is None and reference is not None:
+            got = read_counts(outputs[r.system])
+            if got != reference:
+                r.error = f"output differs from weft's: {len(got)} words vs {len(reference)}"
+                r.seconds = None
+        if r.error is None:
+            r.note = f"{total / r.seconds / 1e6:.0f} MB/s"
+    shutil.rmtree(out, ignore_errors=True)
+    return {"title": f"wordcount, {total / (1 << 20):.0f} MiB of generated text", "unit": "MB/s", "bytes": total, "results": results}
+
+
+def sort(size, weft_only, errors):
+    data = WORK / "sort-data"
+    stamp = data / f".size-{size}"
+    if not stamp.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        log(f"   generating {size >> 20} MiB of 100-byte records")
+        subprocess.run([PY if PY.exists() else sys.executable, BENCH / "systems.py", "gensort", data, str(size)], check=True)
+        stamp.touch()
+    inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
+    total = sum(p.stat().st_size for p in inputs)
+    out = WORK / "sort-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    results, outputs = [], {}
+
+    def attempt(system, fn, output):
+        log(f"   {system}")
+        try:
+            seconds, rss = fn()
+            results.append(Measured(system, seconds, rss))
+            outputs[system] = output
+        except Exception as e:
+            results.append(Measured(system, error=str(e)))
+
+    split = str(max(total // 8, 1 << 20))
+    attempt("weft sort (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft", "--app", "sort", "--reduce-tasks", "4", "--split-size", split]), out / "weft")
+    if not weft_only:
+        attempt("GNU sort --parallel=2 -S 50%", lambda: timed(["bash", "-c", f"LC_ALL=C sort --parallel=2 -S 50% -T {out} {' '.join(map(str, inputs))} > {out / 'gnu.txt'}"])[:2], out / "gnu.txt")
+        if "pyspark" in errors:
+            results.append(Measured("Spark local[2]", error=f"cannot install pyspark: {errors['pyspark']}"))
+        else:
+            attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-sort", data, out / "spark.txt"])[:2], out / "spark.txt")
+    reference = outputs.get("weft sort (coordinator + 2 workers)")
+    for r in results:
+        if r.error is None and reference is not None and not same_lines(outputs[r.system], reference):
+            r.error, r.seconds = "output differs from weft's", None
+        if r.error is None:
+            r.note = f"{total / r.seconds / 1e6:.0f} MB/s"
+    shutil.rmtree(out, ignore_errors=True)
+    return {"title": f"sort, {total / (1 << 20):.0f} MiB of 100-byte records", "unit": "MB/s", "bytes": total, "results": results}
+
+
+def queue(tasks, weft_only, errors):
+    results = []
+    log("   weft (coordinator + 2 workers × 2 slots)")
+    cluster = WeftCluster(2)
+    try:
+        seconds, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), "2000"])
+        stats = json.loads(out.strip().splitlines()[-1])
+        results.append(Measured("weft", stats["seconds"], cluster.rss() + rss, note=f"{stats['tasks_per_second']:.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"))
+    except Exception as e:
+        results.append(Measured("weft", error=str(e)))
+    finally:
+        cluster.close()
+    if not weft_only:
+        for system, package in [("Dask distributed", "dask"), ("Ray", "ray"), ("Celery + Redis", "celery")]:
+            log(f"   {system} (2 worker processes)")
+            if package in errors:
+                results.append(Measured(system, error=f"cannot install {package}: {errors[package]}"))
+                continue
+            if package == "celery" and errors.get("redis-server"):
+                results.append(Measured(system, error=f"cannot install redis-server: {errors['redis-server']}"))
+                continue
+            try:
+                seconds, rss, out = timed([PY, BENCH / "systems.py", f"{package}-queue", str(tasks)], timeout=1800)
+                stats = json.loads(out.strip().splitlines()[-1])
+                results.append(Measured(system, stats["seconds"], rss, note=f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks); p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms", ))
+                results[-1].tasks = stats["tasks"]
+            except Exception as e:
+                results.append(Measured(system, error=str(e)))
+    for r in results:
+        if not hasattr(r, "tasks"):
+            r.tasks = tasks
+    return {"title": f"work queue, {tasks:,} no-op tasks in one batch, then 2,000 single tasks one at a time", "unit": "tasks/s", "results": results}
+
+
+def scale(tasks):
+    results = []
+    for workers in (10, 1000):
+        log(f"   {workers} simulated workers, {tasks:,} tasks")
+        port = free_port()
+        state = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+        coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{port}", "--state-dir", state], env=dict(os.environ, WEFT_LOG="warn"), stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            _, _, out = timed([RELEASE / "sim-workers", f"http://127.0.0.1:{port}", str(coordinator.pid), str(workers), str(tasks)])
+            stats = json.loads(out.strip().splitlines()[-1])
+            r = Measured(f"{workers} workers", stats["seconds"], stats["queued_rss"], note=f"{stats['dispatch_per_second']:.0f} dispatches/s; {stats['rss_bytes_per_queued_task']:.0f} B RSS per queued task")
+            r.tasks = tasks
+            r.stats = stats
+            results.append(r)
+        except Exception as e:
+            results.append(Measured(f"{workers} workers", error=str(e)))
+        finally:
+            coordinator.kill()
+            coordinator.wait()
+            shutil.rmtree(state, ignore_errors=True)
+    return {"title": f"coordinator scale: simulated workers draining {tasks:,} queued tasks", "unit": "tasks/s", "results": results}
+
+
+# The report.
+
+def rate(section, r):
+    if r.seconds is None:
+        return None
+    if section["unit"] == "MB/s":
+        return section["bytes"] / r.seconds / 1e6
+    return r.tasks / r.seconds
+
+
+def report(sections, args, started):
+    date = datetime.date.today().isoformat()
+    results_dir = BENCH / "results"
+    results_dir.mkdir(exist_ok=True)
+    name = f"{date}{'-smoke' if args.weft_only else ''}"
+    lines = [
+        f"# weft benchmarks, {date}",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / (1 << 30))} GiB RAM, {platform.platform()}.",
+        f"Command: `bench/run.py {' '.join(sys.argv[1:])}` ({time.time() - started:.0f} s). Every system ran in this one run on the same data; outputs were checked against weft's.",
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section['title']}", "", "| system | wall time | rate | peak RSS | ratio to weft | notes |", "|---|---|---|---|---|---|"]
+        base = rate(section, section["results"][0])
+        for r in section["results"]:
+            if r.error:
+                lines.append(f"| {r.system} | failed | | | | {r.error.splitlines()[0][:300] if r.error else ''} |")
+                continue
+            value = rate(section, r)
+            ratio = f"{value / base:.2f}×" if base else ""
+            lines.append(f"| {r.system} | {r.seconds:.2f} s | {value:,.0f} {section['unit']} | {r.rss / (1 << 20):,.0f} MiB | {ratio} | {r.note} |")
+        lines.append("")
+    path = results_dir / f"{name}.md"
+    path.write_text("\n".join(lines))
+    chart(sections, results_dir / f"{name}.png")
+    log(f"== wrote {path.relative_to(REPO)}")
+    print("\n".join(lines))
+
+
+def chart(sections, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("   (no chart: matplotlib is not installed)")
+        return
+    fig, axes = plt.subplots(len(sections), 1, figsize=(9, 2.6 * len(sections)), squeeze=False)
+    for ax, section in zip(axes[:, 0], sections):
+        shown = [(r.system, rate(section, r)) for r in section["results"] if r.seconds]
+        ax.barh([s for s, _ in shown][::-1], [v for _, v in shown][::-1], color=["#c0392b" if s.startswith("weft") else "#7f8c8d" for s, _ in shown][::-1])
+        ax.set_title(section["title"], fontsize=9)
+        ax.set_xlabel(section["unit"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
+    parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale")
+    parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "scale"}
+    started = time.time()
+    build()
+    WORK.mkdir(parents=True, exist_ok=True)
+    errors = {}
+    if not args.weft_only:
+        log("== installing the other systems")
+        errors.update(ensure_venv(["pyspark==4.3.0", "dask[distributed]", "ray", "celery[redis]", "matplotlib"]))
+        redis = ensure_redis()
+        if redis:
+            errors["redis-server"] = redis
+    sections = []
+    for name, run in [
+        ("wordcount", lambda: wordcount(args.size, args.weft_only, errors)),
+        ("sort", lambda: sort(args.size, args.weft_only, errors)),
+        ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
+        ("scale", lambda: scale(args.scale_tasks)),
+    ]:
+        if name in only:
+            log(f"== {name}")
+            sections.append(run())
+    report(sections, args, started)
+    failed = [r.system for s in sections for r in s["results"] if r.error and r.system.startswith("weft")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

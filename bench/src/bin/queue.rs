@@ -1,0 +1,48 @@
+//! The work queue end to end through the client library: `TASKS` no-op tasks submitted as one
+//! batch and collected with a `DeferredList` (tasks per second), then `SINGLES` tasks one at
+//! a time (submit-to-result latency). Prints one JSON line.
+//!
+//!     queue URL [TASKS] [SINGLES]
+
+use std::time::Instant;
+
+use weft_bench::percentile;
+use weft_client::{Client, DeferredList, Task};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7070".into());
+    let tasks: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
+    let singles: usize = args.next().map_or(Ok(2_000), |n| n.parse())?;
+    let client = Client::connect(&url).await?;
+
+    let started = Instant::now();
+    let results = client
+        .run_tasks((0..tasks).map(|_| Task::new("noop", "")).collect())
+        .await?;
+    let outputs = DeferredList::from_futures(results)
+        .consume_errors(true)
+        .await
+        .into_completed()
+        .expect("a plain DeferredList waits for every task");
+    let batch_seconds = started.elapsed().as_secs_f64();
+    let failed = outputs.iter().filter(|r| r.is_err()).count();
+    anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks failed");
+
+    let mut latencies = Vec::with_capacity(singles);
+    for _ in 0..singles {
+        let started = Instant::now();
+        let mut results = client.run_tasks(vec![Task::new("noop", "")]).await?;
+        results.pop().expect("one result").await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{{\"tasks\": {tasks}, \"seconds\": {batch_seconds:.4}, \"tasks_per_second\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}}}",
+        tasks as f64 / batch_seconds,
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0)
+    );
+    Ok(())
+}

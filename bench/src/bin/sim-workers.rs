@@ -1,0 +1,133 @@
+//! Coordinator scale: queues `TASKS` no-op tasks with no worker connected (and reports the
+//! coordinator's resident memory per queued task), then connects `WORKERS` simulated
+//! workers, async clients speaking the worker protocol from this one process that answer
+//! every assignment at once, and times how fast the coordinator dispatches the whole batch.
+//! Prints one JSON line.
+//!
+//!     sim-workers URL COORDINATOR-PID WORKERS TASKS [SLOTS-PER-WORKER]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use weft_client::{Client, DeferredList, Task};
+use weft_proto::v1::worker_message::Kind as Out;
+use weft_proto::v1::worker_service_client::WorkerServiceClient;
+use weft_proto::v1::{self, attempt_report, coordinator_message::Kind as In};
+
+/// Simulated workers per HTTP/2 connection.
+const WORKERS_PER_CONNECTION: usize = 100;
+
+fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))?;
+    Ok(kb.parse::<u64>()? * 1024)
+}
+
+fn message(kind: Out) -> v1::WorkerMessage {
+    v1::WorkerMessage { kind: Some(kind) }
+}
+
+/// One simulated worker: registers, grants its slots, and reports every assignment done.
+async fn simulate(channel: Channel, id: usize, slots: u32, joined: Arc<AtomicUsize>) -> anyhow::Result<()> {
+    let (out, outbound) = mpsc::channel(256);
+    out.send(message(Out::Register(v1::Register {
+        shuffle_address: format!("sim-{id}:1"),
+        slots,
+        hostname: "sim".into(),
+        held: vec![],
+    })))
+    .await?;
+    let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
+    let mut inbound = client.session(ReceiverStream::new(outbound)).await?.into_inner();
+    inbound.message().await?; // Welcome
+    joined.fetch_add(1, Ordering::SeqCst);
+    out.send(message(Out::Credit(slots))).await?;
+    let heartbeat = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if out.send(message(Out::Heartbeat(v1::Heartbeat {}))).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    while let Some(incoming) = inbound.message().await? {
+        if let Some(In::Assignments(batch)) = incoming.kind {
+            let done = batch.assignments.len() as u32;
+            let reports = batch
+                .assignments
+                .into_iter()
+                .map(|a| v1::AttemptReport {
+                    attempt_id: a.attempt_id,
+                    counters: Default::default(),
+                    outcome: Some(attempt_report::Outcome::QueueOutput(Vec::new())),
+                })
+                .collect();
+            out.send(message(Out::Reports(v1::Reports { reports }))).await?;
+            out.send(message(Out::Credit(done))).await?;
+        }
+    }
+    heartbeat.abort();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(
+        args.len() >= 4,
+        "usage: sim-workers URL COORDINATOR-PID WORKERS TASKS [SLOTS-PER-WORKER]"
+    );
+    let (url, pid) = (&args[0], args[1].parse::<u32>()?);
+    let (workers, tasks): (usize, usize) = (args[2].parse()?, args[3].parse()?);
+    let slots: u32 = args.get(4).map_or(Ok(4), |s| s.parse())?;
+
+    let client = Client::connect(url).await?;
+    let idle_rss = rss_bytes(pid)?;
+    let results = client
+        .run_tasks((0..tasks).map(|_| Task::new("noop", "")).collect())
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued_rss = rss_bytes(pid)?;
+
+    let joined = Arc::new(AtomicUsize::new(0));
+    let mut channels = Vec::new();
+    for _ in 0..workers.div_ceil(WORKERS_PER_CONNECTION) {
+        channels.push(Endpoint::from_shared(url.clone())?.tcp_nodelay(true).connect().await?);
+    }
+    let started = Instant::now();
+    let mut sessions = Vec::new();
+    for id in 0..workers {
+        let channel = channels[id / WORKERS_PER_CONNECTION].clone();
+        sessions.push(tokio::spawn(simulate(channel, id, slots, joined.clone())));
+    }
+    let outputs = DeferredList::from_futures(results)
+        .consume_errors(true)
+        .await
+        .into_completed()
+        .expect("a plain DeferredList waits for every task");
+    let seconds = started.elapsed().as_secs_f64();
+    let failed = outputs.iter().filter(|r| r.is_err()).count();
+    anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks failed");
+    for session in sessions {
+        session.abort();
+    }
+    println!(
+        "{{\"workers\": {workers}, \"joined\": {}, \"tasks\": {tasks}, \"seconds\": {seconds:.3}, \"dispatch_per_second\": {:.0}, \"idle_rss\": {idle_rss}, \"queued_rss\": {queued_rss}, \"rss_bytes_per_queued_task\": {:.1}}}",
+        joined.load(Ordering::SeqCst),
+        tasks as f64 / seconds,
+        queued_rss.saturating_sub(idle_rss) as f64 / tasks as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Benchmark programs that `bench/run.py` drives (see the README's Performance section):
+//!
+//! - `wordcount-single`: the fastest single-process, single-thread wordcount we can write, the
+//!   per-core limit weft's wordcount is measured against;
+//! - `queue`: the work queue through the client library: tasks per second for a batch
+//!   collected with a `DeferredList`, and the latency of single tasks one at a time;
+//! - `sim-workers`: many simulated workers speaking the worker protocol from one process,
+//!   draining a large batch of queued tasks: the coordinator's dispatch rate.
+
+/// Percentile `p` (0–100) of sorted `samples`.
+pub fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (samples.len() - 1) as f64).round() as usize;
+    samples[rank.min(samples.len() - 1)]
+}

@@ -1,0 +1,16 @@
+//! Connections a gRPC server accepts, with Nagle's algorithm off: tonic's own `tcp_nodelay`
+//! applies only to listeners it binds itself, and small messages (task results, reports)
+//! would otherwise wait for the peer's delayed ACK, some 40 ms each.
+
+use futures::{Stream, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// The connections `listener` accepts, each with `TCP_NODELAY` set.
+pub fn nodelay(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
