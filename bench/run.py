@@ -219,6 +219,29 @@ def zip_longest_strict(a, b):
 
 # The benchmarks.
 
+class Runs:
+    """The systems run so far in one benchmark: their measurements and where their output is."""
+
+    def __init__(self):
+        self.results, self.outputs = [], {}
+
+    def attempt(self, system, run, output):
+        """Runs one system (`run` returns seconds and peak RSS); a failure is recorded, not raised."""
+        log(f"   {system}")
+        try:
+            seconds, rss = run()
+            self.results.append(Measured(system, seconds, rss))
+            self.outputs[system] = output
+        except Exception as e:
+            self.results.append(Measured(system, error=str(e)))
+
+
+def fresh_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def wordcount(size, weft_only, errors):
     data = WORK / "wordcount-data"
     files = 8 if size >= (64 << 20) else 2
@@ -230,19 +253,9 @@ def wordcount(size, weft_only, errors):
         stamp.touch()
     inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
     total = sum(p.stat().st_size for p in inputs)
-    out = WORK / "wordcount-out"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    results, outputs = [], {}
-
-    def attempt(system, fn, output):
-        log(f"   {system}")
-        try:
-            seconds, rss = fn()
-            results.append(Measured(system, seconds, rss))
-            outputs[system] = output
-        except Exception as e:
-            results.append(Measured(system, error=str(e)))
+    out = fresh_dir(WORK / "wordcount-out")
+    runs = Runs()
+    results, outputs, attempt = runs.results, runs.outputs, runs.attempt
 
     split = str(max(total // 8, 1 << 20))
     attempt("weft (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft-cluster", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]), out / "weft-cluster")
@@ -283,19 +296,9 @@ def sort(size, weft_only, errors):
         stamp.touch()
     inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
     total = sum(p.stat().st_size for p in inputs)
-    out = WORK / "sort-out"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    results, outputs = [], {}
-
-    def attempt(system, fn, output):
-        log(f"   {system}")
-        try:
-            seconds, rss = fn()
-            results.append(Measured(system, seconds, rss))
-            outputs[system] = output
-        except Exception as e:
-            results.append(Measured(system, error=str(e)))
+    out = fresh_dir(WORK / "sort-out")
+    runs = Runs()
+    results, outputs, attempt = runs.results, runs.outputs, runs.attempt
 
     split = str(max(total // 8, 1 << 20))
     attempt("weft sort (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft", "--app", "sort", "--reduce-tasks", "4", "--split-size", split]), out / "weft")
@@ -387,7 +390,7 @@ def report(sections, args, started):
     date = datetime.date.today().isoformat()
     results_dir = BENCH / "results"
     results_dir.mkdir(exist_ok=True)
-    name = f"{date}{'-smoke' if args.weft_only else ''}"
+    name = date + ("-smoke" if args.weft_only else "") + (f"-{args.only.replace(',', '-')}" if args.only else "")
     lines = [
         f"# weft benchmarks, {date}",
         "",
@@ -399,8 +402,10 @@ def report(sections, args, started):
         lines += [f"## {section['title']}", "", "| system | wall time | rate | peak RSS | ratio to weft | notes |", "|---|---|---|---|---|---|"]
         base = rate(section, section["results"][0])
         for r in section["results"]:
+            r.system, r.note = r.system.replace("|", "\\|"), r.note.replace("|", "\\|")
             if r.error:
-                lines.append(f"| {r.system} | failed | | | | {r.error.splitlines()[0][:300] if r.error else ''} |")
+                reason = (r.error.strip().splitlines() or ["failed"])[0][:300].replace("|", "\\|")
+                lines.append(f"| {r.system} | failed | | | | {reason} |")
                 continue
             value = rate(section, r)
             ratio = f"{value / base:.2f}×" if base else ""
@@ -414,21 +419,21 @@ def report(sections, args, started):
 
 
 def chart(sections, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("   (no chart: matplotlib is not installed)")
+    """A bar chart of every section's rates, drawn by matplotlib (in the bench venv if this
+    interpreter lacks it)."""
+    data = [
+        {"title": s["title"], "unit": s["unit"], "bars": [(r.system, rate(s, r)) for r in s["results"] if r.seconds]}
+        for s in sections
+    ]
+    python = sys.executable
+    if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        python = PY if PY.exists() else None
+    if python is None or subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        log("   (no chart: matplotlib is not installed; run without --weft-only to install it)")
         return
-    fig, axes = plt.subplots(len(sections), 1, figsize=(9, 2.6 * len(sections)), squeeze=False)
-    for ax, section in zip(axes[:, 0], sections):
-        shown = [(r.system, rate(section, r)) for r in section["results"] if r.seconds]
-        ax.barh([s for s, _ in shown][::-1], [v for _, v in shown][::-1], color=["#c0392b" if s.startswith("weft") else "#7f8c8d" for s, _ in shown][::-1])
-        ax.set_title(section["title"], fontsize=9)
-        ax.set_xlabel(section["unit"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    result = subprocess.run([python, BENCH / "systems.py", "chart", path], input=json.dumps(data), text=True, capture_output=True)
+    if result.returncode != 0:
+        log(f"   (no chart: {result.stderr.strip()[-300:]})")
 
 
 def main():

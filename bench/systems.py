@@ -7,6 +7,7 @@ weft does and writes the same output format, so that run.py can check they agree
     systems.py gensort OUTPUT-DIR BYTES
     systems.py spark-sort INPUT-DIR OUTPUT-DIR
     systems.py dask-queue|ray-queue|celery-queue TASKS      (prints one JSON line)
+    systems.py chart OUTPUT.png      (bars from JSON on stdin)
 """
 
 import collections
@@ -209,9 +210,32 @@ def celery_queue(tasks):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def chart(path):
+    """Bars per benchmark from the JSON on stdin: [{title, unit, bars: [[system, rate]]}]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sections = json.load(sys.stdin)
+    fig, axes = plt.subplots(len(sections), 1, figsize=(9, 2.4 * len(sections)), squeeze=False)
+    for ax, section in zip(axes[:, 0], sections):
+        names = [name for name, _ in section["bars"]][::-1]
+        rates = [value for _, value in section["bars"]][::-1]
+        colors = ["#c0392b" if n.startswith("weft") else "#7f8c8d" for n in names]
+        ax.barh(names, rates, color=colors)
+        ax.set_title(section["title"], fontsize=9)
+        ax.set_xlabel(section["unit"])
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    if command == "spark-wordcount":
+    if command == "chart":
+        chart(args[0])
+    elif command == "spark-wordcount":
         spark_wordcount(*args)
     elif command == "dask-wordcount":
         dask_wordcount(*args)

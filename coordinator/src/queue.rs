@@ -65,7 +65,9 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
         .map(|(index, task)| {
             let cluster = cluster.clone();
             let stats = stats.clone();
-            async move {
+            // Outside tokio's cooperative budget: once a poll of this set had used it up, every
+            // further task would wake itself again, and a large batch would spin on those wakes.
+            tokio::task::unconstrained(async move {
                 let ctx = TaskContext {
                     cluster: &cluster,
                     owner,
@@ -94,7 +96,7 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
                     index: index as u32,
                     outcome: Some(outcome),
                 }
-            }
+            })
         })
         .collect();
     tasks
