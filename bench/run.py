@@ -144,14 +144,14 @@ def ensure_redis():
 class WeftCluster:
     """A coordinator and two workers, each its own process, on loopback."""
 
-    def __init__(self, slots):
+    def __init__(self, slots, prefetch=0):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         quiet = dict(os.environ, WEFT_LOG="warn")
         self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state"], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
-            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--work-dir", self.dir / f"work-{i}"], env=quiet, stderr=subprocess.DEVNULL)
+            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}"], env=quiet, stderr=subprocess.DEVNULL)
             for i in range(2)
         ]
         deadline = time.time() + 30
@@ -320,8 +320,10 @@ def sort(size, weft_only, errors):
 
 def queue(tasks, weft_only, errors):
     results = []
-    log("   weft (coordinator + 2 workers × 2 slots)")
-    cluster = WeftCluster(2)
+    # Workers configured for a work queue of short tasks: 64 prefetched each (Celery's
+    # prefetch multiplier is set to 64 as well).
+    log("   weft (coordinator + 2 workers × 2 slots, --prefetch 64)")
+    cluster = WeftCluster(2, prefetch=64)
     try:
         seconds, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), "2000"])
         stats = json.loads(out.strip().splitlines()[-1])
@@ -408,7 +410,7 @@ def report(sections, args, started):
                 lines.append(f"| {r.system} | failed | | | | {reason} |")
                 continue
             value = rate(section, r)
-            ratio = f"{value / base:.2f}×" if base else ""
+            ratio = f"{value / base:.3g}×" if base else ""
             lines.append(f"| {r.system} | {r.seconds:.2f} s | {value:,.0f} {section['unit']} | {r.rss / (1 << 20):,.0f} MiB | {ratio} | {r.note} |")
         lines.append("")
     path = results_dir / f"{name}.md"

@@ -72,6 +72,10 @@ enum Command {
         /// Tasks run at once (default: the number of CPUs).
         #[arg(long, value_name = "N")]
         slots: Option<u32>,
+        /// Tasks taken beyond the free slots, started as soon as a slot frees: raises the
+        /// throughput of many short work-queue tasks; keep 0 for long MapReduce tasks.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        prefetch: u32,
         /// Where map output and scratch files go (default: a temporary directory).
         #[arg(long, value_name = "DIR")]
         work_dir: Option<PathBuf>,
@@ -258,6 +262,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker {
             coordinator,
             slots,
+            prefetch,
             work_dir,
             listen,
             advertise,
@@ -268,6 +273,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(slots) = slots {
                 config.slots = slots;
             }
+            config.prefetch = prefetch;
             config.work_dir = work_dir;
             if let Some(listen) = listen {
                 config.listen = listen;

@@ -83,3 +83,46 @@ async fn queue_tasks_survive_a_killed_worker() {
     let outputs = DeferredList::from_futures(results).await.into_completed().unwrap();
     assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
 }
+
+#[tokio::test]
+async fn a_prefetching_worker_still_runs_only_its_slots_at_once() {
+    let cluster = TestCluster::start(0, 1, &[]);
+    let mut worker = std::process::Command::new(weft_bin())
+        .args([
+            "worker",
+            "--coordinator",
+            &cluster.url(),
+            "--slots",
+            "2",
+            "--prefetch",
+            "6",
+        ])
+        .arg("--work-dir")
+        .arg(cluster.path("work"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    cluster.wait_joined(1);
+    let log = cluster.path("runs.log");
+    // Each task logs +1 when it starts and -1 when it ends.
+    let script = format!("echo 1 >> {log}; sleep 0.2; echo -1 >> {log}", log = log.display());
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let results = client
+        .run_tasks((0..8).map(|_| Task::new("exec", script.clone())).collect())
+        .await
+        .unwrap();
+    let outputs = DeferredList::from_futures(results).await.into_completed().unwrap();
+    assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
+    let mut running = 0;
+    let mut most = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        running += line.parse::<i32>().unwrap();
+        most = most.max(running);
+    }
+    assert_eq!(
+        most, 2,
+        "8 tasks on 2 slots, 6 of them prefetched, ran at most 2 at once"
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+}

@@ -11,6 +11,10 @@ pub struct WorkerConfig {
     pub coordinator: String,
     /// Attempts run at once.
     pub slots: u32,
+    /// Attempts taken beyond the free slots, to start as soon as one frees up: saves a round
+    /// trip per short task (a work queue of small tasks); 0 for long tasks, which would
+    /// otherwise wait here while another worker idles.
+    pub prefetch: u32,
     /// Where map output and scratch files go; `None`: a temporary directory removed at exit.
     pub work_dir: Option<PathBuf>,
     /// Where the shuffle service listens.
@@ -32,6 +36,7 @@ impl WorkerConfig {
         Self {
             coordinator,
             slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            prefetch: 0,
             work_dir: None,
             listen: "127.0.0.1:0".parse().expect("valid address"),
             advertise: None,

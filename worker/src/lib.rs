@@ -170,6 +170,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     let me = Identity {
         shuffle_address,
         slots: config.slots.max(1),
+        prefetch: config.prefetch,
         drain_timeout: config.drain_timeout,
     };
     let mut backoff = Duration::from_millis(100);

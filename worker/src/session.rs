@@ -33,6 +33,8 @@ pub struct Identity {
     pub shuffle_address: String,
     /// Attempts run at once.
     pub slots: u32,
+    /// Attempts taken beyond the slots, waiting here for one.
+    pub prefetch: u32,
     /// How long a draining worker lets its attempts finish before handing them back.
     pub drain_timeout: Duration,
 }
@@ -86,7 +88,9 @@ pub async fn run_session(
         }
         other => return SessionEnd::Lost(format!("no welcome from the coordinator: {other:?}")),
     };
-    let _ = out.send(message(Out::Credit(me.slots))).await;
+    let _ = out.send(message(Out::Credit(me.slots + me.prefetch))).await;
+    // At most `slots` attempts run; prefetched ones wait for a permit.
+    let slots = Arc::new(tokio::sync::Semaphore::new(me.slots as usize));
 
     let attempts = TaskTracker::new();
     let session_token = CancellationToken::new();
@@ -103,8 +107,9 @@ pub async fn run_session(
                     for assignment in batch.assignments {
                         let token = session_token.child_token();
                         running.insert(assignment.attempt_id, token.clone());
-                        let (ctx, done) = (ctx.clone(), done.clone());
+                        let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
                         attempts.spawn(async move {
+                            let _permit = slots.acquire_owned().await;
                             let _ = done.send(run_attempt(ctx, assignment, token).await);
                         });
                     }
