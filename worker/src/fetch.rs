@@ -77,7 +77,7 @@ impl Fetcher {
                     let run = self
                         .fetch_with_retries(job, partition, &map, target, memory_limit / 4)
                         .await;
-                    (map.map_attempt, run)
+                    (map, run)
                 }
             })
             .buffer_unordered(PARALLEL_FETCHES);
@@ -85,8 +85,7 @@ impl Fetcher {
         let mut in_memory = 0usize;
         let mut fetched = 0u64;
         let mut merged = 0usize;
-        let mut failure: Option<FetchFailure> = None;
-        while let Some((attempt, result)) = fetches.next().await {
+        while let Some((map, result)) = fetches.next().await {
             match result {
                 Ok((run, bytes)) => {
                     fetched += bytes;
@@ -105,19 +104,22 @@ impl Fetcher {
                         in_memory = 0;
                     }
                 }
-                Err(reason) => {
-                    let f = failure.get_or_insert(FetchFailure {
-                        map_attempts: Vec::new(),
+                Err((code, reason)) => {
+                    // Stop at the first failure (the fetches still running are dropped). A
+                    // worker that does not answer has lost every output it held, so they all
+                    // run again at once rather than each failing in turn after its retries.
+                    let lost = maps.iter().filter(|m| match code {
+                        Code::NotFound => m.map_attempt == map.map_attempt,
+                        _ => m.shuffle_address == map.shuffle_address,
+                    });
+                    return Err(FetchFailure {
+                        map_attempts: lost.map(|m| m.map_attempt).collect(),
                         reason,
                     });
-                    f.map_attempts.push(attempt);
                 }
             }
         }
-        match failure {
-            Some(f) => Err(f),
-            None => Ok((runs, fetched)),
-        }
+        Ok((runs, fetched))
     }
 
     async fn fetch_with_retries(
@@ -127,14 +129,14 @@ impl Fetcher {
         map: &v1::MapLocation,
         target: PathBuf,
         largest_in_memory: usize,
-    ) -> Result<(Run, u64), String> {
+    ) -> Result<(Run, u64), (Code, String)> {
         let mut delay = Duration::from_millis(100);
-        let mut last = String::new();
+        let mut last = (Code::Unknown, String::new());
         for _ in 0..FETCH_TRIES {
             match self.fetch_one(job, partition, map, &target, largest_in_memory).await {
                 Ok(run) => return Ok(run),
                 Err((code, reason)) => {
-                    last = reason;
+                    last = (code, reason);
                     self.forget(&map.shuffle_address);
                     if code == Code::NotFound {
                         break;
@@ -144,9 +146,10 @@ impl Fetcher {
                 }
             }
         }
-        Err(format!(
-            "map attempt {} at {}: {last}",
-            map.map_attempt, map.shuffle_address
+        let (code, reason) = last;
+        Err((
+            code,
+            format!("map attempt {} at {}: {reason}", map.map_attempt, map.shuffle_address),
         ))
     }
 
