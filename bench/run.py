@@ -13,6 +13,7 @@ reported with its error. --weft-only runs weft alone (the CI smoke).
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -207,14 +208,8 @@ def same_lines(a, b):
         for f in files:
             with open(f, "rb") as handle:
                 yield from handle
-    return all(x == y for x, y in zip_longest_strict(lines(a), lines(b)))
-
-
-def zip_longest_strict(a, b):
-    sentinel = object()
-    from itertools import zip_longest
-    for x, y in zip_longest(a, b, fillvalue=sentinel):
-        yield (x, y) if x is not sentinel and y is not sentinel else (x, None)
+    missing = object()
+    return all(x == y for x, y in itertools.zip_longest(lines(a), lines(b), fillvalue=missing))
 
 
 # The benchmarks.
@@ -225,15 +220,42 @@ class Runs:
     def __init__(self):
         self.results, self.outputs = [], {}
 
-    def attempt(self, system, run, output):
-        """Runs one system (`run` returns seconds and peak RSS); a failure is recorded, not raised."""
+    def attempt(self, system, run, output, needs=None, errors=None):
+        """Runs one system (`run` returns seconds and peak RSS); a failure, or the failed
+        install of the package it `needs`, is recorded, not raised."""
         log(f"   {system}")
+        if needs and needs in (errors or {}):
+            self.results.append(Measured(system, error=f"cannot install {needs}: {errors[needs]}"))
+            return
         try:
             seconds, rss = run()
             self.results.append(Measured(system, seconds, rss))
             self.outputs[system] = output
         except Exception as e:
             self.results.append(Measured(system, error=str(e)))
+
+    def check(self, reference_system, same):
+        """Marks as failed every system whose output differs from the reference's."""
+        reference = self.outputs.get(reference_system)
+        for r in self.results:
+            if r.error is None and reference is not None:
+                difference = same(self.outputs[r.system], reference)
+                if difference:
+                    r.error, r.seconds = f"output differs from weft's: {difference}", None
+        return self.results
+
+
+def prepare(name, size, generate):
+    """The data of a benchmark, generated once per size: (directory, files, total bytes)."""
+    data = WORK / f"{name}-data"
+    stamp = data / f".size-{size}"
+    if not stamp.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        generate(data)
+        stamp.touch()
+    inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
+    return data, inputs, sum(p.stat().st_size for p in inputs)
 
 
 def fresh_dir(path):
@@ -243,77 +265,54 @@ def fresh_dir(path):
 
 
 def wordcount(size, weft_only, errors):
-    data = WORK / "wordcount-data"
     files = 8 if size >= (64 << 20) else 2
-    stamp = data / f".size-{size}"
-    if not stamp.exists():
-        shutil.rmtree(data, ignore_errors=True)
+
+    def generate(data):
         log(f"   generating {size >> 20} MiB of text")
         subprocess.run([RELEASE / "weft", "generate-text", "--ascii", "--output", data, "--files", str(files), "--size", str(size // files), "--seed", "7"], check=True, capture_output=True)
-        stamp.touch()
-    inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
-    total = sum(p.stat().st_size for p in inputs)
+
+    data, inputs, total = prepare("wordcount", size, generate)
     out = fresh_dir(WORK / "wordcount-out")
     runs = Runs()
-    results, outputs, attempt = runs.results, runs.outputs, runs.attempt
-
     split = str(max(total // 8, 1 << 20))
-    attempt("weft (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft-cluster", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]), out / "weft-cluster")
-    attempt("weft run", lambda: timed([RELEASE / "weft", "run", "--input", data, "--output", out / "weft-run", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split])[:2], out / "weft-run")
-    attempt("Rust, one thread (per-core limit)", lambda: timed([RELEASE / "wordcount-single", out / "single.tsv", data])[:2], out / "single.tsv")
+    weft = "weft (coordinator + 2 workers)"
+    runs.attempt(weft, lambda: weft_cluster_job(["--input", data, "--output", out / "weft-cluster", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]), out / "weft-cluster")
+    runs.attempt("weft run", lambda: timed([RELEASE / "weft", "run", "--input", data, "--output", out / "weft-run", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split])[:2], out / "weft-run")
+    runs.attempt("Rust, one thread (per-core limit)", lambda: timed([RELEASE / "wordcount-single", out / "single.tsv", data])[:2], out / "single.tsv")
     if not weft_only:
         gnu = f"cat {' '.join(map(str, inputs))} | tr -cs 'A-Za-z' '\\n' | grep -v '^$' | LC_ALL=C sort -S 50% --parallel=2 | uniq -c | awk '{{ print $2 \"\\t\" $1 }}' > {out / 'gnu.tsv'}"
-        attempt("GNU tr | sort | uniq -c", lambda: timed(["bash", "-c", gnu])[:2], out / "gnu.tsv")
-        if "pyspark" in errors:
-            results.append(Measured("Spark local[2]", error=f"cannot install pyspark: {errors['pyspark']}"))
-        else:
-            attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-wordcount", data, out / "spark.tsv"])[:2], out / "spark.tsv")
-        if "dask" in errors:
-            results.append(Measured("Dask distributed (2 workers)", error=f"cannot install dask: {errors['dask']}"))
-        else:
-            attempt("Dask distributed (2 workers)", lambda: timed([PY, BENCH / "systems.py", "dask-wordcount", data, out / "dask.tsv"])[:2], out / "dask.tsv")
-    reference = read_counts(outputs["weft (coordinator + 2 workers)"]) if "weft (coordinator + 2 workers)" in outputs else None
-    for r in results:
-        if r.error is None and reference is not None:
-            got = read_counts(outputs[r.system])
-            if got != reference:
-                r.error = f"output differs from weft's: {len(got)} words vs {len(reference)}"
-                r.seconds = None
-        if r.error is None:
-            r.note = f"{total / r.seconds / 1e6:.0f} MB/s"
+        runs.attempt("GNU tr | sort | uniq -c", lambda: timed(["bash", "-c", gnu])[:2], out / "gnu.tsv")
+        runs.attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-wordcount", data, out / "spark.tsv"])[:2], out / "spark.tsv", "pyspark", errors)
+        runs.attempt("Dask distributed (2 workers)", lambda: timed([PY, BENCH / "systems.py", "dask-wordcount", data, out / "dask.tsv"])[:2], out / "dask.tsv", "dask", errors)
+
+    want = {}
+
+    def differs(output, reference):
+        if not want:
+            want.update(read_counts(reference))
+        got = read_counts(output)
+        return None if got == want else f"{len(got)} words vs {len(want)}"
+
+    results = runs.check(weft, differs)
     shutil.rmtree(out, ignore_errors=True)
     return {"title": f"wordcount, {total / (1 << 20):.0f} MiB of generated text", "unit": "MB/s", "bytes": total, "results": results}
 
 
 def sort(size, weft_only, errors):
-    data = WORK / "sort-data"
-    stamp = data / f".size-{size}"
-    if not stamp.exists():
-        shutil.rmtree(data, ignore_errors=True)
-        data.mkdir(parents=True)
+    def generate(data):
         log(f"   generating {size >> 20} MiB of 100-byte records")
         subprocess.run([PY if PY.exists() else sys.executable, BENCH / "systems.py", "gensort", data, str(size)], check=True)
-        stamp.touch()
-    inputs = sorted(p for p in data.iterdir() if not p.name.startswith("."))
-    total = sum(p.stat().st_size for p in inputs)
+
+    data, inputs, total = prepare("sort", size, generate)
     out = fresh_dir(WORK / "sort-out")
     runs = Runs()
-    results, outputs, attempt = runs.results, runs.outputs, runs.attempt
-
     split = str(max(total // 8, 1 << 20))
-    attempt("weft sort (coordinator + 2 workers)", lambda: weft_cluster_job(["--input", data, "--output", out / "weft", "--app", "sort", "--reduce-tasks", "4", "--split-size", split]), out / "weft")
+    weft = "weft sort (coordinator + 2 workers)"
+    runs.attempt(weft, lambda: weft_cluster_job(["--input", data, "--output", out / "weft", "--app", "sort", "--reduce-tasks", "4", "--split-size", split]), out / "weft")
     if not weft_only:
-        attempt("GNU sort --parallel=2 -S 50%", lambda: timed(["bash", "-c", f"LC_ALL=C sort --parallel=2 -S 50% -T {out} {' '.join(map(str, inputs))} > {out / 'gnu.txt'}"])[:2], out / "gnu.txt")
-        if "pyspark" in errors:
-            results.append(Measured("Spark local[2]", error=f"cannot install pyspark: {errors['pyspark']}"))
-        else:
-            attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-sort", data, out / "spark.txt"])[:2], out / "spark.txt")
-    reference = outputs.get("weft sort (coordinator + 2 workers)")
-    for r in results:
-        if r.error is None and reference is not None and not same_lines(outputs[r.system], reference):
-            r.error, r.seconds = "output differs from weft's", None
-        if r.error is None:
-            r.note = f"{total / r.seconds / 1e6:.0f} MB/s"
+        runs.attempt("GNU sort --parallel=2 -S 50%", lambda: timed(["bash", "-c", f"LC_ALL=C sort --parallel=2 -S 50% -T {out} {' '.join(map(str, inputs))} > {out / 'gnu.txt'}"])[:2], out / "gnu.txt")
+        runs.attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-sort", data, out / "spark.txt"])[:2], out / "spark.txt", "pyspark", errors)
+    results = runs.check(weft, lambda output, reference: None if same_lines(output, reference) else "different lines")
     shutil.rmtree(out, ignore_errors=True)
     return {"title": f"sort, {total / (1 << 20):.0f} MiB of 100-byte records", "unit": "MB/s", "bytes": total, "results": results}
 

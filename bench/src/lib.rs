@@ -15,3 +15,17 @@ pub fn percentile(samples: &[f64], p: f64) -> f64 {
     let rank = (p / 100.0 * (samples.len() - 1) as f64).round() as usize;
     samples[rank.min(samples.len() - 1)]
 }
+
+/// Waits for every task of a batch, collected with a `DeferredList`; an error unless all
+/// succeeded.
+pub async fn all_succeed(results: Vec<weft_client::TaskResult>) -> anyhow::Result<()> {
+    let total = results.len();
+    let outputs = weft_client::DeferredList::from_futures(results)
+        .consume_errors(true)
+        .await
+        .into_completed()
+        .expect("a plain DeferredList waits for every task");
+    let failed = outputs.iter().filter(|r| r.is_err()).count();
+    anyhow::ensure!(failed == 0, "{failed} of {total} tasks failed");
+    Ok(())
+}

@@ -21,17 +21,7 @@ pub struct Client {
 impl Client {
     /// Connects to the coordinator at `url` (like `http://127.0.0.1:7070`).
     pub async fn connect(url: &str) -> Result<Self, ClientError> {
-        let error = |reason: String| ClientError::Connect {
-            url: url.to_string(),
-            reason,
-        };
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| error(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| error(format!("{e} ({})", source_chain(&e))))?;
+        let channel = connect_channel(url, Duration::from_secs(5), |e| e).await?;
         let jobs = JobServiceClient::new(channel)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
@@ -90,7 +80,28 @@ impl Client {
     }
 }
 
-pub(crate) fn source_chain(e: &dyn std::error::Error) -> String {
+/// A connection to the server at `url`; `configure` adds settings to the endpoint. Failures
+/// are [`ClientError::Connect`], with the causes spelled out.
+pub(crate) async fn connect_channel(
+    url: &str,
+    connect_timeout: Duration,
+    configure: impl FnOnce(Endpoint) -> Endpoint,
+) -> Result<Channel, ClientError> {
+    let error = |reason: String| ClientError::Connect {
+        url: url.to_string(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| error(e.to_string()))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true);
+    configure(endpoint)
+        .connect()
+        .await
+        .map_err(|e| error(format!("{e} ({})", source_chain(&e))))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
     let mut chain = Vec::new();
     let mut source = e.source();
     while let Some(s) = source {

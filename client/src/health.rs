@@ -3,27 +3,16 @@
 
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::client::source_chain;
+use crate::client::connect_channel;
 use crate::error::ClientError;
 
 /// Whether the server at `url` reports `service` (`""`: the server as a whole) as serving.
 pub async fn check_health(url: &str, service: &str, timeout: Duration) -> Result<bool, ClientError> {
-    let error = |reason: String| ClientError::Connect {
-        url: url.to_string(),
-        reason,
-    };
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| error(e.to_string()))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| error(format!("{e} ({})", source_chain(&e))))?;
+    let channel = connect_channel(url, timeout, |e| e.timeout(timeout)).await?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_string(),

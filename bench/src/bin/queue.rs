@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use weft_bench::percentile;
-use weft_client::{Client, DeferredList, Task};
+use weft_bench::{all_succeed, percentile};
+use weft_client::{Client, Task};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,14 +21,8 @@ async fn main() -> anyhow::Result<()> {
     let results = client
         .run_tasks((0..tasks).map(|_| Task::new("noop", "")).collect())
         .await?;
-    let outputs = DeferredList::from_futures(results)
-        .consume_errors(true)
-        .await
-        .into_completed()
-        .expect("a plain DeferredList waits for every task");
+    all_succeed(results).await?;
     let batch_seconds = started.elapsed().as_secs_f64();
-    let failed = outputs.iter().filter(|r| r.is_err()).count();
-    anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks failed");
 
     let mut latencies = Vec::with_capacity(singles);
     for _ in 0..singles {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
-use weft_client::{Client, DeferredList, Task};
+use weft_bench::all_succeed;
+use weft_client::{Client, Task};
 use weft_proto::v1::worker_message::Kind as Out;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 use weft_proto::v1::{self, attempt_report, coordinator_message::Kind as In};
@@ -112,14 +113,8 @@ async fn main() -> anyhow::Result<()> {
         let channel = channels[id / WORKERS_PER_CONNECTION].clone();
         sessions.push(tokio::spawn(simulate(channel, id, slots, joined.clone())));
     }
-    let outputs = DeferredList::from_futures(results)
-        .consume_errors(true)
-        .await
-        .into_completed()
-        .expect("a plain DeferredList waits for every task");
+    all_succeed(results).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let failed = outputs.iter().filter(|r| r.is_err()).count();
-    anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks failed");
     for session in sessions {
         session.abort();
     }
