@@ -355,25 +355,31 @@ def queue(tasks, weft_only, errors):
 
 def scale(tasks):
     results = []
-    for workers in (10, 1000):
-        log(f"   {workers} simulated workers, {tasks:,} tasks")
-        port = free_port()
-        state = Path(tempfile.mkdtemp(prefix="weft-bench-"))
-        coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{port}", "--state-dir", state], env=dict(os.environ, WEFT_LOG="warn"), stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            _, _, out = timed([RELEASE / "sim-workers", f"http://127.0.0.1:{port}", str(coordinator.pid), str(workers), str(tasks)])
-            stats = json.loads(out.strip().splitlines()[-1])
-            r = Measured(f"{workers} workers", stats["seconds"], stats["queued_rss"], note=f"{stats['dispatch_per_second']:.0f} dispatches/s; {stats['rss_bytes_per_queued_task']:.0f} B RSS per queued task")
-            r.tasks = tasks
-            r.stats = stats
-            results.append(r)
-        except Exception as e:
-            results.append(Measured(f"{workers} workers", error=str(e)))
-        finally:
-            coordinator.kill()
-            coordinator.wait()
-            shutil.rmtree(state, ignore_errors=True)
+    for per_connection, shape in ((100, "100 per connection"), (1, "a connection each")):
+        base = None
+        for workers in (10, 1000):
+            system = f"{workers} workers, {shape}"
+            log(f"   {system}, {tasks:,} tasks")
+            port = free_port()
+            state = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+            coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{port}", "--state-dir", state], env=dict(os.environ, WEFT_LOG="warn"), stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                _, _, out = timed([RELEASE / "sim-workers", f"http://127.0.0.1:{port}", str(coordinator.pid), str(workers), str(tasks), "4", str(per_connection)])
+                stats = json.loads(out.strip().splitlines()[-1])
+                per_second = stats["dispatch_per_second"]
+                base = base or per_second
+                note = f"{per_second:.0f} dispatches/s ({per_second / base:.0%} of 10 workers'); {stats['assignments_per_message']:.2f} assignments per message; {stats['rss_bytes_per_queued_task']:.0f} B RSS per queued task"
+                r = Measured(system, stats["seconds"], stats["queued_rss"], note=note)
+                r.tasks = tasks
+                r.stats = stats
+                results.append(r)
+            except Exception as e:
+                results.append(Measured(system, error=str(e)))
+            finally:
+                coordinator.kill()
+                coordinator.wait()
+                shutil.rmtree(state, ignore_errors=True)
     return {"title": f"coordinator scale: simulated workers draining {tasks:,} queued tasks", "unit": "tasks/s", "results": results}
 
 

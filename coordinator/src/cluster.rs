@@ -99,6 +99,10 @@ pub struct Owner {
     pub key: u64,
     /// Higher goes first among owners with as many attempts running.
     pub priority: i32,
+    /// Fill a worker's free slots before the next worker gets one (short tasks of a task
+    /// batch, which gain from few large messages, as with Celery's prefetch), rather than
+    /// one attempt per worker in turn (a job's tasks, spread for balance, as in Spark).
+    pub fill_slots: bool,
 }
 
 /// A map output a worker holds from before the coordinator (re)started.
@@ -152,11 +156,14 @@ struct OwnerQueue {
     pending: VecDeque<AttemptId>,
     running: u32,
     priority: i32,
+    fill_slots: bool,
 }
 
 struct WorkerEntry {
     sender: WorkerSender,
     shuffle_address: String,
+    /// Attempts it runs at once (its credit may be more: prefetch).
+    slots: u32,
     credit: u32,
     draining: bool,
     in_ready: bool,
@@ -210,9 +217,15 @@ impl Cluster {
         self.state.lock().expect("cluster state lock poisoned")
     }
 
-    /// Adds a worker, with the map outputs it holds from earlier sessions (`(job, output)`);
-    /// it gets work once it grants credit.
-    pub fn register(&self, shuffle_address: String, sender: WorkerSender, held: Vec<(String, HeldOutput)>) -> WorkerId {
+    /// Adds a worker that runs `slots` attempts at once, with the map outputs it holds from
+    /// earlier sessions (`(job, output)`); it gets work once it grants credit.
+    pub fn register(
+        &self,
+        shuffle_address: String,
+        slots: u32,
+        sender: WorkerSender,
+        held: Vec<(String, HeldOutput)>,
+    ) -> WorkerId {
         let mut state = self.lock();
         let id = state.next_worker;
         state.next_worker += 1;
@@ -224,6 +237,7 @@ impl Cluster {
             WorkerEntry {
                 sender,
                 shuffle_address,
+                slots,
                 credit: 0,
                 draining: false,
                 in_ready: false,
@@ -238,17 +252,7 @@ impl Cluster {
 
     /// The worker has `slots` more free slots.
     pub fn grant_credit(&self, worker: WorkerId, slots: u32) {
-        let mut state = self.lock();
-        let Some(entry) = state.workers.get_mut(&worker) else {
-            return;
-        };
-        entry.credit += slots;
-        entry.last_seen = Instant::now();
-        if !entry.in_ready && !entry.draining && entry.credit > 0 {
-            entry.in_ready = true;
-            state.ready.push_back(worker);
-        }
-        state.pump();
+        self.lock().grant_credit(worker, slots);
     }
 
     /// The worker is alive.
@@ -327,6 +331,14 @@ impl Cluster {
     /// Queues an attempt for `owner`; it runs on the next worker with a free slot.
     /// `build` makes the assignment from the attempt's id.
     pub fn dispatch(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> v1::Assignment) -> Attempt {
+        let attempt = self.enqueue(owner, build);
+        self.pump();
+        attempt
+    }
+
+    /// Queues an attempt like [`Cluster::dispatch`] but sends it nowhere until the next
+    /// [`Cluster::pump`]: many attempts queued this way go out in few messages.
+    pub fn enqueue(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> v1::Assignment) -> Attempt {
         let (done, outcome) = oneshot::channel();
         let mut state = self.lock();
         let id = state.next_attempt;
@@ -347,8 +359,8 @@ impl Cluster {
         );
         let queue = state.owners.entry(owner.key).or_default();
         queue.priority = owner.priority;
+        queue.fill_slots = owner.fill_slots;
         queue.pending.push_back(id);
-        state.pump();
         Attempt {
             id,
             cluster: self.clone(),
@@ -357,27 +369,32 @@ impl Cluster {
         }
     }
 
+    /// Sends waiting attempts to workers with free slots, one message per worker.
+    pub fn pump(&self) {
+        self.lock().pump();
+    }
+
     /// Resolves an attempt with a worker's report. Reports from a worker that no longer
     /// holds the attempt (lost, or the attempt was cancelled) are ignored: returns false.
     pub fn report(&self, worker: WorkerId, attempt: AttemptId, outcome: AttemptOutcome, counters: Counters) -> bool {
+        self.lock().report(worker, attempt, outcome, counters)
+    }
+
+    /// Resolves attempts with a worker's reports, then grants it `credit` more slots, under
+    /// one lock: the message a busy worker sends most.
+    pub fn report_all(
+        &self,
+        worker: WorkerId,
+        reports: impl IntoIterator<Item = (AttemptId, AttemptOutcome, Counters)>,
+        credit: u32,
+    ) {
         let mut state = self.lock();
-        let holds = state
-            .attempts
-            .get(&attempt)
-            .and_then(|a| a.placement.as_ref())
-            .is_some_and(|p| p.worker == worker);
-        if !holds {
-            tracing::debug!(worker, attempt, "late or unknown report ignored");
-            return false;
+        for (attempt, outcome, counters) in reports {
+            state.report(worker, attempt, outcome, counters);
         }
-        if let Some(w) = state.workers.get_mut(&worker) {
-            w.running.remove(&attempt);
-            w.last_seen = Instant::now();
+        if credit > 0 {
+            state.grant_credit(worker, credit);
         }
-        let entry = state.attempts.remove(&attempt).expect("checked above");
-        state.finished_running(entry.owner);
-        entry.finish(outcome, counters);
-        true
     }
 
     /// Where a running attempt is, and since when.
@@ -385,6 +402,16 @@ impl Cluster {
         let state = self.lock();
         let a = state.attempts.get(&attempt)?;
         Some((a.placement.clone()?, a.started?))
+    }
+
+    /// How many attempts wait for a slot.
+    pub fn waiting(&self) -> usize {
+        let state = self.lock();
+        state
+            .owners
+            .values()
+            .map(|q| q.pending.iter().filter(|id| state.attempts.contains_key(id)).count())
+            .sum()
     }
 
     /// Whether a backup attempt could start now: nothing waits for a slot and some worker
@@ -512,6 +539,39 @@ impl AttemptEntry {
 }
 
 impl State {
+    fn grant_credit(&mut self, worker: WorkerId, slots: u32) {
+        let Some(entry) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        entry.credit += slots;
+        entry.last_seen = Instant::now();
+        if !entry.in_ready && !entry.draining && entry.credit > 0 {
+            entry.in_ready = true;
+            self.ready.push_back(worker);
+        }
+        self.pump();
+    }
+
+    fn report(&mut self, worker: WorkerId, attempt: AttemptId, outcome: AttemptOutcome, counters: Counters) -> bool {
+        let holds = self
+            .attempts
+            .get(&attempt)
+            .and_then(|a| a.placement.as_ref())
+            .is_some_and(|p| p.worker == worker);
+        if !holds {
+            tracing::debug!(worker, attempt, "late or unknown report ignored");
+            return false;
+        }
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.running.remove(&attempt);
+            w.last_seen = Instant::now();
+        }
+        let entry = self.attempts.remove(&attempt).expect("checked above");
+        self.finished_running(entry.owner);
+        entry.finish(outcome, counters);
+        true
+    }
+
     /// Matches waiting attempts with workers that have credit, one message per worker.
     fn pump(&mut self) {
         let mut batches: HashMap<WorkerId, Vec<v1::Assignment>> = HashMap::new();
@@ -528,7 +588,9 @@ impl State {
                 self.ready.push_front(worker_id);
                 break;
             };
-            self.owners.get_mut(&owner).expect("next_waiting found it").running += 1;
+            let queue = self.owners.get_mut(&owner).expect("next_waiting found it");
+            queue.running += 1;
+            let fill_slots = queue.fill_slots;
             let entry = self.attempts.get_mut(&attempt_id).expect("next_waiting checked");
             entry.placement = Some(Placement {
                 worker: worker_id,
@@ -543,7 +605,11 @@ impl State {
                 .push(entry.assignment.take().expect("waiting attempts hold their assignment"));
             if worker.credit > 0 {
                 worker.in_ready = true;
-                self.ready.push_back(worker_id);
+                if fill_slots && worker.running.len() < worker.slots as usize {
+                    self.ready.push_front(worker_id);
+                } else {
+                    self.ready.push_back(worker_id);
+                }
             }
         }
         for (worker_id, assignments) in batches {
@@ -646,7 +712,11 @@ mod tests {
         })
     }
 
-    const JOB: Owner = Owner { key: 1, priority: 0 };
+    const JOB: Owner = Owner {
+        key: 1,
+        priority: 0,
+        fill_slots: false,
+    };
 
     fn queue_task(id: AttemptId) -> v1::Assignment {
         v1::Assignment {
@@ -670,8 +740,8 @@ mod tests {
         let cluster = cluster();
         let (tx_a, mut rx_a) = mpsc::unbounded_channel();
         let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-        let a = cluster.register("a:1".into(), tx_a, vec![]);
-        let b = cluster.register("b:1".into(), tx_b, vec![]);
+        let a = cluster.register("a:1".into(), 2, tx_a, vec![]);
+        let b = cluster.register("b:1".into(), 2, tx_b, vec![]);
         let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(JOB, queue_task)).collect();
         assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
         cluster.grant_credit(a, 2);
@@ -694,11 +764,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn batch_attempts_fill_a_worker_and_job_attempts_spread() {
+        for (fill_slots, expected) in [(true, (3, 0)), (false, (2, 1))] {
+            let cluster = cluster();
+            let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+            let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+            let a = cluster.register("a:1".into(), 3, tx_a, vec![]);
+            let b = cluster.register("b:1".into(), 3, tx_b, vec![]);
+            cluster.grant_credit(a, 3);
+            cluster.grant_credit(b, 3);
+            let owner = Owner { fill_slots, ..JOB };
+            let _attempts: Vec<Attempt> = (0..3).map(|_| cluster.enqueue(owner, queue_task)).collect();
+            assert_eq!(cluster.waiting(), 3, "enqueued attempts wait for a pump");
+            cluster.pump();
+            assert_eq!(cluster.waiting(), 0);
+            let on = (assigned(&mut rx_a).len(), assigned(&mut rx_b).len());
+            assert_eq!(on, expected, "fill_slots: {fill_slots}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_lost_worker_loses_its_attempts_and_is_announced() {
         let cluster = cluster();
         let mut lost = cluster.watch_lost_workers();
         let (tx, _rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx, vec![]);
+        let w = cluster.register("w:1".into(), 1, tx, vec![]);
         cluster.grant_credit(w, 1);
         let attempt = cluster.dispatch(JOB, queue_task);
         tokio::time::sleep(Duration::from_millis(80)).await;
@@ -718,7 +808,7 @@ mod tests {
     async fn dropping_an_attempt_cancels_it_on_its_worker() {
         let cluster = cluster();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx, vec![]);
+        let w = cluster.register("w:1".into(), 1, tx, vec![]);
         cluster.grant_credit(w, 1);
         let attempt = cluster.dispatch(JOB, queue_task);
         let id = attempt.id();
@@ -741,7 +831,7 @@ mod tests {
     async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
         let cluster = cluster();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let w = cluster.register("w:1".into(), tx, vec![]);
+        let w = cluster.register("w:1".into(), 1, tx, vec![]);
         drop(cluster.dispatch(JOB, queue_task));
         let kept = cluster.dispatch(JOB, queue_task);
         cluster.grant_credit(w, 2);

@@ -269,6 +269,7 @@ impl Job {
             phase,
             backup: backups.then_some(&self.config.backup),
             on_attempt_end: Some(on_attempt_end),
+            send_at_once: true,
         }
     }
 

@@ -350,6 +350,7 @@ impl Jobs {
         let owner = Owner {
             key: entry.seq as u64,
             priority: entry.spec.priority,
+            fill_slots: false,
         };
         let jobs = self.clone();
         self.drivers.spawn(async move {

@@ -65,7 +65,7 @@ impl WorkerService for WorkerApi {
             .collect();
         let worker = self
             .cluster
-            .register(register.shuffle_address.clone(), sender.clone(), held);
+            .register(register.shuffle_address.clone(), register.slots, sender.clone(), held);
         tracing::info!(worker, address = %register.shuffle_address, slots = register.slots, host = %register.hostname, "worker joined");
         let _ = sender.send(v1::CoordinatorMessage {
             kind: Some(v1::coordinator_message::Kind::Welcome(v1::Welcome {
@@ -111,10 +111,11 @@ async fn read_session(cluster: &Cluster, worker: WorkerId, inbound: &mut Streami
             Some(Kind::Credit(slots)) => cluster.grant_credit(worker, slots),
             Some(Kind::Heartbeat(_)) => cluster.heartbeat(worker),
             Some(Kind::Reports(reports)) => {
-                for report in reports.reports {
+                let outcomes = reports.reports.into_iter().map(|report| {
                     let counters = report.counters.into_iter().collect();
-                    cluster.report(worker, report.attempt_id, outcome_from_wire(report.outcome), counters);
-                }
+                    (report.attempt_id, outcome_from_wire(report.outcome), counters)
+                });
+                cluster.report_all(worker, outcomes, reports.credit);
             }
             Some(Kind::Drain(_)) => {
                 tracing::info!(worker, "worker draining");

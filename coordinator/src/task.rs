@@ -75,6 +75,9 @@ pub struct TaskContext<'a> {
     pub backup: Option<&'a BackupPolicy>,
     /// Called with every attempt that ends.
     pub on_attempt_end: Option<&'a AttemptEndHook<'a>>,
+    /// Whether attempts go out at once ([`Cluster::dispatch`]) or wait for the owner's next
+    /// [`Cluster::pump`] ([`Cluster::enqueue`]), so that many go out together.
+    pub send_at_once: bool,
 }
 
 /// The attempts a task has made so far, kept across reruns of the task.
@@ -133,7 +136,11 @@ pub async fn run_task(
     let mut launch = |history: &mut TaskHistory| {
         history.launched += 1;
         let number = history.launched;
-        let attempt = ctx.cluster.dispatch(ctx.owner, |id| build(id, number));
+        let attempt = if ctx.send_at_once {
+            ctx.cluster.dispatch(ctx.owner, |id| build(id, number))
+        } else {
+            ctx.cluster.enqueue(ctx.owner, |id| build(id, number))
+        };
         let id = attempt.id();
         (id, async move { (id, number, attempt.await) })
     };

@@ -138,14 +138,11 @@ pub async fn run_session(
                 for report in &batch {
                     running.remove(&report.attempt_id);
                 }
-                let freed = batch.len() as u32;
-                let _ = out.send(message(Out::Reports(v1::Reports { reports: batch }))).await;
-                if draining {
-                    if running.is_empty() {
-                        break SessionEnd::Shutdown;
-                    }
-                } else {
-                    let _ = out.send(message(Out::Credit(freed))).await;
+                // The freed slots go back as credit in the same message, unless draining.
+                let credit = if draining { 0 } else { batch.len() as u32 };
+                let _ = out.send(message(Out::Reports(v1::Reports { reports: batch, credit }))).await;
+                if draining && running.is_empty() {
+                    break SessionEnd::Shutdown;
                 }
             }
             _ = heartbeat.tick() => {
