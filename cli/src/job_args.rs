@@ -34,7 +34,8 @@ pub struct JobArgs {
     /// Streaming combiner, run on each sorted spill of map output.
     #[arg(long, value_name = "CMD", requires = "mapper")]
     pub combiner: Option<String>,
-    /// Largest split in bytes; a split never cuts a line.
+    /// Split size in bytes; a file's last split may run 10% over rather than leave a small
+    /// split of its own, and a split never cuts a line.
     #[arg(long, default_value_t = DEFAULT_SPLIT_SIZE, value_name = "BYTES")]
     pub split_size: u64,
     /// Attempts per task before the job fails.

@@ -126,10 +126,9 @@ fn sample_lines(splits: &[Split]) -> Vec<Vec<u8>> {
         let Ok(mut lines) = SplitLines::open(split) else {
             continue;
         };
-        let mut line = Vec::new();
         for _ in 0..per_split {
-            match lines.next_line(&mut line) {
-                Ok(true) => sample.push(line.clone()),
+            match lines.next_line() {
+                Ok(Some(line)) => sample.push(line.to_vec()),
                 _ => break,
             }
         }

@@ -19,14 +19,24 @@ pub struct Split {
     pub length: u64,
 }
 
-/// Cuts each `(file, size)` into ranges of at most `split_size` bytes; empty files give none.
+/// How far past the split size a file's last split may run rather than leave a small split
+/// of its own (Hadoop's `SPLIT_SLOP`): a file of 1.05 × the split size is one task, not two.
+pub const SPLIT_SLOP: f64 = 1.1;
+
+/// Cuts each `(file, size)` into ranges of `split_size` bytes, the last one up to
+/// [`SPLIT_SLOP`] times that; empty files give none.
 pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
     assert!(split_size > 0, "split size is validated before planning");
     let mut splits = Vec::new();
     for (file, size) in files {
         let mut start = 0;
         while start < *size {
-            let length = split_size.min(size - start);
+            let left = size - start;
+            let length = if left as f64 > split_size as f64 * SPLIT_SLOP {
+                split_size
+            } else {
+                left
+            };
             splits.push(Split {
                 file: file.clone(),
                 start,
@@ -44,6 +54,10 @@ pub struct SplitLines<R> {
     begin: u64,
     pos: u64,
     end: u64,
+    /// Bytes of the reader's buffer the last line took, consumed before the next.
+    taken: usize,
+    /// A line that ran past the reader's buffer, put together here.
+    long_line: Vec<u8>,
 }
 
 impl SplitLines<BufReader<File>> {
@@ -69,24 +83,38 @@ impl<R: BufRead + Seek> SplitLines<R> {
             begin: pos,
             pos,
             end: start + length,
+            taken: 0,
+            long_line: Vec::new(),
         })
     }
 
-    /// Reads the next line into `line` (cleared first); false when the split is done.
-    pub fn next_line(&mut self, line: &mut Vec<u8>) -> io::Result<bool> {
-        line.clear();
+    /// The next line, or `None` when the split is done. The line is read in place from the
+    /// reader's buffer, copied only when it runs past the buffer's end.
+    pub fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        self.reader.consume(std::mem::take(&mut self.taken));
         if self.pos >= self.end {
-            return Ok(false);
+            return Ok(None);
         }
-        let read = self.reader.read_until(b'\n', line)?;
-        if read == 0 {
-            return Ok(false);
+        let newline = {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(None);
+            }
+            memchr::memchr(b'\n', buffer)
+        };
+        if let Some(at) = newline {
+            self.taken = at + 1;
+            self.pos += self.taken as u64;
+            // The same buffer again: fill_buf reads nothing while it holds unconsumed bytes.
+            return Ok(Some(&self.reader.fill_buf()?[..at]));
         }
+        self.long_line.clear();
+        let read = self.reader.read_until(b'\n', &mut self.long_line)?;
         self.pos += read as u64;
-        if line.last() == Some(&b'\n') {
-            line.pop();
+        if self.long_line.last() == Some(&b'\n') {
+            self.long_line.pop();
         }
-        Ok(true)
+        Ok(Some(&self.long_line))
     }
 
     /// The file position after the last line read.
@@ -191,12 +219,13 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
+    /// The lines a split reads, through a buffer so small that most lines run past it.
     fn lines_of(data: &[u8], start: u64, length: u64) -> Vec<Vec<u8>> {
-        let mut reader = SplitLines::new(Cursor::new(data.to_vec()), start, length).unwrap();
+        let buffered = BufReader::with_capacity(4, Cursor::new(data.to_vec()));
+        let mut reader = SplitLines::new(buffered, start, length).unwrap();
         let mut out = Vec::new();
-        let mut line = Vec::new();
-        while reader.next_line(&mut line).unwrap() {
-            out.push(line.clone());
+        while let Some(line) = reader.next_line().unwrap() {
+            out.push(line.to_vec());
         }
         out
     }
@@ -209,6 +238,20 @@ mod tests {
             .map(|s| (s.file.to_str().unwrap(), s.start, s.length))
             .collect();
         assert_eq!(ranges, vec![("a", 0, 4), ("a", 4, 4), ("a", 8, 2), ("c", 0, 3)]);
+    }
+
+    #[test]
+    fn a_last_split_within_the_slop_joins_the_one_before() {
+        let lengths = |size, split_size| -> Vec<u64> {
+            plan_splits(&[("f".into(), size)], split_size)
+                .iter()
+                .map(|s| s.length)
+                .collect()
+        };
+        assert_eq!(lengths(105, 100), vec![105], "5% over the split size: one split");
+        assert_eq!(lengths(110, 100), vec![110]);
+        assert_eq!(lengths(111, 100), vec![100, 11]);
+        assert_eq!(lengths(305, 100), vec![100, 100, 105]);
     }
 
     /// Every way of cutting these texts gives back each line exactly once, uncut.

@@ -115,11 +115,10 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
     let mut mapper = AppMapper::new(app, &task.split.file).map_err(TaskFailure::Command)?;
     let mut out = writer(task, None, switch)?;
     let mut lines = SplitLines::open(&task.split)?;
-    let mut line = Vec::new();
     let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
     let mut n = 0u64;
-    while lines.next_line(&mut line)? {
-        mapper.map(&line, &mut emit)?;
+    while let Some(line) = lines.next_line()? {
+        mapper.map(line, &mut emit)?;
         n += 1;
         if n.is_multiple_of(4096) {
             switch.check()?;
