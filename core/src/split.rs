@@ -88,32 +88,52 @@ impl<R: BufRead + Seek> SplitLines<R> {
         })
     }
 
-    /// The next line, or `None` when the split is done. The line is read in place from the
-    /// reader's buffer, copied only when it runs past the buffer's end.
+    /// The next line, without its `\n`, or `None` when the split is done. The line is read
+    /// in place from the reader's buffer, copied only when it runs past the buffer's end.
     pub fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        let line = self.next_run(|buffer, _| memchr::memchr(b'\n', buffer).map(|at| at + 1))?;
+        Ok(line.map(|line| line.strip_suffix(b"\n").unwrap_or(line)))
+    }
+
+    /// The next run of whole lines the split owns, each with its `\n` (a file's last line
+    /// may lack one), or `None` when the split is done: a buffer's worth at a time, read in
+    /// place, for maps that need no line boundaries (a line longer than the buffer is
+    /// copied and comes alone).
+    pub fn next_lines(&mut self) -> io::Result<Option<&[u8]>> {
+        self.next_run(|buffer, owned| {
+            // Lines that start in buffer[..owned] are the split's; the last of them ends at
+            // the first newline at or after owned - 1 (as in line_range).
+            match memchr::memchr(b'\n', &buffer[owned - 1..]) {
+                Some(at) => Some(owned + at),
+                None => memchr::memrchr(b'\n', buffer).map(|at| at + 1),
+            }
+        })
+    }
+
+    /// The next whole lines: `cut(buffer, owned)` says how many bytes of the reader's buffer
+    /// to take (ending in a newline), given that lines starting in `buffer[..owned]` are the
+    /// split's; `None` takes one line, copied past the buffer's end.
+    fn next_run(&mut self, cut: impl FnOnce(&[u8], usize) -> Option<usize>) -> io::Result<Option<&[u8]>> {
         self.reader.consume(std::mem::take(&mut self.taken));
         if self.pos >= self.end {
             return Ok(None);
         }
-        let newline = {
+        let cut = {
             let buffer = self.reader.fill_buf()?;
             if buffer.is_empty() {
                 return Ok(None);
             }
-            memchr::memchr(b'\n', buffer)
+            let owned = usize::try_from(self.end - self.pos).map_or(buffer.len(), |n| n.min(buffer.len()));
+            cut(buffer, owned)
         };
-        if let Some(at) = newline {
-            self.taken = at + 1;
-            self.pos += self.taken as u64;
+        if let Some(cut) = cut {
+            self.taken = cut;
+            self.pos += cut as u64;
             // The same buffer again: fill_buf reads nothing while it holds unconsumed bytes.
-            return Ok(Some(&self.reader.fill_buf()?[..at]));
+            return Ok(Some(&self.reader.fill_buf()?[..cut]));
         }
         self.long_line.clear();
-        let read = self.reader.read_until(b'\n', &mut self.long_line)?;
-        self.pos += read as u64;
-        if self.long_line.last() == Some(&b'\n') {
-            self.long_line.pop();
-        }
+        self.pos += self.reader.read_until(b'\n', &mut self.long_line)? as u64;
         Ok(Some(&self.long_line))
     }
 
@@ -275,6 +295,39 @@ mod tests {
                     "split size {split_size} of {:?}",
                     String::from_utf8_lossy(text)
                 );
+            }
+        }
+    }
+
+    /// Runs of lines, whatever the buffer and split sizes, are exactly the split's lines.
+    #[test]
+    fn runs_of_lines_are_exactly_the_bytes_a_split_owns() {
+        let texts: [&[u8]; 4] = [
+            b"alpha\nbeta\n\ngamma delta\nepsilon",
+            b"a\nb\nc\n",
+            b"\n\n\n",
+            b"one long line without a newline",
+        ];
+        for text in texts {
+            for capacity in [1, 2, 3, 5, 8, 64] {
+                for split_size in 1..=text.len() as u64 + 1 {
+                    let mut joined = Vec::new();
+                    for split in plan_splits(&[("t".into(), text.len() as u64)], split_size) {
+                        let (begin, end) =
+                            line_range_of(&mut Cursor::new(text.to_vec()), split.start, split.length).unwrap();
+                        let buffered = BufReader::with_capacity(capacity, Cursor::new(text.to_vec()));
+                        let mut reader = SplitLines::new(buffered, split.start, split.length).unwrap();
+                        let mut runs = Vec::new();
+                        while let Some(run) = reader.next_lines().unwrap() {
+                            runs.extend_from_slice(run);
+                        }
+                        let context = format!("{split:?}, buffer {capacity}, {:?}", String::from_utf8_lossy(text));
+                        assert_eq!(runs, &text[begin as usize..end as usize], "{context}");
+                        assert_eq!(reader.bytes_read(), end - begin, "{context}");
+                        joined.extend(runs);
+                    }
+                    assert_eq!(joined, text, "split size {split_size}, buffer {capacity}");
+                }
             }
         }
     }

@@ -117,12 +117,9 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
     let mut lines = SplitLines::open(&task.split)?;
     let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
     let mut n = 0u64;
-    while let Some(line) = lines.next_line()? {
-        mapper.map(line, &mut emit)?;
-        n += 1;
-        if n.is_multiple_of(4096) {
-            switch.check()?;
-        }
+    while let Some(run) = lines.next_lines()? {
+        n += mapper.map_lines(run, &mut emit)?;
+        switch.check()?;
     }
     mapper.finish(&mut emit)?;
     let input = (n, lines.bytes_read());
