@@ -360,7 +360,7 @@ def scale(tasks):
     for per_connection, shape in ((100, "100 per connection"), (1, "a connection each")):
         base = None
         for workers in (10, 1000):
-            system = f"{workers} workers, {shape}"
+            system = f"weft, {workers} workers, {shape}"
             log(f"   {system}, {tasks:,} tasks")
             port = free_port()
             state = Path(tempfile.mkdtemp(prefix="weft-bench-"))
@@ -411,14 +411,14 @@ def report(sections, args, started):
         lines += [f"## {section['title']}", "", "| system | wall time | rate | peak RSS | ratio to weft | notes |", "|---|---|---|---|---|---|"]
         base = rate(section, section["results"][0])
         for r in section["results"]:
-            r.system, r.note = r.system.replace("|", "\\|"), r.note.replace("|", "\\|")
+            system, note = r.system.replace("|", "\\|"), r.note.replace("|", "\\|")
             if r.error:
                 reason = (r.error.strip().splitlines() or ["failed"])[0][:300].replace("|", "\\|")
-                lines.append(f"| {r.system} | failed | | | | {reason} |")
+                lines.append(f"| {system} | failed | | | | {reason} |")
                 continue
             value = rate(section, r)
             ratio = f"{value / base:.3g}×" if base else ""
-            lines.append(f"| {r.system} | {r.seconds:.2f} s | {value:,.0f} {section['unit']} | {r.rss / (1 << 20):,.0f} MiB | {ratio} | {r.note} |")
+            lines.append(f"| {system} | {r.seconds:.2f} s | {value:,.0f} {section['unit']} | {r.rss / (1 << 20):,.0f} MiB | {ratio} | {note} |")
         lines.append("")
     path = results_dir / f"{name}.md"
     path.write_text("\n".join(lines))
