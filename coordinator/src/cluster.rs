@@ -173,7 +173,8 @@ struct WorkerEntry {
 
 struct AttemptEntry {
     owner: u64,
-    assignment: Option<v1::Assignment>,
+    /// Boxed: the attempts map holds a slot per attempt, most of them running, not waiting.
+    assignment: Option<Box<v1::Assignment>>,
     placement: Option<Placement>,
     started: Option<Instant>,
     done: oneshot::Sender<Finished>,
@@ -351,7 +352,7 @@ impl Cluster {
             id,
             AttemptEntry {
                 owner: owner.key,
-                assignment: Some(build(id)),
+                assignment: Some(Box::new(build(id))),
                 placement: None,
                 started: None,
                 done,
@@ -602,7 +603,7 @@ impl State {
             batches
                 .entry(worker_id)
                 .or_default()
-                .push(entry.assignment.take().expect("waiting attempts hold their assignment"));
+                .push(*entry.assignment.take().expect("waiting attempts hold their assignment"));
             if worker.credit > 0 {
                 worker.in_ready = true;
                 if fill_slots && worker.running.len() < worker.slots as usize {

@@ -132,7 +132,6 @@ pub async fn run_task(
     history: &mut TaskHistory,
     mut build: impl FnMut(AttemptId, u32) -> v1::Assignment,
 ) -> Result<Committed, TaskError> {
-    let mut running = FuturesUnordered::new();
     let mut launch = |history: &mut TaskHistory| {
         history.launched += 1;
         let number = history.launched;
@@ -144,50 +143,27 @@ pub async fn run_task(
         let id = attempt.id();
         (id, async move { (id, number, attempt.await) })
     };
+    let Some(policy) = ctx.backup else {
+        // One attempt at a time: no set of attempts, no timer (most tasks of a batch).
+        loop {
+            let (_, attempt) = launch(history);
+            let (id, number, finished) = attempt.await;
+            if let Some(end) = settle(ctx, history, id, number, finished) {
+                return end;
+            }
+        }
+    };
+    let mut running = FuturesUnordered::new();
     let (mut latest, first) = launch(history);
     running.push(first);
     let mut backed_up = false;
-    // Only job phases look for stragglers; queue tasks need no timer.
-    let mut check = ctx.backup.map(|b| {
-        let mut check = tokio::time::interval(b.check_every);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        check
-    });
+    let mut check = tokio::time::interval(policy.check_every);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some((id, number, finished)) = running.next() => {
-                if let Some(on_end) = ctx.on_attempt_end {
-                    on_end(id, number, &finished);
-                }
-                match finished.outcome {
-                    AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => {
-                        history.failures += 1;
-                        history.last_error = reason;
-                        ctx.phase.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(attempt = id, failures = history.failures, reason = %history.last_error, "attempt failed");
-                        if history.failures >= ctx.max_attempts {
-                            return Err(TaskError::Exhausted {
-                                attempts: history.failures,
-                                reason: history.last_error.clone(),
-                            });
-                        }
-                    }
-                    AttemptOutcome::HandedBack => {}
-                    AttemptOutcome::FetchFailed { map_attempts, reason } => {
-                        return Err(TaskError::FetchFailed { map_attempts, reason });
-                    }
-                    outcome => {
-                        if let Some(ran_for) = finished.ran_for {
-                            ctx.phase.record(ran_for);
-                        }
-                        let placement = finished.placement.expect("a report comes from the worker that ran it");
-                        return Ok(Committed {
-                            attempt: id,
-                            placement,
-                            outcome,
-                            counters: finished.counters,
-                        });
-                    }
+                if let Some(end) = settle(ctx, history, id, number, finished) {
+                    return end;
                 }
                 if running.is_empty() {
                     let (id, next) = launch(history);
@@ -195,8 +171,7 @@ pub async fn run_task(
                     running.push(next);
                 }
             }
-            _ = tick(&mut check), if !backed_up && running.len() == 1 => {
-                let policy = ctx.backup.expect("guarded");
+            _ = check.tick(), if !backed_up && running.len() == 1 => {
                 if straggling(ctx, policy, latest) {
                     tracing::info!(straggler = latest, "starting a backup attempt");
                     ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
@@ -209,12 +184,47 @@ pub async fn run_task(
     }
 }
 
-async fn tick(check: &mut Option<tokio::time::Interval>) {
-    match check {
-        Some(check) => {
-            check.tick().await;
+/// Takes in how an attempt ended: the task's end (committed, out of attempts, or its input
+/// lost), or `None` to go on.
+fn settle(
+    ctx: &TaskContext<'_>,
+    history: &mut TaskHistory,
+    id: AttemptId,
+    number: u32,
+    finished: Finished,
+) -> Option<Result<Committed, TaskError>> {
+    if let Some(on_end) = ctx.on_attempt_end {
+        on_end(id, number, &finished);
+    }
+    match finished.outcome {
+        AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => {
+            history.failures += 1;
+            history.last_error = reason;
+            ctx.phase.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(attempt = id, failures = history.failures, reason = %history.last_error, "attempt failed");
+            (history.failures >= ctx.max_attempts).then(|| {
+                Err(TaskError::Exhausted {
+                    attempts: history.failures,
+                    reason: history.last_error.clone(),
+                })
+            })
         }
-        None => std::future::pending().await,
+        AttemptOutcome::HandedBack => None,
+        AttemptOutcome::FetchFailed { map_attempts, reason } => {
+            Some(Err(TaskError::FetchFailed { map_attempts, reason }))
+        }
+        outcome => {
+            if let Some(ran_for) = finished.ran_for {
+                ctx.phase.record(ran_for);
+            }
+            let placement = finished.placement.expect("a report comes from the worker that ran it");
+            Some(Ok(Committed {
+                attempt: id,
+                placement,
+                outcome,
+                counters: finished.counters,
+            }))
+        }
     }
 }
 
