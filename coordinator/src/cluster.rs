@@ -407,23 +407,14 @@ impl Cluster {
 
     /// How many attempts wait for a slot.
     pub fn waiting(&self) -> usize {
-        let state = self.lock();
-        state
-            .owners
-            .values()
-            .map(|q| q.pending.iter().filter(|id| state.attempts.contains_key(id)).count())
-            .sum()
+        self.lock().waiting().count()
     }
 
     /// Whether a backup attempt could start now: nothing waits for a slot and some worker
     /// has a free one.
     pub fn has_idle_slot(&self) -> bool {
         let state = self.lock();
-        let waiting = state
-            .owners
-            .values()
-            .any(|q| q.pending.iter().any(|id| state.attempts.contains_key(id)));
-        !waiting
+        state.waiting().next().is_none()
             && state
                 .ready
                 .iter()
@@ -540,6 +531,14 @@ impl AttemptEntry {
 }
 
 impl State {
+    /// The attempts waiting for a slot (not the cancelled ones still in a queue).
+    fn waiting(&self) -> impl Iterator<Item = &AttemptId> {
+        self.owners
+            .values()
+            .flat_map(|q| q.pending.iter())
+            .filter(|id| self.attempts.contains_key(id))
+    }
+
     fn grant_credit(&mut self, worker: WorkerId, slots: u32) {
         let Some(entry) = self.workers.get_mut(&worker) else {
             return;

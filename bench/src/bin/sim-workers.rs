@@ -117,10 +117,6 @@ async fn main() -> anyhow::Result<()> {
     let joined = Arc::new(AtomicUsize::new(0));
     let messages = Arc::new(AtomicUsize::new(0));
     let mut channels = Vec::new();
-    let per_connection: usize = std::env::var("PER_CONN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(WORKERS_PER_CONNECTION);
     for _ in 0..workers.div_ceil(per_connection) {
         channels.push(Endpoint::from_shared(url.clone())?.tcp_nodelay(true).connect().await?);
     }
