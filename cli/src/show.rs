@@ -5,11 +5,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use weft_client::JobStatus;
+use weft_core::outcome::OutcomeKind;
 
 /// A job as JSON.
 pub fn to_json(s: &JobStatus) -> Value {
     json!({
-        "id": s.id,
+        "id": s.id.to_string(),
         "name": s.name,
         "state": s.state.name(),
         "phase": s.phase.as_str(),
@@ -20,17 +21,17 @@ pub fn to_json(s: &JobStatus) -> Value {
         "error": s.error,
         "output": s.output,
         "priority": s.priority,
-        "after": s.after,
+        "after": s.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "created_ms": s.created_ms,
         "ended_ms": s.ended_ms,
         "counters": s.counters,
         "attempts": s.attempts.iter().map(|a| json!({
             "id": a.id,
-            "kind": a.kind,
+            "kind": a.kind.name(),
             "task": a.task_index,
             "number": a.number,
             "worker": a.worker,
-            "outcome": a.outcome,
+            "outcome": OutcomeKind::name_or_running(a.outcome),
             "reason": a.reason,
             "started_ms": a.started_ms,
             "ended_ms": a.ended_ms,
@@ -97,7 +98,8 @@ pub fn report(s: &JobStatus) -> String {
         s.priority,
     );
     if !s.after.is_empty() {
-        out += &format!("after     {}\n", s.after.join(","));
+        let after: Vec<String> = s.after.iter().map(ToString::to_string).collect();
+        out += &format!("after     {}\n", after.join(","));
     }
     if !s.counters.is_empty() {
         out += "counters\n";
@@ -110,7 +112,13 @@ pub fn report(s: &JobStatus) -> String {
         for a in &s.attempts {
             out += &format!(
                 "  {:>8} {:<6} {:>5} #{:<3} {:<12} {:<22} {}\n",
-                a.id, a.kind, a.task_index, a.number, a.outcome, a.worker, a.reason
+                a.id,
+                a.kind.name(),
+                a.task_index,
+                a.number,
+                OutcomeKind::name_or_running(a.outcome),
+                a.worker,
+                a.reason
             );
         }
     }

@@ -229,3 +229,78 @@ fn a_truncated_or_garbage_state_database_stops_the_coordinator_with_a_clear_mess
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The inputs the weft 0.1 fixture's jobs were submitted with (see its README).
+fn fixture_inputs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let input = dir.join("in");
+    fs::create_dir_all(&input).unwrap();
+    let a: String = (0..400)
+        .map(|i| format!("the quick brown fox jumps over the lazy dog {i}\n"))
+        .collect();
+    fs::write(input.join("a.txt"), a).unwrap();
+    fs::write(input.join("b.txt"), "a dog and a fox and a cat\n".repeat(300)).unwrap();
+    vec![input.join("a.txt"), input.join("b.txt")]
+}
+
+#[test]
+fn jobs_in_flight_in_a_weft_0_1_database_run_to_their_end_after_an_upgrade() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../coordinator/tests/fixtures/v1-jobs-in-flight.db"
+    );
+    let mut files = Vec::new();
+    let cluster = TestCluster::start_in(2, 2, &["--recovery-grace", "1"], |dir| {
+        files = fixture_inputs(dir);
+        let state = dir.join("state");
+        fs::create_dir_all(&state).unwrap();
+        fs::copy(fixture, state.join("weft.db")).unwrap();
+        // The plans hold the absolute paths of the machine that wrote them: move them here.
+        let conn = rusqlite::Connection::open(state.join("weft.db")).unwrap();
+        let here = format!("{}/", dir.display());
+        conn.execute(
+            "UPDATE jobs SET plan = replace(plan, '/tmp/weft-v1-fixture/', ?1)",
+            [here],
+        )
+        .unwrap();
+    });
+    for job in ["job-000002", "job-000003", "job-000004"] {
+        let waited = cluster.weft(&["wait", job]);
+        assert_ok(&waited, &cluster);
+    }
+    let dir = cluster.dir.path();
+    assert_eq!(read_counts(&dir.join("out-running")), expected_ascii_wordcount(&files));
+    let mut counted: Vec<String> = read_parts(&dir.join("out-running"))
+        .iter()
+        .flat_map(|p| p.lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    counted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let sorted: Vec<String> = read_parts(&dir.join("out-after"))
+        .concat()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(sorted, counted, "the job waiting for it sorted its output");
+    let grep = read_parts(&dir.join("out-queued")).concat();
+    let expected = format!("{}\t400\n{}\t300\n", files[0].display(), files[1].display());
+    assert_eq!(grep, expected);
+    let done = cluster.status_json("job-000001");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["name"], "done before the crash");
+    assert_eq!(attempts_of(&done, "map").len(), 2);
+    // The history carries over: maps 0 and 1 committed before the upgrade (their output died
+    // with the old workers, so they ran again); the others were running, and are lost.
+    let recovered = cluster.status_json("job-000002");
+    let maps = attempts_of(&recovered, "map");
+    for m in 0..7 {
+        let mut outcomes: Vec<&str> = maps
+            .iter()
+            .filter(|(task, _, _)| *task == m)
+            .map(|(_, _, outcome)| outcome.as_str())
+            .collect();
+        outcomes.sort();
+        let before = if m < 2 { "succeeded" } else { "lost" };
+        let mut expected = vec![before, "succeeded"];
+        expected.sort();
+        assert_eq!(outcomes, expected, "map {m}: {maps:?}");
+    }
+}

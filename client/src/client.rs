@@ -34,34 +34,32 @@ impl Client {
         Ok(self.job(response.into_inner().job_id))
     }
 
-    /// A handle on a job submitted earlier.
-    pub fn job(&self, id: String) -> JobHandle {
+    /// A handle on a job submitted earlier, by its id (`job-000042`); an id that names no
+    /// job is the coordinator's to refuse, with `NotFound`.
+    pub fn job(&self, id: impl Into<String>) -> JobHandle {
         JobHandle {
-            id,
+            id: id.into(),
             client: self.clone(),
         }
     }
 
     /// A job's status now.
     pub async fn status(&self, id: &str) -> Result<JobStatus, ClientError> {
-        let response = self.jobs.clone().get_job(v1::JobRef { job_id: id.to_string() }).await?;
-        Ok(status_from_wire(response.into_inner()))
+        let response = self.jobs.clone().get_job(job_ref(id)).await?;
+        Ok(status_from_wire(response.into_inner())?)
     }
 
     /// The newest jobs, up to `limit`.
     pub async fn list(&self, limit: u32) -> Result<Vec<JobStatus>, ClientError> {
         let response = self.jobs.clone().list_jobs(v1::ListJobsRequest { limit }).await?;
-        Ok(response.into_inner().jobs.into_iter().map(status_from_wire).collect())
+        let jobs = response.into_inner().jobs.into_iter().map(status_from_wire);
+        Ok(jobs.collect::<Result<_, _>>()?)
     }
 
     /// Cancels a job; returns its status after.
     pub async fn cancel(&self, id: &str) -> Result<JobStatus, ClientError> {
-        let response = self
-            .jobs
-            .clone()
-            .cancel_job(v1::JobRef { job_id: id.to_string() })
-            .await?;
-        Ok(status_from_wire(response.into_inner()))
+        let response = self.jobs.clone().cancel_job(job_ref(id)).await?;
+        Ok(status_from_wire(response.into_inner())?)
     }
 
     /// Runs a batch of independent tasks; one future per task, in order. Each task is
@@ -78,6 +76,11 @@ impl Client {
     ) -> Result<Vec<TaskResult>, ClientError> {
         start_batch(self, tasks, max_attempts).await
     }
+}
+
+/// A request naming a job.
+pub(crate) fn job_ref(id: &str) -> v1::JobRef {
+    v1::JobRef { job_id: id.to_string() }
 }
 
 /// A connection to the server at `url`; `configure` adds settings to the endpoint. Failures

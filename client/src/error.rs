@@ -1,5 +1,8 @@
 //! What can go wrong for a client.
 
+use weft_core::status::JobState;
+use weft_core::work::JobId;
+
 /// A client-side error.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -14,13 +17,16 @@ pub enum ClientError {
     /// The coordinator refused or failed a call; the status carries the gRPC code.
     #[error("{}", .0.message())]
     Rpc(tonic::Status),
+    /// The coordinator answered with something this client cannot read.
+    #[error("unreadable answer from the coordinator: {0}")]
+    Protocol(#[from] weft_proto::convert::ConvertError),
     /// The job ended without succeeding.
-    #[error("job {id} {state}: {reason}")]
+    #[error("job {id} {}: {reason}", state.name())]
     JobDidNotSucceed {
         /// The job.
-        id: String,
-        /// "failed" or "cancelled".
-        state: &'static str,
+        id: JobId,
+        /// Failed or cancelled.
+        state: JobState,
         /// Why.
         reason: String,
     },

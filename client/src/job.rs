@@ -7,9 +7,8 @@ use futures::{Stream, StreamExt};
 use weft_core::spec::JobSpec;
 use weft_core::status::{JobState, JobStatus};
 use weft_proto::convert::status_from_wire;
-use weft_proto::v1;
 
-use crate::client::Client;
+use crate::client::{job_ref, Client};
 use crate::error::ClientError;
 
 /// A job on a coordinator.
@@ -48,12 +47,10 @@ impl JobHandle {
             .client
             .jobs
             .clone()
-            .watch_job(v1::JobRef {
-                job_id: self.id.clone(),
-            })
+            .watch_job(job_ref(&self.id))
             .await?
             .into_inner();
-        Ok(stream.map(|s| s.map(status_from_wire).map_err(ClientError::from)))
+        Ok(stream.map(|s| Ok(status_from_wire(s?)?)))
     }
 
     /// Resolves when the job ends: its final status if it succeeded, an error with the
@@ -80,12 +77,12 @@ impl JobHandle {
             JobState::Succeeded => Ok(status),
             JobState::Failed => Err(ClientError::JobDidNotSucceed {
                 id: status.id,
-                state: "failed",
+                state: status.state,
                 reason: status.error.unwrap_or_default(),
             }),
             JobState::Cancelled => Err(ClientError::JobDidNotSucceed {
                 id: status.id,
-                state: "cancelled",
+                state: status.state,
                 reason: "cancelled".into(),
             }),
             JobState::Waiting | JobState::Queued | JobState::Running => Err(ClientError::Rpc(

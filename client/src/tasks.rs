@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_proto::v1::{self, queue_task_result::Outcome};
+use weft_proto::convert::results_from_wire;
+use weft_proto::v1;
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -80,15 +81,11 @@ pub(crate) async fn start_batch(
         let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();
         while let Some(message) = stream.next().await {
             let Ok(message) = message else { break };
-            for result in message.results {
+            for result in results_from_wire(message) {
                 let Some(sender) = senders.get_mut(result.index as usize).and_then(Option::take) else {
                     continue;
                 };
-                let _ = sender.send(match result.outcome {
-                    Some(Outcome::Output(output)) => Ok(output),
-                    Some(Outcome::Error(reason)) => Err(ClientError::TaskFailed(reason)),
-                    None => Err(ClientError::TaskFailed("empty result".into())),
-                });
+                let _ = sender.send(result.output.map_err(ClientError::TaskFailed));
             }
         }
         // Senders still here are dropped: their futures resolve as ResultLost.

@@ -1,12 +1,14 @@
 //! Every coordinator error mapped to one gRPC status code, in one place.
 
+use std::fmt::Display;
+
 use tonic::{Code, Status};
+use weft_core::spec::SpecError;
 use weft_core::split::InputError;
 
+use crate::commit::OutputError;
 use crate::jobs::SubmitError;
-use crate::output::OutputError;
 use crate::plan::PlanError;
-use crate::queue::BatchError;
 use crate::store::StoreError;
 
 /// Why the coordinator could not start or serve.
@@ -48,7 +50,12 @@ impl From<PlanError> for Status {
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
-        Status::internal(e.to_string())
+        let code = match &e {
+            StoreError::DiskFull { .. } => Code::ResourceExhausted,
+            StoreError::WriterGone => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        Status::new(code, e.to_string())
     }
 }
 
@@ -61,10 +68,14 @@ impl From<SubmitError> for Status {
     }
 }
 
-impl From<BatchError> for Status {
-    fn from(e: BatchError) -> Self {
-        Status::invalid_argument(e.to_string())
-    }
+/// A job spec that is not valid.
+pub fn invalid_spec(e: SpecError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// A request that does not make sense (a malformed message, an unknown handler).
+pub fn invalid_request(why: impl Display) -> Status {
+    Status::invalid_argument(why.to_string())
 }
 
 /// A job id that names no job.

@@ -2,25 +2,31 @@
 //! reduce tasks, and hands every task to workers as a future the worker's report resolves.
 //!
 //! Start reading at [`server::serve`]. The data path, in order:
-//! - [`service`]: the client API (submit, watch, run task batches);
+//! - [`service`]: the client API (submit, watch, run task batches), a gRPC edge;
 //! - [`plan`]: submit-time checks, splits, the sort app's sample;
-//! - [`job`]: a job's driver, each phase a `DeferredList` of [`task`] futures;
+//! - [`store`]: the durable state, behind the [`StateStore`](store::StateStore) trait;
+//! - [`jobs`]: the job queue (admission, dependencies, recovery) and the one place a job
+//!   changes state;
+//! - [`job`]: one job's driver, each phase a `DeferredList` of [`task`] futures;
 //! - [`task`]: one task's attempts, retries and straggler backups;
-//! - [`cluster`]: workers, credits, leases, and the [`cluster::Attempt`] futures;
-//! - [`session`]: the worker API that feeds the cluster;
-//! - [`output`]: temporary parts, commit by rename, `_SUCCESS` last.
+//! - [`cluster`]: workers, leases, and [`dispatch`](cluster::Owner) of
+//!   [`Attempt`](cluster::Attempt) futures with fair share;
+//! - [`session`]: the worker API that feeds the cluster, a gRPC edge;
+//! - [`commit`]: temporary parts, commit by rename, `_SUCCESS` last.
 //!
-//! Beside them: [`queue`] (task batches), [`jobs`] (the registry), [`config`] and
-//! [`error`] (errors and their gRPC codes). The job state machine is `weft_core::status`.
+//! Beside them: [`batch`] (task batches of the work queue), [`config`] and [`error`]
+//! (errors and their gRPC codes). The job and task state machines are in
+//! `weft_core::status`; wire messages become domain types only in `service`, `session` and
+//! `server`, through `weft_proto::convert`.
 
+pub mod batch;
 pub mod cluster;
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod job;
 pub mod jobs;
-pub mod output;
 pub mod plan;
-pub mod queue;
 pub mod server;
 pub mod service;
 pub mod session;
@@ -30,3 +36,6 @@ pub mod task;
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;
 pub use server::serve;
+
+#[cfg(test)]
+mod testing;

@@ -8,25 +8,32 @@ use weft_core::partition::choose_split_points;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_splits, InputError, Split, SplitLines};
 
-use crate::output::{OutputDir, OutputError};
-use crate::store::PlanRecord;
+use crate::commit::{OutputClaim, OutputDir, OutputError};
 
 /// Keys sampled for the sort app's split points.
 const SORT_SAMPLE: usize = 10_000;
+
+/// How a job's input is cut into map tasks: made once, kept in the store, so that a
+/// restarted coordinator runs the same tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// One per map task.
+    pub splits: Vec<Split>,
+    /// The sort app's range partitioner; empty otherwise.
+    pub split_points: Vec<Vec<u8>>,
+    /// Total input bytes.
+    pub input_bytes: u64,
+}
 
 /// A job ready to run.
 #[derive(Debug)]
 pub struct JobPlan {
     /// What was asked.
     pub spec: JobSpec,
-    /// One per map task.
-    pub splits: Vec<Split>,
-    /// The sort app's range partitioner; empty otherwise.
-    pub split_points: Vec<Vec<u8>>,
-    /// The claimed output directory.
+    /// Its tasks.
+    pub plan: Plan,
+    /// Its output directory.
     pub output: OutputDir,
-    /// Total input bytes.
-    pub input_bytes: u64,
 }
 
 /// Why a job was refused.
@@ -48,7 +55,7 @@ pub enum PlanError {
 
 /// Checks `spec` against the filesystem and claims its output directory. Inputs that are
 /// in `produced_later` (outputs of the jobs it runs after) need not exist yet.
-pub fn check(spec: &JobSpec, produced_later: &[PathBuf]) -> Result<OutputDir, PlanError> {
+pub fn check(spec: &JobSpec, produced_later: &[PathBuf]) -> Result<OutputClaim, PlanError> {
     spec.validate()?;
     let present: Vec<PathBuf> = spec
         .inputs
@@ -68,7 +75,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 /// Plans a checked job: its splits, and the sort app's split points.
-pub fn plan(spec: JobSpec, output: OutputDir) -> Result<JobPlan, PlanError> {
+pub fn plan(spec: &JobSpec) -> Result<Plan, PlanError> {
     let files = expand_inputs(&spec.inputs)?;
     let input_bytes = files.iter().map(|(_, size)| size).sum();
     let splits = plan_splits(&files, spec.split_size);
@@ -78,44 +85,11 @@ pub fn plan(spec: JobSpec, output: OutputDir) -> Result<JobPlan, PlanError> {
         }
         _ => Vec::new(),
     };
-    Ok(JobPlan {
-        spec,
+    Ok(Plan {
         splits,
         split_points,
-        output,
         input_bytes,
     })
-}
-
-impl JobPlan {
-    /// The plan as the store keeps it.
-    pub fn record(&self) -> PlanRecord {
-        PlanRecord {
-            splits: self
-                .splits
-                .iter()
-                .map(|s| (s.file.clone(), s.start, s.length))
-                .collect(),
-            split_points: self.split_points.clone(),
-            input_bytes: self.input_bytes,
-        }
-    }
-
-    /// A plan the store kept, for a job recovered after a restart.
-    pub fn from_record(spec: JobSpec, record: PlanRecord) -> Self {
-        let output = OutputDir::reopen(&spec.output);
-        Self {
-            splits: record
-                .splits
-                .into_iter()
-                .map(|(file, start, length)| Split { file, start, length })
-                .collect(),
-            split_points: record.split_points,
-            input_bytes: record.input_bytes,
-            output,
-            spec,
-        }
-    }
 }
 
 /// Lines from the start of each split, up to [`SORT_SAMPLE`] in all.

@@ -1,5 +1,5 @@
-//! Running a coordinator: the gRPC server with both services, the lease reaper, and
-//! graceful shutdown.
+//! Running a coordinator: the state store, the gRPC server with both services (a gRPC
+//! edge), the job queue, the lease reaper, and graceful shutdown.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use crate::error::CoordinatorError;
 use crate::jobs::Jobs;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
-use crate::store::{Store, Write};
+use crate::store::{SqliteStore, StateStore, Write};
 
 /// Messages up to this size are accepted (job specs with many inputs, large task batches).
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -30,8 +30,8 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(?config, address = ?listener.local_addr().ok(), "coordinator starting");
-    let (store, recovered) = Store::open(&config.state_dir)?;
-    let store = Arc::new(store);
+    let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec)?;
+    let store: Arc<dyn StateStore> = Arc::new(store);
     let config = Arc::new(config);
     let reserving = store.clone();
     let cluster = Cluster::new(
@@ -48,7 +48,7 @@ pub async fn serve(
         recovered.next_seq,
         shutdown.clone(),
     );
-    jobs.recover(recovered.unfinished);
+    jobs.recover(recovered.unfinished)?;
     let background = TaskTracker::new();
     background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
     background.spawn(jobs.clone().run_queue());
@@ -61,7 +61,7 @@ pub async fn serve(
     let worker_api = WorkerApi {
         cluster: cluster.clone(),
         jobs: jobs.clone(),
-        heartbeat_interval_ms: config.heartbeat_interval().as_millis() as u64,
+        heartbeat_interval: config.heartbeat_interval(),
         readers: background.clone(),
         shutdown: shutdown.clone(),
     };
@@ -86,6 +86,11 @@ pub async fn serve(
     store.close();
     tracing::info!("coordinator stopped");
     Ok(result?)
+}
+
+/// Reads a spec as weft 0.1 stored it (its wire message), for the store's migration.
+fn v1_spec(bytes: &[u8]) -> Result<weft_core::spec::JobSpec, String> {
+    weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string())
 }
 
 /// Removes workers whose lease ran out, checking four times a lease.

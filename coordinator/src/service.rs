@@ -1,4 +1,5 @@
-//! The client-facing gRPC service: submit and follow jobs, run task batches.
+//! The client-facing gRPC service: submit and follow jobs, run task batches. A gRPC edge:
+//! requests become domain values here, and answers wire messages.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use weft_core::spec::JobSpec;
 use weft_core::status::JobStatus;
-use weft_proto::convert::status_to_wire;
+use weft_core::work::JobId;
+use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire};
 use weft_proto::v1::{self, job_service_server::JobService};
 
+use crate::batch::run_batch;
 use crate::cluster::Cluster;
-use crate::error::unknown_job;
+use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
-use crate::queue::{check_batch, run_batch};
 
 /// Serves [`JobService`].
 pub struct JobApi {
@@ -29,17 +31,23 @@ pub struct JobApi {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// The job a request names; an id that does not parse names no job.
+fn job_ref(request: Request<v1::JobRef>) -> Result<JobId, Status> {
+    let text = request.into_inner().job_id;
+    text.parse().map_err(|_| unknown_job(&text))
+}
+
 #[tonic::async_trait]
 impl JobService for JobApi {
     async fn submit_job(&self, request: Request<v1::JobSpec>) -> Result<Response<v1::SubmitJobResponse>, Status> {
-        let spec = JobSpec::try_from(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let job_id = self.jobs.submit(spec).await?;
-        Ok(Response::new(v1::SubmitJobResponse { job_id }))
+        let spec = JobSpec::try_from(request.into_inner()).map_err(invalid_spec)?;
+        let id = self.jobs.submit(spec).await?;
+        Ok(Response::new(v1::SubmitJobResponse { job_id: id.to_string() }))
     }
 
     async fn get_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
-        let id = request.into_inner().job_id;
-        let status = self.jobs.status(&id)?.ok_or_else(|| unknown_job(&id))?;
+        let id = job_ref(request)?;
+        let status = self.jobs.status(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
@@ -53,16 +61,20 @@ impl JobService for JobApi {
     }
 
     async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
-        let id = request.into_inner().job_id;
-        let status = self.jobs.cancel(&id).await?.ok_or_else(|| unknown_job(&id))?;
+        let id = job_ref(request)?;
+        let status = self
+            .jobs
+            .cancel(id)
+            .await?
+            .ok_or_else(|| unknown_job(&id.to_string()))?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
     type WatchJobStream = BoxStream<v1::JobStatus>;
 
     async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
-        let id = request.into_inner().job_id;
-        let watcher = self.jobs.watch(&id)?.ok_or_else(|| unknown_job(&id))?;
+        let id = job_ref(request)?;
+        let watcher = self.jobs.watch(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
         let updates = status_updates(watcher).map(|s| Ok(status_to_wire(&s)));
         let shutdown = self.shutdown.clone();
         let stream = updates.take_until(async move { shutdown.cancelled().await });
@@ -72,9 +84,8 @@ impl JobService for JobApi {
     type RunTasksStream = BoxStream<v1::QueueTaskResults>;
 
     async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
-        let batch = request.into_inner();
-        check_batch(&batch)?;
-        let results = run_batch(self.cluster.clone(), batch).map(Ok);
+        let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
+        let results = run_batch(self.cluster.clone(), batch).map(|chunk| Ok(results_to_wire(chunk)));
         let shutdown = self.shutdown.clone();
         let stream = results.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))

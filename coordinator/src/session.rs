@@ -1,9 +1,10 @@
-//! The worker-facing gRPC service: one bidirectional session per connected worker.
-//! Credits, heartbeats and reports come in; assignments and cancellations go out. The
-//! session's end removes the worker at once.
+//! The worker-facing gRPC service: one bidirectional session per connected worker. A gRPC
+//! edge: wire messages become [`FromWorker`] values that feed the cluster, and the cluster's
+//! [`ToWorker`] messages become wire messages. The session's end removes the worker at once.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -11,9 +12,12 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
-use weft_proto::v1::{self, worker_message::Kind, worker_service_server::WorkerService};
+use weft_core::messages::{FromWorker, ToWorker};
+use weft_core::work::{JobId, WorkerId};
+use weft_proto::v1::{self, worker_service_server::WorkerService};
 
-use crate::cluster::{AttemptOutcome, Cluster, HeldOutput, WorkerId, SESSION_CLOSED};
+use crate::cluster::{Cluster, SESSION_CLOSED};
+use crate::error::invalid_request;
 use crate::jobs::Jobs;
 
 /// Serves [`WorkerService`].
@@ -22,8 +26,8 @@ pub struct WorkerApi {
     pub cluster: Arc<Cluster>,
     /// The jobs, to tell workers which held map output is stale.
     pub jobs: Arc<Jobs>,
-    /// Heartbeat interval told to workers, in milliseconds.
-    pub heartbeat_interval_ms: u64,
+    /// Heartbeat interval told to workers.
+    pub heartbeat_interval: Duration,
     /// Owns the readers of the sessions.
     pub readers: TaskTracker,
     /// Ends the sessions at shutdown.
@@ -41,44 +45,31 @@ impl WorkerService for WorkerApi {
         request: Request<Streaming<v1::WorkerMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
-        let register = match inbound.message().await? {
-            Some(v1::WorkerMessage {
-                kind: Some(Kind::Register(register)),
-            }) => register,
-            _ => return Err(Status::invalid_argument("a session starts with Register")),
+        let first = inbound.message().await?.map(FromWorker::try_from);
+        let registration = match first {
+            Some(Ok(FromWorker::Register(registration))) => registration,
+            Some(Err(e)) => return Err(invalid_request(e)),
+            _ => return Err(invalid_request("a session starts with Register")),
         };
-        if register.shuffle_address.is_empty() {
-            return Err(Status::invalid_argument("Register needs the worker's shuffle address"));
+        if registration.shuffle_address.is_empty() {
+            return Err(invalid_request("Register needs the worker's shuffle address"));
         }
         let (sender, outbound) = mpsc::unbounded_channel();
-        let held = register
-            .held
-            .iter()
-            .map(|h| {
-                let output = HeldOutput {
-                    attempt: h.map_attempt,
-                    task: h.map_task,
-                    shuffle_address: register.shuffle_address.clone(),
-                };
-                (h.job_id.clone(), output)
-            })
-            .collect();
+        let address = registration.shuffle_address.clone();
         let worker = self
             .cluster
-            .register(register.shuffle_address.clone(), register.slots, sender.clone(), held);
-        tracing::info!(worker, address = %register.shuffle_address, slots = register.slots, host = %register.hostname, "worker joined");
-        let _ = sender.send(v1::CoordinatorMessage {
-            kind: Some(v1::coordinator_message::Kind::Welcome(v1::Welcome {
-                worker_id: worker,
-                heartbeat_interval_ms: self.heartbeat_interval_ms,
-            })),
+            .register(address.clone(), registration.slots, sender.clone(), registration.held);
+        tracing::info!(worker, %address, slots = registration.slots, host = %registration.hostname, "worker joined");
+        let _ = sender.send(ToWorker::Welcome {
+            worker,
+            heartbeat_interval: self.heartbeat_interval,
         });
         drop(sender);
-        let stale: Vec<String> = self
+        let stale: Vec<JobId> = self
             .cluster
             .held_jobs(worker)
             .into_iter()
-            .filter(|job| !self.jobs.is_unfinished(job))
+            .filter(|job| !self.jobs.is_unfinished(*job))
             .collect();
         if !stale.is_empty() {
             self.cluster.forget_on(worker, stale);
@@ -93,7 +84,7 @@ impl WorkerService for WorkerApi {
             cluster.remove_worker(worker, &reason);
         });
         let shutdown = self.shutdown.clone();
-        let stream = UnboundedReceiverStream::new(outbound).map(Ok);
+        let stream = UnboundedReceiverStream::new(outbound).map(|message| Ok(v1::CoordinatorMessage::from(message)));
         let stream = stream.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -103,51 +94,20 @@ impl WorkerService for WorkerApi {
 async fn read_session(cluster: &Cluster, worker: WorkerId, inbound: &mut Streaming<v1::WorkerMessage>) -> String {
     loop {
         let message = match inbound.message().await {
-            Ok(Some(message)) => message,
+            Ok(Some(message)) => FromWorker::try_from(message),
             Ok(None) => return SESSION_CLOSED.to_string(),
             Err(status) => return format!("session broken: {}", status.message()),
         };
-        match message.kind {
-            Some(Kind::Credit(slots)) => cluster.grant_credit(worker, slots),
-            Some(Kind::Heartbeat(_)) => cluster.heartbeat(worker),
-            Some(Kind::Reports(reports)) => {
-                let outcomes = reports.reports.into_iter().map(|report| {
-                    let counters = report.counters.into_iter().collect();
-                    (report.attempt_id, outcome_from_wire(report.outcome), counters)
-                });
-                cluster.report_all(worker, outcomes, reports.credit);
-            }
-            Some(Kind::Drain(_)) => {
+        match message {
+            Ok(FromWorker::Credit(slots)) => cluster.grant_credit(worker, slots),
+            Ok(FromWorker::Heartbeat) => cluster.heartbeat(worker),
+            Ok(FromWorker::Reports { reports, credit }) => cluster.report_all(worker, reports, credit),
+            Ok(FromWorker::Drain) => {
                 tracing::info!(worker, "worker draining");
                 cluster.drain(worker);
             }
-            Some(Kind::Register(_)) | None => {
-                tracing::warn!(worker, "unexpected message on a session");
-            }
+            Ok(FromWorker::Register(_)) => tracing::warn!(worker, "a second Register on a session ignored"),
+            Err(e) => tracing::warn!(worker, error = %e, "malformed message on a session ignored"),
         }
-    }
-}
-
-fn outcome_from_wire(outcome: Option<v1::attempt_report::Outcome>) -> AttemptOutcome {
-    use v1::attempt_report::Outcome;
-    match outcome {
-        Some(Outcome::MapDone(done)) if !done.output_file.is_empty() => AttemptOutcome::OutputDone {
-            output_records: done.output_records,
-        },
-        Some(Outcome::MapDone(done)) => AttemptOutcome::MapDone {
-            partition_bytes: done.partition_bytes,
-            output_records: done.output_records,
-        },
-        Some(Outcome::ReduceDone(done)) => AttemptOutcome::OutputDone {
-            output_records: done.output_records,
-        },
-        Some(Outcome::QueueOutput(output)) => AttemptOutcome::QueueDone(output),
-        Some(Outcome::Failed(reason)) => AttemptOutcome::Failed(reason),
-        Some(Outcome::FetchFailed(f)) => AttemptOutcome::FetchFailed {
-            map_attempts: f.map_attempts,
-            reason: f.reason,
-        },
-        Some(Outcome::HandedBack(_)) => AttemptOutcome::HandedBack,
-        None => AttemptOutcome::Failed("the worker sent an empty report".to_string()),
     }
 }

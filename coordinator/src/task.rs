@@ -1,15 +1,17 @@
 //! One task as a future: it dispatches attempts until one succeeds, retries failures up to
 //! the task's budget, and near the end of a phase starts a backup of a straggler. The
-//! first success wins; dropping the other attempts cancels them on their workers.
+//! first success wins; the other attempts are dropped, which cancels them on their workers.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use weft_proto::v1;
+use tracing::Instrument;
+use weft_core::outcome::{AttemptOutcome, Counters, Success};
+use weft_core::work::{Assignment, AttemptId};
 
-use crate::cluster::{AttemptId, AttemptOutcome, Cluster, Counters, Finished, Owner, Placement};
+use crate::cluster::{Cluster, Finished, Owner, Placement};
 
 /// When a straggler gets a backup attempt.
 #[derive(Debug, Clone)]
@@ -58,8 +60,14 @@ impl PhaseStats {
     }
 }
 
-/// Told of every attempt that ends: its id, its number and how it ended.
-pub type AttemptEndHook<'a> = dyn Fn(AttemptId, u32, &Finished) + Sync + 'a;
+/// Told of every attempt a task starts, and of how each ends: those still running when the
+/// task ends (another committed first, or the task was dropped) end as cancelled.
+pub trait AttemptLog: Sync {
+    /// The attempt was queued for a worker.
+    fn started(&self, attempt: AttemptId, number: u32);
+    /// The attempt ended.
+    fn ended(&self, attempt: AttemptId, number: u32, finished: &Finished);
+}
 
 /// How a task may run: its budget and, for job phases, its backup policy.
 pub struct TaskContext<'a> {
@@ -73,10 +81,11 @@ pub struct TaskContext<'a> {
     pub phase: &'a PhaseStats,
     /// `None`: never start a backup.
     pub backup: Option<&'a BackupPolicy>,
-    /// Called with every attempt that ends.
-    pub on_attempt_end: Option<&'a AttemptEndHook<'a>>,
+    /// Told of every attempt.
+    pub log: Option<&'a dyn AttemptLog>,
     /// Whether attempts go out at once ([`Cluster::dispatch`]) or wait for the owner's next
-    /// [`Cluster::pump`] ([`Cluster::enqueue`]), so that many go out together.
+    /// [`Cluster::pump`] ([`Cluster::enqueue`]), so that many go out together (a batch:
+    /// its tasks also trace their attempts at debug level only).
     pub send_at_once: bool,
 }
 
@@ -98,8 +107,8 @@ pub struct Committed {
     pub attempt: AttemptId,
     /// Where it ran.
     pub placement: Placement,
-    /// What it reported.
-    pub outcome: AttemptOutcome,
+    /// What it produced.
+    pub success: Success,
     /// What it counted.
     pub counters: Counters,
 }
@@ -130,9 +139,13 @@ pub enum TaskError {
 pub async fn run_task(
     ctx: &TaskContext<'_>,
     history: &mut TaskHistory,
-    mut build: impl FnMut(AttemptId, u32) -> v1::Assignment,
+    mut build: impl FnMut(AttemptId, u32) -> Assignment,
 ) -> Result<Committed, TaskError> {
-    let mut launch = |history: &mut TaskHistory| {
+    let mut in_flight = InFlight {
+        log: ctx.log,
+        attempts: Vec::new(),
+    };
+    let mut launch = |history: &mut TaskHistory, in_flight: &mut InFlight<'_>| {
         history.launched += 1;
         let number = history.launched;
         let attempt = if ctx.send_at_once {
@@ -141,32 +154,42 @@ pub async fn run_task(
             ctx.cluster.enqueue(ctx.owner, |id| build(id, number))
         };
         let id = attempt.id();
-        (id, async move { (id, number, attempt.await) })
+        in_flight.started(id, number);
+        let span = if ctx.send_at_once {
+            tracing::info_span!("attempt", attempt = id, number, worker = tracing::field::Empty)
+        } else {
+            tracing::debug_span!("attempt", attempt = id, number, worker = tracing::field::Empty)
+        };
+        let settle_in = span.clone();
+        (
+            id,
+            async move { (id, number, attempt.await, settle_in) }.instrument(span),
+        )
     };
     let Some(policy) = ctx.backup else {
         // One attempt at a time: no set of attempts, no timer (most tasks of a batch).
         loop {
-            let (_, attempt) = launch(history);
-            let (id, number, finished) = attempt.await;
-            if let Some(end) = settle(ctx, history, id, number, finished) {
+            let (_, attempt) = launch(history, &mut in_flight);
+            let (id, number, finished, span) = attempt.await;
+            if let Some(end) = span.in_scope(|| settle(ctx, history, &mut in_flight, id, number, finished)) {
                 return end;
             }
         }
     };
     let mut running = FuturesUnordered::new();
-    let (mut latest, first) = launch(history);
+    let (mut latest, first) = launch(history, &mut in_flight);
     running.push(first);
     let mut backed_up = false;
     let mut check = tokio::time::interval(policy.check_every);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some((id, number, finished)) = running.next() => {
-                if let Some(end) = settle(ctx, history, id, number, finished) {
+            Some((id, number, finished, span)) = running.next() => {
+                if let Some(end) = span.in_scope(|| settle(ctx, history, &mut in_flight, id, number, finished)) {
                     return end;
                 }
                 if running.is_empty() {
-                    let (id, next) = launch(history);
+                    let (id, next) = launch(history, &mut in_flight);
                     latest = id;
                     running.push(next);
                 }
@@ -176,9 +199,43 @@ pub async fn run_task(
                     tracing::info!(straggler = latest, "starting a backup attempt");
                     ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
                     backed_up = true;
-                    let (_, backup) = launch(history);
+                    let (_, backup) = launch(history, &mut in_flight);
                     running.push(backup);
                 }
+            }
+        }
+    }
+}
+
+/// The attempts of a task that have not ended, for its log: whatever way the task's future
+/// ends, they end as cancelled (dropping their futures cancels them on their workers).
+struct InFlight<'a> {
+    log: Option<&'a dyn AttemptLog>,
+    attempts: Vec<(AttemptId, u32)>,
+}
+
+impl InFlight<'_> {
+    fn started(&mut self, attempt: AttemptId, number: u32) {
+        if let Some(log) = self.log {
+            log.started(attempt, number);
+            self.attempts.push((attempt, number));
+        }
+    }
+
+    fn ended(&mut self, attempt: AttemptId, number: u32, finished: &Finished) {
+        if let Some(log) = self.log {
+            self.attempts.retain(|(id, _)| *id != attempt);
+            log.ended(attempt, number, finished);
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(log) = self.log {
+            let cancelled = Finished::unreported(AttemptOutcome::Cancelled);
+            for (attempt, number) in self.attempts.drain(..) {
+                log.ended(attempt, number, &cancelled);
             }
         }
     }
@@ -189,31 +246,30 @@ pub async fn run_task(
 fn settle(
     ctx: &TaskContext<'_>,
     history: &mut TaskHistory,
+    in_flight: &mut InFlight<'_>,
     id: AttemptId,
     number: u32,
     finished: Finished,
 ) -> Option<Result<Committed, TaskError>> {
-    if let Some(on_end) = ctx.on_attempt_end {
-        on_end(id, number, &finished);
+    in_flight.ended(id, number, &finished);
+    if let Some(placement) = &finished.placement {
+        tracing::Span::current().record("worker", tracing::field::display(&placement.shuffle_address));
+    }
+    let kind = finished.outcome.kind();
+    if kind.counts_as_failure() {
+        history.failures += 1;
+        history.last_error = finished.outcome.reason().unwrap_or_default();
+        ctx.phase.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(outcome = %kind, failures = history.failures, reason = %history.last_error, "attempt failed");
+        return (history.failures >= ctx.max_attempts).then(|| {
+            Err(TaskError::Exhausted {
+                attempts: history.failures,
+                reason: history.last_error.clone(),
+            })
+        });
     }
     match finished.outcome {
-        AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => {
-            history.failures += 1;
-            history.last_error = reason;
-            ctx.phase.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(attempt = id, failures = history.failures, reason = %history.last_error, "attempt failed");
-            (history.failures >= ctx.max_attempts).then(|| {
-                Err(TaskError::Exhausted {
-                    attempts: history.failures,
-                    reason: history.last_error.clone(),
-                })
-            })
-        }
-        AttemptOutcome::HandedBack => None,
-        AttemptOutcome::FetchFailed { map_attempts, reason } => {
-            Some(Err(TaskError::FetchFailed { map_attempts, reason }))
-        }
-        outcome => {
+        AttemptOutcome::Succeeded(success) => {
             if let Some(ran_for) = finished.ran_for {
                 ctx.phase.record(ran_for);
             }
@@ -221,10 +277,15 @@ fn settle(
             Some(Ok(Committed {
                 attempt: id,
                 placement,
-                outcome,
+                success,
                 counters: finished.counters,
             }))
         }
+        AttemptOutcome::FetchFailed { map_attempts, reason } => {
+            Some(Err(TaskError::FetchFailed { map_attempts, reason }))
+        }
+        // Not the task's fault: run another attempt.
+        _ => None,
     }
 }
 

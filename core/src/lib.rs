@@ -1,21 +1,33 @@
-//! weft's shared core: what the coordinator, the workers and the client all need.
+//! weft's shared core: the vocabulary and the algorithms the coordinator, the workers and
+//! the client all need. Nothing here knows about gRPC: `weft_proto::convert` turns wire
+//! messages into these types at the edges.
 //!
+//! - [`spec`]: [`JobSpec`](spec::JobSpec), what a job is, and its checks.
+//! - [`work`]: the ids of jobs, batches, tasks and attempts ([`TaskId`](work::TaskId)'s
+//!   `Display` is the one task-id format), and the [`Assignment`](work::Assignment) of an
+//!   attempt to a worker, holding its job's program once.
+//! - [`outcome`]: how an attempt ends ([`AttemptOutcome`](outcome::AttemptOutcome)), with
+//!   the one name of each kind of end that the store and displays use.
+//! - [`status`]: the job and task state machines and the status snapshot clients follow.
+//! - [`messages`]: what a worker and the coordinator say over a session.
 //! - [`deferred`]: [`DeferredList`](deferred::DeferredList), collecting many futures the
 //!   way Twisted collects Deferreds. The coordinator collects a phase's tasks with it; the
 //!   client library collects jobs and queue tasks with it.
-//! - [`spec`]: [`JobSpec`](spec::JobSpec), what a job is, and its checks.
-//! - [`status`]: a job's state machine and the status snapshot clients follow.
 //! - [`split`]: cutting inputs into splits and reading the lines a split owns.
 //! - [`partition`]: which reduce task a key goes to.
 //! - [`record`] and [`merge`]: the intermediate record format, in-memory sorting, and the
 //!   k-way merge that map spills and reducers use.
 //!
-//! Start with [`spec`], then [`split`] → [`partition`] → [`merge`]: the data path.
+//! Start with [`spec`] and [`work`], then [`split`] → [`partition`] → [`merge`]: the data
+//! path.
 
 pub mod deferred;
 pub mod merge;
+pub mod messages;
+pub mod outcome;
 pub mod partition;
 pub mod record;
 pub mod spec;
 pub mod split;
 pub mod status;
+pub mod work;

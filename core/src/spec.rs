@@ -98,10 +98,10 @@ impl Builtin {
 }
 
 /// Why a job spec was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     /// `--app` named no built-in.
-    #[error("unknown app {0:?}: the built-in apps are wordcount, indexer, grep and sort")]
+    #[error("unknown app {0:?}: the built-in apps are {names}", names = Builtin::NAMES.join(", "))]
     UnknownApp(String),
     /// grep without its pattern.
     #[error("the grep app needs --pattern REGEX")]

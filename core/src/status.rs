@@ -1,7 +1,9 @@
-//! A job's state machine and the status snapshot clients watch.
+//! The state machines of jobs and tasks, and the status snapshot clients watch.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use crate::outcome::{Counters, OutcomeKind};
+use crate::work::{AttemptId, JobId, TaskKind};
 
 /// Where a job is in its life. The legal moves are in [`JobState::can_become`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,67 @@ impl JobState {
     }
 }
 
+/// Where a task is in its life. The legal moves are in [`TaskState::can_become`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// No attempt yet.
+    Pending,
+    /// Attempts run (one, a retry, or a straggler and its backup) until one commits.
+    Running,
+    /// An attempt committed: its part is in place, or its map output is held on a worker.
+    Committed,
+    /// A committed map's output was lost with its worker: the map must run again.
+    OutputLost,
+    /// Every attempt its budget allows failed; its job fails.
+    Failed,
+    /// Its job ended before the task did.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Every state.
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Pending,
+        TaskState::Running,
+        TaskState::Committed,
+        TaskState::OutputLost,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    /// The state's name, as shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Committed => "committed",
+            TaskState::OutputLost => "output lost",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the task will not run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Failed | TaskState::Cancelled)
+    }
+
+    /// The legal transitions: a task runs, then commits or fails; a recovered task may
+    /// commit without running (its output survived a restart); a committed map whose output
+    /// is lost runs again; a task its job leaves unfinished is cancelled. Failed and
+    /// cancelled tasks stay so.
+    pub fn can_become(self, next: TaskState) -> bool {
+        use TaskState::*;
+        matches!(
+            (self, next),
+            (Pending, Running | Committed | Cancelled)
+                | (Running, Committed | Failed | Cancelled)
+                | (Committed, OutputLost)
+                | (OutputLost, Running | Cancelled)
+        )
+    }
+}
+
 /// Which phase runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -77,6 +140,9 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 3] = [Phase::Map, Phase::Reduce, Phase::Done];
+
     /// "map", "reduce" or "done".
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,13 +151,18 @@ impl Phase {
             Phase::Done => "done",
         }
     }
+
+    /// The phase called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
 }
 
 /// A snapshot of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobStatus {
     /// Its id.
-    pub id: String,
+    pub id: JobId,
     /// Its name.
     pub name: String,
     /// Its state.
@@ -115,13 +186,13 @@ pub struct JobStatus {
     /// Higher runs first among queued jobs.
     pub priority: i32,
     /// Jobs it runs after.
-    pub after: Vec<String>,
+    pub after: Vec<JobId>,
     /// Submitted at, ms since the epoch.
     pub created_ms: i64,
     /// Ended at, ms since the epoch.
     pub ended_ms: Option<i64>,
     /// Counters summed over committed attempts: `GROUP:NAME` → value.
-    pub counters: BTreeMap<String, u64>,
+    pub counters: Counters,
     /// Attempts made so far (filled when one job is asked for).
     pub attempts: Vec<AttemptInfo>,
     /// Attempts running now.
@@ -132,17 +203,17 @@ pub struct JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptInfo {
     /// Its id.
-    pub id: u64,
-    /// "map" or "reduce".
-    pub kind: String,
+    pub id: AttemptId,
+    /// Map or reduce.
+    pub kind: TaskKind,
     /// The task.
     pub task_index: u32,
     /// 1, 2, ...
     pub number: u32,
     /// Where it ran.
     pub worker: String,
-    /// How it ended.
-    pub outcome: String,
+    /// How it ended; `None` while it runs.
+    pub outcome: Option<OutcomeKind>,
     /// Why it failed.
     pub reason: String,
     /// Started at, ms since the epoch.
@@ -201,6 +272,48 @@ mod tests {
             for next in ALL {
                 assert!(!end.can_become(next), "{end:?} -> {next:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_task_runs_then_commits_or_fails() {
+        use TaskState::*;
+        assert!(Pending.can_become(Running) && Running.can_become(Committed) && Running.can_become(Failed));
+        assert!(Pending.can_become(Committed), "a recovered task adopts what survived");
+        assert!(
+            !Pending.can_become(Failed),
+            "a task fails only by running out of attempts"
+        );
+        for state in TaskState::ALL {
+            assert!(!state.can_become(state), "{state:?} -> itself");
+            assert!(!state.can_become(Pending), "nothing goes back to pending");
+        }
+        for end in [Failed, Cancelled] {
+            assert!(end.is_final());
+            for next in TaskState::ALL {
+                assert!(!end.can_become(next), "{end:?} -> {next:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_committed_task_can_lose_its_output_and_then_runs_again() {
+        use TaskState::*;
+        for state in TaskState::ALL {
+            assert_eq!(state.can_become(OutputLost), state == Committed, "{state:?}");
+        }
+        assert!(OutputLost.can_become(Running) && OutputLost.can_become(Cancelled));
+        assert!(
+            !OutputLost.can_become(Committed),
+            "lost output commits only by running again"
+        );
+        assert!(!Committed.can_become(Cancelled), "a job's end keeps what committed");
+    }
+
+    #[test]
+    fn phases_parse_back() {
+        for phase in Phase::ALL {
+            assert_eq!(Phase::from_name(phase.as_str()), Some(phase));
         }
     }
 

@@ -1,7 +1,10 @@
-//! weft's wire contract: the prost messages and tonic services of package `weft.v1`.
+//! weft's wire contract: the prost messages and tonic services of package `weft.v1`, and
+//! their conversions to the core's domain types.
 //!
-//! The `.proto` file beside this crate is the public API. The engine converts these
-//! types to domain types at the gRPC boundary and never passes them further in.
+//! The `.proto` file beside this crate is the public API. [`convert`] is the one place wire
+//! messages become domain types and back; the engine takes them in and sends them out only
+//! at its gRPC edges (the coordinator's `service`, `session` and `server`, the worker's
+//! `session`, `server`, `shuffle` and `fetch`).
 
 /// Package `weft.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -1,6 +1,6 @@
 //! The reducer's side of the shuffle: fetching its partition of every map output from the
 //! workers that hold them, a few at a time, keeping small runs in memory and writing large
-//! ones (and memory past the merge buffer) to disk.
+//! ones (and memory past the merge buffer) to disk. A gRPC edge: the `Fetch` client.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,10 @@ use futures::stream::{self, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
+use weft_core::work::{AttemptId, JobId, MapLocation};
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
-use crate::runs::{merge_memory_runs, Run};
+use crate::merge::{merge_memory_runs, Run};
 
 /// Map outputs fetched at once by one reducer.
 const PARALLEL_FETCHES: usize = 4;
@@ -26,7 +27,7 @@ const FETCH_STALL: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct FetchFailure {
     /// The map attempts whose output could not be fetched.
-    pub map_attempts: Vec<u64>,
+    pub map_attempts: Vec<AttemptId>,
     /// What went wrong, for the first of them.
     pub reason: String,
 }
@@ -64,9 +65,9 @@ impl Fetcher {
     /// Returns the runs and the bytes fetched.
     pub async fn fetch_partition(
         &self,
-        job: &str,
+        job: JobId,
         partition: u32,
-        maps: &[v1::MapLocation],
+        maps: &[MapLocation],
         dir: &Path,
         memory_limit: usize,
     ) -> Result<(Vec<Run>, u64), FetchFailure> {
@@ -109,11 +110,11 @@ impl Fetcher {
                     // worker that does not answer has lost every output it held, so they all
                     // run again at once rather than each failing in turn after its retries.
                     let lost = maps.iter().filter(|m| match code {
-                        Code::NotFound => m.map_attempt == map.map_attempt,
+                        Code::NotFound => m.attempt == map.attempt,
                         _ => m.shuffle_address == map.shuffle_address,
                     });
                     return Err(FetchFailure {
-                        map_attempts: lost.map(|m| m.map_attempt).collect(),
+                        map_attempts: lost.map(|m| m.attempt).collect(),
                         reason,
                     });
                 }
@@ -124,9 +125,9 @@ impl Fetcher {
 
     async fn fetch_with_retries(
         &self,
-        job: &str,
+        job: JobId,
         partition: u32,
-        map: &v1::MapLocation,
+        map: &MapLocation,
         target: PathBuf,
         largest_in_memory: usize,
     ) -> Result<(Run, u64), (Code, String)> {
@@ -149,15 +150,15 @@ impl Fetcher {
         let (code, reason) = last;
         Err((
             code,
-            format!("map attempt {} at {}: {reason}", map.map_attempt, map.shuffle_address),
+            format!("map attempt {} at {}: {reason}", map.attempt, map.shuffle_address),
         ))
     }
 
     async fn fetch_one(
         &self,
-        job: &str,
+        job: JobId,
         partition: u32,
-        map: &v1::MapLocation,
+        map: &MapLocation,
         target: &PathBuf,
         largest_in_memory: usize,
     ) -> Result<(Run, u64), (Code, String)> {
@@ -166,7 +167,7 @@ impl Fetcher {
             .map_err(|e| (Code::InvalidArgument, e))?;
         let request = v1::FetchRequest {
             job_id: job.to_string(),
-            map_attempt: map.map_attempt,
+            map_attempt: map.attempt,
             partition,
         };
         let status = |s: tonic::Status| (s.code(), s.message().to_string());

@@ -6,20 +6,16 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use weft_proto::v1;
+use weft_core::work::{Handler, QueueTask};
 
 use crate::process::{KillSwitch, Shell};
 
 /// Runs one queue task; the result is its output bytes.
-pub async fn run_queue_task(
-    task: v1::QueueTask,
-    switch: &KillSwitch,
-    stop: &CancellationToken,
-) -> Result<Vec<u8>, String> {
-    match task.handler.as_str() {
-        "noop" => Ok(Vec::new()),
-        "echo" => Ok(task.payload),
-        "sleep" => {
+pub async fn run_queue_task(task: QueueTask, switch: &KillSwitch, stop: &CancellationToken) -> Result<Vec<u8>, String> {
+    match task.handler {
+        Handler::Noop => Ok(Vec::new()),
+        Handler::Echo => Ok(task.payload),
+        Handler::Sleep => {
             let text = String::from_utf8_lossy(&task.payload);
             let ms: u64 = text
                 .trim()
@@ -30,7 +26,7 @@ pub async fn run_queue_task(
                 () = stop.cancelled() => Err("stopped".to_string()),
             }
         }
-        "exec" => {
+        Handler::Exec => {
             let command = String::from_utf8_lossy(&task.payload).into_owned();
             let switch = switch.clone();
             tokio::task::spawn_blocking(move || {
@@ -46,6 +42,5 @@ pub async fn run_queue_task(
             .await
             .map_err(|e| e.to_string())?
         }
-        other => Err(format!("unknown handler {other:?}")),
     }
 }

@@ -1,14 +1,18 @@
 //! weft's worker: pulls tasks from the coordinator and runs them, keeps map output on its
 //! own disk and serves it to reducers.
 //!
-//! Start reading at [`run`]. Then, along the data path:
-//! - [`session`]: the session with the coordinator (credits, assignments, reports, drain);
+//! Start reading at [`run`] ([`server`]). Then, along the data path:
+//! - [`session`]: the session with the coordinator (credits, assignments, reports, drain),
+//!   where wire messages become domain types;
 //! - [`runner`]: one attempt, under its kill switch and timeout;
 //! - [`map`] → [`mapout`] → [`store`]: a map attempt, its partitioned sorted output, on disk;
 //! - [`shuffle`]: serving that output to reducers;
-//! - [`fetch`] → [`runs`] → [`reduce`]: a reducer fetching, merging and reducing;
+//! - [`fetch`] → [`merge`] → [`reduce`]: a reducer fetching, merging and reducing;
 //! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers, and
 //!   streaming commands.
+//!
+//! Only [`server`], [`session`], [`shuffle`] and [`fetch`] speak gRPC; the rest works on
+//! the domain types of `weft_core`.
 
 pub mod apps;
 pub mod config;
@@ -16,226 +20,14 @@ pub mod fetch;
 pub mod handlers;
 pub mod map;
 pub mod mapout;
+pub mod merge;
 pub mod process;
 pub mod reduce;
 pub mod runner;
-pub mod runs;
+pub mod server;
 pub mod session;
 pub mod shuffle;
 pub mod store;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
-use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
-use weft_proto::v1::worker_service_client::WorkerServiceClient;
-
 pub use config::WorkerConfig;
-
-use crate::fetch::Fetcher;
-use crate::runner::WorkerContext;
-use crate::session::{run_session, Identity, SessionEnd};
-use crate::shuffle::ShuffleApi;
-use crate::store::MapOutputStore;
-
-/// Why a worker could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// The shuffle service cannot listen.
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        /// The address.
-        address: std::net::SocketAddr,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// The work directory cannot be used.
-    #[error("cannot use work directory {path}: {source}")]
-    WorkDir {
-        /// The directory.
-        path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// The coordinator URL is not a URL.
-    #[error("bad coordinator URL {url:?}: {reason}")]
-    BadCoordinator {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The health-check service name that is `SERVING` while the worker is joined to a
-/// coordinator (its readiness); the server-wide name `""` is its liveness.
-pub const SESSION_HEALTH: &str = "weft.worker.session";
-
-/// The address other machines reach this one at: the local address of the route to the
-/// coordinator (in a container or a pod, its own IP), else the hostname.
-async fn outbound_host(coordinator: &str) -> String {
-    let authority = coordinator.split("://").nth(1).unwrap_or(coordinator);
-    let authority = authority.split('/').next().unwrap_or(authority);
-    let routed = async {
-        let target = tokio::net::lookup_host(authority).await.ok()?.next()?;
-        let any: std::net::SocketAddr = if target.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = std::net::UdpSocket::bind(any).ok()?;
-        socket.connect(target).ok()?;
-        let ip = socket.local_addr().ok()?.ip();
-        (!ip.is_unspecified()).then_some(ip)
-    };
-    match routed.await {
-        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-        Some(ip) => ip.to_string(),
-        None => hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "localhost".into()),
-    }
-}
-
-/// Runs a worker until `shutdown` is cancelled, reconnecting to the coordinator with
-/// backoff whenever it goes away.
-pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| WorkerError::Listen {
-            address: config.listen,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| WorkerError::Listen {
-        address: config.listen,
-        source,
-    })?;
-    let shuffle_address = match config.advertise.clone() {
-        Some(address) => address,
-        None if bound.ip().is_unspecified() => format!("{}:{}", outbound_host(&config.coordinator).await, bound.port()),
-        None => bound.to_string(),
-    };
-    let endpoint = Endpoint::from_shared(config.coordinator.clone())
-        .map_err(|e| WorkerError::BadCoordinator {
-            url: config.coordinator.clone(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(10));
-
-    let work_dir = WorkDir::new(config.work_dir.clone())?;
-    let store = MapOutputStore::open(work_dir.path.join("map-output")).map_err(|source| WorkerError::WorkDir {
-        path: work_dir.path.clone(),
-        source,
-    })?;
-    let scratch = work_dir.path.join("scratch");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).map_err(|source| WorkerError::WorkDir {
-        path: scratch.clone(),
-        source,
-    })?;
-    let ctx = Arc::new(WorkerContext {
-        store: store.clone(),
-        fetcher: Fetcher::default(),
-        scratch,
-        sort_buffer: config.sort_buffer,
-        merge_buffer: config.merge_buffer,
-    });
-    tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
-        .await;
-    let shuffle_stop = CancellationToken::new();
-    let shuffle = {
-        let stop = shuffle_stop.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(health_service)
-                .add_service(ShuffleServiceServer::new(ShuffleApi { store }).max_encoding_message_size(64 << 20))
-                .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), async move {
-                    stop.cancelled().await
-                }),
-        )
-    };
-
-    let me = Identity {
-        shuffle_address,
-        slots: config.slots.max(1),
-        prefetch: config.prefetch,
-        drain_timeout: config.drain_timeout,
-    };
-    let mut backoff = Duration::from_millis(100);
-    while !shutdown.is_cancelled() {
-        match endpoint.connect().await {
-            Ok(channel) => {
-                let client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
-                let session = run_session(client, &me, &ctx, &shutdown, &health).await;
-                health
-                    .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
-                    .await;
-                match session {
-                    SessionEnd::Shutdown => break,
-                    SessionEnd::Lost(reason) => {
-                        tracing::warn!(%reason, "lost the coordinator; reconnecting");
-                        backoff = Duration::from_millis(100);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the coordinator"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => break,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-    shuffle_stop.cancel();
-    let _ = shuffle.await;
-    tracing::info!("worker stopped");
-    Ok(())
-}
-
-/// The work directory; a temporary one is removed when the worker stops.
-struct WorkDir {
-    path: PathBuf,
-    remove_on_drop: bool,
-}
-
-impl WorkDir {
-    fn new(given: Option<PathBuf>) -> Result<Self, WorkerError> {
-        let (path, remove_on_drop) = match given {
-            Some(path) => (path, false),
-            None => {
-                let unique = format!("weft-worker-{}-{}", std::process::id(), next_id());
-                (std::env::temp_dir().join(unique), true)
-            }
-        };
-        std::fs::create_dir_all(&path).map_err(|source| WorkerError::WorkDir {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self { path, remove_on_drop })
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn next_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
+pub use server::{run, WorkerError, SESSION_HEALTH};

@@ -11,6 +11,7 @@ use weft_core::partition::Partitioner;
 use weft_core::record::RecordReader;
 use weft_core::spec::{Builtin, Program};
 use weft_core::split::{line_range, Split, SplitLines};
+use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{split_line, Combiner, MapOutputWriter};
@@ -43,12 +44,10 @@ impl MapResult {
 
 /// Everything a map attempt needs.
 pub struct MapTask<'a> {
-    /// The program.
-    pub program: &'a Program,
-    /// The sort app's split points.
-    pub split_points: Vec<Vec<u8>>,
+    /// The job's program.
+    pub program: &'a JobProgram,
     /// The input.
-    pub split: Split,
+    pub split: &'a Split,
     /// Reduce tasks of the job; 0 for map-only.
     pub reduce_tasks: u32,
     /// Map-only jobs: the part file to write.
@@ -63,7 +62,7 @@ pub struct MapTask<'a> {
 
 /// Runs a map attempt to its end.
 pub fn run_map(task: MapTask<'_>, switch: &KillSwitch) -> Result<MapResult, String> {
-    let result = match task.program {
+    let result = match &task.program.program {
         Program::Builtin(app) => map_builtin(&task, app, switch),
         Program::Streaming { mapper, combiner, .. } => map_streaming(&task, mapper, combiner.as_deref(), switch),
     };
@@ -89,11 +88,12 @@ impl From<io::Error> for TaskFailure {
 }
 
 fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -> io::Result<MapOutputWriter> {
-    let (partitioner, partitions) = if !task.split_points.is_empty() {
-        let partitions = task.split_points.len() as u32 + 1;
+    let split_points = &task.program.split_points;
+    let (partitioner, partitions) = if !split_points.is_empty() {
+        let partitions = split_points.len() as u32 + 1;
         (
             Partitioner::Range {
-                points: task.split_points.clone(),
+                points: split_points.clone(),
             },
             partitions,
         )
@@ -114,7 +114,7 @@ fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -
 fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
     let mut mapper = AppMapper::new(app, &task.split.file).map_err(TaskFailure::Command)?;
     let mut out = writer(task, None, switch)?;
-    let mut lines = SplitLines::open(&task.split)?;
+    let mut lines = SplitLines::open(task.split)?;
     let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
     let mut n = 0u64;
     while let Some(run) = lines.next_lines()? {
@@ -153,7 +153,7 @@ fn map_streaming(
     combiner: Option<&str>,
     switch: &KillSwitch,
 ) -> Result<MapResult, TaskFailure> {
-    let (begin, end) = line_range(&task.split)?;
+    let (begin, end) = line_range(task.split)?;
     let stdout = match &task.output_file {
         Some(part) => Stdio::from(File::create(part)?),
         None => Stdio::piped(),

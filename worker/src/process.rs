@@ -7,13 +7,14 @@
 //! pipe closes when the task ends or the worker dies, whichever comes first, and the guard
 //! then kills its whole group.
 
-use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+pub use weft_core::outcome::Counters;
 
 /// The descriptor on which a task's shell sees the guard pipe (`sh` redirects take one digit).
 const GUARD_FD: i32 = 9;
@@ -24,9 +25,6 @@ const GUARD: &str = "(read _weft_guard <&9; kill -KILL 0) </dev/null >/dev/null 
 
 /// Bytes of a task's stderr kept for its failure reason.
 const STDERR_TAIL: usize = 2048;
-
-/// Counters by `GROUP:NAME`.
-pub type Counters = BTreeMap<String, u64>;
 
 /// What a command's stderr left: user counters and the tail of the rest.
 #[derive(Default)]

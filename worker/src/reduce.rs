@@ -13,8 +13,8 @@ use weft_core::status::counters::REDUCE_INPUT_RECORDS;
 use crate::apps::AppReducer;
 use crate::map::TaskFailure;
 use crate::mapout::append_line;
+use crate::merge::{final_merger, Run};
 use crate::process::{Counters, KillSwitch, Shell};
-use crate::runs::{final_merger, Run};
 
 /// Merges `runs` and writes the part file `output`; returns the records written (a streaming
 /// reducer's output lines) and the counters: records read, and a streaming reducer's own.

@@ -1,22 +1,22 @@
 //! Running one attempt: map, reduce or queue task, under a kill switch tripped by the
-//! coordinator's cancellation, the worker's shutdown, or the task timeout.
+//! coordinator's cancellation, the worker's shutdown, or the task timeout; the result is
+//! the [`Report`] the session sends back.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use weft_core::split::Split;
-use weft_proto::convert::program_from_wire;
-use weft_proto::v1::{self, assignment::Work, attempt_report::Outcome};
+use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
+use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
+use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work};
 
 use crate::fetch::Fetcher;
 use crate::handlers::run_queue_task;
 use crate::map::{run_map, MapTask};
-use crate::process::{Counters, KillSwitch};
+use crate::process::KillSwitch;
 use crate::reduce::run_reduce;
 use crate::store::{MapOutputStore, TASK_FILE};
-use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
 
 /// What every attempt on this worker shares.
 pub struct WorkerContext {
@@ -33,40 +33,35 @@ pub struct WorkerContext {
 }
 
 /// Runs `assignment` until it ends or `cancel` fires (then it is handed back).
-pub async fn run_attempt(
-    ctx: Arc<WorkerContext>,
-    assignment: v1::Assignment,
-    cancel: CancellationToken,
-) -> v1::AttemptReport {
-    let attempt_id = assignment.attempt_id;
-    let timeout = task_timeout(&assignment);
+pub async fn run_attempt(ctx: Arc<WorkerContext>, assignment: Assignment, cancel: CancellationToken) -> Report {
+    let attempt = assignment.attempt;
+    let timeout = task_timeout(&assignment.work);
     let switch = KillSwitch::default();
     let stop = CancellationToken::new();
     let work = execute(ctx.clone(), assignment, switch.clone(), stop.clone());
     tokio::pin!(work);
-    let stopped = |reason: Outcome| {
+    let stopped = |outcome: AttemptOutcome| {
         switch.trip();
         stop.cancel();
-        reason
+        outcome
     };
     let (outcome, counters) = tokio::select! {
         done = &mut work => done,
         () = cancel.cancelled() => {
-            let outcome = stopped(Outcome::HandedBack(v1::HandedBack {}));
+            let outcome = stopped(AttemptOutcome::HandedBack);
             let _ = (&mut work).await;
             (outcome, Counters::new())
         }
         () = sleep_or_never(timeout) => {
-            let secs = timeout.map_or(0, |t| t.as_secs());
-            let outcome = stopped(Outcome::Failed(format!("timed out after {secs} s (--task-timeout)")));
+            let outcome = stopped(AttemptOutcome::TimedOut(timeout.unwrap_or_default()));
             let _ = (&mut work).await;
             (outcome, Counters::new())
         }
     };
-    v1::AttemptReport {
-        attempt_id,
-        outcome: Some(outcome),
-        counters: counters.into_iter().collect(),
+    Report {
+        attempt,
+        outcome,
+        counters,
     }
 }
 
@@ -77,154 +72,155 @@ async fn sleep_or_never(timeout: Option<Duration>) {
     }
 }
 
-fn task_timeout(assignment: &v1::Assignment) -> Option<Duration> {
-    let program = match &assignment.work {
-        Some(Work::Map(m)) => m.program.as_ref(),
-        Some(Work::Reduce(r)) => r.program.as_ref(),
-        _ => None,
-    };
-    program
-        .map(|p| p.task_timeout_secs)
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
+fn task_timeout(work: &Work) -> Option<Duration> {
+    match work {
+        Work::Map(m) => m.program.task_timeout,
+        Work::Reduce(r) => r.program.task_timeout,
+        Work::Queue(_) => None,
+    }
 }
 
-fn task_env(a: &v1::Assignment, kind: char, extra: (&str, String)) -> Vec<(String, String)> {
+/// Which attempt of which task runs.
+#[derive(Clone, Copy)]
+struct Running {
+    attempt: AttemptId,
+    number: u32,
+    task: TaskId,
+}
+
+/// What a streaming command sees of its task.
+fn task_env(a: Running, extra: (&str, String)) -> Vec<(String, String)> {
+    let job = a.task.job().map(|j| j.to_string()).unwrap_or_default();
     vec![
-        ("WEFT_JOB_ID".into(), a.job_id.clone()),
-        (
-            "WEFT_TASK_ID".into(),
-            format!("{}-{kind}-{:05}", a.job_id, a.task_index),
-        ),
-        ("WEFT_ATTEMPT".into(), a.attempt_number.to_string()),
+        ("WEFT_JOB_ID".into(), job),
+        ("WEFT_TASK_ID".into(), a.task.to_string()),
+        ("WEFT_ATTEMPT".into(), a.number.to_string()),
         ("WEFT_WORKER_PID".into(), std::process::id().to_string()),
         (extra.0.into(), extra.1),
     ]
 }
 
+fn failed(reason: String) -> (AttemptOutcome, Counters) {
+    (AttemptOutcome::Failed(reason), Counters::new())
+}
+
 /// Runs the work of an assignment; returns its outcome and, on success, its counters.
 async fn execute(
     ctx: Arc<WorkerContext>,
-    a: v1::Assignment,
+    a: Assignment,
     switch: KillSwitch,
     stop: CancellationToken,
-) -> (Outcome, Counters) {
-    let failed = |reason| (Outcome::Failed(reason), Counters::new());
-    match a.work.clone() {
-        Some(Work::Map(work)) => {
-            let program = match work.program.as_ref().map(program_from_wire) {
-                Some(Ok(p)) => p,
-                Some(Err(e)) => return failed(e.to_string()),
-                None => return failed("assignment without a program".into()),
-            };
-            let output_dir = match ctx.store.attempt_dir(&a.job_id, a.attempt_id) {
-                Ok(dir) => dir,
-                Err(e) => return failed(e.to_string()),
-            };
-            let env = task_env(&a, 'm', ("WEFT_INPUT_FILE", work.file.clone()));
-            let cleanup = output_dir.clone();
-            let temp_part = work.output_file.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let task = MapTask {
-                    program: &program,
-                    split_points: work.program.map(|p| p.split_points).unwrap_or_default(),
-                    split: Split {
-                        file: work.file.into(),
-                        start: work.start,
-                        length: work.length,
-                    },
-                    reduce_tasks: work.reduce_tasks,
-                    output_file: (!work.output_file.is_empty()).then(|| work.output_file.clone().into()),
-                    output_dir,
-                    env,
-                    sort_buffer: ctx.sort_buffer,
-                };
-                let output_file = work.output_file;
-                run_map(task, &switch).map(|r| (r, output_file))
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
-            match result {
-                Ok((r, output_file)) => {
-                    if output_file.is_empty() {
-                        // Which task this output belongs to, for a coordinator that restarts.
-                        let _ = std::fs::write(cleanup.join(TASK_FILE), a.task_index.to_string());
-                    }
-                    let done = Outcome::MapDone(v1::MapDone {
-                        output_file,
-                        partition_bytes: r.partition_bytes,
-                        output_records: r.records,
-                    });
-                    (done, r.counters)
-                }
-                Err(reason) => {
-                    let _ = std::fs::remove_dir_all(cleanup);
-                    if !temp_part.is_empty() {
-                        let _ = std::fs::remove_file(&temp_part);
-                    }
-                    failed(reason)
-                }
-            }
-        }
-        Some(Work::Reduce(work)) => reduce(ctx, &a, work, switch).await,
-        Some(Work::Queue(task)) => match run_queue_task(task, &switch, &stop).await {
-            Ok(output) => (Outcome::QueueOutput(output), Counters::new()),
+) -> (AttemptOutcome, Counters) {
+    let running = Running {
+        attempt: a.attempt,
+        number: a.number,
+        task: a.task,
+    };
+    match a.work {
+        Work::Map(work) => map(ctx, running, work, switch).await,
+        Work::Reduce(work) => reduce(ctx, running, work, switch).await,
+        Work::Queue(task) => match run_queue_task(task, &switch, &stop).await {
+            Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
             Err(reason) => failed(reason),
         },
-        None => failed("empty assignment".into()),
+    }
+}
+
+async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwitch) -> (AttemptOutcome, Counters) {
+    let Some(job) = a.task.job() else {
+        return failed("a map task without a job".into());
+    };
+    let output_dir = ctx.store.attempt_dir(job, a.attempt);
+    let env = task_env(a, ("WEFT_INPUT_FILE", work.split.file.to_string_lossy().into_owned()));
+    let cleanup = output_dir.clone();
+    let temp_part = work.output_file.clone();
+    let span = tracing::Span::current();
+    let result = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let task = MapTask {
+            program: &work.program,
+            split: &work.split,
+            reduce_tasks: work.reduce_tasks,
+            output_file: work.output_file.clone(),
+            output_dir,
+            env,
+            sort_buffer: ctx.sort_buffer,
+        };
+        run_map(task, &switch)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
+    match result {
+        Ok(r) if temp_part.is_some() => {
+            let part = Success::Part { records: r.records };
+            (AttemptOutcome::Succeeded(part), r.counters)
+        }
+        Ok(r) => {
+            // Which task this output belongs to, for a coordinator that restarts.
+            let _ = std::fs::write(cleanup.join(TASK_FILE), a.task.index().to_string());
+            let output = Success::MapOutput {
+                partition_bytes: r.partition_bytes,
+                records: r.records,
+            };
+            (AttemptOutcome::Succeeded(output), r.counters)
+        }
+        Err(reason) => {
+            let _ = std::fs::remove_dir_all(cleanup);
+            if let Some(part) = temp_part {
+                let _ = std::fs::remove_file(part);
+            }
+            failed(reason)
+        }
     }
 }
 
 async fn reduce(
     ctx: Arc<WorkerContext>,
-    a: &v1::Assignment,
-    work: v1::ReduceWork,
+    a: Running,
+    work: ReduceWork,
     switch: KillSwitch,
-) -> (Outcome, Counters) {
-    let failed = |reason| (Outcome::Failed(reason), Counters::new());
-    let program = match work.program.as_ref().map(program_from_wire) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => return failed(e.to_string()),
-        None => return failed("assignment without a program".into()),
+) -> (AttemptOutcome, Counters) {
+    let Some(job) = a.task.job() else {
+        return failed("a reduce task without a job".into());
     };
-    let scratch = ctx.scratch.join(a.attempt_id.to_string());
+    let partition = a.task.index();
+    let scratch = ctx.scratch.join(a.attempt.to_string());
     if let Err(e) = tokio::fs::create_dir_all(&scratch).await {
         return failed(format!("cannot create {}: {e}", scratch.display()));
     }
     let fetched = ctx
         .fetcher
-        .fetch_partition(&a.job_id, work.partition, &work.maps, &scratch, ctx.merge_buffer)
+        .fetch_partition(job, partition, &work.maps, &scratch, ctx.merge_buffer)
         .await;
     let outcome = match fetched {
         Err(f) if !f.map_attempts.is_empty() => {
-            let fetch_failed = Outcome::FetchFailed(v1::FetchFailed {
+            let fetch_failed = AttemptOutcome::FetchFailed {
                 map_attempts: f.map_attempts,
                 reason: f.reason,
-            });
+            };
             (fetch_failed, Counters::new())
         }
         Err(f) => failed(f.reason),
         Ok((runs, fetched_bytes)) => {
-            let env = task_env(a, 'r', ("WEFT_PARTITION", work.partition.to_string()));
-            let output = PathBuf::from(&work.output_file);
+            let env = task_env(a, ("WEFT_PARTITION", partition.to_string()));
+            let (program, output) = (work.program.clone(), work.output_file.clone());
             let dir = scratch.clone();
-            let part = output.clone();
-            let result = tokio::task::spawn_blocking(move || run_reduce(&program, runs, &dir, &output, &env, &switch))
-                .await
-                .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
+            let span = tracing::Span::current();
+            let result = tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                run_reduce(&program.program, runs, &dir, &output, &env, &switch)
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
             match result {
                 Ok((records, mut counters)) => {
                     counters.insert(SHUFFLE_BYTES.into(), fetched_bytes);
                     counters.insert(REDUCE_OUTPUT_RECORDS.into(), records);
-                    let done = Outcome::ReduceDone(v1::ReduceDone {
-                        output_file: work.output_file,
-                        output_records: records,
-                    });
-                    (done, counters)
+                    (AttemptOutcome::Succeeded(Success::Part { records }), counters)
                 }
                 Err(reason) => {
                     // A failed attempt leaves no temporary part behind.
-                    let _ = tokio::fs::remove_file(&part).await;
+                    let _ = tokio::fs::remove_file(&work.output_file).await;
                     failed(reason)
                 }
             }

@@ -1,6 +1,7 @@
 //! One session with the coordinator: register, grant a credit per free slot, run what is
-//! assigned, report results in batches, heartbeat; on shutdown, drain (finish or hand
-//! back what runs). The session ends when either side goes away.
+//! assigned, report results in batches, heartbeat; on shutdown, drain (finish or hand back
+//! what runs). The session ends when either side goes away. A gRPC edge: wire messages
+//! become [`ToWorker`] values and assignments here, and [`FromWorker`] values go out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +13,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
-use weft_proto::v1::worker_service_client::WorkerServiceClient;
-use weft_proto::v1::{self, coordinator_message::Kind as In, worker_message::Kind as Out};
+use tracing::Instrument;
+use weft_core::messages::{FromWorker, Registration, ToWorker};
+use weft_core::outcome::{AttemptOutcome, Report};
+use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind};
+use weft_proto::convert::Received;
+use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
 use crate::runner::{run_attempt, WorkerContext};
 
@@ -39,8 +44,54 @@ pub struct Identity {
     pub drain_timeout: Duration,
 }
 
-fn message(kind: Out) -> v1::WorkerMessage {
-    v1::WorkerMessage { kind: Some(kind) }
+/// Messages to the coordinator, sent as wire messages.
+struct Outbox(mpsc::Sender<v1::WorkerMessage>);
+
+impl Outbox {
+    async fn send(&self, message: FromWorker) {
+        let _ = self.0.send(message.into()).await;
+    }
+}
+
+/// What the coordinator sent, taken in.
+enum Incoming {
+    Message(ToWorker),
+    Assignments(Vec<Assignment>),
+    Closed(String),
+}
+
+async fn receive(inbound: &mut tonic::Streaming<v1::CoordinatorMessage>, failed: &mut Vec<Report>) -> Incoming {
+    loop {
+        let message = match inbound.message().await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Incoming::Closed("the coordinator closed the session".into()),
+            Err(status) => return Incoming::Closed(format!("session broken: {}", status.message())),
+        };
+        match Received::try_from(message) {
+            Ok(Received::Message(message)) => return Incoming::Message(message),
+            Ok(Received::Assignments { good, bad }) => {
+                // Malformed assignments are reported failed, not dropped: their tasks go on.
+                failed.extend(bad.into_iter().map(|(attempt, e)| Report {
+                    attempt,
+                    outcome: AttemptOutcome::Failed(format!("malformed assignment: {e}")),
+                    counters: Default::default(),
+                }));
+                return Incoming::Assignments(good);
+            }
+            Err(e) => tracing::warn!(error = %e, "malformed message from the coordinator ignored"),
+        }
+    }
+}
+
+/// The span an attempt runs in: map and reduce attempts at info level, the many short
+/// tasks of a batch at debug level only.
+fn attempt_span(a: &Assignment) -> tracing::Span {
+    match a.task {
+        TaskId::Map(job, _) | TaskId::Reduce(job, _) => {
+            tracing::info_span!("attempt", job = %job, task = %a.task, attempt = a.attempt)
+        }
+        TaskId::Queue(..) => tracing::debug_span!("attempt", task = %a.task, attempt = a.attempt),
+    }
 }
 
 /// Runs one session to its end.
@@ -52,118 +103,129 @@ pub async fn run_session(
     health: &tonic_health::server::HealthReporter,
 ) -> SessionEnd {
     let (out, outbound) = mpsc::channel(1024);
+    let out = Outbox(out);
     let hostname = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let _ = out
-        .send(message(Out::Register(v1::Register {
-            shuffle_address: me.shuffle_address.clone(),
-            slots: me.slots,
-            hostname,
-            held: ctx
-                .store
-                .held()
-                .into_iter()
-                .map(|h| v1::HeldOutput {
-                    job_id: h.job,
-                    map_attempt: h.attempt,
-                    map_task: h.task,
-                })
-                .collect(),
-        })))
-        .await;
+    out.send(FromWorker::Register(Registration {
+        shuffle_address: me.shuffle_address.clone(),
+        slots: me.slots,
+        hostname,
+        held: ctx.store.held(),
+    }))
+    .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {
         Ok(response) => response.into_inner(),
         Err(status) => return SessionEnd::Lost(format!("session refused: {}", status.message())),
     };
-    let heartbeat_every = match inbound.message().await {
-        Ok(Some(v1::CoordinatorMessage {
-            kind: Some(In::Welcome(welcome)),
-        })) => {
-            tracing::info!(worker = welcome.worker_id, "joined the coordinator");
+    let mut malformed = Vec::new();
+    let (worker, heartbeat_every) = match receive(&mut inbound, &mut malformed).await {
+        Incoming::Message(ToWorker::Welcome {
+            worker,
+            heartbeat_interval,
+        }) => {
+            tracing::info!(worker, "joined the coordinator");
             health
                 .set_service_status(crate::SESSION_HEALTH, tonic_health::ServingStatus::Serving)
                 .await;
-            Duration::from_millis(welcome.heartbeat_interval_ms.max(20))
+            (worker, heartbeat_interval.max(Duration::from_millis(20)))
         }
-        other => return SessionEnd::Lost(format!("no welcome from the coordinator: {other:?}")),
+        Incoming::Closed(reason) => return SessionEnd::Lost(reason),
+        _ => return SessionEnd::Lost("the coordinator did not welcome the worker".into()),
     };
-    let _ = out.send(message(Out::Credit(me.slots + me.prefetch))).await;
+    out.send(FromWorker::Credit(me.slots + me.prefetch)).await;
     // At most `slots` attempts run; prefetched ones wait for a permit.
     let slots = Arc::new(tokio::sync::Semaphore::new(me.slots as usize));
 
     let attempts = TaskTracker::new();
     let session_token = CancellationToken::new();
-    let mut running: HashMap<u64, CancellationToken> = HashMap::new();
-    let (done, mut reports) = mpsc::unbounded_channel::<v1::AttemptReport>();
+    let mut running: HashMap<AttemptId, CancellationToken> = HashMap::new();
+    let (done, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     let mut draining = false;
     let mut hand_back_at: Option<Instant> = None;
 
-    let end = loop {
-        tokio::select! {
-            incoming = inbound.message() => match incoming {
-                Ok(Some(v1::CoordinatorMessage { kind: Some(In::Assignments(batch)) })) => {
-                    for assignment in batch.assignments {
-                        let token = session_token.child_token();
-                        running.insert(assignment.attempt_id, token.clone());
-                        let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
-                        attempts.spawn(async move {
-                            let _permit = slots.acquire_owned().await;
-                            let _ = done.send(run_attempt(ctx, assignment, token).await);
-                        });
-                    }
-                }
-                Ok(Some(v1::CoordinatorMessage { kind: Some(In::Cancel(ids)) })) => {
-                    for id in ids.attempt_ids {
-                        if let Some(token) = running.get(&id) {
-                            token.cancel();
+    let session = tracing::info_span!("session", worker);
+    let end = async {
+        loop {
+            for report in malformed.drain(..) {
+                let _ = done.send(report);
+            }
+            tokio::select! {
+                incoming = receive(&mut inbound, &mut malformed) => match incoming {
+                    Incoming::Assignments(batch) => {
+                        for assignment in batch {
+                            let token = session_token.child_token();
+                            running.insert(assignment.attempt, token.clone());
+                            let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
+                            let span = attempt_span(&assignment);
+                            let queue = assignment.task.kind() == TaskKind::Queue;
+                            attempts.spawn(
+                                async move {
+                                    let _permit = slots.acquire_owned().await;
+                                    let report = run_attempt(ctx, assignment, token).await;
+                                    let kind = report.outcome.kind();
+                                    match report.outcome.reason() {
+                                        Some(reason) if !queue => tracing::info!(outcome = %kind, %reason, "attempt ended"),
+                                        None if !queue => tracing::info!(outcome = %kind, "attempt ended"),
+                                        _ => tracing::debug!(outcome = %kind, "attempt ended"),
+                                    }
+                                    let _ = done.send(report);
+                                }
+                                .instrument(span),
+                            );
                         }
                     }
-                }
-                Ok(Some(v1::CoordinatorMessage { kind: Some(In::Forget(jobs)) })) => {
-                    for job in jobs.job_ids {
-                        ctx.store.forget(&job);
+                    Incoming::Message(ToWorker::Cancel(ids)) => {
+                        for id in ids {
+                            if let Some(token) = running.get(&id) {
+                                token.cancel();
+                            }
+                        }
+                    }
+                    Incoming::Message(ToWorker::Forget(jobs)) => {
+                        for job in jobs {
+                            ctx.store.forget(job);
+                        }
+                    }
+                    Incoming::Message(ToWorker::Assign(_) | ToWorker::Welcome { .. }) => {}
+                    Incoming::Closed(reason) => break SessionEnd::Lost(reason),
+                },
+                Some(first) = reports.recv() => {
+                    let mut batch = vec![first];
+                    while let Ok(report) = reports.try_recv() {
+                        batch.push(report);
+                    }
+                    for report in &batch {
+                        running.remove(&report.attempt);
+                    }
+                    // The freed slots go back as credit in the same message, unless draining.
+                    let credit = if draining { 0 } else { batch.len() as u32 };
+                    out.send(FromWorker::Reports { reports: batch, credit }).await;
+                    if draining && running.is_empty() {
+                        break SessionEnd::Shutdown;
                     }
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => break SessionEnd::Lost("the coordinator closed the session".into()),
-                Err(status) => break SessionEnd::Lost(format!("session broken: {}", status.message())),
-            },
-            Some(first) = reports.recv() => {
-                let mut batch = vec![first];
-                while let Ok(report) = reports.try_recv() {
-                    batch.push(report);
+                _ = heartbeat.tick() => out.send(FromWorker::Heartbeat).await,
+                () = shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    tracing::info!(running = running.len(), "draining: no new work, finishing what runs");
+                    out.send(FromWorker::Drain).await;
+                    if running.is_empty() {
+                        break SessionEnd::Shutdown;
+                    }
+                    hand_back_at = Some(Instant::now() + me.drain_timeout);
                 }
-                for report in &batch {
-                    running.remove(&report.attempt_id);
+                () = sleep_until_or_never(hand_back_at) => {
+                    tracing::info!(running = running.len(), "drain timeout: handing back what still runs");
+                    running.values().for_each(CancellationToken::cancel);
+                    hand_back_at = None;
                 }
-                // The freed slots go back as credit in the same message, unless draining.
-                let credit = if draining { 0 } else { batch.len() as u32 };
-                let _ = out.send(message(Out::Reports(v1::Reports { reports: batch, credit }))).await;
-                if draining && running.is_empty() {
-                    break SessionEnd::Shutdown;
-                }
-            }
-            _ = heartbeat.tick() => {
-                let _ = out.send(message(Out::Heartbeat(v1::Heartbeat {}))).await;
-            }
-            () = shutdown.cancelled(), if !draining => {
-                draining = true;
-                tracing::info!(running = running.len(), "draining: no new work, finishing what runs");
-                let _ = out.send(message(Out::Drain(v1::Drain {}))).await;
-                if running.is_empty() {
-                    break SessionEnd::Shutdown;
-                }
-                hand_back_at = Some(Instant::now() + me.drain_timeout);
-            }
-            () = sleep_until_or_never(hand_back_at) => {
-                tracing::info!(running = running.len(), "drain timeout: handing back what still runs");
-                running.values().for_each(CancellationToken::cancel);
-                hand_back_at = None;
             }
         }
-    };
+    }
+    .instrument(session)
+    .await;
     session_token.cancel();
     attempts.close();
     attempts.wait().await;

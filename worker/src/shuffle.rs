@@ -1,5 +1,5 @@
 //! The shuffle service: reducers fetch one partition of one map attempt's output as a
-//! stream of chunks, never the whole partition in one message.
+//! stream of chunks, never the whole partition in one message. A gRPC edge.
 
 use std::pin::Pin;
 
@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use weft_core::work::JobId;
 use weft_proto::v1::{self, shuffle_service_server::ShuffleService};
 
 use crate::store::MapOutputStore;
@@ -27,10 +28,14 @@ impl ShuffleService for ShuffleApi {
 
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<Self::FetchStream>, Status> {
         let r = request.into_inner();
+        let not_found = |e: &dyn std::fmt::Display| {
+            Status::not_found(format!("map attempt {} of {}: {e}", r.map_attempt, r.job_id))
+        };
+        let job: JobId = r.job_id.parse().map_err(|e| not_found(&e))?;
         let (path, start, length) = self
             .store
-            .partition_range(&r.job_id, r.map_attempt, r.partition)
-            .map_err(|e| Status::not_found(format!("map attempt {} of {}: {e}", r.map_attempt, r.job_id)))?;
+            .partition_range(job, r.map_attempt, r.partition)
+            .map_err(|e| not_found(&e))?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Status::not_found(format!("{}: {e}", path.display())))?;

@@ -5,19 +5,11 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use weft_core::messages::HeldOutput;
+use weft_core::work::{AttemptId, JobId};
+
 /// In a complete map output's directory: the map task's index.
 pub const TASK_FILE: &str = "task";
-
-/// A complete map output on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    /// Its job.
-    pub job: String,
-    /// The map attempt that wrote it.
-    pub attempt: u64,
-    /// The map task.
-    pub task: u32,
-}
 
 /// The map outputs this worker holds.
 #[derive(Debug, Clone)]
@@ -35,25 +27,18 @@ impl MapOutputStore {
         Ok(Self { root })
     }
 
-    /// The directory of one attempt's output; job ids are checked to be plain names.
-    pub fn attempt_dir(&self, job: &str, attempt: u64) -> io::Result<PathBuf> {
-        Ok(self.job_dir(job)?.join(attempt.to_string()))
+    /// The directory of one attempt's output.
+    pub fn attempt_dir(&self, job: JobId, attempt: AttemptId) -> PathBuf {
+        self.job_dir(job).join(attempt.to_string())
     }
 
-    fn job_dir(&self, job: &str) -> io::Result<PathBuf> {
-        let plain = !job.is_empty() && job.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !plain {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad job id {job:?}"),
-            ));
-        }
-        Ok(self.root.join(job))
+    fn job_dir(&self, job: JobId) -> PathBuf {
+        self.root.join(job.to_string())
     }
 
     /// The byte range of `partition` in an attempt's data file.
-    pub fn partition_range(&self, job: &str, attempt: u64, partition: u32) -> io::Result<(PathBuf, u64, u64)> {
-        let dir = self.attempt_dir(job, attempt)?;
+    pub fn partition_range(&self, job: JobId, attempt: AttemptId, partition: u32) -> io::Result<(PathBuf, u64, u64)> {
+        let dir = self.attempt_dir(job, attempt);
         let offsets = read_index(&dir.join("index"))?;
         let p = partition as usize;
         if p + 1 >= offsets.len() {
@@ -66,13 +51,16 @@ impl MapOutputStore {
     }
 
     /// Every complete map output in the store.
-    pub fn held(&self) -> Vec<Held> {
+    pub fn held(&self) -> Vec<HeldOutput> {
         let mut held = Vec::new();
         let Ok(jobs) = fs::read_dir(&self.root) else {
             return held;
         };
-        for job in jobs.flatten() {
-            let Ok(attempts) = fs::read_dir(job.path()) else {
+        for job_dir in jobs.flatten() {
+            let Some(job) = job_dir.file_name().to_str().and_then(|name| name.parse().ok()) else {
+                continue;
+            };
+            let Ok(attempts) = fs::read_dir(job_dir.path()) else {
                 continue;
             };
             for attempt in attempts.flatten() {
@@ -81,11 +69,7 @@ impl MapOutputStore {
                     .and_then(|t| t.trim().parse().ok());
                 let id = attempt.file_name().to_string_lossy().parse().ok();
                 if let (Some(task), Some(attempt)) = (task, id) {
-                    held.push(Held {
-                        job: job.file_name().to_string_lossy().into_owned(),
-                        attempt,
-                        task,
-                    });
+                    held.push(HeldOutput { job, task, attempt });
                 }
             }
         }
@@ -93,10 +77,8 @@ impl MapOutputStore {
     }
 
     /// Deletes a job's map output.
-    pub fn forget(&self, job: &str) {
-        if let Ok(dir) = self.job_dir(job) {
-            let _ = fs::remove_dir_all(dir);
-        }
+    pub fn forget(&self, job: JobId) {
+        let _ = fs::remove_dir_all(self.job_dir(job));
     }
 
     /// The store's root.

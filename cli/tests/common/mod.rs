@@ -55,7 +55,14 @@ impl TestCluster {
     /// A coordinator (with `coordinator_flags`) and `workers` workers of `slots` slots,
     /// all joined before this returns.
     pub fn start(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Self {
+        Self::start_in(workers, slots, coordinator_flags, |_| {})
+    }
+
+    /// Like [`TestCluster::start`], with `prepare` run on the cluster's directory before
+    /// the coordinator starts there (its working directory; its state in `state/`).
+    pub fn start_in(workers: usize, slots: u32, coordinator_flags: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let port = free_port();
         let coordinator_flags: Vec<String> = coordinator_flags.iter().map(|f| f.to_string()).collect();
         let (coordinator, log) = spawn_coordinator(dir.path(), port, &coordinator_flags, 0);
@@ -265,6 +272,7 @@ fn spawn_coordinator(dir: &Path, port: u16, flags: &[String], n: usize) -> (Chil
         .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
         .arg(dir.join("state"))
         .args(flags)
+        .current_dir(dir)
         .env("WEFT_LOG", "info,weft_coordinator=debug")
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log).unwrap())

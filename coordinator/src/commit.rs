@@ -1,11 +1,14 @@
-//! A job's output directory: attempts write under temporary names in `.weft-tmp/`, the
-//! committed attempt's file is renamed into place, and `_SUCCESS` is written last.
+//! The output committer: a job's output directory, where attempts write under temporary
+//! names in `.weft-tmp/`, the committed attempt's file is renamed into place, and `_SUCCESS`
+//! is written last. A directory claimed for a job that never became durable is given back
+//! by its [`OutputClaim`] guard; a job that ends without succeeding has its parts removed
+//! in one place, the job registry's end of a job.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cluster::AttemptId;
+use weft_core::work::AttemptId;
 
 const TEMP_DIR: &str = ".weft-tmp";
 /// The marker written when every part is complete.
@@ -33,10 +36,37 @@ pub struct OutputDir {
     root: PathBuf,
 }
 
+/// A directory claimed for a job that is not yet durable: dropped, it gives the directory
+/// back (removes what the claim created); [`OutputClaim::keep`] hands it to the job.
+#[derive(Debug)]
+pub struct OutputClaim {
+    dir: Option<OutputDir>,
+}
+
+impl OutputClaim {
+    /// The directory, now the job's: no longer given back on drop.
+    pub fn keep(mut self) -> OutputDir {
+        self.dir.take().expect("a claim is kept once")
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &OutputDir {
+        self.dir.as_ref().expect("a claim is kept once")
+    }
+}
+
+impl Drop for OutputClaim {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            dir.release();
+        }
+    }
+}
+
 impl OutputDir {
     /// Claims `root`, which must not exist or be empty, by creating it and its temporary
     /// directory. A second job claiming the same directory fails.
-    pub fn claim(root: &Path) -> Result<Self, OutputError> {
+    pub fn claim(root: &Path) -> Result<OutputClaim, OutputError> {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let unusable = |source| OutputError::Unusable {
             path: root.clone(),
@@ -47,7 +77,9 @@ impl OutputDir {
             return Err(OutputError::NotEmpty(root));
         }
         match fs::create_dir(root.join(TEMP_DIR)) {
-            Ok(()) => Ok(Self { root }),
+            Ok(()) => Ok(OutputClaim {
+                dir: Some(Self { root }),
+            }),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(OutputError::NotEmpty(root)),
             Err(e) => Err(unusable(e)),
         }
@@ -86,7 +118,7 @@ impl OutputDir {
 
     /// Gives the directory back unused: removes the temporary directory, and the
     /// directory itself if that leaves it empty.
-    pub fn release(&self) {
+    fn release(&self) {
         let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
         let _ = fs::remove_dir(&self.root);
     }
@@ -116,7 +148,7 @@ mod tests {
     #[test]
     fn commit_renames_only_the_committed_attempt_and_success_comes_last() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(&dir.path().join("out")).unwrap();
+        let out = OutputDir::claim(&dir.path().join("out")).unwrap().keep();
         fs::write(out.temp_part(0, 7), "winner").unwrap();
         fs::write(out.temp_part(0, 8), "loser").unwrap();
         out.commit_part(0, 7).unwrap();
@@ -144,11 +176,22 @@ mod tests {
     #[test]
     fn abandon_leaves_an_empty_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(dir.path()).unwrap();
+        let out = OutputDir::claim(dir.path()).unwrap().keep();
         fs::write(out.temp_part(1, 3), "x").unwrap();
         out.commit_part(1, 3).unwrap();
         out.abandon();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
         OutputDir::claim(dir.path()).expect("reusable after a failed job");
+    }
+
+    #[test]
+    fn a_claim_not_kept_gives_the_directory_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        drop(OutputDir::claim(&root).unwrap());
+        assert!(!root.exists(), "a directory the claim created is removed");
+        let kept = OutputDir::claim(&root).unwrap().keep();
+        assert!(kept.root().join(TEMP_DIR).exists());
+        assert!(matches!(OutputDir::claim(&root), Err(OutputError::NotEmpty(_))));
     }
 }

@@ -3,11 +3,50 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// Flags of `weft generate-text`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory to write into.
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// Number of files.
+    #[arg(long, default_value_t = 4)]
+    files: u32,
+    /// Size of each file, like 16MiB.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    size: u64,
+    /// Distinct words.
+    #[arg(long, default_value_t = 50_000)]
+    vocabulary: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only ASCII letters in words (no ß, ö, ñ, é).
+    #[arg(long)]
+    ascii: bool,
+}
+
+/// Writes the sample text.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        output,
+        files,
+        size,
+        vocabulary,
+        seed,
+        ascii,
+    } = args;
+    generate(&output, files, size, vocabulary.max(1), seed, ascii)?;
+    eprintln!("wrote {files} files of {size} bytes to {}", output.display());
+    Ok(ExitCode::SUCCESS)
+}
 
 const SYLLABLES: [&str; 24] = [
     "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "an", "el", "or", "um", "be", "da", "fi", "go", "ha", "je", "qu",

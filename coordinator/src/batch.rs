@@ -1,63 +1,34 @@
-//! The work queue: a client's batch of independent tasks, each a task future on the same
+//! Task batches: a client's batch of independent tasks, each a task future on the same
 //! cluster as job tasks, with results streamed back as they finish.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
 use futures::stream::{Stream, StreamExt};
 use tokio::sync::mpsc;
-use weft_proto::v1;
+use tracing::Instrument;
+use weft_core::outcome::Success;
+use weft_core::work::{Assignment, Batch, BatchId, QueueResult, TaskId, Work};
 
-use crate::cluster::{AttemptOutcome, Cluster, Owner};
+use crate::cluster::{Cluster, Owner};
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
-
-/// The handlers workers know.
-pub const HANDLERS: [&str; 4] = ["noop", "echo", "sleep", "exec"];
 
 /// Results come back in messages of at most this many.
 const RESULTS_PER_MESSAGE: usize = 4096;
 
-/// Why a batch was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    /// A task names no known handler.
-    #[error("task {index}: unknown handler {handler:?}; the handlers are noop, echo, sleep and exec")]
-    UnknownHandler {
-        /// The task's position in the batch.
-        index: usize,
-        /// What it named.
-        handler: String,
-    },
-}
-
-/// Checks a batch: every task must name a known handler.
-pub fn check_batch(batch: &v1::TaskBatch) -> Result<(), BatchError> {
-    for (index, task) in batch.tasks.iter().enumerate() {
-        if !HANDLERS.contains(&task.handler.as_str()) {
-            return Err(BatchError::UnknownHandler {
-                index,
-                handler: task.handler.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Batches share slots with jobs as owners keyed after every job.
-const BATCH_KEYS: u64 = 1 << 62;
-
 /// At most this many tasks of one batch are dispatched at a time (more than a large
-/// cluster's slots); the rest wait in the batch as the compact messages they came in, not
-/// as task futures, so that a million queued tasks cost little memory.
+/// cluster's slots); the rest wait in the batch as the compact values they came in, not as
+/// task futures, so that a million queued tasks cost little memory.
 pub const IN_FLIGHT_PER_BATCH: usize = 1 << 16;
 
-/// Runs every task of `batch`; the stream yields results as tasks finish. Dropping the
-/// stream cancels the tasks still running.
+/// Runs every task of `batch`; the stream yields results, in chunks, as tasks finish.
+/// Dropping the stream cancels the tasks still running.
 ///
 /// The tasks run in a task of their own, not as the client reads: a client slow to read
 /// results (or one busy with other work) must not hold back dispatch; results wait for it
 /// in the coordinator.
-pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Item = v1::QueueTaskResults> {
+pub fn run_batch(cluster: Arc<Cluster>, batch: Batch) -> impl Stream<Item = Vec<QueueResult>> {
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let mut results = batch_results(cluster, batch);
     tokio::spawn(async move {
@@ -73,7 +44,7 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
         }
     });
     // Chunks that piled up while the client was busy go out as one message.
-    let mut carried: Option<v1::QueueTaskResults> = None;
+    let mut carried: Option<Vec<QueueResult>> = None;
     futures::stream::poll_fn(move |cx| {
         let mut message = match carried.take() {
             Some(message) => message,
@@ -83,67 +54,62 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
             },
         };
         while let Ok(more) = receiver.try_recv() {
-            if message.results.len() + more.results.len() > RESULTS_PER_MESSAGE {
+            if message.len() + more.len() > RESULTS_PER_MESSAGE {
                 carried = Some(more);
                 break;
             }
-            message.results.extend(more.results);
+            message.extend(more);
         }
         Poll::Ready(Some(message))
     })
 }
 
-fn batch_results(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Item = v1::QueueTaskResults> {
-    static NEXT_BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let owner = Owner {
-        key: BATCH_KEYS + NEXT_BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        priority: 0,
-        fill_slots: true,
-    };
-    let max_attempts = if batch.max_attempts == 0 {
-        weft_core::spec::DEFAULT_MAX_ATTEMPTS
-    } else {
-        batch.max_attempts
-    };
+fn batch_results(cluster: Arc<Cluster>, batch: Batch) -> impl Stream<Item = Vec<QueueResult>> {
+    static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
+    let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
+    let owner = Owner::batch(id);
+    let max_attempts = batch.max_attempts;
+    tracing::debug!(batch = %id, tasks = batch.tasks.len(), "batch accepted");
     let stats = Arc::new(PhaseStats::default());
     let pump = cluster.clone();
     let mut tasks = futures::stream::iter(batch.tasks.into_iter().enumerate())
         .map(move |(index, task)| {
             let cluster = cluster.clone();
             let stats = stats.clone();
+            let index = index as u32;
+            let task_id = TaskId::Queue(id, index);
+            let span = tracing::debug_span!("task", task = %task_id);
             // Outside tokio's cooperative budget: once a poll of this set had used it up, every
             // further task would wake itself again, and a large batch would spin on those wakes.
-            tokio::task::unconstrained(async move {
-                let ctx = TaskContext {
-                    cluster: &cluster,
-                    owner,
-                    max_attempts,
-                    phase: &stats,
-                    backup: None,
-                    on_attempt_end: None,
-                    send_at_once: false,
-                };
-                let mut history = TaskHistory::default();
-                let result = run_task(&ctx, &mut history, |id, number| v1::Assignment {
-                    attempt_id: id,
-                    job_id: String::new(),
-                    task_index: index as u32,
-                    attempt_number: number,
-                    work: Some(v1::assignment::Work::Queue(task.clone())),
-                })
-                .await;
-                let outcome = match result {
-                    Ok(committed) => match committed.outcome {
-                        AttemptOutcome::QueueDone(output) => v1::queue_task_result::Outcome::Output(output),
-                        other => v1::queue_task_result::Outcome::Error(format!("unexpected report {other:?}")),
-                    },
-                    Err(e) => v1::queue_task_result::Outcome::Error(e.to_string()),
-                };
-                v1::QueueTaskResult {
-                    index: index as u32,
-                    outcome: Some(outcome),
+            tokio::task::unconstrained(
+                async move {
+                    let ctx = TaskContext {
+                        cluster: &cluster,
+                        owner,
+                        max_attempts,
+                        phase: &stats,
+                        backup: None,
+                        log: None,
+                        send_at_once: false,
+                    };
+                    let mut history = TaskHistory::default();
+                    let build = |attempt, number| Assignment {
+                        attempt,
+                        number,
+                        task: task_id,
+                        work: Work::Queue(task.clone()),
+                    };
+                    let output = match run_task(&ctx, &mut history, build).await {
+                        Ok(committed) => match committed.success {
+                            Success::Queue(output) => Ok(output),
+                            other => Err(format!("unexpected report {other:?}")),
+                        },
+                        Err(e) => Err(e.to_string()),
+                    };
+                    QueueResult { index, output }
                 }
-            })
+                .instrument(span),
+            )
         })
         .buffer_unordered(IN_FLIGHT_PER_BATCH);
     // One poll takes every result ready (and queues as many new attempts); one pump then
@@ -162,7 +128,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: v1::TaskBatch) -> impl Stream<Ite
         };
         pump.pump();
         if !results.is_empty() {
-            Poll::Ready(Some(v1::QueueTaskResults { results }))
+            Poll::Ready(Some(results))
         } else if ended {
             Poll::Ready(None)
         } else {
@@ -176,10 +142,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use tokio::task::JoinHandle;
-    use v1::assignment::Work;
+    use weft_core::messages::ToWorker;
+    use weft_core::outcome::{AttemptOutcome, Report};
+    use weft_core::work::{Handler, QueueTask};
 
     use super::*;
-    use crate::cluster::{ClusterConfig, Counters};
+    use crate::cluster::ClusterConfig;
 
     fn cluster() -> Arc<Cluster> {
         Cluster::in_memory(ClusterConfig {
@@ -188,15 +156,15 @@ mod tests {
     }
 
     /// Tasks that echo their index.
-    fn echo_batch(tasks: usize) -> v1::TaskBatch {
-        v1::TaskBatch {
+    fn echo_batch(tasks: usize) -> Batch {
+        Batch {
             tasks: (0..tasks)
-                .map(|i| v1::QueueTask {
-                    handler: "echo".into(),
+                .map(|i| QueueTask {
+                    handler: Handler::Echo,
                     payload: i.to_string().into_bytes(),
                 })
                 .collect(),
-            max_attempts: 0,
+            max_attempts: 4,
         }
     }
 
@@ -208,15 +176,19 @@ mod tests {
         let cluster = cluster.clone();
         tokio::spawn(async move {
             while let Some(message) = inbox.recv().await {
-                let Some(v1::coordinator_message::Kind::Assignments(batch)) = message.kind else {
+                let ToWorker::Assign(batch) = message else {
                     continue;
                 };
-                let freed = batch.assignments.len() as u32;
-                let reports = batch.assignments.into_iter().map(|a| {
-                    let Some(Work::Queue(task)) = a.work else {
+                let freed = batch.len() as u32;
+                let reports = batch.into_iter().map(|a| {
+                    let Work::Queue(task) = a.work else {
                         panic!("a batch assigns queue tasks")
                     };
-                    (a.attempt_id, AttemptOutcome::QueueDone(task.payload), Counters::new())
+                    Report {
+                        attempt: a.attempt,
+                        outcome: AttemptOutcome::Succeeded(Success::Queue(task.payload)),
+                        counters: Default::default(),
+                    }
                 });
                 cluster.report_all(id, reports, freed);
             }
@@ -243,13 +215,10 @@ mod tests {
         let worker = echo_worker(&cluster, 8);
         let mut seen = vec![false; total];
         while let Some(message) = results.next().await {
-            assert!(message.results.len() <= RESULTS_PER_MESSAGE);
-            for result in message.results {
+            assert!(message.len() <= RESULTS_PER_MESSAGE);
+            for result in message {
                 let index = result.index as usize;
-                assert_eq!(
-                    result.outcome,
-                    Some(v1::queue_task_result::Outcome::Output(index.to_string().into_bytes()))
-                );
+                assert_eq!(result.output, Ok(index.to_string().into_bytes()));
                 assert!(!seen[index], "task {index} returned twice");
                 seen[index] = true;
             }

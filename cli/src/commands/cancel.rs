@@ -1,0 +1,22 @@
+//! `weft cancel`: stops a job and removes its output.
+
+use std::process::ExitCode;
+
+use weft_client::Client;
+
+use super::OneJob;
+use crate::show;
+
+/// Flags of `weft cancel`.
+pub type Args = OneJob;
+
+/// Cancels the job.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let status = Client::connect(&args.coordinator.url).await?.cancel(&args.job).await?;
+    if args.json {
+        println!("{}", show::to_json(&status));
+    } else {
+        println!("{} {}", status.id, status.state.name());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+//! `weft health`: whether a coordinator or a worker serves (exit 0) or not (exit 1).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::CoordinatorUrl;
+
+/// Flags of `weft health`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    coordinator: CoordinatorUrl,
+    /// Check the worker whose shuffle service is at this URL instead (e.g. http://HOST:7071).
+    #[arg(long, value_name = "URL")]
+    worker: Option<String>,
+    /// The service to check: "" (the default) is the server as a whole; a worker's
+    /// "weft.worker.session" serves only while it is joined to a coordinator.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3.0)]
+    timeout: f64,
+}
+
+/// Checks the server.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let url = args.worker.unwrap_or(args.coordinator.url);
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let (line, code) = match weft_client::check_health(&url, &args.service, timeout).await {
+        Ok(true) => ("serving".to_string(), ExitCode::SUCCESS),
+        Ok(false) => ("not serving".to_string(), ExitCode::FAILURE),
+        Err(e) => (e.to_string(), ExitCode::FAILURE),
+    };
+    println!("{url}: {line}");
+    Ok(code)
+}

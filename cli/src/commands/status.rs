@@ -1,0 +1,22 @@
+//! `weft status`: one job in full: phases, tasks, attempts, counters, output.
+
+use std::process::ExitCode;
+
+use weft_client::Client;
+
+use super::OneJob;
+use crate::show;
+
+/// Flags of `weft status`.
+pub type Args = OneJob;
+
+/// Shows the job.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let status = Client::connect(&args.coordinator.url).await?.status(&args.job).await?;
+    if args.json {
+        println!("{}", show::to_json(&status));
+    } else {
+        print!("{}", show::report(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}

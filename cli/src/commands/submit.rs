@@ -1,0 +1,41 @@
+//! `weft submit`: submits a job, prints its id; with `--wait`, follows it to its end.
+
+use std::process::ExitCode;
+
+use weft_client::Client;
+
+use super::{report, CoordinatorUrl};
+use crate::job_args::JobArgs;
+use crate::progress::wait_with_progress;
+
+/// Flags of `weft submit`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    coordinator: CoordinatorUrl,
+    #[command(flatten)]
+    job: JobArgs,
+    /// Wait for the job to end, showing progress; exit 0 only if it succeeded.
+    #[arg(long)]
+    wait: bool,
+    /// Higher runs first among queued jobs.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i32,
+    /// Start only when these jobs have succeeded (fail if one fails or is cancelled).
+    #[arg(long, value_delimiter = ',', value_name = "JOB[,JOB...]")]
+    after: Vec<String>,
+}
+
+/// Submits the job.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut spec = args.job.to_spec()?;
+    spec.priority = args.priority;
+    spec.after = args.after;
+    let client = Client::connect(&args.coordinator.url).await?;
+    let handle = client.submit(&spec).await?;
+    println!("{}", handle.id());
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    report(wait_with_progress(&handle).await)
+}

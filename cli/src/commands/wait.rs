@@ -1,0 +1,23 @@
+//! `weft wait`: follows a job submitted earlier to its end.
+
+use std::process::ExitCode;
+
+use weft_client::Client;
+
+use super::{report, OneJob};
+use crate::progress::wait_with_progress;
+use crate::show;
+
+/// Flags of `weft wait`.
+pub type Args = OneJob;
+
+/// Waits for the job; exit code 0 only if it succeeded.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(&args.coordinator.url).await?;
+    let handle = client.job(args.job);
+    let result = wait_with_progress(&handle).await;
+    if args.json {
+        println!("{}", show::to_json(&handle.status().await?));
+    }
+    report(result)
+}

@@ -1,0 +1,122 @@
+//! Dispatched attempts as futures: an [`Attempt`] resolves with the report of the worker
+//! that runs it (or with `Lost` if that worker goes away); dropping it first cancels the
+//! attempt, on its worker if it reached one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use weft_core::outcome::{AttemptOutcome, Counters};
+use weft_core::work::{Assignment, AttemptId, WorkerId};
+
+use super::Cluster;
+
+/// Where an attempt ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The worker.
+    pub worker: WorkerId,
+    /// Its shuffle service address.
+    pub shuffle_address: String,
+}
+
+/// How an attempt ended, and where and how long it ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// What happened.
+    pub outcome: AttemptOutcome,
+    /// The worker it ran on, if it reached one.
+    pub placement: Option<Placement>,
+    /// How long it ran on that worker.
+    pub ran_for: Option<Duration>,
+    /// What the attempt counted.
+    pub counters: Counters,
+}
+
+impl Finished {
+    /// An attempt that ended without a report: lost or cancelled, never placed or placed
+    /// where nobody answers for it any more.
+    pub fn unreported(outcome: AttemptOutcome) -> Self {
+        Self {
+            outcome,
+            placement: None,
+            ran_for: None,
+            counters: Counters::new(),
+        }
+    }
+}
+
+/// An attempt the cluster holds: waiting for a slot (with its assignment), or running.
+pub(super) struct AttemptEntry {
+    /// Whose it is, for fair sharing.
+    pub(super) owner: u64,
+    /// Boxed: the attempts map holds a slot per attempt, most of them running, not waiting.
+    pub(super) assignment: Option<Box<Assignment>>,
+    pub(super) placement: Option<Placement>,
+    pub(super) started: Option<Instant>,
+    pub(super) done: oneshot::Sender<Finished>,
+}
+
+impl AttemptEntry {
+    pub(super) fn new(owner: u64, assignment: Assignment, done: oneshot::Sender<Finished>) -> Self {
+        Self {
+            owner,
+            assignment: Some(Box::new(assignment)),
+            placement: None,
+            started: None,
+            done,
+        }
+    }
+
+    /// Resolves the attempt's future.
+    pub(super) fn finish(self, outcome: AttemptOutcome, counters: Counters) {
+        let _ = self.done.send(Finished {
+            outcome,
+            placement: self.placement,
+            ran_for: self.started.map(|s| s.elapsed()),
+            counters,
+        });
+    }
+}
+
+/// A dispatched attempt: resolves with its outcome; dropping it first cancels the attempt.
+pub struct Attempt {
+    pub(super) id: AttemptId,
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) outcome: oneshot::Receiver<Finished>,
+    pub(super) finished: bool,
+}
+
+impl Attempt {
+    /// The attempt's id.
+    pub fn id(&self) -> AttemptId {
+        self.id
+    }
+}
+
+impl Future for Attempt {
+    type Output = Finished;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished> {
+        let outcome = Pin::new(&mut self.outcome).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Finished::unreported(AttemptOutcome::Lost("the coordinator dropped the attempt".into()))
+            })
+        });
+        if outcome.is_ready() {
+            self.finished = true;
+        }
+        outcome
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cluster.cancel(self.id);
+        }
+    }
+}

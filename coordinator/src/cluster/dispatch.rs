@@ -1,0 +1,201 @@
+//! Dispatch: attempts waiting for a slot, queued per owner (a job or a task batch), and the
+//! pump that matches them with workers' credit.
+//!
+//! The next free slot goes to the owner with the fewest attempts running, then the higher
+//! priority, then the older: running jobs share the slots fairly. A job's attempts are
+//! spread one per worker in turn (balance, as in Spark); a batch's fill a worker's free
+//! slots before the next worker gets one (few, large messages for short tasks, as with
+//! Celery's prefetch). Each pump sends one message per worker.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use weft_core::messages::ToWorker;
+use weft_core::work::{Assignment, AttemptId, BatchId, JobId, WorkerId};
+
+use super::attempt::{AttemptEntry, Placement};
+use super::State;
+
+/// Who an attempt is for, for fair sharing: a job or a task batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Unique per job or batch; smaller is older.
+    pub key: u64,
+    /// Higher goes first among owners with as many attempts running.
+    pub priority: i32,
+    /// Fill a worker's free slots before the next worker gets one, rather than one attempt
+    /// per worker in turn.
+    pub fill_slots: bool,
+}
+
+/// Batches are keyed after every job: of two owners alike in all else, the job goes first.
+const BATCH_KEYS: u64 = 1 << 62;
+
+impl Owner {
+    /// A job's: its attempts are spread over the workers.
+    pub fn job(id: JobId, priority: i32) -> Self {
+        Self {
+            key: id.seq(),
+            priority,
+            fill_slots: false,
+        }
+    }
+
+    /// A task batch's: its attempts fill a worker's slots.
+    pub fn batch(id: BatchId) -> Self {
+        Self {
+            key: BATCH_KEYS + id.seq(),
+            priority: 0,
+            fill_slots: true,
+        }
+    }
+}
+
+#[derive(Default)]
+struct OwnerQueue {
+    pending: VecDeque<AttemptId>,
+    running: u32,
+    priority: i32,
+    fill_slots: bool,
+}
+
+/// Waiting attempts per owner, and how many each has running. Cancelled attempts stay in
+/// their queue until popped, and are skipped then.
+#[derive(Default)]
+pub(super) struct FairShare {
+    owners: HashMap<u64, OwnerQueue>,
+}
+
+impl FairShare {
+    /// Queues an attempt of `owner`.
+    pub(super) fn push(&mut self, owner: Owner, attempt: AttemptId) {
+        let queue = self.owners.entry(owner.key).or_default();
+        queue.priority = owner.priority;
+        queue.fill_slots = owner.fill_slots;
+        queue.pending.push_back(attempt);
+    }
+
+    /// The next attempt to run, counted as running: from the owner with the fewest attempts
+    /// running, then the highest priority, then the oldest. `live` tells the attempts not
+    /// cancelled while they waited. Owners left with nothing are dropped.
+    fn next(&mut self, live: impl Fn(AttemptId) -> bool) -> Option<(AttemptId, bool)> {
+        loop {
+            let (&key, _) = self
+                .owners
+                .iter()
+                .filter(|(_, q)| !q.pending.is_empty())
+                .min_by_key(|(key, q)| (q.running, std::cmp::Reverse(q.priority), **key))?;
+            let queue = self.owners.get_mut(&key).expect("just found");
+            while let Some(id) = queue.pending.pop_front() {
+                if live(id) {
+                    queue.running += 1;
+                    return Some((id, queue.fill_slots));
+                }
+            }
+            if queue.running == 0 {
+                self.owners.remove(&key);
+            }
+        }
+    }
+
+    /// One of `owner`'s attempts stopped running.
+    pub(super) fn finished(&mut self, owner: u64) {
+        if let Some(queue) = self.owners.get_mut(&owner) {
+            queue.running = queue.running.saturating_sub(1);
+            if queue.running == 0 && queue.pending.is_empty() {
+                self.owners.remove(&owner);
+            }
+        }
+    }
+
+    /// How many of `owner`'s attempts run.
+    pub(super) fn running(&self, owner: u64) -> u32 {
+        self.owners.get(&owner).map_or(0, |q| q.running)
+    }
+
+    /// The queued attempts, the cancelled ones included.
+    pub(super) fn queued(&self) -> impl Iterator<Item = AttemptId> + '_ {
+        self.owners.values().flat_map(|q| q.pending.iter().copied())
+    }
+}
+
+impl State {
+    /// Matches waiting attempts with workers that have credit, one message per worker.
+    pub(super) fn pump(&mut self) {
+        let mut batches: HashMap<WorkerId, Vec<Assignment>> = HashMap::new();
+        while let Some(worker_id) = self.workers.ready.pop_front() {
+            let Some(worker) = self.workers.entries.get_mut(&worker_id) else {
+                continue;
+            };
+            worker.in_ready = false;
+            if worker.credit == 0 || worker.draining {
+                continue;
+            }
+            let attempts = &self.attempts;
+            let Some((attempt_id, fill_slots)) = self.share.next(|id| attempts.contains_key(&id)) else {
+                worker.in_ready = true;
+                self.workers.ready.push_front(worker_id);
+                break;
+            };
+            let entry: &mut AttemptEntry = self.attempts.get_mut(&attempt_id).expect("next checked it");
+            entry.placement = Some(Placement {
+                worker: worker_id,
+                shuffle_address: worker.shuffle_address.clone(),
+            });
+            entry.started = Some(Instant::now());
+            worker.credit -= 1;
+            worker.running.insert(attempt_id);
+            let assignment = entry.assignment.take().expect("waiting attempts hold their assignment");
+            batches.entry(worker_id).or_default().push(*assignment);
+            if worker.credit > 0 {
+                worker.in_ready = true;
+                if fill_slots && worker.running.len() < worker.slots as usize {
+                    self.workers.ready.push_front(worker_id);
+                } else {
+                    self.workers.ready.push_back(worker_id);
+                }
+            }
+        }
+        for (worker_id, assignments) in batches {
+            // A closing session drops them; its end removes the worker and loses these attempts.
+            self.workers.entries[&worker_id].send(ToWorker::Assign(assignments));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(key: u64, priority: i32) -> Owner {
+        Owner {
+            key,
+            priority,
+            fill_slots: false,
+        }
+    }
+
+    #[test]
+    fn the_owner_with_fewest_running_then_highest_priority_then_oldest_goes_first() {
+        let mut share = FairShare::default();
+        for id in [10, 11, 12] {
+            share.push(owner(1, 0), id);
+        }
+        share.push(owner(2, 0), 20);
+        share.push(owner(3, 5), 30);
+        let live = |_| true;
+        assert_eq!(share.next(live), Some((30, false)), "higher priority first");
+        assert_eq!(share.next(live), Some((10, false)), "then the older of equals");
+        assert_eq!(
+            share.next(live),
+            Some((20, false)),
+            "owner 1 runs one now: owner 2's turn"
+        );
+        assert_eq!(share.next(live), Some((11, false)));
+        share.finished(1);
+        share.finished(1);
+        assert_eq!(share.running(1), 0);
+        assert_eq!(share.next(|id| id != 12), None, "cancelled attempts are skipped");
+        assert_eq!(share.queued().count(), 0);
+    }
+}

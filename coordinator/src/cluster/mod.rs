@@ -1,0 +1,331 @@
+//! The cluster: connected workers, their free slots, and the attempts dispatched to them,
+//! under one lock.
+//!
+//! - [`workers`]: the registry of workers, their credit and leases;
+//! - [`dispatch`]: attempts waiting per owner, fair share, the pump that sends them;
+//! - [`attempt`]: the [`Attempt`] future a worker's report resolves;
+//! - [`held`]: map outputs workers announce after a coordinator restart;
+//! - [`ids`]: attempt ids, reserved durably before use.
+//!
+//! Dispatch is pull-based: a worker grants credit for each free slot and is sent at most that
+//! many assignments. A worker whose session ends, or whose lease runs out, is removed at
+//! once: its attempts resolve as [`AttemptOutcome::Lost`], and every job hears of it
+//! ([`Cluster::watch_lost_workers`]) to replace the map output it served.
+
+mod attempt;
+mod dispatch;
+mod held;
+mod ids;
+mod workers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, oneshot, Notify};
+use weft_core::messages::{HeldOutput, ToWorker};
+use weft_core::outcome::{AttemptOutcome, Report};
+use weft_core::work::{Assignment, AttemptId, JobId, MapLocation, WorkerId};
+
+pub use attempt::{Attempt, Finished, Placement};
+pub use dispatch::Owner;
+pub use ids::{Reserve, ATTEMPT_ID_BLOCK};
+pub use workers::{WorkerSender, SESSION_CLOSED};
+
+use attempt::AttemptEntry;
+use dispatch::FairShare;
+use held::HeldOutputs;
+use ids::AttemptIds;
+use workers::Workers;
+
+/// A worker that left the cluster, and with it the map output it served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostWorker {
+    /// The worker.
+    pub id: WorkerId,
+    /// Where it served map output.
+    pub shuffle_address: String,
+}
+
+/// Tunables of the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// A worker silent this long loses its attempts.
+    pub lease_timeout: Duration,
+}
+
+/// The shared registry of workers and attempts.
+pub struct Cluster {
+    state: Mutex<State>,
+    config: ClusterConfig,
+    lost_workers: broadcast::Sender<LostWorker>,
+    joined: Notify,
+}
+
+struct State {
+    workers: Workers,
+    share: FairShare,
+    attempts: HashMap<AttemptId, AttemptEntry>,
+    ids: AttemptIds,
+    held: HeldOutputs,
+}
+
+impl Cluster {
+    /// An empty cluster whose attempt ids start at `first_attempt`; `reserve(n)` must record
+    /// durably that ids below `n` are taken.
+    pub fn new(config: ClusterConfig, first_attempt: AttemptId, reserve: Reserve) -> Arc<Self> {
+        let (lost_workers, _) = broadcast::channel(1024);
+        Arc::new(Self {
+            state: Mutex::new(State {
+                workers: Workers::default(),
+                share: FairShare::default(),
+                attempts: HashMap::new(),
+                ids: AttemptIds::new(first_attempt, reserve),
+                held: HeldOutputs::default(),
+            }),
+            config,
+            lost_workers,
+            joined: Notify::new(),
+        })
+    }
+
+    /// A cluster whose attempt ids start at 1 and are not recorded anywhere.
+    pub fn in_memory(config: ClusterConfig) -> Arc<Self> {
+        Self::new(config, 1, Box::new(|_| {}))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("cluster state lock poisoned")
+    }
+
+    /// Adds a worker that runs `slots` attempts at once, with the map outputs it holds from
+    /// earlier sessions; it gets work once it grants credit.
+    pub fn register(
+        &self,
+        shuffle_address: String,
+        slots: u32,
+        sender: WorkerSender,
+        held: Vec<HeldOutput>,
+    ) -> WorkerId {
+        let mut state = self.lock();
+        let id = state.workers.add(shuffle_address.clone(), slots, sender);
+        state.held.add(id, &shuffle_address, held);
+        drop(state);
+        self.joined.notify_waiters();
+        id
+    }
+
+    /// The worker has `slots` more free slots.
+    pub fn grant_credit(&self, worker: WorkerId, slots: u32) {
+        let mut state = self.lock();
+        state.workers.grant_credit(worker, slots);
+        state.pump();
+    }
+
+    /// The worker is alive.
+    pub fn heartbeat(&self, worker: WorkerId) {
+        self.lock().workers.heartbeat(worker);
+    }
+
+    /// The worker shuts down: assign it nothing more.
+    pub fn drain(&self, worker: WorkerId) {
+        self.lock().workers.drain(worker);
+    }
+
+    /// Removes a worker: its running attempts resolve as lost.
+    pub fn remove_worker(&self, worker: WorkerId, reason: &str) {
+        let mut state = self.lock();
+        let Some(entry) = state.workers.entries.remove(&worker) else {
+            return;
+        };
+        state.held.remove_worker(worker);
+        match (entry.running.len(), entry.left_in_order(reason)) {
+            (0, true) => tracing::info!(worker, reason, "worker left"),
+            (0, false) => tracing::warn!(worker, reason, "worker lost"),
+            (running, _) => tracing::warn!(worker, reason, running, "worker lost with attempts running"),
+        }
+        for attempt in &entry.running {
+            if let Some(a) = state.attempts.remove(attempt) {
+                state.share.finished(a.owner);
+                a.finish(
+                    AttemptOutcome::Lost(format!("worker {worker} lost: {reason}")),
+                    Default::default(),
+                );
+            }
+        }
+        drop(state);
+        let _ = self.lost_workers.send(LostWorker {
+            id: worker,
+            shuffle_address: entry.shuffle_address,
+        });
+    }
+
+    /// Tells about every worker removed from now on.
+    pub fn watch_lost_workers(&self) -> broadcast::Receiver<LostWorker> {
+        self.lost_workers.subscribe()
+    }
+
+    /// Removes workers silent past the lease timeout; returns how many.
+    pub fn expire_leases(&self) -> usize {
+        let expired = self.lock().workers.expired(self.config.lease_timeout);
+        for worker in &expired {
+            self.remove_worker(*worker, "lease expired: no heartbeat");
+        }
+        expired.len()
+    }
+
+    /// Queues an attempt for `owner` and sends it to the next worker with a free slot.
+    /// `build` makes the assignment from the attempt's id.
+    pub fn dispatch(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> Assignment) -> Attempt {
+        let attempt = self.enqueue(owner, build);
+        self.pump();
+        attempt
+    }
+
+    /// Queues an attempt like [`Cluster::dispatch`] but sends it nowhere until the next
+    /// [`Cluster::pump`]: many attempts queued this way go out in few messages.
+    pub fn enqueue(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> Assignment) -> Attempt {
+        let (done, outcome) = oneshot::channel();
+        let mut state = self.lock();
+        let id = state.ids.next();
+        state.attempts.insert(id, AttemptEntry::new(owner.key, build(id), done));
+        state.share.push(owner, id);
+        Attempt {
+            id,
+            cluster: self.clone(),
+            outcome,
+            finished: false,
+        }
+    }
+
+    /// Sends waiting attempts to workers with free slots, one message per worker.
+    pub fn pump(&self) {
+        self.lock().pump();
+    }
+
+    /// Resolves attempts with a worker's reports, then grants it `credit` more slots, under
+    /// one lock: the message a busy worker sends most. Reports from a worker that no longer
+    /// holds the attempt (it was lost, or the attempt cancelled) are ignored.
+    pub fn report_all(&self, worker: WorkerId, reports: impl IntoIterator<Item = Report>, credit: u32) {
+        let mut state = self.lock();
+        for report in reports {
+            state.report(worker, report);
+        }
+        if credit > 0 {
+            state.workers.grant_credit(worker, credit);
+            state.pump();
+        }
+    }
+
+    /// Resolves one attempt with a worker's report; false if it was ignored (see
+    /// [`Cluster::report_all`]).
+    pub fn report(&self, worker: WorkerId, report: Report) -> bool {
+        self.lock().report(worker, report)
+    }
+
+    /// Where a running attempt is, and since when.
+    pub fn placement(&self, attempt: AttemptId) -> Option<(Placement, Instant)> {
+        let state = self.lock();
+        let a = state.attempts.get(&attempt)?;
+        Some((a.placement.clone()?, a.started?))
+    }
+
+    /// How many attempts wait for a slot.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting().count()
+    }
+
+    /// Whether a backup attempt could start now: nothing waits for a slot and some worker
+    /// has a free one.
+    pub fn has_idle_slot(&self) -> bool {
+        let state = self.lock();
+        state.waiting().next().is_none() && state.workers.has_credit()
+    }
+
+    /// How many of `owner`'s attempts run now.
+    pub fn running(&self, owner: u64) -> u32 {
+        self.lock().share.running(owner)
+    }
+
+    /// A held output of `job`'s map `task`: `attempt`'s if it is held, else any other.
+    pub fn held_output(&self, job: JobId, task: u32, attempt: Option<AttemptId>) -> Option<MapLocation> {
+        self.lock().held.find(job, task, attempt)
+    }
+
+    /// Resolves when the next worker joins (create it before checking what is held, so
+    /// that no join is missed in between).
+    pub fn worker_joined(&self) -> tokio::sync::futures::Notified<'_> {
+        self.joined.notified()
+    }
+
+    /// The jobs whose map output a worker announced holding.
+    pub fn held_jobs(&self, worker: WorkerId) -> Vec<JobId> {
+        self.lock().held.jobs_of(worker)
+    }
+
+    /// Tells every worker that `job` ended, so that they delete its map output.
+    pub fn forget_job(&self, job: JobId) {
+        self.lock().workers.broadcast(&ToWorker::Forget(vec![job]));
+    }
+
+    /// Tells one worker to delete these jobs' map output.
+    pub fn forget_on(&self, worker: WorkerId, jobs: Vec<JobId>) {
+        let mut state = self.lock();
+        state.held.forget(worker, &jobs);
+        if let Some(w) = state.workers.entries.get(&worker) {
+            w.send(ToWorker::Forget(jobs));
+        }
+    }
+
+    /// How many workers are connected.
+    pub fn worker_count(&self) -> usize {
+        self.lock().workers.entries.len()
+    }
+
+    /// Drops an attempt; a running one is cancelled on its worker.
+    fn cancel(&self, attempt: AttemptId) {
+        let mut state = self.lock();
+        let Some(entry) = state.attempts.remove(&attempt) else {
+            return;
+        };
+        let Some(placement) = entry.placement else {
+            return; // still queued: the pump skips it
+        };
+        state.share.finished(entry.owner);
+        if let Some(w) = state.workers.entries.get_mut(&placement.worker) {
+            w.running.remove(&attempt);
+            w.send(ToWorker::Cancel(vec![attempt]));
+        }
+    }
+}
+
+impl State {
+    /// The attempts waiting for a slot (not the cancelled ones still queued).
+    fn waiting(&self) -> impl Iterator<Item = AttemptId> + '_ {
+        self.share.queued().filter(|id| self.attempts.contains_key(id))
+    }
+
+    fn report(&mut self, worker: WorkerId, report: Report) -> bool {
+        let attempt = report.attempt;
+        let holds = self
+            .attempts
+            .get(&attempt)
+            .and_then(|a| a.placement.as_ref())
+            .is_some_and(|p| p.worker == worker);
+        if !holds {
+            tracing::debug!(worker, attempt, "late or unknown report ignored");
+            return false;
+        }
+        if let Some(w) = self.workers.entries.get_mut(&worker) {
+            w.running.remove(&attempt);
+            w.last_seen = Instant::now();
+        }
+        let entry = self.attempts.remove(&attempt).expect("checked above");
+        self.share.finished(entry.owner);
+        entry.finish(report.outcome, report.counters);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

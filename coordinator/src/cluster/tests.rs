@@ -1,0 +1,142 @@
+use tokio::sync::mpsc;
+use weft_core::outcome::Success;
+use weft_core::work::{BatchId, Handler, QueueTask, TaskId, Work};
+
+use super::*;
+
+fn cluster() -> Arc<Cluster> {
+    Cluster::in_memory(ClusterConfig {
+        lease_timeout: Duration::from_millis(50),
+    })
+}
+
+const JOB: Owner = Owner {
+    key: 1,
+    priority: 0,
+    fill_slots: false,
+};
+
+fn queue_task(attempt: AttemptId) -> Assignment {
+    Assignment {
+        attempt,
+        number: 1,
+        task: TaskId::Queue(BatchId::new(1), 0),
+        work: Work::Queue(QueueTask {
+            handler: Handler::Noop,
+            payload: Vec::new(),
+        }),
+    }
+}
+
+fn done(attempt: AttemptId, output: &[u8]) -> Report {
+    Report {
+        attempt,
+        outcome: AttemptOutcome::Succeeded(Success::Queue(output.to_vec())),
+        counters: Default::default(),
+    }
+}
+
+fn assigned(rx: &mut mpsc::UnboundedReceiver<ToWorker>) -> Vec<AttemptId> {
+    let mut ids = Vec::new();
+    while let Ok(message) = rx.try_recv() {
+        if let ToWorker::Assign(batch) = message {
+            ids.extend(batch.iter().map(|a| a.attempt));
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn attempts_go_only_to_workers_with_credit_and_are_spread() {
+    let cluster = cluster();
+    let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+    let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+    let a = cluster.register("a:1".into(), 2, tx_a, vec![]);
+    let b = cluster.register("b:1".into(), 2, tx_b, vec![]);
+    let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(JOB, queue_task)).collect();
+    assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
+    cluster.grant_credit(a, 2);
+    cluster.grant_credit(b, 2);
+    let (on_a, on_b) = (assigned(&mut rx_a), assigned(&mut rx_b));
+    assert_eq!(on_a.len() + on_b.len(), 4);
+    assert_eq!(on_a.len(), 2);
+    let id = attempts[0].id();
+    let holder = if on_a.contains(&id) { a } else { b };
+    let other = if holder == a { b } else { a };
+    assert!(!cluster.report(other, done(id, b"")), "not its attempt");
+    assert!(cluster.report(holder, done(id, b"ok")));
+    let mut attempts = attempts.into_iter();
+    let finished = attempts.next().unwrap().await;
+    assert_eq!(
+        finished.outcome,
+        AttemptOutcome::Succeeded(Success::Queue(b"ok".to_vec()))
+    );
+    assert_eq!(finished.placement.unwrap().worker, holder);
+}
+
+#[tokio::test]
+async fn batch_attempts_fill_a_worker_and_job_attempts_spread() {
+    for (fill_slots, expected) in [(true, (3, 0)), (false, (2, 1))] {
+        let cluster = cluster();
+        let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+        let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+        let a = cluster.register("a:1".into(), 3, tx_a, vec![]);
+        let b = cluster.register("b:1".into(), 3, tx_b, vec![]);
+        cluster.grant_credit(a, 3);
+        cluster.grant_credit(b, 3);
+        let owner = Owner { fill_slots, ..JOB };
+        let _attempts: Vec<Attempt> = (0..3).map(|_| cluster.enqueue(owner, queue_task)).collect();
+        assert_eq!(cluster.waiting(), 3, "enqueued attempts wait for a pump");
+        cluster.pump();
+        assert_eq!(cluster.waiting(), 0);
+        let on = (assigned(&mut rx_a).len(), assigned(&mut rx_b).len());
+        assert_eq!(on, expected, "fill_slots: {fill_slots}");
+    }
+}
+
+#[tokio::test]
+async fn a_lost_worker_loses_its_attempts_and_is_announced() {
+    let cluster = cluster();
+    let mut lost = cluster.watch_lost_workers();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    cluster.grant_credit(w, 1);
+    let attempt = cluster.dispatch(JOB, queue_task);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(cluster.expire_leases(), 1);
+    assert!(matches!(attempt.await.outcome, AttemptOutcome::Lost(reason) if reason.contains("lease expired")));
+    assert_eq!(
+        lost.recv().await.unwrap(),
+        LostWorker {
+            id: w,
+            shuffle_address: "w:1".into()
+        }
+    );
+    assert_eq!(cluster.worker_count(), 0);
+}
+
+#[tokio::test]
+async fn dropping_an_attempt_cancels_it_on_its_worker() {
+    let cluster = cluster();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    cluster.grant_credit(w, 1);
+    let attempt = cluster.dispatch(JOB, queue_task);
+    let id = attempt.id();
+    assert_eq!(assigned(&mut rx), vec![id]);
+    drop(attempt);
+    assert_eq!(rx.try_recv().unwrap(), ToWorker::Cancel(vec![id]));
+    assert!(!cluster.report(w, done(id, b"")), "late report ignored");
+}
+
+#[tokio::test]
+async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
+    let cluster = cluster();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    drop(cluster.dispatch(JOB, queue_task));
+    let kept = cluster.dispatch(JOB, queue_task);
+    cluster.grant_credit(w, 2);
+    assert_eq!(assigned(&mut rx), vec![kept.id()]);
+    assert!(cluster.has_idle_slot(), "one slot of two is still free");
+}

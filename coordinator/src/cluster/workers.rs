@@ -1,0 +1,124 @@
+//! The registry of connected workers: their sessions, slots, credit and leases. A worker
+//! with credit waits in the ready queue, at most once, for [`dispatch`](super::dispatch) to
+//! give it work.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use weft_core::messages::ToWorker;
+use weft_core::work::{AttemptId, WorkerId};
+
+/// Where the cluster sends a worker's messages: its session turns them into wire messages.
+pub type WorkerSender = mpsc::UnboundedSender<ToWorker>;
+
+/// Why a worker is removed when it closes its session itself.
+pub const SESSION_CLOSED: &str = "session closed";
+
+/// One connected worker.
+pub(super) struct WorkerEntry {
+    pub(super) sender: WorkerSender,
+    pub(super) shuffle_address: String,
+    /// Attempts it runs at once (its credit may be more: prefetch).
+    pub(super) slots: u32,
+    pub(super) credit: u32,
+    pub(super) draining: bool,
+    pub(super) in_ready: bool,
+    pub(super) last_seen: Instant,
+    pub(super) running: HashSet<AttemptId>,
+}
+
+impl WorkerEntry {
+    /// Whether the worker left in an orderly way: it drained, or closed its session.
+    pub(super) fn left_in_order(&self, reason: &str) -> bool {
+        self.draining || reason == SESSION_CLOSED
+    }
+
+    /// Sends a message; a closing session drops it (its end removes the worker anyway).
+    pub(super) fn send(&self, message: ToWorker) {
+        let _ = self.sender.send(message);
+    }
+}
+
+/// Every connected worker, and those with credit in round-robin order.
+#[derive(Default)]
+pub(super) struct Workers {
+    next_id: WorkerId,
+    pub(super) entries: HashMap<WorkerId, WorkerEntry>,
+    /// Workers with credit left, each at most once.
+    pub(super) ready: VecDeque<WorkerId>,
+}
+
+impl Workers {
+    /// Adds a worker with no credit yet.
+    pub(super) fn add(&mut self, shuffle_address: String, slots: u32, sender: WorkerSender) -> WorkerId {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.entries.insert(
+            id,
+            WorkerEntry {
+                sender,
+                shuffle_address,
+                slots,
+                credit: 0,
+                draining: false,
+                in_ready: false,
+                last_seen: Instant::now(),
+                running: HashSet::new(),
+            },
+        );
+        id
+    }
+
+    /// The worker has `slots` more free slots; it joins the ready queue.
+    pub(super) fn grant_credit(&mut self, id: WorkerId, slots: u32) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        entry.credit += slots;
+        entry.last_seen = Instant::now();
+        if !entry.in_ready && !entry.draining && entry.credit > 0 {
+            entry.in_ready = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    /// The worker is alive.
+    pub(super) fn heartbeat(&mut self, id: WorkerId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.last_seen = Instant::now();
+        }
+    }
+
+    /// The worker shuts down: it gets nothing more.
+    pub(super) fn drain(&mut self, id: WorkerId) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            entry.draining = true;
+            entry.credit = 0;
+        }
+    }
+
+    /// Workers silent for longer than `lease`.
+    pub(super) fn expired(&self, lease: Duration) -> Vec<WorkerId> {
+        let now = Instant::now();
+        self.entries
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.last_seen) > lease)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether some ready worker has a free slot.
+    pub(super) fn has_credit(&self) -> bool {
+        self.ready
+            .iter()
+            .any(|w| self.entries.get(w).is_some_and(|w| w.credit > 0))
+    }
+
+    /// Sends a message to every worker.
+    pub(super) fn broadcast(&self, message: &ToWorker) {
+        for worker in self.entries.values() {
+            worker.send(message.clone());
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The job queue: waiting jobs become queued once every job they run after succeeded (and
+//! fail once one did not); queued jobs start by priority, then submission order, while
+//! fewer than `--max-running-jobs` run; a running job's driver plans it if it was not
+//! planned at submit time, runs it, and records how it ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::status::JobState;
+use weft_core::work::JobId;
+
+use super::registry::{set_state, Dependencies, Entry, Tracked};
+use super::Jobs;
+use crate::job::{Job, JobEnd, JobError};
+use crate::plan::{plan, JobPlan};
+use crate::store::Write;
+
+/// A state change decided under the registry's lock, made after it.
+type Move = (Tracked, JobState, Option<String>);
+
+impl Jobs {
+    /// Moves waiting and queued jobs on, until shutdown.
+    pub async fn run_queue(self: Arc<Self>) {
+        loop {
+            while self.advance() {}
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One pass over the queue; returns whether anything changed.
+    fn advance(self: &Arc<Self>) -> bool {
+        let moves = self.decide_moves();
+        let mut changed = false;
+        for (job, state, error) in moves {
+            changed |= set_state(&job, state, error, self.store.as_ref(), &self.cluster);
+        }
+        // Start every running job without a driver: just admitted, or recovered.
+        let mut registry = self.lock();
+        for (id, entry) in registry.jobs.iter_mut() {
+            if entry.state() == JobState::Running && !entry.started {
+                entry.started = true;
+                self.start(*id, entry);
+            }
+        }
+        changed
+    }
+
+    fn decide_moves(&self) -> Vec<Move> {
+        let registry = self.lock();
+        let mut moves = Vec::new();
+        for entry in registry.jobs.values().filter(|e| e.state() == JobState::Waiting) {
+            match registry.dependencies(&entry.after) {
+                Dependencies::Pending => {}
+                Dependencies::Succeeded => moves.push((entry.tracked.clone(), JobState::Queued, None)),
+                Dependencies::Failed(e) => moves.push((entry.tracked.clone(), JobState::Failed, Some(e.to_string()))),
+            }
+        }
+        let running = registry
+            .jobs
+            .values()
+            .filter(|e| e.state() == JobState::Running)
+            .count();
+        let room = match self.config.max_running_jobs {
+            0 => usize::MAX,
+            max => max.saturating_sub(running),
+        };
+        let mut queued: Vec<&Entry> = registry
+            .jobs
+            .values()
+            .filter(|e| e.state() == JobState::Queued)
+            .collect();
+        queued.sort_by_key(|e| (-e.spec.priority, e.tracked.id));
+        for entry in queued.into_iter().take(room) {
+            moves.push((entry.tracked.clone(), JobState::Running, None));
+        }
+        moves
+    }
+
+    /// Spawns the driver of a job that just became running.
+    fn start(self: &Arc<Self>, id: JobId, entry: &mut Entry) {
+        let planned = entry.plan.take();
+        let spec = entry.spec.clone();
+        let tracked = entry.tracked.clone();
+        let cancel = entry.cancel.clone();
+        let prior = entry.prior.take();
+        let jobs = self.clone();
+        self.drivers.spawn(async move {
+            let planned = match planned {
+                Some(plan) => Ok(plan),
+                None => jobs.plan_at_start(id, &spec).await,
+            };
+            let end = match planned {
+                Ok(plan) => {
+                    let plan = JobPlan {
+                        spec,
+                        plan,
+                        output: tracked.output.clone(),
+                    };
+                    let job = Job::new(
+                        id,
+                        plan,
+                        jobs.cluster.clone(),
+                        jobs.config.clone(),
+                        jobs.store.clone(),
+                        tracked.status.clone(),
+                        prior,
+                    );
+                    tokio::select! {
+                        end = job.run(cancel) => end,
+                        // A coordinator that stops leaves its jobs to the next start.
+                        () = jobs.shutdown.cancelled() => return,
+                    }
+                }
+                Err(e) => JobEnd::Failed(e),
+            };
+            let (state, error) = match end {
+                JobEnd::Succeeded => (JobState::Succeeded, None),
+                JobEnd::Failed(e) => (JobState::Failed, Some(e.to_string())),
+                JobEnd::Cancelled => (JobState::Cancelled, None),
+            };
+            set_state(&tracked, state, error, jobs.store.as_ref(), &jobs.cluster);
+            jobs.wake.notify_one();
+        });
+    }
+
+    /// Plans a job that runs after others, now that their output is there.
+    async fn plan_at_start(&self, id: JobId, spec: &weft_core::spec::JobSpec) -> Result<crate::plan::Plan, JobError> {
+        let spec = spec.clone();
+        let planned = tokio::task::spawn_blocking(move || plan(&spec))
+            .await
+            .expect("planning does not panic")?;
+        self.store.write(vec![Write::SavePlan {
+            job: id,
+            plan: planned.clone(),
+        }]);
+        Ok(planned)
+    }
+}

@@ -1,0 +1,264 @@
+//! Every job from its durable submission to its end: submit, follow, list and cancel.
+//!
+//! - [`registry`]: the jobs this coordinator knows, and the one place a job changes state;
+//! - [`admission`]: the job queue (dependencies, priorities, `--max-running-jobs`) and the
+//!   drivers it starts;
+//! - [`recovery`]: the unfinished jobs a restarted coordinator takes back.
+//!
+//! No lock is held across a call that takes it again, across a store read, or across an
+//! `.await`.
+
+mod admission;
+mod recovery;
+mod registry;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use weft_core::spec::JobSpec;
+use weft_core::status::{AttemptInfo, JobState, JobStatus};
+use weft_core::work::JobId;
+
+use crate::cluster::{Cluster, Owner};
+use crate::config::CoordinatorConfig;
+use crate::plan::{check, plan, PlanError};
+use crate::store::{now_ms, AttemptRecord, JobRecord, StateStore, StoreError, Write};
+use registry::{set_state, status_of, Entry, Registry, Tracked};
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The job is wrong.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// It could not be made durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every job this coordinator knows.
+pub struct Jobs {
+    cluster: Arc<Cluster>,
+    config: Arc<CoordinatorConfig>,
+    store: Arc<dyn StateStore>,
+    registry: Mutex<Registry>,
+    next_seq: Mutex<u64>,
+    wake: Notify,
+    drivers: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Jobs {
+    /// An empty registry; job sequence numbers continue from `next_seq`. Drivers stop
+    /// (leaving their jobs to a later start) when `shutdown` is cancelled.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        config: Arc<CoordinatorConfig>,
+        store: Arc<dyn StateStore>,
+        next_seq: u64,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            cluster,
+            config,
+            store,
+            registry: Mutex::new(Registry::default()),
+            next_seq: Mutex::new(next_seq),
+            wake: Notify::new(),
+            drivers: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("job registry poisoned")
+    }
+
+    /// Checks and records `spec`; returns its id once it is durable. The work runs in a task
+    /// of its own: a client that goes away mid-submit can neither leave a claimed output
+    /// directory behind nor a durable job the queue does not know.
+    pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, SubmitError> {
+        let jobs = self.clone();
+        tokio::spawn(async move { jobs.admit(spec).await })
+            .await
+            .expect("admitting a job does not panic")
+    }
+
+    async fn admit(&self, spec: JobSpec) -> Result<JobId, SubmitError> {
+        let (after, produced_later) = self.resolve_after(&spec.after)?;
+        let (spec, claim, plan) = tokio::task::spawn_blocking(move || -> Result<_, PlanError> {
+            let claim = check(&spec, &produced_later)?;
+            let plan = if spec.after.is_empty() {
+                Some(plan(&spec)?)
+            } else {
+                None
+            };
+            Ok((spec, claim, plan))
+        })
+        .await
+        .expect("planning does not panic")?;
+        let id = {
+            let mut next = self.next_seq.lock().expect("job sequence poisoned");
+            *next += 1;
+            JobId::new(*next - 1)
+        };
+        let state = if after.is_empty() {
+            JobState::Queued
+        } else {
+            JobState::Waiting
+        };
+        let record = JobRecord {
+            id,
+            spec,
+            after,
+            state,
+            error: None,
+            created_ms: now_ms(),
+            ended_ms: None,
+            plan,
+            counters: Default::default(),
+        };
+        let status = status_of(&record);
+        // Until it is durable, the claim gives the output directory back if anything fails.
+        self.store
+            .write_durably(vec![Write::InsertJob(Box::new(record.clone()))])
+            .await?;
+        tracing::info!(job = %id, name = %status.name, ?state, "job accepted");
+        let entry = Entry {
+            tracked: Tracked {
+                id,
+                status: Arc::new(watch::channel(status).0),
+                output: claim.keep(),
+            },
+            spec: record.spec,
+            after: record.after,
+            cancel: CancellationToken::new(),
+            plan: record.plan,
+            prior: None,
+            started: false,
+        };
+        self.lock().jobs.insert(id, entry);
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// The jobs `after` names, which must exist, and their output directories (inputs of
+    /// this job may be among them). Jobs that ended before this coordinator started are
+    /// looked up in the store, and their ends kept for the queue.
+    fn resolve_after(&self, after: &[String]) -> Result<(Vec<JobId>, Vec<PathBuf>), SubmitError> {
+        let mut ids = Vec::new();
+        let mut outputs = Vec::new();
+        for name in after {
+            let unknown = || PlanError::UnknownDependency(name.clone());
+            let id: JobId = name.parse().map_err(|_| unknown())?;
+            let live = self.lock().jobs.get(&id).map(|e| e.spec.output.clone());
+            let output = match live {
+                Some(output) => output,
+                None => {
+                    let record = self.store.job(id)?.ok_or_else(unknown)?;
+                    let ended = (record.state, record.error.clone());
+                    self.lock().ended_earlier.insert(id, ended);
+                    record.spec.output
+                }
+            };
+            ids.push(id);
+            outputs.push(output);
+        }
+        Ok((ids, outputs))
+    }
+
+    /// Cancels a job: a waiting or queued one at once; a running one's attempts are stopped
+    /// on their workers. Returns its status after, `None` for an unknown job.
+    pub async fn cancel(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        let found = self
+            .lock()
+            .jobs
+            .get(&id)
+            .map(|e| (e.state(), e.tracked.clone(), e.cancel.clone()));
+        let Some((state, tracked, cancel)) = found else {
+            return self.status(id);
+        };
+        match state {
+            JobState::Waiting | JobState::Queued => {
+                set_state(&tracked, JobState::Cancelled, None, self.store.as_ref(), &self.cluster);
+            }
+            JobState::Running => cancel.cancel(),
+            _ => {}
+        }
+        self.wake.notify_one();
+        let mut watcher = tracked.status.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(10), watcher.wait_for(|s| s.state.is_final())).await;
+        self.status(id)
+    }
+
+    /// A job's status now, with its attempts.
+    pub fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        let live = self.lock().jobs.get(&id).map(|e| e.tracked.status.borrow().clone());
+        let mut status = match live {
+            Some(mut status) => {
+                status.running_attempts = self.cluster.running(Owner::job(id, status.priority).key);
+                status
+            }
+            None => match self.store.job(id)? {
+                Some(record) => status_of(&record),
+                None => return Ok(None),
+            },
+        };
+        status.attempts = self.store.attempts(id)?.into_iter().map(attempt_info).collect();
+        Ok(Some(status))
+    }
+
+    /// A job's status as it changes; for a job that ended before this coordinator started,
+    /// a channel holding its final status.
+    pub fn watch(&self, id: JobId) -> Result<Option<watch::Receiver<JobStatus>>, StoreError> {
+        if let Some(entry) = self.lock().jobs.get(&id) {
+            return Ok(Some(entry.tracked.status.subscribe()));
+        }
+        Ok(self.status(id)?.map(|s| watch::channel(s).1))
+    }
+
+    /// The newest jobs, up to `limit`, with live progress for those this coordinator runs.
+    pub fn list(&self, limit: usize) -> Result<Vec<JobStatus>, StoreError> {
+        let records = self.store.jobs(limit)?;
+        let registry = self.lock();
+        Ok(records
+            .iter()
+            .map(|record| match registry.jobs.get(&record.id) {
+                Some(entry) => entry.tracked.status.borrow().clone(),
+                None => status_of(record),
+            })
+            .collect())
+    }
+
+    /// Whether `id` is a job that has not ended.
+    pub fn is_unfinished(&self, id: JobId) -> bool {
+        self.lock().jobs.get(&id).is_some_and(|e| !e.state().is_final())
+    }
+
+    /// Waits for every job driver to stop (after shutdown was cancelled).
+    pub async fn stopped(&self) {
+        self.drivers.close();
+        self.drivers.wait().await;
+    }
+}
+
+fn attempt_info(a: AttemptRecord) -> AttemptInfo {
+    AttemptInfo {
+        id: a.id,
+        kind: a.kind,
+        task_index: a.index,
+        number: a.number,
+        worker: a.worker,
+        outcome: a.outcome,
+        reason: a.reason.unwrap_or_default(),
+        started_ms: a.started_ms,
+        ended_ms: a.ended_ms.unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,52 @@
+//! Taking back, after a restart, the jobs a previous run of the coordinator left unfinished:
+//! each with its plan and what it committed, and the ends of the jobs they wait for.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use weft_core::work::JobId;
+
+use super::registry::{status_of, Entry, Tracked};
+use super::Jobs;
+use crate::commit::OutputDir;
+use crate::job::PriorCommits;
+use crate::store::{JobRecord, StoreError, TaskRecord};
+
+impl Jobs {
+    /// Takes back the jobs a previous run of the coordinator left unfinished.
+    pub fn recover(&self, unfinished: Vec<(JobRecord, Vec<TaskRecord>)>) -> Result<(), StoreError> {
+        let known: Vec<JobId> = unfinished.iter().map(|(r, _)| r.id).collect();
+        let mut earlier = Vec::new();
+        for (record, _) in &unfinished {
+            for dep in record.after.iter().filter(|d| !known.contains(d)) {
+                if let Some(ended) = self.store.job(*dep)? {
+                    earlier.push((*dep, (ended.state, ended.error)));
+                }
+            }
+        }
+        let mut registry = self.lock();
+        registry.ended_earlier.extend(earlier);
+        for (record, tasks) in unfinished {
+            tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
+            let tracked = Tracked {
+                id: record.id,
+                status: Arc::new(watch::channel(status_of(&record)).0),
+                output: OutputDir::reopen(&record.spec.output),
+            };
+            let entry = Entry {
+                spec: record.spec,
+                after: record.after,
+                tracked,
+                cancel: CancellationToken::new(),
+                plan: record.plan,
+                prior: Some(PriorCommits::new(tasks)),
+                started: false,
+            };
+            registry.jobs.insert(record.id, entry);
+        }
+        drop(registry);
+        self.wake.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The scheduler, end to end without gRPC: the job queue, job drivers, task futures and the
+//! cluster, on each kind of store, with simulated workers doing what each test tells them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::outcome::{AttemptOutcome, OutcomeKind, Success};
+use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
+use weft_core::status::JobState;
+use weft_core::work::{AttemptId, TaskId, TaskKind, Work};
+
+use crate::store::contract::on_every_store;
+use crate::store::StateStore;
+use crate::testing::{Scheduler, SimWorker};
+
+fn outcomes(s: &Scheduler, job: weft_core::work::JobId, task: TaskId) -> Vec<(AttemptId, Option<OutcomeKind>)> {
+    s.attempts(job)
+        .into_iter()
+        .filter(|a| a.kind == task.kind() && a.index == task.index())
+        .map(|a| (a.id, a.outcome))
+        .collect()
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn a_task_is_retried_until_max_attempts_then_its_job_fails(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let input = s.input("in", 1, 10);
+    let mut spec = s.spec(&input, "out", 1);
+    spec.max_attempts = 3;
+    let job = s.submit(spec).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 1);
+    for number in 1..=3 {
+        let a = worker.next().await;
+        assert_eq!((a.task, a.number), (TaskId::Map(job, 0), number));
+        assert!(worker.fail(&a, &format!("boom {number}")));
+    }
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Failed);
+    assert_eq!(
+        status.error.as_deref(),
+        Some("map task 0 failed 3 attempts; last: boom 3")
+    );
+    assert_eq!(status.counters[FAILED_ATTEMPTS], 3);
+    assert!(worker.drain().is_empty(), "no fourth attempt");
+    s.settled().await;
+    let attempts = s.attempts(job);
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a.outcome == Some(OutcomeKind::Failed)));
+    assert_eq!(attempts[2].reason.as_deref(), Some("boom 3"));
+    assert!(
+        names(&status.output).is_empty(),
+        "a failed job leaves its output directory empty"
+    );
+}
+
+async fn a_straggler_gets_one_backup_and_the_first_commit_wins(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| {
+        c.backup.min_runtime = Duration::from_millis(50);
+        c.backup.check_every = Duration::from_millis(10);
+    });
+    let input = s.input("in", 4, 10);
+    let job = s.submit(s.spec(&input, "out", 0)).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 4);
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(worker.next().await);
+    }
+    let straggler = first.iter().position(|a| a.task == TaskId::Map(job, 3)).unwrap();
+    let straggler = first.remove(straggler);
+    for a in &first {
+        assert!(worker.succeed(a));
+    }
+    let backup = worker.next().await;
+    assert_eq!(
+        (backup.task, backup.number),
+        (straggler.task, 2),
+        "a backup of the straggler"
+    );
+    assert!(worker.succeed(&backup));
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    let late = AttemptOutcome::Succeeded(Success::Part { records: 1 });
+    assert!(!worker.report(&straggler, late), "the loser's report comes too late");
+    worker.drain();
+    assert_eq!(
+        worker.cancelled,
+        [straggler.attempt],
+        "the loser is stopped on its worker"
+    );
+    assert_eq!(status.counters[BACKUP_ATTEMPTS], 1, "only the straggler got a backup");
+    s.settled().await;
+    let committed = s.store.committed_tasks(job).unwrap();
+    let map3 = committed
+        .iter()
+        .find(|t| t.kind == TaskKind::Map && t.index == 3)
+        .unwrap();
+    assert_eq!(map3.attempt, backup.attempt, "the first to finish commits");
+    assert_eq!(
+        outcomes(&s, job, straggler.task),
+        [
+            (straggler.attempt, Some(OutcomeKind::Cancelled)),
+            (backup.attempt, Some(OutcomeKind::Succeeded))
+        ]
+    );
+    for m in 0..3 {
+        assert_eq!(outcomes(&s, job, TaskId::Map(job, m)).len(), 1, "map {m} ran once");
+    }
+    let part = std::fs::read_to_string(status.output.join("part-00003")).unwrap();
+    assert!(part.ends_with(&format!("attempt {}\n", backup.attempt)), "{part}");
+}
+
+async fn no_backup_without_a_straggler(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| {
+        c.backup.min_runtime = Duration::from_millis(200);
+        c.backup.check_every = Duration::from_millis(10);
+    });
+    let input = s.input("in", 4, 10);
+    let job = s.submit(s.spec(&input, "out", 1)).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 4);
+    for tasks in [4, 1] {
+        let mut phase = Vec::new();
+        for _ in 0..tasks {
+            phase.push(worker.next().await);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for a in &phase {
+            assert!(worker.succeed(a));
+        }
+    }
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!(status.counters[BACKUP_ATTEMPTS], 0);
+    s.settled().await;
+    assert_eq!(s.attempts(job).len(), 5, "one attempt per task");
+}
+
+async fn a_late_report_from_a_lost_attempt_is_rejected(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| c.lease_timeout = Duration::from_millis(50));
+    let input = s.input("in", 1, 10);
+    let job = s.submit(s.spec(&input, "out", 0)).await;
+    let mut lost = SimWorker::join(&s.cluster, "lost", 1);
+    let first = lost.next().await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(s.cluster.expire_leases(), 1, "the silent worker's lease ran out");
+    let mut healthy = SimWorker::join(&s.cluster, "healthy", 1);
+    let retry = healthy.next().await;
+    assert_eq!((retry.task, retry.number), (first.task, 2));
+    assert!(!lost.succeed(&first), "the lost attempt's report is rejected");
+    assert!(healthy.succeed(&retry));
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!(names(&status.output), ["_SUCCESS", "part-00000"]);
+    let part = std::fs::read_to_string(status.output.join("part-00000")).unwrap();
+    assert!(part.ends_with(&format!("attempt {}\n", retry.attempt)), "{part}");
+    s.settled().await;
+    assert_eq!(
+        outcomes(&s, job, first.task),
+        [
+            (first.attempt, Some(OutcomeKind::Lost)),
+            (retry.attempt, Some(OutcomeKind::Succeeded))
+        ]
+    );
+}
+
+async fn map_output_lost_with_its_worker_runs_again(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let input = s.input("in", 2, 10);
+    let mut a = SimWorker::join(&s.cluster, "a", 2);
+    let mut b = SimWorker::join(&s.cluster, "b", 1);
+    let job = s.submit(s.spec(&input, "out", 1)).await;
+    let on_a = a.next().await;
+    let on_b = b.next().await;
+    assert!(a.succeed(&on_a) && b.succeed(&on_b));
+    let reduce = a.next().await;
+    assert_eq!(reduce.task, TaskId::Reduce(job, 0));
+    s.cluster.remove_worker(b.id, "test: gone");
+    let rerun = a.next().await;
+    assert_eq!(
+        (rerun.task, rerun.number),
+        (on_b.task, 2),
+        "the lost output's map runs again"
+    );
+    assert!(a.succeed(&rerun));
+    let fetch_failed = AttemptOutcome::FetchFailed {
+        map_attempts: vec![on_b.attempt],
+        reason: "b is gone".into(),
+    };
+    assert!(a.report(&reduce, fetch_failed));
+    let again = a.next().await;
+    let Work::Reduce(work) = &again.work else {
+        panic!("the reduce runs again: {again:?}")
+    };
+    let attempts: HashSet<AttemptId> = work.maps.iter().map(|m| m.attempt).collect();
+    assert_eq!(
+        attempts,
+        HashSet::from([on_a.attempt, rerun.attempt]),
+        "it reads the new output"
+    );
+    assert!(work.maps.iter().all(|m| m.shuffle_address == a.address));
+    assert!(a.succeed(&again));
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!((status.maps_done, status.reduces_done), (2, 1));
+    s.settled().await;
+    assert_eq!(outcomes(&s, job, on_b.task).len(), 2);
+    assert_eq!(
+        outcomes(&s, job, on_a.task).len(),
+        1,
+        "the output that survived is kept"
+    );
+}
+
+async fn two_jobs_share_the_slots_fairly(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let first = s.submit(s.spec(&s.input("one", 4, 10), "out-1", 0)).await;
+    let second = s.submit(s.spec(&s.input("two", 4, 10), "out-2", 0)).await;
+    s.wait_queued(8).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 2);
+    let mut running = vec![worker.next().await, worker.next().await];
+    for _ in 0..6 {
+        let jobs: HashSet<_> = running.iter().map(|a| a.task.job().unwrap()).collect();
+        assert_eq!(
+            jobs,
+            HashSet::from([first, second]),
+            "each job holds one of the two slots"
+        );
+        let done = running.remove(0);
+        assert!(worker.succeed(&done));
+        running.push(worker.next().await);
+    }
+    for a in &running {
+        assert!(worker.succeed(a));
+    }
+    for job in [first, second] {
+        assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+    }
+}
+
+async fn cancel_stops_running_attempts_and_leaves_no_output(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| c.max_running_jobs = 1);
+    let running = s.submit(s.spec(&s.input("in", 2, 10), "out", 0)).await;
+    let queued = s.submit(s.spec(&s.input("in-2", 1, 10), "out-2", 0)).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 2);
+    let (m0, m1) = (worker.next().await, worker.next().await);
+    assert!(worker.succeed(&m0), "one part is committed before the cancel");
+    let queued_status = s.jobs.cancel(queued).await.unwrap().unwrap();
+    assert_eq!(queued_status.state, JobState::Cancelled);
+    assert!(!s.dir.path().join("out-2").join(".weft-tmp").exists());
+    let status = s.jobs.cancel(running).await.unwrap().unwrap();
+    assert_eq!((status.state, status.error.as_deref()), (JobState::Cancelled, None));
+    worker.drain();
+    assert_eq!(worker.cancelled, [m1.attempt]);
+    let late = AttemptOutcome::Succeeded(Success::Part { records: 1 });
+    assert!(!worker.report(&m1, late), "a cancelled attempt's report is ignored");
+    assert!(names(&status.output).is_empty(), "committed parts are removed");
+    s.settled().await;
+    assert_eq!(
+        outcomes(&s, running, m1.task),
+        [(m1.attempt, Some(OutcomeKind::Cancelled))]
+    );
+    assert!(s.attempts(queued).is_empty(), "a queued job never reached a worker");
+    let stored = s.store.job(running).unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Cancelled);
+}
+
+async fn queued_jobs_start_by_priority_under_the_running_limit(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| c.max_running_jobs = 1);
+    let input = s.input("in", 1, 10);
+    let first = s.submit(s.spec(&input, "out-1", 0)).await;
+    let low = s.submit(s.spec(&input, "out-2", 0)).await;
+    let mut urgent = s.spec(&input, "out-3", 0);
+    urgent.priority = 5;
+    let urgent = s.submit(urgent).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 1);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let a = worker.next().await;
+        let job = a.task.job().unwrap();
+        for other in [first, low, urgent].into_iter().filter(|j| *j != job) {
+            let state = s.jobs.status(other).unwrap().unwrap().state;
+            assert_ne!(state, JobState::Running, "one job runs at a time");
+        }
+        order.push(job);
+        assert!(worker.succeed(&a));
+        assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+    }
+    assert_eq!(
+        order,
+        [first, urgent, low],
+        "higher priority first, then submission order"
+    );
+}
+
+on_every_store!(
+    a_task_is_retried_until_max_attempts_then_its_job_fails,
+    a_straggler_gets_one_backup_and_the_first_commit_wins,
+    no_backup_without_a_straggler,
+    a_late_report_from_a_lost_attempt_is_rejected,
+    map_output_lost_with_its_worker_runs_again,
+    two_jobs_share_the_slots_fairly,
+    cancel_stops_running_attempts_and_leaves_no_output,
+    queued_jobs_start_by_priority_under_the_running_limit,
+);

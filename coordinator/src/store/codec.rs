@@ -1,0 +1,276 @@
+//! How the store keeps specs, plans and counters: JSON of its own types, independent of the
+//! wire format. A path is kept as text when it is UTF-8 and as hex bytes when it is not, so
+//! that every file name a filesystem holds survives a restart.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
+use weft_core::split::Split;
+use weft_core::work::TaskKind;
+
+use crate::plan::Plan;
+
+/// A stored value that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not the JSON it should be.
+    #[error("not the JSON it should be: {0}")]
+    Json(String),
+    /// A path's bytes are not hex.
+    #[error("bad hex path {0:?}")]
+    Hex(String),
+    /// A program that no longer exists.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> Self {
+        DecodeError::Json(e.to_string())
+    }
+}
+
+/// A path: `"text"`, or `{"hex": "…"}` for bytes that are not UTF-8.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredPath {
+    Text(String),
+    Bytes { hex: String },
+}
+
+impl From<&Path> for StoredPath {
+    fn from(path: &Path) -> Self {
+        match path.to_str() {
+            Some(text) => StoredPath::Text(text.to_string()),
+            None => StoredPath::Bytes {
+                hex: path.as_os_str().as_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+            },
+        }
+    }
+}
+
+impl TryFrom<StoredPath> for PathBuf {
+    type Error = DecodeError;
+
+    fn try_from(path: StoredPath) -> Result<Self, DecodeError> {
+        match path {
+            StoredPath::Text(text) => Ok(PathBuf::from(text)),
+            StoredPath::Bytes { hex } => {
+                let digit = |i: usize| {
+                    hex.get(i..i + 2)
+                        .and_then(|d| u8::from_str_radix(d, 16).ok())
+                        .ok_or_else(|| DecodeError::Hex(hex.clone()))
+                };
+                let bytes = (0..hex.len()).step_by(2).map(digit).collect::<Result<Vec<u8>, _>>()?;
+                Ok(PathBuf::from(OsString::from_vec(bytes)))
+            }
+        }
+    }
+}
+
+fn paths(stored: Vec<StoredPath>) -> Result<Vec<PathBuf>, DecodeError> {
+    stored.into_iter().map(PathBuf::try_from).collect()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StoredProgram {
+    App {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pattern: Option<String>,
+    },
+    Streaming {
+        mapper: String,
+        reducer: Option<String>,
+        combiner: Option<String>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSpec {
+    name: String,
+    inputs: Vec<StoredPath>,
+    output: StoredPath,
+    reduce_tasks: u32,
+    program: StoredProgram,
+    split_size: u64,
+    max_attempts: u32,
+    task_timeout_ms: Option<u64>,
+    priority: i32,
+    after: Vec<String>,
+}
+
+/// A spec as the store keeps it.
+pub fn encode_spec(spec: &JobSpec) -> String {
+    let program = match &spec.program {
+        Program::Builtin(app) => StoredProgram::App {
+            name: app.name().to_string(),
+            pattern: match app {
+                Builtin::Grep { pattern } => Some(pattern.clone()),
+                _ => None,
+            },
+        },
+        Program::Streaming {
+            mapper,
+            reducer,
+            combiner,
+        } => StoredProgram::Streaming {
+            mapper: mapper.clone(),
+            reducer: reducer.clone(),
+            combiner: combiner.clone(),
+        },
+    };
+    let stored = StoredSpec {
+        name: spec.name.clone(),
+        inputs: spec.inputs.iter().map(|p| p.as_path().into()).collect(),
+        output: spec.output.as_path().into(),
+        reduce_tasks: spec.reduce_tasks,
+        program,
+        split_size: spec.split_size,
+        max_attempts: spec.max_attempts,
+        task_timeout_ms: spec.task_timeout.map(|t| t.as_millis() as u64),
+        priority: spec.priority,
+        after: spec.after.clone(),
+    };
+    serde_json::to_string(&stored).expect("a spec is plain data")
+}
+
+/// A spec the store kept.
+pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
+    let stored: StoredSpec = serde_json::from_str(json)?;
+    let program = match stored.program {
+        StoredProgram::App { name, pattern } => Program::Builtin(Builtin::from_name(&name, pattern.as_deref())?),
+        StoredProgram::Streaming {
+            mapper,
+            reducer,
+            combiner,
+        } => Program::Streaming {
+            mapper,
+            reducer,
+            combiner,
+        },
+    };
+    Ok(JobSpec {
+        name: stored.name,
+        inputs: paths(stored.inputs)?,
+        output: stored.output.try_into()?,
+        reduce_tasks: stored.reduce_tasks,
+        program,
+        split_size: stored.split_size,
+        max_attempts: stored.max_attempts,
+        task_timeout: stored.task_timeout_ms.map(Duration::from_millis),
+        priority: stored.priority,
+        after: stored.after,
+    })
+}
+
+/// The layout weft 0.1 wrote plans in, which this one keeps: it reads them unchanged.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPlan {
+    /// (file, start, length) per map task.
+    splits: Vec<(StoredPath, u64, u64)>,
+    split_points: Vec<Vec<u8>>,
+    input_bytes: u64,
+}
+
+/// A plan as the store keeps it.
+pub fn encode_plan(plan: &Plan) -> String {
+    let stored = StoredPlan {
+        splits: plan
+            .splits
+            .iter()
+            .map(|s| (s.file.as_path().into(), s.start, s.length))
+            .collect(),
+        split_points: plan.split_points.clone(),
+        input_bytes: plan.input_bytes,
+    };
+    serde_json::to_string(&stored).expect("a plan is plain data")
+}
+
+/// A plan the store kept.
+pub fn decode_plan(json: &str) -> Result<Plan, DecodeError> {
+    let stored: StoredPlan = serde_json::from_str(json)?;
+    let splits = stored
+        .splits
+        .into_iter()
+        .map(|(file, start, length)| {
+            Ok(Split {
+                file: file.try_into()?,
+                start,
+                length,
+            })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(Plan {
+        splits,
+        split_points: stored.split_points,
+        input_bytes: stored.input_bytes,
+    })
+}
+
+/// How the store writes a task kind (weft 0.1's letters).
+pub fn kind_code(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Map => "m",
+        TaskKind::Reduce => "r",
+        TaskKind::Queue => "q",
+    }
+}
+
+/// The task kind the store wrote as `code`.
+pub fn kind_from_code(code: &str) -> Option<TaskKind> {
+    TaskKind::ALL.into_iter().find(|k| kind_code(*k) == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_plans_keep_paths_that_are_not_utf8() {
+        let odd = PathBuf::from(OsString::from_vec(b"/in/bad\xffname.txt".to_vec()));
+        let mut spec = JobSpec::new(
+            vec![odd.clone(), "/in/plain".into()],
+            "/out",
+            Program::Builtin(Builtin::Grep { pattern: "a|b".into() }),
+        );
+        spec.task_timeout = Some(Duration::from_secs(3));
+        spec.after = vec!["job-000001".into()];
+        let json = encode_spec(&spec);
+        assert!(json.contains(r#""hex":"2f696e2f626164ff6e616d652e747874""#), "{json}");
+        assert_eq!(decode_spec(&json), Ok(spec));
+
+        let plan = Plan {
+            splits: vec![Split {
+                file: odd,
+                start: 0,
+                length: 9,
+            }],
+            split_points: vec![b"m\xff".to_vec()],
+            input_bytes: 9,
+        };
+        assert_eq!(decode_plan(&encode_plan(&plan)), Ok(plan));
+    }
+
+    #[test]
+    fn plans_written_by_weft_0_1_read_unchanged() {
+        let v1 =
+            r#"{"splits":[["/tmp/in/a.txt",0,4096],["/tmp/in/a.txt",4096,10]],"split_points":[],"input_bytes":4106}"#;
+        let plan = decode_plan(v1).unwrap();
+        assert_eq!(plan.splits[1].file, PathBuf::from("/tmp/in/a.txt"));
+        assert_eq!(encode_plan(&plan), v1);
+    }
+
+    #[test]
+    fn task_kinds_keep_their_letters() {
+        for kind in TaskKind::ALL {
+            assert_eq!(kind_from_code(kind_code(kind)), Some(kind));
+        }
+        assert_eq!(kind_from_code("x"), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! The contract every [`StateStore`] keeps, and the means to run a test on each store:
+//! `on_every_store!(scenario)` makes two tests of `async fn scenario(Arc<dyn StateStore>)`,
+//! one on [`MemoryStore`], one on a real [`SqliteStore`] in a temporary directory.
+
+use std::sync::Arc;
+
+use weft_core::outcome::OutcomeKind;
+use weft_core::spec::{Builtin, JobSpec, Program};
+use weft_core::split::Split;
+use weft_core::status::JobState;
+use weft_core::work::{JobId, TaskKind};
+
+use super::*;
+
+/// A store for a test, and what must live as long as it.
+pub(crate) struct Opened {
+    /// The store.
+    pub(crate) store: Arc<dyn StateStore>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh memory store.
+pub(crate) fn memory() -> Opened {
+    Opened {
+        store: Arc::new(MemoryStore::default()),
+        _dir: None,
+    }
+}
+
+/// A fresh SQLite store in a temporary directory.
+pub(crate) fn sqlite() -> Opened {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = SqliteStore::open(dir.path(), |_| Err("no weft 0.1 specs here".into())).unwrap();
+    Opened {
+        store: Arc::new(store),
+        _dir: Some(dir),
+    }
+}
+
+/// Runs `async fn $scenario(store: Arc<dyn StateStore>)` on each kind of store.
+macro_rules! on_every_store {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test]
+                async fn in_memory() {
+                    let opened = $crate::store::contract::memory();
+                    super::$scenario(opened.store.clone()).await;
+                }
+
+                #[tokio::test]
+                async fn on_sqlite() {
+                    let opened = $crate::store::contract::sqlite();
+                    super::$scenario(opened.store.clone()).await;
+                    opened.store.close();
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_every_store;
+
+/// A job record to store.
+pub(crate) fn job(seq: u64, state: JobState) -> JobRecord {
+    let mut spec = JobSpec::new(vec!["/in".into()], "/out", Program::Builtin(Builtin::WordCount));
+    spec.priority = 2;
+    JobRecord {
+        id: JobId::new(seq),
+        spec,
+        after: vec![JobId::new(seq.saturating_sub(1))],
+        state,
+        error: None,
+        created_ms: now_ms(),
+        ended_ms: None,
+        plan: None,
+        counters: Default::default(),
+    }
+}
+
+fn attempt(id: u64, outcome: Option<OutcomeKind>) -> AttemptRecord {
+    AttemptRecord {
+        id,
+        kind: TaskKind::Reduce,
+        index: 0,
+        number: 1,
+        worker: "w:1".into(),
+        outcome,
+        reason: None,
+        started_ms: now_ms(),
+        ended_ms: None,
+    }
+}
+
+async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>) {
+    let (first, second) = (job(1, JobState::Running), job(2, JobState::Queued));
+    store
+        .write_durably(vec![
+            Write::InsertJob(first.clone().into()),
+            Write::InsertJob(second.clone().into()),
+        ])
+        .await
+        .unwrap();
+    let plan = crate::plan::Plan {
+        splits: vec![Split {
+            file: "/in".into(),
+            start: 0,
+            length: 10,
+        }],
+        split_points: vec![],
+        input_bytes: 10,
+    };
+    let task = TaskRecord {
+        kind: TaskKind::Map,
+        index: 0,
+        attempt: 41,
+        counters: [("weft:x".to_string(), 5)].into(),
+    };
+    let ended = AttemptRecord {
+        ended_ms: Some(now_ms()),
+        reason: Some("timed out after 1 s".into()),
+        ..attempt(42, Some(OutcomeKind::TimedOut))
+    };
+    store
+        .write_durably(vec![
+            Write::SavePlan {
+                job: first.id,
+                plan: plan.clone(),
+            },
+            Write::CommitTask {
+                job: first.id,
+                task: task.clone(),
+            },
+            Write::Attempt {
+                job: first.id,
+                attempt: attempt(42, None),
+            },
+            Write::Attempt {
+                job: first.id,
+                attempt: ended.clone(),
+            },
+            Write::JobState {
+                job: second.id,
+                state: JobState::Failed,
+                error: Some("boom".into()),
+                counters: [("weft:y".to_string(), 1)].into(),
+            },
+        ])
+        .await
+        .unwrap();
+    let read = store.job(first.id).unwrap().unwrap();
+    assert_eq!(
+        read,
+        JobRecord {
+            plan: Some(plan),
+            ..first
+        }
+    );
+    assert_eq!(store.committed_tasks(first.id).unwrap(), [task]);
+    assert_eq!(
+        store.attempts(first.id).unwrap(),
+        [ended],
+        "an attempt's end replaces its start"
+    );
+    let failed = store.job(second.id).unwrap().unwrap();
+    assert_eq!(
+        (failed.state, failed.error.as_deref()),
+        (JobState::Failed, Some("boom"))
+    );
+    assert!(failed.ended_ms.is_some());
+    let newest: Vec<JobId> = store.jobs(10).unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(newest, [second.id, first.id]);
+    assert_eq!(store.jobs(1).unwrap().len(), 1);
+    assert_eq!(store.job(JobId::new(9)).unwrap(), None);
+}
+
+on_every_store!(jobs_tasks_and_attempts_read_back_as_written);

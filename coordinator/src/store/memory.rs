@@ -1,0 +1,116 @@
+//! The [`StateStore`] contract kept in memory: what the scheduler's unit tests run on, beside
+//! the same tests on [`SqliteStore`](super::SqliteStore). Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use weft_core::work::{AttemptId, JobId, TaskKind};
+
+use super::{now_ms, AttemptRecord, JobRecord, StateStore, StoreError, TaskRecord, Write};
+
+#[derive(Default)]
+struct Tables {
+    jobs: BTreeMap<JobId, JobRecord>,
+    tasks: HashMap<(JobId, TaskKind, u32), TaskRecord>,
+    attempts: BTreeMap<AttemptId, (JobId, AttemptRecord)>,
+    reserved: AttemptId,
+    closed: bool,
+}
+
+/// A state store in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().expect("memory store poisoned")
+    }
+
+    /// Every attempt id below this has been reserved.
+    pub fn reserved(&self) -> AttemptId {
+        self.lock().reserved
+    }
+}
+
+impl Tables {
+    fn apply(&mut self, write: Write) {
+        match write {
+            Write::InsertJob(job) => {
+                self.jobs.insert(job.id, *job);
+            }
+            Write::SavePlan { job, plan } => {
+                if let Some(record) = self.jobs.get_mut(&job) {
+                    record.plan = Some(plan);
+                }
+            }
+            Write::JobState {
+                job,
+                state,
+                error,
+                counters,
+            } => {
+                if let Some(record) = self.jobs.get_mut(&job) {
+                    record.state = state;
+                    record.error = error;
+                    record.counters = counters;
+                    if state.is_final() && record.ended_ms.is_none() {
+                        record.ended_ms = Some(now_ms());
+                    }
+                }
+            }
+            Write::CommitTask { job, task } => {
+                self.tasks.insert((job, task.kind, task.index), task);
+            }
+            Write::Attempt { job, attempt } => {
+                self.attempts.insert(attempt.id, (job, attempt));
+            }
+            Write::ReserveAttempts(up_to) => self.reserved = self.reserved.max(up_to),
+        }
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn write(&self, changes: Vec<Write>) {
+        let mut tables = self.lock();
+        if !tables.closed {
+            changes.into_iter().for_each(|w| tables.apply(w));
+        }
+    }
+
+    fn write_durably(&self, changes: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let result = if self.lock().closed {
+            Err(StoreError::WriterGone)
+        } else {
+            self.write(changes);
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.lock().jobs.get(&id).cloned())
+    }
+
+    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.lock().jobs.values().rev().take(limit).cloned().collect())
+    }
+
+    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let tables = self.lock();
+        let of_job = tables.attempts.values().filter(|(j, _)| *j == job);
+        Ok(of_job.map(|(_, a)| a.clone()).collect())
+    }
+
+    fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+        let tables = self.lock();
+        let of_job = tables.tasks.iter().filter(|((j, _, _), _)| *j == job);
+        Ok(of_job.map(|(_, t)| t.clone()).collect())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+    }
+}

@@ -1,0 +1,229 @@
+//! The coordinator's durable state, behind the narrow [`StateStore`] trait: jobs with their
+//! specs and plans, the tasks they committed, the attempts they made, and the attempt-id
+//! high-water mark.
+//!
+//! - [`sqlite`]: the store a coordinator runs on, an SQLite database under the state
+//!   directory, written by one thread in group commits;
+//! - [`schema`]: its tables and numbered migrations;
+//! - [`codec`]: how specs and plans are kept (the store's own format, any path included);
+//! - [`memory`]: the same contract in memory, for the scheduler's unit tests.
+
+pub mod codec;
+pub mod memory;
+pub mod schema;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use futures::future::BoxFuture;
+use weft_core::outcome::{Counters, OutcomeKind};
+use weft_core::spec::JobSpec;
+use weft_core::status::JobState;
+use weft_core::work::{AttemptId, JobId, TaskKind};
+
+use crate::plan::Plan;
+
+pub use memory::MemoryStore;
+pub use schema::SCHEMA_VERSION;
+pub use sqlite::SqliteStore;
+
+/// What the scheduler needs of its durable state.
+pub trait StateStore: Send + Sync {
+    /// Queues changes; they reach the disk with the next group commit.
+    fn write(&self, changes: Vec<Write>);
+
+    /// Writes changes and resolves once they are durable.
+    fn write_durably(&self, changes: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// One job.
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The newest jobs, newest first, up to `limit`.
+    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// A job's attempts, in the order they started.
+    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// The tasks a job committed, in no particular order.
+    fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// Writes what is pending and stops writing.
+    fn close(&self);
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Its id (its sequence number is its submission order).
+    pub id: JobId,
+    /// What was asked.
+    pub spec: JobSpec,
+    /// The jobs it runs after, resolved.
+    pub after: Vec<JobId>,
+    /// Its state.
+    pub state: JobState,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Submitted at, ms since the epoch.
+    pub created_ms: i64,
+    /// Ended at.
+    pub ended_ms: Option<i64>,
+    /// Its plan, once planned.
+    pub plan: Option<Plan>,
+    /// Its counters, summed over committed attempts.
+    pub counters: Counters,
+}
+
+/// A committed task, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// Map or reduce.
+    pub kind: TaskKind,
+    /// Task index.
+    pub index: u32,
+    /// The committed attempt.
+    pub attempt: AttemptId,
+    /// Its counters.
+    pub counters: Counters,
+}
+
+/// An attempt, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: AttemptId,
+    /// Map or reduce.
+    pub kind: TaskKind,
+    /// Task index.
+    pub index: u32,
+    /// 1, 2, ...
+    pub number: u32,
+    /// Where it ran.
+    pub worker: String,
+    /// How it ended; `None` while running.
+    pub outcome: Option<OutcomeKind>,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Started at, ms since the epoch.
+    pub started_ms: i64,
+    /// Ended at.
+    pub ended_ms: Option<i64>,
+}
+
+/// A change to the durable state.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A new job (boxed: the other changes are small and many).
+    InsertJob(Box<JobRecord>),
+    /// A job's plan.
+    SavePlan {
+        /// The job.
+        job: JobId,
+        /// The plan.
+        plan: Plan,
+    },
+    /// A job moved to a new state.
+    JobState {
+        /// The job.
+        job: JobId,
+        /// The state.
+        state: JobState,
+        /// Why it failed.
+        error: Option<String>,
+        /// Its counters.
+        counters: Counters,
+    },
+    /// A task committed.
+    CommitTask {
+        /// The job.
+        job: JobId,
+        /// The task.
+        task: TaskRecord,
+    },
+    /// An attempt started or ended.
+    Attempt {
+        /// The job.
+        job: JobId,
+        /// The attempt.
+        attempt: AttemptRecord,
+    },
+    /// Raises the attempt-id high-water mark.
+    ReserveAttempts(AttemptId),
+}
+
+/// What a store held when it was opened.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Jobs not yet ended, in submission order, with their committed tasks.
+    pub unfinished: Vec<(JobRecord, Vec<TaskRecord>)>,
+    /// The first attempt id that is safe to use.
+    pub next_attempt: AttemptId,
+    /// The next job's sequence number.
+    pub next_seq: u64,
+}
+
+/// Why the state database cannot be used, or a change did not reach it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file is not a weft database, or is damaged.
+    #[error("the state database {path} is corrupt or truncated ({detail}); restore it from a backup or move it away to start empty")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// A newer weft wrote it.
+    #[error("the state database {path} has schema version {found}, newer than this weft's {SCHEMA_VERSION}; run a newer weft")]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+    },
+    /// An older weft wrote something this one cannot carry forward.
+    #[error("cannot migrate the state database {path}: job {job}: {detail}; finish its jobs with the weft that wrote it, or move the file away to start empty")]
+    Migration {
+        /// The file.
+        path: PathBuf,
+        /// The job whose row cannot be migrated.
+        job: String,
+        /// Why.
+        detail: String,
+    },
+    /// The disk is full: nothing is wrong with the database.
+    #[error("the disk holding the state database {path} is full: free space there and try again")]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A change could not be written (the disk failed, or the file became read-only).
+    #[error("cannot write the state database {path}: {detail}")]
+    WriteFailed {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// A read failed.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The writer thread is gone.
+    #[error("the state writer stopped")]
+    WriterGone,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+pub(crate) mod contract;

@@ -1,0 +1,121 @@
+//! The state database's tables and their numbered migrations (`PRAGMA user_version`): a
+//! database an older weft wrote is moved up one version at a time, each step in its own
+//! transaction; a newer one is refused.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, Transaction};
+use weft_core::spec::JobSpec;
+
+use super::codec::encode_spec;
+use super::StoreError;
+
+/// The schema this weft writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// How weft 0.1 stored a spec (the bytes of its wire message), decoded: the one thing a
+/// migration needs that this store does not know itself.
+pub type DecodeV1Spec = fn(&[u8]) -> Result<JobSpec, String>;
+
+/// Checks the database and moves it up to [`SCHEMA_VERSION`].
+pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(corrupt)?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: check,
+        });
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(corrupt)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    for from in version..SCHEMA_VERSION {
+        let tx = conn.transaction().map_err(corrupt)?;
+        match from {
+            0 => tx.execute_batch(V1_TABLES).map_err(corrupt)?,
+            1 => specs_in_store_format(&tx, path, v1_spec)?,
+            _ => unreachable!("a migration for every version below SCHEMA_VERSION"),
+        }
+        tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
+        tx.commit().map_err(corrupt)?;
+        tracing::info!(from, to = from + 1, "state database migrated");
+    }
+    Ok(())
+}
+
+/// 0 → 1: the tables.
+const V1_TABLES: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        spec BLOB NOT NULL,
+        priority INTEGER NOT NULL,
+        after TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        created_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        plan TEXT,
+        counters TEXT NOT NULL DEFAULT '{}'
+     );
+     CREATE TABLE tasks (
+        job_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        counters TEXT NOT NULL,
+        PRIMARY KEY (job_id, kind, idx)
+     );
+     CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        outcome TEXT,
+        reason TEXT,
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER
+     );
+     CREATE INDEX attempts_by_job ON attempts (job_id);";
+
+/// 1 → 2: specs in the store's own format (JSON, any path) instead of wire bytes.
+fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    tx.execute_batch("ALTER TABLE jobs ADD COLUMN spec_json TEXT")
+        .map_err(corrupt)?;
+    let rows: Vec<(String, Vec<u8>)> = tx
+        .prepare("SELECT id, spec FROM jobs")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(corrupt)?;
+    for (job, bytes) in rows {
+        let spec = v1_spec(&bytes).map_err(|detail| StoreError::Migration {
+            path: path.to_path_buf(),
+            job: job.clone(),
+            detail,
+        })?;
+        tx.execute(
+            "UPDATE jobs SET spec_json = ?2 WHERE id = ?1",
+            params![job, encode_spec(&spec)],
+        )
+        .map_err(corrupt)?;
+    }
+    tx.execute_batch("ALTER TABLE jobs DROP COLUMN spec; ALTER TABLE jobs RENAME COLUMN spec_json TO spec")
+        .map_err(corrupt)
+}

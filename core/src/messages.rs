@@ -1,0 +1,71 @@
+//! What a worker and the coordinator tell each other over the worker's session, as domain
+//! types: the worker registers, grants credit and reports; the coordinator welcomes it,
+//! assigns, cancels and forgets.
+
+use std::time::Duration;
+
+use crate::outcome::Report;
+use crate::work::{Assignment, AttemptId, JobId, WorkerId};
+
+/// A map output that a worker holds from an earlier session, announced when it registers
+/// so that a restarted coordinator can adopt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldOutput {
+    /// Its job.
+    pub job: JobId,
+    /// The map task.
+    pub task: u32,
+    /// The map attempt that wrote it.
+    pub attempt: AttemptId,
+}
+
+/// The first message of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// `host:port` of the worker's shuffle service.
+    pub shuffle_address: String,
+    /// Attempts it runs at once.
+    pub slots: u32,
+    /// Its host's name, for logs.
+    pub hostname: String,
+    /// Map outputs it holds.
+    pub held: Vec<HeldOutput>,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromWorker {
+    /// Opens the session.
+    Register(Registration),
+    /// This many more attempts may be assigned.
+    Credit(u32),
+    /// Still alive.
+    Heartbeat,
+    /// Attempts that ended, and the credit their slots free.
+    Reports {
+        /// The reports.
+        reports: Vec<Report>,
+        /// More credit, as with [`FromWorker::Credit`].
+        credit: u32,
+    },
+    /// Shutting down: assign nothing more.
+    Drain,
+}
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// The session is open.
+    Welcome {
+        /// The worker's id in this session.
+        worker: WorkerId,
+        /// How often the coordinator wants a heartbeat.
+        heartbeat_interval: Duration,
+    },
+    /// Run these.
+    Assign(Vec<Assignment>),
+    /// Stop these attempts (another attempt committed, or their job ended).
+    Cancel(Vec<AttemptId>),
+    /// These jobs ended: delete their map output.
+    Forget(Vec<JobId>),
+}

@@ -1,0 +1,388 @@
+//! The vocabulary of work: the ids of jobs, task batches, tasks and attempts, and the
+//! assignments the coordinator hands to workers. `weft_proto::convert` turns wire messages
+//! into these types and back; nothing else in the engine sees a wire message.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::spec::Program;
+use crate::split::Split;
+
+/// An attempt's id: unique across coordinator restarts (ids are reserved durably in blocks).
+pub type AttemptId = u64;
+
+/// A worker's id, new for every session it opens.
+pub type WorkerId = u64;
+
+/// A text that is not the id it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {what} id (they look like {example})")]
+pub struct BadId {
+    /// What was given.
+    pub text: String,
+    /// "job" or "batch".
+    pub what: &'static str,
+    /// A well-formed id.
+    pub example: &'static str,
+}
+
+macro_rules! sequence_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// The id of the `seq`th one.
+            pub const fn new(seq: u64) -> Self {
+                Self(seq)
+            }
+
+            /// Its sequence number: smaller is older.
+            pub const fn seq(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                if f.width().is_some() {
+                    return f.pad(&format!(concat!($prefix, "-{:06}"), self.0));
+                }
+                write!(f, concat!($prefix, "-{:06}"), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadId;
+
+            fn from_str(text: &str) -> Result<Self, BadId> {
+                text.strip_prefix(concat!($prefix, "-"))
+                    .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|digits| digits.parse().ok())
+                    .map(Self)
+                    .ok_or_else(|| BadId {
+                        text: text.to_string(),
+                        what: $what,
+                        example: concat!($prefix, "-000042"),
+                    })
+            }
+        }
+    };
+}
+
+sequence_id!(
+    /// A job's id, `job-000042`: the only format a job id has, on the wire, in the store
+    /// and on the screen.
+    JobId,
+    "job",
+    "job"
+);
+
+sequence_id!(
+    /// A task batch's id, `batch-000007`.
+    BatchId,
+    "batch",
+    "batch"
+);
+
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskKind {
+    /// Reads a split, writes partitioned map output.
+    Map,
+    /// Fetches its partition of every map output, writes a part file.
+    Reduce,
+    /// One task of a batch: a handler and its payload.
+    Queue,
+}
+
+impl TaskKind {
+    /// Every kind.
+    pub const ALL: [TaskKind; 3] = [TaskKind::Map, TaskKind::Reduce, TaskKind::Queue];
+
+    /// "map", "reduce" or "queue", as shown and sent.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Map => "map",
+            TaskKind::Reduce => "reduce",
+            TaskKind::Queue => "queue",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A task: a job's map or reduce task, or a batch's queue task, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskId {
+    /// Map task `index` of a job (one per split).
+    Map(JobId, u32),
+    /// Reduce task `index` of a job (one per partition).
+    Reduce(JobId, u32),
+    /// Task `index` of a batch (its position in the batch).
+    Queue(BatchId, u32),
+}
+
+impl TaskId {
+    /// A job's task of `kind` (map or reduce).
+    pub fn of_job(job: JobId, kind: TaskKind, index: u32) -> Self {
+        match kind {
+            TaskKind::Map => TaskId::Map(job, index),
+            TaskKind::Reduce => TaskId::Reduce(job, index),
+            TaskKind::Queue => panic!("queue tasks belong to batches, not jobs"),
+        }
+    }
+
+    /// What the task does.
+    pub fn kind(self) -> TaskKind {
+        match self {
+            TaskId::Map(..) => TaskKind::Map,
+            TaskId::Reduce(..) => TaskKind::Reduce,
+            TaskId::Queue(..) => TaskKind::Queue,
+        }
+    }
+
+    /// Its index among the tasks of its kind.
+    pub fn index(self) -> u32 {
+        match self {
+            TaskId::Map(_, i) | TaskId::Reduce(_, i) | TaskId::Queue(_, i) => i,
+        }
+    }
+
+    /// The job it belongs to, unless it is a batch's.
+    pub fn job(self) -> Option<JobId> {
+        match self {
+            TaskId::Map(job, _) | TaskId::Reduce(job, _) => Some(job),
+            TaskId::Queue(..) => None,
+        }
+    }
+}
+
+/// `job-000042-m-00007`, `job-000042-r-00000`, `batch-000003-q-00012`: the one format of a
+/// task id, in logs and in a streaming task's `WEFT_TASK_ID`.
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.width().is_some() {
+            let mut id = String::new();
+            self.write_to(&mut id)?;
+            return f.pad(&id);
+        }
+        self.write_to(f)
+    }
+}
+
+impl TaskId {
+    fn write_to(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            TaskId::Map(job, i) => write!(out, "{job}-m-{i:05}"),
+            TaskId::Reduce(job, i) => write!(out, "{job}-r-{i:05}"),
+            TaskId::Queue(batch, i) => write!(out, "{batch}-q-{i:05}"),
+        }
+    }
+}
+
+/// One attempt of one task, as the coordinator hands it to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// 1 for the task's first attempt, then 2, ...
+    pub number: u32,
+    /// The task; its kind is the kind of `work`.
+    pub task: TaskId,
+    /// What to do.
+    pub work: Work,
+}
+
+/// What an attempt does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A map task.
+    Map(MapWork),
+    /// A reduce task.
+    Reduce(ReduceWork),
+    /// A queue task.
+    Queue(QueueTask),
+}
+
+/// A job's program as its tasks run it; shared by every assignment of the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProgram {
+    /// The app or the streaming commands.
+    pub program: Program,
+    /// The sort app's range partitioner: ascending split points; empty: hash partitioning.
+    pub split_points: Vec<Vec<u8>>,
+    /// An attempt running longer is stopped and counts as failed.
+    pub task_timeout: Option<Duration>,
+}
+
+/// A map attempt's work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapWork {
+    /// The job's program.
+    pub program: Arc<JobProgram>,
+    /// The input.
+    pub split: Split,
+    /// The job's reduce tasks; 0 for a map-only job.
+    pub reduce_tasks: u32,
+    /// A map-only job's part file, under its temporary name.
+    pub output_file: Option<PathBuf>,
+}
+
+/// A reduce attempt's work: its partition is its task's index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReduceWork {
+    /// The job's program.
+    pub program: Arc<JobProgram>,
+    /// Where every map task's committed output is.
+    pub maps: Vec<MapLocation>,
+    /// The part file, under its temporary name.
+    pub output_file: PathBuf,
+}
+
+/// Where a committed map attempt's output can be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapLocation {
+    /// The map task.
+    pub task: u32,
+    /// The attempt that wrote it.
+    pub attempt: AttemptId,
+    /// The worker's shuffle service, `host:port`.
+    pub shuffle_address: String,
+}
+
+/// A task of a batch: a handler and its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueTask {
+    /// What runs it.
+    pub handler: Handler,
+    /// Its input.
+    pub payload: Vec<u8>,
+}
+
+/// A client's batch of independent tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The tasks; a task's index is its position here.
+    pub tasks: Vec<QueueTask>,
+    /// Attempts per task before it fails.
+    pub max_attempts: u32,
+}
+
+/// How one task of a batch ended: its output, or why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueResult {
+    /// The task's position in its batch.
+    pub index: u32,
+    /// Its output, or why it failed.
+    pub output: Result<Vec<u8>, String>,
+}
+
+/// The handlers of queue tasks that every worker has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Handler {
+    /// Does nothing; the result is empty.
+    Noop,
+    /// The result is the payload.
+    Echo,
+    /// Sleeps for the payload's number of milliseconds.
+    Sleep,
+    /// Runs the payload with `sh -c`; the result is its stdout.
+    Exec,
+}
+
+/// A handler name no worker serves.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown handler {0:?}; the handlers are {names}", names = Handler::names())]
+pub struct UnknownHandler(pub String);
+
+impl Handler {
+    /// Every handler.
+    pub const ALL: [Handler; 4] = [Handler::Noop, Handler::Echo, Handler::Sleep, Handler::Exec];
+
+    /// Its name, as tasks name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Handler::Noop => "noop",
+            Handler::Echo => "echo",
+            Handler::Sleep => "sleep",
+            Handler::Exec => "exec",
+        }
+    }
+
+    /// Every handler's name: "noop, echo, sleep, exec".
+    pub fn names() -> String {
+        Self::ALL.map(Handler::name).join(", ")
+    }
+
+    /// The handler called `name`.
+    pub fn from_name(name: &str) -> Result<Self, UnknownHandler> {
+        Self::ALL
+            .into_iter()
+            .find(|h| h.name() == name)
+            .ok_or_else(|| UnknownHandler(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_and_parse_in_one_format() {
+        let job = JobId::new(42);
+        assert_eq!(job.to_string(), "job-000042");
+        assert_eq!("job-000042".parse(), Ok(job));
+        assert_eq!(JobId::new(1_234_567).to_string(), "job-1234567");
+        assert_eq!("job-1234567".parse::<JobId>().unwrap().seq(), 1_234_567);
+        for bad in ["", "job-", "job-x1", "job--1", "job-+1", "batch-000001", "42", "job-1 "] {
+            let err = bad.parse::<JobId>().unwrap_err();
+            assert!(err.to_string().contains("job-000042"), "{err}");
+        }
+        assert_eq!(BatchId::new(7).to_string(), "batch-000007");
+        assert_eq!(TaskId::Map(job, 7).to_string(), "job-000042-m-00007");
+        assert_eq!(TaskId::Reduce(job, 0).to_string(), "job-000042-r-00000");
+        assert_eq!(TaskId::Queue(BatchId::new(3), 12).to_string(), "batch-000003-q-00012");
+        assert_eq!(
+            format!("{job:<12}|{:>20}", TaskId::Map(job, 1)),
+            "job-000042  |  job-000042-m-00001"
+        );
+    }
+
+    #[test]
+    fn a_task_knows_its_kind_index_and_job() {
+        let job = JobId::new(1);
+        let task = TaskId::of_job(job, TaskKind::Reduce, 3);
+        assert_eq!(
+            (task.kind(), task.index(), task.job()),
+            (TaskKind::Reduce, 3, Some(job))
+        );
+        assert_eq!(TaskId::Queue(BatchId::new(1), 2).job(), None);
+        for kind in TaskKind::ALL {
+            assert_eq!(TaskKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(TaskKind::from_name("m"), None);
+    }
+
+    #[test]
+    fn handlers_are_found_by_name() {
+        for handler in Handler::ALL {
+            assert_eq!(Handler::from_name(handler.name()), Ok(handler));
+        }
+        let unknown = Handler::from_name("teleport").unwrap_err();
+        assert!(unknown.to_string().contains("teleport") && unknown.to_string().contains("noop"));
+    }
+}

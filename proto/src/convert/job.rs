@@ -1,0 +1,409 @@
+//! Jobs on the wire: specs (client → coordinator, and as older coordinators stored them),
+//! programs (coordinator → worker), and status snapshots (coordinator → client).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prost::Message;
+use weft_core::outcome::OutcomeKind;
+use weft_core::spec::{self, Builtin, JobSpec, Program, SpecError};
+use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase};
+use weft_core::work::{JobId, JobProgram, TaskKind};
+
+use super::ConvertError;
+use crate::v1;
+
+impl From<&JobSpec> for v1::JobSpec {
+    fn from(spec: &JobSpec) -> Self {
+        v1::JobSpec {
+            name: spec.name.clone(),
+            inputs: spec.inputs.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            output: spec.output.to_string_lossy().into_owned(),
+            reduce_tasks: spec.reduce_tasks,
+            program: Some(match &spec.program {
+                Program::Builtin(app) => v1::job_spec::Program::App(app.into()),
+                Program::Streaming { .. } => v1::job_spec::Program::Streaming(streaming_to_wire(&spec.program)),
+            }),
+            split_size: spec.split_size,
+            max_attempts: spec.max_attempts,
+            task_timeout_secs: spec.task_timeout.map_or(0, |t| t.as_secs()),
+            priority: spec.priority,
+            after: spec.after.clone(),
+        }
+    }
+}
+
+impl From<&Builtin> for v1::BuiltinApp {
+    fn from(app: &Builtin) -> Self {
+        let pattern = match app {
+            Builtin::Grep { pattern } => pattern.clone(),
+            _ => String::new(),
+        };
+        v1::BuiltinApp {
+            name: app.name().to_string(),
+            pattern,
+        }
+    }
+}
+
+fn streaming_to_wire(program: &Program) -> v1::StreamingCommands {
+    match program {
+        Program::Streaming {
+            mapper,
+            reducer,
+            combiner,
+        } => v1::StreamingCommands {
+            mapper: mapper.clone(),
+            reducer: reducer.clone().unwrap_or_default(),
+            combiner: combiner.clone().unwrap_or_default(),
+        },
+        Program::Builtin(_) => v1::StreamingCommands::default(),
+    }
+}
+
+/// A job's program as the wire message workers get.
+pub fn program_to_wire(program: &JobProgram) -> v1::Program {
+    v1::Program {
+        kind: Some(match &program.program {
+            Program::Builtin(app) => v1::program::Kind::App(app.into()),
+            Program::Streaming { .. } => v1::program::Kind::Streaming(streaming_to_wire(&program.program)),
+        }),
+        split_points: program.split_points.clone(),
+        task_timeout_secs: program.task_timeout.map_or(0, |t| t.as_secs()),
+    }
+}
+
+/// The program in a wire message, checked.
+pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertError> {
+    let program_kind = match program.kind {
+        Some(v1::program::Kind::App(app)) => Program::Builtin(builtin_from_wire(&app)?),
+        Some(v1::program::Kind::Streaming(s)) => streaming_from_wire(s),
+        None => return Err(SpecError::NoProgram.into()),
+    };
+    Ok(JobProgram {
+        program: program_kind,
+        split_points: program.split_points,
+        task_timeout: timeout_from_secs(program.task_timeout_secs),
+    })
+}
+
+fn timeout_from_secs(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+fn builtin_from_wire(app: &v1::BuiltinApp) -> Result<Builtin, SpecError> {
+    let pattern = (!app.pattern.is_empty()).then_some(app.pattern.as_str());
+    Builtin::from_name(&app.name, pattern)
+}
+
+fn streaming_from_wire(s: v1::StreamingCommands) -> Program {
+    let optional = |c: String| (!c.is_empty()).then_some(c);
+    Program::Streaming {
+        mapper: s.mapper,
+        reducer: optional(s.reducer),
+        combiner: optional(s.combiner),
+    }
+}
+
+impl TryFrom<v1::JobSpec> for JobSpec {
+    type Error = SpecError;
+
+    /// Applies the defaults for zero fields and runs [`JobSpec::validate`].
+    fn try_from(wire: v1::JobSpec) -> Result<Self, SpecError> {
+        let program = match wire.program {
+            Some(v1::job_spec::Program::App(app)) => Program::Builtin(builtin_from_wire(&app)?),
+            Some(v1::job_spec::Program::Streaming(s)) => {
+                if s.mapper.is_empty() {
+                    return Err(SpecError::NoProgram);
+                }
+                streaming_from_wire(s)
+            }
+            None => return Err(SpecError::NoProgram),
+        };
+        let spec = JobSpec {
+            name: wire.name,
+            inputs: wire.inputs.into_iter().map(PathBuf::from).collect(),
+            output: PathBuf::from(wire.output),
+            reduce_tasks: wire.reduce_tasks,
+            program,
+            split_size: match wire.split_size {
+                0 => spec::DEFAULT_SPLIT_SIZE,
+                size => size,
+            },
+            max_attempts: match wire.max_attempts {
+                0 => spec::DEFAULT_MAX_ATTEMPTS,
+                attempts => attempts,
+            },
+            task_timeout: timeout_from_secs(wire.task_timeout_secs),
+            priority: wire.priority,
+            after: wire.after,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// A spec as weft 0.1 stored it: the bytes of its `JobSpec` wire message. Read once, when a
+/// state database of that version is migrated.
+pub fn spec_from_stored_v1(bytes: &[u8]) -> Result<JobSpec, ConvertError> {
+    let wire = v1::JobSpec::decode(bytes).map_err(|e| ConvertError::Decode {
+        what: "a stored job spec",
+        detail: e.to_string(),
+    })?;
+    Ok(JobSpec::try_from(wire)?)
+}
+
+fn state_to_wire(state: JobState) -> v1::JobState {
+    match state {
+        JobState::Waiting => v1::JobState::Waiting,
+        JobState::Queued => v1::JobState::Queued,
+        JobState::Running => v1::JobState::Running,
+        JobState::Succeeded => v1::JobState::Succeeded,
+        JobState::Failed => v1::JobState::Failed,
+        JobState::Cancelled => v1::JobState::Cancelled,
+    }
+}
+
+fn phase_to_wire(phase: Phase) -> v1::JobPhase {
+    match phase {
+        Phase::Map => v1::JobPhase::Map,
+        Phase::Reduce => v1::JobPhase::Reduce,
+        Phase::Done => v1::JobPhase::Done,
+    }
+}
+
+/// A job's status as a wire message.
+pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
+    v1::JobStatus {
+        job_id: s.id.to_string(),
+        name: s.name.clone(),
+        state: state_to_wire(s.state) as i32,
+        phase: s.phase.as_str().to_string(),
+        job_phase: phase_to_wire(s.phase) as i32,
+        maps_total: s.maps_total,
+        maps_done: s.maps_done,
+        reduces_total: s.reduces_total,
+        reduces_done: s.reduces_done,
+        failed_attempts: s.failed_attempts,
+        error: s.error.clone().unwrap_or_default(),
+        output: s.output.to_string_lossy().into_owned(),
+        priority: s.priority,
+        after: s.after.iter().map(JobId::to_string).collect(),
+        created_ms: s.created_ms,
+        ended_ms: s.ended_ms.unwrap_or(0),
+        counters: s.counters.clone().into_iter().collect(),
+        attempts: s
+            .attempts
+            .iter()
+            .map(|a| v1::AttemptInfo {
+                attempt_id: a.id,
+                kind: a.kind.name().to_string(),
+                task_index: a.task_index,
+                number: a.number,
+                worker: a.worker.clone(),
+                outcome: OutcomeKind::name_or_running(a.outcome).to_string(),
+                reason: a.reason.clone(),
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+            })
+            .collect(),
+        running_attempts: s.running_attempts,
+    }
+}
+
+/// A job's status from a wire message. An unknown state reads as running; the phase comes
+/// from `job_phase`, or from the `phase` name that older coordinators send alone.
+pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ConvertError> {
+    let state = match v1::JobState::try_from(s.state) {
+        Ok(v1::JobState::Succeeded) => JobState::Succeeded,
+        Ok(v1::JobState::Failed) => JobState::Failed,
+        Ok(v1::JobState::Cancelled) => JobState::Cancelled,
+        Ok(v1::JobState::Waiting) => JobState::Waiting,
+        Ok(v1::JobState::Queued) => JobState::Queued,
+        _ => JobState::Running,
+    };
+    let phase = match v1::JobPhase::try_from(s.job_phase) {
+        Ok(v1::JobPhase::Map) => Phase::Map,
+        Ok(v1::JobPhase::Reduce) => Phase::Reduce,
+        Ok(v1::JobPhase::Done) => Phase::Done,
+        _ => Phase::from_name(&s.phase).unwrap_or(Phase::Map),
+    };
+    let attempts = s
+        .attempts
+        .into_iter()
+        .map(attempt_from_wire)
+        .collect::<Result<_, _>>()?;
+    Ok(JobStatus {
+        id: s.job_id.parse()?,
+        name: s.name,
+        state,
+        phase,
+        maps_total: s.maps_total,
+        maps_done: s.maps_done,
+        reduces_total: s.reduces_total,
+        reduces_done: s.reduces_done,
+        failed_attempts: s.failed_attempts,
+        error: (!s.error.is_empty()).then_some(s.error),
+        output: PathBuf::from(s.output),
+        priority: s.priority,
+        after: s.after.iter().map(|a| a.parse()).collect::<Result<_, _>>()?,
+        created_ms: s.created_ms,
+        ended_ms: (s.ended_ms != 0).then_some(s.ended_ms),
+        counters: s.counters.into_iter().collect(),
+        attempts,
+        running_attempts: s.running_attempts,
+    })
+}
+
+fn attempt_from_wire(a: v1::AttemptInfo) -> Result<AttemptInfo, ConvertError> {
+    let unknown = |what, name: &str| ConvertError::UnknownName {
+        what,
+        name: name.to_string(),
+    };
+    let kind = TaskKind::from_name(&a.kind).ok_or_else(|| unknown("task kind", &a.kind))?;
+    let outcome = match a.outcome.as_str() {
+        "" | OutcomeKind::RUNNING => None,
+        name => Some(OutcomeKind::from_name(name).ok_or_else(|| unknown("attempt outcome", name))?),
+    };
+    Ok(AttemptInfo {
+        id: a.attempt_id,
+        kind,
+        task_index: a.task_index,
+        number: a.number,
+        worker: a.worker,
+        outcome,
+        reason: a.reason,
+        started_ms: a.started_ms,
+        ended_ms: a.ended_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_specs_survive_the_wire_and_the_old_store() {
+        let spec = JobSpec {
+            name: "count".into(),
+            inputs: vec!["/data/a".into(), "/data/b".into()],
+            output: "/out".into(),
+            reduce_tasks: 3,
+            program: Program::Streaming {
+                mapper: "tr ' ' '\\n'".into(),
+                reducer: Some("uniq -c".into()),
+                combiner: None,
+            },
+            split_size: 1000,
+            max_attempts: 2,
+            task_timeout: Some(Duration::from_secs(30)),
+            priority: 5,
+            after: vec!["job-000001".into()],
+        };
+        let wire = v1::JobSpec::from(&spec);
+        assert_eq!(spec_from_stored_v1(&wire.encode_to_vec()), Ok(spec.clone()));
+        assert_eq!(JobSpec::try_from(wire), Ok(spec));
+        assert!(matches!(
+            spec_from_stored_v1(b"\xff\xff"),
+            Err(ConvertError::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn statuses_survive_the_wire() {
+        let status = JobStatus {
+            id: JobId::new(1),
+            name: "wc".into(),
+            state: JobState::Failed,
+            phase: Phase::Done,
+            maps_total: 3,
+            maps_done: 2,
+            reduces_total: 1,
+            reduces_done: 0,
+            failed_attempts: 4,
+            error: Some("boom".into()),
+            output: "/out".into(),
+            priority: -1,
+            after: vec![JobId::new(0)],
+            created_ms: 1,
+            ended_ms: Some(2),
+            counters: [("g:n".to_string(), 3)].into(),
+            attempts: vec![
+                AttemptInfo {
+                    id: 9,
+                    kind: TaskKind::Map,
+                    task_index: 0,
+                    number: 1,
+                    worker: "w:1".into(),
+                    outcome: Some(OutcomeKind::TimedOut),
+                    reason: "timed out after 3 s".into(),
+                    started_ms: 1,
+                    ended_ms: 2,
+                },
+                AttemptInfo {
+                    id: 10,
+                    kind: TaskKind::Reduce,
+                    task_index: 0,
+                    number: 1,
+                    worker: String::new(),
+                    outcome: None,
+                    reason: String::new(),
+                    started_ms: 3,
+                    ended_ms: 0,
+                },
+            ],
+            running_attempts: 0,
+        };
+        let wire = status_to_wire(&status);
+        assert_eq!(
+            (wire.phase.as_str(), wire.attempts[1].outcome.as_str()),
+            ("done", "running")
+        );
+        assert_eq!(status_from_wire(wire), Ok(status));
+    }
+
+    #[test]
+    fn an_older_coordinator_s_phase_name_is_read() {
+        let mut wire = status_to_wire(&JobStatus {
+            id: JobId::new(3),
+            name: String::new(),
+            state: JobState::Running,
+            phase: Phase::Reduce,
+            maps_total: 0,
+            maps_done: 0,
+            reduces_total: 0,
+            reduces_done: 0,
+            failed_attempts: 0,
+            error: None,
+            output: PathBuf::new(),
+            priority: 0,
+            after: vec![],
+            created_ms: 0,
+            ended_ms: None,
+            counters: Default::default(),
+            attempts: vec![],
+            running_attempts: 0,
+        });
+        wire.job_phase = 0;
+        assert_eq!(status_from_wire(wire).unwrap().phase, Phase::Reduce);
+    }
+
+    #[test]
+    fn unknown_apps_and_malformed_statuses_are_refused() {
+        let wire = v1::JobSpec {
+            inputs: vec!["a".into()],
+            output: "o".into(),
+            program: Some(v1::job_spec::Program::App(v1::BuiltinApp {
+                name: "nope".into(),
+                pattern: String::new(),
+            })),
+            ..Default::default()
+        };
+        assert_eq!(JobSpec::try_from(wire), Err(SpecError::UnknownApp("nope".into())));
+        let bad_id = v1::JobStatus {
+            job_id: "nope".into(),
+            ..Default::default()
+        };
+        assert!(matches!(status_from_wire(bad_id), Err(ConvertError::BadId(_))));
+    }
+}

@@ -1,0 +1,472 @@
+//! The worker session on the wire: registration, credit, reports and drain one way;
+//! welcome, assignments, cancellations and forgotten jobs the other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::messages::{FromWorker, HeldOutput, Registration, ToWorker};
+use weft_core::outcome::{AttemptOutcome, Report, Success};
+use weft_core::split::Split;
+use weft_core::work::{Assignment, BatchId, Handler, MapLocation, MapWork, QueueTask, ReduceWork, TaskId, Work};
+
+use super::{program_from_wire, program_to_wire, ConvertError};
+use crate::v1::{self, assignment, attempt_report::Outcome, coordinator_message, worker_message};
+
+fn path_to_wire(path: PathBuf) -> String {
+    path.into_os_string()
+        .into_string()
+        .unwrap_or_else(|path| path.to_string_lossy().into_owned())
+}
+
+fn optional_path(path: String) -> Option<PathBuf> {
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+impl From<Assignment> for v1::Assignment {
+    fn from(a: Assignment) -> Self {
+        let owner = match a.task {
+            TaskId::Map(job, _) | TaskId::Reduce(job, _) => job.to_string(),
+            TaskId::Queue(batch, _) => batch.to_string(),
+        };
+        let work = match a.work {
+            Work::Map(m) => assignment::Work::Map(v1::MapWork {
+                program: Some(program_to_wire(&m.program)),
+                file: path_to_wire(m.split.file),
+                start: m.split.start,
+                length: m.split.length,
+                reduce_tasks: m.reduce_tasks,
+                output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
+            }),
+            Work::Reduce(r) => assignment::Work::Reduce(v1::ReduceWork {
+                program: Some(program_to_wire(&r.program)),
+                partition: a.task.index(),
+                maps: r
+                    .maps
+                    .into_iter()
+                    .map(|m| v1::MapLocation {
+                        map_task: m.task,
+                        map_attempt: m.attempt,
+                        shuffle_address: m.shuffle_address,
+                    })
+                    .collect(),
+                output_file: path_to_wire(r.output_file),
+            }),
+            Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
+                handler: q.handler.name().to_string(),
+                payload: q.payload,
+            }),
+        };
+        v1::Assignment {
+            attempt_id: a.attempt,
+            job_id: owner,
+            task_index: a.task.index(),
+            attempt_number: a.number,
+            work: Some(work),
+        }
+    }
+}
+
+impl TryFrom<v1::Assignment> for Assignment {
+    type Error = ConvertError;
+
+    fn try_from(a: v1::Assignment) -> Result<Self, ConvertError> {
+        let program = |p: Option<v1::Program>| -> Result<_, ConvertError> {
+            Ok(Arc::new(program_from_wire(p.ok_or(ConvertError::Missing("program"))?)?))
+        };
+        let (task, work) = match a.work.ok_or(ConvertError::Missing("work"))? {
+            assignment::Work::Map(m) => {
+                let work = MapWork {
+                    program: program(m.program)?,
+                    split: Split {
+                        file: PathBuf::from(m.file),
+                        start: m.start,
+                        length: m.length,
+                    },
+                    reduce_tasks: m.reduce_tasks,
+                    output_file: optional_path(m.output_file),
+                };
+                (TaskId::Map(a.job_id.parse()?, a.task_index), Work::Map(work))
+            }
+            assignment::Work::Reduce(r) => {
+                let maps = r
+                    .maps
+                    .into_iter()
+                    .map(|m| MapLocation {
+                        task: m.map_task,
+                        attempt: m.map_attempt,
+                        shuffle_address: m.shuffle_address,
+                    })
+                    .collect();
+                let work = ReduceWork {
+                    program: program(r.program)?,
+                    maps,
+                    output_file: PathBuf::from(r.output_file),
+                };
+                (TaskId::Reduce(a.job_id.parse()?, r.partition), Work::Reduce(work))
+            }
+            assignment::Work::Queue(q) => {
+                let handler = Handler::from_name(&q.handler).map_err(|source| ConvertError::Handler {
+                    index: a.task_index as usize,
+                    source,
+                })?;
+                // Coordinators before batch ids sent none.
+                let batch = match a.job_id.as_str() {
+                    "" => BatchId::new(0),
+                    id => id.parse()?,
+                };
+                let task = QueueTask {
+                    handler,
+                    payload: q.payload,
+                };
+                (TaskId::Queue(batch, a.task_index), Work::Queue(task))
+            }
+        };
+        Ok(Assignment {
+            attempt: a.attempt_id,
+            number: a.attempt_number,
+            task,
+            work,
+        })
+    }
+}
+
+impl From<Report> for v1::AttemptReport {
+    fn from(report: Report) -> Self {
+        let outcome = match report.outcome {
+            AttemptOutcome::Succeeded(Success::MapOutput {
+                partition_bytes,
+                records,
+            }) => Outcome::MapDone(v1::MapDone {
+                output_file: String::new(),
+                partition_bytes,
+                output_records: records,
+            }),
+            AttemptOutcome::Succeeded(Success::Part { records }) => Outcome::ReduceDone(v1::ReduceDone {
+                output_file: String::new(),
+                output_records: records,
+            }),
+            AttemptOutcome::Succeeded(Success::Queue(output)) => Outcome::QueueOutput(output),
+            AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => Outcome::Failed(reason),
+            AttemptOutcome::TimedOut(after) => Outcome::TimedOut(v1::TimedOut {
+                after_ms: after.as_millis() as u64,
+            }),
+            AttemptOutcome::FetchFailed { map_attempts, reason } => {
+                Outcome::FetchFailed(v1::FetchFailed { map_attempts, reason })
+            }
+            AttemptOutcome::HandedBack | AttemptOutcome::Cancelled => Outcome::HandedBack(v1::HandedBack {}),
+        };
+        v1::AttemptReport {
+            attempt_id: report.attempt,
+            counters: report.counters.into_iter().collect(),
+            outcome: Some(outcome),
+        }
+    }
+}
+
+impl From<v1::AttemptReport> for Report {
+    fn from(report: v1::AttemptReport) -> Self {
+        let outcome = match report.outcome {
+            // Older workers name a map-only job's part file in MapDone.
+            Some(Outcome::MapDone(done)) if !done.output_file.is_empty() => AttemptOutcome::Succeeded(Success::Part {
+                records: done.output_records,
+            }),
+            Some(Outcome::MapDone(done)) => AttemptOutcome::Succeeded(Success::MapOutput {
+                partition_bytes: done.partition_bytes,
+                records: done.output_records,
+            }),
+            Some(Outcome::ReduceDone(done)) => AttemptOutcome::Succeeded(Success::Part {
+                records: done.output_records,
+            }),
+            Some(Outcome::QueueOutput(output)) => AttemptOutcome::Succeeded(Success::Queue(output)),
+            Some(Outcome::Failed(reason)) => AttemptOutcome::Failed(reason),
+            Some(Outcome::TimedOut(t)) => AttemptOutcome::TimedOut(Duration::from_millis(t.after_ms)),
+            Some(Outcome::FetchFailed(f)) => AttemptOutcome::FetchFailed {
+                map_attempts: f.map_attempts,
+                reason: f.reason,
+            },
+            Some(Outcome::HandedBack(_)) => AttemptOutcome::HandedBack,
+            None => AttemptOutcome::Failed("the worker sent an empty report".to_string()),
+        };
+        Report {
+            attempt: report.attempt_id,
+            outcome,
+            counters: report.counters.into_iter().collect(),
+        }
+    }
+}
+
+impl From<FromWorker> for v1::WorkerMessage {
+    fn from(message: FromWorker) -> Self {
+        use worker_message::Kind;
+        let kind = match message {
+            FromWorker::Register(r) => Kind::Register(v1::Register {
+                shuffle_address: r.shuffle_address,
+                slots: r.slots,
+                hostname: r.hostname,
+                held: r
+                    .held
+                    .into_iter()
+                    .map(|h| v1::HeldOutput {
+                        job_id: h.job.to_string(),
+                        map_attempt: h.attempt,
+                        map_task: h.task,
+                    })
+                    .collect(),
+            }),
+            FromWorker::Credit(slots) => Kind::Credit(slots),
+            FromWorker::Heartbeat => Kind::Heartbeat(v1::Heartbeat {}),
+            FromWorker::Reports { reports, credit } => Kind::Reports(v1::Reports {
+                reports: reports.into_iter().map(Into::into).collect(),
+                credit,
+            }),
+            FromWorker::Drain => Kind::Drain(v1::Drain {}),
+        };
+        v1::WorkerMessage { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<v1::WorkerMessage> for FromWorker {
+    type Error = ConvertError;
+
+    fn try_from(message: v1::WorkerMessage) -> Result<Self, ConvertError> {
+        use worker_message::Kind;
+        Ok(match message.kind.ok_or(ConvertError::Missing("kind"))? {
+            Kind::Register(r) => {
+                let held = r
+                    .held
+                    .into_iter()
+                    .map(|h| {
+                        Ok(HeldOutput {
+                            job: h.job_id.parse()?,
+                            task: h.map_task,
+                            attempt: h.map_attempt,
+                        })
+                    })
+                    .collect::<Result<_, ConvertError>>()?;
+                FromWorker::Register(Registration {
+                    shuffle_address: r.shuffle_address,
+                    slots: r.slots,
+                    hostname: r.hostname,
+                    held,
+                })
+            }
+            Kind::Credit(slots) => FromWorker::Credit(slots),
+            Kind::Heartbeat(_) => FromWorker::Heartbeat,
+            Kind::Reports(r) => FromWorker::Reports {
+                reports: r.reports.into_iter().map(Into::into).collect(),
+                credit: r.credit,
+            },
+            Kind::Drain(_) => FromWorker::Drain,
+        })
+    }
+}
+
+impl From<ToWorker> for v1::CoordinatorMessage {
+    fn from(message: ToWorker) -> Self {
+        use coordinator_message::Kind;
+        let kind = match message {
+            ToWorker::Welcome {
+                worker,
+                heartbeat_interval,
+            } => Kind::Welcome(v1::Welcome {
+                worker_id: worker,
+                heartbeat_interval_ms: heartbeat_interval.as_millis() as u64,
+            }),
+            ToWorker::Assign(assignments) => Kind::Assignments(v1::Assignments {
+                assignments: assignments.into_iter().map(Into::into).collect(),
+            }),
+            ToWorker::Cancel(attempt_ids) => Kind::Cancel(v1::AttemptIds { attempt_ids }),
+            ToWorker::Forget(jobs) => Kind::Forget(v1::JobIds {
+                job_ids: jobs.iter().map(ToString::to_string).collect(),
+            }),
+        };
+        v1::CoordinatorMessage { kind: Some(kind) }
+    }
+}
+
+/// A coordinator message as the worker takes it in: assignments that do not convert come
+/// back apart, with why, so that the worker can report them failed rather than drop them.
+pub enum Received {
+    /// A message.
+    Message(ToWorker),
+    /// Assignments, and those among them that are malformed.
+    Assignments {
+        /// The ones that converted.
+        good: Vec<Assignment>,
+        /// Attempt id and reason of the others.
+        bad: Vec<(u64, ConvertError)>,
+    },
+}
+
+impl TryFrom<v1::CoordinatorMessage> for Received {
+    type Error = ConvertError;
+
+    fn try_from(message: v1::CoordinatorMessage) -> Result<Self, ConvertError> {
+        use coordinator_message::Kind;
+        Ok(match message.kind.ok_or(ConvertError::Missing("kind"))? {
+            Kind::Welcome(w) => Received::Message(ToWorker::Welcome {
+                worker: w.worker_id,
+                heartbeat_interval: Duration::from_millis(w.heartbeat_interval_ms),
+            }),
+            Kind::Assignments(batch) => {
+                let (mut good, mut bad) = (Vec::with_capacity(batch.assignments.len()), Vec::new());
+                for wire in batch.assignments {
+                    let attempt = wire.attempt_id;
+                    match Assignment::try_from(wire) {
+                        Ok(a) => good.push(a),
+                        Err(e) => bad.push((attempt, e)),
+                    }
+                }
+                Received::Assignments { good, bad }
+            }
+            Kind::Cancel(ids) => Received::Message(ToWorker::Cancel(ids.attempt_ids)),
+            Kind::Forget(jobs) => Received::Message(ToWorker::Forget(
+                jobs.job_ids.iter().map(|j| j.parse()).collect::<Result<_, _>>()?,
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::spec::{Builtin, Program};
+    use weft_core::work::{JobId, JobProgram};
+
+    use super::*;
+
+    fn program() -> Arc<JobProgram> {
+        Arc::new(JobProgram {
+            program: Program::Builtin(Builtin::Sort),
+            split_points: vec![b"m".to_vec()],
+            task_timeout: Some(Duration::from_secs(9)),
+        })
+    }
+
+    fn round_trip(a: Assignment) {
+        let Received::Assignments { good, bad } =
+            Received::try_from(v1::CoordinatorMessage::from(ToWorker::Assign(vec![a.clone()]))).unwrap()
+        else {
+            panic!("assignments arrive as assignments")
+        };
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(good, vec![a]);
+    }
+
+    #[test]
+    fn assignments_survive_the_wire() {
+        let job = JobId::new(4);
+        round_trip(Assignment {
+            attempt: 7,
+            number: 2,
+            task: TaskId::Map(job, 3),
+            work: Work::Map(MapWork {
+                program: program(),
+                split: Split {
+                    file: "/in/a".into(),
+                    start: 10,
+                    length: 20,
+                },
+                reduce_tasks: 0,
+                output_file: Some("/out/.weft-tmp/part-00003.attempt-7".into()),
+            }),
+        });
+        round_trip(Assignment {
+            attempt: 8,
+            number: 1,
+            task: TaskId::Reduce(job, 1),
+            work: Work::Reduce(ReduceWork {
+                program: program(),
+                maps: vec![MapLocation {
+                    task: 0,
+                    attempt: 7,
+                    shuffle_address: "w:1".into(),
+                }],
+                output_file: "/out/.weft-tmp/part-00001.attempt-8".into(),
+            }),
+        });
+        round_trip(Assignment {
+            attempt: 9,
+            number: 1,
+            task: TaskId::Queue(BatchId::new(2), 5),
+            work: Work::Queue(QueueTask {
+                handler: Handler::Echo,
+                payload: b"hi".to_vec(),
+            }),
+        });
+    }
+
+    #[test]
+    fn a_malformed_assignment_is_kept_apart_with_its_reason() {
+        let message = v1::CoordinatorMessage {
+            kind: Some(coordinator_message::Kind::Assignments(v1::Assignments {
+                assignments: vec![v1::Assignment {
+                    attempt_id: 3,
+                    work: Some(assignment::Work::Queue(v1::QueueTask {
+                        handler: "teleport".into(),
+                        payload: vec![],
+                    })),
+                    ..Default::default()
+                }],
+            })),
+        };
+        let Ok(Received::Assignments { good, bad }) = Received::try_from(message) else {
+            panic!()
+        };
+        assert!(good.is_empty());
+        assert_eq!(bad[0].0, 3);
+        assert!(bad[0].1.to_string().contains("teleport"));
+    }
+
+    #[test]
+    fn reports_and_session_messages_survive_the_wire() {
+        let reports = vec![
+            Report {
+                attempt: 1,
+                outcome: AttemptOutcome::Succeeded(Success::MapOutput {
+                    partition_bytes: vec![1, 2],
+                    records: 3,
+                }),
+                counters: [("weft:x".to_string(), 4)].into(),
+            },
+            Report {
+                attempt: 2,
+                outcome: AttemptOutcome::TimedOut(Duration::from_secs(3)),
+                counters: Default::default(),
+            },
+            Report {
+                attempt: 3,
+                outcome: AttemptOutcome::FetchFailed {
+                    map_attempts: vec![1],
+                    reason: "gone".into(),
+                },
+                counters: Default::default(),
+            },
+        ];
+        let messages = [
+            FromWorker::Register(Registration {
+                shuffle_address: "w:1".into(),
+                slots: 2,
+                hostname: "h".into(),
+                held: vec![HeldOutput {
+                    job: JobId::new(1),
+                    task: 2,
+                    attempt: 3,
+                }],
+            }),
+            FromWorker::Reports { reports, credit: 2 },
+            FromWorker::Drain,
+        ];
+        for message in messages {
+            assert_eq!(
+                FromWorker::try_from(v1::WorkerMessage::from(message.clone())),
+                Ok(message)
+            );
+        }
+        let forget = ToWorker::Forget(vec![JobId::new(5)]);
+        let Ok(Received::Message(back)) = Received::try_from(v1::CoordinatorMessage::from(forget.clone())) else {
+            panic!()
+        };
+        assert_eq!(back, forget);
+    }
+}
