@@ -5,8 +5,8 @@
 //! - [`service`]: the client API (submit, watch, run task batches), a gRPC edge;
 //! - [`plan`]: submit-time checks, splits, the sort app's sample;
 //! - [`store`]: the durable state, behind the [`StateStore`](store::StateStore) trait;
-//! - [`jobs`]: the job queue (admission, dependencies, recovery) and the one place a job
-//!   changes state;
+//! - [`jobs`]: the job queue (admission by dependencies and priority, recovery) and the
+//!   one place a job changes state;
 //! - [`job`]: one job's driver, each phase a `DeferredList` of [`task`] futures;
 //! - [`task`]: one task's attempts, retries and straggler backups;
 //! - [`cluster`]: workers, leases, and [`dispatch`](cluster::Owner) of

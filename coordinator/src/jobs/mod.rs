@@ -1,14 +1,14 @@
 //! Every job from its durable submission to its end: submit, follow, list and cancel.
 //!
 //! - [`registry`]: the jobs this coordinator knows, and the one place a job changes state;
-//! - [`admission`]: the job queue (dependencies, priorities, `--max-running-jobs`) and the
+//! - [`queue`]: the job queue (dependencies, priorities, `--max-running-jobs`) and the
 //!   drivers it starts;
 //! - [`recovery`]: the unfinished jobs a restarted coordinator takes back.
 //!
 //! No lock is held across a call that takes it again, across a store read, or across an
 //! `.await`.
 
-mod admission;
+mod queue;
 mod recovery;
 mod registry;
 
@@ -83,7 +83,8 @@ impl Jobs {
     /// directory behind nor a durable job the queue does not know.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, SubmitError> {
         let jobs = self.clone();
-        tokio::spawn(async move { jobs.admit(spec).await })
+        self.drivers
+            .spawn(async move { jobs.admit(spec).await })
             .await
             .expect("admitting a job does not panic")
     }
@@ -239,7 +240,7 @@ impl Jobs {
         self.lock().jobs.get(&id).is_some_and(|e| !e.state().is_final())
     }
 
-    /// Waits for every job driver to stop (after shutdown was cancelled).
+    /// Waits for every job driver and admission to stop (after shutdown was cancelled).
     pub async fn stopped(&self) {
         self.drivers.close();
         self.drivers.wait().await;
