@@ -47,6 +47,14 @@ pub struct JobArgs {
     /// A name for the job.
     #[arg(long, default_value = "")]
     pub name: String,
+    /// Permission bits of the part files, in octal (less the workers' umask).
+    #[arg(long, default_value = "0640", value_name = "MODE", value_parser = parse_mode)]
+    pub output_mode: u32,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{text:?} is not an octal mode like 0640"))
 }
 
 impl JobArgs {
@@ -79,6 +87,7 @@ impl JobArgs {
             task_timeout: self.task_timeout.map(Duration::from_secs),
             priority: 0,
             after: Vec::new(),
+            output_mode: self.output_mode,
         };
         spec.validate()?;
         Ok(spec)

@@ -39,6 +39,8 @@ enum Command {
     Cancel(cancel::Args),
     /// Check that a coordinator (or, with --worker, a worker) serves: exit 0 if so, 1 if not.
     Health(health::Args),
+    /// Make a CA, the coordinator's and workers' certificates and client tokens.
+    Certs(certs::Args),
     /// Write sample text (Zipf-distributed words, seeded) to try weft on.
     GenerateText(generate_text::Args),
     /// Run a job on this machine, with an embedded coordinator and workers.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             Command::Wait(args) => wait::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
             Command::Health(args) => health::run(args).await,
+            Command::Certs(args) => certs::run(args),
             Command::GenerateText(args) => generate_text::run(args),
             Command::Run(args) => run::run(args).await,
         }

@@ -1,8 +1,15 @@
-//! The connection to a coordinator.
+//! The connection to a coordinator: TLS when the URL is `https://`, and the caller's token
+//! on every request.
 
 use std::time::Duration;
 
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsMaterial};
+use weft_auth::tokens::Token;
 use weft_core::spec::JobSpec;
 use weft_core::status::JobStatus;
 use weft_proto::convert::status_from_wire;
@@ -12,19 +19,68 @@ use crate::error::ClientError;
 use crate::job::JobHandle;
 use crate::tasks::{start_batch, Task, TaskResult};
 
+/// How a client proves who it is: the cluster's CA (for `https://` URLs) and its token.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The cluster's CA (and, for a worker, its certificate).
+    pub tls: Option<TlsMaterial>,
+    /// The bearer token, sent with every request.
+    pub token: Option<Token>,
+}
+
+/// Adds `authorization: Bearer TOKEN` to every request.
+#[derive(Clone)]
+pub(crate) struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Messages up to this size are sent and accepted (task batches go in as many as they need).
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// A connection to a coordinator; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) jobs: JobServiceClient<Channel>,
+    pub(crate) jobs: JobServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl Client {
-    /// Connects to the coordinator at `url` (like `http://127.0.0.1:7070`).
+    /// Connects to the coordinator at `url` (like `http://127.0.0.1:7070`) without
+    /// credentials: for a coordinator on loopback that asks for none.
     pub async fn connect(url: &str) -> Result<Self, ClientError> {
-        let channel = connect_channel(url, Duration::from_secs(5), |e| e).await?;
-        let jobs = JobServiceClient::new(channel)
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
+        Self::connect_with(url, &Credentials::default()).await
+    }
+
+    /// Connects to the coordinator at `url` with `credentials`: `https://` speaks TLS with
+    /// their CA (and fails without one), and their token goes with every request.
+    pub async fn connect_with(url: &str, credentials: &Credentials) -> Result<Self, ClientError> {
+        let channel = connect_channel(
+            url,
+            credentials.tls.as_ref(),
+            PeerRole::Coordinator,
+            Duration::from_secs(5),
+        )
+        .await?;
+        let bearer = match &credentials.token {
+            Some(token) => Some(
+                format!("Bearer {}", token.secret())
+                    .parse()
+                    .map_err(|_| ClientError::Connect {
+                        url: url.to_string(),
+                        reason: "the token holds characters a header cannot carry".into(),
+                    })?,
+            ),
+            None => None,
+        };
+        let jobs = JobServiceClient::with_interceptor(channel, Bearer(bearer))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self { jobs })
     }
 
@@ -83,22 +139,24 @@ pub(crate) fn job_ref(id: &str) -> v1::JobRef {
     v1::JobRef { job_id: id.to_string() }
 }
 
-/// A connection to the server at `url`; `configure` adds settings to the endpoint. Failures
-/// are [`ClientError::Connect`], with the causes spelled out.
+/// A connection to a server of `role` at `url`, TLS or not as its scheme says. Failures are
+/// [`ClientError::Connect`], with the causes spelled out.
 pub(crate) async fn connect_channel(
     url: &str,
-    connect_timeout: Duration,
-    configure: impl FnOnce(Endpoint) -> Endpoint,
+    tls: Option<&TlsMaterial>,
+    role: PeerRole,
+    timeout: Duration,
 ) -> Result<Channel, ClientError> {
+    install_crypto();
     let error = |reason: String| ClientError::Connect {
         url: url.to_string(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(url.to_string())
+    let endpoint: Endpoint = endpoint(url, tls, role)
         .map_err(|e| error(e.to_string()))?
-        .connect_timeout(connect_timeout)
+        .connect_timeout(timeout)
         .tcp_nodelay(true);
-    configure(endpoint)
+    endpoint
         .connect()
         .await
         .map_err(|e| error(format!("{e} ({})", source_chain(&e))))

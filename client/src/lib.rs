@@ -49,11 +49,13 @@ mod health;
 mod job;
 mod tasks;
 
-pub use client::Client;
+pub use client::{Client, Credentials};
 pub use error::ClientError;
 pub use health::check_health;
 pub use job::JobHandle;
 pub use tasks::{Task, TaskResult};
+pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
+pub use weft_auth::tokens::Token;
 pub use weft_core::deferred::{DeferredList, Fired};
 pub use weft_core::spec::{Builtin, JobSpec, Program};
 pub use weft_core::status::{JobState, JobStatus, Phase};

@@ -22,15 +22,16 @@ const RESULTS_PER_MESSAGE: usize = 4096;
 /// task futures, so that a million queued tasks cost little memory.
 pub const IN_FLIGHT_PER_BATCH: usize = 1 << 16;
 
-/// Runs every task of `batch`; the stream yields results, in chunks, as tasks finish.
+/// Runs every task of `batch` for `identity` (numbered by the cluster); the stream yields
+/// results, in chunks, as tasks finish.
 /// Dropping the stream cancels the tasks still running.
 ///
 /// The tasks run in a task of their own, not as the client reads: a client slow to read
 /// results (or one busy with other work) must not hold back dispatch; results wait for it
 /// in the coordinator.
-pub fn run_batch(cluster: Arc<Cluster>, batch: Batch) -> impl Stream<Item = Vec<QueueResult>> {
+pub fn run_batch(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Stream<Item = Vec<QueueResult>> {
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let mut results = batch_results(cluster, batch);
+    let mut results = batch_results(cluster, batch, identity);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -64,10 +65,10 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: Batch) -> impl Stream<Item = Vec<
     })
 }
 
-fn batch_results(cluster: Arc<Cluster>, batch: Batch) -> impl Stream<Item = Vec<QueueResult>> {
+fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Stream<Item = Vec<QueueResult>> {
     static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
     let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
-    let owner = Owner::batch(id);
+    let owner = Owner::batch(id, identity);
     let max_attempts = batch.max_attempts;
     tracing::debug!(batch = %id, tasks = batch.tasks.len(), "batch accepted");
     let stats = Arc::new(PhaseStats::default());
@@ -207,7 +208,7 @@ mod tests {
     async fn a_large_batch_is_dispatched_a_window_at_a_time_and_every_result_returns() {
         let cluster = cluster();
         let total = IN_FLIGHT_PER_BATCH + 1000;
-        let mut results = Box::pin(run_batch(cluster.clone(), echo_batch(total)));
+        let mut results = Box::pin(run_batch(cluster.clone(), echo_batch(total), 0));
         wait_until("a window is queued", || cluster.waiting() == IN_FLIGHT_PER_BATCH).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cluster.waiting(), IN_FLIGHT_PER_BATCH, "no more than a window");
@@ -230,7 +231,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_results_cancels_the_batch() {
         let cluster = cluster();
-        let results = run_batch(cluster.clone(), echo_batch(100));
+        let results = run_batch(cluster.clone(), echo_batch(100), 0);
         wait_until("the batch is queued", || cluster.waiting() == 100).await;
         drop(results);
         wait_until("the batch is cancelled", || cluster.waiting() == 0).await;

@@ -6,11 +6,14 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use weft_core::work::AttemptId;
 
 const TEMP_DIR: &str = ".weft-tmp";
+/// Output directories are the owner's and its group's: not listed to others.
+const DIR_MODE: u32 = 0o750;
 /// The marker written when every part is complete.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
@@ -72,11 +75,15 @@ impl OutputDir {
             path: root.clone(),
             source,
         };
-        fs::create_dir_all(&root).map_err(unusable)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&root)
+            .map_err(unusable)?;
         if fs::read_dir(&root).map_err(unusable)?.next().is_some() {
             return Err(OutputError::NotEmpty(root));
         }
-        match fs::create_dir(root.join(TEMP_DIR)) {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(root.join(TEMP_DIR)) {
             Ok(()) => Ok(OutputClaim {
                 dir: Some(Self { root }),
             }),
@@ -109,10 +116,15 @@ impl OutputDir {
         fs::rename(self.temp_part(part, attempt), self.root.join(part_name(part)))
     }
 
-    /// Writes `_SUCCESS` and removes the temporary directory.
-    pub fn succeed(&self) -> io::Result<()> {
+    /// Writes `_SUCCESS` (with the parts' `mode`) and removes the temporary directory.
+    pub fn succeed(&self, mode: u32) -> io::Result<()> {
         let _ = fs::remove_dir_all(self.root.join(TEMP_DIR));
-        let marker = fs::File::create(self.root.join(SUCCESS_MARKER))?;
+        let marker = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(self.root.join(SUCCESS_MARKER))?;
         marker.sync_all()
     }
 
@@ -153,7 +165,7 @@ mod tests {
         fs::write(out.temp_part(0, 8), "loser").unwrap();
         out.commit_part(0, 7).unwrap();
         assert!(!out.root().join(SUCCESS_MARKER).exists());
-        out.succeed().unwrap();
+        out.succeed(0o640).unwrap();
         let mut names: Vec<_> = fs::read_dir(out.root())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

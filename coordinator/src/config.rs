@@ -1,8 +1,11 @@
-//! The coordinator's configuration, in one place.
+//! The coordinator's configuration, in one place: where it serves, how it schedules, how it
+//! is secured, and its limits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use weft_auth::tls::TlsFiles;
 
 use crate::task::BackupPolicy;
 
@@ -22,10 +25,62 @@ pub struct CoordinatorConfig {
     /// How long a restarted coordinator waits for workers to announce the map output they
     /// hold before it runs those maps again.
     pub recovery_grace: Duration,
+    /// Who may reach it and what they may touch.
+    pub security: Security,
+    /// How much any one request, job or identity may ask for.
+    pub limits: Limits,
+}
+
+/// Who may reach the coordinator, and which paths jobs may read and write.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Its TLS identity and the cluster's CA; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// The token book; `None`: every caller may do anything (loopback, or `--insecure`).
+    pub tokens: Option<PathBuf>,
+    /// Serve on a network address without TLS or tokens anyway.
+    pub insecure: bool,
+    /// Inputs and outputs must resolve inside one of these; empty: any path.
+    pub data_roots: Vec<PathBuf>,
+}
+
+/// Limits on what a request, a job or an identity may ask for.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest message decoded or sent (task batches stream in as many messages as
+    /// they need).
+    pub max_message_bytes: usize,
+    /// Tasks in one batch.
+    pub max_batch_tasks: usize,
+    /// Splits (map tasks) of one job.
+    pub max_splits: usize,
+    /// Reduce tasks of one job.
+    pub max_reduce_tasks: u32,
+    /// Jobs one identity may have waiting, queued or running.
+    pub max_unfinished_jobs: usize,
+    /// Concurrent requests on one connection.
+    pub max_streams_per_connection: u32,
+    /// A request that has not been answered by then is cancelled (streams, once started,
+    /// run on).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16 << 20,
+            max_batch_tasks: 1_000_000,
+            max_splits: 100_000,
+            max_reduce_tasks: weft_core::spec::MAX_REDUCE_TASKS,
+            max_unfinished_jobs: 10_000,
+            max_streams_per_connection: 1024,
+            request_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl CoordinatorConfig {
-    /// The defaults: lease 10 s, backups past 2× the median and 10 s.
+    /// The defaults: lease 10 s, backups past 2× the median and 10 s, no TLS or tokens.
     pub fn new(listen: SocketAddr, state_dir: PathBuf) -> Self {
         Self {
             listen,
@@ -34,6 +89,8 @@ impl CoordinatorConfig {
             backup: BackupPolicy::default(),
             max_running_jobs: 0,
             recovery_grace: Duration::from_secs(5),
+            security: Security::default(),
+            limits: Limits::default(),
         }
     }
 

@@ -28,6 +28,21 @@ pub enum CoordinatorError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The listener's address cannot be read.
+    #[error("cannot read the listener's address: {0}")]
+    Listen(std::io::Error),
+    /// It would serve on the network unsecured.
+    #[error(transparent)]
+    Exposed(#[from] weft_auth::listen::Exposed),
+    /// Its TLS material cannot be used.
+    #[error(transparent)]
+    Tls(#[from] weft_auth::tls::TlsError),
+    /// Its token book cannot be read.
+    #[error(transparent)]
+    Tokens(#[from] weft_auth::tokens::BookError),
+    /// A data root cannot be used.
+    #[error("{0}")]
+    DataRoots(std::io::Error),
 }
 
 impl From<PlanError> for Status {
@@ -43,6 +58,8 @@ impl From<PlanError> for Status {
             PlanError::Output(OutputError::NotEmpty(_)) => Code::AlreadyExists,
             PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
             PlanError::UnknownDependency(_) => Code::NotFound,
+            PlanError::Outside(_) => Code::PermissionDenied,
+            PlanError::TooManySplits { .. } => Code::InvalidArgument,
         };
         Status::new(code, e.to_string())
     }
@@ -64,6 +81,7 @@ impl From<SubmitError> for Status {
         match e {
             SubmitError::Plan(e) => e.into(),
             SubmitError::Store(e) => e.into(),
+            SubmitError::TooManyJobs { .. } => Status::resource_exhausted(e.to_string()),
         }
     }
 }

@@ -19,6 +19,7 @@
 //! `weft_core::status`; wire messages become domain types only in `service`, `session` and
 //! `server`, through `weft_proto::convert`.
 
+pub mod auth;
 pub mod batch;
 pub mod cluster;
 pub mod commit;

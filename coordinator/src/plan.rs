@@ -8,6 +8,8 @@ use weft_core::partition::choose_split_points;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_splits, InputError, Split, SplitLines};
 
+use weft_auth::paths::{DataRoots, Outside};
+
 use crate::commit::{OutputClaim, OutputDir, OutputError};
 
 /// Keys sampled for the sort app's split points.
@@ -48,15 +50,34 @@ pub enum PlanError {
     /// The output directory cannot be used.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// `--after` names a job that does not exist.
+    /// `--after` names a job that does not exist (or is not the submitter's).
     #[error("--after names job {0:?}, which this coordinator does not know")]
     UnknownDependency(String),
+    /// An input or the output is outside the data roots.
+    #[error(transparent)]
+    Outside(#[from] Outside),
+    /// The inputs make more splits than a job may have.
+    #[error(
+        "the inputs make {splits} splits, more than a job may have here ({max}, --max-splits): raise --split-size"
+    )]
+    TooManySplits {
+        /// How many.
+        splits: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
-/// Checks `spec` against the filesystem and claims its output directory. Inputs that are
-/// in `produced_later` (outputs of the jobs it runs after) need not exist yet.
-pub fn check(spec: &JobSpec, produced_later: &[PathBuf]) -> Result<OutputClaim, PlanError> {
+/// Checks `spec` against the filesystem and the data roots, and claims its output
+/// directory. Inputs that are in `produced_later` (outputs of the jobs it runs after) need
+/// not exist yet. A path outside the roots is refused before anything else is looked at, so
+/// that the refusal says nothing of whether it exists.
+pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> Result<OutputClaim, PlanError> {
     spec.validate()?;
+    for input in &spec.inputs {
+        roots.resolve(input)?;
+    }
+    let output = roots.resolve(&spec.output)?;
     let present: Vec<PathBuf> = spec
         .inputs
         .iter()
@@ -64,9 +85,11 @@ pub fn check(spec: &JobSpec, produced_later: &[PathBuf]) -> Result<OutputClaim, 
         .cloned()
         .collect();
     if !present.is_empty() {
-        expand_inputs(&present)?;
+        for (file, _) in expand_inputs(&present)? {
+            roots.resolve(&file)?;
+        }
     }
-    Ok(OutputDir::claim(&spec.output)?)
+    Ok(OutputDir::claim(&output)?)
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
@@ -74,11 +97,23 @@ fn same_path(a: &Path, b: &Path) -> bool {
     normal(a) == normal(b)
 }
 
-/// Plans a checked job: its splits, and the sort app's split points.
-pub fn plan(spec: &JobSpec) -> Result<Plan, PlanError> {
-    let files = expand_inputs(&spec.inputs)?;
+/// Plans a checked job: its splits (of files resolved inside the data roots, if there are
+/// any: workers open them beneath the roots), and the sort app's split points.
+pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan, PlanError> {
+    let mut files = expand_inputs(&spec.inputs)?;
+    if !roots.is_open() {
+        for (file, _) in &mut files {
+            *file = roots.resolve(file)?;
+        }
+    }
     let input_bytes = files.iter().map(|(_, size)| size).sum();
     let splits = plan_splits(&files, spec.split_size);
+    if splits.len() > max_splits {
+        return Err(PlanError::TooManySplits {
+            splits: splits.len(),
+            max: max_splits,
+        });
+    }
     let split_points = match spec.program {
         Program::Builtin(Builtin::Sort) if spec.reduce_tasks > 1 => {
             choose_split_points(sample_lines(&splits), spec.reduce_tasks)

@@ -1,23 +1,35 @@
 //! Running a coordinator: the state store, the gRPC server with both services (a gRPC
-//! edge), the job queue, the lease reaper, and graceful shutdown.
+//! edge) behind TLS and the token gate, the job queue, the lease reaper, token-book reloads
+//! on SIGHUP, and graceful shutdown.
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::service::interceptor::InterceptedService;
+use weft_auth::listen::Listener;
+use weft_auth::paths::DataRoots;
+use weft_auth::tls::{install_crypto, PeerRole, RequirePeer};
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
 
+use crate::auth::{ClientAuth, Gate};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::job::Engine;
 use crate::jobs::Jobs;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
 use crate::store::{SqliteStore, StateStore, Write};
 
-/// Messages up to this size are accepted (job specs with many inputs, large task batches).
-const MAX_MESSAGE_BYTES: usize = 256 << 20;
+/// What the coordinator's listener serves, for the rule that a network listener is secured.
+const COORDINATOR: Listener = Listener {
+    what: "the coordinator",
+    exposes: "submit jobs that run commands on every worker, join as a worker, and see and cancel every job",
+    remedy: "--tls-dir DIR (its ca.pem, coordinator.pem, coordinator.key and tokens)",
+    takes_tokens: true,
+};
 
 /// Serves a coordinator on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -29,7 +41,28 @@ pub async fn serve(
         path: config.state_dir.clone(),
         source,
     })?;
-    tracing::info!(?config, address = ?listener.local_addr().ok(), "coordinator starting");
+    let address = listener.local_addr().map_err(CoordinatorError::Listen)?;
+    let security = &config.security;
+    let gate = match &security.tokens {
+        Some(path) => Gate::with_book(path.clone())?,
+        None => Gate::open(),
+    };
+    COORDINATOR.check(
+        address,
+        security.tls.is_some(),
+        gate.asks_for_tokens(),
+        security.insecure,
+    )?;
+    install_crypto();
+    let tls = security.tls.as_ref().map(|files| files.load()).transpose()?;
+    let roots = DataRoots::new(&security.data_roots).map_err(CoordinatorError::DataRoots)?;
+    if !gate.asks_for_tokens() && !weft_auth::listen::is_loopback(address.ip()) {
+        tracing::warn!("no token book: every caller may submit, see and cancel every job");
+    }
+    if tls.is_some() && security.data_roots.is_empty() {
+        tracing::warn!("no --data-root: jobs may read and write every path this coordinator's user can reach");
+    }
+    tracing::info!(?config, %address, "coordinator starting");
     let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec)?;
     let store: Arc<dyn StateStore> = Arc::new(store);
     let config = Arc::new(config);
@@ -41,21 +74,24 @@ pub async fn serve(
         recovered.next_attempt,
         Box::new(move |up_to| reserving.write(vec![Write::ReserveAttempts(up_to)])),
     );
-    let jobs = Jobs::new(
-        cluster.clone(),
-        config.clone(),
-        store.clone(),
-        recovered.next_seq,
-        shutdown.clone(),
-    );
+    let engine = Engine {
+        cluster: cluster.clone(),
+        config: config.clone(),
+        store: store.clone(),
+        roots,
+    };
+    let jobs = Jobs::new(engine, recovered.next_seq, shutdown.clone());
     jobs.recover(recovered.unfinished)?;
     let background = TaskTracker::new();
     background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
     background.spawn(jobs.clone().run_queue());
+    background.spawn(reload_on_sighup(gate.clone(), shutdown.clone()));
 
     let job_api = JobApi {
         jobs: jobs.clone(),
         cluster: cluster.clone(),
+        gate: gate.clone(),
+        limits: config.limits.clone(),
         shutdown: shutdown.clone(),
     };
     let worker_api = WorkerApi {
@@ -65,18 +101,34 @@ pub async fn serve(
         readers: background.clone(),
         shutdown: shutdown.clone(),
     };
+    let limit = config.limits.max_message_bytes;
+    let job_service = JobServiceServer::new(job_api)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let worker_service = WorkerServiceServer::new(worker_api)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<JobApi>>().await;
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
-    let result = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(config.limits.max_streams_per_connection)
+        .timeout(config.limits.request_timeout);
+    if let Some(tls) = &tls {
+        server = server.tls_config(tls.server_config())?;
+    }
+    let result = server
         .add_service(health_service)
-        .add_service(
-            JobServiceServer::new(job_api)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(WorkerServiceServer::new(worker_api).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(InterceptedService::new(job_service, ClientAuth(gate)))
+        .add_service(InterceptedService::new(
+            worker_service,
+            RequirePeer {
+                role: PeerRole::Worker,
+                action: "joining as a worker",
+                tls: tls.is_some(),
+            },
+        ))
         .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), shutdown.cancelled())
         .await;
     shutdown.cancel();
@@ -91,6 +143,24 @@ pub async fn serve(
 /// Reads a spec as weft 0.1 stored it (its wire message), for the store's migration.
 fn v1_spec(bytes: &[u8]) -> Result<weft_core::spec::JobSpec, String> {
     weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string())
+}
+
+/// Reads the token book again on every SIGHUP, until shutdown.
+async fn reload_on_sighup(gate: Arc<Gate>, shutdown: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the token book will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hangups.recv() => {
+                if let Err(e) = gate.reload() {
+                    tracing::error!(error = %e, "token book not reloaded: the tokens loaded before stay in force");
+                }
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// Removes workers whose lease ran out, checking four times a lease.

@@ -1,5 +1,6 @@
 //! The client-facing gRPC service: submit and follow jobs, run task batches. A gRPC edge:
-//! requests become domain values here, and answers wire messages.
+//! requests become domain values here, answers wire messages; every request is checked
+//! against its caller's role and the ownership of the job it names, and audited.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,14 +9,17 @@ use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use weft_core::spec::JobSpec;
+use weft_auth::tokens::{Caller, Role};
+use weft_core::spec::{JobSpec, Program};
 use weft_core::status::JobStatus;
-use weft_core::work::JobId;
+use weft_core::work::{Batch, Handler, JobId};
 use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire};
 use weft_proto::v1::{self, job_service_server::JobService};
 
+use crate::auth::{audit, caller, denied, require, Gate};
 use crate::batch::run_batch;
 use crate::cluster::Cluster;
+use crate::config::Limits;
 use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
 
@@ -25,6 +29,10 @@ pub struct JobApi {
     pub jobs: Arc<Jobs>,
     /// The cluster task batches run on.
     pub cluster: Arc<Cluster>,
+    /// The token book, to end the streams of revoked tokens.
+    pub gate: Arc<Gate>,
+    /// What a request may ask for.
+    pub limits: Limits,
     /// Ends open streams at shutdown.
     pub shutdown: CancellationToken,
 }
@@ -37,58 +45,122 @@ fn job_ref(request: Request<v1::JobRef>) -> Result<JobId, Status> {
     text.parse().map_err(|_| unknown_job(&text))
 }
 
+impl JobApi {
+    /// The status of a job `caller` may see: its own, or any for an admin.
+    fn visible_status(&self, caller: &Caller, id: JobId, action: &str) -> Result<JobStatus, Status> {
+        let status = self.jobs.status(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        if !caller.owns(&status.owner) {
+            let why = format!(
+                "job {id} is not {}'s: only its owner and admins may {action} it",
+                caller.name
+            );
+            return Err(denied(caller, action, Some(&id.to_string()), &why));
+        }
+        Ok(status)
+    }
+
+    /// A stream that ends at shutdown, or when `caller`'s token is revoked.
+    fn guarded<T: Send + 'static>(
+        &self,
+        caller: Caller,
+        stream: impl Stream<Item = T> + Send + 'static,
+    ) -> impl Stream<Item = T> {
+        let (shutdown, gate) = (self.shutdown.clone(), self.gate.clone());
+        stream.take_until(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = gate.revoked(&caller) => tracing::info!(who = %caller.name, "token revoked: its stream ends"),
+            }
+        })
+    }
+
+    /// Checks a batch against the caller's role and the limits.
+    fn check_batch(&self, caller: &Caller, batch: &Batch) -> Result<(), Status> {
+        require(caller, Role::Submit, "running tasks")?;
+        if batch.tasks.iter().any(|t| t.handler == Handler::Exec) {
+            require(caller, Role::Commands, "running exec tasks")?;
+        }
+        if batch.tasks.len() > self.limits.max_batch_tasks {
+            return Err(Status::resource_exhausted(format!(
+                "a batch holds at most {} tasks (--max-batch-tasks), this one {}",
+                self.limits.max_batch_tasks,
+                batch.tasks.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl JobService for JobApi {
     async fn submit_job(&self, request: Request<v1::JobSpec>) -> Result<Response<v1::SubmitJobResponse>, Status> {
+        let caller = caller(&request);
         let spec = JobSpec::try_from(request.into_inner()).map_err(invalid_spec)?;
-        let id = self.jobs.submit(spec).await?;
+        match spec.program {
+            Program::Streaming { .. } => require(&caller, Role::Commands, "submitting streaming commands")?,
+            Program::Builtin(_) => require(&caller, Role::Submit, "submitting a job")?,
+        }
+        if spec.reduce_tasks > self.limits.max_reduce_tasks {
+            return Err(Status::invalid_argument(format!(
+                "--reduce-tasks {} is more than this coordinator allows ({}, --max-reduce-tasks)",
+                spec.reduce_tasks, self.limits.max_reduce_tasks
+            )));
+        }
+        let id = self.jobs.submit(spec, &caller).await?;
+        audit(&caller, "submit", &id.to_string());
         Ok(Response::new(v1::SubmitJobResponse { job_id: id.to_string() }))
     }
 
     async fn get_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
+        let caller = caller(&request);
         let id = job_ref(request)?;
-        let status = self.jobs.status(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        let status = self.visible_status(&caller, id, "see")?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
     async fn list_jobs(&self, request: Request<v1::ListJobsRequest>) -> Result<Response<v1::JobList>, Status> {
+        let caller = caller(&request);
         let limit = match request.into_inner().limit {
             0 => 100,
             n => n as usize,
         };
-        let jobs = self.jobs.list(limit)?.iter().map(status_to_wire).collect();
+        let jobs = self.jobs.list(limit, &caller)?.iter().map(status_to_wire).collect();
         Ok(Response::new(v1::JobList { jobs }))
     }
 
     async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
+        let caller = caller(&request);
         let id = job_ref(request)?;
+        self.visible_status(&caller, id, "cancel")?;
         let status = self
             .jobs
             .cancel(id)
             .await?
             .ok_or_else(|| unknown_job(&id.to_string()))?;
+        audit(&caller, "cancel", &id.to_string());
         Ok(Response::new(status_to_wire(&status)))
     }
 
     type WatchJobStream = BoxStream<v1::JobStatus>;
 
     async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = caller(&request);
         let id = job_ref(request)?;
+        self.visible_status(&caller, id, "see")?;
         let watcher = self.jobs.watch(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
         let updates = status_updates(watcher).map(|s| Ok(status_to_wire(&s)));
-        let shutdown = self.shutdown.clone();
-        let stream = updates.take_until(async move { shutdown.cancelled().await });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(self.guarded(caller, updates))))
     }
 
     type RunTasksStream = BoxStream<v1::QueueTaskResults>;
 
     async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
+        let caller = caller(&request);
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
-        let results = run_batch(self.cluster.clone(), batch).map(|chunk| Ok(results_to_wire(chunk)));
-        let shutdown = self.shutdown.clone();
-        let stream = results.take_until(async move { shutdown.cancelled().await });
-        Ok(Response::new(Box::pin(stream)))
+        self.check_batch(&caller, &batch)?;
+        let identity = self.cluster.identity(&caller.name);
+        let results = run_batch(self.cluster.clone(), batch, identity).map(|chunk| Ok(results_to_wire(chunk)));
+        Ok(Response::new(Box::pin(self.guarded(caller, results))))
     }
 }
 

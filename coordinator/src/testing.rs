@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use weft_auth::tokens::Caller;
 use weft_core::messages::ToWorker;
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::spec::{JobSpec, Program};
@@ -17,6 +18,7 @@ use weft_core::work::{Assignment, AttemptId, JobId, Work, WorkerId};
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
+use crate::job::Engine;
 use crate::jobs::Jobs;
 use crate::store::{AttemptRecord, StateStore};
 
@@ -39,7 +41,13 @@ impl Scheduler {
             lease_timeout: config.lease_timeout,
         });
         let shutdown = CancellationToken::new();
-        let jobs = Jobs::new(cluster.clone(), Arc::new(config), store.clone(), 1, shutdown.clone());
+        let engine = Engine {
+            cluster: cluster.clone(),
+            config: Arc::new(config),
+            store: store.clone(),
+            roots: Default::default(),
+        };
+        let jobs = Jobs::new(engine, 1, shutdown.clone());
         tokio::spawn(jobs.clone().run_queue());
         Self {
             cluster,
@@ -76,7 +84,7 @@ impl Scheduler {
 
     /// Submits `spec`; panics if it is refused.
     pub(crate) async fn submit(&self, spec: JobSpec) -> JobId {
-        self.jobs.submit(spec).await.unwrap()
+        self.jobs.submit(spec, &Caller::open()).await.unwrap()
     }
 
     /// Waits until `check` holds for the job's status; returns that status.

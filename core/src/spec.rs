@@ -8,6 +8,9 @@ use std::time::Duration;
 pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
 /// The default number of attempts per task.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+/// The default mode of part files: read-write for their owner, readable by its group, not by
+/// others.
+pub const DEFAULT_OUTPUT_MODE: u32 = 0o640;
 
 /// A MapReduce job as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct JobSpec {
     pub priority: i32,
     /// Jobs that must succeed before this one starts.
     pub after: Vec<String>,
+    /// The permission bits of its part files and `_SUCCESS` (less the worker's umask).
+    pub output_mode: u32,
 }
 
 /// What the map and reduce tasks run.
@@ -138,6 +143,9 @@ pub enum SpecError {
     /// Zero attempts.
     #[error("--max-attempts must be at least 1")]
     ZeroAttempts,
+    /// An output mode with more than permission bits.
+    #[error("--output-mode {0:o} is not a file mode: give permission bits like 0640")]
+    BadOutputMode(u32),
 }
 
 /// The most reduce tasks a job may ask for.
@@ -157,6 +165,7 @@ impl JobSpec {
             task_timeout: None,
             priority: 0,
             after: Vec::new(),
+            output_mode: DEFAULT_OUTPUT_MODE,
         }
     }
 
@@ -174,6 +183,9 @@ impl JobSpec {
         }
         if self.max_attempts == 0 {
             return Err(SpecError::ZeroAttempts);
+        }
+        if self.output_mode & !0o777 != 0 {
+            return Err(SpecError::BadOutputMode(self.output_mode));
         }
         match &self.program {
             Program::Builtin(Builtin::Grep { pattern }) => {
@@ -240,6 +252,7 @@ mod tests {
             task_timeout: None,
             priority: 0,
             after: Vec::new(),
+            output_mode: DEFAULT_OUTPUT_MODE,
         }
     }
 

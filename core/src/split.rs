@@ -63,7 +63,11 @@ pub struct SplitLines<R> {
 impl SplitLines<BufReader<File>> {
     /// Opens `split`'s file positioned at the first line the split owns.
     pub fn open(split: &Split) -> io::Result<Self> {
-        let file = File::open(&split.file)?;
+        Self::in_file(File::open(&split.file)?, split)
+    }
+
+    /// Reads `split`'s lines from `file`, its file opened already.
+    pub fn in_file(file: File, split: &Split) -> io::Result<Self> {
         Self::new(BufReader::with_capacity(256 << 10, file), split.start, split.length)
     }
 }
@@ -151,7 +155,12 @@ impl<R: BufRead + Seek> SplitLines<R> {
 /// The exact byte range `[begin, end)` holding the lines `split` owns (what
 /// [`SplitLines`] reads), so the range can be copied as it is.
 pub fn line_range(split: &Split) -> io::Result<(u64, u64)> {
-    let mut reader = BufReader::new(File::open(&split.file)?);
+    line_range_in(&File::open(&split.file)?, split)
+}
+
+/// [`line_range`] in `file`, `split`'s file opened already.
+pub fn line_range_in(file: &File, split: &Split) -> io::Result<(u64, u64)> {
+    let mut reader = BufReader::new(file);
     line_range_of(&mut reader, split.start, split.length)
 }
 

@@ -165,6 +165,8 @@ pub struct JobStatus {
     pub id: JobId,
     /// Its name.
     pub name: String,
+    /// The identity that submitted it: only it (and admins) may see and cancel it.
+    pub owner: String,
     /// Its state.
     pub state: JobState,
     /// Its phase.

@@ -227,6 +227,10 @@ pub struct JobProgram {
     pub split_points: Vec<Vec<u8>>,
     /// An attempt running longer is stopped and counts as failed.
     pub task_timeout: Option<Duration>,
+    /// The permission bits of the part files it writes.
+    pub output_mode: u32,
+    /// The directories its files must stay inside (resolved); empty: any path.
+    pub data_roots: Vec<PathBuf>,
 }
 
 /// A map attempt's work.

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use weft_auth::tls::TlsFiles;
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -28,6 +30,12 @@ pub struct WorkerConfig {
     pub merge_buffer: usize,
     /// How long a shutting-down worker lets attempts finish before handing them back.
     pub drain_timeout: Duration,
+    /// The cluster's CA and this worker's certificate; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Serve map output on a network address without TLS anyway.
+    pub insecure: bool,
+    /// Run tasks as root on a networked cluster anyway.
+    pub allow_root: bool,
 }
 
 impl WorkerConfig {
@@ -43,6 +51,9 @@ impl WorkerConfig {
             sort_buffer: 64 << 20,
             merge_buffer: 128 << 20,
             drain_timeout: Duration::from_secs(20),
+            tls: None,
+            insecure: false,
+            allow_root: false,
         }
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
+use weft_auth::tls::{endpoint, PeerRole, TlsMaterial};
 use weft_core::work::{AttemptId, JobId, MapLocation};
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
@@ -32,19 +33,33 @@ pub struct FetchFailure {
     pub reason: String,
 }
 
-/// Connections to other workers' shuffle services, kept for reuse.
+/// Connections to other workers' shuffle services, kept for reuse; over TLS, this worker
+/// presents its certificate and expects a worker's.
 #[derive(Default)]
 pub struct Fetcher {
+    tls: Option<TlsMaterial>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
+/// Chunks of map output are 1 MiB; a message may be no larger than this.
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 impl Fetcher {
+    /// A fetcher that speaks TLS with `tls`, or plaintext without.
+    pub fn new(tls: Option<TlsMaterial>) -> Self {
+        Self {
+            tls,
+            channels: Mutex::default(),
+        }
+    }
+
     fn client(&self, address: &str) -> Result<ShuffleServiceClient<Channel>, String> {
         let mut channels = self.channels.lock().expect("fetcher lock poisoned");
         if let Some(channel) = channels.get(address) {
-            return Ok(ShuffleServiceClient::new(channel.clone()));
+            return Ok(ShuffleServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = endpoint(&format!("{scheme}://{address}"), self.tls.as_ref(), PeerRole::Worker)
             .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?
             .connect_timeout(Duration::from_secs(3))
             // A frozen or partitioned peer accepts connections in its kernel but never answers.
@@ -54,7 +69,7 @@ impl Fetcher {
             .tcp_nodelay(true);
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
-        Ok(ShuffleServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        Ok(ShuffleServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     fn forget(&self, address: &str) {

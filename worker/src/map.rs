@@ -7,10 +7,11 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use weft_auth::paths::DataRoots;
 use weft_core::partition::Partitioner;
 use weft_core::record::RecordReader;
 use weft_core::spec::{Builtin, Program};
-use weft_core::split::{line_range, Split, SplitLines};
+use weft_core::split::{line_range_in, Split, SplitLines};
 use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
@@ -46,6 +47,8 @@ impl MapResult {
 pub struct MapTask<'a> {
     /// The job's program.
     pub program: &'a JobProgram,
+    /// Where its files may be: inputs are opened, and parts created, beneath these.
+    pub roots: &'a DataRoots,
     /// The input.
     pub split: &'a Split,
     /// Reduce tasks of the job; 0 for map-only.
@@ -114,7 +117,7 @@ fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -
 fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
     let mut mapper = AppMapper::new(app, &task.split.file).map_err(TaskFailure::Command)?;
     let mut out = writer(task, None, switch)?;
-    let mut lines = SplitLines::open(task.split)?;
+    let mut lines = SplitLines::in_file(task.roots.open(&task.split.file)?, task.split)?;
     let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
     let mut n = 0u64;
     while let Some(run) = lines.next_lines()? {
@@ -128,6 +131,7 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
     Ok(match &task.output_file {
         None => MapResult::new(partition_bytes, records, input, Counters::new()),
         Some(part) => {
+            let part = task.roots.create(part, task.program.output_mode)?;
             let written = reduce_local(&task.output_dir, app, part)?;
             MapResult::new(Vec::new(), written, input, Counters::new())
         }
@@ -135,9 +139,9 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
 }
 
 /// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
-fn reduce_local(dir: &Path, app: &Builtin, part: &Path) -> io::Result<u64> {
+fn reduce_local(dir: &Path, app: &Builtin, part: File) -> io::Result<u64> {
     let mut reader = RecordReader::new(BufReader::new(File::open(dir.join("data"))?));
-    let mut reducer = AppReducer::new(app, BufWriter::new(File::create(part)?));
+    let mut reducer = AppReducer::new(app, BufWriter::new(part));
     while reader.advance()? {
         reducer.push(reader.key(), reader.value())?;
     }
@@ -153,15 +157,19 @@ fn map_streaming(
     combiner: Option<&str>,
     switch: &KillSwitch,
 ) -> Result<MapResult, TaskFailure> {
-    let (begin, end) = line_range(task.split)?;
-    let stdout = match &task.output_file {
-        Some(part) => Stdio::from(File::create(part)?),
+    let input = task.roots.open(&task.split.file)?;
+    let (begin, end) = line_range_in(&input, task.split)?;
+    let part = match &task.output_file {
+        Some(part) => Some(task.roots.create(part, task.program.output_mode)?),
+        None => None,
+    };
+    let stdout = match &part {
+        Some(part) => Stdio::from(part.try_clone()?),
         None => Stdio::piped(),
     };
     let mut shell = Shell::spawn(mapper, &task.env, Stdio::piped(), stdout, switch)?;
     let stdin = shell.stdin().expect("piped");
-    let file = task.split.file.clone();
-    let feeder = std::thread::spawn(move || feed_range(&file, begin, end, stdin));
+    let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin));
     let (partition_bytes, records, counters) = match shell.stdout() {
         Some(stdout) => {
             let combiner = combiner.map(|command| Combiner {
@@ -183,10 +191,9 @@ fn map_streaming(
         }
         None => {
             let counters = shell.wait().map_err(TaskFailure::Command)?;
-            let part = task.output_file.as_ref().expect("stdout goes to the part file");
-            let file = File::open(part)?;
-            file.sync_all()?;
-            (Vec::new(), count_lines(file)?, counters)
+            let part = part.expect("stdout goes to the part file");
+            part.sync_all()?;
+            (Vec::new(), count_lines(part)?, counters)
         }
     };
     let lines_fed = feeder
@@ -200,10 +207,9 @@ fn map_streaming(
     ))
 }
 
-/// Copies `[begin, end)` of `file` to a command's stdin; returns the lines copied. A
+/// Copies `[begin, end)` of `input` to a command's stdin; returns the lines copied. A
 /// command that stops reading early (like `head`) is not an error.
-fn feed_range(file: &Path, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<u64> {
-    let mut input = File::open(file)?;
+fn feed_range(mut input: File, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<u64> {
     input.seek(SeekFrom::Start(begin))?;
     let mut input = input.take(end - begin);
     let mut buf = vec![0u8; 256 << 10];

@@ -2,7 +2,7 @@
 //! the built-in app's reducer or to the streaming reducer, whose output is the part file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -16,13 +16,14 @@ use crate::mapout::append_line;
 use crate::merge::{final_merger, Run};
 use crate::process::{Counters, KillSwitch, Shell};
 
-/// Merges `runs` and writes the part file `output`; returns the records written (a streaming
-/// reducer's output lines) and the counters: records read, and a streaming reducer's own.
+/// Merges `runs` and writes the part file `part` (created, empty); returns the records
+/// written (a streaming reducer's output lines) and the counters: records read, and a
+/// streaming reducer's own.
 pub fn run_reduce(
     program: &Program,
     runs: Vec<Run>,
     scratch: &Path,
-    output: &Path,
+    part: File,
     env: &[(String, String)],
     switch: &KillSwitch,
 ) -> Result<(u64, Counters), String> {
@@ -30,14 +31,14 @@ pub fn run_reduce(
         let merger = final_merger(runs, scratch)?;
         match program {
             Program::Builtin(app) => {
-                let mut reducer = AppReducer::new(app, BufWriter::with_capacity(1 << 20, File::create(output)?));
+                let mut reducer = AppReducer::new(app, BufWriter::with_capacity(1 << 20, part));
                 let read = drain(merger, switch, |k, v| reducer.push(k, v))?;
                 let (out, written) = reducer.finish()?;
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                 Ok((written, input_records(read)))
             }
             Program::Streaming { reducer: None, .. } => {
-                let mut out = BufWriter::with_capacity(1 << 20, File::create(output)?);
+                let mut out = BufWriter::with_capacity(1 << 20, part);
                 let mut line = Vec::new();
                 let records = drain(merger, switch, |k, v| {
                     line.clear();
@@ -50,7 +51,7 @@ pub fn run_reduce(
             Program::Streaming {
                 reducer: Some(command), ..
             } => {
-                let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(File::create(output)?), switch)?;
+                let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(part.try_clone()?), switch)?;
                 let mut stdin = io::BufWriter::with_capacity(256 << 10, shell.stdin().expect("piped"));
                 let mut line = Vec::new();
                 let fed = drain(merger, switch, |k, v| {
@@ -64,8 +65,9 @@ pub fn run_reduce(
                 let mut counters = shell.wait().map_err(TaskFailure::Command)?;
                 let read = fed?;
                 flushed?;
-                let part = File::open(output)?;
+                let mut part = part;
                 part.sync_all()?;
+                part.seek(SeekFrom::Start(0))?;
                 counters.extend(input_records(read));
                 Ok((count_lines(part)?, counters))
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use weft_auth::paths::DataRoots;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
 use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work};
@@ -137,8 +138,10 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
     let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
+        let roots = DataRoots::resolved(work.program.data_roots.clone());
         let task = MapTask {
             program: &work.program,
+            roots: &roots,
             split: &work.split,
             reduce_tasks: work.reduce_tasks,
             output_file: work.output_file.clone(),
@@ -208,7 +211,11 @@ async fn reduce(
             let span = tracing::Span::current();
             let result = tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
-                run_reduce(&program.program, runs, &dir, &output, &env, &switch)
+                let roots = DataRoots::resolved(program.data_roots.clone());
+                let part = roots
+                    .create(&output, program.output_mode)
+                    .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+                run_reduce(&program.program, runs, &dir, part, &env, &switch)
             })
             .await
             .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));

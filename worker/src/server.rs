@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::service::interceptor::InterceptedService;
+use weft_auth::listen::{is_loopback, Exposed, Listener};
+use weft_auth::tls::{endpoint, install_crypto, PeerRole, RequirePeer, TlsError};
 use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 
@@ -38,15 +40,30 @@ pub enum WorkerError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The coordinator URL is not a URL.
-    #[error("bad coordinator URL {url:?}: {reason}")]
-    BadCoordinator {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
+    /// The coordinator URL or the TLS material cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// It would serve map output on the network unsecured.
+    #[error(transparent)]
+    Exposed(#[from] Exposed),
+    /// It runs as root on a networked cluster.
+    #[error(
+        "refusing to run tasks as root on a networked cluster: every task's commands would run as root. \
+         Run the worker as an unprivileged user, or pass --allow-root"
+    )]
+    Root,
 }
+
+/// What a worker's listener serves, for the rule that a network listener is secured.
+const SHUFFLE: Listener = Listener {
+    what: "map output (the shuffle service)",
+    exposes: "read every job's map output",
+    remedy: "--tls-dir DIR (its ca.pem, worker.pem and worker.key)",
+    takes_tokens: false,
+};
+
+/// Messages up to this size are sent and accepted.
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The health-check service name that is `SERVING` while the worker is joined to a
 /// coordinator (its readiness); the server-wide name `""` is its liveness.
@@ -91,16 +108,16 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         address: config.listen,
         source,
     })?;
+    SHUFFLE.check(bound, config.tls.is_some(), false, config.insecure)?;
+    check_root(&config, bound).await?;
+    install_crypto();
+    let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
     let shuffle_address = match config.advertise.clone() {
         Some(address) => address,
         None if bound.ip().is_unspecified() => format!("{}:{}", outbound_host(&config.coordinator).await, bound.port()),
         None => bound.to_string(),
     };
-    let endpoint = Endpoint::from_shared(config.coordinator.clone())
-        .map_err(|e| WorkerError::BadCoordinator {
-            url: config.coordinator.clone(),
-            reason: e.to_string(),
-        })?
+    let endpoint = endpoint(&config.coordinator, tls.as_ref(), PeerRole::Coordinator)?
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
@@ -119,7 +136,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     })?;
     let ctx = Arc::new(WorkerContext {
         store: store.clone(),
-        fetcher: Fetcher::default(),
+        fetcher: Fetcher::new(tls.clone()),
         scratch,
         sort_buffer: config.sort_buffer,
         merge_buffer: config.merge_buffer,
@@ -133,11 +150,24 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     let shuffle_stop = CancellationToken::new();
     let shuffle = {
         let stop = shuffle_stop.clone();
+        let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
+        if let Some(tls) = &tls {
+            server = server
+                .tls_config(tls.server_config())
+                .map_err(|e| TlsError::Scheme(format!("the shuffle service's TLS: {e}")))?;
+        }
+        let shuffle_service = ShuffleServiceServer::new(ShuffleApi { store })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let only_workers = RequirePeer {
+            role: PeerRole::Worker,
+            action: "fetching map output",
+            tls: tls.is_some(),
+        };
         tokio::spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+            server
                 .add_service(health_service)
-                .add_service(ShuffleServiceServer::new(ShuffleApi { store }).max_encoding_message_size(64 << 20))
+                .add_service(InterceptedService::new(shuffle_service, only_workers))
                 .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), async move {
                     stop.cancelled().await
                 }),
@@ -154,7 +184,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     while !shutdown.is_cancelled() {
         match endpoint.connect().await {
             Ok(channel) => {
-                let client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
+                let client = WorkerServiceClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
                 let session = run_session(client, &me, &ctx, &shutdown, &health).await;
                 health
                     .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
@@ -181,6 +213,34 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     Ok(())
 }
 
+/// Refuses to run as root where the cluster is reachable from the network (the coordinator
+/// is not on this machine's loopback, or map output is served beyond it), unless allowed;
+/// warns on loopback.
+async fn check_root(config: &WorkerConfig, bound: std::net::SocketAddr) -> Result<(), WorkerError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let authority = config.coordinator.split("://").nth(1).unwrap_or(&config.coordinator);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let coordinator_local = match tokio::net::lookup_host(authority).await {
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            !addresses.is_empty() && addresses.iter().all(|a| is_loopback(a.ip()))
+        }
+        Err(_) => false,
+    };
+    if coordinator_local && is_loopback(bound.ip()) {
+        tracing::warn!("running as root: every task's commands run as root too");
+        Ok(())
+    } else if config.allow_root {
+        tracing::warn!("--allow-root: running a networked cluster's tasks as root");
+        Ok(())
+    } else {
+        Err(WorkerError::Root)
+    }
+}
+
 /// The work directory; a temporary one is removed when the worker stops.
 struct WorkDir {
     path: PathBuf,
@@ -197,6 +257,12 @@ impl WorkDir {
             }
         };
         std::fs::create_dir_all(&path).map_err(|source| WorkerError::WorkDir {
+            path: path.clone(),
+            source,
+        })?;
+        // Map output is the jobs' data: nobody else on this host reads it.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(&path, private).map_err(|source| WorkerError::WorkDir {
             path: path.clone(),
             source,
         })?;

@@ -1,4 +1,5 @@
-//! `weft coordinator`: runs a coordinator until SIGTERM or SIGINT.
+//! `weft coordinator`: runs a coordinator until SIGTERM or SIGINT; SIGHUP reloads its token
+//! book.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,19 +8,37 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use weft_client::PeerRole;
+use weft_coordinator::config::{Limits, Security};
 use weft_coordinator::CoordinatorConfig;
 
+use super::TlsArgs;
 use crate::signals::shutdown_on_signals;
 
 /// Flags of `weft coordinator`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to serve gRPC.
-    #[arg(long, default_value = "0.0.0.0:7070", value_name = "HOST:PORT")]
+    /// Where to serve gRPC. An address other than loopback needs TLS and tokens (or
+    /// --insecure).
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT")]
     listen: SocketAddr,
     /// Where the coordinator keeps its state.
     #[arg(long, default_value = "weft-state", value_name = "DIR")]
     state_dir: PathBuf,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The token book: who may call, with which role (default: DIR/tokens of --tls-dir,
+    /// when there is one). Reloaded on SIGHUP.
+    #[arg(long, env = "WEFT_TOKENS", value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Serve on a network address without TLS or tokens anyway: anyone who reaches it can
+    /// run commands on every worker.
+    #[arg(long)]
+    insecure: bool,
+    /// Inputs and outputs must resolve inside one of these directories (repeatable);
+    /// without any, every path this coordinator's user can reach is open to submitters.
+    #[arg(long, value_name = "DIR")]
+    data_root: Vec<PathBuf>,
     /// A worker silent this long loses its tasks.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     lease_timeout: f64,
@@ -32,15 +51,56 @@ pub struct Args {
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     recovery_grace: f64,
+    /// The largest message accepted or sent, in MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    max_message_mb: usize,
+    /// Tasks in one batch.
+    #[arg(long, default_value_t = Limits::default().max_batch_tasks, value_name = "N")]
+    max_batch_tasks: usize,
+    /// Splits (map tasks) of one job.
+    #[arg(long, default_value_t = Limits::default().max_splits, value_name = "N")]
+    max_splits: usize,
+    /// Reduce tasks of one job.
+    #[arg(long, default_value_t = Limits::default().max_reduce_tasks, value_name = "N")]
+    max_reduce_tasks: u32,
+    /// Jobs one identity may have waiting, queued or running.
+    #[arg(long, default_value_t = Limits::default().max_unfinished_jobs, value_name = "N")]
+    max_unfinished_jobs: usize,
+    /// Concurrent requests on one connection.
+    #[arg(long, default_value_t = Limits::default().max_streams_per_connection, value_name = "N")]
+    max_streams_per_connection: u32,
+    /// A request not answered by then is cancelled (streams, once started, run on).
+    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64(), value_name = "SECS")]
+    request_timeout: f64,
 }
 
 /// Runs the coordinator.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let tls = args.tls.files(PeerRole::Coordinator)?;
+    let tokens = args.tokens.clone().or_else(|| {
+        let book = args.tls.ca.tls_dir.as_ref()?.join("tokens");
+        book.exists().then_some(book)
+    });
     let mut config = CoordinatorConfig::new(args.listen, args.state_dir);
     config.lease_timeout = Duration::from_secs_f64(args.lease_timeout);
     config.backup.min_runtime = Duration::from_secs_f64(args.backup_after);
     config.max_running_jobs = args.max_running_jobs;
     config.recovery_grace = Duration::from_secs_f64(args.recovery_grace);
+    config.security = Security {
+        tls,
+        tokens,
+        insecure: args.insecure,
+        data_roots: args.data_root,
+    };
+    config.limits = Limits {
+        max_message_bytes: args.max_message_mb.max(1) << 20,
+        max_batch_tasks: args.max_batch_tasks,
+        max_splits: args.max_splits,
+        max_reduce_tasks: args.max_reduce_tasks,
+        max_unfinished_jobs: args.max_unfinished_jobs,
+        max_streams_per_connection: args.max_streams_per_connection,
+        request_timeout: Duration::from_secs_f64(args.request_timeout),
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -3,14 +3,19 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::CoordinatorUrl;
+use weft_client::PeerRole;
+
+use super::{CaArgs, CoordinatorUrl};
 
 /// Flags of `weft health`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     coordinator: CoordinatorUrl,
-    /// Check the worker whose shuffle service is at this URL instead (e.g. http://HOST:7071).
+    #[command(flatten)]
+    ca: CaArgs,
+    /// Check the worker whose shuffle service is at this URL instead (e.g. http://HOST:7071,
+    /// or https://HOST:7071 with the CA).
     #[arg(long, value_name = "URL")]
     worker: Option<String>,
     /// The service to check: "" (the default) is the server as a whole; a worker's
@@ -24,9 +29,16 @@ pub struct Args {
 
 /// Checks the server.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let url = args.worker.unwrap_or(args.coordinator.url);
+    let (url, role) = match args.worker {
+        Some(worker) => (worker, PeerRole::Worker),
+        None => (args.coordinator.url, PeerRole::Coordinator),
+    };
     let timeout = Duration::from_secs_f64(args.timeout);
-    let (line, code) = match weft_client::check_health(&url, &args.service, timeout).await {
+    let tls = match args.ca.files(None, None, None) {
+        Some(files) => Some(files.load()?),
+        None => None,
+    };
+    let (line, code) = match weft_client::check_health(&url, role, tls.as_ref(), &args.service, timeout).await {
         Ok(true) => ("serving".to_string(), ExitCode::SUCCESS),
         Ok(false) => ("not serving".to_string(), ExitCode::FAILURE),
         Err(e) => (e.to_string(), ExitCode::FAILURE),

@@ -2,16 +2,14 @@
 
 use std::process::ExitCode;
 
-use weft_client::Client;
-
-use super::CoordinatorUrl;
+use super::ClientArgs;
 use crate::show;
 
 /// Flags of `weft jobs`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    coordinator: CoordinatorUrl,
+    client: ClientArgs,
     /// At most this many.
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -22,7 +20,7 @@ pub struct Args {
 
 /// Lists the jobs.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let jobs = Client::connect(&args.coordinator.url).await?.list(args.limit).await?;
+    let jobs = args.client.connect().await?.list(args.limit).await?;
     if args.json {
         println!("{}", serde_json::Value::Array(jobs.iter().map(show::to_json).collect()));
     } else {

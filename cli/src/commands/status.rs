@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use weft_client::Client;
-
 use super::OneJob;
 use crate::show;
 
@@ -12,7 +10,7 @@ pub type Args = OneJob;
 
 /// Shows the job.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let status = Client::connect(&args.coordinator.url).await?.status(&args.job).await?;
+    let status = args.client.connect().await?.status(&args.job).await?;
     if args.json {
         println!("{}", show::to_json(&status));
     } else {

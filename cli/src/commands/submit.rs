@@ -2,9 +2,7 @@
 
 use std::process::ExitCode;
 
-use weft_client::Client;
-
-use super::{report, CoordinatorUrl};
+use super::{report, ClientArgs};
 use crate::job_args::JobArgs;
 use crate::progress::wait_with_progress;
 
@@ -12,7 +10,7 @@ use crate::progress::wait_with_progress;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    coordinator: CoordinatorUrl,
+    client: ClientArgs,
     #[command(flatten)]
     job: JobArgs,
     /// Wait for the job to end, showing progress; exit 0 only if it succeeded.
@@ -31,7 +29,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut spec = args.job.to_spec()?;
     spec.priority = args.priority;
     spec.after = args.after;
-    let client = Client::connect(&args.coordinator.url).await?;
+    let client = args.client.connect().await?;
     let handle = client.submit(&spec).await?;
     println!("{}", handle.id());
     if !args.wait {

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use weft_client::Client;
-
 use super::{report, OneJob};
 use crate::progress::wait_with_progress;
 use crate::show;
@@ -13,7 +11,7 @@ pub type Args = OneJob;
 
 /// Waits for the job; exit code 0 only if it succeeded.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = Client::connect(&args.coordinator.url).await?;
+    let client = args.client.connect().await?;
     let handle = client.job(args.job);
     let result = wait_with_progress(&handle).await;
     if args.json {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use weft_worker::WorkerConfig;
 
-use super::CoordinatorUrl;
+use weft_client::PeerRole;
+
+use super::{CoordinatorUrl, TlsArgs};
 use crate::signals::shutdown_on_signals;
 
 /// Flags of `weft worker`.
@@ -14,6 +16,15 @@ use crate::signals::shutdown_on_signals;
 pub struct Args {
     #[command(flatten)]
     coordinator: CoordinatorUrl,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Serve map output on a network address without TLS anyway: anyone who reaches it can
+    /// read every job's map output.
+    #[arg(long)]
+    insecure: bool,
+    /// Run tasks as root on a networked cluster anyway.
+    #[arg(long)]
+    allow_root: bool,
     /// Tasks run at once (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     slots: Option<u32>,
@@ -24,7 +35,8 @@ pub struct Args {
     /// Where map output and scratch files go (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
-    /// Where to serve map output to reducers (default: a free port on 127.0.0.1).
+    /// Where to serve map output to reducers (default: a free port on 127.0.0.1); an address
+    /// other than loopback needs TLS (or --insecure).
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
     /// The address reducers use to reach this worker (default: the listen address).
@@ -41,6 +53,9 @@ pub struct Args {
 /// Runs the worker.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.coordinator.url);
+    config.tls = args.tls.files(PeerRole::Worker)?;
+    config.insecure = args.insecure;
+    config.allow_root = args.allow_root;
     if let Some(slots) = args.slots {
         config.slots = slots;
     }

@@ -1,8 +1,9 @@
 //! Dispatch: attempts waiting for a slot, queued per owner (a job or a task batch), and the
 //! pump that matches them with workers' credit.
 //!
-//! The next free slot goes to the owner with the fewest attempts running, then the higher
-//! priority, then the older: running jobs share the slots fairly. A job's attempts are
+//! The next free slot goes to the identity (who submitted) with the fewest attempts running,
+//! then, among its owners, to the one with the fewest attempts running, then the higher
+//! priority, then the older: identities share the slots fairly first, then their jobs. A job's attempts are
 //! spread one per worker in turn (balance, as in Spark); a batch's fill a worker's free
 //! slots before the next worker gets one (few, large messages for short tasks, as with
 //! Celery's prefetch). Each pump sends one message per worker.
@@ -16,11 +17,13 @@ use weft_core::work::{Assignment, AttemptId, BatchId, JobId, WorkerId};
 use super::attempt::{AttemptEntry, Placement};
 use super::State;
 
-/// Who an attempt is for, for fair sharing: a job or a task batch.
+/// Who an attempt is for, for fair sharing: a job or a task batch, and who submitted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     /// Unique per job or batch; smaller is older.
     pub key: u64,
+    /// The submitting identity, as [`Cluster::identity`](super::Cluster::identity) numbers it.
+    pub identity: u32,
     /// Higher goes first among owners with as many attempts running.
     pub priority: i32,
     /// Fill a worker's free slots before the next worker gets one, rather than one attempt
@@ -33,18 +36,20 @@ const BATCH_KEYS: u64 = 1 << 62;
 
 impl Owner {
     /// A job's: its attempts are spread over the workers.
-    pub fn job(id: JobId, priority: i32) -> Self {
+    pub fn job(id: JobId, priority: i32, identity: u32) -> Self {
         Self {
             key: id.seq(),
+            identity,
             priority,
             fill_slots: false,
         }
     }
 
     /// A task batch's: its attempts fill a worker's slots.
-    pub fn batch(id: BatchId) -> Self {
+    pub fn batch(id: BatchId, identity: u32) -> Self {
         Self {
             key: BATCH_KEYS + id.seq(),
+            identity,
             priority: 0,
             fill_slots: true,
         }
@@ -55,40 +60,50 @@ impl Owner {
 struct OwnerQueue {
     pending: VecDeque<AttemptId>,
     running: u32,
+    identity: u32,
     priority: i32,
     fill_slots: bool,
 }
 
-/// Waiting attempts per owner, and how many each has running. Cancelled attempts stay in
-/// their queue until popped, and are skipped then.
+/// Waiting attempts per owner, and how many each owner and each identity has running.
+/// Cancelled attempts stay in their queue until popped, and are skipped then.
 #[derive(Default)]
 pub(super) struct FairShare {
     owners: HashMap<u64, OwnerQueue>,
+    /// Attempts running per identity.
+    identities: HashMap<u32, u32>,
 }
 
 impl FairShare {
     /// Queues an attempt of `owner`.
     pub(super) fn push(&mut self, owner: Owner, attempt: AttemptId) {
         let queue = self.owners.entry(owner.key).or_default();
+        queue.identity = owner.identity;
         queue.priority = owner.priority;
         queue.fill_slots = owner.fill_slots;
         queue.pending.push_back(attempt);
     }
 
-    /// The next attempt to run, counted as running: from the owner with the fewest attempts
-    /// running, then the highest priority, then the oldest. `live` tells the attempts not
-    /// cancelled while they waited. Owners left with nothing are dropped.
+    /// The next attempt to run, counted as running: from the identity with the fewest
+    /// attempts running, then its owner with the fewest, then the highest priority, then the
+    /// oldest. `live` tells the attempts not cancelled while they waited. Owners left with
+    /// nothing are dropped.
     fn next(&mut self, live: impl Fn(AttemptId) -> bool) -> Option<(AttemptId, bool)> {
         loop {
+            let identities = &self.identities;
             let (&key, _) = self
                 .owners
                 .iter()
                 .filter(|(_, q)| !q.pending.is_empty())
-                .min_by_key(|(key, q)| (q.running, std::cmp::Reverse(q.priority), **key))?;
+                .min_by_key(|(key, q)| {
+                    let identity_running = identities.get(&q.identity).copied().unwrap_or(0);
+                    (identity_running, q.running, std::cmp::Reverse(q.priority), **key)
+                })?;
             let queue = self.owners.get_mut(&key).expect("just found");
             while let Some(id) = queue.pending.pop_front() {
                 if live(id) {
                     queue.running += 1;
+                    *self.identities.entry(queue.identity).or_default() += 1;
                     return Some((id, queue.fill_slots));
                 }
             }
@@ -102,6 +117,12 @@ impl FairShare {
     pub(super) fn finished(&mut self, owner: u64) {
         if let Some(queue) = self.owners.get_mut(&owner) {
             queue.running = queue.running.saturating_sub(1);
+            if let Some(running) = self.identities.get_mut(&queue.identity) {
+                *running = running.saturating_sub(1);
+                if *running == 0 {
+                    self.identities.remove(&queue.identity);
+                }
+            }
             if queue.running == 0 && queue.pending.is_empty() {
                 self.owners.remove(&owner);
             }
@@ -170,6 +191,7 @@ mod tests {
     fn owner(key: u64, priority: i32) -> Owner {
         Owner {
             key,
+            identity: 0,
             priority,
             fill_slots: false,
         }
@@ -197,5 +219,28 @@ mod tests {
         assert_eq!(share.running(1), 0);
         assert_eq!(share.next(|id| id != 12), None, "cancelled attempts are skipped");
         assert_eq!(share.queued().count(), 0);
+    }
+
+    #[test]
+    fn identities_share_first_then_their_jobs() {
+        let mut share = FairShare::default();
+        let alice_jobs = [1, 2, 3].map(|key| Owner {
+            identity: 1,
+            ..owner(key, 0)
+        });
+        let bob = Owner {
+            identity: 2,
+            ..owner(9, 0)
+        };
+        for (i, job) in alice_jobs.iter().enumerate() {
+            share.push(*job, 10 * (i as u64 + 1));
+            share.push(*job, 10 * (i as u64 + 1) + 1);
+        }
+        share.push(bob, 90);
+        share.push(bob, 91);
+        let live = |_| true;
+        let order: Vec<AttemptId> = (0..4).map(|_| share.next(live).unwrap().0).collect();
+        // Alice's three jobs do not get three slots to Bob's one: the identities alternate.
+        assert_eq!(order, [10, 90, 20, 91]);
     }
 }

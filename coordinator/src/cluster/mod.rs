@@ -63,6 +63,8 @@ pub struct Cluster {
 }
 
 struct State {
+    /// Identities that own work, numbered for fair sharing.
+    identities: HashMap<String, u32>,
     workers: Workers,
     share: FairShare,
     attempts: HashMap<AttemptId, AttemptEntry>,
@@ -77,6 +79,7 @@ impl Cluster {
         let (lost_workers, _) = broadcast::channel(1024);
         Arc::new(Self {
             state: Mutex::new(State {
+                identities: HashMap::new(),
                 workers: Workers::default(),
                 share: FairShare::default(),
                 attempts: HashMap::new(),
@@ -113,6 +116,13 @@ impl Cluster {
         drop(state);
         self.joined.notify_waiters();
         id
+    }
+
+    /// The number of the identity `name`, for [`Owner`]s: the same name, the same number.
+    pub fn identity(&self, name: &str) -> u32 {
+        let mut state = self.lock();
+        let next = state.identities.len() as u32;
+        *state.identities.entry(name.to_string()).or_insert(next)
     }
 
     /// The worker has `slots` more free slots.

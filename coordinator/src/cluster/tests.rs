@@ -12,6 +12,7 @@ fn cluster() -> Arc<Cluster> {
 
 const JOB: Owner = Owner {
     key: 1,
+    identity: 0,
     priority: 0,
     fill_slots: false,
 };

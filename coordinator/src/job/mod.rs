@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use weft_auth::paths::DataRoots;
 use weft_core::deferred::{DeferredList, Fired};
 use weft_core::outcome::{Counters, Success};
 use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
@@ -89,6 +90,20 @@ pub enum JobError {
     DependencyUnknown(JobId),
 }
 
+/// What every job's driver uses: the cluster, the configuration, the store, and the data
+/// roots (resolved).
+#[derive(Clone)]
+pub struct Engine {
+    /// Where attempts go.
+    pub cluster: Arc<Cluster>,
+    /// How the coordinator runs.
+    pub config: Arc<CoordinatorConfig>,
+    /// The durable state.
+    pub store: Arc<dyn StateStore>,
+    /// The directories jobs may read and write.
+    pub roots: DataRoots,
+}
+
 /// How a job's driver ended.
 #[derive(Debug)]
 pub enum JobEnd {
@@ -119,13 +134,13 @@ pub struct Job {
 }
 
 impl Job {
-    /// A job ready to [`run`](Self::run); `prior` holds what it committed before a restart.
+    /// A job ready to [`run`](Self::run), whose attempts share slots as `owner`; `prior`
+    /// holds what it committed before a restart.
     pub fn new(
         id: JobId,
+        owner: Owner,
         plan: JobPlan,
-        cluster: Arc<Cluster>,
-        config: Arc<CoordinatorConfig>,
-        store: Arc<dyn StateStore>,
+        engine: &Engine,
         status: Arc<watch::Sender<JobStatus>>,
         prior: Option<PriorCommits>,
     ) -> Arc<Self> {
@@ -134,6 +149,8 @@ impl Job {
             program: plan.spec.program.clone(),
             split_points: plan.plan.split_points.clone(),
             task_timeout: plan.spec.task_timeout,
+            output_mode: plan.spec.output_mode,
+            data_roots: engine.roots.paths().to_vec(),
         });
         status.send_modify(|s| {
             s.maps_total = maps;
@@ -142,14 +159,14 @@ impl Job {
         });
         Arc::new(Self {
             id,
-            owner: Owner::job(id, plan.spec.priority),
+            owner,
             board: Mutex::new(TaskBoard::new(maps, plan.spec.reduce_tasks)),
             reruns: (0..maps).map(|_| Default::default()).collect(),
             plan,
             program,
-            cluster,
-            config,
-            store,
+            cluster: engine.cluster.clone(),
+            config: engine.config.clone(),
+            store: engine.store.clone(),
             status,
             map_phase: PhaseStats::default(),
             reduce_phase: PhaseStats::default(),
@@ -174,7 +191,7 @@ impl Job {
                 }
             };
             let end = tokio::select! {
-                result = phases => match result.and_then(|()| self.plan.output.succeed().map_err(JobError::Succeed)) {
+                result = phases => match result.and_then(|()| self.commit_job()) {
                     Ok(()) => JobEnd::Succeeded,
                     Err(e) => JobEnd::Failed(e),
                 },
@@ -186,6 +203,12 @@ impl Job {
         }
         .instrument(span)
         .await
+    }
+
+    /// Every part is in place: `_SUCCESS`, last.
+    fn commit_job(&self) -> Result<(), JobError> {
+        let mode = self.plan.spec.output_mode;
+        self.plan.output.succeed(mode).map_err(JobError::Succeed)
     }
 
     /// The job's counters: its committed tasks' summed, and its own.

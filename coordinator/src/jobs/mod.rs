@@ -19,14 +19,15 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobState, JobStatus};
 use weft_core::work::JobId;
 
-use crate::cluster::{Cluster, Owner};
-use crate::config::CoordinatorConfig;
+use crate::cluster::Owner;
+use crate::job::Engine;
 use crate::plan::{check, plan, PlanError};
-use crate::store::{now_ms, AttemptRecord, JobRecord, StateStore, StoreError, Write};
+use crate::store::{now_ms, AttemptRecord, JobRecord, StoreError, Write};
 use registry::{set_state, status_of, Entry, Registry, Tracked};
 
 /// Why a submission was refused.
@@ -38,13 +39,19 @@ pub enum SubmitError {
     /// It could not be made durable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Its owner has as many unfinished jobs as it may.
+    #[error("{owner} has {limit} unfinished jobs, as many as it may (--max-unfinished-jobs): wait for some to end")]
+    TooManyJobs {
+        /// The identity.
+        owner: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Every job this coordinator knows.
 pub struct Jobs {
-    cluster: Arc<Cluster>,
-    config: Arc<CoordinatorConfig>,
-    store: Arc<dyn StateStore>,
+    engine: Engine,
     registry: Mutex<Registry>,
     next_seq: Mutex<u64>,
     wake: Notify,
@@ -55,17 +62,9 @@ pub struct Jobs {
 impl Jobs {
     /// An empty registry; job sequence numbers continue from `next_seq`. Drivers stop
     /// (leaving their jobs to a later start) when `shutdown` is cancelled.
-    pub fn new(
-        cluster: Arc<Cluster>,
-        config: Arc<CoordinatorConfig>,
-        store: Arc<dyn StateStore>,
-        next_seq: u64,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    pub fn new(engine: Engine, next_seq: u64, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
-            cluster,
-            config,
-            store,
+            engine,
             registry: Mutex::new(Registry::default()),
             next_seq: Mutex::new(next_seq),
             wake: Notify::new(),
@@ -78,23 +77,38 @@ impl Jobs {
         self.registry.lock().expect("job registry poisoned")
     }
 
-    /// Checks and records `spec`; returns its id once it is durable. The work runs in a task
-    /// of its own: a client that goes away mid-submit can neither leave a claimed output
-    /// directory behind nor a durable job the queue does not know.
-    pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, SubmitError> {
+    /// Checks and records `spec` as `owner`'s; returns its id once it is durable. The work
+    /// runs in a task of its own: a client that goes away mid-submit can neither leave a
+    /// claimed output directory behind nor a durable job the queue does not know.
+    pub async fn submit(self: &Arc<Self>, spec: JobSpec, owner: &Caller) -> Result<JobId, SubmitError> {
         let jobs = self.clone();
+        let owner = owner.clone();
         self.drivers
-            .spawn(async move { jobs.admit(spec).await })
+            .spawn(async move { jobs.admit(spec, owner).await })
             .await
             .expect("admitting a job does not panic")
     }
 
-    async fn admit(&self, spec: JobSpec) -> Result<JobId, SubmitError> {
-        let (after, produced_later) = self.resolve_after(&spec.after)?;
+    async fn admit(&self, spec: JobSpec, owner: Caller) -> Result<JobId, SubmitError> {
+        let limit = self.engine.config.limits.max_unfinished_jobs;
+        let unfinished = self
+            .lock()
+            .jobs
+            .values()
+            .filter(|e| e.owner == owner.name && !e.state().is_final())
+            .count();
+        if unfinished >= limit {
+            return Err(SubmitError::TooManyJobs {
+                owner: owner.name,
+                limit,
+            });
+        }
+        let (after, produced_later) = self.resolve_after(&spec.after, &owner)?;
+        let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
         let (spec, claim, plan) = tokio::task::spawn_blocking(move || -> Result<_, PlanError> {
-            let claim = check(&spec, &produced_later)?;
+            let claim = check(&spec, &produced_later, &roots)?;
             let plan = if spec.after.is_empty() {
-                Some(plan(&spec)?)
+                Some(plan(&spec, &roots, max_splits)?)
             } else {
                 None
             };
@@ -114,6 +128,7 @@ impl Jobs {
         };
         let record = JobRecord {
             id,
+            owner: owner.name,
             spec,
             after,
             state,
@@ -125,7 +140,8 @@ impl Jobs {
         };
         let status = status_of(&record);
         // Until it is durable, the claim gives the output directory back if anything fails.
-        self.store
+        self.engine
+            .store
             .write_durably(vec![Write::InsertJob(Box::new(record.clone()))])
             .await?;
         tracing::info!(job = %id, name = %status.name, ?state, "job accepted");
@@ -135,6 +151,7 @@ impl Jobs {
                 status: Arc::new(watch::channel(status).0),
                 output: claim.keep(),
             },
+            owner: record.owner,
             spec: record.spec,
             after: record.after,
             cancel: CancellationToken::new(),
@@ -147,20 +164,29 @@ impl Jobs {
         Ok(id)
     }
 
-    /// The jobs `after` names, which must exist, and their output directories (inputs of
-    /// this job may be among them). Jobs that ended before this coordinator started are
-    /// looked up in the store, and their ends kept for the queue.
-    fn resolve_after(&self, after: &[String]) -> Result<(Vec<JobId>, Vec<PathBuf>), SubmitError> {
+    /// The jobs `after` names, which must exist and be `owner`'s to see, and their output
+    /// directories (inputs of this job may be among them). Jobs that ended before this
+    /// coordinator started are looked up in the store, and their ends kept for the queue.
+    fn resolve_after(&self, after: &[String], owner: &Caller) -> Result<(Vec<JobId>, Vec<PathBuf>), SubmitError> {
         let mut ids = Vec::new();
         let mut outputs = Vec::new();
         for name in after {
+            // Another's job is as unknown as one that does not exist.
             let unknown = || PlanError::UnknownDependency(name.clone());
             let id: JobId = name.parse().map_err(|_| unknown())?;
-            let live = self.lock().jobs.get(&id).map(|e| e.spec.output.clone());
+            let live = self
+                .lock()
+                .jobs
+                .get(&id)
+                .map(|e| (e.owner.clone(), e.spec.output.clone()));
             let output = match live {
-                Some(output) => output,
+                Some((job_owner, output)) if owner.owns(&job_owner) => output,
+                Some(_) => return Err(unknown().into()),
                 None => {
-                    let record = self.store.job(id)?.ok_or_else(unknown)?;
+                    let record = self.engine.store.job(id)?.ok_or_else(unknown)?;
+                    if !owner.owns(&record.owner) {
+                        return Err(unknown().into());
+                    }
                     let ended = (record.state, record.error.clone());
                     self.lock().ended_earlier.insert(id, ended);
                     record.spec.output
@@ -185,7 +211,13 @@ impl Jobs {
         };
         match state {
             JobState::Waiting | JobState::Queued => {
-                set_state(&tracked, JobState::Cancelled, None, self.store.as_ref(), &self.cluster);
+                set_state(
+                    &tracked,
+                    JobState::Cancelled,
+                    None,
+                    self.engine.store.as_ref(),
+                    &self.engine.cluster,
+                );
             }
             JobState::Running => cancel.cancel(),
             _ => {}
@@ -201,15 +233,15 @@ impl Jobs {
         let live = self.lock().jobs.get(&id).map(|e| e.tracked.status.borrow().clone());
         let mut status = match live {
             Some(mut status) => {
-                status.running_attempts = self.cluster.running(Owner::job(id, status.priority).key);
+                status.running_attempts = self.engine.cluster.running(Owner::job(id, status.priority, 0).key);
                 status
             }
-            None => match self.store.job(id)? {
+            None => match self.engine.store.job(id)? {
                 Some(record) => status_of(&record),
                 None => return Ok(None),
             },
         };
-        status.attempts = self.store.attempts(id)?.into_iter().map(attempt_info).collect();
+        status.attempts = self.engine.store.attempts(id)?.into_iter().map(attempt_info).collect();
         Ok(Some(status))
     }
 
@@ -222,9 +254,11 @@ impl Jobs {
         Ok(self.status(id)?.map(|s| watch::channel(s).1))
     }
 
-    /// The newest jobs, up to `limit`, with live progress for those this coordinator runs.
-    pub fn list(&self, limit: usize) -> Result<Vec<JobStatus>, StoreError> {
-        let records = self.store.jobs(limit)?;
+    /// The newest jobs `caller` may see, up to `limit`, with live progress for those this
+    /// coordinator runs.
+    pub fn list(&self, limit: usize, caller: &Caller) -> Result<Vec<JobStatus>, StoreError> {
+        let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
+        let records = self.engine.store.jobs(limit, owner)?;
         let registry = self.lock();
         Ok(records
             .iter()

@@ -11,6 +11,7 @@ use weft_core::work::JobId;
 
 use super::registry::{set_state, Dependencies, Entry, Tracked};
 use super::Jobs;
+use crate::cluster::Owner;
 use crate::job::{Job, JobEnd, JobError};
 use crate::plan::{plan, JobPlan};
 use crate::store::Write;
@@ -36,7 +37,7 @@ impl Jobs {
         let moves = self.decide_moves();
         let mut changed = false;
         for (job, state, error) in moves {
-            changed |= set_state(&job, state, error, self.store.as_ref(), &self.cluster);
+            changed |= set_state(&job, state, error, self.engine.store.as_ref(), &self.engine.cluster);
         }
         // Start every running job without a driver: just admitted, or recovered.
         let mut registry = self.lock();
@@ -64,7 +65,7 @@ impl Jobs {
             .values()
             .filter(|e| e.state() == JobState::Running)
             .count();
-        let room = match self.config.max_running_jobs {
+        let room = match self.engine.config.max_running_jobs {
             0 => usize::MAX,
             max => max.saturating_sub(running),
         };
@@ -87,6 +88,7 @@ impl Jobs {
         let tracked = entry.tracked.clone();
         let cancel = entry.cancel.clone();
         let prior = entry.prior.take();
+        let owner = Owner::job(id, spec.priority, self.engine.cluster.identity(&entry.owner));
         let jobs = self.clone();
         self.drivers.spawn(async move {
             let planned = match planned {
@@ -100,15 +102,7 @@ impl Jobs {
                         plan,
                         output: tracked.output.clone(),
                     };
-                    let job = Job::new(
-                        id,
-                        plan,
-                        jobs.cluster.clone(),
-                        jobs.config.clone(),
-                        jobs.store.clone(),
-                        tracked.status.clone(),
-                        prior,
-                    );
+                    let job = Job::new(id, owner, plan, &jobs.engine, tracked.status.clone(), prior);
                     tokio::select! {
                         end = job.run(cancel) => end,
                         // A coordinator that stops leaves its jobs to the next start.
@@ -122,7 +116,7 @@ impl Jobs {
                 JobEnd::Failed(e) => (JobState::Failed, Some(e.to_string())),
                 JobEnd::Cancelled => (JobState::Cancelled, None),
             };
-            set_state(&tracked, state, error, jobs.store.as_ref(), &jobs.cluster);
+            set_state(&tracked, state, error, jobs.engine.store.as_ref(), &jobs.engine.cluster);
             jobs.wake.notify_one();
         });
     }
@@ -130,10 +124,11 @@ impl Jobs {
     /// Plans a job that runs after others, now that their output is there.
     async fn plan_at_start(&self, id: JobId, spec: &weft_core::spec::JobSpec) -> Result<crate::plan::Plan, JobError> {
         let spec = spec.clone();
-        let planned = tokio::task::spawn_blocking(move || plan(&spec))
+        let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
+        let planned = tokio::task::spawn_blocking(move || plan(&spec, &roots, max_splits))
             .await
             .expect("planning does not panic")?;
-        self.store.write(vec![Write::SavePlan {
+        self.engine.store.write(vec![Write::SavePlan {
             job: id,
             plan: planned.clone(),
         }]);

@@ -20,7 +20,7 @@ impl Jobs {
         let mut earlier = Vec::new();
         for (record, _) in &unfinished {
             for dep in record.after.iter().filter(|d| !known.contains(d)) {
-                if let Some(ended) = self.store.job(*dep)? {
+                if let Some(ended) = self.engine.store.job(*dep)? {
                     earlier.push((*dep, (ended.state, ended.error)));
                 }
             }
@@ -35,6 +35,7 @@ impl Jobs {
                 output: OutputDir::reopen(&record.spec.output),
             };
             let entry = Entry {
+                owner: record.owner,
                 spec: record.spec,
                 after: record.after,
                 tracked,

@@ -19,6 +19,8 @@ use crate::store::{now_ms, JobRecord, StateStore, Write};
 
 /// A job the coordinator tracks.
 pub(super) struct Entry {
+    /// The identity that submitted it.
+    pub(super) owner: String,
     pub(super) spec: JobSpec,
     /// The jobs it runs after.
     pub(super) after: Vec<JobId>,
@@ -141,6 +143,7 @@ pub(super) fn status_of(record: &JobRecord) -> JobStatus {
     JobStatus {
         id: record.id,
         name: record.spec.display_name(),
+        owner: record.owner.clone(),
         state: record.state,
         phase: if record.state.is_final() {
             Phase::Done

@@ -103,6 +103,13 @@ struct StoredSpec {
     task_timeout_ms: Option<u64>,
     priority: i32,
     after: Vec<String>,
+    /// Specs stored before output modes had the default.
+    #[serde(default = "default_output_mode")]
+    output_mode: u32,
+}
+
+fn default_output_mode() -> u32 {
+    weft_core::spec::DEFAULT_OUTPUT_MODE
 }
 
 /// A spec as the store keeps it.
@@ -136,6 +143,7 @@ pub fn encode_spec(spec: &JobSpec) -> String {
         task_timeout_ms: spec.task_timeout.map(|t| t.as_millis() as u64),
         priority: spec.priority,
         after: spec.after.clone(),
+        output_mode: spec.output_mode,
     };
     serde_json::to_string(&stored).expect("a spec is plain data")
 }
@@ -166,6 +174,7 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
         task_timeout: stored.task_timeout_ms.map(Duration::from_millis),
         priority: stored.priority,
         after: stored.after,
+        output_mode: stored.output_mode,
     })
 }
 

@@ -66,6 +66,7 @@ pub(crate) fn job(seq: u64, state: JobState) -> JobRecord {
     spec.priority = 2;
     JobRecord {
         id: JobId::new(seq),
+        owner: "alice".into(),
         spec,
         after: vec![JobId::new(seq.saturating_sub(1))],
         state,
@@ -167,9 +168,11 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
         (JobState::Failed, Some("boom"))
     );
     assert!(failed.ended_ms.is_some());
-    let newest: Vec<JobId> = store.jobs(10).unwrap().iter().map(|j| j.id).collect();
+    let newest: Vec<JobId> = store.jobs(10, None).unwrap().iter().map(|j| j.id).collect();
     assert_eq!(newest, [second.id, first.id]);
-    assert_eq!(store.jobs(1).unwrap().len(), 1);
+    assert_eq!(store.jobs(1, None).unwrap().len(), 1);
+    assert_eq!(store.jobs(10, Some("alice")).unwrap().len(), 2);
+    assert!(store.jobs(10, Some("bob")).unwrap().is_empty(), "only the owner's");
     assert_eq!(store.job(JobId::new(9)).unwrap(), None);
 }
 

@@ -94,8 +94,14 @@ impl StateStore for MemoryStore {
         Ok(self.lock().jobs.get(&id).cloned())
     }
 
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
-        Ok(self.lock().jobs.values().rev().take(limit).cloned().collect())
+    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError> {
+        let tables = self.lock();
+        let visible = tables
+            .jobs
+            .values()
+            .rev()
+            .filter(|j| owner.is_none_or(|o| j.owner == o));
+        Ok(visible.take(limit).cloned().collect())
     }
 
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {

@@ -38,8 +38,8 @@ pub trait StateStore: Send + Sync {
     /// One job.
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
 
-    /// The newest jobs, newest first, up to `limit`.
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+    /// The newest jobs, newest first, up to `limit`; only `owner`'s if given.
+    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError>;
 
     /// A job's attempts, in the order they started.
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;
@@ -56,6 +56,8 @@ pub trait StateStore: Send + Sync {
 pub struct JobRecord {
     /// Its id (its sequence number is its submission order).
     pub id: JobId,
+    /// The identity that submitted it.
+    pub owner: String,
     /// What was asked.
     pub spec: JobSpec,
     /// The jobs it runs after, resolved.

@@ -126,11 +126,13 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError> {
         self.read(|conn| {
-            conn.prepare(&format!("{JOB_COLUMNS} ORDER BY seq DESC LIMIT ?1"))?
-                .query_map([limit as i64], job_from_row)?
-                .collect()
+            conn.prepare(&format!(
+                "{JOB_COLUMNS} WHERE ?2 IS NULL OR owner = ?2 ORDER BY seq DESC LIMIT ?1"
+            ))?
+            .query_map(params![limit as i64, owner], job_from_row)?
+            .collect()
         })
     }
 
@@ -190,7 +192,7 @@ fn counters_json(counters: &Counters) -> String {
     serde_json::to_string(counters).expect("counters are plain data")
 }
 
-const JOB_COLUMNS: &str = "SELECT id, spec, after, state, error, created_ms, ended_ms, plan, counters FROM jobs";
+const JOB_COLUMNS: &str = "SELECT id, spec, after, state, error, created_ms, ended_ms, plan, counters, owner FROM jobs";
 
 fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     let id: String = row.get(0)?;
@@ -215,6 +217,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
             .map(|p| decode_plan(&p).map_err(|e| unreadable(7, "plan", e)))
             .transpose()?,
         counters: counters_from(8, &counters)?,
+        owner: row.get(9)?,
     })
 }
 
@@ -319,8 +322,8 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
         match write {
             Write::InsertJob(job) => {
                 tx.execute(
-                    "INSERT INTO jobs (id, seq, spec, priority, after, state, error, created_ms, ended_ms, plan, counters)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO jobs (id, seq, spec, priority, after, state, error, created_ms, ended_ms, plan, counters, owner)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     params![
                         job.id.to_string(),
                         job.id.seq() as i64,
@@ -333,6 +336,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                         job.ended_ms,
                         job.plan.as_ref().map(encode_plan),
                         counters_json(&job.counters),
+                        job.owner,
                     ],
                 )?;
             }
@@ -501,7 +505,7 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = open(dir.path()).err().unwrap();
-        assert!(matches!(err, StoreError::NewerSchema { found: 3, .. }), "{err}");
+        assert!(matches!(err, StoreError::NewerSchema { found: 4, .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
     }
 

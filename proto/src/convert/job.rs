@@ -29,6 +29,7 @@ impl From<&JobSpec> for v1::JobSpec {
             task_timeout_secs: spec.task_timeout.map_or(0, |t| t.as_secs()),
             priority: spec.priority,
             after: spec.after.clone(),
+            output_mode: spec.output_mode,
         }
     }
 }
@@ -70,6 +71,12 @@ pub fn program_to_wire(program: &JobProgram) -> v1::Program {
         }),
         split_points: program.split_points.clone(),
         task_timeout_secs: program.task_timeout.map_or(0, |t| t.as_secs()),
+        output_mode: program.output_mode,
+        data_roots: program
+            .data_roots
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
     }
 }
 
@@ -84,6 +91,11 @@ pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertErro
         program: program_kind,
         split_points: program.split_points,
         task_timeout: timeout_from_secs(program.task_timeout_secs),
+        output_mode: match program.output_mode {
+            0 => spec::DEFAULT_OUTPUT_MODE,
+            mode => mode,
+        },
+        data_roots: program.data_roots.into_iter().map(PathBuf::from).collect(),
     })
 }
 
@@ -137,6 +149,10 @@ impl TryFrom<v1::JobSpec> for JobSpec {
             task_timeout: timeout_from_secs(wire.task_timeout_secs),
             priority: wire.priority,
             after: wire.after,
+            output_mode: match wire.output_mode {
+                0 => spec::DEFAULT_OUTPUT_MODE,
+                mode => mode,
+            },
         };
         spec.validate()?;
         Ok(spec)
@@ -177,6 +193,7 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
     v1::JobStatus {
         job_id: s.id.to_string(),
         name: s.name.clone(),
+        owner: s.owner.clone(),
         state: state_to_wire(s.state) as i32,
         phase: s.phase.as_str().to_string(),
         job_phase: phase_to_wire(s.phase) as i32,
@@ -236,6 +253,7 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ConvertError> {
     Ok(JobStatus {
         id: s.job_id.parse()?,
         name: s.name,
+        owner: s.owner,
         state,
         phase,
         maps_total: s.maps_total,
@@ -299,6 +317,7 @@ mod tests {
             task_timeout: Some(Duration::from_secs(30)),
             priority: 5,
             after: vec!["job-000001".into()],
+            output_mode: 0o600,
         };
         let wire = v1::JobSpec::from(&spec);
         assert_eq!(spec_from_stored_v1(&wire.encode_to_vec()), Ok(spec.clone()));
@@ -314,6 +333,7 @@ mod tests {
         let status = JobStatus {
             id: JobId::new(1),
             name: "wc".into(),
+            owner: "alice".into(),
             state: JobState::Failed,
             phase: Phase::Done,
             maps_total: 3,
@@ -367,6 +387,7 @@ mod tests {
         let mut wire = status_to_wire(&JobStatus {
             id: JobId::new(3),
             name: String::new(),
+            owner: String::new(),
             state: JobState::Running,
             phase: Phase::Reduce,
             maps_total: 0,

@@ -340,6 +340,8 @@ mod tests {
             program: Program::Builtin(Builtin::Sort),
             split_points: vec![b"m".to_vec()],
             task_timeout: Some(Duration::from_secs(9)),
+            output_mode: 0o600,
+            data_roots: vec!["/data".into()],
         })
     }
 

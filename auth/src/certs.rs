@@ -1,0 +1,316 @@
+//! `weft certs`: the certificates and tokens a cluster needs, made in one directory by one
+//! command on one trusted machine; the CA's key never has to leave it.
+//!
+//! The directory holds `ca.pem` (every node and client needs it), `ca.key`, the
+//! coordinator's and the workers' certificates and keys (`coordinator.pem`/`.key`,
+//! `worker.pem`/`.key`), the coordinator's token book (`tokens`, hashes only) and one
+//! `NAME.token` per client identity. Keys and tokens are `0600`, the directory `0700`. Run
+//! again, it keeps what is there (the CA and every key) and adds what is missing: new
+//! identities get tokens, new host names need a fresh `coordinator.pem` (remove it first).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::tls::PeerRole;
+use crate::tokens::{Role, Token, TokenBook};
+
+/// What `weft certs` makes.
+#[derive(Debug, Clone)]
+pub struct CertsRequest {
+    /// Where.
+    pub dir: PathBuf,
+    /// Names and addresses clients may reach the coordinator by, besides its fixed name,
+    /// for tools that verify the host they dial.
+    pub hosts: Vec<String>,
+    /// Client identities and their roles; each gets a token.
+    pub tokens: Vec<(String, Role)>,
+    /// How long the coordinator's and workers' certificates are valid.
+    pub days: u32,
+}
+
+/// Why certificates could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// The directory or a file cannot be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("cannot make a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// An identity name that cannot be a file name or a token book entry.
+    #[error("bad identity {0:?}: use letters, digits, '-', '_' and '.'")]
+    BadIdentity(String),
+}
+
+/// What a run made, kept or added, file by file, for the command to report.
+#[derive(Debug, Default)]
+pub struct CertsReport {
+    /// Files written now.
+    pub made: Vec<PathBuf>,
+    /// Files that were there and were kept.
+    pub kept: Vec<PathBuf>,
+}
+
+/// The CA's subject: fixed, so that a kept `ca.key` signs as the same CA.
+const CA_NAME: &str = "weft cluster CA";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertsError + '_ {
+    move |source| CertsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes (or completes) the directory.
+pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
+    for (name, _) in &request.tokens {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if !plain {
+            return Err(CertsError::BadIdentity(name.clone()));
+        }
+    }
+    let dir = &request.dir;
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let mut report = CertsReport::default();
+
+    let ca_params = ca_params();
+    let ca_key_path = dir.join("ca.key");
+    let ca_key = match fs::read_to_string(&ca_key_path) {
+        Ok(pem) => {
+            report.kept.push(ca_key_path.clone());
+            KeyPair::from_pem(&pem)?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = KeyPair::generate()?;
+            write_secret(&ca_key_path, &key.serialize_pem(), &mut report)?;
+            key
+        }
+        Err(e) => return Err(io(&ca_key_path)(e)),
+    };
+    let ca_cert_path = dir.join("ca.pem");
+    if ca_cert_path.exists() {
+        report.kept.push(ca_cert_path);
+    } else {
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        write_public(&ca_cert_path, &ca_cert.pem(), &mut report)?;
+    }
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let mut coordinator_names = vec![PeerRole::Coordinator.name().to_string()];
+    coordinator_names.extend(request.hosts.iter().cloned());
+    leaf(
+        dir,
+        PeerRole::Coordinator,
+        coordinator_names,
+        request.days,
+        &issuer,
+        &mut report,
+    )?;
+    leaf(
+        dir,
+        PeerRole::Worker,
+        vec![PeerRole::Worker.name().to_string()],
+        request.days,
+        &issuer,
+        &mut report,
+    )?;
+
+    let book_path = dir.join("tokens");
+    let mut new_lines = String::new();
+    for (name, role) in &request.tokens {
+        let token_path = dir.join(format!("{name}.token"));
+        if token_path.exists() {
+            report.kept.push(token_path);
+            continue;
+        }
+        let token = Token::generate();
+        write_secret(&token_path, &format!("{}\n", token.secret()), &mut report)?;
+        new_lines += &TokenBook::line(name, *role, &token);
+        new_lines.push('\n');
+    }
+    if !book_path.exists() {
+        new_lines.insert_str(
+            0,
+            "# weft token book: IDENTITY ROLE SHA256(TOKEN) [expires=YYYY-MM-DD]\n",
+        );
+        report.made.push(book_path.clone());
+    } else if !new_lines.is_empty() {
+        report.made.push(book_path.clone());
+    } else {
+        report.kept.push(book_path.clone());
+    }
+    let mut book = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&book_path)
+        .map_err(io(&book_path))?;
+    book.write_all(new_lines.as_bytes()).map_err(io(&book_path))?;
+    Ok(report)
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(CA_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(3650);
+    params
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name.push(DnType::OrganizationName, "weft");
+    name
+}
+
+/// A role's certificate and key, unless both are there.
+fn leaf(
+    dir: &Path,
+    role: PeerRole,
+    names: Vec<String>,
+    days: u32,
+    issuer: &Issuer<'_, KeyPair>,
+    report: &mut CertsReport,
+) -> Result<(), CertsError> {
+    let cert_path = dir.join(format!("{}.pem", role.file_stem()));
+    let key_path = dir.join(format!("{}.key", role.file_stem()));
+    if cert_path.exists() && key_path.exists() {
+        report.kept.extend([cert_path, key_path]);
+        return Ok(());
+    }
+    let mut params = CertificateParams::new(names)?;
+    params.distinguished_name = name(role.name());
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = match role {
+        // The coordinator only serves; a worker also dials the coordinator and its peers.
+        PeerRole::Coordinator => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        PeerRole::Worker => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    };
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(i64::from(days.max(1)));
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    write_secret(&key_path, &key.serialize_pem(), report)?;
+    write_public(&cert_path, &cert.pem(), report)
+}
+
+fn write_secret(path: &Path, text: &str, report: &mut CertsReport) -> Result<(), CertsError> {
+    write(path, text, 0o600, report)
+}
+
+fn write_public(path: &Path, text: &str, report: &mut CertsReport) -> Result<(), CertsError> {
+    write(path, text, 0o644, report)
+}
+
+fn write(path: &Path, text: &str, mode: u32, report: &mut CertsReport) -> Result<(), CertsError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(text.as_bytes()).map_err(io(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))?;
+    report.made.push(path.to_path_buf());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    use super::*;
+    use crate::tls::{peer_role, TlsFiles};
+
+    fn request(dir: &Path) -> CertsRequest {
+        CertsRequest {
+            dir: dir.to_path_buf(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            tokens: vec![("admin".into(), Role::Admin), ("reader".into(), Role::Read)],
+            days: 30,
+        }
+    }
+
+    #[test]
+    fn a_cluster_s_material_is_made_once_and_completed_after() {
+        crate::tls::install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        let report = make(&request(&secrets)).unwrap();
+        assert_eq!(report.made.len(), 9, "{report:?}");
+        let mode = |name: &str| fs::metadata(secrets.join(name)).unwrap().permissions().mode() & 0o777;
+        for secret in [
+            "ca.key",
+            "coordinator.key",
+            "worker.key",
+            "admin.token",
+            "reader.token",
+            "tokens",
+        ] {
+            assert_eq!(mode(secret), 0o600, "{secret}");
+        }
+        assert_eq!(mode("ca.pem"), 0o644);
+        assert_eq!(fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o700);
+
+        for (stem, role) in [("worker", PeerRole::Worker), ("coordinator", PeerRole::Coordinator)] {
+            let pem = fs::read(secrets.join(format!("{stem}.pem"))).unwrap();
+            let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem).map(Result::unwrap).collect();
+            assert_eq!(peer_role(&certs), Some(role));
+            TlsFiles::in_dir(&secrets, Some(role)).load().unwrap();
+        }
+
+        let admin = Token::from_file(&secrets.join("admin.token")).unwrap();
+        let book = TokenBook::load(&secrets.join("tokens")).unwrap();
+        let caller = book.authenticate(&admin, std::time::SystemTime::now()).unwrap();
+        assert_eq!((caller.name.as_str(), caller.role), ("admin", Role::Admin));
+
+        // Again, with one more identity: everything kept, one token added.
+        let ca = fs::read(secrets.join("ca.pem")).unwrap();
+        let mut more = request(&secrets);
+        more.tokens.push(("alice".into(), Role::Commands));
+        let report = make(&more).unwrap();
+        assert_eq!(report.made, [secrets.join("alice.token"), secrets.join("tokens")]);
+        assert_eq!(fs::read(secrets.join("ca.pem")).unwrap(), ca);
+        let book = TokenBook::load(&secrets.join("tokens")).unwrap();
+        assert_eq!(book.len(), 3);
+        let alice = Token::from_file(&secrets.join("alice.token")).unwrap();
+        assert!(book.authenticate(&admin, std::time::SystemTime::now()).is_ok());
+        assert_eq!(
+            book.authenticate(&alice, std::time::SystemTime::now()).unwrap().role,
+            Role::Commands
+        );
+    }
+
+    #[test]
+    fn identities_must_be_plain_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = request(dir.path());
+        bad.tokens = vec![("../evil".into(), Role::Admin)];
+        assert!(matches!(make(&bad), Err(CertsError::BadIdentity(_))));
+    }
+}

@@ -1,0 +1,142 @@
+//! Who is calling, at the gRPC edge: a client's bearer token, looked up in the token book
+//! (reloaded on SIGHUP: a token removed from the book also ends the streams opened with it);
+//! and the audit log of what callers do and what they are refused. Worker sessions are let
+//! in by their certificates ([`weft_auth::tls::RequirePeer`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+use weft_auth::tokens::{AuthError, BookError, Caller, Role, Token, TokenBook};
+
+/// The tokens a coordinator accepts; `None` when it asks for none (loopback or `--insecure`).
+pub struct Gate {
+    book: Option<(PathBuf, watch::Sender<Arc<TokenBook>>)>,
+}
+
+impl Gate {
+    /// A coordinator that asks for no token: every caller is [`Caller::open`].
+    pub fn open() -> Arc<Self> {
+        Arc::new(Self { book: None })
+    }
+
+    /// A coordinator that admits the tokens of the book at `path`.
+    pub fn with_book(path: PathBuf) -> Result<Arc<Self>, BookError> {
+        let book = TokenBook::load(&path)?;
+        tracing::info!(tokens = book.len(), book = %path.display(), "token book loaded");
+        let (sender, _) = watch::channel(Arc::new(book));
+        Ok(Arc::new(Self {
+            book: Some((path, sender)),
+        }))
+    }
+
+    /// Whether callers must present tokens.
+    pub fn asks_for_tokens(&self) -> bool {
+        self.book.is_some()
+    }
+
+    /// Reads the token book again; streams opened with a token no longer in it end.
+    pub fn reload(&self) -> Result<(), BookError> {
+        let Some((path, sender)) = &self.book else {
+            return Ok(());
+        };
+        let book = TokenBook::load(path)?;
+        tracing::info!(tokens = book.len(), book = %path.display(), "token book reloaded");
+        sender.send_replace(Arc::new(book));
+        Ok(())
+    }
+
+    /// The caller a request's `authorization: Bearer TOKEN` names.
+    pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let Some((_, book)) = &self.book else {
+            return Ok(Caller::open());
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(Token::new)
+            .unwrap_or_else(|| Token::new(""));
+        book.borrow()
+            .authenticate(&presented, SystemTime::now())
+            .map_err(|e| refused_unauthenticated(request, &e))
+    }
+
+    /// Resolves once `caller`'s token is no longer admitted (removed from the book, or
+    /// expired at a reload); never for a caller without a token.
+    pub async fn revoked(&self, caller: &Caller) {
+        let (Some((_, sender)), Some(hash)) = (&self.book, caller.token) else {
+            return std::future::pending().await;
+        };
+        let mut book = sender.subscribe();
+        let _ = book.wait_for(|b| !b.admits(hash, SystemTime::now())).await;
+    }
+}
+
+fn refused_unauthenticated<T>(request: &Request<T>, why: &AuthError) -> Status {
+    let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::warn!(target: "weft::audit", who = "?", %peer, outcome = "unauthenticated", reason = %why, "refused");
+    Status::unauthenticated(why.to_string())
+}
+
+/// Puts the calling [`Caller`] into every client request, or refuses it `UNAUTHENTICATED`.
+#[derive(Clone)]
+pub struct ClientAuth(pub Arc<Gate>);
+
+impl Interceptor for ClientAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let caller = self.0.authenticate(&request)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// The caller of a request that went through [`ClientAuth`].
+pub fn caller<T>(request: &Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .expect("client requests pass the ClientAuth interceptor")
+}
+
+/// Refuses a caller whose role falls short of `needed` for `action`, `PERMISSION_DENIED`,
+/// with an audit line.
+pub fn require(caller: &Caller, needed: Role, action: &str) -> Result<(), Status> {
+    if caller.role.allows(needed) {
+        return Ok(());
+    }
+    Err(denied(
+        caller,
+        action,
+        None,
+        &format!(
+            "{action} needs a token of role {needed} or above; {}'s is {}",
+            caller.name, caller.role
+        ),
+    ))
+}
+
+/// `PERMISSION_DENIED` for `caller` doing `action` (on `job`), with an audit line.
+pub fn denied(caller: &Caller, action: &str, job: Option<&str>, why: &str) -> Status {
+    tracing::warn!(
+        target: "weft::audit",
+        who = %caller.name,
+        role = %caller.role,
+        action,
+        job = job.unwrap_or(""),
+        outcome = "denied",
+        reason = why,
+        "refused"
+    );
+    Status::permission_denied(why.to_string())
+}
+
+/// An audit line for what `caller` did.
+pub fn audit(caller: &Caller, action: &str, job: &str) {
+    tracing::info!(target: "weft::audit", who = %caller.name, role = %caller.role, action, job, outcome = "ok", "audit");
+}
