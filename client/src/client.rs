@@ -156,10 +156,30 @@ pub(crate) async fn connect_channel(
         .map_err(|e| error(e.to_string()))?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
-    endpoint
+    let channel = endpoint
         .connect()
         .await
-        .map_err(|e| error(format!("{e} ({})", source_chain(&e))))
+        .map_err(|e| error(format!("{e} ({})", source_chain(&e))))?;
+    if url.starts_with("http://") {
+        speaks_plaintext(channel.clone(), timeout).await.map_err(error)?;
+    }
+    Ok(channel)
+}
+
+/// Asks the server's health service whether it answers plaintext gRPC at all: a TLS server
+/// drops the connection, which would otherwise surface as an unexplained error later.
+async fn speaks_plaintext(channel: Channel, timeout: Duration) -> Result<(), String> {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let mut request = Request::new(HealthCheckRequest { service: String::new() });
+    request.set_timeout(timeout);
+    match HealthClient::new(channel).check(request).await {
+        Ok(_) => Ok(()),
+        Err(status) if matches!(status.code(), tonic::Code::Unimplemented | tonic::Code::NotFound) => Ok(()),
+        Err(status) => Err(format!(
+            "no plaintext gRPC answered ({}): if the server speaks TLS, use https:// with the cluster's CA (--tls-dir DIR)",
+            status.message()
+        )),
+    }
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_proto::convert::results_from_wire;
+use weft_proto::convert::{batch_parts, results_from_wire, MESSAGE_BUDGET};
 use weft_proto::v1;
 
 use crate::client::Client;
@@ -64,18 +64,22 @@ pub(crate) async fn start_batch(
     tasks: Vec<Task>,
     max_attempts: u32,
 ) -> Result<Vec<TaskResult>, ClientError> {
-    let batch = v1::TaskBatch {
-        tasks: tasks
-            .into_iter()
-            .map(|t| v1::QueueTask {
-                handler: t.handler,
-                payload: t.payload,
-            })
-            .collect(),
-        max_attempts,
-    };
-    let count = batch.tasks.len();
-    let mut stream = client.jobs.clone().run_tasks(batch).await?.into_inner();
+    let count = tasks.len();
+    let wire = tasks
+        .into_iter()
+        .map(|t| v1::QueueTask {
+            handler: t.handler,
+            payload: t.payload,
+        })
+        .collect();
+    // Sent in parts: a batch of any size fits the coordinator's message limit.
+    let parts = batch_parts(wire, max_attempts, MESSAGE_BUDGET);
+    let mut stream = client
+        .jobs
+        .clone()
+        .run_task_stream(futures::stream::iter(parts))
+        .await?
+        .into_inner();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
     let reader = tokio::spawn(async move {
         let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();

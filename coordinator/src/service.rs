@@ -8,12 +8,12 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::JobStatus;
-use weft_core::work::{Batch, Handler, JobId};
-use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire};
+use weft_core::work::{Batch, Handler, JobId, MAX_TASK_BYTES};
+use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, job_service_server::JobService};
 
 use crate::auth::{audit, caller, denied, require, Gate};
@@ -80,14 +80,38 @@ impl JobApi {
         if batch.tasks.iter().any(|t| t.handler == Handler::Exec) {
             require(caller, Role::Commands, "running exec tasks")?;
         }
-        if batch.tasks.len() > self.limits.max_batch_tasks {
-            return Err(Status::resource_exhausted(format!(
-                "a batch holds at most {} tasks (--max-batch-tasks), this one {}",
-                self.limits.max_batch_tasks,
-                batch.tasks.len()
+        self.check_batch_size(batch.tasks.len())?;
+        if let Some((index, task)) = batch
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.payload.len() > MAX_TASK_BYTES)
+        {
+            return Err(Status::invalid_argument(format!(
+                "task {index}: a payload of {} bytes; at most {MAX_TASK_BYTES}",
+                task.payload.len()
             )));
         }
         Ok(())
+    }
+
+    fn check_batch_size(&self, tasks: usize) -> Result<(), Status> {
+        if tasks > self.limits.max_batch_tasks {
+            return Err(Status::resource_exhausted(format!(
+                "a batch holds at most {} tasks (--max-batch-tasks), this one {tasks}",
+                self.limits.max_batch_tasks,
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a checked batch for `caller`; results stream back in messages under the budget.
+    fn start_batch(&self, caller: Caller, batch: Batch) -> Result<BoxStream<v1::QueueTaskResults>, Status> {
+        self.check_batch(&caller, &batch)?;
+        let identity = self.cluster.identity(&caller.name);
+        let results = run_batch(self.cluster.clone(), batch, identity)
+            .flat_map(|chunk| futures::stream::iter(results_to_wire(chunk, MESSAGE_BUDGET).into_iter().map(Ok)));
+        Ok(Box::pin(self.guarded(caller, results)))
     }
 }
 
@@ -157,10 +181,30 @@ impl JobService for JobApi {
     async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
         let caller = caller(&request);
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
-        self.check_batch(&caller, &batch)?;
-        let identity = self.cluster.identity(&caller.name);
-        let results = run_batch(self.cluster.clone(), batch, identity).map(|chunk| Ok(results_to_wire(chunk)));
-        Ok(Response::new(Box::pin(self.guarded(caller, results))))
+        Ok(Response::new(self.start_batch(caller, batch)?))
+    }
+
+    type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
+
+    async fn run_task_stream(
+        &self,
+        request: Request<Streaming<v1::TaskBatch>>,
+    ) -> Result<Response<Self::RunTaskStreamStream>, Status> {
+        let caller = caller(&request);
+        require(&caller, Role::Submit, "running tasks")?;
+        let mut parts = request.into_inner();
+        let mut whole = v1::TaskBatch::default();
+        let mut first = true;
+        while let Some(part) = parts.message().await? {
+            if first {
+                whole.max_attempts = part.max_attempts;
+                first = false;
+            }
+            whole.tasks.extend(part.tasks);
+            self.check_batch_size(whole.tasks.len())?;
+        }
+        let batch = batch_from_wire(whole).map_err(invalid_request)?;
+        Ok(Response::new(self.start_batch(caller, batch)?))
     }
 }
 

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use weft_core::messages::{FromWorker, ToWorker};
 use weft_core::work::{JobId, WorkerId};
+use weft_proto::convert::{to_worker_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_server::WorkerService};
 
 use crate::cluster::{Cluster, SESSION_CLOSED};
@@ -84,7 +85,8 @@ impl WorkerService for WorkerApi {
             cluster.remove_worker(worker, &reason);
         });
         let shutdown = self.shutdown.clone();
-        let stream = UnboundedReceiverStream::new(outbound).map(|message| Ok(v1::CoordinatorMessage::from(message)));
+        let stream = UnboundedReceiverStream::new(outbound)
+            .flat_map(|message| futures::stream::iter(to_worker_wire(message, MESSAGE_BUDGET).into_iter().map(Ok)));
         let stream = stream.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
     }

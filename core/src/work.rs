@@ -277,6 +277,9 @@ pub struct QueueTask {
     pub payload: Vec<u8>,
 }
 
+/// The most bytes a queue task's payload, or its result, may have.
+pub const MAX_TASK_BYTES: usize = 4 << 20;
+
 /// A client's batch of independent tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use weft_auth::paths::DataRoots;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
-use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work};
+use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work, MAX_TASK_BYTES};
 
 use crate::fetch::Fetcher;
 use crate::handlers::run_queue_task;
@@ -121,6 +121,9 @@ async fn execute(
         Work::Map(work) => map(ctx, running, work, switch).await,
         Work::Reduce(work) => reduce(ctx, running, work, switch).await,
         Work::Queue(task) => match run_queue_task(task, &switch, &stop).await {
+            Ok(output) if output.len() > MAX_TASK_BYTES => {
+                failed(format!("a result of {} bytes; at most {MAX_TASK_BYTES}", output.len()))
+            }
             Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
             Err(reason) => failed(reason),
         },

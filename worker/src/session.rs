@@ -17,7 +17,7 @@ use tracing::Instrument;
 use weft_core::messages::{FromWorker, Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report};
 use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind};
-use weft_proto::convert::Received;
+use weft_proto::convert::{reports_to_wire, Received, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
 use crate::runner::{run_attempt, WorkerContext};
@@ -49,7 +49,13 @@ struct Outbox(mpsc::Sender<v1::WorkerMessage>);
 
 impl Outbox {
     async fn send(&self, message: FromWorker) {
-        let _ = self.0.send(message.into()).await;
+        let wire = match message {
+            FromWorker::Reports { reports, credit } => reports_to_wire(reports, credit, MESSAGE_BUDGET),
+            other => vec![other.into()],
+        };
+        for message in wire {
+            let _ = self.0.send(message).await;
+        }
     }
 }
 

@@ -49,7 +49,12 @@ pub struct TestCluster {
     coordinator_logs: Vec<PathBuf>,
     workers: Vec<Worker>,
     spawned: usize,
+    /// What `weft certs` wrote, for a secured cluster.
+    secrets: Option<PathBuf>,
 }
+
+/// The client identities of a secured test cluster, as `weft certs --token` makes them.
+pub const IDENTITIES: [&str; 4] = ["admin:admin", "alice:commands", "bob:submit", "reader:read"];
 
 impl TestCluster {
     /// A coordinator (with `coordinator_flags`) and `workers` workers of `slots` slots,
@@ -63,6 +68,50 @@ impl TestCluster {
     pub fn start_in(workers: usize, slots: u32, coordinator_flags: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
+        Self::launch(dir, workers, slots, coordinator_flags, None)
+    }
+
+    /// A secured cluster: `weft certs` makes `secrets/` (tokens for [`IDENTITIES`]); the
+    /// coordinator serves TLS and asks for tokens, workers join with their certificate, and
+    /// `weft` commands run as admin unless told otherwise.
+    pub fn start_secure(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Self {
+        Self::start_in_secure(workers, slots, coordinator_flags, |_| {})
+    }
+
+    /// [`TestCluster::start_secure`] with `prepare` run on the directory first.
+    pub fn start_in_secure(
+        workers: usize,
+        slots: u32,
+        coordinator_flags: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let secrets = dir.path().join("secrets");
+        let mut certs = Command::new(weft_bin());
+        certs.arg("certs").arg("--dir").arg(&secrets);
+        for identity in IDENTITIES {
+            certs.args(["--token", identity]);
+        }
+        let made = certs.output().unwrap();
+        assert!(
+            made.status.success(),
+            "weft certs: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let mut flags: Vec<&str> = coordinator_flags.to_vec();
+        let tls_dir = secrets.to_str().unwrap().to_string();
+        flags.extend(["--tls-dir", &tls_dir]);
+        Self::launch(dir, workers, slots, &flags, Some(secrets))
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        workers: usize,
+        slots: u32,
+        coordinator_flags: &[&str],
+        secrets: Option<PathBuf>,
+    ) -> Self {
         let port = free_port();
         let coordinator_flags: Vec<String> = coordinator_flags.iter().map(|f| f.to_string()).collect();
         let (coordinator, log) = spawn_coordinator(dir.path(), port, &coordinator_flags, 0);
@@ -74,6 +123,7 @@ impl TestCluster {
             coordinator_logs: vec![log],
             workers: Vec::new(),
             spawned: 0,
+            secrets,
         };
         cluster.wait_listening();
         for _ in 0..workers {
@@ -92,6 +142,11 @@ impl TestCluster {
     /// The coordinator's state directory.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// The coordinator's process id.
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.id()
     }
 
     /// `kill -9` the coordinator and reap it.
@@ -127,9 +182,22 @@ impl TestCluster {
         fs::read_to_string(self.coordinator_logs.last().unwrap()).unwrap_or_default()
     }
 
-    /// The coordinator's URL.
+    /// The coordinator's URL: https on a secured cluster.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.secrets.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// What `weft certs` wrote, on a secured cluster.
+    pub fn secrets(&self) -> &Path {
+        self.secrets.as_deref().expect("a secured cluster")
+    }
+
+    /// The address worker `i` serves map output at, as it logged it.
+    pub fn shuffle_address(&self, i: usize) -> String {
+        let log = fs::read_to_string(&self.workers[i].log).unwrap();
+        let at = log.find("shuffle_address=").expect("the worker logged its address") + "shuffle_address=".len();
+        log[at..].split_whitespace().next().unwrap().to_string()
     }
 
     /// A path in the scratch directory.
@@ -148,7 +216,8 @@ impl TestCluster {
 
     fn spawn_worker(&self, slots: u32, log: &Path) -> Child {
         let work_dir = self.dir.path().join(format!("work-{}", self.spawned));
-        Command::new(weft_bin())
+        let mut worker = Command::new(weft_bin());
+        worker
             .args([
                 "worker",
                 "--coordinator",
@@ -157,7 +226,11 @@ impl TestCluster {
                 &slots.to_string(),
                 "--work-dir",
             ])
-            .arg(work_dir)
+            .arg(work_dir);
+        if let Some(secrets) = &self.secrets {
+            worker.arg("--tls-dir").arg(secrets);
+        }
+        worker
             .env("WEFT_LOG", "info")
             .stdout(Stdio::null())
             .stderr(fs::File::create(log).unwrap())
@@ -210,22 +283,38 @@ impl TestCluster {
         restarted
     }
 
-    /// Runs `weft ARGS` against this cluster.
-    pub fn weft(&self, args: &[&str]) -> Output {
-        Command::new(weft_bin())
+    /// `weft ARGS` against this cluster (on a secured one, with the CA and as admin).
+    fn command(&self, args: &[&str], identity: Option<&str>) -> Command {
+        let mut command = Command::new(weft_bin());
+        command
             .args(args)
             .env("WEFT_COORDINATOR", self.url())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .env_remove("WEFT_TOKEN")
+            .env_remove("WEFT_TOKEN_FILE")
+            .env_remove("WEFT_TLS_DIR")
+            .stdin(Stdio::null());
+        if let Some(secrets) = &self.secrets {
+            command.env("WEFT_TLS_DIR", secrets);
+            if let Some(identity) = identity {
+                command.env("WEFT_TOKEN_FILE", secrets.join(format!("{identity}.token")));
+            }
+        }
+        command
+    }
+
+    /// Runs `weft ARGS` against this cluster.
+    pub fn weft(&self, args: &[&str]) -> Output {
+        self.command(args, Some("admin")).output().unwrap()
+    }
+
+    /// Runs `weft ARGS` on a secured cluster as `identity` (`None`: with no token).
+    pub fn weft_as(&self, identity: Option<&str>, args: &[&str]) -> Output {
+        self.command(args, identity).output().unwrap()
     }
 
     /// Starts `weft ARGS` against this cluster without waiting.
     pub fn spawn_weft(&self, args: &[&str]) -> Child {
-        Command::new(weft_bin())
-            .args(args)
-            .env("WEFT_COORDINATOR", self.url())
-            .stdin(Stdio::null())
+        self.command(args, Some("admin"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

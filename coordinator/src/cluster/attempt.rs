@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use weft_core::outcome::{AttemptOutcome, Counters};
-use weft_core::work::{Assignment, AttemptId, WorkerId};
+use weft_core::outcome::{AttemptOutcome, Counters, Success};
+use weft_core::work::{Assignment, AttemptId, Work, WorkerId};
 
 use super::Cluster;
 
@@ -49,10 +49,49 @@ impl Finished {
     }
 }
 
+/// What a successful report of an attempt must hold, by what the attempt was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expects {
+    /// A map's partitioned output.
+    MapOutput,
+    /// A part file: a reduce's, or a map-only job's map's.
+    Part {
+        /// Whether it is a reduce (which alone may fail to fetch).
+        reduce: bool,
+    },
+    /// A queue task's result.
+    Queue,
+}
+
+impl Expects {
+    fn of(work: &Work) -> Self {
+        match work {
+            Work::Map(m) if m.output_file.is_some() => Expects::Part { reduce: false },
+            Work::Map(_) => Expects::MapOutput,
+            Work::Reduce(_) => Expects::Part { reduce: true },
+            Work::Queue(_) => Expects::Queue,
+        }
+    }
+
+    /// Why `outcome` cannot be this attempt's, if it cannot.
+    pub(super) fn refuses(self, outcome: &AttemptOutcome) -> Option<String> {
+        let fits = match outcome {
+            AttemptOutcome::Succeeded(Success::MapOutput { .. }) => self == Expects::MapOutput,
+            AttemptOutcome::Succeeded(Success::Part { .. }) => matches!(self, Expects::Part { .. }),
+            AttemptOutcome::Succeeded(Success::Queue(_)) => self == Expects::Queue,
+            AttemptOutcome::FetchFailed { .. } => self == Expects::Part { reduce: true },
+            _ => true,
+        };
+        (!fits).then(|| format!("a {} report for an attempt that expects {self:?}", outcome.kind()))
+    }
+}
+
 /// An attempt the cluster holds: waiting for a slot (with its assignment), or running.
 pub(super) struct AttemptEntry {
     /// Whose it is, for fair sharing.
     pub(super) owner: u64,
+    /// What its report must hold.
+    pub(super) expects: Expects,
     /// Boxed: the attempts map holds a slot per attempt, most of them running, not waiting.
     pub(super) assignment: Option<Box<Assignment>>,
     pub(super) placement: Option<Placement>,
@@ -64,6 +103,7 @@ impl AttemptEntry {
     pub(super) fn new(owner: u64, assignment: Assignment, done: oneshot::Sender<Finished>) -> Self {
         Self {
             owner,
+            expects: Expects::of(&assignment.work),
             assignment: Some(Box::new(assignment)),
             placement: None,
             started: None,

@@ -58,6 +58,8 @@ pub struct ClusterConfig {
 pub struct Cluster {
     state: Mutex<State>,
     config: ClusterConfig,
+    /// Reports refused: from a worker that does not hold the attempt, or of the wrong kind.
+    rejected_reports: std::sync::atomic::AtomicU64,
     lost_workers: broadcast::Sender<LostWorker>,
     joined: Notify,
 }
@@ -87,6 +89,7 @@ impl Cluster {
                 held: HeldOutputs::default(),
             }),
             config,
+            rejected_reports: Default::default(),
             lost_workers,
             joined: Notify::new(),
         })
@@ -219,7 +222,7 @@ impl Cluster {
     pub fn report_all(&self, worker: WorkerId, reports: impl IntoIterator<Item = Report>, credit: u32) {
         let mut state = self.lock();
         for report in reports {
-            state.report(worker, report);
+            self.count(state.report(worker, report));
         }
         if credit > 0 {
             state.workers.grant_credit(worker, credit);
@@ -230,7 +233,21 @@ impl Cluster {
     /// Resolves one attempt with a worker's report; false if it was ignored (see
     /// [`Cluster::report_all`]).
     pub fn report(&self, worker: WorkerId, report: Report) -> bool {
-        self.lock().report(worker, report)
+        let verdict = self.lock().report(worker, report);
+        self.count(verdict)
+    }
+
+    fn count(&self, verdict: Verdict) -> bool {
+        if verdict != Verdict::Accepted {
+            self.rejected_reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        verdict == Verdict::Accepted
+    }
+
+    /// Reports refused so far: late ones (the attempt was lost or cancelled), ones from a
+    /// worker that does not hold the attempt, and ones of the wrong kind for it.
+    pub fn rejected_reports(&self) -> u64 {
+        self.rejected_reports.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Where a running attempt is, and since when.
@@ -309,13 +326,23 @@ impl Cluster {
     }
 }
 
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    /// The worker does not hold the attempt (any more).
+    NotItsAttempt,
+    /// A result of the wrong kind: the attempt fails.
+    WrongKind,
+}
+
 impl State {
     /// The attempts waiting for a slot (not the cancelled ones still queued).
     fn waiting(&self) -> impl Iterator<Item = AttemptId> + '_ {
         self.share.queued().filter(|id| self.attempts.contains_key(id))
     }
 
-    fn report(&mut self, worker: WorkerId, report: Report) -> bool {
+    fn report(&mut self, worker: WorkerId, report: Report) -> Verdict {
         let attempt = report.attempt;
         let holds = self
             .attempts
@@ -324,7 +351,7 @@ impl State {
             .is_some_and(|p| p.worker == worker);
         if !holds {
             tracing::debug!(worker, attempt, "late or unknown report ignored");
-            return false;
+            return Verdict::NotItsAttempt;
         }
         if let Some(w) = self.workers.entries.get_mut(&worker) {
             w.running.remove(&attempt);
@@ -332,8 +359,20 @@ impl State {
         }
         let entry = self.attempts.remove(&attempt).expect("checked above");
         self.share.finished(entry.owner);
-        entry.finish(report.outcome, report.counters);
-        true
+        match entry.expects.refuses(&report.outcome) {
+            None => {
+                entry.finish(report.outcome, report.counters);
+                Verdict::Accepted
+            }
+            Some(why) => {
+                tracing::warn!(target: "weft::audit", worker, attempt, %why, "report rejected");
+                entry.finish(
+                    AttemptOutcome::Failed(format!("rejected report: {why}")),
+                    Default::default(),
+                );
+                Verdict::WrongKind
+            }
+        }
     }
 }
 

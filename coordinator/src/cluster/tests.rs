@@ -141,3 +141,26 @@ async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
     assert_eq!(assigned(&mut rx), vec![kept.id()]);
     assert!(cluster.has_idle_slot(), "one slot of two is still free");
 }
+
+#[tokio::test]
+async fn a_report_of_the_wrong_kind_is_rejected_and_fails_the_attempt() {
+    let cluster = cluster();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    cluster.grant_credit(w, 1);
+    let attempt = cluster.dispatch(JOB, queue_task);
+    let id = attempt.id();
+    assert_eq!(assigned(&mut rx), vec![id]);
+    let wrong = Report {
+        attempt: id,
+        outcome: AttemptOutcome::Succeeded(Success::MapOutput {
+            partition_bytes: vec![1],
+            records: 1,
+        }),
+        counters: Default::default(),
+    };
+    assert!(!cluster.report(w, wrong));
+    assert!(matches!(attempt.await.outcome, AttemptOutcome::Failed(why) if why.contains("rejected report")));
+    assert!(!cluster.report(w, done(id, b"")), "and nothing more is taken from it");
+    assert_eq!(cluster.rejected_reports(), 2);
+}

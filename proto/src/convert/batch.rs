@@ -3,7 +3,7 @@
 use weft_core::spec::DEFAULT_MAX_ATTEMPTS;
 use weft_core::work::{Batch, Handler, QueueResult, QueueTask};
 
-use super::ConvertError;
+use super::{split_by_size, ConvertError};
 use crate::v1::{self, queue_task_result::Outcome};
 
 /// A batch from the wire, every handler checked; `max_attempts` 0 means the default.
@@ -28,20 +28,30 @@ pub fn batch_from_wire(batch: v1::TaskBatch) -> Result<Batch, ConvertError> {
     Ok(Batch { tasks, max_attempts })
 }
 
-/// Results as one wire message.
-pub fn results_to_wire(results: Vec<QueueResult>) -> v1::QueueTaskResults {
-    v1::QueueTaskResults {
-        results: results
-            .into_iter()
-            .map(|r| v1::QueueTaskResult {
-                index: r.index,
-                outcome: Some(match r.output {
-                    Ok(output) => Outcome::Output(output),
-                    Err(reason) => Outcome::Error(reason),
-                }),
-            })
-            .collect(),
-    }
+/// A batch's tasks as the parts `RunTaskStream` takes, each of at most `budget` bytes.
+pub fn batch_parts(tasks: Vec<v1::QueueTask>, max_attempts: u32, budget: usize) -> Vec<v1::TaskBatch> {
+    split_by_size(tasks, budget)
+        .into_iter()
+        .map(|tasks| v1::TaskBatch { tasks, max_attempts })
+        .collect()
+}
+
+/// Results as wire messages of at most `budget` bytes each.
+pub fn results_to_wire(results: Vec<QueueResult>, budget: usize) -> Vec<v1::QueueTaskResults> {
+    let wire = results
+        .into_iter()
+        .map(|r| v1::QueueTaskResult {
+            index: r.index,
+            outcome: Some(match r.output {
+                Ok(output) => Outcome::Output(output),
+                Err(reason) => Outcome::Error(reason),
+            }),
+        })
+        .collect();
+    split_by_size(wire, budget)
+        .into_iter()
+        .map(|results| v1::QueueTaskResults { results })
+        .collect()
 }
 
 /// Results from a wire message.
@@ -98,6 +108,40 @@ mod tests {
                 output: Err("boom".into()),
             },
         ];
-        assert_eq!(results_from_wire(results_to_wire(results.clone())), results);
+        let back: Vec<QueueResult> = results_to_wire(results.clone(), 1 << 20)
+            .into_iter()
+            .flat_map(results_from_wire)
+            .collect();
+        assert_eq!(back, results);
+    }
+
+    #[test]
+    fn large_results_and_batches_go_in_several_messages_under_the_budget() {
+        let results: Vec<QueueResult> = (0..10)
+            .map(|index| QueueResult {
+                index,
+                output: Ok(vec![7; 1000]),
+            })
+            .collect();
+        let messages = results_to_wire(results, 2500);
+        assert_eq!(messages.len(), 5, "two results of ~1 KB per 2.5 KB message");
+        let big = results_to_wire(
+            vec![QueueResult {
+                index: 0,
+                output: Ok(vec![0; 5000]),
+            }],
+            2500,
+        );
+        assert_eq!(big.len(), 1, "an item over the budget goes alone");
+        let tasks: Vec<v1::QueueTask> = (0..100)
+            .map(|_| v1::QueueTask {
+                handler: "noop".into(),
+                payload: vec![],
+            })
+            .collect();
+        let parts = batch_parts(tasks, 3, 300);
+        assert!(parts.len() > 1 && parts.iter().all(|p| p.max_attempts == 3));
+        assert_eq!(parts.iter().map(|p| p.tasks.len()).sum::<usize>(), 100);
+        assert_eq!(batch_parts(vec![], 1, 300).len(), 1, "an empty batch is one empty part");
     }
 }

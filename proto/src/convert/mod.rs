@@ -7,10 +7,11 @@ mod batch;
 mod job;
 mod session;
 
-pub use batch::{batch_from_wire, results_from_wire, results_to_wire};
+pub use batch::{batch_from_wire, batch_parts, results_from_wire, results_to_wire};
 pub use job::{program_from_wire, program_to_wire, spec_from_stored_v1, status_from_wire, status_to_wire};
-pub use session::Received;
+pub use session::{reports_to_wire, to_worker_wire, Received};
 
+use prost::Message;
 use weft_core::spec::SpecError;
 use weft_core::work::{BadId, UnknownHandler};
 
@@ -50,4 +51,27 @@ pub enum ConvertError {
         /// What prost said.
         detail: String,
     },
+}
+
+/// A message carrying at most this many bytes of items: well under the 16 MiB a peer
+/// accepts, leaving room for the rest of the message.
+pub const MESSAGE_BUDGET: usize = 8 << 20;
+
+/// `items` cut into runs of at most `budget` encoded bytes each (an item larger than the
+/// budget alone in its run), in order; never an empty run, at least one.
+pub fn split_by_size<T: Message>(items: Vec<T>, budget: usize) -> Vec<Vec<T>> {
+    let mut runs = vec![Vec::new()];
+    let mut size = 0;
+    for item in items {
+        // The item's tag and length prefix.
+        let len = item.encoded_len() + 8;
+        let current = runs.last_mut().expect("never empty");
+        if !current.is_empty() && size + len > budget {
+            runs.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        runs.last_mut().expect("never empty").push(item);
+    }
+    runs
 }

@@ -10,7 +10,7 @@ use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::split::Split;
 use weft_core::work::{Assignment, BatchId, Handler, MapLocation, MapWork, QueueTask, ReduceWork, TaskId, Work};
 
-use super::{program_from_wire, program_to_wire, ConvertError};
+use super::{program_from_wire, program_to_wire, split_by_size, ConvertError};
 use crate::v1::{self, assignment, attempt_report::Outcome, coordinator_message, worker_message};
 
 fn path_to_wire(path: PathBuf) -> String {
@@ -283,6 +283,39 @@ impl From<ToWorker> for v1::CoordinatorMessage {
         };
         v1::CoordinatorMessage { kind: Some(kind) }
     }
+}
+
+/// A coordinator message as wire messages of at most `budget` bytes (assignments are split
+/// over as many as they need).
+pub fn to_worker_wire(message: ToWorker, budget: usize) -> Vec<v1::CoordinatorMessage> {
+    match message {
+        ToWorker::Assign(assignments) => {
+            let wire = assignments.into_iter().map(v1::Assignment::from).collect();
+            split_by_size(wire, budget)
+                .into_iter()
+                .map(|assignments| v1::CoordinatorMessage {
+                    kind: Some(coordinator_message::Kind::Assignments(v1::Assignments { assignments })),
+                })
+                .collect()
+        }
+        other => vec![other.into()],
+    }
+}
+
+/// Reports as wire messages of at most `budget` bytes, the credit on the last.
+pub fn reports_to_wire(reports: Vec<Report>, credit: u32, budget: usize) -> Vec<v1::WorkerMessage> {
+    let wire = reports.into_iter().map(v1::AttemptReport::from).collect();
+    let mut runs = split_by_size(wire, budget);
+    let last = runs.len() - 1;
+    runs.drain(..)
+        .enumerate()
+        .map(|(i, reports)| v1::WorkerMessage {
+            kind: Some(worker_message::Kind::Reports(v1::Reports {
+                reports,
+                credit: if i == last { credit } else { 0 },
+            })),
+        })
+        .collect()
 }
 
 /// A coordinator message as the worker takes it in: assignments that do not convert come
