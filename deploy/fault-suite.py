@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The cluster fault suite: weft on real containers, one per machine, with real failures.
 
-Builds the image, brings up the compose cluster (a coordinator and 3 workers, each its own
-container and address), submits jobs from this host with `weft`, breaks machines while they
-run (docker kill, network disconnect, coordinator kill, scaling, rolling restarts, the ssh
-deploy script) and checks every output exactly against a computation in this process.
+Builds the image, makes the cluster's certificates and tokens (`weft certs`), brings up the
+secured compose cluster (a coordinator and 3 workers, each its own container and address,
+TLS and tokens everywhere, jobs confined to the data directory), submits jobs from this host
+with `weft` over TLS as admin, breaks machines while they run (docker kill, network
+disconnect, coordinator kill, scaling, rolling restarts, the ssh deploy script) and checks
+every output exactly against a computation in this process.
 
     deploy/fault-suite.py [--only STEP[,STEP...]] [--keep]
 
@@ -57,20 +59,26 @@ def free_port():
 
 
 class Cluster:
-    """The compose cluster, and `weft` on this host pointed at it."""
+    """The compose cluster, and `weft` on this host pointed at it, as admin over TLS."""
 
-    def __init__(self, data):
+    def __init__(self, data, secrets):
         self.data = data
         self.port = free_port()
         self.env = dict(
             os.environ,
             WEFT_DATA=str(data),
+            WEFT_SECRETS=str(secrets),
             WEFT_PORT=str(self.port),
             WEFT_LEASE_TIMEOUT=str(LEASE),
             WEFT_SLOTS="2",
             WEFT_LOG="info,weft_coordinator=debug",
-            WEFT_COORDINATOR=f"http://127.0.0.1:{self.port}",
+            WEFT_COORDINATOR=f"https://127.0.0.1:{self.port}",
+            WEFT_TLS_DIR=str(secrets),
+            WEFT_TOKEN_FILE=str(secrets / "admin.token"),
         )
+        if os.geteuid() != 0:
+            # The containers read the secrets as this user (as root, they are chowned instead).
+            self.env.update(WEFT_UID=str(os.getuid()), WEFT_GID=str(os.getgid()))
         self.jobs = 0
 
     def compose(self, *args, check=True):
@@ -333,10 +341,15 @@ def main():
     files = sorted(inputs.iterdir())
     for f in files:
         f.chmod(0o644)
-    c = Cluster(data)
+    secrets = Path(tempfile.mkdtemp(prefix="weft-secrets-"))
+    run([WEFT, "certs", "--dir", secrets])
+    if os.geteuid() == 0:
+        for path in [secrets, *secrets.iterdir()]:
+            os.chown(path, 10001, 10001)
+    c = Cluster(data, secrets)
     failed = []
     try:
-        log("== compose cluster: 1 coordinator, 3 workers")
+        log("== secured compose cluster: 1 coordinator, 3 workers")
         c.up(3)
         for name, step in STEPS:
             if only and name not in only:
@@ -354,6 +367,7 @@ def main():
         else:
             c.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
             shutil.rmtree(data, ignore_errors=True)
+            shutil.rmtree(secrets, ignore_errors=True)
     log(f"== fault suite: {len(failed)} failed ({', '.join(failed) or 'none'}) in {time.time() - started:.0f} s")
     return 1 if failed else 0
 

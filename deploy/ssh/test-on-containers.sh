@@ -45,7 +45,7 @@ for i in 0 1 2; do
   echo "root@$ip" >>"$hosts"
 done
 export WEFT_SSH_OPTS="-i $work/key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-export WEFT_BINARY="$weft" WEFT_SLOTS=2
+export WEFT_BINARY="$weft" WEFT_SLOTS=2 WEFT_SECRETS="$work/secrets" WEFT_DATA_ROOT="$data"
 for host in $(cat "$hosts"); do
   for _ in $(seq 1 50); do
     # shellcheck disable=SC2086
@@ -60,9 +60,10 @@ started=$SECONDS
 healthy="$(grep -c ' healthy' "$work/status.log")"
 [ "$healthy" -eq 3 ] || { cat "$work/status.log" >&2; exit 1; }
 
-coordinator="http://$(head -n 1 "$hosts" | cut -d@ -f2):7070"
+coordinator="https://$(head -n 1 "$hosts" | cut -d@ -f2):7070"
 out="$data/ssh-out"
-"$weft" submit --coordinator "$coordinator" --input "$input" --output "$out" --reduce-tasks 2 \
+"$weft" submit --coordinator "$coordinator" --tls-dir "$WEFT_SECRETS" --token-file "$WEFT_SECRETS/admin.token" \
+  --input "$input" --output "$out" --reduce-tasks 2 \
   --mapper "tr -cs 'A-Za-z' '\\n' | awk 'length(\$0) > 0 { print \$0 \"\\t1\" }'" \
   --reducer "awk -F'\\t' '{ s[\$1] += \$2 } END { for (k in s) print k \"\\t\" s[k] }'" --wait >/dev/null 2>"$work/job.log" \
   || { cat "$work/job.log" >&2; exit 1; }

@@ -262,10 +262,9 @@ impl WorkDir {
         })?;
         // Map output is the jobs' data: nobody else on this host reads it.
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
-        std::fs::set_permissions(&path, private).map_err(|source| WorkerError::WorkDir {
-            path: path.clone(),
-            source,
-        })?;
+        if let Err(e) = std::fs::set_permissions(&path, private) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the work directory private");
+        }
         Ok(Self { path, remove_on_drop })
     }
 }
