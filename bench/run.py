@@ -2,6 +2,7 @@
 """weft against what users would pick instead, on the same machine, in one run.
 
     bench/run.py [--size 1GiB] [--only wordcount,sort,queue,scale] [--weft-only] [--tasks N]
+    bench/run.py --weft-only --only security [--rounds 5]   # what TLS and tokens cost
 
 Installs what it needs (a venv under target/bench-venv from PyPI; redis-server from Debian's
 packages for Celery), builds weft and the bench programs in release mode, generates the data,
@@ -143,20 +144,29 @@ def ensure_redis():
 
 
 class WeftCluster:
-    """A coordinator and two workers, each its own process, on loopback."""
+    """A coordinator and two workers, each its own process, on loopback; `secure`: TLS on
+    every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
+    every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0):
+    def __init__(self, slots, prefetch=0, secure=False):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         quiet = dict(os.environ, WEFT_LOG="warn")
-        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state"], env=quiet, stderr=subprocess.DEVNULL)
+        tls = []
+        self.client_env = dict(os.environ)
+        if secure:
+            secrets = self.dir / "secrets"
+            subprocess.run([RELEASE / "weft", "certs", "--dir", secrets], check=True, capture_output=True)
+            tls = ["--tls-dir", secrets]
+            self.client_env.update(WEFT_TLS_DIR=str(secrets), WEFT_TOKEN_FILE=str(secrets / "admin.token"))
+        self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
+        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
-            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}"], env=quiet, stderr=subprocess.DEVNULL)
+            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls], env=quiet, stderr=subprocess.DEVNULL)
             for i in range(2)
         ]
         deadline = time.time() + 30
-        while subprocess.run([RELEASE / "weft", "health", "--coordinator", self.url], capture_output=True).returncode != 0:
+        while subprocess.run([RELEASE / "weft", "health", "--coordinator", self.url], env=self.client_env, capture_output=True).returncode != 0:
             if time.time() > deadline:
                 raise RuntimeError("the coordinator did not start")
             time.sleep(0.1)
@@ -172,13 +182,13 @@ class WeftCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def weft_cluster_job(flags):
+def weft_cluster_job(flags, secure=False):
     # One slot per worker: two workers on two cores, as `weft run` sets them (two slots each
     # would run four tasks on two cores: 3.5 s against 2.8-3.1 s on the 1 GiB wordcount).
-    cluster = WeftCluster(slots=1)
+    cluster = WeftCluster(slots=1, secure=secure)
     try:
         started = time.perf_counter()
-        proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = 0
         while proc.poll() is None:
             peak = max(peak, cluster.rss() + tree_rss(proc.pid))
@@ -187,6 +197,17 @@ def weft_cluster_job(flags):
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.read().strip()[-1500:])
         return seconds, peak
+    finally:
+        cluster.close()
+
+
+def weft_queue(tasks, singles, secure=False):
+    """The queue benchmark on a cluster of 2 workers × 2 slots, 64 prefetched each: its
+    JSON line and the cluster's RSS."""
+    cluster = WeftCluster(2, prefetch=64, secure=secure)
+    try:
+        _, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), str(singles)], env=cluster.client_env)
+        return json.loads(out.strip().splitlines()[-1]), cluster.rss() + rss
     finally:
         cluster.close()
 
@@ -266,14 +287,29 @@ def fresh_dir(path):
     return path
 
 
-def wordcount(size, weft_only, errors):
+def text_data(size):
+    """Generated text for the wordcount: (directory, files, total bytes)."""
     files = 8 if size >= (64 << 20) else 2
 
     def generate(data):
         log(f"   generating {size >> 20} MiB of text")
         subprocess.run([RELEASE / "weft", "generate-text", "--ascii", "--output", data, "--files", str(files), "--size", str(size // files), "--seed", "7"], check=True, capture_output=True)
 
-    data, inputs, total = prepare("wordcount", size, generate)
+    return prepare("wordcount", size, generate)
+
+
+def record_data(size):
+    """100-byte records for the sort: (directory, files, total bytes)."""
+
+    def generate(data):
+        log(f"   generating {size >> 20} MiB of 100-byte records")
+        subprocess.run([PY if PY.exists() else sys.executable, BENCH / "systems.py", "gensort", data, str(size)], check=True)
+
+    return prepare("sort", size, generate)
+
+
+def wordcount(size, weft_only, errors):
+    data, inputs, total = text_data(size)
     out = fresh_dir(WORK / "wordcount-out")
     runs = Runs()
     split = str(max(total // 8, 1 << 20))
@@ -301,11 +337,7 @@ def wordcount(size, weft_only, errors):
 
 
 def sort(size, weft_only, errors):
-    def generate(data):
-        log(f"   generating {size >> 20} MiB of 100-byte records")
-        subprocess.run([PY if PY.exists() else sys.executable, BENCH / "systems.py", "gensort", data, str(size)], check=True)
-
-    data, inputs, total = prepare("sort", size, generate)
+    data, inputs, total = record_data(size)
     out = fresh_dir(WORK / "sort-out")
     runs = Runs()
     split = str(max(total // 8, 1 << 20))
@@ -324,15 +356,11 @@ def queue(tasks, weft_only, errors):
     # Workers configured for a work queue of short tasks: 64 prefetched each (Celery's
     # prefetch multiplier is set to 64 as well).
     log("   weft (coordinator + 2 workers × 2 slots, --prefetch 64)")
-    cluster = WeftCluster(2, prefetch=64)
     try:
-        seconds, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), "2000"])
-        stats = json.loads(out.strip().splitlines()[-1])
-        results.append(Measured("weft", stats["seconds"], cluster.rss() + rss, note=f"{stats['tasks_per_second']:.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"))
+        stats, rss = weft_queue(tasks, 2000)
+        results.append(Measured("weft", stats["seconds"], rss, note=f"{stats['tasks_per_second']:.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"))
     except Exception as e:
         results.append(Measured("weft", error=str(e)))
-    finally:
-        cluster.close()
     if not weft_only:
         for system, package in [("Dask distributed", "dask"), ("Ray", "ray"), ("Celery + Redis", "celery")]:
             log(f"   {system} (2 worker processes)")
@@ -383,6 +411,73 @@ def scale(tasks):
                 coordinator.wait()
                 shutil.rmtree(state, ignore_errors=True)
     return {"title": f"coordinator scale: simulated workers draining {tasks:,} queued tasks", "unit": "tasks/s", "results": results}
+
+
+def security(size, tasks, rounds):
+    """What TLS and tokens cost: each workload on a plaintext cluster and on a secured one
+    (TLS on every connection, a token on every call), alternately, `rounds` times each; the
+    median and the spread of each."""
+    wc_data, _, wc_total = text_data(size)
+    sort_data, _, sort_total = record_data(size)
+    out = fresh_dir(WORK / "security-out")
+    workloads = [
+        ("wordcount", wc_total, "MB/s", lambda secure, o: weft_cluster_job(["--input", wc_data, "--output", o, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(wc_total // 8, 1 << 20))], secure), read_counts),
+        ("sort", sort_total, "MB/s", lambda secure, o: weft_cluster_job(["--input", sort_data, "--output", o, "--app", "sort", "--reduce-tasks", "4", "--split-size", str(max(sort_total // 8, 1 << 20))], secure), None),
+        ("queue", None, "tasks/s", lambda secure, o: weft_queue(tasks, 500, secure), None),
+    ]
+    sections = []
+    for name, total, unit, run, read in workloads:
+        samples = {False: [], True: []}
+        notes = {False: [], True: []}
+        error = None
+        for round_ in range(rounds):
+            # Each side goes first in every other round, so that neither always runs in the
+            # other's wake; written data is synced first, so that no run pays for another's
+            # writeback.
+            for secure in (False, True) if round_ % 2 == 0 else (True, False):
+                target = out / f"{name}-{'tls' if secure else 'plain'}-{round_}"
+                os.sync()
+                try:
+                    result = run(secure, target)
+                except Exception as e:
+                    error = error or f"{'TLS' if secure else 'plaintext'}: {e}"
+                    continue
+                if name == "queue":
+                    stats, rss = result
+                    samples[secure].append((stats["seconds"], rss))
+                    notes[secure].append(stats["p50_ms"])
+                else:
+                    samples[secure].append(result)
+                log(f"   {name} {'TLS + tokens' if secure else 'plaintext'} round {round_ + 1}: {samples[secure][-1][0]:.3f} s")
+                if round_ > 0:
+                    shutil.rmtree(target, ignore_errors=True)
+            if round_ == 0 and name != "queue" and not error:
+                plain, tls = out / f"{name}-plain-0", out / f"{name}-tls-0"
+                same = read_counts(plain) == read_counts(tls) if read else same_lines(plain, tls)
+                if not same:
+                    error = "the secured cluster's output differs from the plaintext one's"
+                shutil.rmtree(plain, ignore_errors=True)
+                shutil.rmtree(tls, ignore_errors=True)
+        results = []
+        for secure, label in ((False, "plaintext"), (True, "TLS + tokens")):
+            times = sorted(t for t, _ in samples[secure])
+            if not times or error:
+                results.append(Measured(f"weft {name}, {label}", error=error or "no run finished"))
+                continue
+            median = times[len(times) // 2]
+            note = f"median of {len(times)}; runs {', '.join(f'{t:.2f}' for t in times)} s; spread {(times[-1] - times[0]) / median:.0%}"
+            if notes[secure]:
+                p50 = sorted(notes[secure])[len(notes[secure]) // 2]
+                note += f"; single-task p50 {p50:.3f} ms"
+            r = Measured(f"weft {name}, {label}", median, max(m for _, m in samples[secure]), note=note)
+            r.tasks = tasks
+            results.append(r)
+        section = {"title": f"TLS and tokens against plaintext: {name}", "unit": unit, "results": results}
+        if total:
+            section["bytes"] = total
+        sections.append(section)
+    shutil.rmtree(out, ignore_errors=True)
+    return sections
 
 
 # The report.
@@ -450,7 +545,8 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, security (security is only run when named)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security comparison (default 5)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "scale"}
@@ -470,10 +566,12 @@ def main():
         ("sort", lambda: sort(args.size, args.weft_only, errors)),
         ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
         ("scale", lambda: scale(args.scale_tasks)),
+        ("security", lambda: security(args.size, args.tasks, args.rounds)),
     ]:
         if name in only:
             log(f"== {name}")
-            sections.append(run())
+            made = run()
+            sections.extend(made if isinstance(made, list) else [made])
     report(sections, args, started)
     failed = [r.system for s in sections for r in s["results"] if r.error and r.system.startswith("weft")]
     return 1 if failed else 0

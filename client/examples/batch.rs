@@ -6,10 +6,13 @@
 //! weft worker --coordinator http://127.0.0.1:7070 &
 //! cargo run --release -p weft-client --example batch -- http://127.0.0.1:7070 100000 noop
 //! ```
+//!
+//! For a secured cluster, give an `https://` URL and the credentials in the environment:
+//! `WEFT_TLS_DIR` (its `ca.pem`) and `WEFT_TOKEN_FILE`.
 
 use std::time::Instant;
 
-use weft_client::{Client, DeferredList, Task};
+use weft_client::{Client, Credentials, DeferredList, Task};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = args.next().map_or(Ok(10_000), |n| n.parse())?;
     let handler = args.next().unwrap_or_else(|| "noop".into());
 
-    let client = Client::connect(&url).await?;
+    let client = Client::connect_with(&url, &Credentials::from_env()?).await?;
     let started = Instant::now();
     let tasks = (0..count).map(|i| Task::new(&handler, i.to_string())).collect();
     let results = client.run_tasks(tasks).await?;

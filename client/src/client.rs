@@ -1,6 +1,7 @@
 //! The connection to a coordinator: TLS when the URL is `https://`, and the caller's token
 //! on every request.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
@@ -8,7 +9,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
-use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsMaterial};
+use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsError, TlsFiles, TlsMaterial};
 use weft_auth::tokens::Token;
 use weft_core::spec::JobSpec;
 use weft_core::status::JobStatus;
@@ -26,6 +27,47 @@ pub struct Credentials {
     pub tls: Option<TlsMaterial>,
     /// The bearer token, sent with every request.
     pub token: Option<Token>,
+}
+
+impl Credentials {
+    /// The credentials the environment gives, as the `weft` commands read them: the CA in
+    /// `WEFT_TLS_DIR/ca.pem`, the token in the file `WEFT_TOKEN_FILE` or in `WEFT_TOKEN`.
+    /// Empty when none is set.
+    pub fn from_env() -> Result<Self, CredentialsError> {
+        let tls = match std::env::var_os("WEFT_TLS_DIR") {
+            Some(dir) => Some(TlsFiles::in_dir(Path::new(&dir), None).load()?),
+            None => None,
+        };
+        let token = match (std::env::var_os("WEFT_TOKEN_FILE"), std::env::var("WEFT_TOKEN")) {
+            (Some(file), _) => {
+                Some(
+                    Token::from_file(Path::new(&file)).map_err(|source| CredentialsError::TokenFile {
+                        path: PathBuf::from(&file),
+                        source,
+                    })?,
+                )
+            }
+            (None, Ok(secret)) => Some(Token::new(&secret)),
+            (None, Err(_)) => None,
+        };
+        Ok(Self { tls, token })
+    }
+}
+
+/// Why credentials cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The TLS files are missing or unreadable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The token file is missing or unreadable.
+    #[error("cannot read the token file {}: {source}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Adds `authorization: Bearer TOKEN` to every request.

@@ -14,8 +14,9 @@
 //! - [`session`]: the worker API that feeds the cluster, a gRPC edge;
 //! - [`commit`]: temporary parts, commit by rename, `_SUCCESS` last.
 //!
-//! Beside them: [`batch`] (task batches of the work queue), [`config`] and [`error`]
-//! (errors and their gRPC codes). The job and task state machines are in
+//! Beside them: [`auth`] (who is calling: tokens, roles, the audit log), [`batch`] (task
+//! batches of the work queue), [`config`] (with the security settings and limits) and
+//! [`error`] (errors and their gRPC codes). The job and task state machines are in
 //! `weft_core::status`; wire messages become domain types only in `service`, `session` and
 //! `server`, through `weft_proto::convert`.
 

@@ -1,6 +1,8 @@
 //! The reducer's side of the shuffle: fetching its partition of every map output from the
 //! workers that hold them, a few at a time, keeping small runs in memory and writing large
-//! ones (and memory past the merge buffer) to disk. A gRPC edge: the `Fetch` client.
+//! ones (and memory past the merge buffer) to disk. Map output this worker holds itself is
+//! read in place from its disk, not fetched (as Hadoop's local fetcher and Spark's local
+//! block reads do). A gRPC edge: the `Fetch` client.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use weft_core::work::{AttemptId, JobId, MapLocation};
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
 use crate::merge::{merge_memory_runs, Run};
+use crate::store::MapOutputStore;
 
 /// Map outputs fetched at once by one reducer.
 const PARALLEL_FETCHES: usize = 4;
@@ -35,20 +38,30 @@ pub struct FetchFailure {
 
 /// Connections to other workers' shuffle services, kept for reuse; over TLS, this worker
 /// presents its certificate and expects a worker's.
-#[derive(Default)]
 pub struct Fetcher {
     tls: Option<TlsMaterial>,
+    own: OwnOutput,
     channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// This worker's own map output: the shuffle address it is announced at, and its store.
+pub struct OwnOutput {
+    /// The address this worker's shuffle service is announced at.
+    pub address: String,
+    /// Its map outputs.
+    pub store: MapOutputStore,
 }
 
 /// Chunks of map output are 1 MiB; a message may be no larger than this.
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 impl Fetcher {
-    /// A fetcher that speaks TLS with `tls`, or plaintext without.
-    pub fn new(tls: Option<TlsMaterial>) -> Self {
+    /// A fetcher that speaks TLS with `tls`, or plaintext without, and reads the map output
+    /// at `own.address` from `own.store`.
+    pub fn new(tls: Option<TlsMaterial>, own: OwnOutput) -> Self {
         Self {
             tls,
+            own,
             channels: Mutex::default(),
         }
     }
@@ -177,6 +190,9 @@ impl Fetcher {
         target: &PathBuf,
         largest_in_memory: usize,
     ) -> Result<(Run, u64), (Code, String)> {
+        if map.shuffle_address == self.own.address {
+            return self.read_own(job, partition, map.attempt);
+        }
         let mut client = self
             .client(&map.shuffle_address)
             .map_err(|e| (Code::InvalidArgument, e))?;
@@ -220,5 +236,80 @@ impl Fetcher {
             }
             None => Ok((Run::Memory(memory), bytes)),
         }
+    }
+
+    /// A partition of this worker's own map output, as a run read in place; missing output
+    /// fails as a fetch from a peer that lost it would.
+    fn read_own(&self, job: JobId, partition: u32, attempt: AttemptId) -> Result<(Run, u64), (Code, String)> {
+        let (path, start, length) = self
+            .own
+            .store
+            .partition_range(job, attempt, partition)
+            .map_err(|e| (Code::NotFound, format!("map attempt {attempt} of {job}: {e}")))?;
+        Ok((Run::Slice { path, start, length }, length))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    use crate::store::write_index;
+
+    fn own_output(dir: &Path) -> (Fetcher, MapLocation) {
+        let store = MapOutputStore::open(dir.join("map-output")).unwrap();
+        let attempt_dir = store.attempt_dir(JobId::new(7), 3);
+        std::fs::create_dir_all(&attempt_dir).unwrap();
+        std::fs::write(attempt_dir.join("data"), b"zeroonetwo").unwrap();
+        write_index(&attempt_dir.join("index"), &[0, 4, 7, 10]).unwrap();
+        let own = OwnOutput {
+            address: "10.0.0.1:7071".into(),
+            store,
+        };
+        let location = MapLocation {
+            task: 0,
+            attempt: 3,
+            shuffle_address: own.address.clone(),
+        };
+        (Fetcher::new(None, own), location)
+    }
+
+    fn read(run: Run) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        run.open().unwrap().read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[tokio::test]
+    async fn this_worker_s_own_map_output_is_read_in_place_and_left_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fetcher, location) = own_output(dir.path());
+        let (runs, bytes) = fetcher
+            .fetch_partition(JobId::new(7), 1, &[location], dir.path(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(bytes, 3);
+        let [run] = <[Run; 1]>::try_from(runs).ok().unwrap();
+        assert!(matches!(run, Run::Slice { .. }), "read in place, not copied");
+        assert_eq!(read(run), b"one");
+        assert!(
+            fetcher.own.store.partition_range(JobId::new(7), 3, 1).is_ok(),
+            "still held"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_own_map_output_fails_like_a_lost_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fetcher, mut location) = own_output(dir.path());
+        location.attempt = 4;
+        let Err(failure) = fetcher
+            .fetch_partition(JobId::new(7), 1, &[location], dir.path(), 1 << 20)
+            .await
+        else {
+            panic!("a missing map output was read");
+        };
+        assert_eq!(failure.map_attempts, vec![4]);
     }
 }

@@ -1,8 +1,9 @@
-//! Sorted runs of records a reducer merges: in memory or on disk, merged in passes of at
+//! Sorted runs of records a reducer merges: in memory, on disk, or read in place from this
+//! worker's own map output; merged in passes of at
 //! most [`MERGE_FACTOR`] so that open files stay bounded.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use weft_core::merge::Merger;
@@ -14,8 +15,18 @@ pub const MERGE_FACTOR: usize = 64;
 pub enum Run {
     /// Held in memory.
     Memory(Vec<u8>),
-    /// In a file.
+    /// In a file of its own, removed once opened.
     File(PathBuf),
+    /// A byte range of a file the run does not own (a map output on this worker's own
+    /// disk), read in place and left as it is.
+    Slice {
+        /// The file.
+        path: PathBuf,
+        /// Where the run starts.
+        start: u64,
+        /// Its bytes.
+        length: u64,
+    },
 }
 
 impl Run {
@@ -23,11 +34,11 @@ impl Run {
     pub fn memory(&self) -> usize {
         match self {
             Run::Memory(data) => data.len(),
-            Run::File(_) => 0,
+            Run::File(_) | Run::Slice { .. } => 0,
         }
     }
 
-    fn open(self) -> io::Result<Box<dyn BufRead + Send>> {
+    pub(crate) fn open(self) -> io::Result<Box<dyn BufRead + Send>> {
         Ok(match self {
             Run::Memory(data) => Box::new(Cursor::new(data)),
             Run::File(path) => {
@@ -35,6 +46,11 @@ impl Run {
                 // Unlinked now: the open handle keeps it readable, and nothing is left behind.
                 std::fs::remove_file(&path)?;
                 Box::new(BufReader::with_capacity(256 << 10, file))
+            }
+            Run::Slice { path, start, length } => {
+                let mut file = File::open(&path)?;
+                file.seek(SeekFrom::Start(start))?;
+                Box::new(BufReader::with_capacity(256 << 10, file.take(length)))
             }
         })
     }

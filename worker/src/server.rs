@@ -15,7 +15,7 @@ use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 
 use crate::config::WorkerConfig;
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, OwnOutput};
 use crate::runner::WorkerContext;
 use crate::session::{run_session, Identity, SessionEnd};
 use crate::shuffle::ShuffleApi;
@@ -136,7 +136,13 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     })?;
     let ctx = Arc::new(WorkerContext {
         store: store.clone(),
-        fetcher: Fetcher::new(tls.clone()),
+        fetcher: Fetcher::new(
+            tls.clone(),
+            OwnOutput {
+                address: shuffle_address.clone(),
+                store: store.clone(),
+            },
+        ),
         scratch,
         sort_buffer: config.sort_buffer,
         merge_buffer: config.merge_buffer,

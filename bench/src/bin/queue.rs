@@ -3,11 +3,13 @@
 //! a time (submit-to-result latency). Prints one JSON line.
 //!
 //!     queue URL [TASKS] [SINGLES]
+//!
+//! Credentials come from the environment as for `weft`: WEFT_TLS_DIR, WEFT_TOKEN_FILE.
 
 use std::time::Instant;
 
 use weft_bench::{all_succeed, percentile};
-use weft_client::{Client, Task};
+use weft_client::{Client, Credentials, Task};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7070".into());
     let tasks: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
     let singles: usize = args.next().map_or(Ok(2_000), |n| n.parse())?;
-    let client = Client::connect(&url).await?;
+    let client = Client::connect_with(&url, &Credentials::from_env()?).await?;
 
     let started = Instant::now();
     let results = client
