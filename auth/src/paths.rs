@@ -95,14 +95,16 @@ impl DataRoots {
 
     /// Opens `path` to read, never leaving its root.
     pub fn open(&self, path: &Path) -> io::Result<File> {
-        if self.is_open() {
-            return File::open(path);
-        }
-        let (root, rest) = self.split(path)?;
-        open_beneath(root, rest, libc::O_RDONLY, 0).or_else(|e| match e.raw_os_error() {
-            Some(libc::ENOSYS) => self.open_checked(path, |p| File::open(p)),
-            _ => Err(escape(e, path)),
-        })
+        let opened = if self.is_open() {
+            File::open(path)
+        } else {
+            let (root, rest) = self.split(path)?;
+            open_beneath(root, rest, libc::O_RDONLY, 0).or_else(|e| match e.raw_os_error() {
+                Some(libc::ENOSYS) => self.open_checked(path, |p| File::open(p)),
+                _ => Err(escape(e, path)),
+            })
+        };
+        opened.map_err(|e| naming(e, path))
     }
 
     /// Creates `path` (it must not exist) to write and read back, with `mode`, never
@@ -117,15 +119,17 @@ impl DataRoots {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(p)
         };
-        if self.is_open() {
-            return create(path);
-        }
-        let (root, rest) = self.split(path)?;
-        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-        open_beneath(root, rest, flags, mode).or_else(|e| match e.raw_os_error() {
-            Some(libc::ENOSYS) => self.open_checked(path, create),
-            _ => Err(escape(e, path)),
-        })
+        let created = if self.is_open() {
+            create(path)
+        } else {
+            let (root, rest) = self.split(path)?;
+            let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+            open_beneath(root, rest, flags, mode).or_else(|e| match e.raw_os_error() {
+                Some(libc::ENOSYS) => self.open_checked(path, create),
+                _ => Err(escape(e, path)),
+            })
+        };
+        created.map_err(|e| naming(e, path))
     }
 
     /// Where `openat2` is not allowed (an old kernel, a strict seccomp profile): resolves
@@ -139,6 +143,15 @@ impl DataRoots {
 }
 
 /// `EXDEV` is how `RESOLVE_BENEATH` refuses a path that leads out.
+/// An error of the system's (which names no file) with the file it concerns; one of ours
+/// already names it.
+pub fn naming(e: io::Error, path: &Path) -> io::Error {
+    if e.get_ref().is_some() {
+        return e;
+    }
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 fn escape(e: io::Error, path: &Path) -> io::Error {
     match e.raw_os_error() {
         Some(libc::EXDEV) | Some(libc::ELOOP) => {

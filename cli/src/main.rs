@@ -6,6 +6,7 @@ mod job_args;
 mod progress;
 mod show;
 mod signals;
+mod units;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: this process may be a task's shim rather than a `weft` command.
+    weft_worker::shim::run_if_requested();
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Command::Coordinator(_) | Command::Worker(_));
     let default_filter = if daemon { "info" } else { "warn" };
@@ -83,5 +86,13 @@ fn main() -> ExitCode {
             eprintln!("weft: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

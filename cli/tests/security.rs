@@ -236,6 +236,7 @@ async fn worker_session(
         slots: 4,
         hostname: "rogue".into(),
         held: vec![],
+        reports_progress: false,
     });
     out.send(v1::WorkerMessage { kind: Some(register) }).await.unwrap();
     let mut client = v1::worker_service_client::WorkerServiceClient::new(channel);

@@ -18,7 +18,7 @@ use weft_proto::v1::{self, job_service_client::JobServiceClient};
 
 use crate::error::ClientError;
 use crate::job::JobHandle;
-use crate::tasks::{start_batch, Task, TaskResult};
+use crate::tasks::{start_batch, BatchOptions, Task, TaskResult};
 
 /// How a client proves who it is: the cluster's CA (for `https://` URLs) and its token.
 #[derive(Debug, Clone, Default)]
@@ -126,8 +126,10 @@ impl Client {
         Ok(Self { jobs })
     }
 
-    /// Submits a job; resolves once the coordinator accepted it.
+    /// Submits a job; resolves once the coordinator accepted it. Its paths must be UTF-8
+    /// (they travel as text); the coordinator checks the rest.
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobHandle, ClientError> {
+        spec.check_paths_are_text()?;
         let response = self.jobs.clone().submit_job(v1::JobSpec::from(spec)).await?;
         Ok(self.job(response.into_inner().job_id))
     }
@@ -172,7 +174,21 @@ impl Client {
         tasks: Vec<Task>,
         max_attempts: u32,
     ) -> Result<Vec<TaskResult>, ClientError> {
-        start_batch(self, tasks, max_attempts).await
+        let options = BatchOptions {
+            max_attempts,
+            ..BatchOptions::default()
+        };
+        start_batch(self, tasks, &options).await
+    }
+
+    /// [`run_tasks`](Self::run_tasks) with `options`: attempts per task, and how long an
+    /// attempt may run.
+    pub async fn run_tasks_with(
+        &self,
+        tasks: Vec<Task>,
+        options: &BatchOptions,
+    ) -> Result<Vec<TaskResult>, ClientError> {
+        start_batch(self, tasks, options).await
     }
 }
 

@@ -6,6 +6,9 @@ use weft_core::work::JobId;
 /// A client-side error.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// The job spec is wrong (checked before it is sent).
+    #[error(transparent)]
+    Spec(#[from] weft_core::spec::SpecError),
     /// The coordinator cannot be reached.
     #[error("cannot reach the coordinator at {url}: {reason}")]
     Connect {

@@ -34,6 +34,16 @@ impl Task {
     }
 }
 
+/// How a batch's tasks run.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// Attempts per task before it fails; 0: the default (4).
+    pub max_attempts: u32,
+    /// An attempt running longer is stopped and counts as failed; `None`: the
+    /// coordinator's default (`--queue-task-timeout`, 10 minutes unless set).
+    pub task_timeout: Option<std::time::Duration>,
+}
+
 /// The future result of one task: its output, or why it failed.
 pub struct TaskResult {
     receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
@@ -62,7 +72,7 @@ impl Future for TaskResult {
 pub(crate) async fn start_batch(
     client: &Client,
     tasks: Vec<Task>,
-    max_attempts: u32,
+    options: &BatchOptions,
 ) -> Result<Vec<TaskResult>, ClientError> {
     let count = tasks.len();
     let wire = tasks
@@ -73,7 +83,7 @@ pub(crate) async fn start_batch(
         })
         .collect();
     // Sent in parts: a batch of any size fits the coordinator's message limit.
-    let parts = batch_parts(wire, max_attempts, MESSAGE_BUDGET);
+    let parts = batch_parts(wire, options.max_attempts, options.task_timeout, MESSAGE_BUDGET);
     let mut stream = client
         .jobs
         .clone()

@@ -69,7 +69,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
     static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
     let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
     let owner = Owner::batch(id, identity);
-    let max_attempts = batch.max_attempts;
+    let (max_attempts, timeout) = (batch.max_attempts, batch.task_timeout);
     tracing::debug!(batch = %id, tasks = batch.tasks.len(), "batch accepted");
     let stats = Arc::new(PhaseStats::default());
     let pump = cluster.clone();
@@ -91,6 +91,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
                         phase: &stats,
                         backup: None,
                         log: None,
+                        exclusions: None,
                         send_at_once: false,
                     };
                     let mut history = TaskHistory::default();
@@ -99,6 +100,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
                         number,
                         task: task_id,
                         work: Work::Queue(task.clone()),
+                        timeout,
                     };
                     let output = match run_task(&ctx, &mut history, build).await {
                         Ok(committed) => match committed.success {
@@ -151,9 +153,7 @@ mod tests {
     use crate::cluster::ClusterConfig;
 
     fn cluster() -> Arc<Cluster> {
-        Cluster::in_memory(ClusterConfig {
-            lease_timeout: Duration::from_secs(60),
-        })
+        Cluster::in_memory(ClusterConfig::with_lease(Duration::from_secs(60)))
     }
 
     /// Tasks that echo their index.
@@ -166,13 +166,14 @@ mod tests {
                 })
                 .collect(),
             max_attempts: 4,
+            task_timeout: None,
         }
     }
 
     /// A worker inside the test: answers every assignment at once with its payload.
     fn echo_worker(cluster: &Arc<Cluster>, slots: u32) -> JoinHandle<()> {
         let (sender, mut inbox) = mpsc::unbounded_channel();
-        let id = cluster.register("echo:1".into(), slots, sender, vec![]);
+        let id = cluster.register("echo:1".into(), slots, sender, vec![], true);
         cluster.grant_credit(id, slots);
         let cluster = cluster.clone();
         tokio::spawn(async move {

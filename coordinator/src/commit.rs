@@ -8,7 +8,9 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use weft_core::owned_dir::try_lock;
 use weft_core::work::AttemptId;
 
 const TEMP_DIR: &str = ".weft-tmp";
@@ -23,6 +25,9 @@ pub enum OutputError {
     /// It has files in it already.
     #[error("output directory {0} is not empty: choose a new directory or empty this one")]
     NotEmpty(PathBuf),
+    /// A running job writes to it.
+    #[error("output directory {0} is being written by another job: choose another directory")]
+    InUse(PathBuf),
     /// It cannot be created or written.
     #[error("cannot use output directory {path}: {source}")]
     Unusable {
@@ -33,10 +38,13 @@ pub enum OutputError {
     },
 }
 
-/// A claimed output directory.
+/// A claimed output directory. Its temporary directory is locked for as long as the job
+/// holds it: one whose lock is free was left by a coordinator that died, and what it holds
+/// (with the parts beside it) is removed by the next claim.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     root: PathBuf,
+    _lock: Option<Arc<fs::File>>,
 }
 
 /// A directory claimed for a job that is not yet durable: dropped, it gives the directory
@@ -68,7 +76,8 @@ impl Drop for OutputClaim {
 
 impl OutputDir {
     /// Claims `root`, which must not exist or be empty, by creating it and its temporary
-    /// directory. A second job claiming the same directory fails.
+    /// directory and taking the temporary directory's lock. A second job claiming the same
+    /// directory fails; what a job that died unfinished left there is removed first.
     pub fn claim(root: &Path) -> Result<OutputClaim, OutputError> {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let unusable = |source| OutputError::Unusable {
@@ -80,23 +89,47 @@ impl OutputDir {
             .mode(DIR_MODE)
             .create(&root)
             .map_err(unusable)?;
+        let temp = root.join(TEMP_DIR);
+        if temp.is_dir() {
+            remove_abandoned(&root)?;
+        }
         if fs::read_dir(&root).map_err(unusable)?.next().is_some() {
             return Err(OutputError::NotEmpty(root));
         }
-        match fs::DirBuilder::new().mode(DIR_MODE).create(root.join(TEMP_DIR)) {
-            Ok(()) => Ok(OutputClaim {
-                dir: Some(Self { root }),
+        match fs::DirBuilder::new().mode(DIR_MODE).create(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(OutputError::InUse(root)),
+            Err(e) => return Err(unusable(e)),
+        }
+        match try_lock(&temp) {
+            Ok(Some(lock)) => Ok(OutputClaim {
+                dir: Some(Self {
+                    root,
+                    _lock: Some(Arc::new(lock)),
+                }),
             }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(OutputError::NotEmpty(root)),
+            Ok(None) => Err(OutputError::InUse(root)),
             Err(e) => Err(unusable(e)),
         }
     }
 
-    /// The directory of a job claimed before a restart.
+    /// The directory of a job claimed before a restart, locked again.
     pub fn reopen(root: &Path) -> Self {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-        let _ = fs::create_dir_all(root.join(TEMP_DIR));
-        Self { root }
+        let temp = root.join(TEMP_DIR);
+        let _ = fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(&temp);
+        let lock = match try_lock(&temp) {
+            Ok(Some(lock)) => Some(Arc::new(lock)),
+            Ok(None) => {
+                tracing::error!(output = %root.display(), "another job writes to this job's output directory");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(output = %root.display(), error = %e, "cannot lock the output directory");
+                None
+            }
+        };
+        Self { root, _lock: lock }
     }
 
     /// The directory.
@@ -111,9 +144,10 @@ impl OutputDir {
             .join(format!("{}.attempt-{attempt}", part_name(part)))
     }
 
-    /// Moves `attempt`'s part into place: an atomic rename.
+    /// Moves `attempt`'s part into place: an atomic rename, made durable.
     pub fn commit_part(&self, part: u32, attempt: AttemptId) -> io::Result<()> {
-        fs::rename(self.temp_part(part, attempt), self.root.join(part_name(part)))
+        fs::rename(self.temp_part(part, attempt), self.root.join(part_name(part)))?;
+        sync_dir(&self.root)
     }
 
     /// Writes `_SUCCESS` (with the parts' `mode`) and removes the temporary directory.
@@ -125,7 +159,8 @@ impl OutputDir {
             .truncate(true)
             .mode(mode)
             .open(self.root.join(SUCCESS_MARKER))?;
-        marker.sync_all()
+        marker.sync_all()?;
+        sync_dir(&self.root)
     }
 
     /// Gives the directory back unused: removes the temporary directory, and the
@@ -151,6 +186,45 @@ impl OutputDir {
 /// `part-00007`.
 pub fn part_name(part: u32) -> String {
     format!("part-{part:05}")
+}
+
+/// Makes the entries of `dir` (a rename, a new file) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+fn is_part_name(name: &str) -> bool {
+    name.strip_prefix("part-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes what a job that died unfinished left in `root`: its unlocked temporary directory
+/// and its parts. A locked one belongs to a running job; a directory holding anything
+/// else is left alone.
+fn remove_abandoned(root: &Path) -> Result<(), OutputError> {
+    let unusable = |source| OutputError::Unusable {
+        path: root.to_path_buf(),
+        source,
+    };
+    let temp = root.join(TEMP_DIR);
+    let Some(_lock) = try_lock(&temp).map_err(unusable)? else {
+        return Err(OutputError::InUse(root.to_path_buf()));
+    };
+    let mut parts = Vec::new();
+    for entry in fs::read_dir(root).map_err(unusable)? {
+        let entry = entry.map_err(unusable)?;
+        match entry.file_name().to_str() {
+            Some(TEMP_DIR) => {}
+            Some(name) if is_part_name(name) => parts.push(entry.path()),
+            _ => return Err(OutputError::NotEmpty(root.to_path_buf())),
+        }
+    }
+    for part in &parts {
+        fs::remove_file(part).map_err(unusable)?;
+    }
+    fs::remove_dir_all(&temp).map_err(unusable)?;
+    tracing::info!(output = %root.display(), parts = parts.len(), "removed what a job that died unfinished left in its output directory");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -197,6 +271,33 @@ mod tests {
     }
 
     #[test]
+    fn what_a_dead_job_left_is_removed_but_a_running_job_s_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let running = OutputDir::claim(&root).unwrap().keep();
+        fs::write(running.temp_part(0, 1), "half").unwrap();
+        fs::write(running.temp_part(1, 2), "done").unwrap();
+        running.commit_part(1, 2).unwrap();
+        assert!(
+            matches!(OutputDir::claim(&root), Err(OutputError::InUse(_))),
+            "locked while its job runs"
+        );
+        assert!(root.join("part-00001").exists(), "and left alone");
+
+        drop(running); // its coordinator died: the lock is free
+        let again = OutputDir::claim(&root).unwrap().keep();
+        assert!(!root.join("part-00001").exists(), "the dead job's part is gone");
+        assert!(!again.temp_part(0, 1).exists());
+
+        // Anything that is not weft's keeps the directory from being claimed.
+        let other = dir.path().join("other");
+        fs::create_dir_all(other.join(TEMP_DIR)).unwrap();
+        fs::write(other.join("notes.txt"), "mine").unwrap();
+        assert!(matches!(OutputDir::claim(&other), Err(OutputError::NotEmpty(_))));
+        assert!(other.join("notes.txt").exists());
+    }
+
+    #[test]
     fn a_claim_not_kept_gives_the_directory_back() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("out");
@@ -204,6 +305,6 @@ mod tests {
         assert!(!root.exists(), "a directory the claim created is removed");
         let kept = OutputDir::claim(&root).unwrap().keep();
         assert!(kept.root().join(TEMP_DIR).exists());
-        assert!(matches!(OutputDir::claim(&root), Err(OutputError::NotEmpty(_))));
+        assert!(matches!(OutputDir::claim(&root), Err(OutputError::InUse(_))));
     }
 }

@@ -20,6 +20,10 @@ pub struct CoordinatorConfig {
     pub lease_timeout: Duration,
     /// When stragglers get backup attempts.
     pub backup: BackupPolicy,
+    /// A map or reduce attempt that makes no progress (reads no input, writes no output,
+    /// reports nothing) for this long is stopped and fails, as Hadoop's task timeout does;
+    /// `None`: never.
+    pub progress_timeout: Option<Duration>,
     /// Jobs running at once; more wait their turn. 0: no limit.
     pub max_running_jobs: usize,
     /// How long a restarted coordinator waits for workers to announce the map output they
@@ -63,6 +67,9 @@ pub struct Limits {
     /// A request that has not been answered by then is cancelled (streams, once started,
     /// run on).
     pub request_timeout: Duration,
+    /// How long a queue task's attempt may run when its batch does not say; `None`: no
+    /// limit.
+    pub queue_task_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -75,6 +82,7 @@ impl Default for Limits {
             max_unfinished_jobs: 10_000,
             max_streams_per_connection: 1024,
             request_timeout: Duration::from_secs(120),
+            queue_task_timeout: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -87,6 +95,7 @@ impl CoordinatorConfig {
             state_dir,
             lease_timeout: Duration::from_secs(10),
             backup: BackupPolicy::default(),
+            progress_timeout: Some(Duration::from_secs(600)),
             max_running_jobs: 0,
             recovery_grace: Duration::from_secs(5),
             security: Security::default(),

@@ -55,7 +55,7 @@ impl From<PlanError> for Status {
                 Code::NotFound
             }
             PlanError::Input(_) => Code::InvalidArgument,
-            PlanError::Output(OutputError::NotEmpty(_)) => Code::AlreadyExists,
+            PlanError::Output(OutputError::NotEmpty(_) | OutputError::InUse(_)) => Code::AlreadyExists,
             PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
             PlanError::UnknownDependency(_) => Code::NotFound,
             PlanError::Outside(_) => Code::PermissionDenied,
@@ -69,7 +69,7 @@ impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
-            StoreError::WriterGone => Code::Unavailable,
+            StoreError::WriterGone(_) => Code::Unavailable,
             _ => Code::Internal,
         };
         Status::new(code, e.to_string())

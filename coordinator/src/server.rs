@@ -21,7 +21,7 @@ use crate::job::Engine;
 use crate::jobs::Jobs;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
-use crate::store::{SqliteStore, StateStore, Write};
+use crate::store::{SqliteStore, StateStore, StoreHealth, Write};
 
 /// What the coordinator's listener serves, for the rule that a network listener is secured.
 const COORDINATOR: Listener = Listener {
@@ -70,6 +70,7 @@ pub async fn serve(
     let cluster = Cluster::new(
         ClusterConfig {
             lease_timeout: config.lease_timeout,
+            progress_timeout: config.progress_timeout,
         },
         recovered.next_attempt,
         Box::new(move |up_to| reserving.write(vec![Write::ReserveAttempts(up_to)])),
@@ -111,6 +112,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<JobApi>>().await;
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+    background.spawn(report_store_health(store.health(), health, shutdown.clone()));
     let mut server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(config.limits.max_streams_per_connection)
@@ -163,12 +165,38 @@ async fn reload_on_sighup(gate: Arc<Gate>, shutdown: CancellationToken) {
     }
 }
 
-/// Removes workers whose lease ran out, checking four times a lease.
+/// Health follows the store: a coordinator whose state database broke is `NOT_SERVING`
+/// (server-wide and for clients), so that probes restart it.
+async fn report_store_health(
+    mut store: tokio::sync::watch::Receiver<StoreHealth>,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if matches!(*store.borrow_and_update(), StoreHealth::Broken { .. }) {
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            health.set_not_serving::<JobServiceServer<JobApi>>().await;
+            return;
+        }
+        tokio::select! {
+            changed = store.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Removes workers whose lease ran out, and stops attempts past their timeouts, checking
+/// four times a lease.
 async fn reap_leases(cluster: Arc<Cluster>, lease: std::time::Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval((lease / 4).max(std::time::Duration::from_millis(20)));
     loop {
         tokio::select! {
-            _ = tick.tick() => { cluster.expire_leases(); }
+            _ = tick.tick() => {
+                cluster.expire_leases();
+                cluster.expire_attempts();
+            }
             () = shutdown.cancelled() => return,
         }
     }

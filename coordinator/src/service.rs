@@ -106,8 +106,9 @@ impl JobApi {
     }
 
     /// Runs a checked batch for `caller`; results stream back in messages under the budget.
-    fn start_batch(&self, caller: Caller, batch: Batch) -> Result<BoxStream<v1::QueueTaskResults>, Status> {
+    fn start_batch(&self, caller: Caller, mut batch: Batch) -> Result<BoxStream<v1::QueueTaskResults>, Status> {
         self.check_batch(&caller, &batch)?;
+        batch.task_timeout = batch.task_timeout.or(self.limits.queue_task_timeout);
         let identity = self.cluster.identity(&caller.name);
         let results = run_batch(self.cluster.clone(), batch, identity)
             .flat_map(|chunk| futures::stream::iter(results_to_wire(chunk, MESSAGE_BUDGET).into_iter().map(Ok)));
@@ -198,6 +199,7 @@ impl JobService for JobApi {
         while let Some(part) = parts.message().await? {
             if first {
                 whole.max_attempts = part.max_attempts;
+                whole.task_timeout_ms = part.task_timeout_ms;
                 first = false;
             }
             whole.tasks.extend(part.tasks);

@@ -57,9 +57,13 @@ impl WorkerService for WorkerApi {
         }
         let (sender, outbound) = mpsc::unbounded_channel();
         let address = registration.shuffle_address.clone();
-        let worker = self
-            .cluster
-            .register(address.clone(), registration.slots, sender.clone(), registration.held);
+        let worker = self.cluster.register(
+            address.clone(),
+            registration.slots,
+            sender.clone(),
+            registration.held,
+            registration.reports_progress,
+        );
         tracing::info!(worker, %address, slots = registration.slots, host = %registration.hostname, "worker joined");
         let _ = sender.send(ToWorker::Welcome {
             worker,
@@ -102,7 +106,7 @@ async fn read_session(cluster: &Cluster, worker: WorkerId, inbound: &mut Streami
         };
         match message {
             Ok(FromWorker::Credit(slots)) => cluster.grant_credit(worker, slots),
-            Ok(FromWorker::Heartbeat) => cluster.heartbeat(worker),
+            Ok(FromWorker::Heartbeat { progressing }) => cluster.heartbeat(worker, &progressing),
             Ok(FromWorker::Reports { reports, credit }) => cluster.report_all(worker, reports, credit),
             Ok(FromWorker::Drain) => {
                 tracing::info!(worker, "worker draining");

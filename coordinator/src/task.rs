@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 use weft_core::outcome::{AttemptOutcome, Counters, Success};
-use weft_core::work::{Assignment, AttemptId};
+use weft_core::work::{Assignment, AttemptId, WorkerId};
 
 use crate::cluster::{Cluster, Finished, Owner, Placement};
 
@@ -60,6 +60,68 @@ impl PhaseStats {
     }
 }
 
+/// Failed attempts on one worker, of one job, before the worker is excluded from the job
+/// (once another worker has committed a task of it), as Spark's `excludeOnFailure` does.
+pub const FAILURES_TO_EXCLUDE: u32 = 2;
+
+/// Handed-back attempts of one task that are free; each one more counts as a failure, so
+/// that a worker that hands back everything cannot run a task forever.
+pub const FREE_HAND_BACKS: u32 = 16;
+
+/// Which workers a job's attempts keep failing on: one with [`FAILURES_TO_EXCLUDE`] failed
+/// attempts, while another worker commits tasks of the job, gets none of its attempts any
+/// more.
+#[derive(Default)]
+pub struct Exclusions {
+    failures: Mutex<std::collections::HashMap<WorkerId, u32>>,
+    committed_elsewhere: Mutex<std::collections::HashSet<WorkerId>>,
+}
+
+impl Exclusions {
+    fn failed(&self, ctx: &TaskContext<'_>, worker: WorkerId) {
+        let failures = {
+            let mut failures = self.failures.lock().expect("exclusions poisoned");
+            let n = failures.entry(worker).or_default();
+            *n += 1;
+            *n
+        };
+        self.consider(ctx, worker, failures);
+    }
+
+    fn committed(&self, ctx: &TaskContext<'_>, worker: WorkerId) {
+        self.committed_elsewhere
+            .lock()
+            .expect("exclusions poisoned")
+            .insert(worker);
+        let failing: Vec<(WorkerId, u32)> = self
+            .failures
+            .lock()
+            .expect("exclusions poisoned")
+            .iter()
+            .map(|(w, n)| (*w, *n))
+            .collect();
+        for (w, n) in failing {
+            self.consider(ctx, w, n);
+        }
+    }
+
+    fn consider(&self, ctx: &TaskContext<'_>, worker: WorkerId, failures: u32) {
+        let others_commit = self
+            .committed_elsewhere
+            .lock()
+            .expect("exclusions poisoned")
+            .iter()
+            .any(|w| *w != worker);
+        if failures == FAILURES_TO_EXCLUDE && others_commit && ctx.cluster.exclude(ctx.owner.key, worker) {
+            tracing::warn!(
+                worker,
+                failures,
+                "worker excluded from the job: its attempts keep failing where others succeed"
+            );
+        }
+    }
+}
+
 /// Told of every attempt a task starts, and of how each ends: those still running when the
 /// task ends (another committed first, or the task was dropped) end as cancelled.
 pub trait AttemptLog: Sync {
@@ -83,6 +145,8 @@ pub struct TaskContext<'a> {
     pub backup: Option<&'a BackupPolicy>,
     /// Told of every attempt.
     pub log: Option<&'a dyn AttemptLog>,
+    /// The job's workers that keep failing (jobs only).
+    pub exclusions: Option<&'a Exclusions>,
     /// Whether attempts go out at once ([`Cluster::dispatch`]) or wait for the owner's next
     /// [`Cluster::pump`] ([`Cluster::enqueue`]), so that many go out together (a batch:
     /// its tasks also trace their attempts at debug level only).
@@ -96,6 +160,8 @@ pub struct TaskHistory {
     pub launched: u32,
     /// Attempts that failed.
     pub failures: u32,
+    /// Attempts handed back (their workers stopped).
+    pub handed_back: u32,
     /// Why the last one failed.
     pub last_error: String,
 }
@@ -256,9 +322,25 @@ fn settle(
         tracing::Span::current().record("worker", tracing::field::display(&placement.shuffle_address));
     }
     let kind = finished.outcome.kind();
-    if kind.counts_as_failure() {
+    let handed_back_too_often = matches!(finished.outcome, AttemptOutcome::HandedBack) && {
+        history.handed_back += 1;
+        history.handed_back > FREE_HAND_BACKS
+    };
+    let worker = finished.placement.as_ref().map(|p| p.worker);
+    if let (Some(exclusions), Some(worker)) = (ctx.exclusions, worker) {
+        match &finished.outcome {
+            AttemptOutcome::Failed(_) | AttemptOutcome::TimedOut(_) => exclusions.failed(ctx, worker),
+            AttemptOutcome::Succeeded(_) => exclusions.committed(ctx, worker),
+            _ => {}
+        }
+    }
+    if kind.counts_as_failure() || handed_back_too_often {
         history.failures += 1;
-        history.last_error = finished.outcome.reason().unwrap_or_default();
+        history.last_error = if handed_back_too_often {
+            format!("handed back {} times", history.handed_back)
+        } else {
+            finished.outcome.reason().unwrap_or_default()
+        };
         ctx.phase.failed_attempts.fetch_add(1, Ordering::Relaxed);
         tracing::info!(outcome = %kind, failures = history.failures, reason = %history.last_error, "attempt failed");
         return (history.failures >= ctx.max_attempts).then(|| {

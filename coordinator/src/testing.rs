@@ -39,6 +39,7 @@ impl Scheduler {
         configure(&mut config);
         let cluster = Cluster::in_memory(ClusterConfig {
             lease_timeout: config.lease_timeout,
+            progress_timeout: config.progress_timeout,
         });
         let shutdown = CancellationToken::new();
         let engine = Engine {
@@ -115,7 +116,10 @@ impl Scheduler {
 
     /// Waits until every change written so far is in the store.
     pub(crate) async fn settled(&self) {
-        self.store.write_durably(Vec::new()).await.unwrap();
+        self.store
+            .write_durably(Vec::new(), crate::store::Persist::Once)
+            .await
+            .unwrap();
     }
 
     /// Waits until `n` attempts wait for a slot.
@@ -150,7 +154,7 @@ impl SimWorker {
     pub(crate) fn join(cluster: &Arc<Cluster>, name: &str, slots: u32) -> Self {
         let (sender, inbox) = mpsc::unbounded_channel();
         let address = format!("{name}:1");
-        let id = cluster.register(address.clone(), slots, sender, vec![]);
+        let id = cluster.register(address.clone(), slots, sender, vec![], true);
         cluster.grant_credit(id, slots);
         Self {
             id,

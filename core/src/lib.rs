@@ -13,6 +13,8 @@
 //! - [`deferred`]: [`DeferredList`](deferred::DeferredList), collecting many futures the
 //!   way Twisted collects Deferreds. The coordinator collects a phase's tasks with it; the
 //!   client library collects jobs and queue tasks with it.
+//! - [`owned_dir`]: directories owned through a lock, so that what a killed process left
+//!   behind is recognised and removed.
 //! - [`split`]: cutting inputs into splits and reading the lines a split owns.
 //! - [`partition`]: which reduce task a key goes to.
 //! - [`record`] and [`merge`]: the intermediate record format, in-memory sorting, and the
@@ -25,6 +27,7 @@ pub mod deferred;
 pub mod merge;
 pub mod messages;
 pub mod outcome;
+pub mod owned_dir;
 pub mod partition;
 pub mod record;
 pub mod spec;

@@ -30,6 +30,8 @@ pub struct Registration {
     pub hostname: String,
     /// Map outputs it holds.
     pub held: Vec<HeldOutput>,
+    /// Whether its heartbeats name the attempts that made progress.
+    pub reports_progress: bool,
 }
 
 /// Worker → coordinator.
@@ -39,8 +41,11 @@ pub enum FromWorker {
     Register(Registration),
     /// This many more attempts may be assigned.
     Credit(u32),
-    /// Still alive.
-    Heartbeat,
+    /// Still alive; these attempts made progress since the last heartbeat.
+    Heartbeat {
+        /// The attempts.
+        progressing: Vec<AttemptId>,
+    },
     /// Attempts that ended, and the credit their slots free.
     Reports {
         /// The reports.

@@ -146,6 +146,15 @@ pub enum SpecError {
     /// An output mode with more than permission bits.
     #[error("--output-mode {0:o} is not a file mode: give permission bits like 0640")]
     BadOutputMode(u32),
+    /// A path given by name that is not UTF-8 (files found in an input directory may have
+    /// any name; the paths a job names travel as text).
+    #[error("{flag} {path:?} is not UTF-8: rename it, or give its directory")]
+    NotUtf8 {
+        /// `--input` or `--output`.
+        flag: &'static str,
+        /// The path, lossily shown.
+        path: String,
+    },
 }
 
 /// The most reduce tasks a job may ask for.
@@ -177,6 +186,7 @@ impl JobSpec {
         if self.output.as_os_str().is_empty() {
             return Err(SpecError::NoOutput);
         }
+        self.check_paths_are_text()?;
         check_reduce_tasks(self.reduce_tasks as i64)?;
         if self.split_size == 0 {
             return Err(SpecError::ZeroSplitSize);
@@ -207,6 +217,25 @@ impl JobSpec {
                         return Err(SpecError::EmptyCommand(flag));
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the paths the job names are UTF-8: they travel as text (the files found
+    /// in an input directory may have any name).
+    pub fn check_paths_are_text(&self) -> Result<(), SpecError> {
+        let named = self
+            .inputs
+            .iter()
+            .map(|p| ("--input", p))
+            .chain([("--output", &self.output)]);
+        for (flag, path) in named {
+            if path.to_str().is_none() {
+                return Err(SpecError::NotUtf8 {
+                    flag,
+                    path: path.to_string_lossy().into_owned(),
+                });
             }
         }
         Ok(())

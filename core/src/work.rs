@@ -205,6 +205,8 @@ pub struct Assignment {
     pub task: TaskId,
     /// What to do.
     pub work: Work,
+    /// Stopped, timed out, after running this long.
+    pub timeout: Option<Duration>,
 }
 
 /// What an attempt does.
@@ -287,6 +289,8 @@ pub struct Batch {
     pub tasks: Vec<QueueTask>,
     /// Attempts per task before it fails.
     pub max_attempts: u32,
+    /// An attempt running longer is stopped and fails; `None`: the coordinator's default.
+    pub task_timeout: Option<Duration>,
 }
 
 /// How one task of a batch ended: its output, or why it failed.

@@ -18,6 +18,7 @@ use weft_core::work::{AttemptId, JobId, MapLocation};
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
 use crate::merge::{merge_memory_runs, Run};
+use crate::process::KillSwitch;
 use crate::store::MapOutputStore;
 
 /// Map outputs fetched at once by one reducer.
@@ -90,7 +91,7 @@ impl Fetcher {
     }
 
     /// Fetches `partition` of every map in `maps`; runs past `memory_limit` go to `dir`.
-    /// Returns the runs and the bytes fetched.
+    /// Returns the runs and the bytes fetched; every chunk ticks `progress`.
     pub async fn fetch_partition(
         &self,
         job: JobId,
@@ -98,13 +99,14 @@ impl Fetcher {
         maps: &[MapLocation],
         dir: &Path,
         memory_limit: usize,
+        progress: &KillSwitch,
     ) -> Result<(Vec<Run>, u64), FetchFailure> {
         let mut fetches = stream::iter(maps.iter().cloned().enumerate())
             .map(|(i, map)| {
                 let target = dir.join(format!("fetch-{i}"));
                 async move {
                     let run = self
-                        .fetch_with_retries(job, partition, &map, target, memory_limit / 4)
+                        .fetch_with_retries(job, partition, &map, target, memory_limit / 4, progress)
                         .await;
                     (map, run)
                 }
@@ -158,11 +160,15 @@ impl Fetcher {
         map: &MapLocation,
         target: PathBuf,
         largest_in_memory: usize,
+        progress: &KillSwitch,
     ) -> Result<(Run, u64), (Code, String)> {
         let mut delay = Duration::from_millis(100);
         let mut last = (Code::Unknown, String::new());
         for _ in 0..FETCH_TRIES {
-            match self.fetch_one(job, partition, map, &target, largest_in_memory).await {
+            match self
+                .fetch_one(job, partition, map, &target, largest_in_memory, progress)
+                .await
+            {
                 Ok(run) => return Ok(run),
                 Err((code, reason)) => {
                     last = (code, reason);
@@ -189,6 +195,7 @@ impl Fetcher {
         map: &MapLocation,
         target: &PathBuf,
         largest_in_memory: usize,
+        progress: &KillSwitch,
     ) -> Result<(Run, u64), (Code, String)> {
         if map.shuffle_address == self.own.address {
             return self.read_own(job, partition, map.attempt);
@@ -217,6 +224,7 @@ impl Fetcher {
             .map_err(status)?
         {
             bytes += chunk.data.len() as u64;
+            progress.tick();
             match &mut file {
                 Some(f) => f.write_all(&chunk.data).await.map_err(io)?,
                 None if memory.len() + chunk.data.len() > largest_in_memory => {
@@ -275,6 +283,17 @@ mod tests {
         (Fetcher::new(None, own), location)
     }
 
+    async fn fetch_one_partition(
+        fetcher: &Fetcher,
+        location: MapLocation,
+        dir: &Path,
+    ) -> Result<(Vec<Run>, u64), FetchFailure> {
+        let switch = KillSwitch::default();
+        fetcher
+            .fetch_partition(JobId::new(7), 1, &[location], dir, 1 << 20, &switch)
+            .await
+    }
+
     fn read(run: Run) -> Vec<u8> {
         let mut bytes = Vec::new();
         run.open().unwrap().read_to_end(&mut bytes).unwrap();
@@ -285,10 +304,7 @@ mod tests {
     async fn this_worker_s_own_map_output_is_read_in_place_and_left_there() {
         let dir = tempfile::tempdir().unwrap();
         let (fetcher, location) = own_output(dir.path());
-        let (runs, bytes) = fetcher
-            .fetch_partition(JobId::new(7), 1, &[location], dir.path(), 1 << 20)
-            .await
-            .unwrap();
+        let (runs, bytes) = fetch_one_partition(&fetcher, location, dir.path()).await.unwrap();
         assert_eq!(bytes, 3);
         let [run] = <[Run; 1]>::try_from(runs).ok().unwrap();
         assert!(matches!(run, Run::Slice { .. }), "read in place, not copied");
@@ -304,10 +320,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (fetcher, mut location) = own_output(dir.path());
         location.attempt = 4;
-        let Err(failure) = fetcher
-            .fetch_partition(JobId::new(7), 1, &[location], dir.path(), 1 << 20)
-            .await
-        else {
+        let Err(failure) = fetch_one_partition(&fetcher, location, dir.path()).await else {
             panic!("a missing map output was read");
         };
         assert_eq!(failure.map_attempts, vec![4]);

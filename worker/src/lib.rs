@@ -9,7 +9,7 @@
 //! - [`shuffle`]: serving that output to reducers;
 //! - [`fetch`] → [`merge`] → [`reduce`]: a reducer fetching, merging and reducing;
 //! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers, and
-//!   streaming commands.
+//!   streaming commands, which run under the [`shim`].
 //!
 //! Only [`server`], [`session`], [`shuffle`] and [`fetch`] speak gRPC; the rest works on
 //! the domain types of `weft_core`.
@@ -21,11 +21,13 @@ pub mod handlers;
 pub mod map;
 pub mod mapout;
 pub mod merge;
+pub mod part;
 pub mod process;
 pub mod reduce;
 pub mod runner;
 pub mod server;
 pub mod session;
+pub mod shim;
 pub mod shuffle;
 pub mod store;
 

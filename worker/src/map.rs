@@ -16,6 +16,7 @@ use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{split_line, Combiner, MapOutputWriter};
+use crate::part::finish_part;
 use crate::process::{Counters, KillSwitch, Shell};
 use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
@@ -169,7 +170,8 @@ fn map_streaming(
     };
     let mut shell = Shell::spawn(mapper, &task.env, Stdio::piped(), stdout, switch)?;
     let stdin = shell.stdin().expect("piped");
-    let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin));
+    let feeding = switch.clone();
+    let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin, feeding));
     let (partition_bytes, records, counters) = match shell.stdout() {
         Some(stdout) => {
             let combiner = combiner.map(|command| Combiner {
@@ -180,6 +182,7 @@ fn map_streaming(
             let mut reader = BufReader::with_capacity(256 << 10, stdout);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line)? > 0 {
+                switch.tick();
                 let (key, value) = split_line(&line);
                 out.add(key, value)?;
                 line.clear();
@@ -192,8 +195,7 @@ fn map_streaming(
         None => {
             let counters = shell.wait().map_err(TaskFailure::Command)?;
             let part = part.expect("stdout goes to the part file");
-            part.sync_all()?;
-            (Vec::new(), count_lines(part)?, counters)
+            (Vec::new(), finish_part(part)?, counters)
         }
     };
     let lines_fed = feeder
@@ -209,7 +211,7 @@ fn map_streaming(
 
 /// Copies `[begin, end)` of `input` to a command's stdin; returns the lines copied. A
 /// command that stops reading early (like `head`) is not an error.
-fn feed_range(mut input: File, begin: u64, end: u64, mut stdin: impl Write) -> io::Result<u64> {
+fn feed_range(mut input: File, begin: u64, end: u64, mut stdin: impl Write, switch: KillSwitch) -> io::Result<u64> {
     input.seek(SeekFrom::Start(begin))?;
     let mut input = input.take(end - begin);
     let mut buf = vec![0u8; 256 << 10];
@@ -220,23 +222,10 @@ fn feed_range(mut input: File, begin: u64, end: u64, mut stdin: impl Write) -> i
             return Ok(lines);
         }
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        switch.tick();
         match stdin.write_all(&buf[..n]) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(lines),
             other => other?,
         }
-    }
-}
-
-/// Lines in a file.
-fn count_lines(mut file: File) -> io::Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut buf = vec![0u8; 256 << 10];
-    let mut lines = 0;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(lines);
-        }
-        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
 }

@@ -4,9 +4,10 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use weft_auth::paths::naming;
 use weft_core::merge::{Merger, RecordBuffer};
 use weft_core::partition::Partitioner;
 use weft_core::record;
@@ -75,6 +76,12 @@ impl MapOutputWriter {
     fn spill(&mut self) -> io::Result<()> {
         self.switch.check()?;
         let path = self.dir.join(format!("spill-{}", self.spills.len()));
+        self.spill_to(&path).map_err(|e| naming(e, &path))?;
+        Ok(())
+    }
+
+    fn spill_to(&mut self, path: &Path) -> io::Result<()> {
+        let path = path.to_path_buf();
         let mut out = CountingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&path)?));
         let mut offsets = vec![0u64; self.partitions as usize + 1];
         let (combiner, switch) = (self.combiner.clone(), self.switch.clone());
@@ -117,12 +124,13 @@ impl MapOutputWriter {
         let data = self.dir.join("data");
         let offsets = if self.spills.len() == 1 {
             let (path, offsets) = self.spills.pop().expect("one spill");
-            fs::rename(path, &data)?;
+            fs::rename(&path, &data).map_err(|e| naming(e, &path))?;
             offsets
         } else {
-            self.merge_spills(&data)?
+            self.merge_spills(&data).map_err(|e| naming(e, &data))?
         };
-        write_index(&self.dir.join("index"), &offsets)?;
+        let index = self.dir.join("index");
+        write_index(&index, &offsets).map_err(|e| naming(e, &index))?;
         Ok(offsets.windows(2).map(|w| w[1] - w[0]).collect())
     }
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use weft_auth::paths::naming;
 use weft_core::merge::Merger;
 
 /// Runs merged at once.
@@ -42,13 +43,13 @@ impl Run {
         Ok(match self {
             Run::Memory(data) => Box::new(Cursor::new(data)),
             Run::File(path) => {
-                let file = File::open(&path)?;
+                let file = File::open(&path).map_err(|e| naming(e, &path))?;
                 // Unlinked now: the open handle keeps it readable, and nothing is left behind.
                 std::fs::remove_file(&path)?;
                 Box::new(BufReader::with_capacity(256 << 10, file))
             }
             Run::Slice { path, start, length } => {
-                let mut file = File::open(&path)?;
+                let mut file = File::open(&path).map_err(|e| naming(e, &path))?;
                 file.seek(SeekFrom::Start(start))?;
                 Box::new(BufReader::with_capacity(256 << 10, file.take(length)))
             }
@@ -59,9 +60,12 @@ impl Run {
 /// Merges `runs` into one file run at `target`.
 fn merge_into_file(runs: Vec<Run>, target: PathBuf) -> io::Result<Run> {
     let sources = runs.into_iter().map(Run::open).collect::<io::Result<Vec<_>>>()?;
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&target)?);
-    Merger::new(sources).write_all(&mut out)?;
-    out.flush()?;
+    let write = || -> io::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&target)?);
+        Merger::new(sources).write_all(&mut out)?;
+        out.flush()
+    };
+    write().map_err(|e| naming(e, &target))?;
     Ok(Run::File(target))
 }
 

@@ -2,22 +2,27 @@
 //! that a kill switch can stop the whole pipeline, with the tail of stderr kept for the
 //! failure reason.
 //!
-//! No process outlives its task, even when the worker is killed with `SIGKILL`: each group
-//! holds a guard, a subshell blocked reading a pipe whose only writer is the worker. The
-//! pipe closes when the task ends or the worker dies, whichever comes first, and the guard
-//! then kills its whole group.
+//! No process outlives its task, even when the worker is killed with `SIGKILL`. Each task
+//! holds a guard pipe whose only writer is the worker: it closes when the task ends or the
+//! worker dies, whichever comes first. In the `weft` binary the task runs under the
+//! [`shim`](crate::shim), which watches the pipe and kills the task's whole process tree
+//! (sessions of its own included) when the shell exits or the pipe closes. Elsewhere (a
+//! library's tests), a guard subshell in the task's process group kills the group.
 
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use weft_core::outcome::Counters;
 
-/// The descriptor on which a task's shell sees the guard pipe (`sh` redirects take one digit).
-const GUARD_FD: i32 = 9;
+use crate::shim;
+
+/// The descriptor on which a task's shell or shim sees the guard pipe (`sh` redirects take
+/// one digit).
+const GUARD_FD: i32 = shim::GUARD_FD;
 
 /// Runs before the task's command: kills the process group once the guard pipe closes, then
 /// hides the pipe from the command.
@@ -44,7 +49,8 @@ fn parse_counter(line: &[u8]) -> Option<(String, u64)> {
     Some((format!("{group}:{name}"), amount))
 }
 
-/// Stops an attempt: kills its processes and tells its loops to stop.
+/// Stops an attempt: kills its processes and tells its loops to stop. Its loops also tick
+/// it as they go, so that the worker can tell the coordinator which attempts make progress.
 #[derive(Clone, Default)]
 pub struct KillSwitch {
     inner: Arc<SwitchState>,
@@ -53,17 +59,27 @@ pub struct KillSwitch {
 #[derive(Default)]
 struct SwitchState {
     tripped: AtomicBool,
-    groups: Mutex<Vec<i32>>,
+    /// The process groups started, and whether a shim leads each.
+    groups: Mutex<Vec<(i32, bool)>>,
+    /// Ticks of work done: input read, output written, a line on stderr.
+    progress: AtomicU64,
+    /// Whether the attempt got its slot (until then it waits, which is no lack of progress).
+    started: AtomicBool,
 }
 
 impl KillSwitch {
     /// Kills every process started under the switch, now and from now on.
     pub fn trip(&self) {
         self.inner.tripped.store(true, Ordering::SeqCst);
-        for group in self.inner.groups.lock().expect("kill switch poisoned").iter() {
-            // SAFETY: killpg only sends a signal; a stale group id at worst fails with ESRCH.
+        for &(group, shimmed) in self.inner.groups.lock().expect("kill switch poisoned").iter() {
+            // SAFETY: kill and killpg only send a signal; a stale id at worst fails with ESRCH.
+            // A shim kills its tree, which may reach beyond the group, and then itself.
             unsafe {
-                libc::killpg(*group, libc::SIGKILL);
+                if shimmed {
+                    libc::kill(group, libc::SIGTERM);
+                } else {
+                    libc::killpg(group, libc::SIGKILL);
+                }
             }
         }
     }
@@ -73,16 +89,42 @@ impl KillSwitch {
         self.inner.tripped.load(Ordering::SeqCst)
     }
 
-    /// Fails with `Interrupted` once tripped, for loops that check now and then.
+    /// Some work was done.
+    pub fn tick(&self) {
+        self.inner.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The ticks so far.
+    pub fn progress(&self) -> u64 {
+        self.inner.progress.load(Ordering::Relaxed)
+    }
+
+    /// The attempt got its slot and starts.
+    pub fn start(&self) {
+        self.inner.started.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the attempt has started.
+    pub fn started(&self) -> bool {
+        self.inner.started.load(Ordering::Relaxed)
+    }
+
+    /// Fails with `Interrupted` once tripped, for loops that check now and then (a check
+    /// is a tick: the loop got through some work).
     pub fn check(&self) -> io::Result<()> {
+        self.tick();
         if self.tripped() {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "attempt stopped"));
         }
         Ok(())
     }
 
-    fn register(&self, pid: u32) -> io::Result<()> {
-        self.inner.groups.lock().expect("kill switch poisoned").push(pid as i32);
+    fn register(&self, pid: u32, shimmed: bool) -> io::Result<()> {
+        self.inner
+            .groups
+            .lock()
+            .expect("kill switch poisoned")
+            .push((pid as i32, shimmed));
         if self.tripped() {
             self.trip();
             return Err(io::Error::new(io::ErrorKind::Interrupted, "attempt stopped"));
@@ -124,10 +166,17 @@ impl Shell {
         switch.check()?;
         use std::os::unix::process::CommandExt;
         let (guard_read, guard_write) = guard_pipe()?;
-        let mut shell = Command::new("sh");
+        let shimmed = shim::enabled();
+        let mut shell = if shimmed {
+            shim::command_line(command)
+        } else {
+            let mut shell = Command::new("sh");
+            shell.arg("-c").arg(format!("{GUARD}{command}"));
+            shell
+        };
+        // A shim cleans up when told to stop; a bare shell is killed.
+        let death_signal = if shimmed { libc::SIGTERM } else { libc::SIGKILL };
         shell
-            .arg("-c")
-            .arg(format!("{GUARD}{command}"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stdout(stdout)
@@ -138,8 +187,8 @@ impl Shell {
         // exits; every shell is waited for on the thread that spawned it, so only the
         // worker's death can fire it early.
         unsafe {
-            shell.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            shell.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, death_signal);
                 Ok(())
             });
         }
@@ -161,11 +210,13 @@ impl Shell {
         let mut child = shell.spawn()?;
         drop(guard_read);
         let stderr = child.stderr.take().expect("stderr is piped");
+        let progress = switch.clone();
         let tail = std::thread::spawn(move || {
             let mut seen = Stderr::default();
             let mut reader = BufReader::new(stderr);
             let mut line = Vec::new();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                progress.tick();
                 match parse_counter(&line) {
                     Some((counter, amount)) => *seen.counters.entry(counter).or_default() += amount,
                     None => seen.tail.extend_from_slice(&line),
@@ -183,7 +234,7 @@ impl Shell {
             command: command.to_string(),
             guard: Some(guard_write),
         };
-        switch.register(shell.child.id())?;
+        switch.register(shell.child.id(), shimmed)?;
         Ok(shell)
     }
 

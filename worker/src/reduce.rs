@@ -2,7 +2,7 @@
 //! the built-in app's reducer or to the streaming reducer, whose output is the part file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -14,6 +14,7 @@ use crate::apps::AppReducer;
 use crate::map::TaskFailure;
 use crate::mapout::append_line;
 use crate::merge::{final_merger, Run};
+use crate::part::finish_part;
 use crate::process::{Counters, KillSwitch, Shell};
 
 /// Merges `runs` and writes the part file `part` (created, empty); returns the records
@@ -65,11 +66,8 @@ pub fn run_reduce(
                 let mut counters = shell.wait().map_err(TaskFailure::Command)?;
                 let read = fed?;
                 flushed?;
-                let mut part = part;
-                part.sync_all()?;
-                part.seek(SeekFrom::Start(0))?;
                 counters.extend(input_records(read));
-                Ok((count_lines(part)?, counters))
+                Ok((finish_part(part)?, counters))
             }
         }
     })();
@@ -82,21 +80,6 @@ pub fn run_reduce(
 
 fn input_records(n: u64) -> Counters {
     Counters::from([(REDUCE_INPUT_RECORDS.to_string(), n)])
-}
-
-/// The lines of what a streaming reducer wrote: its output records.
-fn count_lines(file: File) -> io::Result<u64> {
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
-    let (mut lines, mut last) = (0u64, b'\n');
-    loop {
-        let chunk = reader.fill_buf()?;
-        let Some(&end) = chunk.last() else { break };
-        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        last = end;
-        let n = chunk.len();
-        reader.consume(n);
-    }
-    Ok(lines + u64::from(last != b'\n'))
 }
 
 fn drain<R: BufRead>(

@@ -33,11 +33,17 @@ pub struct WorkerContext {
     pub merge_buffer: usize,
 }
 
-/// Runs `assignment` until it ends or `cancel` fires (then it is handed back).
-pub async fn run_attempt(ctx: Arc<WorkerContext>, assignment: Assignment, cancel: CancellationToken) -> Report {
+/// Runs `assignment` under `switch` until it ends or `cancel` fires (then it is handed
+/// back).
+pub async fn run_attempt(
+    ctx: Arc<WorkerContext>,
+    assignment: Assignment,
+    cancel: CancellationToken,
+    switch: KillSwitch,
+) -> Report {
     let attempt = assignment.attempt;
-    let timeout = task_timeout(&assignment.work);
-    let switch = KillSwitch::default();
+    let timeout = assignment.timeout.or_else(|| task_timeout(&assignment.work));
+    switch.start();
     let stop = CancellationToken::new();
     let work = execute(ctx.clone(), assignment, switch.clone(), stop.clone());
     tokio::pin!(work);
@@ -196,7 +202,7 @@ async fn reduce(
     }
     let fetched = ctx
         .fetcher
-        .fetch_partition(job, partition, &work.maps, &scratch, ctx.merge_buffer)
+        .fetch_partition(job, partition, &work.maps, &scratch, ctx.merge_buffer, &switch)
         .await;
     let outcome = match fetched {
         Err(f) if !f.map_attempts.is_empty() => {

@@ -14,6 +14,8 @@ use weft_auth::tls::{endpoint, install_crypto, PeerRole, RequirePeer, TlsError};
 use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 
+use weft_core::owned_dir::OwnedDir;
+
 use crate::config::WorkerConfig;
 use crate::fetch::{Fetcher, OwnOutput};
 use crate::runner::WorkerContext;
@@ -247,43 +249,49 @@ async fn check_root(config: &WorkerConfig, bound: std::net::SocketAddr) -> Resul
     }
 }
 
-/// The work directory; a temporary one is removed when the worker stops.
+/// The work directory, locked while the worker runs (a second worker on the same directory
+/// is refused); a temporary one is removed when the worker stops, or by the next worker
+/// after a crash.
 struct WorkDir {
     path: PathBuf,
-    remove_on_drop: bool,
+    /// The lock of a given directory.
+    _lock: Option<std::fs::File>,
+    /// A temporary directory, with its lock.
+    _temporary: Option<OwnedDir>,
 }
 
 impl WorkDir {
     fn new(given: Option<PathBuf>) -> Result<Self, WorkerError> {
-        let (path, remove_on_drop) = match given {
-            Some(path) => (path, false),
+        let unusable = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| WorkerError::WorkDir { path, source }
+        };
+        let (path, lock, temporary) = match given {
+            Some(path) => {
+                std::fs::create_dir_all(&path).map_err(unusable(&path))?;
+                let lock = weft_core::owned_dir::try_lock(&path).map_err(unusable(&path))?;
+                let lock = lock.ok_or_else(|| {
+                    unusable(&path)(std::io::Error::other(
+                        "another worker uses it: give each worker its own --work-dir",
+                    ))
+                })?;
+                (path, Some(lock), None)
+            }
             None => {
-                let unique = format!("weft-worker-{}-{}", std::process::id(), next_id());
-                (std::env::temp_dir().join(unique), true)
+                let temp = std::env::temp_dir();
+                let owned = OwnedDir::create(&temp, "weft-worker").map_err(unusable(&temp))?;
+                (owned.path().to_path_buf(), None, Some(owned))
             }
         };
-        std::fs::create_dir_all(&path).map_err(|source| WorkerError::WorkDir {
-            path: path.clone(),
-            source,
-        })?;
         // Map output is the jobs' data: nobody else on this host reads it.
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
         if let Err(e) = std::fs::set_permissions(&path, private) {
             tracing::warn!(path = %path.display(), error = %e, "cannot make the work directory private");
         }
-        Ok(Self { path, remove_on_drop })
+        Ok(Self {
+            path,
+            _lock: lock,
+            _temporary: temporary,
+        })
     }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-fn next_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

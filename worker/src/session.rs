@@ -20,6 +20,7 @@ use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind};
 use weft_proto::convert::{reports_to_wire, Received, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
+use crate::process::KillSwitch;
 use crate::runner::{run_attempt, WorkerContext};
 
 /// How a session ended.
@@ -118,6 +119,7 @@ pub async fn run_session(
         slots: me.slots,
         hostname,
         held: ctx.store.held(),
+        reports_progress: true,
     }))
     .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {
@@ -145,7 +147,7 @@ pub async fn run_session(
 
     let attempts = TaskTracker::new();
     let session_token = CancellationToken::new();
-    let mut running: HashMap<AttemptId, CancellationToken> = HashMap::new();
+    let mut running: HashMap<AttemptId, RunningAttempt> = HashMap::new();
     let (done, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     let mut draining = false;
@@ -162,14 +164,19 @@ pub async fn run_session(
                     Incoming::Assignments(batch) => {
                         for assignment in batch {
                             let token = session_token.child_token();
-                            running.insert(assignment.attempt, token.clone());
+                            let switch = KillSwitch::default();
+                            running.insert(assignment.attempt, RunningAttempt {
+                                cancel: token.clone(),
+                                switch: switch.clone(),
+                                reported: 0,
+                            });
                             let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
                             let span = attempt_span(&assignment);
                             let queue = assignment.task.kind() == TaskKind::Queue;
                             attempts.spawn(
                                 async move {
                                     let _permit = slots.acquire_owned().await;
-                                    let report = run_attempt(ctx, assignment, token).await;
+                                    let report = run_attempt(ctx, assignment, token, switch).await;
                                     let kind = report.outcome.kind();
                                     match report.outcome.reason() {
                                         Some(reason) if !queue => tracing::info!(outcome = %kind, %reason, "attempt ended"),
@@ -184,8 +191,8 @@ pub async fn run_session(
                     }
                     Incoming::Message(ToWorker::Cancel(ids)) => {
                         for id in ids {
-                            if let Some(token) = running.get(&id) {
-                                token.cancel();
+                            if let Some(attempt) = running.get(&id) {
+                                attempt.cancel.cancel();
                             }
                         }
                     }
@@ -212,7 +219,10 @@ pub async fn run_session(
                         break SessionEnd::Shutdown;
                     }
                 }
-                _ = heartbeat.tick() => out.send(FromWorker::Heartbeat).await,
+                _ = heartbeat.tick() => {
+                    let progressing = running.iter_mut().filter_map(|(id, a)| a.progressed().then_some(*id)).collect();
+                    out.send(FromWorker::Heartbeat { progressing }).await;
+                }
                 () = shutdown.cancelled(), if !draining => {
                     draining = true;
                     tracing::info!(running = running.len(), "draining: no new work, finishing what runs");
@@ -224,7 +234,7 @@ pub async fn run_session(
                 }
                 () = sleep_until_or_never(hand_back_at) => {
                     tracing::info!(running = running.len(), "drain timeout: handing back what still runs");
-                    running.values().for_each(CancellationToken::cancel);
+                    running.values().for_each(|a| a.cancel.cancel());
                     hand_back_at = None;
                 }
             }
@@ -242,6 +252,23 @@ pub async fn run_session(
     })
     .await;
     end
+}
+
+/// An attempt this worker holds: its cancellation, and its progress as last reported.
+struct RunningAttempt {
+    cancel: CancellationToken,
+    switch: KillSwitch,
+    reported: u64,
+}
+
+impl RunningAttempt {
+    /// Whether it did work since the last call (or waits for a slot, which is no fault).
+    fn progressed(&mut self) -> bool {
+        let now = self.switch.progress();
+        let moved = now != self.reported || !self.switch.started();
+        self.reported = now;
+        moved
+    }
 }
 
 async fn sleep_until_or_never(at: Option<Instant>) {

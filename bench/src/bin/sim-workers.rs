@@ -53,6 +53,7 @@ async fn simulate(
         slots,
         hostname: "sim".into(),
         held: vec![],
+        reports_progress: false,
     })))
     .await?;
     let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);
@@ -66,7 +67,11 @@ async fn simulate(
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                if out.send(message(Out::Heartbeat(v1::Heartbeat {}))).await.is_err() {
+                if out
+                    .send(message(Out::Heartbeat(v1::Heartbeat::default())))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

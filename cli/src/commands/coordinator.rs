@@ -14,6 +14,7 @@ use weft_coordinator::CoordinatorConfig;
 
 use super::TlsArgs;
 use crate::signals::shutdown_on_signals;
+use crate::units::{never_if_zero, seconds};
 
 /// Flags of `weft coordinator`.
 #[derive(Debug, clap::Args)]
@@ -40,17 +41,24 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     data_root: Vec<PathBuf>,
     /// A worker silent this long loses its tasks.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    lease_timeout: f64,
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
+    lease_timeout: Duration,
     /// A straggling attempt gets a backup only after running this long.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    backup_after: f64,
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
+    backup_after: Duration,
+    /// A map or reduce attempt that reads no input, writes no output and reports nothing
+    /// for this long is stopped and fails (0: never).
+    #[arg(long, default_value = "600", value_name = "SECS", value_parser = seconds)]
+    progress_timeout: Duration,
+    /// How long a queue task may run when its batch does not say (0: no limit).
+    #[arg(long, default_value = "600", value_name = "SECS", value_parser = seconds)]
+    queue_task_timeout: Duration,
     /// Jobs running at once; more wait their turn (0: no limit).
     #[arg(long, default_value_t = 0, value_name = "N")]
     max_running_jobs: usize,
     /// After a restart, how long to wait for workers to announce the map output they hold.
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
-    recovery_grace: f64,
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
+    recovery_grace: Duration,
     /// The largest message accepted or sent, in MiB.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     max_message_mb: usize,
@@ -70,8 +78,8 @@ pub struct Args {
     #[arg(long, default_value_t = Limits::default().max_streams_per_connection, value_name = "N")]
     max_streams_per_connection: u32,
     /// A request not answered by then is cancelled (streams, once started, run on).
-    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64(), value_name = "SECS")]
-    request_timeout: f64,
+    #[arg(long, default_value = "120", value_name = "SECS", value_parser = seconds)]
+    request_timeout: Duration,
 }
 
 /// Runs the coordinator.
@@ -82,10 +90,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         book.exists().then_some(book)
     });
     let mut config = CoordinatorConfig::new(args.listen, args.state_dir);
-    config.lease_timeout = Duration::from_secs_f64(args.lease_timeout);
-    config.backup.min_runtime = Duration::from_secs_f64(args.backup_after);
+    config.lease_timeout = args.lease_timeout;
+    config.backup.min_runtime = args.backup_after;
+    config.progress_timeout = never_if_zero(args.progress_timeout);
     config.max_running_jobs = args.max_running_jobs;
-    config.recovery_grace = Duration::from_secs_f64(args.recovery_grace);
+    config.recovery_grace = args.recovery_grace;
     config.security = Security {
         tls,
         tokens,
@@ -99,7 +108,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_reduce_tasks: args.max_reduce_tasks,
         max_unfinished_jobs: args.max_unfinished_jobs,
         max_streams_per_connection: args.max_streams_per_connection,
-        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        request_timeout: args.request_timeout,
+        queue_task_timeout: never_if_zero(args.queue_task_timeout),
     };
     let listener = TcpListener::bind(args.listen)
         .await

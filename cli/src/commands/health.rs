@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long, default_value = "")]
     service: String,
     /// Give up after this many seconds.
-    #[arg(long, default_value_t = 3.0)]
-    timeout: f64,
+    #[arg(long, default_value = "3", value_name = "SECS", value_parser = crate::units::seconds)]
+    timeout: Duration,
 }
 
 /// Checks the server.
@@ -33,7 +33,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(worker) => (worker, PeerRole::Worker),
         None => (args.coordinator.url, PeerRole::Coordinator),
     };
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let timeout = args.timeout;
     let tls = match args.ca.files(None, None, None) {
         Some(files) => Some(files.load()?),
         None => None,

@@ -96,6 +96,10 @@ pub(super) struct AttemptEntry {
     pub(super) assignment: Option<Box<Assignment>>,
     pub(super) placement: Option<Placement>,
     pub(super) started: Option<Instant>,
+    /// When its worker last said it made progress (at first, when it was placed).
+    pub(super) last_progress: Option<Instant>,
+    /// How long it may run.
+    pub(super) timeout: Option<Duration>,
     pub(super) done: oneshot::Sender<Finished>,
 }
 
@@ -104,10 +108,39 @@ impl AttemptEntry {
         Self {
             owner,
             expects: Expects::of(&assignment.work),
+            timeout: assignment.timeout,
             assignment: Some(Box::new(assignment)),
             placement: None,
             started: None,
+            last_progress: None,
             done,
+        }
+    }
+
+    /// Why a running attempt must stop now, if it must: it ran past its timeout (and the
+    /// worker's own report of it, `grace`), or made no progress for `progress_timeout`.
+    pub(super) fn overdue(
+        &self,
+        now: Instant,
+        grace: Duration,
+        progress_timeout: Option<Duration>,
+        reports_progress: bool,
+    ) -> Option<AttemptOutcome> {
+        let started = self.started?;
+        if let Some(timeout) = self.timeout {
+            if now.duration_since(started) > timeout + grace {
+                return Some(AttemptOutcome::TimedOut(timeout));
+            }
+        }
+        let silent_for = now.duration_since(self.last_progress?);
+        match progress_timeout {
+            Some(limit) if reports_progress && self.expects != Expects::Queue && silent_for > limit => {
+                Some(AttemptOutcome::Failed(format!(
+                    "no progress for {} s: it read no input, wrote no output and reported nothing",
+                    limit.as_secs()
+                )))
+            }
+            _ => None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! slots before the next worker gets one (few, large messages for short tasks, as with
 //! Celery's prefetch). Each pump sends one message per worker.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use weft_core::messages::ToWorker;
@@ -72,6 +72,8 @@ pub(super) struct FairShare {
     owners: HashMap<u64, OwnerQueue>,
     /// Attempts running per identity.
     identities: HashMap<u32, u32>,
+    /// Workers an owner's attempts no longer go to (their attempts of it kept failing).
+    excluded: HashMap<u64, HashSet<WorkerId>>,
 }
 
 impl FairShare {
@@ -84,17 +86,33 @@ impl FairShare {
         queue.pending.push_back(attempt);
     }
 
-    /// The next attempt to run, counted as running: from the identity with the fewest
-    /// attempts running, then its owner with the fewest, then the highest priority, then the
-    /// oldest. `live` tells the attempts not cancelled while they waited. Owners left with
-    /// nothing are dropped.
-    fn next(&mut self, live: impl Fn(AttemptId) -> bool) -> Option<(AttemptId, bool)> {
+    /// Keeps `owner`'s attempts off `worker` from now on.
+    pub(super) fn exclude(&mut self, owner: u64, worker: WorkerId) {
+        self.excluded.entry(owner).or_default().insert(worker);
+    }
+
+    /// The workers `owner`'s attempts are kept off.
+    pub(super) fn excluded(&self, owner: u64) -> usize {
+        self.excluded.get(&owner).map_or(0, HashSet::len)
+    }
+
+    /// Forgets `owner`'s exclusions (it ended).
+    pub(super) fn clear_exclusions(&mut self, owner: u64) {
+        self.excluded.remove(&owner);
+    }
+
+    /// The next attempt for `worker` to run, counted as running: from the identity with the
+    /// fewest attempts running, then its owner with the fewest, then the highest priority,
+    /// then the oldest, among the owners that do not exclude the worker. `live` tells the
+    /// attempts not cancelled while they waited. Owners left with nothing are dropped.
+    fn next(&mut self, worker: WorkerId, live: impl Fn(AttemptId) -> bool) -> Option<(AttemptId, bool)> {
         loop {
             let identities = &self.identities;
+            let excluded = &self.excluded;
             let (&key, _) = self
                 .owners
                 .iter()
-                .filter(|(_, q)| !q.pending.is_empty())
+                .filter(|(key, q)| !q.pending.is_empty() && !excluded.get(key).is_some_and(|w| w.contains(&worker)))
                 .min_by_key(|(key, q)| {
                     let identity_running = identities.get(&q.identity).copied().unwrap_or(0);
                     (identity_running, q.running, std::cmp::Reverse(q.priority), **key)
@@ -144,6 +162,8 @@ impl State {
     /// Matches waiting attempts with workers that have credit, one message per worker.
     pub(super) fn pump(&mut self) {
         let mut batches: HashMap<WorkerId, Vec<Assignment>> = HashMap::new();
+        // Workers that only excluded owners have work for: ready again after this pump.
+        let mut passed_over = Vec::new();
         while let Some(worker_id) = self.workers.ready.pop_front() {
             let Some(worker) = self.workers.entries.get_mut(&worker_id) else {
                 continue;
@@ -153,10 +173,14 @@ impl State {
                 continue;
             }
             let attempts = &self.attempts;
-            let Some((attempt_id, fill_slots)) = self.share.next(|id| attempts.contains_key(&id)) else {
+            let Some((attempt_id, fill_slots)) = self.share.next(worker_id, |id| attempts.contains_key(&id)) else {
                 worker.in_ready = true;
-                self.workers.ready.push_front(worker_id);
-                break;
+                if self.share.excluded.is_empty() {
+                    self.workers.ready.push_front(worker_id);
+                    break;
+                }
+                passed_over.push(worker_id);
+                continue;
             };
             let entry: &mut AttemptEntry = self.attempts.get_mut(&attempt_id).expect("next checked it");
             entry.placement = Some(Placement {
@@ -164,6 +188,7 @@ impl State {
                 shuffle_address: worker.shuffle_address.clone(),
             });
             entry.started = Some(Instant::now());
+            entry.last_progress = entry.started;
             worker.credit -= 1;
             worker.running.insert(attempt_id);
             let assignment = entry.assignment.take().expect("waiting attempts hold their assignment");
@@ -176,6 +201,9 @@ impl State {
                     self.workers.ready.push_back(worker_id);
                 }
             }
+        }
+        for worker_id in passed_over.into_iter().rev() {
+            self.workers.ready.push_front(worker_id);
         }
         for (worker_id, assignments) in batches {
             // A closing session drops them; its end removes the worker and loses these attempts.
@@ -206,18 +234,18 @@ mod tests {
         share.push(owner(2, 0), 20);
         share.push(owner(3, 5), 30);
         let live = |_| true;
-        assert_eq!(share.next(live), Some((30, false)), "higher priority first");
-        assert_eq!(share.next(live), Some((10, false)), "then the older of equals");
+        assert_eq!(share.next(1, live), Some((30, false)), "higher priority first");
+        assert_eq!(share.next(1, live), Some((10, false)), "then the older of equals");
         assert_eq!(
-            share.next(live),
+            share.next(1, live),
             Some((20, false)),
             "owner 1 runs one now: owner 2's turn"
         );
-        assert_eq!(share.next(live), Some((11, false)));
+        assert_eq!(share.next(1, live), Some((11, false)));
         share.finished(1);
         share.finished(1);
         assert_eq!(share.running(1), 0);
-        assert_eq!(share.next(|id| id != 12), None, "cancelled attempts are skipped");
+        assert_eq!(share.next(1, |id| id != 12), None, "cancelled attempts are skipped");
         assert_eq!(share.queued().count(), 0);
     }
 
@@ -239,7 +267,7 @@ mod tests {
         share.push(bob, 90);
         share.push(bob, 91);
         let live = |_| true;
-        let order: Vec<AttemptId> = (0..4).map(|_| share.next(live).unwrap().0).collect();
+        let order: Vec<AttemptId> = (0..4).map(|_| share.next(1, live).unwrap().0).collect();
         // Alice's three jobs do not get three slots to Bob's one: the identities alternate.
         assert_eq!(order, [10, 90, 20, 91]);
     }

@@ -50,8 +50,21 @@ pub struct LostWorker {
 /// Tunables of the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// A worker silent this long loses its attempts.
+    /// A worker silent this long loses its attempts; an attempt past its timeout by this
+    /// long is stopped by the coordinator if its worker did not stop it.
     pub lease_timeout: Duration,
+    /// A map or reduce attempt without progress this long is stopped; `None`: never.
+    pub progress_timeout: Option<Duration>,
+}
+
+impl ClusterConfig {
+    /// Leases of `lease_timeout`, no progress timeout.
+    pub fn with_lease(lease_timeout: Duration) -> Self {
+        Self {
+            lease_timeout,
+            progress_timeout: None,
+        }
+    }
 }
 
 /// The shared registry of workers and attempts.
@@ -112,9 +125,12 @@ impl Cluster {
         slots: u32,
         sender: WorkerSender,
         held: Vec<HeldOutput>,
+        reports_progress: bool,
     ) -> WorkerId {
         let mut state = self.lock();
-        let id = state.workers.add(shuffle_address.clone(), slots, sender);
+        let id = state
+            .workers
+            .add(shuffle_address.clone(), slots, sender, reports_progress);
         state.held.add(id, &shuffle_address, held);
         drop(state);
         self.joined.notify_waiters();
@@ -135,9 +151,51 @@ impl Cluster {
         state.pump();
     }
 
-    /// The worker is alive.
-    pub fn heartbeat(&self, worker: WorkerId) {
-        self.lock().workers.heartbeat(worker);
+    /// The worker is alive, and these attempts of its made progress.
+    pub fn heartbeat(&self, worker: WorkerId, progressing: &[AttemptId]) {
+        let mut state = self.lock();
+        state.workers.heartbeat(worker);
+        let now = Instant::now();
+        for attempt in progressing {
+            if let Some(a) = state.attempts.get_mut(attempt) {
+                if a.placement.as_ref().is_some_and(|p| p.worker == worker) {
+                    a.last_progress = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Stops the attempts that ran past their timeout (by a lease more than the worker
+    /// needed to report it) or made no progress for the progress timeout: they end timed
+    /// out or failed, and their workers are told to stop them. Returns how many.
+    pub fn expire_attempts(&self) -> usize {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let (grace, progress_timeout) = (self.config.lease_timeout, self.config.progress_timeout);
+        let overdue: Vec<(AttemptId, AttemptOutcome)> = state
+            .attempts
+            .iter()
+            .filter_map(|(id, a)| {
+                let worker = state.workers.entries.get(&a.placement.as_ref()?.worker)?;
+                let outcome = a.overdue(now, grace, progress_timeout, worker.reports_progress)?;
+                Some((*id, outcome))
+            })
+            .collect();
+        for (attempt, outcome) in &overdue {
+            let Some(entry) = state.attempts.remove(attempt) else {
+                continue;
+            };
+            state.share.finished(entry.owner);
+            if let Some(placement) = &entry.placement {
+                if let Some(w) = state.workers.entries.get_mut(&placement.worker) {
+                    w.running.remove(attempt);
+                    w.send(ToWorker::Cancel(vec![*attempt]));
+                }
+                tracing::warn!(attempt, worker = placement.worker, outcome = %outcome.kind(), reason = ?outcome.reason(), "attempt stopped by the coordinator");
+            }
+            entry.finish(outcome.clone(), Default::default());
+        }
+        overdue.len()
     }
 
     /// The worker shuts down: assign it nothing more.
@@ -292,7 +350,21 @@ impl Cluster {
 
     /// Tells every worker that `job` ended, so that they delete its map output.
     pub fn forget_job(&self, job: JobId) {
-        self.lock().workers.broadcast(&ToWorker::Forget(vec![job]));
+        let mut state = self.lock();
+        state.share.clear_exclusions(job.seq());
+        state.workers.broadcast(&ToWorker::Forget(vec![job]));
+    }
+
+    /// Keeps `owner`'s attempts off `worker` from now on, unless that would leave it no
+    /// connected worker; returns whether it did.
+    pub fn exclude(&self, owner: u64, worker: WorkerId) -> bool {
+        let mut state = self.lock();
+        let connected = state.workers.entries.len();
+        if !state.workers.entries.contains_key(&worker) || state.share.excluded(owner) + 1 >= connected {
+            return false;
+        }
+        state.share.exclude(owner, worker);
+        true
     }
 
     /// Tells one worker to delete these jobs' map output.

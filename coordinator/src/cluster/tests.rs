@@ -5,9 +5,7 @@ use weft_core::work::{BatchId, Handler, QueueTask, TaskId, Work};
 use super::*;
 
 fn cluster() -> Arc<Cluster> {
-    Cluster::in_memory(ClusterConfig {
-        lease_timeout: Duration::from_millis(50),
-    })
+    Cluster::in_memory(ClusterConfig::with_lease(Duration::from_millis(50)))
 }
 
 const JOB: Owner = Owner {
@@ -26,6 +24,7 @@ fn queue_task(attempt: AttemptId) -> Assignment {
             handler: Handler::Noop,
             payload: Vec::new(),
         }),
+        timeout: None,
     }
 }
 
@@ -52,8 +51,8 @@ async fn attempts_go_only_to_workers_with_credit_and_are_spread() {
     let cluster = cluster();
     let (tx_a, mut rx_a) = mpsc::unbounded_channel();
     let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-    let a = cluster.register("a:1".into(), 2, tx_a, vec![]);
-    let b = cluster.register("b:1".into(), 2, tx_b, vec![]);
+    let a = cluster.register("a:1".into(), 2, tx_a, vec![], true);
+    let b = cluster.register("b:1".into(), 2, tx_b, vec![], true);
     let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(JOB, queue_task)).collect();
     assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
     cluster.grant_credit(a, 2);
@@ -81,8 +80,8 @@ async fn batch_attempts_fill_a_worker_and_job_attempts_spread() {
         let cluster = cluster();
         let (tx_a, mut rx_a) = mpsc::unbounded_channel();
         let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-        let a = cluster.register("a:1".into(), 3, tx_a, vec![]);
-        let b = cluster.register("b:1".into(), 3, tx_b, vec![]);
+        let a = cluster.register("a:1".into(), 3, tx_a, vec![], true);
+        let b = cluster.register("b:1".into(), 3, tx_b, vec![], true);
         cluster.grant_credit(a, 3);
         cluster.grant_credit(b, 3);
         let owner = Owner { fill_slots, ..JOB };
@@ -100,7 +99,7 @@ async fn a_lost_worker_loses_its_attempts_and_is_announced() {
     let cluster = cluster();
     let mut lost = cluster.watch_lost_workers();
     let (tx, _rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     tokio::time::sleep(Duration::from_millis(80)).await;
@@ -120,7 +119,7 @@ async fn a_lost_worker_loses_its_attempts_and_is_announced() {
 async fn dropping_an_attempt_cancels_it_on_its_worker() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     let id = attempt.id();
@@ -134,7 +133,7 @@ async fn dropping_an_attempt_cancels_it_on_its_worker() {
 async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
     drop(cluster.dispatch(JOB, queue_task));
     let kept = cluster.dispatch(JOB, queue_task);
     cluster.grant_credit(w, 2);
@@ -146,7 +145,7 @@ async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
 async fn a_report_of_the_wrong_kind_is_rejected_and_fails_the_attempt() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![]);
+    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     let id = attempt.id();

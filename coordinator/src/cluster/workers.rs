@@ -26,6 +26,8 @@ pub(super) struct WorkerEntry {
     pub(super) in_ready: bool,
     pub(super) last_seen: Instant,
     pub(super) running: HashSet<AttemptId>,
+    /// Whether its heartbeats name the attempts that made progress.
+    pub(super) reports_progress: bool,
 }
 
 impl WorkerEntry {
@@ -51,7 +53,13 @@ pub(super) struct Workers {
 
 impl Workers {
     /// Adds a worker with no credit yet.
-    pub(super) fn add(&mut self, shuffle_address: String, slots: u32, sender: WorkerSender) -> WorkerId {
+    pub(super) fn add(
+        &mut self,
+        shuffle_address: String,
+        slots: u32,
+        sender: WorkerSender,
+        reports_progress: bool,
+    ) -> WorkerId {
         self.next_id += 1;
         let id = self.next_id;
         self.entries.insert(
@@ -65,6 +73,7 @@ impl Workers {
                 in_ready: false,
                 last_seen: Instant::now(),
                 running: HashSet::new(),
+                reports_progress,
             },
         );
         id

@@ -31,7 +31,7 @@ use crate::commit::SUCCESS_MARKER;
 use crate::config::CoordinatorConfig;
 use crate::plan::{JobPlan, PlanError};
 use crate::store::StateStore;
-use crate::task::{run_task, PhaseStats, TaskContext, TaskError, TaskHistory};
+use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 pub use adopt::PriorCommits;
 use board::TaskBoard;
@@ -130,6 +130,8 @@ pub struct Job {
     reruns: Vec<tokio::sync::Mutex<()>>,
     map_phase: PhaseStats,
     reduce_phase: PhaseStats,
+    /// Workers its attempts keep failing on.
+    exclusions: Exclusions,
     prior: Option<PriorCommits>,
 }
 
@@ -170,6 +172,7 @@ impl Job {
             status,
             map_phase: PhaseStats::default(),
             reduce_phase: PhaseStats::default(),
+            exclusions: Exclusions::default(),
             prior,
         })
     }
@@ -279,6 +282,7 @@ impl Job {
             phase,
             backup: backups.then_some(&self.config.backup),
             log: Some(log),
+            exclusions: Some(&self.exclusions),
             send_at_once: true,
         }
     }
@@ -412,6 +416,7 @@ impl Job {
                 reduce_tasks: self.plan.spec.reduce_tasks,
                 output_file,
             }),
+            timeout: self.plan.spec.task_timeout,
         }
     }
 
@@ -425,6 +430,7 @@ impl Job {
                 maps: self.board().map_locations(),
                 output_file: self.plan.output.temp_part(r, attempt),
             }),
+            timeout: self.plan.spec.task_timeout,
         }
     }
 }

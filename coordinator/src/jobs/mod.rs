@@ -27,7 +27,7 @@ use weft_core::work::JobId;
 use crate::cluster::Owner;
 use crate::job::Engine;
 use crate::plan::{check, plan, PlanError};
-use crate::store::{now_ms, AttemptRecord, JobRecord, StoreError, Write};
+use crate::store::{now_ms, AttemptRecord, JobRecord, Persist, StoreError, Write};
 use registry::{set_state, status_of, Entry, Registry, Tracked};
 
 /// Why a submission was refused.
@@ -142,15 +142,11 @@ impl Jobs {
         // Until it is durable, the claim gives the output directory back if anything fails.
         self.engine
             .store
-            .write_durably(vec![Write::InsertJob(Box::new(record.clone()))])
+            .write_durably(vec![Write::InsertJob(Box::new(record.clone()))], Persist::Once)
             .await?;
         tracing::info!(job = %id, name = %status.name, ?state, "job accepted");
         let entry = Entry {
-            tracked: Tracked {
-                id,
-                status: Arc::new(watch::channel(status).0),
-                output: claim.keep(),
-            },
+            tracked: Tracked::new(id, status, claim.keep()),
             owner: record.owner,
             spec: record.spec,
             after: record.after,
@@ -209,18 +205,17 @@ impl Jobs {
         let Some((state, tracked, cancel)) = found else {
             return self.status(id);
         };
-        match state {
-            JobState::Waiting | JobState::Queued => {
-                set_state(
-                    &tracked,
-                    JobState::Cancelled,
-                    None,
-                    self.engine.store.as_ref(),
-                    &self.engine.cluster,
-                );
-            }
-            JobState::Running => cancel.cancel(),
-            _ => {}
+        // The token first: a queued job the queue starts meanwhile ends at once, cancelled.
+        cancel.cancel();
+        if matches!(state, JobState::Waiting | JobState::Queued) {
+            set_state(
+                &tracked,
+                JobState::Cancelled,
+                None,
+                self.engine.store.as_ref(),
+                &self.engine.cluster,
+            )
+            .await;
         }
         self.wake.notify_one();
         let mut watcher = tracked.status.subscribe();

@@ -23,7 +23,7 @@ impl Jobs {
     /// Moves waiting and queued jobs on, until shutdown.
     pub async fn run_queue(self: Arc<Self>) {
         loop {
-            while self.advance() {}
+            while self.advance().await {}
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -33,12 +33,17 @@ impl Jobs {
     }
 
     /// One pass over the queue; returns whether anything changed.
-    fn advance(self: &Arc<Self>) -> bool {
+    async fn advance(self: &Arc<Self>) -> bool {
         let moves = self.decide_moves();
-        let mut changed = false;
-        for (job, state, error) in moves {
-            changed |= set_state(&job, state, error, self.engine.store.as_ref(), &self.engine.cluster);
-        }
+        // Made together, so that they share one commit.
+        let (store, cluster) = (self.engine.store.as_ref(), &self.engine.cluster);
+        let made = futures::future::join_all(
+            moves
+                .iter()
+                .map(|(job, state, error)| set_state(job, *state, error.clone(), store, cluster)),
+        )
+        .await;
+        let changed = made.contains(&true);
         // Start every running job without a driver: just admitted, or recovered.
         let mut registry = self.lock();
         for (id, entry) in registry.jobs.iter_mut() {
@@ -116,7 +121,7 @@ impl Jobs {
                 JobEnd::Failed(e) => (JobState::Failed, Some(e.to_string())),
                 JobEnd::Cancelled => (JobState::Cancelled, None),
             };
-            set_state(&tracked, state, error, jobs.engine.store.as_ref(), &jobs.engine.cluster);
+            set_state(&tracked, state, error, jobs.engine.store.as_ref(), &jobs.engine.cluster).await;
             jobs.wake.notify_one();
         });
     }

@@ -1,9 +1,6 @@
 //! Taking back, after a restart, the jobs a previous run of the coordinator left unfinished:
 //! each with its plan and what it committed, and the ends of the jobs they wait for.
 
-use std::sync::Arc;
-
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use weft_core::work::JobId;
 
@@ -29,11 +26,7 @@ impl Jobs {
         registry.ended_earlier.extend(earlier);
         for (record, tasks) in unfinished {
             tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
-            let tracked = Tracked {
-                id: record.id,
-                status: Arc::new(watch::channel(status_of(&record)).0),
-                output: OutputDir::reopen(&record.spec.output),
-            };
+            let tracked = Tracked::new(record.id, status_of(&record), OutputDir::reopen(&record.spec.output));
             let entry = Entry {
                 owner: record.owner,
                 spec: record.spec,

@@ -15,7 +15,7 @@ use crate::cluster::Cluster;
 use crate::commit::OutputDir;
 use crate::job::{JobError, PriorCommits};
 use crate::plan::Plan;
-use crate::store::{now_ms, JobRecord, StateStore, Write};
+use crate::store::{now_ms, JobRecord, Persist, StateStore, Write};
 
 /// A job the coordinator tracks.
 pub(super) struct Entry {
@@ -48,6 +48,20 @@ pub(super) struct Tracked {
     pub(super) id: JobId,
     pub(super) status: Arc<watch::Sender<JobStatus>>,
     pub(super) output: OutputDir,
+    /// Held across a state change, store write included, so that one change is decided,
+    /// made durable and published before the next is considered.
+    pub(super) changing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Tracked {
+    pub(super) fn new(id: JobId, status: JobStatus, output: OutputDir) -> Self {
+        Self {
+            id,
+            status: Arc::new(watch::channel(status).0),
+            output,
+            changing: Arc::default(),
+        }
+    }
 }
 
 /// Every job this coordinator knows, and how the jobs that waiting jobs depend on but that
@@ -97,43 +111,53 @@ impl Registry {
 }
 
 /// Moves a job to `state`; returns whether it moved (an ended job stays ended). The one
-/// place a job changes state.
-pub(super) fn set_state(
+/// place a job changes state: the change is durable before anyone sees it (a client told a
+/// job ended, or was cancelled, is never contradicted by a restart); while the disk is
+/// full it waits. At an end, a job that did not succeed has its output removed first, and
+/// workers are told to forget its map output.
+pub(super) async fn set_state(
     job: &Tracked,
     state: JobState,
     error: Option<String>,
     store: &dyn StateStore,
     cluster: &Cluster,
 ) -> bool {
-    let mut moved = false;
+    let _turn = job.changing.lock().await;
+    let (from, counters) = {
+        let status = job.status.borrow();
+        (status.state, status.counters.clone())
+    };
+    if !from.can_become(state) {
+        return false;
+    }
+    if state.is_final() && state != JobState::Succeeded {
+        job.output.abandon();
+    }
+    let change = Write::JobState {
+        job: job.id,
+        state,
+        error: error.clone(),
+        counters,
+    };
+    if let Err(e) = store.write_durably(vec![change], Persist::UntilWritten).await {
+        tracing::error!(job = %job.id, ?state, error = %e, "cannot record the job's new state; it stays as it was until the coordinator restarts");
+        return false;
+    }
     job.status.send_modify(|s| {
-        moved = s.transition(state);
-        if moved {
+        if s.transition(state) {
             s.error = error.clone();
             if state.is_final() {
                 s.ended_ms = Some(now_ms());
             }
         }
     });
-    if !moved {
-        return false;
-    }
     match &error {
         Some(reason) => tracing::warn!(job = %job.id, ?state, %reason, "job state"),
         None => tracing::info!(job = %job.id, ?state, "job state"),
     }
     if state.is_final() {
-        if state != JobState::Succeeded {
-            job.output.abandon();
-        }
         cluster.forget_job(job.id);
     }
-    store.write(vec![Write::JobState {
-        job: job.id,
-        state,
-        error,
-        counters: job.status.borrow().counters.clone(),
-    }]);
     true
 }
 

@@ -300,6 +300,117 @@ async fn queued_jobs_start_by_priority_under_the_running_limit(store: Arc<dyn St
     );
 }
 
+async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| {
+        c.lease_timeout = Duration::from_millis(50);
+        c.progress_timeout = Some(Duration::from_millis(100));
+    });
+    let input = s.input("in", 1, 10);
+    let job = s.submit(s.spec(&input, "out", 0)).await;
+    let mut silent = SimWorker::join(&s.cluster, "silent", 1);
+    let hung = silent.next().await;
+    // Its worker stays alive but the attempt never moves.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        s.cluster.heartbeat(silent.id, &[]);
+    }
+    assert_eq!(s.cluster.expire_attempts(), 1);
+    silent.drain();
+    assert_eq!(silent.cancelled, [hung.attempt], "its worker is told to stop it");
+    let mut good = SimWorker::join(&s.cluster, "good", 1);
+    let retry = tokio::select! { a = good.next() => a, a = silent.next() => a };
+    assert_eq!((retry.task, retry.number), (hung.task, 2));
+    assert!(good.succeed(&retry) || silent.succeed(&retry));
+    assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+    s.settled().await;
+    let first = &s.attempts(job)[0];
+    assert_eq!(first.outcome, Some(OutcomeKind::Failed));
+    assert!(
+        first.reason.as_deref().unwrap().starts_with("no progress for"),
+        "{first:?}"
+    );
+
+    // Progress does not help an attempt past its own timeout (plus a lease for the worker
+    // to report it itself).
+    let mut spec = s.spec(&input, "out-2", 0);
+    spec.task_timeout = Some(Duration::from_millis(100));
+    let job = s.submit(spec).await;
+    let slow = good.next().await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        s.cluster.heartbeat(good.id, &[slow.attempt]);
+        assert_eq!(
+            s.cluster.expire_attempts(),
+            0,
+            "progress keeps it alive until its timeout"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(s.cluster.expire_attempts(), 1);
+    // Its worker stops it, late: the report is refused, the slot freed.
+    assert!(!good.report(&slow, AttemptOutcome::HandedBack));
+    let retry = good.next().await;
+    assert!(good.succeed(&retry));
+    assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+    s.settled().await;
+    assert_eq!(s.attempts(job)[0].outcome, Some(OutcomeKind::TimedOut));
+}
+
+async fn a_worker_that_hands_back_everything_cannot_run_a_task_forever(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let input = s.input("in", 1, 10);
+    let mut spec = s.spec(&input, "out", 0);
+    spec.max_attempts = 2;
+    let job = s.submit(spec).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 1);
+    let limit = crate::task::FREE_HAND_BACKS + 2;
+    for _ in 0..limit {
+        let a = worker.next().await;
+        assert!(worker.report(&a, AttemptOutcome::HandedBack));
+    }
+    let status = s.ended(job).await;
+    assert_eq!(status.state, JobState::Failed);
+    assert!(
+        status
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!("handed back {limit} times")),
+        "{status:?}"
+    );
+    assert!(worker.drain().is_empty());
+}
+
+async fn a_worker_whose_attempts_keep_failing_is_excluded_from_the_job(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let input = s.input("in", 8, 10);
+    let job = s.submit(s.spec(&input, "out", 0)).await;
+    let mut bad = SimWorker::join(&s.cluster, "bad", 1);
+    let mut good = SimWorker::join(&s.cluster, "good", 1);
+    let first = good.next().await;
+    assert!(good.succeed(&first));
+    for n in 1..=crate::task::FAILURES_TO_EXCLUDE {
+        let a = bad.next().await;
+        assert!(bad.fail(&a, &format!("bad disk {n}")));
+    }
+    // What was sent to it before its failures were taken in fails too; then it gets nothing.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for a in bad.drain() {
+        bad.fail(&a, "bad disk again");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while !s.jobs.status(job).unwrap().unwrap().state.is_final() {
+        if let Ok(a) = tokio::time::timeout(Duration::from_millis(100), good.next()).await {
+            assert!(good.succeed(&a));
+        }
+        assert!(
+            bad.drain().is_empty(),
+            "the excluded worker gets nothing more of the job"
+        );
+    }
+    assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+}
+
 on_every_store!(
     a_task_is_retried_until_max_attempts_then_its_job_fails,
     a_straggler_gets_one_backup_and_the_first_commit_wins,
@@ -309,4 +420,7 @@ on_every_store!(
     two_jobs_share_the_slots_fairly,
     cancel_stops_running_attempts_and_leaves_no_output,
     queued_jobs_start_by_priority_under_the_running_limit,
+    attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator,
+    a_worker_that_hands_back_everything_cannot_run_a_task_forever,
+    a_worker_whose_attempts_keep_failing_is_excluded_from_the_job,
 );

@@ -113,7 +113,7 @@ fn default_output_mode() -> u32 {
 }
 
 /// A spec as the store keeps it.
-pub fn encode_spec(spec: &JobSpec) -> String {
+pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
     let program = match &spec.program {
         Program::Builtin(app) => StoredProgram::App {
             name: app.name().to_string(),
@@ -145,7 +145,7 @@ pub fn encode_spec(spec: &JobSpec) -> String {
         after: spec.after.clone(),
         output_mode: spec.output_mode,
     };
-    serde_json::to_string(&stored).expect("a spec is plain data")
+    serde_json::to_string(&stored)
 }
 
 /// A spec the store kept.
@@ -188,7 +188,7 @@ struct StoredPlan {
 }
 
 /// A plan as the store keeps it.
-pub fn encode_plan(plan: &Plan) -> String {
+pub fn encode_plan(plan: &Plan) -> Result<String, serde_json::Error> {
     let stored = StoredPlan {
         splits: plan
             .splits
@@ -198,7 +198,7 @@ pub fn encode_plan(plan: &Plan) -> String {
         split_points: plan.split_points.clone(),
         input_bytes: plan.input_bytes,
     };
-    serde_json::to_string(&stored).expect("a plan is plain data")
+    serde_json::to_string(&stored)
 }
 
 /// A plan the store kept.
@@ -250,7 +250,7 @@ mod tests {
         );
         spec.task_timeout = Some(Duration::from_secs(3));
         spec.after = vec!["job-000001".into()];
-        let json = encode_spec(&spec);
+        let json = encode_spec(&spec).unwrap();
         assert!(json.contains(r#""hex":"2f696e2f626164ff6e616d652e747874""#), "{json}");
         assert_eq!(decode_spec(&json), Ok(spec));
 
@@ -263,7 +263,7 @@ mod tests {
             split_points: vec![b"m\xff".to_vec()],
             input_bytes: 9,
         };
-        assert_eq!(decode_plan(&encode_plan(&plan)), Ok(plan));
+        assert_eq!(decode_plan(&encode_plan(&plan).unwrap()), Ok(plan));
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
             r#"{"splits":[["/tmp/in/a.txt",0,4096],["/tmp/in/a.txt",4096,10]],"split_points":[],"input_bytes":4106}"#;
         let plan = decode_plan(v1).unwrap();
         assert_eq!(plan.splits[1].file, PathBuf::from("/tmp/in/a.txt"));
-        assert_eq!(encode_plan(&plan), v1);
+        assert_eq!(encode_plan(&plan).unwrap(), v1);
     }
 
     #[test]

@@ -95,10 +95,13 @@ fn attempt(id: u64, outcome: Option<OutcomeKind>) -> AttemptRecord {
 async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>) {
     let (first, second) = (job(1, JobState::Running), job(2, JobState::Queued));
     store
-        .write_durably(vec![
-            Write::InsertJob(first.clone().into()),
-            Write::InsertJob(second.clone().into()),
-        ])
+        .write_durably(
+            vec![
+                Write::InsertJob(first.clone().into()),
+                Write::InsertJob(second.clone().into()),
+            ],
+            Persist::Once,
+        )
         .await
         .unwrap();
     let plan = crate::plan::Plan {
@@ -122,30 +125,33 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
         ..attempt(42, Some(OutcomeKind::TimedOut))
     };
     store
-        .write_durably(vec![
-            Write::SavePlan {
-                job: first.id,
-                plan: plan.clone(),
-            },
-            Write::CommitTask {
-                job: first.id,
-                task: task.clone(),
-            },
-            Write::Attempt {
-                job: first.id,
-                attempt: attempt(42, None),
-            },
-            Write::Attempt {
-                job: first.id,
-                attempt: ended.clone(),
-            },
-            Write::JobState {
-                job: second.id,
-                state: JobState::Failed,
-                error: Some("boom".into()),
-                counters: [("weft:y".to_string(), 1)].into(),
-            },
-        ])
+        .write_durably(
+            vec![
+                Write::SavePlan {
+                    job: first.id,
+                    plan: plan.clone(),
+                },
+                Write::CommitTask {
+                    job: first.id,
+                    task: task.clone(),
+                },
+                Write::Attempt {
+                    job: first.id,
+                    attempt: attempt(42, None),
+                },
+                Write::Attempt {
+                    job: first.id,
+                    attempt: ended.clone(),
+                },
+                Write::JobState {
+                    job: second.id,
+                    state: JobState::Failed,
+                    error: Some("boom".into()),
+                    counters: [("weft:y".to_string(), 1)].into(),
+                },
+            ],
+            Persist::Once,
+        )
         .await
         .unwrap();
     let read = store.job(first.id).unwrap().unwrap();

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
-use super::{now_ms, AttemptRecord, JobRecord, StateStore, StoreError, TaskRecord, Write};
+use tokio::sync::watch;
+
+use super::{now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, TaskRecord, Write};
 
 #[derive(Default)]
 struct Tables {
@@ -22,6 +24,7 @@ struct Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    health: watch::Sender<StoreHealth>,
 }
 
 impl MemoryStore {
@@ -80,14 +83,18 @@ impl StateStore for MemoryStore {
         }
     }
 
-    fn write_durably(&self, changes: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_durably(&self, changes: Vec<Write>, _: Persist) -> BoxFuture<'_, Result<(), StoreError>> {
         let result = if self.lock().closed {
-            Err(StoreError::WriterGone)
+            Err(StoreError::WriterGone("the store is closed".into()))
         } else {
             self.write(changes);
             Ok(())
         };
         Box::pin(std::future::ready(result))
+    }
+
+    fn health(&self) -> watch::Receiver<StoreHealth> {
+        self.health.subscribe()
     }
 
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {

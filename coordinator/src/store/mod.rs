@@ -16,6 +16,7 @@ pub mod sqlite;
 use std::path::PathBuf;
 
 use futures::future::BoxFuture;
+use tokio::sync::watch;
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::spec::JobSpec;
 use weft_core::status::JobState;
@@ -29,11 +30,17 @@ pub use sqlite::SqliteStore;
 
 /// What the scheduler needs of its durable state.
 pub trait StateStore: Send + Sync {
-    /// Queues changes; they reach the disk with the next group commit.
+    /// Queues changes; they reach the disk with the next group commit (tried again until
+    /// they do, while the disk is full).
     fn write(&self, changes: Vec<Write>);
 
-    /// Writes changes and resolves once they are durable.
-    fn write_durably(&self, changes: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Writes changes and resolves once they are durable; with [`Persist::Once`] a failed
+    /// commit is returned (and the changes dropped), with [`Persist::UntilWritten`] it is
+    /// tried again until it lands, and fails only when the store cannot go on.
+    fn write_durably(&self, changes: Vec<Write>, persist: Persist) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Whether changes are being written.
+    fn health(&self) -> watch::Receiver<StoreHealth>;
 
     /// One job.
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
@@ -49,6 +56,35 @@ pub trait StateStore: Send + Sync {
 
     /// Writes what is pending and stops writing.
     fn close(&self);
+}
+
+/// How hard a durable write tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// One group commit: its failure is the caller's to report (a submit, refused).
+    Once,
+    /// Until it lands, however long the disk stays full (a job's state change, which the
+    /// client must not hear before it is durable).
+    UntilWritten,
+}
+
+/// How the store's writing goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreHealth {
+    /// Changes are written.
+    #[default]
+    Writing,
+    /// The last commit failed for a reason that may pass (a full disk); changes are kept
+    /// and tried again.
+    Retrying {
+        /// Why.
+        reason: String,
+    },
+    /// The store cannot go on (the database is damaged): the coordinator must restart.
+    Broken {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A job as stored.
@@ -215,9 +251,9 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
-    /// The writer thread is gone.
-    #[error("the state writer stopped")]
-    WriterGone,
+    /// The writer stopped: the coordinator is shutting down, or the database broke.
+    #[error("the state writer stopped: {0}")]
+    WriterGone(String),
 }
 
 /// Milliseconds since the epoch.

@@ -115,11 +115,13 @@ fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spe
             job: job.clone(),
             detail,
         })?;
-        tx.execute(
-            "UPDATE jobs SET spec_json = ?2 WHERE id = ?1",
-            params![job, encode_spec(&spec)],
-        )
-        .map_err(corrupt)?;
+        let json = encode_spec(&spec).map_err(|e| StoreError::Migration {
+            path: path.to_path_buf(),
+            job: job.clone(),
+            detail: e.to_string(),
+        })?;
+        tx.execute("UPDATE jobs SET spec_json = ?2 WHERE id = ?1", params![job, json])
+            .map_err(corrupt)?;
     }
     tx.execute_batch("ALTER TABLE jobs DROP COLUMN spec; ALTER TABLE jobs RENAME COLUMN spec_json TO spec")
         .map_err(corrupt)

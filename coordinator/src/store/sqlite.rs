@@ -9,18 +9,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::status::JobState;
 use weft_core::work::{JobId, TaskKind};
 
 use super::codec::{decode_plan, decode_spec, encode_plan, encode_spec, kind_code, kind_from_code};
 use super::schema::{migrate, DecodeV1Spec};
-use super::{now_ms, AttemptRecord, JobRecord, Recovered, StateStore, StoreError, TaskRecord, Write};
+use super::{
+    now_ms, AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, TaskRecord, Write,
+};
 
 /// Why a group commit failed, as the writer thread tells it to those waiting.
 #[derive(Debug, Clone)]
@@ -29,15 +32,50 @@ struct WriteFailure {
     detail: String,
 }
 
+/// What a failed commit means for the changes in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Severity {
+    /// It may pass (a full disk, a busy or failing device): keep the changes, try again.
+    Transient,
+    /// The database refuses these changes: find which, drop them, go on.
+    Refused,
+    /// The database is damaged: nothing more can be written.
+    Fatal,
+}
+
 impl WriteFailure {
+    fn of(e: &rusqlite::Error) -> Self {
+        Self {
+            code: e.sqlite_error_code(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn severity(&self) -> Severity {
+        match self.code {
+            Some(
+                ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::OutOfMemory,
+            ) => Severity::Transient,
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Severity::Fatal,
+            _ => Severity::Refused,
+        }
+    }
+
     fn into_error(self, path: &Path) -> StoreError {
         let path = path.to_path_buf();
         match self.code {
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt {
-                path,
-                detail: self.detail,
-            },
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::WriterGone(format!(
+                "the state database {} is damaged ({}); restart the coordinator",
+                path.display(),
+                self.detail
+            )),
             _ => StoreError::WriteFailed {
                 path,
                 detail: self.detail,
@@ -46,7 +84,26 @@ impl WriteFailure {
     }
 }
 
-type Batch = (Vec<Write>, Option<oneshot::Sender<Result<(), WriteFailure>>>);
+type Done = oneshot::Sender<Result<(), WriteFailure>>;
+
+/// Changes sent together, and who waits for them.
+struct Batch {
+    changes: Vec<Write>,
+    waiter: Option<(Done, Persist)>,
+}
+
+impl Batch {
+    fn finish(self, result: Result<(), WriteFailure>) {
+        if let Some((done, _)) = self.waiter {
+            let _ = done.send(result);
+        }
+    }
+
+    /// Whether a failure ends this batch (its waiter is told) rather than keeping it.
+    fn gives_up(&self) -> bool {
+        matches!(self.waiter, Some((_, Persist::Once)))
+    }
+}
 
 /// The state database: a writer thread for changes, a connection for reads.
 pub struct SqliteStore {
@@ -54,6 +111,7 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     writes: Mutex<Option<std_mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    health: watch::Receiver<StoreHealth>,
 }
 
 impl SqliteStore {
@@ -70,15 +128,20 @@ impl SqliteStore {
         })?;
         let reader = open_connection(&path)?;
         let (writes, incoming) = std_mpsc::channel::<Batch>();
+        let (health_sender, health) = watch::channel(StoreHealth::Writing);
         let writer = std::thread::Builder::new()
             .name("weft-state-writer".into())
-            .spawn(move || write_loop(conn, incoming))
-            .expect("a thread for the state writer");
+            .spawn(move || Writer::new(conn, health_sender).run(incoming))
+            .map_err(|e| StoreError::WriteFailed {
+                path: path.clone(),
+                detail: format!("cannot start the writer thread: {e}"),
+            })?;
         let store = Self {
             path,
             reader: Mutex::new(reader),
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(writer)),
+            health,
         };
         Ok((store, recovered))
     }
@@ -94,29 +157,46 @@ impl SqliteStore {
         let conn = self.reader.lock().expect("store lock poisoned");
         query(&conn).map_err(|e| self.sqlite(e))
     }
+
+    fn gone(&self) -> StoreError {
+        match &*self.health.borrow() {
+            StoreHealth::Broken { reason } => StoreError::WriterGone(reason.clone()),
+            _ => StoreError::WriterGone("the coordinator is stopping".into()),
+        }
+    }
+
+    fn send(&self, batch: Batch) -> Result<(), StoreError> {
+        let writes = self.writes.lock().expect("store lock poisoned");
+        let writes = writes.as_ref().ok_or_else(|| self.gone())?;
+        writes.send(batch).map_err(|_| self.gone())
+    }
 }
 
 impl StateStore for SqliteStore {
     fn write(&self, changes: Vec<Write>) {
-        if let Some(writes) = self.writes.lock().expect("store lock poisoned").as_ref() {
-            let _ = writes.send((changes, None));
-        }
+        let _ = self.send(Batch { changes, waiter: None });
     }
 
-    fn write_durably(&self, changes: Vec<Write>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_durably(&self, changes: Vec<Write>, persist: Persist) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let (done, durable) = oneshot::channel();
-            {
-                let writes = self.writes.lock().expect("store lock poisoned");
-                let writes = writes.as_ref().ok_or(StoreError::WriterGone)?;
-                writes.send((changes, Some(done))).map_err(|_| StoreError::WriterGone)?;
+            if let StoreHealth::Broken { reason } = &*self.health.borrow() {
+                return Err(StoreError::WriterGone(reason.clone()));
             }
+            let (done, durable) = oneshot::channel();
+            self.send(Batch {
+                changes,
+                waiter: Some((done, persist)),
+            })?;
             match durable.await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(failure)) => Err(failure.into_error(&self.path)),
-                Err(_) => Err(StoreError::WriterGone),
+                Err(_) => Err(self.gone()),
             }
         })
+    }
+
+    fn health(&self) -> watch::Receiver<StoreHealth> {
+        self.health.clone()
     }
 
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
@@ -188,8 +268,13 @@ fn counters_from(column: usize, json: &str) -> rusqlite::Result<Counters> {
     serde_json::from_str(json).map_err(|e| unreadable(column, "counters", e))
 }
 
-fn counters_json(counters: &Counters) -> String {
-    serde_json::to_string(counters).expect("counters are plain data")
+fn counters_json(counters: &Counters) -> rusqlite::Result<String> {
+    serde_json::to_string(counters).map_err(unwritable)
+}
+
+/// A value that cannot be put in the database.
+fn unwritable(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
 const JOB_COLUMNS: &str = "SELECT id, spec, after, state, error, created_ms, ended_ms, plan, counters, owner FROM jobs";
@@ -291,34 +376,190 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovered> {
     })
 }
 
-/// Applies batches as they come, everything pending in one transaction.
-fn write_loop(mut conn: Connection, incoming: std_mpsc::Receiver<Batch>) {
-    while let Ok(first) = incoming.recv() {
-        let mut batches = vec![first];
-        while let Ok(more) = incoming.try_recv() {
-            batches.push(more);
-            if batches.len() >= 4096 {
-                break;
+/// Longest wait between tries of a commit that failed for a reason that may pass.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a stopping coordinator keeps trying to write what is pending.
+const CLOSING_GRACE: Duration = Duration::from_secs(10);
+/// Batches in one group commit, at most.
+const GROUP: usize = 4096;
+
+/// The writer thread: applies batches as they come, everything pending in one transaction;
+/// keeps what a full disk refused and tries again; drops (and reports) what the database
+/// refuses; stops writing, and says so, once the database is damaged.
+struct Writer {
+    conn: Connection,
+    health: watch::Sender<StoreHealth>,
+    pending: Vec<Batch>,
+    /// The wait before the next try, doubled after each failure.
+    backoff: Option<Duration>,
+    /// When to try again what a failed commit left pending.
+    retry_at: Option<Instant>,
+}
+
+impl Writer {
+    fn new(conn: Connection, health: watch::Sender<StoreHealth>) -> Self {
+        Self {
+            conn,
+            health,
+            pending: Vec::new(),
+            backoff: None,
+            retry_at: None,
+        }
+    }
+
+    fn run(mut self, incoming: std_mpsc::Receiver<Batch>) {
+        let mut closing_since: Option<Instant> = None;
+        loop {
+            if closing_since.is_none() {
+                if !self.gather(&incoming) {
+                    closing_since = Some(Instant::now());
+                }
+            } else if let Some(at) = self.retry_at {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            }
+            if self.pending.is_empty() {
+                if closing_since.is_some() {
+                    return;
+                }
+                continue;
+            }
+            if closing_since.is_some_and(|since| since.elapsed() > CLOSING_GRACE) {
+                let lost: usize = self.pending.iter().map(|b| b.changes.len()).sum();
+                tracing::error!(changes = lost, "stopping with changes the state database did not take");
+                return;
+            }
+            if self.commit() == Some(Severity::Fatal) {
+                self.refuse_all(incoming);
+                return;
             }
         }
-        let result = apply(&mut conn, &batches).map_err(|e| WriteFailure {
-            code: e.sqlite_error_code(),
-            detail: e.to_string(),
+    }
+
+    /// Takes the next batches: waits for one when nothing is pending, else until the next
+    /// try is due; then whatever else has come, up to a group. False once the store closed.
+    fn gather(&mut self, incoming: &std_mpsc::Receiver<Batch>) -> bool {
+        match self.retry_at {
+            None => match incoming.recv() {
+                Ok(batch) => self.pending.push(batch),
+                Err(_) => return false,
+            },
+            Some(at) => loop {
+                let now = Instant::now();
+                if now >= at {
+                    break;
+                }
+                match incoming.recv_timeout(at - now) {
+                    Ok(batch) => self.pending.push(batch),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+                }
+            },
+        }
+        while self.pending.len() < GROUP {
+            match incoming.try_recv() {
+                Ok(batch) => self.pending.push(batch),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// Commits what is pending; returns the failure's severity, if it failed.
+    fn commit(&mut self) -> Option<Severity> {
+        let failure = match apply(&mut self.conn, &self.pending) {
+            Ok(()) => {
+                self.pending.drain(..).for_each(|b| b.finish(Ok(())));
+                self.recovered();
+                return None;
+            }
+            Err(e) => WriteFailure::of(&e),
+        };
+        let severity = failure.severity();
+        match severity {
+            Severity::Transient => self.retry_later(failure),
+            Severity::Refused => self.commit_one_by_one(),
+            Severity::Fatal => {
+                tracing::error!(error = %failure.detail, "the state database is damaged: nothing more can be written; restart the coordinator");
+                let reason = failure.detail.clone();
+                self.pending.drain(..).for_each(|b| b.finish(Err(failure.clone())));
+                self.health.send_replace(StoreHealth::Broken { reason });
+            }
+        }
+        Some(severity)
+    }
+
+    /// Submits waiting on this commit hear of the failure; everything else is kept.
+    fn retry_later(&mut self, failure: WriteFailure) {
+        let (given_up, kept) = self.pending.drain(..).partition::<Vec<_>, _>(Batch::gives_up);
+        given_up.into_iter().for_each(|b| b.finish(Err(failure.clone())));
+        self.pending = kept;
+        let delay = self
+            .backoff
+            .map_or(Duration::from_millis(50), |d| (d * 2).min(MAX_BACKOFF));
+        self.backoff = Some(delay);
+        // Nothing kept: the next change is tried as it comes.
+        self.retry_at = (!self.pending.is_empty()).then(|| Instant::now() + delay);
+        let reason = failure.detail;
+        let changed = self.health.send_if_modified(|h| {
+            let retrying = StoreHealth::Retrying { reason: reason.clone() };
+            (*h != retrying).then(|| *h = retrying).is_some()
         });
-        if let Err(e) = &result {
-            tracing::error!(error = %e.detail, "state database write failed");
+        if changed {
+            let changes: usize = self.pending.iter().map(|b| b.changes.len()).sum();
+            tracing::error!(error = %reason, kept = changes, "the state database refused a commit; keeping the changes and trying again");
         }
-        for (_, done) in batches {
-            if let Some(done) = done {
-                let _ = done.send(result.clone());
+    }
+
+    /// Finds the changes the database refuses by committing each batch on its own: those
+    /// are dropped, with an error to their waiters; the rest are written.
+    fn commit_one_by_one(&mut self) {
+        let batches: Vec<Batch> = self.pending.drain(..).collect();
+        let mut rest = batches.into_iter();
+        while let Some(batch) = rest.next() {
+            match apply(&mut self.conn, std::slice::from_ref(&batch)) {
+                Ok(()) => batch.finish(Ok(())),
+                Err(e) => {
+                    let failure = WriteFailure::of(&e);
+                    if failure.severity() == Severity::Refused {
+                        tracing::error!(error = %failure.detail, changes = ?batch.changes, "the state database refused these changes; dropping them");
+                        batch.finish(Err(failure));
+                    } else {
+                        // Not these changes' fault: keep them and the rest for the next try.
+                        self.pending.push(batch);
+                        self.pending.extend(rest);
+                        self.retry_later(failure);
+                        return;
+                    }
+                }
             }
+        }
+        self.recovered();
+    }
+
+    fn recovered(&mut self) {
+        self.backoff = None;
+        self.retry_at = None;
+        if *self.health.borrow() != StoreHealth::Writing {
+            tracing::info!("the state database takes changes again");
+            self.health.send_replace(StoreHealth::Writing);
+        }
+    }
+
+    /// After the database broke: every waiter hears so, until the store closes.
+    fn refuse_all(self, incoming: std_mpsc::Receiver<Batch>) {
+        let failure = WriteFailure {
+            code: Some(ErrorCode::DatabaseCorrupt),
+            detail: "the state database is damaged".into(),
+        };
+        while let Ok(batch) = incoming.recv() {
+            batch.finish(Err(failure.clone()));
         }
     }
 }
 
 fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    for write in batches.iter().flat_map(|(writes, _)| writes) {
+    for write in batches.iter().flat_map(|b| &b.changes) {
         match write {
             Write::InsertJob(job) => {
                 tx.execute(
@@ -327,15 +568,15 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                     params![
                         job.id.to_string(),
                         job.id.seq() as i64,
-                        encode_spec(&job.spec),
+                        encode_spec(&job.spec).map_err(unwritable)?,
                         job.spec.priority,
                         job.after.iter().map(JobId::to_string).collect::<Vec<_>>().join(","),
                         job.state.name(),
                         job.error,
                         job.created_ms,
                         job.ended_ms,
-                        job.plan.as_ref().map(encode_plan),
-                        counters_json(&job.counters),
+                        job.plan.as_ref().map(encode_plan).transpose().map_err(unwritable)?,
+                        counters_json(&job.counters)?,
                         job.owner,
                     ],
                 )?;
@@ -343,7 +584,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
             Write::SavePlan { job, plan } => {
                 tx.execute(
                     "UPDATE jobs SET plan = ?2 WHERE id = ?1",
-                    params![job.to_string(), encode_plan(plan)],
+                    params![job.to_string(), encode_plan(plan).map_err(unwritable)?],
                 )?;
             }
             Write::JobState {
@@ -355,7 +596,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                 let ended = state.is_final().then(now_ms);
                 tx.execute(
                     "UPDATE jobs SET state = ?2, error = ?3, ended_ms = COALESCE(ended_ms, ?4), counters = ?5 WHERE id = ?1",
-                    params![job.to_string(), state.name(), error, ended, counters_json(counters)],
+                    params![job.to_string(), state.name(), error, ended, counters_json(counters)?],
                 )?;
             }
             Write::CommitTask { job, task } => {
@@ -366,7 +607,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                         kind_code(task.kind),
                         task.index,
                         task.attempt as i64,
-                        counters_json(&task.counters)
+                        counters_json(&task.counters)?
                     ],
                 )?;
             }
@@ -418,33 +659,36 @@ mod tests {
             let (store, recovered) = open(dir.path()).unwrap();
             assert!(recovered.unfinished.is_empty());
             store
-                .write_durably(vec![
-                    Write::InsertJob(job(1, JobState::Running).into()),
-                    Write::InsertJob(job(2, JobState::Succeeded).into()),
-                    Write::CommitTask {
-                        job: JobId::new(1),
-                        task: TaskRecord {
-                            kind: TaskKind::Map,
-                            index: 0,
-                            attempt: 41,
-                            counters: Counters::new(),
+                .write_durably(
+                    vec![
+                        Write::InsertJob(job(1, JobState::Running).into()),
+                        Write::InsertJob(job(2, JobState::Succeeded).into()),
+                        Write::CommitTask {
+                            job: JobId::new(1),
+                            task: TaskRecord {
+                                kind: TaskKind::Map,
+                                index: 0,
+                                attempt: 41,
+                                counters: Counters::new(),
+                            },
                         },
-                    },
-                    Write::Attempt {
-                        job: JobId::new(1),
-                        attempt: AttemptRecord {
-                            id: 42,
-                            kind: TaskKind::Reduce,
-                            index: 0,
-                            number: 1,
-                            worker: "w:1".into(),
-                            outcome: None,
-                            reason: None,
-                            started_ms: now_ms(),
-                            ended_ms: None,
+                        Write::Attempt {
+                            job: JobId::new(1),
+                            attempt: AttemptRecord {
+                                id: 42,
+                                kind: TaskKind::Reduce,
+                                index: 0,
+                                number: 1,
+                                worker: "w:1".into(),
+                                outcome: None,
+                                reason: None,
+                                started_ms: now_ms(),
+                                ended_ms: None,
+                            },
                         },
-                    },
-                ])
+                    ],
+                    Persist::Once,
+                )
                 .await
                 .unwrap();
             store.close();
@@ -486,7 +730,7 @@ mod tests {
             let many: Vec<Write> = (1..300)
                 .map(|i| Write::InsertJob(job(i, JobState::Queued).into()))
                 .collect();
-            rt.block_on(store.write_durably(many)).unwrap();
+            rt.block_on(store.write_durably(many, Persist::Once)).unwrap();
             store.close();
         }
         // Fold the WAL into the main file, then cut the file in half.
@@ -507,6 +751,121 @@ mod tests {
         let err = open(dir.path()).err().unwrap();
         assert!(matches!(err, StoreError::NewerSchema { found: 4, .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// A writer on `dir`'s database that may not grow it: SQLite's `SQLITE_FULL`, as on a
+    /// full disk, until pages are freed.
+    fn writer_on_a_full_database(
+        dir: &Path,
+    ) -> (std_mpsc::Sender<Batch>, watch::Receiver<StoreHealth>, JoinHandle<()>) {
+        let conn = open_connection(&dir.join("weft.db")).unwrap();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+        let (health_sender, health) = watch::channel(StoreHealth::Writing);
+        let (writes, incoming) = std_mpsc::channel();
+        let writer = std::thread::spawn(move || Writer::new(conn, health_sender).run(incoming));
+        (writes, health, writer)
+    }
+
+    fn batch(
+        changes: Vec<Write>,
+        persist: Option<Persist>,
+    ) -> (Batch, Option<oneshot::Receiver<Result<(), WriteFailure>>>) {
+        match persist {
+            None => (Batch { changes, waiter: None }, None),
+            Some(persist) => {
+                let (done, waiting) = oneshot::channel();
+                let waiter = Some((done, persist));
+                (Batch { changes, waiter }, Some(waiting))
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_disk_refuses_submits_keeps_every_other_change_and_writes_them_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (store, _) = open(dir.path()).unwrap();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(store.write_durably(vec![Write::InsertJob(job(1, JobState::Running).into())], Persist::Once))
+                .unwrap();
+            store.close();
+        }
+        // Ballast the writer may not outgrow; deleting it later frees the room.
+        let other = Connection::open(dir.path().join("weft.db")).unwrap();
+        other
+            .execute_batch("CREATE TABLE ballast (b BLOB); INSERT INTO ballast SELECT zeroblob(100000) FROM (SELECT 1 UNION SELECT 2 UNION SELECT 3);")
+            .unwrap();
+        let (writes, health, writer) = writer_on_a_full_database(dir.path());
+        let big_job = |seq| {
+            let mut record = job(seq, JobState::Queued);
+            record.spec.name = "x".repeat(50_000);
+            Write::InsertJob(record.into())
+        };
+
+        let (submit, submitted) = batch(vec![big_job(2)], Some(Persist::Once));
+        writes.send(submit).unwrap();
+        let failure = submitted.unwrap().blocking_recv().unwrap().unwrap_err();
+        let error = failure.into_error(Path::new("/state/weft.db"));
+        assert!(
+            matches!(error, StoreError::DiskFull { .. }),
+            "a submit hears the disk is full: {error}"
+        );
+
+        let (attempt_record, _) = batch(vec![big_job(3)], None);
+        writes.send(attempt_record).unwrap();
+        let cancel = Write::JobState {
+            job: JobId::new(1),
+            state: JobState::Cancelled,
+            error: None,
+            counters: Counters::new(),
+        };
+        let (cancelled, mut cancel_durable) = batch(vec![cancel], Some(Persist::UntilWritten));
+        writes.send(cancelled).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            cancel_durable.as_mut().unwrap().try_recv().is_err(),
+            "a state change waits for room rather than failing"
+        );
+        assert!(
+            matches!(*health.borrow(), StoreHealth::Retrying { .. }),
+            "{:?}",
+            *health.borrow()
+        );
+
+        other.execute_batch("DELETE FROM ballast").unwrap();
+        cancel_durable.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(*health.borrow(), StoreHealth::Writing);
+        drop(writes);
+        writer.join().unwrap();
+
+        let (store, recovered) = open(dir.path()).unwrap();
+        assert!(recovered.unfinished.iter().all(|(j, _)| j.id != JobId::new(1)));
+        assert_eq!(store.job(JobId::new(1)).unwrap().unwrap().state, JobState::Cancelled);
+        assert!(
+            store.job(JobId::new(3)).unwrap().is_some(),
+            "the change nobody waited for was kept and written"
+        );
+        assert!(
+            store.job(JobId::new(2)).unwrap().is_none(),
+            "the refused submit was not written"
+        );
+    }
+
+    #[test]
+    fn a_change_the_database_refuses_is_dropped_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path()).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let first = Write::InsertJob(job(1, JobState::Queued).into());
+        rt.block_on(store.write_durably(vec![first.clone()], Persist::Once))
+            .unwrap();
+        // The same job again breaks the primary key: only that batch is refused.
+        store.write(vec![first]);
+        let second = Write::InsertJob(job(2, JobState::Queued).into());
+        rt.block_on(store.write_durably(vec![second], Persist::Once)).unwrap();
+        assert!(store.job(JobId::new(2)).unwrap().is_some());
+        assert_eq!(*store.health().borrow(), StoreHealth::Writing);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Task batches on the wire: the batch a client sends, the results streamed back.
 
+use std::time::Duration;
+
 use weft_core::spec::DEFAULT_MAX_ATTEMPTS;
 use weft_core::work::{Batch, Handler, QueueResult, QueueTask};
 
@@ -25,14 +27,30 @@ pub fn batch_from_wire(batch: v1::TaskBatch) -> Result<Batch, ConvertError> {
         0 => DEFAULT_MAX_ATTEMPTS,
         n => n,
     };
-    Ok(Batch { tasks, max_attempts })
+    let task_timeout = (batch.task_timeout_ms > 0).then(|| Duration::from_millis(batch.task_timeout_ms));
+    Ok(Batch {
+        tasks,
+        max_attempts,
+        task_timeout,
+    })
 }
 
-/// A batch's tasks as the parts `RunTaskStream` takes, each of at most `budget` bytes.
-pub fn batch_parts(tasks: Vec<v1::QueueTask>, max_attempts: u32, budget: usize) -> Vec<v1::TaskBatch> {
+/// A batch's tasks as the parts `RunTaskStream` takes, each of at most `budget` bytes; the
+/// first carries the batch's settings.
+pub fn batch_parts(
+    tasks: Vec<v1::QueueTask>,
+    max_attempts: u32,
+    task_timeout: Option<Duration>,
+    budget: usize,
+) -> Vec<v1::TaskBatch> {
+    let task_timeout_ms = task_timeout.map_or(0, |t| t.as_millis().max(1) as u64);
     split_by_size(tasks, budget)
         .into_iter()
-        .map(|tasks| v1::TaskBatch { tasks, max_attempts })
+        .map(|tasks| v1::TaskBatch {
+            tasks,
+            max_attempts,
+            task_timeout_ms,
+        })
         .collect()
 }
 
@@ -82,9 +100,11 @@ mod tests {
                 payload: b"x".to_vec(),
             }],
             max_attempts: 0,
+            task_timeout_ms: 1500,
         };
         let batch = batch_from_wire(wire).unwrap();
         assert_eq!(batch.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(batch.task_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(batch.tasks[0].handler, Handler::Echo);
         let unknown = v1::TaskBatch {
             tasks: vec![
@@ -95,6 +115,7 @@ mod tests {
                 },
             ],
             max_attempts: 1,
+            task_timeout_ms: 0,
         };
         let err = batch_from_wire(unknown).unwrap_err().to_string();
         assert!(err.starts_with("task 0:"), "{err}");
@@ -139,9 +160,13 @@ mod tests {
                 payload: vec![],
             })
             .collect();
-        let parts = batch_parts(tasks, 3, 300);
-        assert!(parts.len() > 1 && parts.iter().all(|p| p.max_attempts == 3));
+        let parts = batch_parts(tasks, 3, Some(Duration::from_secs(2)), 300);
+        assert!(parts.len() > 1 && parts.iter().all(|p| p.max_attempts == 3 && p.task_timeout_ms == 2000));
         assert_eq!(parts.iter().map(|p| p.tasks.len()).sum::<usize>(), 100);
-        assert_eq!(batch_parts(vec![], 1, 300).len(), 1, "an empty batch is one empty part");
+        assert_eq!(
+            batch_parts(vec![], 1, None, 300).len(),
+            1,
+            "an empty batch is one empty part"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The worker session on the wire: registration, credit, reports and drain one way;
 //! welcome, assignments, cancellations and forgotten jobs the other.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +15,19 @@ use weft_core::work::{Assignment, BatchId, Handler, MapLocation, MapWork, QueueT
 use super::{program_from_wire, program_to_wire, split_by_size, ConvertError};
 use crate::v1::{self, assignment, attempt_report::Outcome, coordinator_message, worker_message};
 
+/// A path as text; empty when it is not UTF-8 (paths that may not be are sent as bytes
+/// beside it).
 fn path_to_wire(path: PathBuf) -> String {
-    path.into_os_string()
-        .into_string()
-        .unwrap_or_else(|path| path.to_string_lossy().into_owned())
+    path.into_os_string().into_string().unwrap_or_default()
+}
+
+/// The path a `string` field and its `bytes` twin carry.
+fn path_from_wire(text: String, bytes: Vec<u8>) -> PathBuf {
+    if bytes.is_empty() {
+        PathBuf::from(text)
+    } else {
+        PathBuf::from(OsString::from_vec(bytes))
+    }
 }
 
 fn optional_path(path: String) -> Option<PathBuf> {
@@ -32,6 +43,10 @@ impl From<Assignment> for v1::Assignment {
         let work = match a.work {
             Work::Map(m) => assignment::Work::Map(v1::MapWork {
                 program: Some(program_to_wire(&m.program)),
+                file_bytes: match m.split.file.to_str() {
+                    Some(_) => Vec::new(),
+                    None => m.split.file.as_os_str().as_bytes().to_vec(),
+                },
                 file: path_to_wire(m.split.file),
                 start: m.split.start,
                 length: m.split.length,
@@ -63,6 +78,7 @@ impl From<Assignment> for v1::Assignment {
             task_index: a.task.index(),
             attempt_number: a.number,
             work: Some(work),
+            timeout_ms: a.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
         }
     }
 }
@@ -79,7 +95,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                 let work = MapWork {
                     program: program(m.program)?,
                     split: Split {
-                        file: PathBuf::from(m.file),
+                        file: path_from_wire(m.file, m.file_bytes),
                         start: m.start,
                         length: m.length,
                     },
@@ -127,6 +143,7 @@ impl TryFrom<v1::Assignment> for Assignment {
             number: a.attempt_number,
             task,
             work,
+            timeout: (a.timeout_ms > 0).then(|| Duration::from_millis(a.timeout_ms)),
         })
     }
 }
@@ -213,9 +230,10 @@ impl From<FromWorker> for v1::WorkerMessage {
                         map_task: h.task,
                     })
                     .collect(),
+                reports_progress: r.reports_progress,
             }),
             FromWorker::Credit(slots) => Kind::Credit(slots),
-            FromWorker::Heartbeat => Kind::Heartbeat(v1::Heartbeat {}),
+            FromWorker::Heartbeat { progressing } => Kind::Heartbeat(v1::Heartbeat { progressing }),
             FromWorker::Reports { reports, credit } => Kind::Reports(v1::Reports {
                 reports: reports.into_iter().map(Into::into).collect(),
                 credit,
@@ -249,10 +267,13 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                     slots: r.slots,
                     hostname: r.hostname,
                     held,
+                    reports_progress: r.reports_progress,
                 })
             }
             Kind::Credit(slots) => FromWorker::Credit(slots),
-            Kind::Heartbeat(_) => FromWorker::Heartbeat,
+            Kind::Heartbeat(h) => FromWorker::Heartbeat {
+                progressing: h.progressing,
+            },
             Kind::Reports(r) => FromWorker::Reports {
                 reports: r.reports.into_iter().map(Into::into).collect(),
                 credit: r.credit,
@@ -405,6 +426,7 @@ mod tests {
                 reduce_tasks: 0,
                 output_file: Some("/out/.weft-tmp/part-00003.attempt-7".into()),
             }),
+            timeout: Some(Duration::from_secs(30)),
         });
         round_trip(Assignment {
             attempt: 8,
@@ -419,6 +441,7 @@ mod tests {
                 }],
                 output_file: "/out/.weft-tmp/part-00001.attempt-8".into(),
             }),
+            timeout: None,
         });
         round_trip(Assignment {
             attempt: 9,
@@ -428,6 +451,7 @@ mod tests {
                 handler: Handler::Echo,
                 payload: b"hi".to_vec(),
             }),
+            timeout: Some(Duration::from_millis(250)),
         });
     }
 
@@ -488,7 +512,11 @@ mod tests {
                     task: 2,
                     attempt: 3,
                 }],
+                reports_progress: true,
             }),
+            FromWorker::Heartbeat {
+                progressing: vec![4, 9],
+            },
             FromWorker::Reports { reports, credit: 2 },
             FromWorker::Drain,
         ];

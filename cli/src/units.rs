@@ -1,0 +1,32 @@
+//! Command-line values with units: durations in seconds.
+
+use std::time::Duration;
+
+/// `SECS`: a non-negative number of seconds, fractions allowed (`0.5`).
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?}: give a number of seconds, 0 or more"))
+}
+
+/// A duration where 0 means never: `None` for 0.
+pub fn never_if_zero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_non_negative_numbers() {
+        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(seconds("0").map(never_if_zero), Ok(None));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("NaN").is_err());
+        assert!(seconds("inf").is_err());
+        assert!(seconds("ten").is_err());
+    }
+}
