@@ -74,7 +74,7 @@ fn bad_jobs_are_refused_clearly_and_the_cluster_keeps_working() {
             "--reduce-tasks",
             "-1",
         ],
-        "--reduce-tasks must be between 0 and 100000, got -1",
+        "--reduce-tasks must be between 0 and 10000000, got -1",
     );
     fails_with(
         &cluster,

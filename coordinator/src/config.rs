@@ -26,6 +26,10 @@ pub struct CoordinatorConfig {
     pub progress_timeout: Option<Duration>,
     /// Jobs running at once; more wait their turn. 0: no limit.
     pub max_running_jobs: usize,
+    /// Ended jobs stay in memory this long (then only in the store).
+    pub retain_for: Duration,
+    /// At most this many ended jobs stay in memory.
+    pub retain_jobs: usize,
     /// How long a restarted coordinator waits for workers to announce the map output they
     /// hold before it runs those maps again.
     pub recovery_grace: Duration,
@@ -78,7 +82,7 @@ impl Default for Limits {
             max_message_bytes: 16 << 20,
             max_batch_tasks: 1_000_000,
             max_splits: 100_000,
-            max_reduce_tasks: weft_core::spec::MAX_REDUCE_TASKS,
+            max_reduce_tasks: 100_000,
             max_unfinished_jobs: 10_000,
             max_streams_per_connection: 1024,
             request_timeout: Duration::from_secs(120),
@@ -97,6 +101,8 @@ impl CoordinatorConfig {
             backup: BackupPolicy::default(),
             progress_timeout: Some(Duration::from_secs(600)),
             max_running_jobs: 0,
+            retain_for: Duration::from_secs(3600),
+            retain_jobs: 1000,
             recovery_grace: Duration::from_secs(5),
             security: Security::default(),
             limits: Limits::default(),

@@ -6,7 +6,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use futures::future::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 use weft_core::outcome::{AttemptOutcome, Counters, Success};
 use weft_core::work::{Assignment, AttemptId, WorkerId};
@@ -34,14 +39,51 @@ impl Default for BackupPolicy {
     }
 }
 
-/// What a phase knows about its finished tasks, for backups and counters.
+/// The median of a growing set of durations, in O(log n) per addition: the lower half in a
+/// max-heap, the upper half in a min-heap.
+#[derive(Default)]
+struct RunningMedian {
+    lower: BinaryHeap<Duration>,
+    upper: BinaryHeap<Reverse<Duration>>,
+}
+
+impl RunningMedian {
+    fn push(&mut self, d: Duration) {
+        if self.lower.peek().is_none_or(|&top| d <= top) {
+            self.lower.push(d);
+        } else {
+            self.upper.push(Reverse(d));
+        }
+        if self.lower.len() > self.upper.len() + 1 {
+            let moved = self.lower.pop().expect("not empty");
+            self.upper.push(Reverse(moved));
+        } else if self.upper.len() > self.lower.len() {
+            let Reverse(moved) = self.upper.pop().expect("not empty");
+            self.lower.push(moved);
+        }
+    }
+
+    /// The upper median (of `n` values, the one at index `n / 2` in order).
+    fn median(&self) -> Option<Duration> {
+        if self.lower.len() > self.upper.len() {
+            self.lower.peek().copied()
+        } else {
+            self.upper.peek().map(|Reverse(d)| *d)
+        }
+    }
+}
+
+/// What a phase knows about its finished tasks, for backups and counters, and which of its
+/// running tasks could take a backup.
 #[derive(Default)]
 pub struct PhaseStats {
-    durations: Mutex<Vec<Duration>>,
+    durations: Mutex<RunningMedian>,
     /// Failed attempts in this phase.
     pub failed_attempts: AtomicU32,
     /// Backup attempts started in this phase.
     pub backup_attempts: AtomicU32,
+    /// Tasks running a single attempt, by that attempt: told when it straggles.
+    watched: Mutex<HashMap<AttemptId, oneshot::Sender<()>>>,
 }
 
 impl PhaseStats {
@@ -51,12 +93,41 @@ impl PhaseStats {
 
     /// The median time of the phase's committed attempts so far.
     pub fn median(&self) -> Option<Duration> {
-        let mut durations = self.durations.lock().expect("phase stats poisoned").clone();
-        if durations.is_empty() {
-            return None;
+        self.durations.lock().expect("phase stats poisoned").median()
+    }
+
+    /// Resolves if `attempt` straggles while it runs alone (see [`Self::start_backups`]).
+    fn watch(&self, attempt: AttemptId) -> futures::future::Fuse<oneshot::Receiver<()>> {
+        let (straggles, told) = oneshot::channel();
+        self.watched
+            .lock()
+            .expect("phase stats poisoned")
+            .insert(attempt, straggles);
+        told.fuse()
+    }
+
+    /// Tells the tasks whose only attempt of `owner` runs beyond its peers (past the
+    /// policy's multiple of the median, and its minimum) while a slot is idle to start a
+    /// backup; returns how many were told. The phase's driver calls it now and then: one
+    /// look at the cluster for the whole phase, whatever its size.
+    pub fn start_backups(&self, cluster: &Cluster, owner: u64, policy: &BackupPolicy) -> usize {
+        let Some(median) = self.median() else { return 0 };
+        let threshold = median.mul_f64(policy.slowdown).max(policy.min_runtime);
+        let mut watched = self.watched.lock().expect("phase stats poisoned");
+        watched.retain(|_, task| !task.is_closed());
+        if watched.is_empty() || !cluster.has_idle_slot() {
+            return 0;
         }
-        durations.sort_unstable();
-        Some(durations[durations.len() / 2])
+        let mut told = 0;
+        for attempt in cluster.running_longer_than(owner, threshold) {
+            if let Some(task) = watched.remove(&attempt) {
+                if task.send(()).is_ok() {
+                    tracing::info!(straggler = attempt, "starting a backup attempt");
+                    told += 1;
+                }
+            }
+        }
+        told
     }
 }
 
@@ -141,7 +212,8 @@ pub struct TaskContext<'a> {
     pub max_attempts: u32,
     /// The phase's stats; with `backup`, stragglers get backups.
     pub phase: &'a PhaseStats,
-    /// `None`: never start a backup.
+    /// `None`: never start a backup; with a policy, the phase's driver applies it
+    /// ([`PhaseStats::start_backups`]).
     pub backup: Option<&'a BackupPolicy>,
     /// Told of every attempt.
     pub log: Option<&'a dyn AttemptLog>,
@@ -232,8 +304,8 @@ pub async fn run_task(
             async move { (id, number, attempt.await, settle_in) }.instrument(span),
         )
     };
-    let Some(policy) = ctx.backup else {
-        // One attempt at a time: no set of attempts, no timer (most tasks of a batch).
+    if ctx.backup.is_none() {
+        // One attempt at a time: no set of attempts, no watch (most tasks of a batch).
         loop {
             let (_, attempt) = launch(history, &mut in_flight);
             let (id, number, finished, span) = attempt.await;
@@ -241,13 +313,13 @@ pub async fn run_task(
                 return end;
             }
         }
-    };
+    }
+    // The phase's driver decides when the attempt straggles (PhaseStats::start_backups).
     let mut running = FuturesUnordered::new();
-    let (mut latest, first) = launch(history, &mut in_flight);
+    let (first_id, first) = launch(history, &mut in_flight);
     running.push(first);
     let mut backed_up = false;
-    let mut check = tokio::time::interval(policy.check_every);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut straggles = ctx.phase.watch(first_id);
     loop {
         tokio::select! {
             Some((id, number, finished, span)) = running.next() => {
@@ -256,18 +328,17 @@ pub async fn run_task(
                 }
                 if running.is_empty() {
                     let (id, next) = launch(history, &mut in_flight);
-                    latest = id;
                     running.push(next);
+                    if !backed_up {
+                        straggles = ctx.phase.watch(id);
+                    }
                 }
             }
-            _ = check.tick(), if !backed_up && running.len() == 1 => {
-                if straggling(ctx, policy, latest) {
-                    tracing::info!(straggler = latest, "starting a backup attempt");
-                    ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
-                    backed_up = true;
-                    let (_, backup) = launch(history, &mut in_flight);
-                    running.push(backup);
-                }
+            Ok(()) = &mut straggles, if !backed_up && running.len() == 1 => {
+                ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
+                backed_up = true;
+                let (_, backup) = launch(history, &mut in_flight);
+                running.push(backup);
             }
         }
     }
@@ -369,14 +440,4 @@ fn settle(
         // Not the task's fault: run another attempt.
         _ => None,
     }
-}
-
-/// Whether the task's only attempt runs far beyond its peers while a slot is idle.
-fn straggling(ctx: &TaskContext<'_>, policy: &BackupPolicy, attempt: AttemptId) -> bool {
-    let Some(median) = ctx.phase.median() else { return false };
-    let threshold = median.mul_f64(policy.slowdown).max(policy.min_runtime);
-    let Some((_, started)) = ctx.cluster.placement(attempt) else {
-        return false;
-    };
-    started.elapsed() > threshold && ctx.cluster.has_idle_slot()
 }

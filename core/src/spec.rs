@@ -158,7 +158,9 @@ pub enum SpecError {
 }
 
 /// The most reduce tasks a job may ask for.
-pub const MAX_REDUCE_TASKS: u32 = 100_000;
+/// (Past any sensible job: a coordinator's own `--max-reduce-tasks`, 100,000 unless raised,
+/// is the limit that applies.)
+pub const MAX_REDUCE_TASKS: u32 = 10_000_000;
 
 impl JobSpec {
     /// A job with the defaults: one reduce task, 64 MiB splits, 4 attempts, no timeout.
@@ -301,7 +303,7 @@ mod tests {
     #[test]
     fn negative_reduce_count_is_refused_with_the_number() {
         let err = check_reduce_tasks(-1).unwrap_err();
-        assert_eq!(err.to_string(), "--reduce-tasks must be between 0 and 100000, got -1");
+        assert_eq!(err.to_string(), "--reduce-tasks must be between 0 and 10000000, got -1");
         assert_eq!(check_reduce_tasks(0), Ok(0));
     }
 

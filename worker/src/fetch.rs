@@ -228,6 +228,9 @@ impl Fetcher {
             match &mut file {
                 Some(f) => f.write_all(&chunk.data).await.map_err(io)?,
                 None if memory.len() + chunk.data.len() > largest_in_memory => {
+                    if let Some(dir) = target.parent() {
+                        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                    }
                     let mut f = tokio::io::BufWriter::new(tokio::fs::File::create(target).await.map_err(io)?);
                     f.write_all(&memory).await.map_err(io)?;
                     f.write_all(&chunk.data).await.map_err(io)?;

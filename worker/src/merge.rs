@@ -61,6 +61,9 @@ impl Run {
 fn merge_into_file(runs: Vec<Run>, target: PathBuf) -> io::Result<Run> {
     let sources = runs.into_iter().map(Run::open).collect::<io::Result<Vec<_>>>()?;
     let write = || -> io::Result<()> {
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&target)?);
         Merger::new(sources).write_all(&mut out)?;
         out.flush()

@@ -196,10 +196,8 @@ async fn reduce(
         return failed("a reduce task without a job".into());
     };
     let partition = a.task.index();
+    // Made only if something spills to disk: most reducers never need it.
     let scratch = ctx.scratch.join(a.attempt.to_string());
-    if let Err(e) = tokio::fs::create_dir_all(&scratch).await {
-        return failed(format!("cannot create {}: {e}", scratch.display()));
-    }
     let fetched = ctx
         .fetcher
         .fetch_partition(job, partition, &work.maps, &scratch, ctx.merge_buffer, &switch)

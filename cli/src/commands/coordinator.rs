@@ -56,6 +56,13 @@ pub struct Args {
     /// Jobs running at once; more wait their turn (0: no limit).
     #[arg(long, default_value_t = 0, value_name = "N")]
     max_running_jobs: usize,
+    /// Ended jobs stay in memory this long; after, `status` and `jobs` read them from the
+    /// state database.
+    #[arg(long, default_value = "3600", value_name = "SECS", value_parser = seconds)]
+    retain_for: Duration,
+    /// At most this many ended jobs stay in memory.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    retain_jobs: usize,
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
     recovery_grace: Duration,
@@ -94,6 +101,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.backup.min_runtime = args.backup_after;
     config.progress_timeout = never_if_zero(args.progress_timeout);
     config.max_running_jobs = args.max_running_jobs;
+    config.retain_for = args.retain_for;
+    config.retain_jobs = args.retain_jobs;
     config.recovery_grace = args.recovery_grace;
     config.security = Security {
         tls,

@@ -139,6 +139,18 @@ pub struct OneJob {
     pub json: bool,
 }
 
+/// Follows `job` to its end, then reports how it ended; on Ctrl-C or SIGTERM, leaves it
+/// running (as Hadoop's and Spark's clients do) and says how to cancel it.
+pub async fn follow(job: &weft_client::JobHandle) -> anyhow::Result<ExitCode> {
+    tokio::select! {
+        result = crate::progress::wait_with_progress(job) => report(result),
+        stop = crate::signals::next_stop() => {
+            eprintln!("weft: {}: job {} goes on; `weft cancel {}` stops it", stop.name(), job.id(), job.id());
+            Ok(stop.exit_code())
+        }
+    }
+}
+
 /// Prints how a waited-for job ended; exit code 0 only for success.
 pub fn report(result: Result<JobStatus, ClientError>) -> anyhow::Result<ExitCode> {
     match result {

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use super::{report, ClientArgs};
+use super::{follow, ClientArgs};
 use crate::job_args::JobArgs;
-use crate::progress::wait_with_progress;
 
 /// Flags of `weft submit`.
 #[derive(Debug, clap::Args)]
@@ -35,5 +34,5 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    report(wait_with_progress(&handle).await)
+    follow(&handle).await
 }

@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{report, OneJob};
-use crate::progress::wait_with_progress;
+use super::{follow, OneJob};
 use crate::show;
 
 /// Flags of `weft wait`.
@@ -13,9 +12,9 @@ pub type Args = OneJob;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.client.connect().await?;
     let handle = client.job(args.job);
-    let result = wait_with_progress(&handle).await;
+    let code = follow(&handle).await?;
     if args.json {
         println!("{}", show::to_json(&handle.status().await?));
     }
-    report(result)
+    Ok(code)
 }

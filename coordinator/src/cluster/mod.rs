@@ -315,6 +315,25 @@ impl Cluster {
         Some((a.placement.clone()?, a.started?))
     }
 
+    /// `owner`'s attempts that have run on their workers for longer than `threshold`.
+    pub fn running_longer_than(&self, owner: u64, threshold: Duration) -> Vec<AttemptId> {
+        let state = self.lock();
+        let now = Instant::now();
+        state
+            .workers
+            .entries
+            .values()
+            .flat_map(|w| w.running.iter())
+            .filter(|id| {
+                state
+                    .attempts
+                    .get(id)
+                    .is_some_and(|a| a.owner == owner && a.started.is_some_and(|s| now.duration_since(s) > threshold))
+            })
+            .copied()
+            .collect()
+    }
+
     /// How many attempts wait for a slot.
     pub fn waiting(&self) -> usize {
         self.lock().waiting().count()

@@ -198,6 +198,7 @@ impl Job {
                     Ok(()) => JobEnd::Succeeded,
                     Err(e) => JobEnd::Failed(e),
                 },
+                () = self.start_backups() => unreachable!("runs until the job ends"),
                 () = cancel.cancelled() => JobEnd::Cancelled,
             };
             self.board().cancel_unfinished();
@@ -206,6 +207,19 @@ impl Job {
         }
         .instrument(span)
         .await
+    }
+
+    /// Backups for the stragglers of both phases, checked every so often, until dropped.
+    async fn start_backups(&self) {
+        let policy = &self.config.backup;
+        let mut check = tokio::time::interval(policy.check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            check.tick().await;
+            for phase in [&self.map_phase, &self.reduce_phase] {
+                phase.start_backups(&self.cluster, self.owner.key, policy);
+            }
+        }
     }
 
     /// Every part is in place: `_SUCCESS`, last.

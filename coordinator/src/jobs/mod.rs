@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobState, JobStatus};
-use weft_core::work::JobId;
+use weft_core::work::{JobId, TaskKind};
 
 use crate::cluster::Owner;
 use crate::job::Engine;
@@ -232,7 +232,17 @@ impl Jobs {
                 status
             }
             None => match self.engine.store.job(id)? {
-                Some(record) => status_of(&record),
+                Some(record) => {
+                    let mut status = status_of(&record);
+                    for task in self.engine.store.committed_tasks(id)? {
+                        match task.kind {
+                            TaskKind::Map if status.state != JobState::Succeeded => status.maps_done += 1,
+                            TaskKind::Reduce if status.state != JobState::Succeeded => status.reduces_done += 1,
+                            _ => {}
+                        }
+                    }
+                    status
+                }
                 None => return Ok(None),
             },
         };
@@ -262,6 +272,12 @@ impl Jobs {
                 None => status_of(record),
             })
             .collect())
+    }
+
+    /// How many jobs this coordinator holds in memory (unfinished ones, and ended ones
+    /// within their retention).
+    pub fn in_memory(&self) -> usize {
+        self.lock().jobs.len()
     }
 
     /// Whether `id` is a job that has not ended.

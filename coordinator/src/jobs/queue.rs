@@ -20,10 +20,16 @@ use crate::store::Write;
 type Move = (Tracked, JobState, Option<String>);
 
 impl Jobs {
-    /// Moves waiting and queued jobs on, until shutdown.
+    /// Moves waiting and queued jobs on, and lets go of ended jobs past their retention,
+    /// until shutdown.
     pub async fn run_queue(self: Arc<Self>) {
         loop {
             while self.advance().await {}
+            let (retain_for, retain_jobs) = (self.engine.config.retain_for, self.engine.config.retain_jobs);
+            let pruned = self.lock().prune(crate::store::now_ms(), retain_for, retain_jobs);
+            if pruned > 0 {
+                tracing::debug!(pruned, "ended jobs left memory (their records stay in the store)");
+            }
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}

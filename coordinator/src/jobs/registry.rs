@@ -83,6 +83,44 @@ pub(super) enum Dependencies {
 }
 
 impl Registry {
+    /// Lets go of ended jobs past their retention: those that ended more than `retain_for`
+    /// ago, and all but the `retain_jobs` that ended last. Their records stay in the store,
+    /// where status queries find them; the ends of those that waiting jobs run after are
+    /// kept. Returns how many went.
+    pub(super) fn prune(&mut self, now_ms: i64, retain_for: std::time::Duration, retain_jobs: usize) -> usize {
+        let mut ended: Vec<(i64, JobId)> = self
+            .jobs
+            .iter()
+            .filter_map(|(id, e)| {
+                let status = e.tracked.status.borrow();
+                status.state.is_final().then(|| (status.ended_ms.unwrap_or(0), *id))
+            })
+            .collect();
+        ended.sort_unstable_by_key(|&(at, id)| std::cmp::Reverse((at, id)));
+        let cutoff = now_ms - retain_for.as_millis() as i64;
+        let going: Vec<JobId> = ended
+            .iter()
+            .enumerate()
+            .filter(|(rank, (at, _))| *rank >= retain_jobs || *at < cutoff)
+            .map(|(_, (_, id))| *id)
+            .collect();
+        for id in &going {
+            if let Some(entry) = self.jobs.remove(id) {
+                let status = entry.tracked.status.borrow();
+                self.ended_earlier.insert(*id, (status.state, status.error.clone()));
+            }
+        }
+        // Only the ends that jobs still waiting need are kept.
+        let needed: std::collections::HashSet<JobId> = self
+            .jobs
+            .values()
+            .filter(|e| !e.state().is_final())
+            .flat_map(|e| e.after.iter().copied())
+            .collect();
+        self.ended_earlier.retain(|id, _| needed.contains(id));
+        going.len()
+    }
+
     /// Where the jobs in `after` stand.
     pub(super) fn dependencies(&self, after: &[JobId]) -> Dependencies {
         for &dep in after {
@@ -163,6 +201,8 @@ pub(super) async fn set_state(
 
 /// A job's status from its stored record; progress counts are filled in as it runs.
 pub(super) fn status_of(record: &JobRecord) -> JobStatus {
+    let maps_total = record.plan.as_ref().map_or(0, |p| p.splits.len() as u32);
+    let succeeded = record.state == JobState::Succeeded;
     let failed_attempts = record.counters.get(FAILED_ATTEMPTS).copied().unwrap_or(0) as u32;
     JobStatus {
         id: record.id,
@@ -174,10 +214,10 @@ pub(super) fn status_of(record: &JobRecord) -> JobStatus {
         } else {
             Phase::Map
         },
-        maps_total: record.plan.as_ref().map_or(0, |p| p.splits.len() as u32),
-        maps_done: 0,
+        maps_total,
+        maps_done: if succeeded { maps_total } else { 0 },
         reduces_total: record.spec.reduce_tasks,
-        reduces_done: 0,
+        reduces_done: if succeeded { record.spec.reduce_tasks } else { 0 },
         failed_attempts,
         error: record.error.clone(),
         output: record.spec.output.clone(),

@@ -411,6 +411,41 @@ async fn a_worker_whose_attempts_keep_failing_is_excluded_from_the_job(store: Ar
     assert_eq!(s.ended(job).await.state, JobState::Succeeded);
 }
 
+async fn ended_jobs_leave_memory_after_their_retention_and_stay_queryable(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |c| c.retain_jobs = 1);
+    let input = s.input("in", 2, 10);
+    let mut worker = SimWorker::join(&s.cluster, "w", 2);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let job = s.submit(s.spec(&input, &format!("out-{n}"), 0)).await;
+        for _ in 0..2 {
+            let a = worker.next().await;
+            assert!(worker.succeed(&a));
+        }
+        assert_eq!(s.ended(job).await.state, JobState::Succeeded);
+        ids.push(job);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.jobs.in_memory() > 1 {
+        assert!(std::time::Instant::now() < deadline, "ended jobs stayed in memory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = s.jobs.status(ids[0]).unwrap().expect("still in the store");
+    assert_eq!(
+        (first.state, first.maps_done, first.maps_total),
+        (JobState::Succeeded, 2, 2)
+    );
+    // A job may still run after one that left memory.
+    let mut spec = s.spec(&input, "out-after", 0);
+    spec.after = vec![ids[0].to_string()];
+    let after = s.submit(spec).await;
+    for _ in 0..2 {
+        let a = worker.next().await;
+        assert!(worker.succeed(&a));
+    }
+    assert_eq!(s.ended(after).await.state, JobState::Succeeded);
+}
+
 on_every_store!(
     a_task_is_retried_until_max_attempts_then_its_job_fails,
     a_straggler_gets_one_backup_and_the_first_commit_wins,
@@ -423,4 +458,5 @@ on_every_store!(
     attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator,
     a_worker_that_hands_back_everything_cannot_run_a_task_forever,
     a_worker_whose_attempts_keep_failing_is_excluded_from_the_job,
+    ended_jobs_leave_memory_after_their_retention_and_stay_queryable,
 );
