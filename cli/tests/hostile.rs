@@ -311,3 +311,94 @@ fn limits_are_named_when_a_job_passes_them() {
     );
     assert!(!too_many.status.success() && stderr(&too_many).contains("--max-splits"));
 }
+
+/// Bytes a hostile or broken peer might send: noise, and HTTP/2 that starts right and then
+/// goes wrong (frames of random types and lengths, a gRPC message cut short or claiming more
+/// than it holds).
+fn hostile_bytes(rng: &mut rand::rngs::StdRng) -> Vec<u8> {
+    use rand::Rng;
+    let noise = |rng: &mut rand::rngs::StdRng, n: usize| (0..n).map(|_| rng.random::<u8>()).collect::<Vec<u8>>();
+    let mut bytes = Vec::new();
+    match rng.random_range(0..4) {
+        0 => {
+            let n = rng.random_range(0..4096);
+            bytes = noise(rng, n);
+        }
+        kind => {
+            bytes.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+            bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+            for _ in 0..rng.random_range(1..6) {
+                let n = rng.random_range(0..300);
+                let payload = noise(rng, n);
+                let length = if kind == 2 {
+                    rng.random_range(0..1 << 24)
+                } else {
+                    payload.len() as u32
+                };
+                bytes.extend_from_slice(&length.to_be_bytes()[1..]);
+                bytes.push(rng.random_range(0..10)); // frame type
+                bytes.push(rng.random());
+                bytes.extend_from_slice(&rng.random_range(0u32..8).to_be_bytes());
+                if kind == 3 {
+                    // A gRPC message that claims more than it holds.
+                    bytes.push(0);
+                    bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+                }
+                bytes.extend_from_slice(&payload);
+            }
+            let cut = rng.random_range(0..=bytes.len());
+            bytes.truncate(cut.max(1));
+        }
+    }
+    bytes
+}
+
+#[test]
+fn random_and_truncated_bytes_on_every_port_are_refused_and_a_job_running_meanwhile_is_exact() {
+    use rand::SeedableRng;
+    use std::io::{Read, Write};
+    let cluster = TestCluster::start(2, 1, &[]);
+    let input = cluster.path("in");
+    let files = write_corpus(&input, 4, 200, 12);
+    let out = cluster.path("out");
+    let job = cluster.spawn_submit_wait(
+        &JobFlags::new(&input, &out)
+            .streaming(&format!("sleep 0.5; {ASCII_WORD_MAPPER}"), SUM_REDUCER)
+            .flag("--split-size", "2000")
+            .flag("--reduce-tasks", "2"),
+    );
+    let port_of = |address: &str| address.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let ports = [
+        port_of(&cluster.url()),
+        port_of(&cluster.shuffle_address(0)),
+        port_of(&cluster.shuffle_address(1)),
+    ];
+    let threads: Vec<_> = ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, port)| {
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + i as u64);
+                for _ in 0..80 {
+                    let bytes = hostile_bytes(&mut rng);
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the port still accepts");
+                    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                    let _ = stream.write_all(&bytes);
+                    let _ = stream.read(&mut [0u8; 1024]);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_ok(&cluster.weft(&["health"]), &cluster);
+    for i in 0..2 {
+        let worker = format!("http://{}", cluster.shuffle_address(i));
+        assert_ok(&cluster.weft(&["health", "--worker", &worker]), &cluster);
+    }
+    let (ok, err) = finish(job);
+    assert!(ok, "{err}\n{}", cluster.logs());
+    assert_eq!(read_counts(&out), expected_ascii_wordcount(&files));
+    assert!(!cluster.logs().contains("panicked"), "{}", cluster.logs());
+}

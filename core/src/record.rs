@@ -1,7 +1,7 @@
 //! The intermediate record format of map output and shuffle: a varint key length, a varint
 //! value length, then the bytes. Keys and values may hold any byte, tabs and newlines too.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 
 /// Appends one record to `out`.
 pub fn encode(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
@@ -29,6 +29,13 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
+/// The largest record a reader accepts: past it, the data is taken as damaged.
+pub const MAX_RECORD_BYTES: u64 = 1 << 32;
+
+fn cut_short() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "record cut short")
+}
+
 /// Reads records one at a time, reusing one buffer.
 pub struct RecordReader<R> {
     input: R,
@@ -51,11 +58,25 @@ impl<R: BufRead> RecordReader<R> {
         let Some(key_len) = self.varint(true)? else {
             return Ok(false);
         };
-        let value_len = self.varint(false)?.expect("varint(false) never returns None");
-        let (key_len, value_len) = (key_len as usize, value_len as usize);
-        self.buf.resize(key_len + value_len, 0);
-        self.input.read_exact(&mut self.buf)?;
-        self.key_len = key_len;
+        let Some(value_len) = self.varint(false)? else {
+            return Err(cut_short());
+        };
+        let total = key_len
+            .checked_add(value_len)
+            .filter(|n| *n <= MAX_RECORD_BYTES)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a record of {key_len} + {value_len} bytes: the data is damaged"),
+                )
+            })?;
+        // Grows with what is there: a damaged length cannot make it allocate what is not.
+        self.buf.clear();
+        (&mut self.input).take(total).read_to_end(&mut self.buf)?;
+        if self.buf.len() as u64 != total {
+            return Err(cut_short());
+        }
+        self.key_len = key_len as usize;
         Ok(true)
     }
 
@@ -78,7 +99,7 @@ impl<R: BufRead> RecordReader<R> {
                 if eof_ok && shift == 0 {
                     return Ok(None);
                 }
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "record cut short"));
+                return Err(cut_short());
             }
             n |= ((byte[0] & 0x7f) as u64) << shift;
             if byte[0] < 0x80 {

@@ -96,8 +96,40 @@ pub fn final_merger(mut runs: Vec<Run>, dir: &std::path::Path) -> io::Result<Mer
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use weft_core::record::encode;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Damaged map output (random bytes, records cut anywhere) reaching a reducer's
+        /// merge: an error, never a panic.
+        #[test]
+        fn damaged_runs_make_the_merge_fail_cleanly(
+            runs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 1..5),
+            on_disk in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let runs: Vec<Run> = runs
+                .into_iter()
+                .enumerate()
+                .map(|(i, bytes)| {
+                    if on_disk {
+                        let path = dir.path().join(format!("run-{i}"));
+                        std::fs::write(&path, &bytes).unwrap();
+                        Run::Slice { path, start: 0, length: bytes.len() as u64 + 7 }
+                    } else {
+                        Run::Memory(bytes)
+                    }
+                })
+                .collect();
+            if let Ok(mut merger) = final_merger(runs, dir.path()) {
+                while let Ok(true) = merger.advance() {}
+            }
+        }
+    }
 
     #[test]
     fn many_runs_merge_in_passes_into_one_sorted_stream() {

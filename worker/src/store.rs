@@ -47,7 +47,17 @@ impl MapOutputStore {
                 format!("no partition {partition}"),
             ));
         }
-        Ok((dir.join("data"), offsets[p], offsets[p + 1] - offsets[p]))
+        let (start, end) = (offsets[p], offsets[p + 1]);
+        if end < start {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: offsets out of order: the map output is damaged",
+                    dir.join("index").display()
+                ),
+            ));
+        }
+        Ok((dir.join("data"), start, end - start))
     }
 
     /// Every complete map output in the store.

@@ -298,7 +298,48 @@ fn attempt_from_wire(a: v1::AttemptInfo) -> Result<AttemptInfo, ConvertError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Whatever a valid spec holds (any text in names, paths and commands) comes back
+        /// from the wire as it went; random bytes as a spec are refused, never a panic.
+        #[test]
+        fn valid_specs_survive_the_wire_and_garbage_is_refused(
+            name in ".{0,20}",
+            paths in prop::collection::vec("/[^\\x00]{1,20}", 1..4),
+            mapper in "[^\\x00]{1,30}",
+            reducer in prop::option::of("[^\\x00]{1,30}"),
+            reduce_tasks in 0u32..1000,
+            split_size in 1u64..u64::MAX,
+            max_attempts in 1u32..100,
+            timeout_secs in prop::option::of(1u64..100_000),
+            priority in any::<i32>(),
+            garbage in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let spec = JobSpec {
+                name,
+                inputs: paths.iter().map(PathBuf::from).collect(),
+                output: PathBuf::from("/out"),
+                reduce_tasks,
+                program: Program::Streaming { mapper, reducer, combiner: None },
+                split_size,
+                max_attempts,
+                task_timeout: timeout_secs.map(Duration::from_secs),
+                priority,
+                after: Vec::new(),
+                output_mode: 0o640,
+            };
+            prop_assume!(spec.validate().is_ok());
+            prop_assert_eq!(JobSpec::try_from(v1::JobSpec::from(&spec)), Ok(spec));
+            if let Ok(wire) = v1::JobSpec::decode(garbage.as_slice()) {
+                let _ = JobSpec::try_from(wire);
+            }
+        }
+    }
 
     #[test]
     fn job_specs_survive_the_wire_and_the_old_store() {
