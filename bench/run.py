@@ -413,6 +413,30 @@ def scale(tasks):
     return {"title": f"coordinator scale: simulated workers draining {tasks:,} queued tasks", "unit": "tasks/s", "results": results}
 
 
+def wide(tasks):
+    """A job of `tasks` reduce tasks over a tiny input, on `weft run`: what scheduling costs
+    per task when the work itself is nothing (the target: 100,000 in under 60 s)."""
+    data = fresh_dir(WORK / "wide-data")
+    (data / "words.txt").write_text("hello world hello\nfoo bar\n")
+    out = WORK / "wide-out"
+    shutil.rmtree(out, ignore_errors=True)
+    log(f"   weft run --reduce-tasks {tasks:,} over 2 lines")
+    results = []
+    try:
+        seconds, rss, _ = timed([RELEASE / "weft", "run", "--input", data, "--output", out, "--app", "wordcount", "--reduce-tasks", str(tasks)])
+        parts = sorted(out.glob("part-*"))
+        counts = read_counts(out)
+        if len(parts) != tasks or counts != {"hello": 2, "world": 1, "foo": 1, "bar": 1}:
+            raise RuntimeError(f"{len(parts)} parts, counts {counts}")
+        r = Measured(f"weft run, {tasks:,} reduce tasks", seconds, rss, note=f"{tasks / seconds:,.0f} tasks/s")
+        r.tasks = tasks
+        results.append(r)
+    except Exception as e:
+        results.append(Measured(f"weft run, {tasks:,} reduce tasks", error=str(e)))
+    shutil.rmtree(out, ignore_errors=True)
+    return {"title": f"a wide job: {tasks:,} reduce tasks over a tiny input", "unit": "tasks/s", "results": results}
+
+
 def security(size, tasks, rounds):
     """What TLS and tokens cost: each workload on a plaintext cluster and on a secured one
     (TLS on every connection, a token on every call), alternately, `rounds` times each; the
@@ -545,11 +569,12 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, security (security is only run when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, wide, security (security is only run when named)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security comparison (default 5)")
+    parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "scale"}
+    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "scale", "wide"}
     started = time.time()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -566,6 +591,7 @@ def main():
         ("sort", lambda: sort(args.size, args.weft_only, errors)),
         ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
         ("scale", lambda: scale(args.scale_tasks)),
+        ("wide", lambda: wide(args.wide_tasks)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
     ]:
         if name in only:

@@ -20,12 +20,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import free_port, log, wait_until
 
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
@@ -33,10 +34,6 @@ WEFT = REPO / "target" / "release" / "weft"
 PROJECT = f"weftfaults{os.getpid()}"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(DEPLOY / "compose.yaml")]
 LEASE = 3
-
-
-def log(message):
-    print(message, flush=True)
 
 
 def run(args, check=True, capture=True, env=None, timeout=600):
@@ -50,12 +47,6 @@ def run(args, check=True, capture=True, env=None, timeout=600):
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -153,14 +144,6 @@ class Cluster:
         result = self.weft("wait", job, check=False, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"{job} did not succeed: {result.stderr}\n{self.coordinator_log()[-4000:]}")
-
-
-def wait_until(check, what, timeout):
-    deadline = time.time() + timeout
-    while not check():
-        if time.time() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 # What the jobs must produce, computed here.

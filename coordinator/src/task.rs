@@ -140,12 +140,11 @@ pub const FAILURES_TO_EXCLUDE: u32 = 2;
 pub const FREE_HAND_BACKS: u32 = 16;
 
 /// Which workers a job's attempts keep failing on: one with [`FAILURES_TO_EXCLUDE`] failed
-/// attempts, while another worker commits tasks of the job, gets none of its attempts any
-/// more.
+/// attempts gets none of the job's attempts any more, unless it is the last the job could
+/// use (a worker with a full disk fails fast, and would otherwise take every retry).
 #[derive(Default)]
 pub struct Exclusions {
     failures: Mutex<std::collections::HashMap<WorkerId, u32>>,
-    committed_elsewhere: Mutex<std::collections::HashSet<WorkerId>>,
 }
 
 impl Exclusions {
@@ -156,38 +155,13 @@ impl Exclusions {
             *n += 1;
             *n
         };
-        self.consider(ctx, worker, failures);
-    }
-
-    fn committed(&self, ctx: &TaskContext<'_>, worker: WorkerId) {
-        self.committed_elsewhere
-            .lock()
-            .expect("exclusions poisoned")
-            .insert(worker);
-        let failing: Vec<(WorkerId, u32)> = self
-            .failures
-            .lock()
-            .expect("exclusions poisoned")
-            .iter()
-            .map(|(w, n)| (*w, *n))
-            .collect();
-        for (w, n) in failing {
-            self.consider(ctx, w, n);
-        }
-    }
-
-    fn consider(&self, ctx: &TaskContext<'_>, worker: WorkerId, failures: u32) {
-        let others_commit = self
-            .committed_elsewhere
-            .lock()
-            .expect("exclusions poisoned")
-            .iter()
-            .any(|w| *w != worker);
-        if failures == FAILURES_TO_EXCLUDE && others_commit && ctx.cluster.exclude(ctx.owner.key, worker) {
+        // Tried again at each failure past the limit: a worker left alone because it was
+        // the last is excluded once others have joined.
+        if failures >= FAILURES_TO_EXCLUDE && ctx.cluster.exclude(ctx.owner.key, worker) {
             tracing::warn!(
                 worker,
                 failures,
-                "worker excluded from the job: its attempts keep failing where others succeed"
+                "worker excluded from the job: its attempts keep failing"
             );
         }
     }
@@ -399,10 +373,11 @@ fn settle(
     };
     let worker = finished.placement.as_ref().map(|p| p.worker);
     if let (Some(exclusions), Some(worker)) = (ctx.exclusions, worker) {
-        match &finished.outcome {
-            AttemptOutcome::Failed(_) | AttemptOutcome::TimedOut(_) => exclusions.failed(ctx, worker),
-            AttemptOutcome::Succeeded(_) => exclusions.committed(ctx, worker),
-            _ => {}
+        if matches!(
+            finished.outcome,
+            AttemptOutcome::Failed(_) | AttemptOutcome::TimedOut(_)
+        ) {
+            exclusions.failed(ctx, worker);
         }
     }
     if kind.counts_as_failure() || handed_back_too_often {

@@ -43,6 +43,10 @@ pub async fn run_attempt(
 ) -> Report {
     let attempt = assignment.attempt;
     let timeout = assignment.timeout.or_else(|| task_timeout(&assignment.work));
+    let held_output = match &assignment.work {
+        Work::Map(m) if m.output_file.is_none() => assignment.task.job(),
+        _ => None,
+    };
     switch.start();
     let stop = CancellationToken::new();
     let work = execute(ctx.clone(), assignment, switch.clone(), stop.clone());
@@ -65,6 +69,11 @@ pub async fn run_attempt(
             (outcome, Counters::new())
         }
     };
+    if let Some(job) = held_output {
+        // A map's output is kept only as the attempt's result, and only while its job runs.
+        let kept = matches!(outcome, AttemptOutcome::Succeeded(Success::MapOutput { .. }));
+        ctx.store.settle(job, attempt, kept);
+    }
     Report {
         attempt,
         outcome,

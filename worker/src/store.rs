@@ -1,9 +1,11 @@
 //! Where map output lives on the worker's disk: `<root>/<job>/<attempt>/data` holds the
 //! partitions one after another, sorted by key, and `index` their offsets.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use weft_core::messages::HeldOutput;
 use weft_core::work::{AttemptId, JobId};
@@ -15,6 +17,30 @@ pub const TASK_FILE: &str = "task";
 #[derive(Debug, Clone)]
 pub struct MapOutputStore {
     root: PathBuf,
+    /// Jobs that ended (the last ones): output an attempt of theirs finishes late goes.
+    forgotten: Arc<Mutex<Forgotten>>,
+}
+
+/// The jobs told to be forgotten, the most recent [`Forgotten::KEPT`].
+#[derive(Debug, Default)]
+struct Forgotten {
+    set: HashSet<JobId>,
+    order: VecDeque<JobId>,
+}
+
+impl Forgotten {
+    const KEPT: usize = 100_000;
+
+    fn insert(&mut self, job: JobId) {
+        if self.set.insert(job) {
+            self.order.push_back(job);
+            if self.order.len() > Self::KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 impl MapOutputStore {
@@ -24,7 +50,10 @@ impl MapOutputStore {
             fs::remove_dir_all(&root)?;
         }
         fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            forgotten: Arc::default(),
+        })
     }
 
     /// The directory of one attempt's output.
@@ -86,9 +115,27 @@ impl MapOutputStore {
         held
     }
 
-    /// Deletes a job's map output.
+    /// Deletes a job's map output, and whatever an attempt of it still running writes
+    /// later ([`MapOutputStore::settle`]).
     pub fn forget(&self, job: JobId) {
+        self.forgotten.lock().expect("store lock poisoned").insert(job);
         let _ = fs::remove_dir_all(self.job_dir(job));
+    }
+
+    /// After a map attempt ends: its output stays only if it is the attempt's result
+    /// (`kept`) and its job is not over; otherwise it goes (with its job's directory if
+    /// that is left empty).
+    pub fn settle(&self, job: JobId, attempt: AttemptId, kept: bool) {
+        let over = self.forgotten.lock().expect("store lock poisoned").set.contains(&job);
+        if kept && !over {
+            return;
+        }
+        let _ = fs::remove_dir_all(self.attempt_dir(job, attempt));
+        if over {
+            let _ = fs::remove_dir_all(self.job_dir(job));
+        } else {
+            let _ = fs::remove_dir(self.job_dir(job));
+        }
     }
 
     /// The store's root.
@@ -110,4 +157,35 @@ fn read_index(path: &Path) -> io::Result<Vec<u64>> {
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_of_an_attempt_that_ends_after_its_job_is_forgotten_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MapOutputStore::open(dir.path().join("map-output")).unwrap();
+        let (job, other) = (JobId::new(1), JobId::new(2));
+        for (j, attempt) in [(job, 10), (job, 11), (other, 20)] {
+            fs::create_dir_all(store.attempt_dir(j, attempt)).unwrap();
+        }
+        store.settle(other, 20, true);
+        assert!(store.attempt_dir(other, 20).exists(), "a result of a running job stays");
+        store.settle(job, 11, false);
+        assert!(
+            !store.attempt_dir(job, 11).exists(),
+            "what was not the attempt's result goes"
+        );
+        store.forget(job);
+        // An attempt of the forgotten job finishes late and writes its output again.
+        fs::create_dir_all(store.attempt_dir(job, 10)).unwrap();
+        store.settle(job, 10, true);
+        assert!(
+            !store.job_dir(job).exists(),
+            "output of a job that is over goes, late or not"
+        );
+        assert_eq!(store.held().len(), 0);
+    }
 }

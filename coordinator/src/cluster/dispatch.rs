@@ -86,14 +86,14 @@ impl FairShare {
         queue.pending.push_back(attempt);
     }
 
-    /// Keeps `owner`'s attempts off `worker` from now on.
-    pub(super) fn exclude(&mut self, owner: u64, worker: WorkerId) {
-        self.excluded.entry(owner).or_default().insert(worker);
+    /// Keeps `owner`'s attempts off `worker` from now on; returns whether it was not yet.
+    pub(super) fn exclude(&mut self, owner: u64, worker: WorkerId) -> bool {
+        self.excluded.entry(owner).or_default().insert(worker)
     }
 
-    /// The workers `owner`'s attempts are kept off.
-    pub(super) fn excluded(&self, owner: u64) -> usize {
-        self.excluded.get(&owner).map_or(0, HashSet::len)
+    /// Whether `owner`'s attempts are kept off `worker`.
+    pub(super) fn is_excluded(&self, owner: u64, worker: WorkerId) -> bool {
+        self.excluded.get(&owner).is_some_and(|w| w.contains(&worker))
     }
 
     /// Forgets `owner`'s exclusions (it ended).

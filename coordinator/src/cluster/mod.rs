@@ -375,15 +375,19 @@ impl Cluster {
     }
 
     /// Keeps `owner`'s attempts off `worker` from now on, unless that would leave it no
-    /// connected worker; returns whether it did.
+    /// connected worker; returns whether it newly did.
     pub fn exclude(&self, owner: u64, worker: WorkerId) -> bool {
         let mut state = self.lock();
-        let connected = state.workers.entries.len();
-        if !state.workers.entries.contains_key(&worker) || state.share.excluded(owner) + 1 >= connected {
+        let usable = state
+            .workers
+            .entries
+            .keys()
+            .filter(|w| **w != worker && !state.share.is_excluded(owner, **w))
+            .count();
+        if !state.workers.entries.contains_key(&worker) || usable == 0 {
             return false;
         }
-        state.share.exclude(owner, worker);
-        true
+        state.share.exclude(owner, worker)
     }
 
     /// Tells one worker to delete these jobs' map output.

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""The chaos soak: many jobs of every kind and work-queue batches, for a bounded time, while
+faults are injected at random moments, then checks that nothing was lost.
+
+A coordinator and four workers run as local processes (the fourth with its work directory
+on a small tmpfs of its own, in a user and mount namespace made with `unshare`). Jobs:
+built-in wordcount and sort, streaming wordcount with a combiner, map-only streaming jobs,
+chains (`--after`), jobs cancelled at a random moment, and task batches. Faults, in turn at
+random moments: a worker killed (SIGKILL) and started again, a worker paused (SIGSTOP) past
+its lease and resumed, the coordinator killed and started again, the tmpfs worker's work
+directory filled up and freed.
+
+At the end: every acknowledged job is in a final state; every succeeded job's output is
+exact against a computation in this process, each part once and nothing else beside it; a
+cancelled job left no part; no task process and no temporary file remains; the
+coordinator's memory is under a bound. One summary line says what ran and what was
+injected; a run that injected fewer than three faults of a kind fails.
+
+    deploy/soak.py [--seconds 120] [--seed N] [--keep]
+"""
+
+import argparse
+import collections
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness import free_port, log, wait_until
+
+DEPLOY = Path(__file__).resolve().parent
+REPO = DEPLOY.parent
+WEFT = REPO / "target" / "release" / "weft"
+QUEUE = REPO / "target" / "release" / "queue"
+LEASE = 3
+MARKER = "weft-soak-task"
+ASCII_WORD_MAPPER = "tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
+SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
+FAULTS = ["kill-worker", "pause-worker", "kill-coordinator", "fill-disk"]
+RSS_BOUND = 300 << 20
+
+
+def marked(command):
+    """A task command that can be told apart from every other process on the machine."""
+    return f": {MARKER}; {command}"
+
+
+class Cluster:
+    """The processes, their directories, and how to break and mend them."""
+
+    def __init__(self, root):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, WEFT_COORDINATOR=self.url)
+        self.lock = threading.Lock()
+        self.coordinator = None
+        self.start_coordinator()
+        self.workers = [self.start_worker(i) for i in range(3)]
+        self.tmpfs_work = root / "work-tmpfs"
+        self.tmpfs_work.mkdir()
+        script = 'mount -t tmpfs -o size=24m tmpfs "$1" || exit 97; while :; do "$2" worker --coordinator "$3" --slots 2 --work-dir "$1" 2>>"$4"; sleep 0.2; done'
+        self.holder = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+             self.tmpfs_work, WEFT, self.url, root / "worker-tmpfs.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to serve", 30)
+
+    def start_coordinator(self):
+        log_file = open(self.root / "coordinator.log", "a")
+        self.coordinator = subprocess.Popen(
+            [WEFT, "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.root / "state",
+             "--lease-timeout", str(LEASE), "--retain-for", "5", "--retain-jobs", "20"],
+            stdout=subprocess.DEVNULL, stderr=log_file, env=dict(os.environ, WEFT_LOG="info"))
+
+    def start_worker(self, i):
+        log_file = open(self.root / f"worker-{i}.log", "a")
+        return subprocess.Popen(
+            [WEFT, "worker", "--coordinator", self.url, "--slots", "2", "--work-dir", self.root / f"work-{i}"],
+            stdout=subprocess.DEVNULL, stderr=log_file)
+
+    def weft(self, *args, check=True, timeout=120):
+        result = subprocess.run([str(a) for a in [WEFT, *args]], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"weft {' '.join(map(str, args))}: {result.stderr.strip()[-500:]}")
+        return result
+
+    def tmpfs_path(self):
+        """The tmpfs worker's work directory as its namespace sees it."""
+        return Path(f"/proc/{self.holder.pid}/root") / self.tmpfs_work.relative_to("/")
+
+    # The faults.
+
+    def kill_worker(self, rng):
+        i = rng.randrange(len(self.workers))
+        self.workers[i].kill()
+        self.workers[i].wait()
+        time.sleep(rng.uniform(0.2, 1.5))
+        self.workers[i] = self.start_worker(i)
+
+    def pause_worker(self, rng):
+        worker = self.workers[rng.randrange(len(self.workers))]
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(LEASE + rng.uniform(1, 2))
+        worker.send_signal(signal.SIGCONT)
+
+    def kill_coordinator(self, rng):
+        with self.lock:
+            self.coordinator.kill()
+            self.coordinator.wait()
+            time.sleep(rng.uniform(0.2, 1.5))
+            self.start_coordinator()
+        wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to come back", 30)
+
+    def fill_disk(self, rng):
+        filler = self.tmpfs_path() / "filler"
+        block = b"\0" * (1 << 16)
+        try:
+            with open(filler, "wb") as f:
+                while True:
+                    f.write(block)
+                    f.flush()
+        except OSError:
+            pass
+        time.sleep(rng.uniform(2, 5))
+        filler.unlink(missing_ok=True)
+
+    def coordinator_rss(self):
+        for line in Path(f"/proc/{self.coordinator.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self):
+        for worker in self.workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children")
+        inner = children.read_text().split() if children.exists() else []
+        self.holder.kill()
+        self.holder.wait()
+        for pid in inner:
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.coordinator.send_signal(signal.SIGTERM)
+        try:
+            self.coordinator.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.coordinator.kill()
+
+
+# What the jobs must produce, computed here.
+
+def lines_of(files):
+    out = []
+    for f in files:
+        out.extend(Path(f).read_bytes().splitlines())
+    return out
+
+
+def word_counts(files):
+    counts = collections.Counter()
+    for f in files:
+        counts.update(re.findall(rb"[A-Za-z]+", Path(f).read_bytes()))
+    return counts
+
+
+def counts_as_lines(counts):
+    return sorted(k + b"\t" + str(v).encode() for k, v in counts.items())
+
+
+def parts_of(out):
+    """The part files in order; raises if anything else but _SUCCESS is there."""
+    names = sorted(p.name for p in out.iterdir())
+    parts = [n for n in names if n.startswith("part-")]
+    others = [n for n in names if not n.startswith("part-") and n != "_SUCCESS"]
+    if others:
+        raise AssertionError(f"{out}: unexpected {others}")
+    if parts != [f"part-{i:05d}" for i in range(len(parts))]:
+        raise AssertionError(f"{out}: parts {parts}")
+    return [(out / n).read_bytes() for n in parts]
+
+
+class Job:
+    def __init__(self, kind, out, expected, ordered=False, reduces=None):
+        self.kind, self.out, self.expected, self.ordered, self.reduces = kind, out, expected, ordered, reduces
+        self.id = None
+        self.cancel_requested = False
+
+
+class Soak:
+    def __init__(self, cluster, data, seconds, rng):
+        self.cluster, self.data, self.seconds, self.rng = cluster, data, seconds, rng
+        self.jobs = []
+        self.jobs_lock = threading.Lock()
+        self.faults = collections.Counter()
+        self.batches = collections.Counter()
+        self.stop = threading.Event()
+        self.errors = []
+        self.outputs = 0
+
+    def out(self, kind):
+        with self.jobs_lock:
+            self.outputs += 1
+            return self.cluster.root / "out" / f"{kind}-{self.outputs:04d}"
+
+    def submit(self, job, flags, extra=()):
+        """Submits until the coordinator acknowledges (it may be down for a moment)."""
+        deadline = time.time() + 60
+        while True:
+            result = self.cluster.weft("submit", "--max-attempts", "10", *flags, *extra, check=False)
+            if result.returncode == 0:
+                job.id = result.stdout.strip()
+                with self.jobs_lock:
+                    self.jobs.append(job)
+                return job
+            if time.time() > deadline or "is not empty" in result.stderr or "being written" in result.stderr:
+                raise RuntimeError(f"submit {job.kind}: {result.stderr.strip()[-400:]}")
+            time.sleep(0.5)
+
+    def one_job(self):
+        kind = self.rng.choice(["wordcount", "streaming", "sort", "map-only", "chain", "cancelled"])
+        files = self.rng.choice(self.data)
+        inputs = ["--input", files[0].parent]
+        split = ["--split-size", str(self.rng.choice([16 << 10, 64 << 10, 256 << 10]))]
+        out = self.out(kind)
+        if kind == "wordcount":
+            reduces = self.rng.randint(1, 4)
+            job = Job(kind, out, counts_as_lines(word_counts(files)))
+            self.submit(job, [*inputs, "--output", out, "--app", "wordcount", "--reduce-tasks", reduces, *split])
+        elif kind == "streaming":
+            job = Job(kind, out, counts_as_lines(word_counts(files)))
+            self.submit(job, [*inputs, "--output", out, "--mapper", marked(ASCII_WORD_MAPPER), "--combiner", SUM,
+                              "--reducer", marked(SUM), "--reduce-tasks", self.rng.randint(1, 3), *split])
+        elif kind == "sort":
+            job = Job(kind, out, sorted(lines_of(files)), ordered=True)
+            self.submit(job, [*inputs, "--output", out, "--app", "sort", "--reduce-tasks", 3, *split])
+        elif kind == "map-only":
+            job = Job(kind, out, sorted(line.upper() for line in lines_of(files)))
+            self.submit(job, [*inputs, "--output", out, "--mapper", marked("tr a-z A-Z"), "--reduce-tasks", 0, *split])
+        elif kind == "chain":
+            first = Job("chain-first", out, counts_as_lines(word_counts(files)))
+            self.submit(first, [*inputs, "--output", out, "--mapper", marked(ASCII_WORD_MAPPER), "--reducer", marked(SUM),
+                                "--reduce-tasks", 2, *split])
+            second_out = self.out("chain-second")
+            second = Job("chain-second", second_out, sorted(first.expected), ordered=True)
+            self.submit(second, ["--input", out, "--output", second_out, "--app", "sort", "--reduce-tasks", 2],
+                        ["--after", first.id])
+        else:
+            job = Job(kind, out, counts_as_lines(word_counts(files)))
+            self.submit(job, [*inputs, "--output", out, "--mapper", marked(f"sleep 2; {ASCII_WORD_MAPPER}"),
+                              "--reducer", marked(SUM), *split])
+            time.sleep(self.rng.uniform(0.2, 3))
+            job.cancel_requested = True
+            self.cluster.weft("cancel", job.id, check=False, timeout=60)
+
+    def submitter(self):
+        while not self.stop.is_set():
+            try:
+                self.one_job()
+            except Exception as e:
+                self.errors.append(f"submitter: {e}")
+            self.stop.wait(self.rng.uniform(0.3, 1.5))
+
+    def batcher(self):
+        while not self.stop.is_set():
+            result = subprocess.run([QUEUE, self.cluster.url, "2000", "20"], capture_output=True, text=True, timeout=300)
+            # A batch is not durable: one that a coordinator restart cut is run again.
+            self.batches["ok" if result.returncode == 0 else "cut by a restart"] += 1
+            self.stop.wait(self.rng.uniform(0.5, 2))
+
+    def injector(self):
+        actions = {
+            "kill-worker": self.cluster.kill_worker,
+            "pause-worker": self.cluster.pause_worker,
+            "kill-coordinator": self.cluster.kill_coordinator,
+            "fill-disk": self.cluster.fill_disk,
+        }
+        # Rounds of every kind of fault in a random order, a moment apart, until the end.
+        order = []
+        while not self.stop.wait(self.rng.uniform(0.5, 2.0)):
+            if not order:
+                order = FAULTS[:]
+                self.rng.shuffle(order)
+            fault = order.pop()
+            try:
+                actions[fault](self.rng)
+                self.faults[fault] += 1
+            except Exception as e:
+                self.errors.append(f"{fault}: {e}")
+
+    def run(self):
+        threads = [threading.Thread(target=t, daemon=True) for t in
+                   [self.submitter, self.submitter, self.submitter, self.batcher, self.injector]]
+        for t in threads:
+            t.start()
+        time.sleep(self.seconds)
+        self.stop.set()
+        for t in threads:
+            t.join(timeout=120)
+
+    def check(self):
+        """Every acknowledged job ends, and ends right."""
+        states = collections.Counter()
+        checked = 0
+        deadline = time.time() + 300
+        for job in self.jobs:
+            while True:
+                result = self.cluster.weft("status", "--json", job.id, check=False)
+                status = json.loads(result.stdout) if result.returncode == 0 else {}
+                if status.get("state") in ("succeeded", "failed", "cancelled"):
+                    break
+                if time.time() > deadline:
+                    self.errors.append(f"{job.id} ({job.kind}) never ended: {status.get('state')}")
+                    break
+                time.sleep(0.5)
+            state = status.get("state", "unknown")
+            states[state] += 1
+            if state == "succeeded":
+                try:
+                    parts = parts_of(job.out)
+                    lines = [line for part in parts for line in part.splitlines()]
+                    if any(part and not part.endswith(b"\n") for part in parts):
+                        raise AssertionError("a part without its last newline")
+                    got = lines if job.ordered else sorted(lines)
+                    if got != job.expected:
+                        raise AssertionError(f"{len(got)} lines, {len(job.expected)} expected")
+                    checked += sum(len(p) for p in parts)
+                except AssertionError as e:
+                    self.errors.append(f"{job.id} ({job.kind}) output {job.out}: {e}")
+            elif state == "cancelled":
+                left = [p.name for p in job.out.iterdir()] if job.out.exists() else []
+                if left:
+                    self.errors.append(f"{job.id} cancelled but left {left}")
+                if not job.cancel_requested and job.kind != "chain-second":
+                    self.errors.append(f"{job.id} ({job.kind}) cancelled by nobody")
+            elif state == "failed":
+                self.errors.append(f"{job.id} ({job.kind}) failed: {status.get('error')}")
+        return states, checked
+
+    def leftovers(self):
+        """Task processes and temporary files still there once every job ended."""
+        time.sleep(2)
+        found = []
+        tasks = subprocess.run(["pgrep", "-f", MARKER], capture_output=True, text=True).stdout.split()
+        tasks = [p for p in tasks if int(p) != os.getpid()]
+        if tasks:
+            found.append(f"task processes {tasks}")
+        out = self.cluster.root / "out"
+        if out.exists():
+            found += [str(p) for p in out.glob("*/.weft-tmp")]
+        for work in [self.cluster.root / f"work-{i}" for i in range(3)] + [self.cluster.tmpfs_path()]:
+            for name in ("map-output", "scratch"):
+                d = work / name
+                if d.exists() and any(d.iterdir()):
+                    found.append(f"{d}: {sorted(p.name for p in d.iterdir())[:5]}")
+        return found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=120, help="how long jobs are submitted and faults injected")
+    parser.add_argument("--seed", type=int, default=int(time.time()), help="the random seed (printed; give it to replay)")
+    parser.add_argument("--keep", action="store_true", help="keep the directory of the run")
+    args = parser.parse_args()
+    log(f"== building weft and the queue load (release); seed {args.seed}")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "--bin", "weft", "--bin", "queue"], cwd=REPO, check=True)
+    if subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True).returncode != 0:
+        log("soak: cannot make a user and mount namespace here (unshare); the tmpfs worker needs one")
+        return 1
+    root = Path(tempfile.mkdtemp(prefix="weft-soak-"))
+    rng = random.Random(args.seed)
+    started = time.time()
+    cluster = None
+    try:
+        data = []
+        for i, size in enumerate([64 << 10, 256 << 10, 1 << 20]):
+            d = root / f"data-{i}"
+            subprocess.run([WEFT, "generate-text", "--ascii", "--output", d, "--files", "3", "--size", str(size // 3),
+                            "--seed", str(args.seed + i)], check=True, capture_output=True)
+            data.append(sorted(d.iterdir()))
+        (root / "out").mkdir()
+        cluster = Cluster(root)
+        soak = Soak(cluster, data, args.seconds, rng)
+        log(f"== soaking for {args.seconds} s")
+        soak.run()
+        log("== waiting for every acknowledged job to end, and checking each")
+        states, checked = soak.check()
+        leftovers = soak.leftovers()
+        rss = cluster.coordinator_rss()
+        if rss > RSS_BOUND:
+            soak.errors.append(f"coordinator RSS {rss >> 20} MiB, over {RSS_BOUND >> 20} MiB")
+        soak.errors += [f"left behind: {x}" for x in leftovers]
+        few = [f for f in FAULTS if soak.faults[f] < 3]
+        if few:
+            soak.errors.append(f"fewer than three faults of {few}: {dict(soak.faults)}")
+        faults = ", ".join(f"{f} {soak.faults[f]}" for f in FAULTS)
+        log(f"soak: {time.time() - started:.0f} s, seed {args.seed}; {len(soak.jobs)} jobs "
+            f"({states['succeeded']} succeeded, {states['cancelled']} cancelled, {states['failed']} failed), "
+            f"{sum(soak.batches.values())} batches of 2,020 tasks ({soak.batches['cut by a restart']} cut by a restart and run again); "
+            f"faults: {faults}; {len(soak.errors)} failures; {checked / 1e6:.1f} MB of output checked; "
+            f"coordinator RSS {rss / (1 << 20):.0f} MiB")
+        for e in soak.errors:
+            log(f"FAIL {e}")
+        return 1 if soak.errors else 0
+    finally:
+        if cluster:
+            cluster.stop()
+        if args.keep:
+            log(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
