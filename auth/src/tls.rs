@@ -61,6 +61,9 @@ pub enum TlsError {
         /// "certificate" or "private key".
         what: &'static str,
     },
+    /// The material cannot make the configuration asked for.
+    #[error("{0}")]
+    Unusable(String),
     /// A URL's scheme and the TLS material disagree.
     #[error("{0}")]
     Scheme(String),
@@ -113,7 +116,7 @@ impl TlsFiles {
                     return Err(not_pem(key_path, "private key"));
                 }
                 warn_if_readable_by_others(key_path);
-                Some(Identity::from_pem(cert, key))
+                Some(IdentityPem { cert, key })
             }
             _ => None,
         };
@@ -151,7 +154,26 @@ fn warn_if_readable_by_others(key: &Path) {
 #[derive(Debug, Clone)]
 pub struct TlsMaterial {
     ca: Certificate,
-    identity: Option<Identity>,
+    identity: Option<IdentityPem>,
+}
+
+/// A certificate chain and its key, as read (checked to be PEM).
+#[derive(Clone)]
+struct IdentityPem {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for IdentityPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityPem { .. }") // never the key
+    }
+}
+
+impl IdentityPem {
+    fn tonic(&self) -> Identity {
+        Identity::from_pem(&self.cert, &self.key)
+    }
 }
 
 /// A TLS handshake that takes longer is dropped.
@@ -164,8 +186,9 @@ impl TlsMaterial {
     pub fn server_config(&self) -> ServerTlsConfig {
         let identity = self
             .identity
-            .clone()
-            .expect("a server's TLS material holds its identity");
+            .as_ref()
+            .expect("a server's TLS material holds its identity")
+            .tonic();
         ServerTlsConfig::new()
             .identity(identity)
             .client_ca_root(self.ca.clone())
@@ -181,9 +204,29 @@ impl TlsMaterial {
             .domain_name(role.name())
             .timeout(HANDSHAKE_TIMEOUT);
         match &self.identity {
-            Some(identity) => config.identity(identity.clone()),
+            Some(identity) => config.identity(identity.tonic()),
             None => config,
         }
+    }
+
+    /// The TLS of an HTTP listener (dashboard, metrics): this peer's identity, HTTP/2 or
+    /// HTTP/1.1, no client certificate asked for (callers present tokens).
+    pub fn https_server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
+        let unusable = |reason: String| TlsError::Unusable(reason);
+        let identity = self
+            .identity
+            .as_ref()
+            .ok_or_else(|| unusable("an HTTPS listener needs this peer's certificate and key".into()))?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&identity.cert)
+            .filter_map(Result::ok)
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(&identity.key).map_err(|e| unusable(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| unusable(format!("the certificate and key do not make a TLS identity: {e}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(std::sync::Arc::new(config))
     }
 
     /// Whether this material holds a certificate and key.

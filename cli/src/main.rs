@@ -20,6 +20,9 @@ use crate::commands::*;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr look: text, or JSON lines for a log collector.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "WEFT_LOG_FORMAT")]
+    log_format: weft_observe::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +41,8 @@ enum Command {
     Wait(wait::Args),
     /// Cancel a job: its running tasks are stopped and its output removed.
     Cancel(cancel::Args),
+    /// Watch the cluster live in the terminal: jobs and workers, redrawn every second.
+    Top(top::Args),
     /// Check that a coordinator (or, with --worker, a worker) serves: exit 0 if so, 1 if not.
     Health(health::Args),
     /// Make a CA, the coordinator's and workers' certificates and client tokens.
@@ -54,13 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Command::Coordinator(_) | Command::Worker(_));
     let default_filter = if daemon { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    weft_observe::logging::init(cli.log_format, default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,6 +73,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args).await,
             Command::Wait(args) => wait::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
+            Command::Top(args) => top::run(args).await,
             Command::Health(args) => health::run(args).await,
             Command::Certs(args) => certs::run(args),
             Command::GenerateText(args) => generate_text::run(args),

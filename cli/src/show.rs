@@ -3,40 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use weft_client::JobStatus;
 use weft_core::outcome::OutcomeKind;
 
 /// A job as JSON.
 pub fn to_json(s: &JobStatus) -> Value {
-    json!({
-        "id": s.id.to_string(),
-        "name": s.name,
-        "state": s.state.name(),
-        "phase": s.phase.as_str(),
-        "maps": {"done": s.maps_done, "total": s.maps_total},
-        "reduces": {"done": s.reduces_done, "total": s.reduces_total},
-        "failed_attempts": s.failed_attempts,
-        "running_attempts": s.running_attempts,
-        "error": s.error,
-        "output": s.output,
-        "priority": s.priority,
-        "after": s.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "created_ms": s.created_ms,
-        "ended_ms": s.ended_ms,
-        "counters": s.counters,
-        "attempts": s.attempts.iter().map(|a| json!({
-            "id": a.id,
-            "kind": a.kind.name(),
-            "task": a.task_index,
-            "number": a.number,
-            "worker": a.worker,
-            "outcome": OutcomeKind::name_or_running(a.outcome),
-            "reason": a.reason,
-            "started_ms": a.started_ms,
-            "ended_ms": a.ended_ms,
-        })).collect::<Vec<_>>(),
-    })
+    s.to_json()
 }
 
 fn progress(s: &JobStatus) -> String {
@@ -46,17 +19,25 @@ fn progress(s: &JobStatus) -> String {
     )
 }
 
-fn age(created_ms: i64) -> String {
-    let now = SystemTime::now()
+/// Now, in ms since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let secs = (now - created_ms).max(0) / 1000;
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `45s`, `12m`, `3h`, `2d`.
+pub fn short_duration(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
     }
+}
+
+fn age(created_ms: i64) -> String {
+    short_duration((now_ms() - created_ms).max(0) / 1000)
 }
 
 /// The `weft jobs` table.

@@ -12,8 +12,8 @@ use tonic::{Request, Status};
 use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsError, TlsFiles, TlsMaterial};
 use weft_auth::tokens::Token;
 use weft_core::spec::JobSpec;
-use weft_core::status::JobStatus;
-use weft_proto::convert::status_from_wire;
+use weft_core::status::{JobStatus, WorkerStatus};
+use weft_proto::convert::{status_from_wire, worker_from_wire};
 use weft_proto::v1::{self, job_service_client::JobServiceClient};
 
 use crate::error::ClientError;
@@ -154,6 +154,17 @@ impl Client {
         let response = self.jobs.clone().list_jobs(v1::ListJobsRequest { limit }).await?;
         let jobs = response.into_inner().jobs.into_iter().map(status_from_wire);
         Ok(jobs.collect::<Result<_, _>>()?)
+    }
+
+    /// The workers connected to the coordinator, by id.
+    pub async fn workers(&self) -> Result<Vec<WorkerStatus>, ClientError> {
+        let response = self.jobs.clone().list_workers(v1::ListWorkersRequest {}).await?;
+        Ok(response
+            .into_inner()
+            .workers
+            .into_iter()
+            .map(worker_from_wire)
+            .collect())
     }
 
     /// Cancels a job; returns its status after.

@@ -51,19 +51,33 @@ impl Gate {
 
     /// The caller a request's `authorization: Bearer TOKEN` names.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let Some((_, book)) = &self.book else {
-            return Ok(Caller::open());
-        };
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(Token::new)
-            .unwrap_or_else(|| Token::new(""));
-        book.borrow()
-            .authenticate(&presented, SystemTime::now())
-            .map_err(|e| refused_unauthenticated(request, &e))
+            .unwrap_or("");
+        self.authenticate_token(presented).map_err(|e| {
+            let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+            refused_unauthenticated(&peer, &e)
+        })
+    }
+
+    /// The caller whose token is `presented` (anyone, when the gate asks for none). A
+    /// refusal is not logged here: the caller knows where it came from.
+    pub fn authenticate_token(&self, presented: &str) -> Result<Caller, AuthError> {
+        let Some((_, book)) = &self.book else {
+            return Ok(Caller::open());
+        };
+        book.borrow().authenticate(&Token::new(presented), SystemTime::now())
+    }
+
+    /// Whether `caller`'s token is still admitted (always, for a caller without one).
+    pub fn still_admits(&self, caller: &Caller) -> bool {
+        match (&self.book, caller.token) {
+            (Some((_, book)), Some(hash)) => book.borrow().admits(hash, SystemTime::now()),
+            _ => true,
+        }
     }
 
     /// Resolves once `caller`'s token is no longer admitted (removed from the book, or
@@ -77,8 +91,8 @@ impl Gate {
     }
 }
 
-fn refused_unauthenticated<T>(request: &Request<T>, why: &AuthError) -> Status {
-    let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+/// `UNAUTHENTICATED`, with an audit line naming the peer.
+pub fn refused_unauthenticated(peer: &str, why: &AuthError) -> Status {
     tracing::warn!(target: "weft::audit", who = "?", %peer, outcome = "unauthenticated", reason = %why, "refused");
     Status::unauthenticated(why.to_string())
 }

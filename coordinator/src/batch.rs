@@ -1,15 +1,17 @@
 //! Task batches: a client's batch of independent tasks, each a task future on the same
 //! cluster as job tasks, with results streamed back as they finish.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use futures::stream::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use weft_core::outcome::Success;
-use weft_core::work::{Assignment, Batch, BatchId, QueueResult, TaskId, Work};
+use weft_core::work::{Assignment, Batch, BatchId, QueueResult, TaskId, TaskKind, Work};
 
 use crate::cluster::{Cluster, Owner};
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
@@ -22,16 +24,136 @@ const RESULTS_PER_MESSAGE: usize = 4096;
 /// task futures, so that a million queued tasks cost little memory.
 pub const IN_FLIGHT_PER_BATCH: usize = 1 << 16;
 
-/// Runs every task of `batch` for `identity` (numbered by the cluster); the stream yields
-/// results, in chunks, as tasks finish.
+/// The batches running now, with their progress, for the dashboard.
+#[derive(Default)]
+pub struct BatchBoard {
+    running: Mutex<BTreeMap<BatchId, Arc<BatchProgress>>>,
+}
+
+/// One running batch's progress.
+struct BatchProgress {
+    owner: String,
+    tasks: u64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    started: Instant,
+}
+
+/// A running batch, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchView {
+    /// Its id.
+    pub id: BatchId,
+    /// Who runs it.
+    pub owner: String,
+    /// Its tasks.
+    pub tasks: u64,
+    /// Tasks that succeeded.
+    pub succeeded: u64,
+    /// Tasks that failed (out of attempts).
+    pub failed: u64,
+    /// Since it started.
+    pub running_for: Duration,
+}
+
+impl BatchView {
+    /// Tasks not ended yet.
+    pub fn outstanding(&self) -> u64 {
+        self.tasks - self.succeeded - self.failed
+    }
+
+    /// Tasks ended per second since it started.
+    pub fn rate(&self) -> f64 {
+        (self.succeeded + self.failed) as f64 / self.running_for.as_secs_f64().max(1e-3)
+    }
+}
+
+impl BatchBoard {
+    /// The running batches, oldest first.
+    pub fn batches(&self) -> Vec<BatchView> {
+        let running = self.running.lock().expect("batch board poisoned");
+        running
+            .iter()
+            .map(|(id, p)| BatchView {
+                id: *id,
+                owner: p.owner.clone(),
+                tasks: p.tasks,
+                succeeded: p.succeeded.load(Ordering::Relaxed),
+                failed: p.failed.load(Ordering::Relaxed),
+                running_for: p.started.elapsed(),
+            })
+            .collect()
+    }
+
+    /// The running batches `caller` may see: its own, or all for an admin.
+    pub fn visible_to(&self, caller: &weft_auth::tokens::Caller) -> Vec<BatchView> {
+        let mut batches = self.batches();
+        batches.retain(|b| caller.owns(&b.owner));
+        batches
+    }
+
+    fn enter(self: &Arc<Self>, id: BatchId, owner: &str, tasks: usize) -> OnBoard {
+        let progress = Arc::new(BatchProgress {
+            owner: owner.to_string(),
+            tasks: tasks as u64,
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        self.running
+            .lock()
+            .expect("batch board poisoned")
+            .insert(id, progress.clone());
+        OnBoard {
+            board: self.clone(),
+            id,
+            progress,
+        }
+    }
+}
+
+/// A batch's place on the board, left when its results stream is dropped.
+struct OnBoard {
+    board: Arc<BatchBoard>,
+    id: BatchId,
+    progress: Arc<BatchProgress>,
+}
+
+impl OnBoard {
+    fn count(&self, results: &[QueueResult]) {
+        let succeeded = results.iter().filter(|r| r.output.is_ok()).count() as u64;
+        self.progress.succeeded.fetch_add(succeeded, Ordering::Relaxed);
+        self.progress
+            .failed
+            .fetch_add(results.len() as u64 - succeeded, Ordering::Relaxed);
+    }
+}
+
+impl Drop for OnBoard {
+    fn drop(&mut self) {
+        self.board
+            .running
+            .lock()
+            .expect("batch board poisoned")
+            .remove(&self.id);
+    }
+}
+
+/// Runs every task of `batch` for `owner` (numbered `identity` by the cluster), on `board`
+/// while it runs; the stream yields results, in chunks, as tasks finish.
 /// Dropping the stream cancels the tasks still running.
 ///
 /// The tasks run in a task of their own, not as the client reads: a client slow to read
 /// results (or one busy with other work) must not hold back dispatch; results wait for it
 /// in the coordinator.
-pub fn run_batch(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Stream<Item = Vec<QueueResult>> {
+pub fn run_batch(
+    cluster: Arc<Cluster>,
+    batch: Batch,
+    (owner, identity): (&str, u32),
+    board: &Arc<BatchBoard>,
+) -> impl Stream<Item = Vec<QueueResult>> {
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let mut results = batch_results(cluster, batch, identity);
+    let mut results = batch_results(cluster, batch, (owner, identity), board);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -65,9 +187,15 @@ pub fn run_batch(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
     })
 }
 
-fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Stream<Item = Vec<QueueResult>> {
+fn batch_results(
+    cluster: Arc<Cluster>,
+    batch: Batch,
+    (owner_name, identity): (&str, u32),
+    board: &Arc<BatchBoard>,
+) -> impl Stream<Item = Vec<QueueResult>> {
     static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
     let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
+    let on_board = board.enter(id, owner_name, batch.tasks.len());
     let owner = Owner::batch(id, identity);
     let (max_attempts, timeout) = (batch.max_attempts, batch.task_timeout);
     tracing::debug!(batch = %id, tasks = batch.tasks.len(), "batch accepted");
@@ -86,6 +214,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
                 async move {
                     let ctx = TaskContext {
                         cluster: &cluster,
+                        kind: TaskKind::Queue,
                         owner,
                         max_attempts,
                         phase: &stats,
@@ -131,6 +260,7 @@ fn batch_results(cluster: Arc<Cluster>, batch: Batch, identity: u32) -> impl Str
         };
         pump.pump();
         if !results.is_empty() {
+            on_board.count(&results);
             Poll::Ready(Some(results))
         } else if ended {
             Poll::Ready(None)
@@ -209,7 +339,12 @@ mod tests {
     async fn a_large_batch_is_dispatched_a_window_at_a_time_and_every_result_returns() {
         let cluster = cluster();
         let total = IN_FLIGHT_PER_BATCH + 1000;
-        let mut results = Box::pin(run_batch(cluster.clone(), echo_batch(total), 0));
+        let mut results = Box::pin(run_batch(
+            cluster.clone(),
+            echo_batch(total),
+            ("test", 0),
+            &Default::default(),
+        ));
         wait_until("a window is queued", || cluster.waiting() == IN_FLIGHT_PER_BATCH).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cluster.waiting(), IN_FLIGHT_PER_BATCH, "no more than a window");
@@ -232,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_results_cancels_the_batch() {
         let cluster = cluster();
-        let results = run_batch(cluster.clone(), echo_batch(100), 0);
+        let results = run_batch(cluster.clone(), echo_batch(100), ("test", 0), &Default::default());
         wait_until("the batch is queued", || cluster.waiting() == 100).await;
         drop(results);
         wait_until("the batch is cancelled", || cluster.waiting() == 0).await;

@@ -37,6 +37,9 @@ pub struct CoordinatorConfig {
     pub security: Security,
     /// How much any one request, job or identity may ask for.
     pub limits: Limits,
+    /// Whether `/metrics` on the HTTP listener is open to anyone who reaches it (the
+    /// dashboard and API still ask for a token).
+    pub metrics_public: bool,
 }
 
 /// Who may reach the coordinator, and which paths jobs may read and write.
@@ -106,6 +109,7 @@ impl CoordinatorConfig {
             recovery_grace: Duration::from_secs(5),
             security: Security::default(),
             limits: Limits::default(),
+            metrics_public: false,
         }
     }
 

@@ -28,16 +28,18 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod jobs;
+pub mod metrics;
 pub mod plan;
 pub mod server;
 pub mod service;
 pub mod session;
 pub mod store;
 pub mod task;
+pub mod web;
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;
-pub use server::serve;
+pub use server::{serve, serve_on, Listeners};
 
 #[cfg(test)]
 mod testing;

@@ -14,14 +14,17 @@ use weft_auth::tls::{install_crypto, PeerRole, RequirePeer};
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
 
 use crate::auth::{ClientAuth, Gate};
+use crate::batch::BatchBoard;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::job::Engine;
 use crate::jobs::Jobs;
+use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
 use crate::store::{SqliteStore, StateStore, StoreHealth, Write};
+use crate::web::{self, Web};
 
 /// What the coordinator's listener serves, for the rule that a network listener is secured.
 const COORDINATOR: Listener = Listener {
@@ -31,10 +34,39 @@ const COORDINATOR: Listener = Listener {
     takes_tokens: true,
 };
 
-/// Serves a coordinator on `listener` until `shutdown` is cancelled.
+/// What the HTTP listener serves, for the same rule.
+const DASHBOARD: Listener = Listener {
+    what: "the dashboard",
+    exposes: "see every job and worker, and cancel any job",
+    remedy: "--tls-dir DIR (its ca.pem, coordinator.pem, coordinator.key and tokens)",
+    takes_tokens: true,
+};
+
+/// Where a coordinator listens: gRPC, and optionally HTTP (dashboard, API, metrics).
+pub struct Listeners {
+    /// The gRPC services.
+    pub grpc: TcpListener,
+    /// The dashboard, its API and `/metrics`.
+    pub http: Option<TcpListener>,
+}
+
+/// Serves a coordinator's gRPC on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     config: CoordinatorConfig,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let listeners = Listeners {
+        grpc: listener,
+        http: None,
+    };
+    serve_on(config, listeners, shutdown).await
+}
+
+/// Serves a coordinator on `listeners` until `shutdown` is cancelled.
+pub async fn serve_on(
+    config: CoordinatorConfig,
+    Listeners { grpc: listener, http }: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     std::fs::create_dir_all(&config.state_dir).map_err(|source| CoordinatorError::StateDir {
@@ -63,7 +95,8 @@ pub async fn serve(
         tracing::warn!("no --data-root: jobs may read and write every path this coordinator's user can reach");
     }
     tracing::info!(?config, %address, "coordinator starting");
-    let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec)?;
+    let metrics = Arc::new(Metrics::new());
+    let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec, metrics.store_commit.clone())?;
     let store: Arc<dyn StateStore> = Arc::new(store);
     let config = Arc::new(config);
     let reserving = store.clone();
@@ -71,6 +104,7 @@ pub async fn serve(
         ClusterConfig {
             lease_timeout: config.lease_timeout,
             progress_timeout: config.progress_timeout,
+            metrics: metrics.clone(),
         },
         recovered.next_attempt,
         Box::new(move |up_to| reserving.write(vec![Write::ReserveAttempts(up_to)])),
@@ -88,9 +122,11 @@ pub async fn serve(
     background.spawn(jobs.clone().run_queue());
     background.spawn(reload_on_sighup(gate.clone(), shutdown.clone()));
 
+    let batches = Arc::new(BatchBoard::default());
     let job_api = JobApi {
         jobs: jobs.clone(),
         cluster: cluster.clone(),
+        batches: batches.clone(),
         gate: gate.clone(),
         limits: config.limits.clone(),
         shutdown: shutdown.clone(),
@@ -113,6 +149,30 @@ pub async fn serve(
     health.set_serving::<JobServiceServer<JobApi>>().await;
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
     background.spawn(report_store_health(store.health(), health, shutdown.clone()));
+    if let Some(http) = http {
+        let address = http.local_addr().map_err(CoordinatorError::Listen)?;
+        DASHBOARD.check(address, tls.is_some(), gate.asks_for_tokens(), config.security.insecure)?;
+        let https = tls.as_ref().map(|t| t.https_server_config()).transpose()?;
+        let web = Web {
+            jobs: jobs.clone(),
+            cluster: cluster.clone(),
+            batches: batches.clone(),
+            gate: gate.clone(),
+            sessions: Default::default(),
+            metrics: metrics.clone(),
+            metrics_public: config.metrics_public,
+            tls: https.is_some(),
+            shutdown: shutdown.clone(),
+        };
+        let scheme = if https.is_some() { "https" } else { "http" };
+        tracing::info!("dashboard on {scheme}://{address}/, metrics on {scheme}://{address}/metrics");
+        background.spawn(weft_observe::http::serve(
+            http,
+            web::router(web),
+            https,
+            shutdown.clone(),
+        ));
+    }
     let mut server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(config.limits.max_streams_per_connection)

@@ -13,11 +13,11 @@ use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::JobStatus;
 use weft_core::work::{Batch, Handler, JobId, MAX_TASK_BYTES};
-use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, MESSAGE_BUDGET};
+use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, worker_to_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, job_service_server::JobService};
 
 use crate::auth::{audit, caller, denied, require, Gate};
-use crate::batch::run_batch;
+use crate::batch::{run_batch, BatchBoard};
 use crate::cluster::Cluster;
 use crate::config::Limits;
 use crate::error::{invalid_request, invalid_spec, unknown_job};
@@ -29,6 +29,8 @@ pub struct JobApi {
     pub jobs: Arc<Jobs>,
     /// The cluster task batches run on.
     pub cluster: Arc<Cluster>,
+    /// The batches running, for the dashboard.
+    pub batches: Arc<BatchBoard>,
     /// The token book, to end the streams of revoked tokens.
     pub gate: Arc<Gate>,
     /// What a request may ask for.
@@ -110,7 +112,7 @@ impl JobApi {
         self.check_batch(&caller, &batch)?;
         batch.task_timeout = batch.task_timeout.or(self.limits.queue_task_timeout);
         let identity = self.cluster.identity(&caller.name);
-        let results = run_batch(self.cluster.clone(), batch, identity)
+        let results = run_batch(self.cluster.clone(), batch, (&caller.name, identity), &self.batches)
             .flat_map(|chunk| futures::stream::iter(results_to_wire(chunk, MESSAGE_BUDGET).into_iter().map(Ok)));
         Ok(Box::pin(self.guarded(caller, results)))
     }
@@ -164,6 +166,12 @@ impl JobService for JobApi {
             .ok_or_else(|| unknown_job(&id.to_string()))?;
         audit(&caller, "cancel", &id.to_string());
         Ok(Response::new(status_to_wire(&status)))
+    }
+
+    async fn list_workers(&self, request: Request<v1::ListWorkersRequest>) -> Result<Response<v1::WorkerList>, Status> {
+        require(&caller(&request), Role::Read, "listing workers")?;
+        let workers = self.cluster.workers().iter().map(worker_to_wire).collect();
+        Ok(Response::new(v1::WorkerList { workers }))
     }
 
     type WatchJobStream = BoxStream<v1::JobStatus>;

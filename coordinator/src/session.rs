@@ -106,7 +106,10 @@ async fn read_session(cluster: &Cluster, worker: WorkerId, inbound: &mut Streami
         };
         match message {
             Ok(FromWorker::Credit(slots)) => cluster.grant_credit(worker, slots),
-            Ok(FromWorker::Heartbeat { progressing }) => cluster.heartbeat(worker, &progressing),
+            Ok(FromWorker::Heartbeat {
+                progressing,
+                served_bytes,
+            }) => cluster.heartbeat(worker, &progressing, served_bytes),
             Ok(FromWorker::Reports { reports, credit }) => cluster.report_all(worker, reports, credit),
             Ok(FromWorker::Drain) => {
                 tracing::info!(worker, "worker draining");

@@ -14,7 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use weft_core::outcome::{AttemptOutcome, Counters, Success};
-use weft_core::work::{Assignment, AttemptId, WorkerId};
+use weft_core::work::{Assignment, AttemptId, TaskKind, WorkerId};
 
 use crate::cluster::{Cluster, Finished, Owner, Placement};
 
@@ -180,6 +180,8 @@ pub trait AttemptLog: Sync {
 pub struct TaskContext<'a> {
     /// Where attempts go.
     pub cluster: &'a Arc<Cluster>,
+    /// What kind of task, for the metrics.
+    pub kind: TaskKind,
     /// Whose attempts these are, for fair sharing.
     pub owner: Owner,
     /// Failed attempts allowed before the task fails.
@@ -251,13 +253,35 @@ pub enum TaskError {
 pub async fn run_task(
     ctx: &TaskContext<'_>,
     history: &mut TaskHistory,
+    build: impl FnMut(AttemptId, u32) -> Assignment,
+) -> Result<Committed, TaskError> {
+    let ended = attempt_until_done(ctx, history, build).await;
+    let metrics = ctx.cluster.metrics().kind(ctx.kind);
+    match &ended {
+        Ok(_) => metrics.committed.inc(),
+        Err(TaskError::Exhausted { .. }) => metrics.failed.inc(),
+        Err(TaskError::FetchFailed { .. }) => 0, // its input runs again, then the task
+    };
+    ended
+}
+
+async fn attempt_until_done(
+    ctx: &TaskContext<'_>,
+    history: &mut TaskHistory,
     mut build: impl FnMut(AttemptId, u32) -> Assignment,
 ) -> Result<Committed, TaskError> {
     let mut in_flight = InFlight {
         log: ctx.log,
         attempts: Vec::new(),
     };
-    let mut launch = |history: &mut TaskHistory, in_flight: &mut InFlight<'_>| {
+    let metrics = ctx.cluster.metrics().kind(ctx.kind);
+    // A backup runs beside its straggler; any other attempt after the first is a retry.
+    let mut launch = |history: &mut TaskHistory, in_flight: &mut InFlight<'_>, backup: bool| {
+        if backup {
+            metrics.backups.inc();
+        } else if history.launched > 0 {
+            metrics.retried.inc();
+        }
         history.launched += 1;
         let number = history.launched;
         let attempt = if ctx.send_at_once {
@@ -281,7 +305,7 @@ pub async fn run_task(
     if ctx.backup.is_none() {
         // One attempt at a time: no set of attempts, no watch (most tasks of a batch).
         loop {
-            let (_, attempt) = launch(history, &mut in_flight);
+            let (_, attempt) = launch(history, &mut in_flight, false);
             let (id, number, finished, span) = attempt.await;
             if let Some(end) = span.in_scope(|| settle(ctx, history, &mut in_flight, id, number, finished)) {
                 return end;
@@ -290,7 +314,7 @@ pub async fn run_task(
     }
     // The phase's driver decides when the attempt straggles (PhaseStats::start_backups).
     let mut running = FuturesUnordered::new();
-    let (first_id, first) = launch(history, &mut in_flight);
+    let (first_id, first) = launch(history, &mut in_flight, false);
     running.push(first);
     let mut backed_up = false;
     let mut straggles = ctx.phase.watch(first_id);
@@ -301,7 +325,7 @@ pub async fn run_task(
                     return end;
                 }
                 if running.is_empty() {
-                    let (id, next) = launch(history, &mut in_flight);
+                    let (id, next) = launch(history, &mut in_flight, false);
                     running.push(next);
                     if !backed_up {
                         straggles = ctx.phase.watch(id);
@@ -311,7 +335,7 @@ pub async fn run_task(
             Ok(()) = &mut straggles, if !backed_up && running.len() == 1 => {
                 ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
                 backed_up = true;
-                let (_, backup) = launch(history, &mut in_flight);
+                let (_, backup) = launch(history, &mut in_flight, true);
                 running.push(backup);
             }
         }

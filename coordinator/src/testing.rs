@@ -40,6 +40,7 @@ impl Scheduler {
         let cluster = Cluster::in_memory(ClusterConfig {
             lease_timeout: config.lease_timeout,
             progress_timeout: config.progress_timeout,
+            metrics: Default::default(),
         });
         let shutdown = CancellationToken::new();
         let engine = Engine {

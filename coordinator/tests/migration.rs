@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weft_coordinator::metrics::Metrics;
 
 use weft_coordinator::store::{Recovered, SqliteStore, StateStore, SCHEMA_VERSION};
 use weft_core::outcome::OutcomeKind;
@@ -15,9 +16,11 @@ fn fixture() -> PathBuf {
 }
 
 fn open(dir: &Path) -> (SqliteStore, Recovered) {
-    SqliteStore::open(dir, |bytes| {
-        weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string())
-    })
+    SqliteStore::open(
+        dir,
+        |bytes| weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string()),
+        Metrics::new().store_commit.clone(),
+    )
     .unwrap()
 }
 
@@ -103,7 +106,10 @@ fn a_spec_that_does_not_decode_stops_the_migration_and_names_the_job() {
         .unwrap();
     drop(conn);
     let decode = |bytes: &[u8]| weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string());
-    let err = SqliteStore::open(dir.path(), decode).err().unwrap().to_string();
+    let err = SqliteStore::open(dir.path(), decode, Metrics::new().store_commit.clone())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("job-000003") && err.contains("cannot migrate"), "{err}");
     // Nothing was changed: the database is still weft 0.1's.
     let conn = rusqlite::Connection::open(dir.path().join("weft.db")).unwrap();

@@ -45,6 +45,8 @@ pub enum FromWorker {
     Heartbeat {
         /// The attempts.
         progressing: Vec<AttemptId>,
+        /// Map output bytes its shuffle service has sent, in all.
+        served_bytes: u64,
     },
     /// Attempts that ended, and the credit their slots free.
     Reports {

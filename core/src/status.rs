@@ -224,6 +224,66 @@ pub struct AttemptInfo {
     pub ended_ms: i64,
 }
 
+impl AttemptInfo {
+    /// The attempt as JSON, as [`JobStatus::to_json`] lists it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind.name(),
+            "task": self.task_index,
+            "number": self.number,
+            "worker": self.worker,
+            "outcome": OutcomeKind::name_or_running(self.outcome),
+            "reason": self.reason,
+            "started_ms": self.started_ms,
+            "ended_ms": self.ended_ms,
+        })
+    }
+}
+
+/// A connected worker, as status displays show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// Its id in the coordinator's session.
+    pub id: u64,
+    /// Where it serves map output.
+    pub address: String,
+    /// Attempts it runs at once.
+    pub slots: u32,
+    /// Attempts it runs now.
+    pub running: u32,
+    /// Since its last message, ms.
+    pub heartbeat_age_ms: u64,
+    /// Joined at, ms since the epoch.
+    pub joined_ms: i64,
+    /// Attempts it reported succeeded.
+    pub succeeded: u64,
+    /// Attempts it reported failed or timed out, or whose reports were refused.
+    pub failed: u64,
+    /// Whether it is draining (shutting down).
+    pub draining: bool,
+    /// Map output bytes its shuffle service has sent.
+    pub served_bytes: u64,
+}
+
+impl WorkerStatus {
+    /// The worker as JSON, as the dashboard's API serves it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "address": self.address,
+            "slots": self.slots,
+            "running": self.running,
+            "heartbeat_age_ms": self.heartbeat_age_ms,
+            "joined_ms": self.joined_ms,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "draining": self.draining,
+            "served_bytes": self.served_bytes,
+        })
+    }
+}
+
 /// Names of the built-in counters.
 pub mod counters {
     /// Lines read by map tasks.
@@ -245,6 +305,30 @@ pub mod counters {
 }
 
 impl JobStatus {
+    /// The job as JSON, the one shape `weft status --json` prints and the dashboard's API
+    /// serves.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "name": self.name,
+            "owner": self.owner,
+            "state": self.state.name(),
+            "phase": self.phase.as_str(),
+            "maps": {"done": self.maps_done, "total": self.maps_total},
+            "reduces": {"done": self.reduces_done, "total": self.reduces_total},
+            "failed_attempts": self.failed_attempts,
+            "running_attempts": self.running_attempts,
+            "error": self.error,
+            "output": self.output,
+            "priority": self.priority,
+            "after": self.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "created_ms": self.created_ms,
+            "ended_ms": self.ended_ms,
+            "counters": self.counters,
+            "attempts": self.attempts.iter().map(AttemptInfo::to_json).collect::<Vec<_>>(),
+        })
+    }
+
     /// Moves to `next` if that is legal; returns whether it moved.
     pub fn transition(&mut self, next: JobState) -> bool {
         if !self.state.can_become(next) {

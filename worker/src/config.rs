@@ -21,6 +21,8 @@ pub struct WorkerConfig {
     pub work_dir: Option<PathBuf>,
     /// Where the shuffle service listens.
     pub listen: SocketAddr,
+    /// Where `/metrics` is served over HTTP; `None`: nowhere.
+    pub http: Option<SocketAddr>,
     /// The address announced to the coordinator; `None`: the listen address (with this
     /// host's name if it listens on every interface).
     pub advertise: Option<String>,
@@ -47,6 +49,7 @@ impl WorkerConfig {
             prefetch: 0,
             work_dir: None,
             listen: "127.0.0.1:0".parse().expect("valid address"),
+            http: None,
             advertise: None,
             sort_buffer: 64 << 20,
             merge_buffer: 128 << 20,

@@ -12,7 +12,8 @@
 //!   streaming commands, which run under the [`shim`].
 //!
 //! Only [`server`], [`session`], [`shuffle`] and [`fetch`] speak gRPC; the rest works on
-//! the domain types of `weft_core`.
+//! the domain types of `weft_core`. [`metrics`] counts what the worker does, for
+//! `/metrics` on its HTTP listener (`--http`).
 
 pub mod apps;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod handlers;
 pub mod map;
 pub mod mapout;
 pub mod merge;
+pub mod metrics;
 pub mod part;
 pub mod process;
 pub mod reduce;

@@ -15,6 +15,7 @@ use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work, 
 use crate::fetch::Fetcher;
 use crate::handlers::run_queue_task;
 use crate::map::{run_map, MapTask};
+use crate::metrics::WorkerMetrics;
 use crate::process::KillSwitch;
 use crate::reduce::run_reduce;
 use crate::store::{MapOutputStore, TASK_FILE};
@@ -31,6 +32,8 @@ pub struct WorkerContext {
     pub sort_buffer: usize,
     /// Reducer merge buffer, bytes.
     pub merge_buffer: usize,
+    /// What this worker counts.
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// Runs `assignment` under `switch` until it ends or `cancel` fires (then it is handed
@@ -48,6 +51,8 @@ pub async fn run_attempt(
         _ => None,
     };
     switch.start();
+    let (kind, started) = (assignment.task.kind(), std::time::Instant::now());
+    ctx.metrics.busy_slots.inc();
     let stop = CancellationToken::new();
     let work = execute(ctx.clone(), assignment, switch.clone(), stop.clone());
     tokio::pin!(work);
@@ -69,6 +74,9 @@ pub async fn run_attempt(
             (outcome, Counters::new())
         }
     };
+    ctx.metrics.busy_slots.dec();
+    ctx.metrics
+        .attempt_ended(kind, outcome.kind(), started.elapsed().as_secs_f64());
     if let Some(job) = held_output {
         // A map's output is kept only as the attempt's result, and only while its job runs.
         let kept = matches!(outcome, AttemptOutcome::Succeeded(Success::MapOutput { .. }));
@@ -213,6 +221,7 @@ async fn reduce(
         .await;
     let outcome = match fetched {
         Err(f) if !f.map_attempts.is_empty() => {
+            ctx.metrics.fetch_failures.inc();
             let fetch_failed = AttemptOutcome::FetchFailed {
                 map_attempts: f.map_attempts,
                 reason: f.reason,
@@ -221,6 +230,7 @@ async fn reduce(
         }
         Err(f) => failed(f.reason),
         Ok((runs, fetched_bytes)) => {
+            ctx.metrics.fetched_bytes.inc_by(fetched_bytes);
             let env = task_env(a, ("WEFT_PARTITION", partition.to_string()));
             let (program, output) = (work.program.clone(), work.output_file.clone());
             let dir = scratch.clone();

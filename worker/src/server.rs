@@ -18,6 +18,7 @@ use weft_core::owned_dir::OwnedDir;
 
 use crate::config::WorkerConfig;
 use crate::fetch::{Fetcher, OwnOutput};
+use crate::metrics::WorkerMetrics;
 use crate::runner::WorkerContext;
 use crate::session::{run_session, Identity, SessionEnd};
 use crate::shuffle::ShuffleApi;
@@ -60,6 +61,14 @@ pub enum WorkerError {
 const SHUFFLE: Listener = Listener {
     what: "map output (the shuffle service)",
     exposes: "read every job's map output",
+    remedy: "--tls-dir DIR (its ca.pem, worker.pem and worker.key)",
+    takes_tokens: false,
+};
+
+/// What a worker's HTTP listener serves.
+const METRICS: Listener = Listener {
+    what: "the worker's metrics",
+    exposes: "read this worker's counts of attempts and bytes",
     remedy: "--tls-dir DIR (its ca.pem, worker.pem and worker.key)",
     takes_tokens: false,
 };
@@ -136,6 +145,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         path: scratch.clone(),
         source,
     })?;
+    let metrics = Arc::new(WorkerMetrics::new());
+    metrics.slots.set(i64::from(config.slots.max(1)));
     let ctx = Arc::new(WorkerContext {
         store: store.clone(),
         fetcher: Fetcher::new(
@@ -148,6 +159,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         scratch,
         sort_buffer: config.sort_buffer,
         merge_buffer: config.merge_buffer,
+        metrics: metrics.clone(),
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
 
@@ -164,9 +176,12 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
                 .tls_config(tls.server_config())
                 .map_err(|e| TlsError::Scheme(format!("the shuffle service's TLS: {e}")))?;
         }
-        let shuffle_service = ShuffleServiceServer::new(ShuffleApi { store })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let shuffle_service = ShuffleServiceServer::new(ShuffleApi {
+            store,
+            served: metrics.served_bytes.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let only_workers = RequirePeer {
             role: PeerRole::Worker,
             action: "fetching map output",
@@ -181,6 +196,24 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
                 }),
         )
     };
+
+    if let Some(address) = config.http {
+        let http = TcpListener::bind(address)
+            .await
+            .map_err(|source| WorkerError::Listen { address, source })?;
+        let bound = http
+            .local_addr()
+            .map_err(|source| WorkerError::Listen { address, source })?;
+        METRICS.check(bound, tls.is_some(), false, config.insecure)?;
+        let https = tls.as_ref().map(|t| t.https_server_config()).transpose()?;
+        let scheme = if https.is_some() { "https" } else { "http" };
+        tracing::info!("metrics on {scheme}://{bound}/metrics");
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move { weft_observe::metrics::response(metrics.registry()) }),
+        );
+        tokio::spawn(weft_observe::http::serve(http, router, https, shutdown.clone()));
+    }
 
     let me = Identity {
         shuffle_address,

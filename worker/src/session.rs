@@ -221,7 +221,8 @@ pub async fn run_session(
                 }
                 _ = heartbeat.tick() => {
                     let progressing = running.iter_mut().filter_map(|(id, a)| a.progressed().then_some(*id)).collect();
-                    out.send(FromWorker::Heartbeat { progressing }).await;
+                    let served_bytes = ctx.metrics.served_bytes.get();
+                    out.send(FromWorker::Heartbeat { progressing, served_bytes }).await;
                 }
                 () = shutdown.cancelled(), if !draining => {
                     draining = true;

@@ -20,6 +20,8 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 pub struct ShuffleApi {
     /// The map outputs.
     pub store: MapOutputStore,
+    /// Counts the bytes sent.
+    pub served: prometheus_client::metrics::counter::Counter,
 }
 
 #[tonic::async_trait]
@@ -40,6 +42,7 @@ impl ShuffleService for ShuffleApi {
             .await
             .map_err(|e| Status::not_found(format!("{}: {e}", path.display())))?;
         let (chunks, receiver) = mpsc::channel(4);
+        let served = self.served.clone();
         tokio::spawn(async move {
             let send = async {
                 file.seek(std::io::SeekFrom::Start(start)).await?;
@@ -48,6 +51,7 @@ impl ShuffleService for ShuffleApi {
                     let mut data = vec![0u8; left.min(CHUNK_BYTES)];
                     file.read_exact(&mut data).await?;
                     left -= data.len();
+                    served.inc_by(data.len() as u64);
                     if chunks.send(Ok(v1::Chunk { data })).await.is_err() {
                         break; // the reducer went away
                     }

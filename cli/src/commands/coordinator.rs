@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use weft_client::PeerRole;
 use weft_coordinator::config::{Limits, Security};
-use weft_coordinator::CoordinatorConfig;
+use weft_coordinator::{CoordinatorConfig, Listeners};
 
 use super::TlsArgs;
 use crate::signals::shutdown_on_signals;
@@ -23,6 +23,14 @@ pub struct Args {
     /// --insecure).
     #[arg(long, default_value = "127.0.0.1:7070", value_name = "HOST:PORT")]
     listen: SocketAddr,
+    /// Serve the web dashboard, its JSON API (/api/) and Prometheus metrics (/metrics)
+    /// here. The same rule as --listen: loopback, or TLS and tokens, or --insecure.
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<SocketAddr>,
+    /// Let anyone who reaches --http read /metrics without a token (for a scraper; the
+    /// dashboard and API still ask for one).
+    #[arg(long)]
+    metrics_public: bool,
     /// Where the coordinator keeps its state.
     #[arg(long, default_value = "weft-state", value_name = "DIR")]
     state_dir: PathBuf,
@@ -120,9 +128,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         request_timeout: args.request_timeout,
         queue_task_timeout: never_if_zero(args.queue_task_timeout),
     };
-    let listener = TcpListener::bind(args.listen)
+    config.metrics_public = args.metrics_public;
+    let grpc = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    weft_coordinator::serve(config, listener, shutdown_on_signals()).await?;
+    let http = match args.http {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--http)"))?,
+        ),
+        None => None,
+    };
+    weft_coordinator::serve_on(config, Listeners { grpc, http }, shutdown_on_signals()).await?;
     Ok(ExitCode::SUCCESS)
 }

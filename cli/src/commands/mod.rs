@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod run;
 pub mod status;
 pub mod submit;
+pub mod top;
 pub mod wait;
 pub mod worker;
 

@@ -39,6 +39,10 @@ pub struct Args {
     /// other than loopback needs TLS (or --insecure).
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at /metrics here. An address other than loopback needs
+    /// TLS (or --insecure).
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<SocketAddr>,
     /// The address reducers use to reach this worker (default: the listen address).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
@@ -65,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.listen = listen;
     }
     config.advertise = args.advertise;
+    config.http = args.http;
     config.sort_buffer = args.sort_buffer_mb << 20;
     config.merge_buffer = args.merge_buffer_mb << 20;
     weft_worker::run(config, shutdown_on_signals()).await?;

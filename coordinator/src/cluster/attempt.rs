@@ -9,10 +9,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use weft_core::outcome::{AttemptOutcome, Counters, Success};
-use weft_core::work::{Assignment, AttemptId, Work, WorkerId};
+use weft_core::outcome::{AttemptOutcome, Counters, OutcomeKind, Success};
+use weft_core::work::{Assignment, AttemptId, TaskKind, Work, WorkerId};
 
 use super::Cluster;
+use crate::metrics::Metrics;
 
 /// Where an attempt ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,15 @@ pub(super) enum Expects {
 }
 
 impl Expects {
+    /// The kind of task whose attempt this is.
+    pub(super) fn task_kind(self) -> TaskKind {
+        match self {
+            Expects::MapOutput | Expects::Part { reduce: false } => TaskKind::Map,
+            Expects::Part { reduce: true } => TaskKind::Reduce,
+            Expects::Queue => TaskKind::Queue,
+        }
+    }
+
     fn of(work: &Work) -> Self {
         match work {
             Work::Map(m) if m.output_file.is_some() => Expects::Part { reduce: false },
@@ -100,6 +110,8 @@ pub(super) struct AttemptEntry {
     pub(super) last_progress: Option<Instant>,
     /// How long it may run.
     pub(super) timeout: Option<Duration>,
+    /// When it was queued, for the dispatch latency.
+    pub(super) queued: Instant,
     pub(super) done: oneshot::Sender<Finished>,
 }
 
@@ -113,6 +125,7 @@ impl AttemptEntry {
             placement: None,
             started: None,
             last_progress: None,
+            queued: Instant::now(),
             done,
         }
     }
@@ -144,14 +157,27 @@ impl AttemptEntry {
         }
     }
 
-    /// Resolves the attempt's future.
-    pub(super) fn finish(self, outcome: AttemptOutcome, counters: Counters) {
+    /// Resolves the attempt's future, and counts how it ended.
+    pub(super) fn finish(self, outcome: AttemptOutcome, counters: Counters, metrics: &Metrics) {
+        let ran_for = self.started.map(|s| s.elapsed());
+        self.count_end(outcome.kind(), ran_for, metrics);
         let _ = self.done.send(Finished {
             outcome,
             placement: self.placement,
-            ran_for: self.started.map(|s| s.elapsed()),
+            ran_for,
             counters,
         });
+    }
+
+    /// Counts how a placed attempt ended, and how long it ran (attempts dropped before
+    /// they reached a worker count nowhere: they were never dispatched).
+    pub(super) fn count_end(&self, outcome: OutcomeKind, ran_for: Option<Duration>, metrics: &Metrics) {
+        let Some(ran_for) = ran_for.filter(|_| self.placement.is_some()) else {
+            return;
+        };
+        let metrics = metrics.kind(self.expects.task_kind());
+        metrics.ended(outcome);
+        metrics.duration.observe(ran_for.as_secs_f64());
     }
 }
 

@@ -187,8 +187,14 @@ impl State {
                 worker: worker_id,
                 shuffle_address: worker.shuffle_address.clone(),
             });
-            entry.started = Some(Instant::now());
+            let now = Instant::now();
+            entry.started = Some(now);
             entry.last_progress = entry.started;
+            let metrics = self.metrics.kind(entry.expects.task_kind());
+            metrics.dispatched.inc();
+            metrics
+                .dispatch_latency
+                .observe(now.duration_since(entry.queued).as_secs_f64());
             worker.credit -= 1;
             worker.running.insert(attempt_id);
             let assignment = entry.assignment.take().expect("waiting attempts hold their assignment");

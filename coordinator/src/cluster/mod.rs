@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, oneshot, Notify};
 use weft_core::messages::{HeldOutput, ToWorker};
-use weft_core::outcome::{AttemptOutcome, Report};
+use weft_core::outcome::{AttemptOutcome, OutcomeKind, Report};
+use weft_core::status::WorkerStatus;
 use weft_core::work::{Assignment, AttemptId, JobId, MapLocation, WorkerId};
 
 pub use attempt::{Attempt, Finished, Placement};
@@ -38,6 +39,8 @@ use held::HeldOutputs;
 use ids::AttemptIds;
 use workers::Workers;
 
+use crate::metrics::{ClusterGauges, Metrics};
+
 /// A worker that left the cluster, and with it the map output it served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostWorker {
@@ -47,7 +50,7 @@ pub struct LostWorker {
     pub shuffle_address: String,
 }
 
-/// Tunables of the cluster.
+/// Tunables of the cluster, and where it counts what it does.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// A worker silent this long loses its attempts; an attempt past its timeout by this
@@ -55,14 +58,17 @@ pub struct ClusterConfig {
     pub lease_timeout: Duration,
     /// A map or reduce attempt without progress this long is stopped; `None`: never.
     pub progress_timeout: Option<Duration>,
+    /// The coordinator's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ClusterConfig {
-    /// Leases of `lease_timeout`, no progress timeout.
+    /// Leases of `lease_timeout`, no progress timeout, metrics of its own.
     pub fn with_lease(lease_timeout: Duration) -> Self {
         Self {
             lease_timeout,
             progress_timeout: None,
+            metrics: Arc::default(),
         }
     }
 }
@@ -71,13 +77,12 @@ impl ClusterConfig {
 pub struct Cluster {
     state: Mutex<State>,
     config: ClusterConfig,
-    /// Reports refused: from a worker that does not hold the attempt, or of the wrong kind.
-    rejected_reports: std::sync::atomic::AtomicU64,
     lost_workers: broadcast::Sender<LostWorker>,
     joined: Notify,
 }
 
 struct State {
+    metrics: Arc<Metrics>,
     /// Identities that own work, numbered for fair sharing.
     identities: HashMap<String, u32>,
     workers: Workers,
@@ -94,6 +99,7 @@ impl Cluster {
         let (lost_workers, _) = broadcast::channel(1024);
         Arc::new(Self {
             state: Mutex::new(State {
+                metrics: config.metrics.clone(),
                 identities: HashMap::new(),
                 workers: Workers::default(),
                 share: FairShare::default(),
@@ -102,7 +108,6 @@ impl Cluster {
                 held: HeldOutputs::default(),
             }),
             config,
-            rejected_reports: Default::default(),
             lost_workers,
             joined: Notify::new(),
         })
@@ -151,10 +156,14 @@ impl Cluster {
         state.pump();
     }
 
-    /// The worker is alive, and these attempts of its made progress.
-    pub fn heartbeat(&self, worker: WorkerId, progressing: &[AttemptId]) {
+    /// The worker is alive, these attempts of its made progress, and its shuffle service
+    /// has sent `served_bytes` in all.
+    pub fn heartbeat(&self, worker: WorkerId, progressing: &[AttemptId], served_bytes: u64) {
         let mut state = self.lock();
         state.workers.heartbeat(worker);
+        if let Some(w) = state.workers.entries.get_mut(&worker) {
+            w.served_bytes = served_bytes;
+        }
         let now = Instant::now();
         for attempt in progressing {
             if let Some(a) = state.attempts.get_mut(attempt) {
@@ -193,7 +202,7 @@ impl Cluster {
                 }
                 tracing::warn!(attempt, worker = placement.worker, outcome = %outcome.kind(), reason = ?outcome.reason(), "attempt stopped by the coordinator");
             }
-            entry.finish(outcome.clone(), Default::default());
+            entry.finish(outcome.clone(), Default::default(), &state.metrics);
         }
         overdue.len()
     }
@@ -221,6 +230,7 @@ impl Cluster {
                 a.finish(
                     AttemptOutcome::Lost(format!("worker {worker} lost: {reason}")),
                     Default::default(),
+                    &state.metrics,
                 );
             }
         }
@@ -297,7 +307,7 @@ impl Cluster {
 
     fn count(&self, verdict: Verdict) -> bool {
         if verdict != Verdict::Accepted {
-            self.rejected_reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.config.metrics.rejected_reports.inc();
         }
         verdict == Verdict::Accepted
     }
@@ -305,7 +315,51 @@ impl Cluster {
     /// Reports refused so far: late ones (the attempt was lost or cancelled), ones from a
     /// worker that does not hold the attempt, and ones of the wrong kind for it.
     pub fn rejected_reports(&self) -> u64 {
-        self.rejected_reports.load(std::sync::atomic::Ordering::Relaxed)
+        self.config.metrics.rejected_reports.get()
+    }
+
+    /// The coordinator's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.config.metrics
+    }
+
+    /// Workers, slots and waiting attempts now, for the metrics.
+    pub fn gauges(&self) -> ClusterGauges {
+        let state = self.lock();
+        let entries = state.workers.entries.values();
+        ClusterGauges {
+            workers: state.workers.entries.len() as u64,
+            slots: entries.clone().map(|w| u64::from(w.slots)).sum(),
+            busy_slots: entries.map(|w| w.running.len() as u64).sum(),
+            waiting: state.waiting().count() as u64,
+        }
+    }
+
+    /// The connected workers, by id.
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        let state = self.lock();
+        let mut workers: Vec<WorkerStatus> = state
+            .workers
+            .entries
+            .iter()
+            .map(|(id, w)| WorkerStatus {
+                id: *id,
+                address: w.shuffle_address.clone(),
+                slots: w.slots,
+                running: w.running.len() as u32,
+                heartbeat_age_ms: w.last_seen.elapsed().as_millis() as u64,
+                joined_ms: w
+                    .joined
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                succeeded: w.succeeded,
+                failed: w.failed,
+                draining: w.draining,
+                served_bytes: w.served_bytes,
+            })
+            .collect();
+        workers.sort_by_key(|w| w.id);
+        workers
     }
 
     /// Where a running attempt is, and since when.
@@ -410,9 +464,14 @@ impl Cluster {
         let Some(entry) = state.attempts.remove(&attempt) else {
             return;
         };
-        let Some(placement) = entry.placement else {
+        let Some(placement) = entry.placement.clone() else {
             return; // still queued: the pump skips it
         };
+        entry.count_end(
+            OutcomeKind::Cancelled,
+            entry.started.map(|s| s.elapsed()),
+            &state.metrics,
+        );
         state.share.finished(entry.owner);
         if let Some(w) = state.workers.entries.get_mut(&placement.worker) {
             w.running.remove(&attempt);
@@ -448,15 +507,21 @@ impl State {
             tracing::debug!(worker, attempt, "late or unknown report ignored");
             return Verdict::NotItsAttempt;
         }
+        let refusal = self.attempts[&attempt].expects.refuses(&report.outcome);
         if let Some(w) = self.workers.entries.get_mut(&worker) {
             w.running.remove(&attempt);
             w.last_seen = Instant::now();
+            match (&refusal, &report.outcome) {
+                (None, AttemptOutcome::Succeeded(_)) => w.succeeded += 1,
+                (None, AttemptOutcome::Failed(_) | AttemptOutcome::TimedOut(_)) | (Some(_), _) => w.failed += 1,
+                _ => {}
+            }
         }
         let entry = self.attempts.remove(&attempt).expect("checked above");
         self.share.finished(entry.owner);
-        match entry.expects.refuses(&report.outcome) {
+        match refusal {
             None => {
-                entry.finish(report.outcome, report.counters);
+                entry.finish(report.outcome, report.counters, &self.metrics);
                 Verdict::Accepted
             }
             Some(why) => {
@@ -464,6 +529,7 @@ impl State {
                 entry.finish(
                     AttemptOutcome::Failed(format!("rejected report: {why}")),
                     Default::default(),
+                    &self.metrics,
                 );
                 Verdict::WrongKind
             }

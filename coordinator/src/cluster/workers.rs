@@ -28,6 +28,13 @@ pub(super) struct WorkerEntry {
     pub(super) running: HashSet<AttemptId>,
     /// Whether its heartbeats name the attempts that made progress.
     pub(super) reports_progress: bool,
+    pub(super) joined: std::time::SystemTime,
+    /// Attempts it reported succeeded.
+    pub(super) succeeded: u64,
+    /// Attempts it reported failed or timed out, or whose reports were refused.
+    pub(super) failed: u64,
+    /// Map output bytes its shuffle service has sent, as its last heartbeat said.
+    pub(super) served_bytes: u64,
 }
 
 impl WorkerEntry {
@@ -74,6 +81,10 @@ impl Workers {
                 last_seen: Instant::now(),
                 running: HashSet::new(),
                 reports_progress,
+                joined: std::time::SystemTime::now(),
+                succeeded: 0,
+                failed: 0,
+                served_bytes: 0,
             },
         );
         id

@@ -288,9 +288,16 @@ impl Job {
         Ok(())
     }
 
-    fn context<'a>(&'a self, phase: &'a PhaseStats, backups: bool, log: &'a TaskLog<'a>) -> TaskContext<'a> {
+    fn context<'a>(
+        &'a self,
+        kind: TaskKind,
+        phase: &'a PhaseStats,
+        backups: bool,
+        log: &'a TaskLog<'a>,
+    ) -> TaskContext<'a> {
         TaskContext {
             cluster: &self.cluster,
+            kind,
             owner: self.owner,
             max_attempts: self.plan.spec.max_attempts,
             phase,
@@ -321,7 +328,7 @@ impl Job {
             store: &self.store,
             task,
         };
-        let ctx = self.context(&self.map_phase, backups, &log);
+        let ctx = self.context(TaskKind::Map, &self.map_phase, backups, &log);
         let mut history = self.start_task(task);
         let result = run_task(&ctx, &mut history, |id, n| self.map_assignment(m, id, n)).await;
         self.board().set_launched(TaskKind::Map, m, history.launched);
@@ -383,7 +390,7 @@ impl Job {
                 store: &self.store,
                 task,
             };
-            let ctx = self.context(&self.reduce_phase, true, &log);
+            let ctx = self.context(TaskKind::Reduce, &self.reduce_phase, true, &log);
             let mut history = self.start_task(task);
             let mut reruns = 0;
             loop {

@@ -247,6 +247,16 @@ impl Jobs {
             },
         };
         status.attempts = self.engine.store.attempts(id)?.into_iter().map(attempt_info).collect();
+        // Attempts running now are stored without their worker: the cluster knows it.
+        for attempt in status
+            .attempts
+            .iter_mut()
+            .filter(|a| a.outcome.is_none() && a.worker.is_empty())
+        {
+            if let Some((placement, _)) = self.engine.cluster.placement(attempt.id) {
+                attempt.worker = placement.shuffle_address;
+            }
+        }
         Ok(Some(status))
     }
 
@@ -272,6 +282,23 @@ impl Jobs {
                 None => status_of(record),
             })
             .collect())
+    }
+
+    /// A job's record in the store: its spec, plan and owner.
+    pub fn record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.engine.store.job(id)
+    }
+
+    /// The jobs this coordinator holds in memory, counted by state.
+    pub fn count_by_state(&self) -> Vec<(JobState, u64)> {
+        let registry = self.lock();
+        JobState::ALL
+            .iter()
+            .map(|state| {
+                let n = registry.jobs.values().filter(|e| e.state() == *state).count();
+                (*state, n as u64)
+            })
+            .collect()
     }
 
     /// How many jobs this coordinator holds in memory (unfinished ones, and ended ones

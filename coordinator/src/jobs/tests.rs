@@ -312,7 +312,7 @@ async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coor
     // Its worker stays alive but the attempt never moves.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        s.cluster.heartbeat(silent.id, &[]);
+        s.cluster.heartbeat(silent.id, &[], 0);
     }
     assert_eq!(s.cluster.expire_attempts(), 1);
     silent.drain();
@@ -338,7 +338,7 @@ async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coor
     let slow = good.next().await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        s.cluster.heartbeat(good.id, &[slow.attempt]);
+        s.cluster.heartbeat(good.id, &[slow.attempt], 0);
         assert_eq!(
             s.cluster.expire_attempts(),
             0,

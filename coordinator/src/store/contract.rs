@@ -30,7 +30,12 @@ pub(crate) fn memory() -> Opened {
 /// A fresh SQLite store in a temporary directory.
 pub(crate) fn sqlite() -> Opened {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = SqliteStore::open(dir.path(), |_| Err("no weft 0.1 specs here".into())).unwrap();
+    let (store, _) = SqliteStore::open(
+        dir.path(),
+        |_| Err("no weft 0.1 specs here".into()),
+        prometheus_client::metrics::histogram::Histogram::new([1.0]),
+    )
+    .unwrap();
     Opened {
         store: Arc::new(store),
         _dir: Some(dir),

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
@@ -117,8 +118,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (or creates) `dir/weft.db`, refusing damaged or newer databases and migrating
     /// older ones (`v1_spec` reads the specs weft 0.1 stored); returns the store and what
-    /// it held.
-    pub fn open(dir: &Path, v1_spec: DecodeV1Spec) -> Result<(Self, Recovered), StoreError> {
+    /// it held. Each commit's time goes to `commit_latency`.
+    pub fn open(dir: &Path, v1_spec: DecodeV1Spec, commit_latency: Histogram) -> Result<(Self, Recovered), StoreError> {
         let path = dir.join("weft.db");
         let mut conn = open_connection(&path)?;
         migrate(&mut conn, &path, v1_spec)?;
@@ -131,7 +132,7 @@ impl SqliteStore {
         let (health_sender, health) = watch::channel(StoreHealth::Writing);
         let writer = std::thread::Builder::new()
             .name("weft-state-writer".into())
-            .spawn(move || Writer::new(conn, health_sender).run(incoming))
+            .spawn(move || Writer::new(conn, health_sender, commit_latency).run(incoming))
             .map_err(|e| StoreError::WriteFailed {
                 path: path.clone(),
                 detail: format!("cannot start the writer thread: {e}"),
@@ -394,13 +395,15 @@ struct Writer {
     backoff: Option<Duration>,
     /// When to try again what a failed commit left pending.
     retry_at: Option<Instant>,
+    commit_latency: Histogram,
 }
 
 impl Writer {
-    fn new(conn: Connection, health: watch::Sender<StoreHealth>) -> Self {
+    fn new(conn: Connection, health: watch::Sender<StoreHealth>, commit_latency: Histogram) -> Self {
         Self {
             conn,
             health,
+            commit_latency,
             pending: Vec::new(),
             backoff: None,
             retry_at: None,
@@ -466,7 +469,10 @@ impl Writer {
 
     /// Commits what is pending; returns the failure's severity, if it failed.
     fn commit(&mut self) -> Option<Severity> {
-        let failure = match apply(&mut self.conn, &self.pending) {
+        let started = Instant::now();
+        let applied = apply(&mut self.conn, &self.pending);
+        self.commit_latency.observe(started.elapsed().as_secs_f64());
+        let failure = match applied {
             Ok(()) => {
                 self.pending.drain(..).for_each(|b| b.finish(Ok(())));
                 self.recovered();
@@ -649,7 +655,7 @@ mod tests {
     use crate::store::contract::job;
 
     fn open(dir: &Path) -> Result<(SqliteStore, Recovered), StoreError> {
-        SqliteStore::open(dir, |_| Err("no weft 0.1 specs here".into()))
+        SqliteStore::open(dir, |_| Err("no weft 0.1 specs here".into()), Histogram::new([1.0]))
     }
 
     #[tokio::test]
@@ -763,7 +769,7 @@ mod tests {
         conn.pragma_update(None, "max_page_count", pages).unwrap();
         let (health_sender, health) = watch::channel(StoreHealth::Writing);
         let (writes, incoming) = std_mpsc::channel();
-        let writer = std::thread::spawn(move || Writer::new(conn, health_sender).run(incoming));
+        let writer = std::thread::spawn(move || Writer::new(conn, health_sender, Histogram::new([1.0])).run(incoming));
         (writes, health, writer)
     }
 

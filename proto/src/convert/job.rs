@@ -7,7 +7,7 @@ use std::time::Duration;
 use prost::Message;
 use weft_core::outcome::OutcomeKind;
 use weft_core::spec::{self, Builtin, JobSpec, Program, SpecError};
-use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase};
+use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase, WorkerStatus};
 use weft_core::work::{JobId, JobProgram, TaskKind};
 
 use super::ConvertError;
@@ -185,6 +185,38 @@ fn phase_to_wire(phase: Phase) -> v1::JobPhase {
         Phase::Map => v1::JobPhase::Map,
         Phase::Reduce => v1::JobPhase::Reduce,
         Phase::Done => v1::JobPhase::Done,
+    }
+}
+
+/// A worker's status as a wire message.
+pub fn worker_to_wire(w: &WorkerStatus) -> v1::WorkerInfo {
+    v1::WorkerInfo {
+        id: w.id,
+        address: w.address.clone(),
+        slots: w.slots,
+        running: w.running,
+        heartbeat_age_ms: w.heartbeat_age_ms,
+        joined_ms: w.joined_ms,
+        succeeded: w.succeeded,
+        failed: w.failed,
+        draining: w.draining,
+        served_bytes: w.served_bytes,
+    }
+}
+
+/// A worker's status from a wire message.
+pub fn worker_from_wire(w: v1::WorkerInfo) -> WorkerStatus {
+    WorkerStatus {
+        id: w.id,
+        address: w.address,
+        slots: w.slots,
+        running: w.running,
+        heartbeat_age_ms: w.heartbeat_age_ms,
+        joined_ms: w.joined_ms,
+        succeeded: w.succeeded,
+        failed: w.failed,
+        draining: w.draining,
+        served_bytes: w.served_bytes,
     }
 }
 

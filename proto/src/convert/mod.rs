@@ -8,7 +8,10 @@ mod job;
 mod session;
 
 pub use batch::{batch_from_wire, batch_parts, results_from_wire, results_to_wire};
-pub use job::{program_from_wire, program_to_wire, spec_from_stored_v1, status_from_wire, status_to_wire};
+pub use job::{
+    program_from_wire, program_to_wire, spec_from_stored_v1, status_from_wire, status_to_wire, worker_from_wire,
+    worker_to_wire,
+};
 pub use session::{reports_to_wire, to_worker_wire, Received};
 
 use prost::Message;

@@ -233,7 +233,13 @@ impl From<FromWorker> for v1::WorkerMessage {
                 reports_progress: r.reports_progress,
             }),
             FromWorker::Credit(slots) => Kind::Credit(slots),
-            FromWorker::Heartbeat { progressing } => Kind::Heartbeat(v1::Heartbeat { progressing }),
+            FromWorker::Heartbeat {
+                progressing,
+                served_bytes,
+            } => Kind::Heartbeat(v1::Heartbeat {
+                progressing,
+                served_bytes,
+            }),
             FromWorker::Reports { reports, credit } => Kind::Reports(v1::Reports {
                 reports: reports.into_iter().map(Into::into).collect(),
                 credit,
@@ -273,6 +279,7 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
             Kind::Credit(slots) => FromWorker::Credit(slots),
             Kind::Heartbeat(h) => FromWorker::Heartbeat {
                 progressing: h.progressing,
+                served_bytes: h.served_bytes,
             },
             Kind::Reports(r) => FromWorker::Reports {
                 reports: r.reports.into_iter().map(Into::into).collect(),
@@ -516,6 +523,7 @@ mod tests {
             }),
             FromWorker::Heartbeat {
                 progressing: vec![4, 9],
+                served_bytes: 1 << 40,
             },
             FromWorker::Reports { reports, credit: 2 },
             FromWorker::Drain,

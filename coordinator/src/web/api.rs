@@ -1,0 +1,139 @@
+//! The JSON API under `/api/`: what the pages show, for scripts. A job is the same JSON as
+//! `weft status --json` ([`JobStatus::to_json`](weft_core::status::JobStatus::to_json)).
+//! Every answer is checked like its gRPC twin: a job is seen or cancelled by its owner or
+//! an admin; an unknown or malformed id is 404.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use weft_auth::tokens::Caller;
+use weft_core::status::{JobStatus, WorkerStatus};
+use weft_core::work::JobId;
+
+use super::sessions::{changer, reader, Refusal};
+use super::views::batch_json;
+use super::Web;
+
+/// `?limit=N` on the jobs list.
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// Jobs listed at most, when not said.
+const DEFAULT_LIMIT: usize = 100;
+
+/// The job `id` names, if `caller` may see it.
+pub fn visible_job(web: &Web, caller: &Caller, id: &str, action: &str) -> Result<JobStatus, Refusal> {
+    let unknown = || Refusal::NotFound(format!("no job {id}"));
+    let id: JobId = id.parse().map_err(|_| unknown())?;
+    let status = web.jobs.status(id)?.ok_or_else(unknown)?;
+    if !caller.owns(&status.owner) {
+        let why = format!(
+            "job {id} is not {}'s: only its owner and admins may {action} it",
+            caller.name
+        );
+        return Err(Refusal::Forbidden(
+            crate::auth::denied(caller, action, Some(&id.to_string()), &why)
+                .message()
+                .to_string(),
+        ));
+    }
+    Ok(status)
+}
+
+/// Cancels the job `id` names for `caller`; its status after.
+pub async fn cancel_job(web: &Web, caller: &Caller, id: &str) -> Result<JobStatus, Refusal> {
+    let status = visible_job(web, caller, id, "cancel")?;
+    let status = web
+        .jobs
+        .cancel(status.id)
+        .await?
+        .ok_or_else(|| Refusal::NotFound(format!("no job {id}")))?;
+    crate::auth::audit(caller, "cancel", id);
+    Ok(status)
+}
+
+/// `GET /api/jobs`: the newest jobs the caller may see.
+pub async fn jobs(State(web): State<Web>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
+    let answer = || -> Result<_, Refusal> {
+        let caller = reader(&web, &headers)?;
+        let jobs = web
+            .jobs
+            .list(query.limit.unwrap_or(DEFAULT_LIMIT).min(10_000), &caller)?;
+        Ok(Json(
+            json!({ "jobs": jobs.iter().map(JobStatus::to_json).collect::<Vec<_>>() }),
+        ))
+    };
+    answer().into_response()
+}
+
+/// `GET /api/jobs/{id}`: one job with its attempts.
+pub async fn job(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let answer = || -> Result<_, Refusal> {
+        let caller = reader(&web, &headers)?;
+        Ok(Json(visible_job(&web, &caller, &id, "see")?.to_json()))
+    };
+    answer().into_response()
+}
+
+/// `POST /api/jobs/{id}/cancel`: cancels a job; its status after.
+pub async fn cancel(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match changer(&web, &headers, None) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match cancel_job(&web, &caller, &id).await {
+        Ok(status) => Json(status.to_json()).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /api/workers`: the connected workers.
+pub async fn workers(State(web): State<Web>, headers: HeaderMap) -> Response {
+    match reader(&web, &headers) {
+        Ok(_) => {
+            let workers = web.cluster.workers();
+            Json(json!({ "workers": workers.iter().map(WorkerStatus::to_json).collect::<Vec<_>>() })).into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /api/batches`: the task batches running.
+pub async fn batches(State(web): State<Web>, headers: HeaderMap) -> Response {
+    match reader(&web, &headers) {
+        Ok(caller) => {
+            let batches = web.batches.visible_to(&caller);
+            Json(json!({ "batches": batches.iter().map(batch_json).collect::<Vec<_>>() })).into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /api/overview`: jobs by state, workers, slots, waiting attempts, running batches.
+pub async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
+    match reader(&web, &headers) {
+        Ok(_) => {
+            let gauges = web.cluster.gauges();
+            let jobs: serde_json::Map<String, serde_json::Value> = web
+                .jobs
+                .count_by_state()
+                .into_iter()
+                .map(|(state, n)| (state.name().to_string(), n.into()))
+                .collect();
+            Json(json!({
+                "jobs": jobs,
+                "workers": gauges.workers,
+                "slots": gauges.slots,
+                "busy_slots": gauges.busy_slots,
+                "attempts_waiting": gauges.waiting,
+                "batches": web.batches.batches().len(),
+            }))
+            .into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
