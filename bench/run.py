@@ -3,6 +3,7 @@
 
     bench/run.py [--size 1GiB] [--only wordcount,sort,queue,scale] [--weft-only] [--tasks N]
     bench/run.py --weft-only --only security [--rounds 5]   # what TLS and tokens cost
+    bench/run.py --weft-only --only observed [--rounds 5]   # what the dashboard and scrapes cost
 
 Installs what it needs (a venv under target/bench-venv from PyPI; redis-server from Debian's
 packages for Celery), builds weft and the bench programs in release mode, generates the data,
@@ -25,7 +26,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -148,9 +151,11 @@ class WeftCluster:
     every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
     every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0, secure=False):
+    def __init__(self, slots, prefetch=0, secure=False, observed=False):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
+        http_ports = [free_port() for _ in range(3)] if observed else []
+        http = lambda i: ["--http", f"127.0.0.1:{http_ports[i]}"] if observed else []  # noqa: E731
         quiet = dict(os.environ, WEFT_LOG="warn")
         tls = []
         self.client_env = dict(os.environ)
@@ -160,11 +165,12 @@ class WeftCluster:
             tls = ["--tls-dir", secrets]
             self.client_env.update(WEFT_TLS_DIR=str(secrets), WEFT_TOKEN_FILE=str(secrets / "admin.token"))
         self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
-        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls], env=quiet, stderr=subprocess.DEVNULL)
+        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
-            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls], env=quiet, stderr=subprocess.DEVNULL)
+            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i)], env=quiet, stderr=subprocess.DEVNULL)
             for i in range(2)
         ]
+        self.watcher = Watcher([f"http://127.0.0.1:{p}" for p in http_ports]) if observed else None
         deadline = time.time() + 30
         while subprocess.run([RELEASE / "weft", "health", "--coordinator", self.url], env=self.client_env, capture_output=True).returncode != 0:
             if time.time() > deadline:
@@ -176,16 +182,56 @@ class WeftCluster:
         return sum(rss_of(p.pid) for p in [self.coordinator, *self.workers])
 
     def close(self):
+        if self.watcher:
+            self.watcher.stop()
         for p in [*self.workers, self.coordinator]:
             p.send_signal(signal.SIGKILL)
             p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def weft_cluster_job(flags, secure=False):
+class Watcher:
+    """What an operator's second screen and a Prometheus server do to a cluster: the
+    dashboard's live jobs view held open (the coordinator re-renders it every second), and
+    every /metrics read every second. `urls`: the coordinator's HTTP listener, then the
+    workers'."""
+
+    def __init__(self, urls):
+        self.urls = urls
+        self.stopping = threading.Event()
+        self.scrapes = 0
+        self.threads = [threading.Thread(target=self.scrape, daemon=True), threading.Thread(target=self.watch, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def scrape(self):
+        while not self.stopping.wait(1.0):
+            for url in self.urls:
+                try:
+                    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+                        r.read()
+                    self.scrapes += 1
+                except OSError:
+                    pass
+
+    def watch(self):
+        while not self.stopping.is_set():
+            try:
+                with urllib.request.urlopen(f"{self.urls[0]}/live/jobs", timeout=5) as r:
+                    while not self.stopping.is_set() and r.readline():
+                        pass
+            except OSError:
+                self.stopping.wait(0.2)
+
+    def stop(self):
+        self.stopping.set()
+        log(f"   watched: {self.scrapes} scrapes of /metrics")
+
+
+def weft_cluster_job(flags, secure=False, observed=False):
     # One slot per worker: two workers on two cores, as `weft run` sets them (two slots each
     # would run four tasks on two cores: 3.5 s against 2.8-3.1 s on the 1 GiB wordcount).
-    cluster = WeftCluster(slots=1, secure=secure)
+    cluster = WeftCluster(slots=1, secure=secure, observed=observed)
     try:
         started = time.perf_counter()
         proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -201,10 +247,10 @@ def weft_cluster_job(flags, secure=False):
         cluster.close()
 
 
-def weft_queue(tasks, singles, secure=False):
+def weft_queue(tasks, singles, secure=False, observed=False):
     """The queue benchmark on a cluster of 2 workers × 2 slots, 64 prefetched each: its
     JSON line and the cluster's RSS."""
-    cluster = WeftCluster(2, prefetch=64, secure=secure)
+    cluster = WeftCluster(2, prefetch=64, secure=secure, observed=observed)
     try:
         _, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), str(singles)], env=cluster.client_env)
         return json.loads(out.strip().splitlines()[-1]), cluster.rss() + rss
@@ -439,64 +485,77 @@ def wide(tasks):
 
 def security(size, tasks, rounds):
     """What TLS and tokens cost: each workload on a plaintext cluster and on a secured one
-    (TLS on every connection, a token on every call), alternately, `rounds` times each; the
-    median and the spread of each."""
+    (TLS on every connection, a token on every call)."""
+    return paired("TLS and tokens against plaintext", [("plaintext", {}), ("TLS + tokens", {"secure": True})], size, tasks, rounds)
+
+
+def observed(size, tasks, rounds):
+    """What watching costs: each workload on a cluster nobody looks at, and on one whose
+    dashboard is open (its live jobs view re-rendered every second) while Prometheus-style
+    scrapes read the coordinator's and both workers' /metrics every second."""
+    return paired("With the dashboard open and metrics scraped every second", [("unwatched", {}), ("watched", {"observed": True})], size, tasks, rounds)
+
+
+def paired(title, sides, size, tasks, rounds):
+    """Each workload on two kinds of cluster (`sides`: a label and WeftCluster options each),
+    alternately, `rounds` times each; the median and the spread of each."""
     wc_data, _, wc_total = text_data(size)
     sort_data, _, sort_total = record_data(size)
-    out = fresh_dir(WORK / "security-out")
+    out = fresh_dir(WORK / "paired-out")
     workloads = [
-        ("wordcount", wc_total, "MB/s", lambda secure, o: weft_cluster_job(["--input", wc_data, "--output", o, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(wc_total // 8, 1 << 20))], secure), read_counts),
-        ("sort", sort_total, "MB/s", lambda secure, o: weft_cluster_job(["--input", sort_data, "--output", o, "--app", "sort", "--reduce-tasks", "4", "--split-size", str(max(sort_total // 8, 1 << 20))], secure), None),
-        ("queue", None, "tasks/s", lambda secure, o: weft_queue(tasks, 500, secure), None),
+        ("wordcount", wc_total, "MB/s", lambda mode, o: weft_cluster_job(["--input", wc_data, "--output", o, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(wc_total // 8, 1 << 20))], **mode), read_counts),
+        ("sort", sort_total, "MB/s", lambda mode, o: weft_cluster_job(["--input", sort_data, "--output", o, "--app", "sort", "--reduce-tasks", "4", "--split-size", str(max(sort_total // 8, 1 << 20))], **mode), None),
+        ("queue", None, "tasks/s", lambda mode, o: weft_queue(tasks, 500, **mode), None),
     ]
     sections = []
     for name, total, unit, run, read in workloads:
-        samples = {False: [], True: []}
-        notes = {False: [], True: []}
+        samples = {0: [], 1: []}
+        notes = {0: [], 1: []}
         error = None
         for round_ in range(rounds):
             # Each side goes first in every other round, so that neither always runs in the
             # other's wake; written data is synced first, so that no run pays for another's
             # writeback.
-            for secure in (False, True) if round_ % 2 == 0 else (True, False):
-                target = out / f"{name}-{'tls' if secure else 'plain'}-{round_}"
+            for side in (0, 1) if round_ % 2 == 0 else (1, 0):
+                label, mode = sides[side]
+                target = out / f"{name}-{side}-{round_}"
                 os.sync()
                 try:
-                    result = run(secure, target)
+                    result = run(mode, target)
                 except Exception as e:
-                    error = error or f"{'TLS' if secure else 'plaintext'}: {e}"
+                    error = error or f"{label}: {e}"
                     continue
                 if name == "queue":
                     stats, rss = result
-                    samples[secure].append((stats["seconds"], rss))
-                    notes[secure].append(stats["p50_ms"])
+                    samples[side].append((stats["seconds"], rss))
+                    notes[side].append(stats["p50_ms"])
                 else:
-                    samples[secure].append(result)
-                log(f"   {name} {'TLS + tokens' if secure else 'plaintext'} round {round_ + 1}: {samples[secure][-1][0]:.3f} s")
+                    samples[side].append(result)
+                log(f"   {name} {label} round {round_ + 1}: {samples[side][-1][0]:.3f} s")
                 if round_ > 0:
                     shutil.rmtree(target, ignore_errors=True)
             if round_ == 0 and name != "queue" and not error:
-                plain, tls = out / f"{name}-plain-0", out / f"{name}-tls-0"
-                same = read_counts(plain) == read_counts(tls) if read else same_lines(plain, tls)
+                first, second = out / f"{name}-0-0", out / f"{name}-1-0"
+                same = read_counts(first) == read_counts(second) if read else same_lines(first, second)
                 if not same:
-                    error = "the secured cluster's output differs from the plaintext one's"
-                shutil.rmtree(plain, ignore_errors=True)
-                shutil.rmtree(tls, ignore_errors=True)
+                    error = f"the {sides[1][0]} cluster's output differs from the {sides[0][0]} one's"
+                shutil.rmtree(first, ignore_errors=True)
+                shutil.rmtree(second, ignore_errors=True)
         results = []
-        for secure, label in ((False, "plaintext"), (True, "TLS + tokens")):
-            times = sorted(t for t, _ in samples[secure])
+        for side, (label, _) in enumerate(sides):
+            times = sorted(t for t, _ in samples[side])
             if not times or error:
                 results.append(Measured(f"weft {name}, {label}", error=error or "no run finished"))
                 continue
             median = times[len(times) // 2]
             note = f"median of {len(times)}; runs {', '.join(f'{t:.2f}' for t in times)} s; spread {(times[-1] - times[0]) / median:.0%}"
-            if notes[secure]:
-                p50 = sorted(notes[secure])[len(notes[secure]) // 2]
+            if notes[side]:
+                p50 = sorted(notes[side])[len(notes[side]) // 2]
                 note += f"; single-task p50 {p50:.3f} ms"
-            r = Measured(f"weft {name}, {label}", median, max(m for _, m in samples[secure]), note=note)
+            r = Measured(f"weft {name}, {label}", median, max(m for _, m in samples[side]), note=note)
             r.tasks = tasks
             results.append(r)
-        section = {"title": f"TLS and tokens against plaintext: {name}", "unit": unit, "results": results}
+        section = {"title": f"{title}: {name}", "unit": unit, "results": results}
         if total:
             section["bytes"] = total
         sections.append(section)
@@ -569,8 +628,8 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, wide, security (security is only run when named)")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security comparison (default 5)")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, wide, security, observed (the last two only when named)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     args = parser.parse_args()
@@ -593,6 +652,7 @@ def main():
         ("scale", lambda: scale(args.scale_tasks)),
         ("wide", lambda: wide(args.wide_tasks)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
+        ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
     ]:
         if name in only:
             log(f"== {name}")

@@ -6,13 +6,14 @@ cluster secured with TLS and tokens.
 
     deploy/observe-test.py [--only STEP[,STEP...]] [--keep]
 
-Steps: api (the JSON API against `weft status --json`, escaping), prometheus (task counters
+Steps: api (the JSON API against `weft status --json`, escaping), logs (`weft logs` and
+the dashboard's log page show an attempt's stderr, read from its worker), prometheus (task counters
 in Prometheus equal the job's tasks; every PromQL expression of the Grafana dashboard returns
 data), browser (the job appears and advances, every worker is listed, the cancel button
 cancels; a screenshot goes to docs/dashboard-job.png), secured (tokens, cookies, CSRF, the
 listener rule), top (`weft top` in tmux shows the running job).
 
-Needs target/release/weft, and Debian's prometheus, chromium, chromium-driver and tmux
+Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver and tmux
 (`.ci/run` installs them).
 """
 
@@ -40,7 +41,7 @@ REPO = DEPLOY.parent
 WEFT = REPO / "target" / "release" / "weft"
 GRAFANA = DEPLOY / "grafana" / "weft-dashboard.json"
 SCREENSHOT = REPO / "docs" / "dashboard-job.png"
-STEPS = ["api", "prometheus", "browser", "secured", "top"]
+STEPS = ["api", "logs", "prometheus", "browser", "secured", "top"]
 SLOW_MAPPER = "sleep 1; tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
 SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 
@@ -189,6 +190,24 @@ def step_api(cluster, root):
     status, _, _ = request(f"{cluster.http}/api/jobs/{job}/cancel", data=b"", method="POST")
     assert status == 403, status
     return f"{job}: API equals `weft status --json`; name escaped on 2 pages; cancel without CSRF refused"
+
+
+def step_logs(cluster, root):
+    inputs = make_input(root / "in-logs", files=2, lines=10)
+    mapper = "echo 'reporter:status:half way' >&2; echo '<b>said on stderr</b>' >&2; cat"
+    job = cluster.submit("--input", inputs, "--output", root / "out-logs", "--mapper", mapper, "--reducer", "cat", "--wait")
+    text = cluster.weft("logs", job, "m0").stdout
+    assert f"==> {job}-m-00000 attempt 1" in text, text
+    for wanted in ["reporter:status:half way", "<b>said on stderr</b>", "started", "ended succeeded"]:
+        assert wanted in text, f"{wanted!r} not in the log:\n{text}"
+    every = cluster.weft("logs", job).stdout
+    assert every.count("==> ") == 3, every  # 2 maps and 1 reduce
+    missing = cluster.weft("logs", job, "m9", check=False)
+    assert missing.returncode != 0 and "no attempt" in missing.stderr, missing.stderr
+    attempt = next(a for a in cluster.status(job)["attempts"] if a["kind"] == "map" and a["task"] == 0)
+    status, _, page = request(f"{cluster.http}/jobs/{job}/logs/{attempt['id']}")
+    assert status == 200 and "&#60;b&#62;said on stderr&#60;/b&#62;" in page and "<b>said" not in page, page[:2000]
+    return f"{job}: weft logs shows stderr, reporter lines and the worker's notes; the log page escapes it"
 
 
 class Prometheus:
@@ -386,6 +405,10 @@ def step_secured(root):
         alice = dict(cluster.env, WEFT_TOKEN_FILE=str(tls / "alice.token"))
         job = subprocess.run([WEFT, "submit", "--input", inputs, "--output", root / "out-secured", "--app", "wordcount",
                               "--name", "alice's"], capture_output=True, text=True, env=alice, check=True).stdout.strip()
+        # The coordinator reads logs from the worker over TLS with its own certificate.
+        wait = subprocess.run([WEFT, "wait", job], capture_output=True, text=True, env=alice)
+        logs = subprocess.run([WEFT, "logs", job, "r0"], capture_output=True, text=True, env=alice)
+        assert wait.returncode == 0 and logs.returncode == 0 and "ended succeeded" in logs.stdout, (wait.stderr, logs)
         # The watcher sees only its own jobs: alice's is not there.
         assert request(f"{cluster.http}/api/jobs/{job}", token=token["watcher"])[0] == 403
         assert request(f"{cluster.http}/api/jobs/{job}", token=token["alice"])[0] == 200
@@ -409,6 +432,14 @@ def step_secured(root):
         # The page's own form cancels (the job may have ended: then cancel leaves it so).
         status, headers, _ = request(f"{cluster.http}/jobs/{job}/cancel", data=f"csrf={csrf}".encode(), cookies=jar)
         assert status == 303, status
+        # Prometheus scrapes the secured cluster as deploy/prometheus/prometheus.yml does: the
+        # coordinator with a read token, the worker over TLS, both verified by the CA.
+        prom = Prometheus(root / "secured", {"weft-coordinator": [cluster.http], "weft-workers": cluster.worker_http},
+                          token=token["watcher"], ca=tls / "ca.pem")
+        try:
+            wait_until(lambda: prom.value('sum(up{job=~"weft.*"})') == 2, "Prometheus to scrape over TLS", 60)
+        finally:
+            prom.stop()
         for name, secret in token.items():
             for log_file in (root / "secured").glob("*.log"):
                 assert secret not in log_file.read_text(), f"{name}'s token in {log_file}"
@@ -420,7 +451,7 @@ def step_secured(root):
                             f"0.0.0.0:{free_port()}", "--state-dir", root / "probe"],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode != 0 and "the dashboard" in probe.stderr, probe.stderr
-    return "401 without a token, 403 across owners, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
+    return "401 without a token, 403 across owners, logs over TLS, Prometheus scrapes over TLS with a token, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
 
 
 def step_top(cluster, root):
@@ -451,6 +482,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     steps = args.only.split(",")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "weft"], cwd=REPO, check=True)
     root = Path(tempfile.mkdtemp(prefix="weft-observe-"))
     log(f"== observability suite in {root}")
     cluster = None

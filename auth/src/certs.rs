@@ -204,9 +204,11 @@ fn leaf(
     params.distinguished_name = name(role.name());
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = match role {
-        // The coordinator only serves; a worker also dials the coordinator and its peers.
-        PeerRole::Coordinator => vec![ExtendedKeyUsagePurpose::ServerAuth],
-        PeerRole::Worker => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+        // Both serve and dial: a worker dials the coordinator and its peers, the coordinator
+        // dials workers to read attempts' logs.
+        PeerRole::Coordinator | PeerRole::Worker => {
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+        }
     };
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::days(1);

@@ -43,6 +43,8 @@ enum Command {
     Cancel(cancel::Args),
     /// Watch the cluster live in the terminal: jobs and workers, redrawn every second.
     Top(top::Args),
+    /// Print attempts' logs (stderr and the worker's notes), read from their workers.
+    Logs(logs::Args),
     /// Check that a coordinator (or, with --worker, a worker) serves: exit 0 if so, 1 if not.
     Health(health::Args),
     /// Make a CA, the coordinator's and workers' certificates and client tokens.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             Command::Wait(args) => wait::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
             Command::Top(args) => top::run(args).await,
+            Command::Logs(args) => logs::run(args).await,
             Command::Health(args) => health::run(args).await,
             Command::Certs(args) => certs::run(args),
             Command::GenerateText(args) => generate_text::run(args),

@@ -156,6 +156,35 @@ impl Client {
         Ok(jobs.collect::<Result<_, _>>()?)
     }
 
+    /// The logs of `job`'s attempts, read from the workers that ran them: every task's
+    /// (`task` empty), or one task's (`m3`, `r0`, or its id), every attempt of it
+    /// (`attempt` 0) or one (its number).
+    pub async fn logs(&self, job: &str, task: &str, attempt: u32) -> Result<Vec<AttemptLog>, ClientError> {
+        let request = v1::LogsRequest {
+            job_id: job.to_string(),
+            task: task.to_string(),
+            attempt,
+        };
+        let mut pieces = self.jobs.clone().get_logs(request).await?.into_inner();
+        let mut logs: Vec<AttemptLog> = Vec::new();
+        while let Some(piece) = pieces.message().await? {
+            match logs.last_mut() {
+                Some(log) if log.attempt_id == piece.attempt_id && piece.task_id.is_empty() => {
+                    log.data.extend_from_slice(&piece.data)
+                }
+                _ => logs.push(AttemptLog {
+                    attempt_id: piece.attempt_id,
+                    task_id: piece.task_id,
+                    number: piece.number,
+                    worker: piece.worker,
+                    data: piece.data,
+                    error: (!piece.error.is_empty()).then_some(piece.error),
+                }),
+            }
+        }
+        Ok(logs)
+    }
+
     /// The workers connected to the coordinator, by id.
     pub async fn workers(&self) -> Result<Vec<WorkerStatus>, ClientError> {
         let response = self.jobs.clone().list_workers(v1::ListWorkersRequest {}).await?;
@@ -259,4 +288,21 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     chain.join(": ")
+}
+
+/// One attempt's log: its stderr and its worker's notes about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The attempt's id.
+    pub attempt_id: u64,
+    /// Its task, `job-000042-m-00003`.
+    pub task_id: String,
+    /// Its number among the task's attempts (1, 2, ...).
+    pub number: u32,
+    /// The worker that ran it.
+    pub worker: String,
+    /// The log.
+    pub data: Vec<u8>,
+    /// Why the log could not be read, if it could not.
+    pub error: Option<String>,
 }

@@ -49,7 +49,7 @@ mod health;
 mod job;
 mod tasks;
 
-pub use client::{Client, Credentials, CredentialsError};
+pub use client::{AttemptLog, Client, Credentials, CredentialsError};
 pub use error::ClientError;
 pub use health::check_health;
 pub use job::JobHandle;

@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod jobs;
+pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod server;

@@ -20,6 +20,7 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::job::Engine;
 use crate::jobs::Jobs;
+use crate::logs::LogReader;
 use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
@@ -123,10 +124,12 @@ pub async fn serve_on(
     background.spawn(reload_on_sighup(gate.clone(), shutdown.clone()));
 
     let batches = Arc::new(BatchBoard::default());
+    let logs = Arc::new(LogReader::new(tls.clone()));
     let job_api = JobApi {
         jobs: jobs.clone(),
         cluster: cluster.clone(),
         batches: batches.clone(),
+        logs: logs.clone(),
         gate: gate.clone(),
         limits: config.limits.clone(),
         shutdown: shutdown.clone(),
@@ -157,6 +160,7 @@ pub async fn serve_on(
             jobs: jobs.clone(),
             cluster: cluster.clone(),
             batches: batches.clone(),
+            logs: logs.clone(),
             gate: gate.clone(),
             sessions: Default::default(),
             metrics: metrics.clone(),

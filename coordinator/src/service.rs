@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::{JobSpec, Program};
-use weft_core::status::JobStatus;
+use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{Batch, Handler, JobId, MAX_TASK_BYTES};
 use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, worker_to_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, job_service_server::JobService};
@@ -22,6 +22,7 @@ use crate::cluster::Cluster;
 use crate::config::Limits;
 use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
+use crate::logs::{select, task_of, LogReader};
 
 /// Serves [`JobService`].
 pub struct JobApi {
@@ -31,6 +32,8 @@ pub struct JobApi {
     pub cluster: Arc<Cluster>,
     /// The batches running, for the dashboard.
     pub batches: Arc<BatchBoard>,
+    /// Reads attempts' logs from workers.
+    pub logs: Arc<LogReader>,
     /// The token book, to end the streams of revoked tokens.
     pub gate: Arc<Gate>,
     /// What a request may ask for.
@@ -172,6 +175,43 @@ impl JobService for JobApi {
         require(&caller(&request), Role::Read, "listing workers")?;
         let workers = self.cluster.workers().iter().map(worker_to_wire).collect();
         Ok(Response::new(v1::WorkerList { workers }))
+    }
+
+    type GetLogsStream = BoxStream<v1::AttemptLogChunk>;
+
+    async fn get_logs(&self, request: Request<v1::LogsRequest>) -> Result<Response<Self::GetLogsStream>, Status> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let id: JobId = r.job_id.parse().map_err(|_| unknown_job(&r.job_id))?;
+        let status = self.visible_status(&caller, id, "read the logs of")?;
+        let chosen: Vec<AttemptInfo> = select(&status, &r.task, r.attempt)
+            .map_err(Status::invalid_argument)?
+            .into_iter()
+            .cloned()
+            .collect();
+        let reader = self.logs.clone();
+        let pieces = futures::stream::iter(chosen).then(move |a| {
+            let (reader, task) = (reader.clone(), task_of(&status, &a));
+            async move {
+                let read = reader.read(&a.worker, task, a.id).await;
+                let head = v1::AttemptLogChunk {
+                    attempt_id: a.id,
+                    task_id: task.to_string(),
+                    number: a.number,
+                    worker: a.worker.clone(),
+                    data: Vec::new(),
+                    error: read.as_ref().err().cloned().unwrap_or_default(),
+                };
+                let data = read.unwrap_or_default();
+                let body = data.chunks(1 << 20).map(|piece| v1::AttemptLogChunk {
+                    attempt_id: a.id,
+                    data: piece.to_vec(),
+                    ..Default::default()
+                });
+                futures::stream::iter(std::iter::once(head).chain(body.collect::<Vec<_>>()).map(Ok))
+            }
+        });
+        Ok(Response::new(Box::pin(self.guarded(caller, pieces.flatten()))))
     }
 
     type WatchJobStream = BoxStream<v1::JobStatus>;

@@ -194,6 +194,33 @@ impl TaskId {
     }
 }
 
+impl FromStr for TaskId {
+    type Err = BadId;
+
+    /// Reads the one format [`Display`](fmt::Display) writes.
+    fn from_str(text: &str) -> Result<Self, BadId> {
+        let bad = || BadId {
+            text: text.to_string(),
+            what: "task",
+            example: "job-000042-m-00007",
+        };
+        let mut parts = text.rsplitn(3, '-');
+        let (Some(index), Some(kind), Some(owner)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let index: u32 = index.parse().map_err(|_| bad())?;
+        match kind {
+            "m" => Ok(TaskId::Map(owner.parse().map_err(|_| bad())?, index)),
+            "r" => Ok(TaskId::Reduce(owner.parse().map_err(|_| bad())?, index)),
+            "q" => Ok(TaskId::Queue(owner.parse().map_err(|_| bad())?, index)),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// One attempt of one task, as the coordinator hands it to a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
@@ -364,6 +391,23 @@ mod tests {
             assert!(err.to_string().contains("job-000042"), "{err}");
         }
         assert_eq!(BatchId::new(7).to_string(), "batch-000007");
+        for task in [
+            TaskId::Map(JobId::new(42), 7),
+            TaskId::Reduce(JobId::new(1_234_567), 0),
+            TaskId::Queue(BatchId::new(3), 12),
+        ] {
+            assert_eq!(task.to_string().parse::<TaskId>(), Ok(task));
+        }
+        for bad in [
+            "",
+            "job-000042",
+            "job-000042-x-00001",
+            "job-000042-m-",
+            "../x-m-1",
+            "job-1-m-1-2",
+        ] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
         assert_eq!(TaskId::Map(job, 7).to_string(), "job-000042-m-00007");
         assert_eq!(TaskId::Reduce(job, 0).to_string(), "job-000042-r-00000");
         assert_eq!(TaskId::Queue(BatchId::new(3), 12).to_string(), "batch-000003-q-00012");

@@ -23,6 +23,8 @@ pub struct WorkerConfig {
     pub listen: SocketAddr,
     /// Where `/metrics` is served over HTTP; `None`: nowhere.
     pub http: Option<SocketAddr>,
+    /// Attempts' logs are kept this long after their job last wrote one.
+    pub keep_logs: Duration,
     /// The address announced to the coordinator; `None`: the listen address (with this
     /// host's name if it listens on every interface).
     pub advertise: Option<String>,
@@ -50,6 +52,7 @@ impl WorkerConfig {
             work_dir: None,
             listen: "127.0.0.1:0".parse().expect("valid address"),
             http: None,
+            keep_logs: Duration::from_secs(24 * 3600),
             advertise: None,
             sort_buffer: 64 << 20,
             merge_buffer: 128 << 20,

@@ -19,6 +19,7 @@ pub mod apps;
 pub mod config;
 pub mod fetch;
 pub mod handlers;
+pub mod logs;
 pub mod map;
 pub mod mapout;
 pub mod merge;

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 
 pub use weft_core::outcome::Counters;
 
+use crate::logs::AttemptLog;
 use crate::shim;
 
 /// The descriptor on which a task's shell or shim sees the guard pipe (`sh` redirects take
@@ -65,9 +66,21 @@ struct SwitchState {
     progress: AtomicU64,
     /// Whether the attempt got its slot (until then it waits, which is no lack of progress).
     started: AtomicBool,
+    /// Where its commands' stderr is kept, if anywhere.
+    log: std::sync::OnceLock<Arc<AttemptLog>>,
 }
 
 impl KillSwitch {
+    /// Keeps the stderr of every command started under the switch in `log`.
+    pub fn keep_log(&self, log: Arc<AttemptLog>) {
+        let _ = self.inner.log.set(log);
+    }
+
+    /// The attempt's log, if it keeps one.
+    pub fn log(&self) -> Option<&Arc<AttemptLog>> {
+        self.inner.log.get()
+    }
+
     /// Kills every process started under the switch, now and from now on.
     pub fn trip(&self) {
         self.inner.tripped.store(true, Ordering::SeqCst);
@@ -215,8 +228,12 @@ impl Shell {
             let mut seen = Stderr::default();
             let mut reader = BufReader::new(stderr);
             let mut line = Vec::new();
+            let log = progress.log().cloned();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 progress.tick();
+                if let Some(log) = &log {
+                    log.append(&line);
+                }
                 match parse_counter(&line) {
                     Some((counter, amount)) => *seen.counters.entry(counter).or_default() += amount,
                     None => seen.tail.extend_from_slice(&line),

@@ -14,6 +14,7 @@ use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work, 
 
 use crate::fetch::Fetcher;
 use crate::handlers::run_queue_task;
+use crate::logs::LogDir;
 use crate::map::{run_map, MapTask};
 use crate::metrics::WorkerMetrics;
 use crate::process::KillSwitch;
@@ -34,6 +35,8 @@ pub struct WorkerContext {
     pub merge_buffer: usize,
     /// What this worker counts.
     pub metrics: Arc<WorkerMetrics>,
+    /// Where attempts' logs go.
+    pub logs: LogDir,
 }
 
 /// Runs `assignment` under `switch` until it ends or `cancel` fires (then it is handed
@@ -52,6 +55,14 @@ pub async fn run_attempt(
     };
     switch.start();
     let (kind, started) = (assignment.task.kind(), std::time::Instant::now());
+    let log = ctx.logs.start(assignment.task, attempt).map(Arc::new);
+    if let Some(log) = &log {
+        log.note(&format!(
+            "attempt {attempt} (number {}) of {} started",
+            assignment.number, assignment.task
+        ));
+        switch.keep_log(log.clone());
+    }
     ctx.metrics.busy_slots.inc();
     let stop = CancellationToken::new();
     let work = execute(ctx.clone(), assignment, switch.clone(), stop.clone());
@@ -75,6 +86,15 @@ pub async fn run_attempt(
         }
     };
     ctx.metrics.busy_slots.dec();
+    if let Some(log) = &log {
+        let reason = outcome.reason().map(|r| format!(": {r}")).unwrap_or_default();
+        log.note(&format!(
+            "ended {} after {:.3} s{reason}",
+            outcome.kind(),
+            started.elapsed().as_secs_f64()
+        ));
+        log.finish();
+    }
     ctx.metrics
         .attempt_ended(kind, outcome.kind(), started.elapsed().as_secs_f64());
     if let Some(job) = held_output {

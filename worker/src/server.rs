@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use weft_auth::listen::{is_loopback, Exposed, Listener};
 use weft_auth::tls::{endpoint, install_crypto, PeerRole, RequirePeer, TlsError};
+use weft_proto::v1::log_service_server::LogServiceServer;
 use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 
@@ -18,10 +19,11 @@ use weft_core::owned_dir::OwnedDir;
 
 use crate::config::WorkerConfig;
 use crate::fetch::{Fetcher, OwnOutput};
+use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
 use crate::runner::WorkerContext;
 use crate::session::{run_session, Identity, SessionEnd};
-use crate::shuffle::ShuffleApi;
+use crate::shuffle::{LogApi, ShuffleApi};
 use crate::store::MapOutputStore;
 
 /// Why a worker could not start.
@@ -145,6 +147,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         path: scratch.clone(),
         source,
     })?;
+    let logs = LogDir::open(work_dir.path.join("logs")).map_err(|source| WorkerError::WorkDir {
+        path: work_dir.path.join("logs"),
+        source,
+    })?;
+    tokio::spawn(sweep_logs(logs.clone(), config.keep_logs, shutdown.clone()));
     let metrics = Arc::new(WorkerMetrics::new());
     metrics.slots.set(i64::from(config.slots.max(1)));
     let ctx = Arc::new(WorkerContext {
@@ -160,6 +167,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         sort_buffer: config.sort_buffer,
         merge_buffer: config.merge_buffer,
         metrics: metrics.clone(),
+        logs: logs.clone(),
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
 
@@ -187,10 +195,19 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
             action: "fetching map output",
             tls: tls.is_some(),
         };
+        let only_the_coordinator = RequirePeer {
+            role: PeerRole::Coordinator,
+            action: "reading attempt logs",
+            tls: tls.is_some(),
+        };
         tokio::spawn(
             server
                 .add_service(health_service)
                 .add_service(InterceptedService::new(shuffle_service, only_workers))
+                .add_service(InterceptedService::new(
+                    LogServiceServer::new(LogApi { logs }),
+                    only_the_coordinator,
+                ))
                 .serve_with_incoming_shutdown(weft_proto::incoming::nodelay(listener), async move {
                     stop.cancelled().await
                 }),
@@ -326,5 +343,23 @@ impl WorkDir {
             _lock: lock,
             _temporary: temporary,
         })
+    }
+}
+
+/// Removes the logs of jobs older than `keep`, every tenth of it (at most hourly), until
+/// shutdown.
+async fn sweep_logs(logs: LogDir, keep: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval((keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let logs = logs.clone();
+                let removed = tokio::task::spawn_blocking(move || logs.sweep(keep)).await.unwrap_or(0);
+                if removed > 0 {
+                    tracing::info!(jobs = removed, "removed old attempt logs");
+                }
+            }
+            () = shutdown.cancelled() => return,
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! The shuffle service: reducers fetch one partition of one map attempt's output as a
-//! stream of chunks, never the whole partition in one message. A gRPC edge.
+//! The services a worker offers its peers, a gRPC edge: the shuffle service, where reducers
+//! fetch one partition of one map attempt's output as a stream of chunks (never the whole
+//! partition in one message), and the log service, where the coordinator reads an attempt's
+//! log.
 
 use std::pin::Pin;
 
@@ -8,9 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use weft_core::work::JobId;
-use weft_proto::v1::{self, shuffle_service_server::ShuffleService};
+use weft_core::work::{JobId, TaskId};
+use weft_proto::v1::{self, log_service_server::LogService, shuffle_service_server::ShuffleService};
 
+use crate::logs::LogDir;
 use crate::store::MapOutputStore;
 
 /// Bytes per chunk.
@@ -65,5 +68,34 @@ impl ShuffleService for ShuffleApi {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// Serves [`LogService`] from a [`LogDir`]: the coordinator reads attempts' logs.
+pub struct LogApi {
+    /// The logs.
+    pub logs: LogDir,
+}
+
+#[tonic::async_trait]
+impl LogService for LogApi {
+    type ReadLogStream = Pin<Box<dyn Stream<Item = Result<v1::Chunk, Status>> + Send>>;
+
+    async fn read_log(&self, request: Request<v1::LogRequest>) -> Result<Response<Self::ReadLogStream>, Status> {
+        let r = request.into_inner();
+        let task: TaskId = r
+            .task_id
+            .parse()
+            .map_err(|e: weft_core::work::BadId| Status::invalid_argument(e.to_string()))?;
+        let (logs, attempt) = (self.logs.clone(), r.attempt_id);
+        let data = tokio::task::spawn_blocking(move || logs.read(task, attempt))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::not_found(format!("no log of attempt {attempt} of {task} here: {e}")))?;
+        let chunks: Vec<Result<v1::Chunk, Status>> = data
+            .chunks(CHUNK_BYTES)
+            .map(|c| Ok(v1::Chunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 }

@@ -6,6 +6,7 @@ pub mod coordinator;
 pub mod generate_text;
 pub mod health;
 pub mod jobs;
+pub mod logs;
 pub mod run;
 pub mod status;
 pub mod submit;

@@ -46,6 +46,9 @@ pub struct Args {
     /// The address reducers use to reach this worker (default: the listen address).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// Keep attempts' logs (for `weft logs` and the dashboard) this long.
+    #[arg(long, default_value = "86400", value_name = "SECS", value_parser = crate::units::seconds)]
+    keep_logs: std::time::Duration,
     /// Map sort buffer in MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     sort_buffer_mb: usize,
@@ -70,6 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     config.advertise = args.advertise;
     config.http = args.http;
+    config.keep_logs = args.keep_logs;
     config.sort_buffer = args.sort_buffer_mb << 20;
     config.merge_buffer = args.merge_buffer_mb << 20;
     weft_worker::run(config, shutdown_on_signals()).await?;

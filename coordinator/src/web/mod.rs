@@ -44,6 +44,8 @@ pub struct Web {
     pub cluster: Arc<Cluster>,
     /// The task batches running.
     pub batches: Arc<BatchBoard>,
+    /// Reads attempts' logs from workers.
+    pub logs: Arc<crate::logs::LogReader>,
     /// The tokens.
     pub gate: Arc<Gate>,
     /// The signed-in sessions.
@@ -67,6 +69,7 @@ pub fn router(web: Web) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/jobs/{id}/cancel", post(pages::cancel))
+        .route("/jobs/{id}/logs/{attempt}", get(pages::log))
         .route("/live/jobs", get(live::jobs))
         .route("/live/jobs/{id}", get(live::job))
         .route("/live/workers", get(live::workers))

@@ -184,6 +184,51 @@ pub async fn workers(State(web): State<Web>, headers: HeaderMap) -> Response {
     })
 }
 
+#[derive(Template)]
+#[template(path = "log.html")]
+struct LogPage {
+    title: String,
+    job: String,
+    task: String,
+    number: u32,
+    worker: String,
+    text: String,
+    error: String,
+}
+
+/// `GET /jobs/{id}/logs/{attempt}`: one attempt's log, read from its worker.
+pub async fn log(State(web): State<Web>, headers: HeaderMap, Path((id, attempt)): Path<(String, u64)>) -> Response {
+    let caller = match sessions::reader(&web, &headers) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.for_page(),
+    };
+    let status = match visible_job(&web, &caller, &id, "read the logs of") {
+        Ok(status) => status,
+        Err(refusal) => return refusal.for_page(),
+    };
+    let Some(info) = status.attempts.iter().find(|a| a.id == attempt) else {
+        return Refusal::NotFound(format!("{id} has no attempt {attempt}")).for_page();
+    };
+    let task = crate::logs::task_of(&status, info);
+    let read = web.logs.read(&info.worker, task, attempt).await;
+    let page = LogPage {
+        title: format!("{task} attempt {}", info.number),
+        job: status.id.to_string(),
+        task: format!("{}{}", &info.kind.name()[..1], info.task_index),
+        number: info.number,
+        worker: info.worker.clone(),
+        text: read
+            .as_ref()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .unwrap_or_default(),
+        error: read.err().unwrap_or_default(),
+    };
+    match render(&page) {
+        Ok(html) => Html(html).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 /// The cancel form.
 #[derive(serde::Deserialize)]
 pub struct CancelForm {

@@ -161,6 +161,8 @@ pub struct Bar {
     pub title: String,
     /// `m3`, `r0`.
     pub label: String,
+    /// The attempt's id, for its log's page.
+    pub attempt: u64,
 }
 
 /// One worker's lane of the timeline.
@@ -206,6 +208,7 @@ pub fn timeline(status: &JobStatus) -> Vec<Lane> {
                 a.number
             ),
             label: format!("{}{}", &a.kind.name()[..1], a.task_index),
+            attempt: a.id,
         };
         match lanes.iter_mut().find(|l| l.worker == worker) {
             Some(lane) => lane.bars.push(bar),
