@@ -11,7 +11,9 @@ the dashboard's log page show an attempt's stderr, read from its worker), promet
 in Prometheus equal the job's tasks; every PromQL expression of the Grafana dashboard returns
 data), browser (the job appears and advances, every worker is listed, the cancel button
 cancels; a screenshot goes to docs/dashboard-job.png), secured (tokens, cookies, CSRF, the
-listener rule), top (`weft top` in tmux shows the running job).
+listener rule), top (`weft top` in tmux shows the running job), traces (spans exported over
+OTLP reach a collector: job, task and attempt spans from the coordinator and the worker, with
+their ids).
 
 Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver and tmux
 (`.ci/run` installs them).
@@ -41,7 +43,7 @@ REPO = DEPLOY.parent
 WEFT = REPO / "target" / "release" / "weft"
 GRAFANA = DEPLOY / "grafana" / "weft-dashboard.json"
 SCREENSHOT = REPO / "docs" / "dashboard-job.png"
-STEPS = ["api", "logs", "prometheus", "browser", "secured", "top"]
+STEPS = ["api", "logs", "prometheus", "browser", "secured", "top", "traces"]
 SLOW_MAPPER = "sleep 1; tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
 SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 
@@ -49,7 +51,7 @@ SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 class Cluster:
     """A coordinator and workers on loopback, each with its HTTP listener."""
 
-    def __init__(self, root, workers=2, tls_dir=None, coordinator_flags=()):
+    def __init__(self, root, workers=2, tls_dir=None, coordinator_flags=(), otlp=None):
         self.root = root
         root.mkdir(parents=True)
         self.port, self.http_port = free_port(), free_port()
@@ -59,6 +61,7 @@ class Cluster:
         self.http = f"{scheme}://127.0.0.1:{self.http_port}"
         self.env = dict(os.environ, WEFT_COORDINATOR=self.url)
         tls = ["--tls-dir", tls_dir] if tls_dir else []
+        self.otlp = ["--otlp-endpoint", otlp] if otlp else []
         if tls_dir:
             self.env["WEFT_TLS_DIR"] = str(tls_dir)
             self.env["WEFT_TOKEN_FILE"] = str(Path(tls_dir) / "admin.token")
@@ -77,7 +80,7 @@ class Cluster:
 
     def spawn(self, name, args):
         log_file = open(self.root / f"{name}.log", "a")
-        return subprocess.Popen([str(a) for a in [WEFT, *args]], stdout=subprocess.DEVNULL, stderr=log_file,
+        return subprocess.Popen([str(a) for a in [WEFT, *args, *self.otlp]], stdout=subprocess.DEVNULL, stderr=log_file,
                                 env=dict(os.environ, WEFT_LOG="info"))
 
     def weft(self, *args, check=True, timeout=120):
@@ -476,6 +479,43 @@ def step_top(cluster, root):
     return f"{job} shown running by weft top; q quits"
 
 
+OTLP_PACKAGES = ["grpcio==1.76.0", "opentelemetry-proto==1.38.0"]
+
+
+def step_traces(_cluster, root):
+    venv = REPO / "target" / "observe-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *OTLP_PACKAGES], check=True)
+    port_file, spans_file = root / "otlp.port", root / "spans.jsonl"
+    receiver = subprocess.Popen([python, DEPLOY / "otlp_receiver.py", port_file, spans_file],
+                                stderr=open(root / "otlp-receiver.log", "w"))
+    try:
+        wait_until(port_file.exists, "the OTLP receiver to listen", 30)
+        time.sleep(0.2)
+        endpoint = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        cluster = Cluster(root / "traced", workers=1, otlp=endpoint)
+        try:
+            inputs = make_input(root / "in-traces", files=2, lines=20)
+            job = cluster.submit("--input", inputs, "--output", root / "out-traces", "--mapper", "cat",
+                                 "--reducer", "cat", "--wait")
+        finally:
+            cluster.stop()  # SIGTERM: the daemons flush their spans
+        spans = [json.loads(line) for line in spans_file.read_text().splitlines()] if spans_file.exists() else []
+        def found(service, name, ids):
+            return [s for s in spans if s["service"] == service and s["name"] == name
+                    and all(str(s["attributes"].get(key, "")).startswith(value) for key, value in ids.items())]
+        wanted = [("weft-coordinator", "job", {"job": job}), ("weft-coordinator", "task", {"task": job}),
+                  ("weft-coordinator", "attempt", {"attempt": ""}), ("weft-worker", "attempt", {"job": job, "task": job})]
+        missing = [w[:2] for w in wanted if not found(*w)]
+        assert not missing, f"no spans {missing} for {job} among {len(spans)}: {spans[:5]}"
+        return f"{job}: {len(spans)} spans received; job, task and attempt spans from the coordinator and the worker"
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(STEPS))
@@ -488,13 +528,15 @@ def main():
     cluster = None
     failed = False
     try:
-        if any(s in steps for s in ["api", "prometheus", "browser", "top"]):
+        if any(s in steps for s in ["api", "logs", "prometheus", "browser", "top"]):
             cluster = Cluster(root / "plain")
         for step in steps:
             started = time.time()
             log(f"== {step}")
             if step == "secured":
                 result = step_secured(root)
+            elif step == "traces":
+                result = step_traces(None, root)
             else:
                 result = globals()[f"step_{step}"](cluster, root)
             log(f"   ok ({time.time() - started:.1f} s): {result}")

@@ -23,6 +23,10 @@ struct Cli {
     /// How log lines on stderr look: text, or JSON lines for a log collector.
     #[arg(long, global = true, value_enum, default_value = "text", env = "WEFT_LOG_FORMAT")]
     log_format: weft_observe::logging::LogFormat,
+    /// Export spans (job, task and attempt, with their ids) over OTLP/gRPC to this collector,
+    /// like http://127.0.0.1:4317 (default: none).
+    #[arg(long, global = true, env = "WEFT_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,17 +59,40 @@ enum Command {
     Run(run::Args),
 }
 
+impl Command {
+    /// The subcommand's name, for the service name of exported spans.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Coordinator(_) => "coordinator",
+            Command::Worker(_) => "worker",
+            Command::Run(_) => "run",
+            _ => "client",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // Before anything else: this process may be a task's shim rather than a `weft` command.
     weft_worker::shim::run_if_requested();
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Command::Coordinator(_) | Command::Worker(_));
     let default_filter = if daemon { "info" } else { "warn" };
-    weft_observe::logging::init(cli.log_format, default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let service = format!("weft-{}", cli.command.name());
+    let telemetry = {
+        let _inside = runtime.enter();
+        weft_observe::logging::init(cli.log_format, default_filter, cli.otlp_endpoint.as_deref(), &service)
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Coordinator(args) => coordinator::run(args).await,
@@ -83,6 +110,11 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
         }
     });
+    {
+        // Spans still buffered go out while the runtime lives.
+        let _inside = runtime.enter();
+        drop(telemetry);
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
