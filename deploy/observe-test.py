@@ -443,6 +443,13 @@ def step_secured(root):
             wait_until(lambda: prom.value('sum(up{job=~"weft.*"})') == 2, "Prometheus to scrape over TLS", 60)
         finally:
             prom.stop()
+        # A worker that leaves is listed as such, with why.
+        worker = cluster.processes[1]
+        worker.terminate()
+        worker.wait(timeout=30)
+        left = lambda: get_json(f"{cluster.http}/api/workers", token=token["watcher"])["left"]  # noqa: E731
+        wait_until(lambda: len(left()) == 1, "the worker to be listed as left", 30)
+        assert left()[0]["left_because"] and left()[0]["left_ms"] > 0, left()
         for name, secret in token.items():
             for log_file in (root / "secured").glob("*.log"):
                 assert secret not in log_file.read_text(), f"{name}'s token in {log_file}"
@@ -454,7 +461,7 @@ def step_secured(root):
                             f"0.0.0.0:{free_port()}", "--state-dir", root / "probe"],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode != 0 and "the dashboard" in probe.stderr, probe.stderr
-    return "401 without a token, 403 across owners, logs over TLS, Prometheus scrapes over TLS with a token, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
+    return "401 without a token, 403 across owners, logs over TLS, a worker that left listed with why, Prometheus scrapes over TLS with a token, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
 
 
 def step_top(cluster, root):

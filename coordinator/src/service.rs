@@ -174,7 +174,8 @@ impl JobService for JobApi {
     async fn list_workers(&self, request: Request<v1::ListWorkersRequest>) -> Result<Response<v1::WorkerList>, Status> {
         require(&caller(&request), Role::Read, "listing workers")?;
         let workers = self.cluster.workers().iter().map(worker_to_wire).collect();
-        Ok(Response::new(v1::WorkerList { workers }))
+        let left = self.cluster.departed().iter().map(worker_to_wire).collect();
+        Ok(Response::new(v1::WorkerList { workers, left }))
     }
 
     type GetLogsStream = BoxStream<v1::AttemptLogChunk>;

@@ -264,6 +264,8 @@ pub struct WorkerStatus {
     pub draining: bool,
     /// Map output bytes its shuffle service has sent.
     pub served_bytes: u64,
+    /// When it left, ms since the epoch, and why; `None` while it is connected.
+    pub left: Option<(i64, String)>,
 }
 
 impl WorkerStatus {
@@ -280,6 +282,8 @@ impl WorkerStatus {
             "failed": self.failed,
             "draining": self.draining,
             "served_bytes": self.served_bytes,
+            "left_ms": self.left.as_ref().map(|(at, _)| at),
+            "left_because": self.left.as_ref().map(|(_, why)| why),
         })
     }
 }

@@ -90,7 +90,12 @@ struct State {
     attempts: HashMap<AttemptId, AttemptEntry>,
     ids: AttemptIds,
     held: HeldOutputs,
+    /// The workers that left most recently, oldest first.
+    departed: std::collections::VecDeque<WorkerStatus>,
 }
+
+/// Departed workers kept for the dashboard.
+pub const DEPARTED_KEPT: usize = 50;
 
 impl Cluster {
     /// An empty cluster whose attempt ids start at `first_attempt`; `reserve(n)` must record
@@ -106,6 +111,7 @@ impl Cluster {
                 attempts: HashMap::new(),
                 ids: AttemptIds::new(first_attempt, reserve),
                 held: HeldOutputs::default(),
+                departed: Default::default(),
             }),
             config,
             lost_workers,
@@ -219,6 +225,12 @@ impl Cluster {
             return;
         };
         state.held.remove_worker(worker);
+        let mut gone = entry.status(worker);
+        gone.left = Some((now_ms(), reason.to_string()));
+        if state.departed.len() == DEPARTED_KEPT {
+            state.departed.pop_front();
+        }
+        state.departed.push_back(gone);
         match (entry.running.len(), entry.left_in_order(reason)) {
             (0, true) => tracing::info!(worker, reason, "worker left"),
             (0, false) => tracing::warn!(worker, reason, "worker lost"),
@@ -338,28 +350,14 @@ impl Cluster {
     /// The connected workers, by id.
     pub fn workers(&self) -> Vec<WorkerStatus> {
         let state = self.lock();
-        let mut workers: Vec<WorkerStatus> = state
-            .workers
-            .entries
-            .iter()
-            .map(|(id, w)| WorkerStatus {
-                id: *id,
-                address: w.shuffle_address.clone(),
-                slots: w.slots,
-                running: w.running.len() as u32,
-                heartbeat_age_ms: w.last_seen.elapsed().as_millis() as u64,
-                joined_ms: w
-                    .joined
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64),
-                succeeded: w.succeeded,
-                failed: w.failed,
-                draining: w.draining,
-                served_bytes: w.served_bytes,
-            })
-            .collect();
+        let mut workers: Vec<WorkerStatus> = state.workers.entries.iter().map(|(id, w)| w.status(*id)).collect();
         workers.sort_by_key(|w| w.id);
         workers
+    }
+
+    /// The workers that left most recently (at most [`DEPARTED_KEPT`]), the latest first.
+    pub fn departed(&self) -> Vec<WorkerStatus> {
+        self.lock().departed.iter().rev().cloned().collect()
     }
 
     /// Where a running attempt is, and since when.
@@ -539,3 +537,9 @@ impl State {
 
 #[cfg(test)]
 mod tests;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

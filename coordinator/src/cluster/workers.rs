@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use weft_core::messages::ToWorker;
+use weft_core::status::WorkerStatus;
 use weft_core::work::{AttemptId, WorkerId};
 
 /// Where the cluster sends a worker's messages: its session turns them into wire messages.
@@ -38,6 +39,26 @@ pub(super) struct WorkerEntry {
 }
 
 impl WorkerEntry {
+    /// How the dashboard shows it, as worker `id`.
+    pub(super) fn status(&self, id: WorkerId) -> WorkerStatus {
+        WorkerStatus {
+            id,
+            address: self.shuffle_address.clone(),
+            slots: self.slots,
+            running: self.running.len() as u32,
+            heartbeat_age_ms: self.last_seen.elapsed().as_millis() as u64,
+            joined_ms: self
+                .joined
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            succeeded: self.succeeded,
+            failed: self.failed,
+            draining: self.draining,
+            served_bytes: self.served_bytes,
+            left: None,
+        }
+    }
+
     /// Whether the worker left in an orderly way: it drained, or closed its session.
     pub(super) fn left_in_order(&self, reason: &str) -> bool {
         self.draining || reason == SESSION_CLOSED

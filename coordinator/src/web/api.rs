@@ -95,8 +95,12 @@ pub async fn cancel(State(web): State<Web>, headers: HeaderMap, Path(id): Path<S
 pub async fn workers(State(web): State<Web>, headers: HeaderMap) -> Response {
     match reader(&web, &headers) {
         Ok(_) => {
-            let workers = web.cluster.workers();
-            Json(json!({ "workers": workers.iter().map(WorkerStatus::to_json).collect::<Vec<_>>() })).into_response()
+            let (workers, left) = (web.cluster.workers(), web.cluster.departed());
+            Json(json!({
+                "workers": workers.iter().map(WorkerStatus::to_json).collect::<Vec<_>>(),
+                "left": left.iter().map(WorkerStatus::to_json).collect::<Vec<_>>(),
+            }))
+            .into_response()
         }
         Err(refusal) => refusal.into_response(),
     }

@@ -76,6 +76,7 @@ impl JobLive {
 #[template(path = "workers_live.html")]
 pub struct WorkersLive {
     pub workers: Vec<WorkerRow>,
+    pub left: Vec<WorkerRow>,
 }
 
 impl WorkersLive {
@@ -83,6 +84,7 @@ impl WorkersLive {
     pub fn now(web: &Web) -> Self {
         Self {
             workers: views::worker_rows(&web.cluster.workers()),
+            left: views::worker_rows(&web.cluster.departed()),
         }
     }
 }

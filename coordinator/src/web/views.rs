@@ -259,7 +259,7 @@ pub struct WorkerRow {
     pub succeeded: u64,
     pub failed: u64,
     pub served: String,
-    pub state: &'static str,
+    pub state: String,
 }
 
 /// The rows of `workers`.
@@ -279,7 +279,14 @@ pub fn worker_rows(workers: &[WorkerStatus]) -> Vec<WorkerRow> {
             succeeded: w.succeeded,
             failed: w.failed,
             served: bytes(w.served_bytes),
-            state: if w.draining { "draining" } else { "joined" },
+            state: match (&w.left, w.draining) {
+                (Some((at, why)), _) => format!(
+                    "left {} ago: {why}",
+                    duration(Duration::from_millis((now_ms() - at).max(0) as u64))
+                ),
+                (None, true) => "draining".into(),
+                (None, false) => "joined".into(),
+            },
         })
         .collect()
 }
