@@ -324,20 +324,27 @@ class Browser:
     def go(self, url):
         self.call("POST", f"{self.session}/url", {"url": url})
 
+    def script(self, source, *args):
+        return self.call("POST", f"{self.session}/execute/sync", {"script": source, "args": list(args)})
+
     def text(self, css):
-        """The text of the first element `css` finds, or None."""
-        found = self.call("POST", f"{self.session}/elements", {"using": "css selector", "value": css})
-        if not found:
-            return None
-        element = next(iter(found[0].values()))
-        return self.call("GET", f"{self.session}/element/{element}/text")
+        """The text of the first element `css` finds, or None. Read in one script: the live
+        updates replace elements, so a found element may be gone by the next command."""
+        return self.script("var e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", css)
 
     def count(self, css):
-        return len(self.call("POST", f"{self.session}/elements", {"using": "css selector", "value": css}))
+        return self.script("return document.querySelectorAll(arguments[0]).length;", css)
 
     def click(self, css):
-        found = self.call("POST", f"{self.session}/element", {"using": "css selector", "value": css})
-        self.call("POST", f"{self.session}/element/{next(iter(found.values()))}/click", {})
+        """Clicks the element `css` finds, finding it again if a live update replaced it."""
+        for attempt in range(5):
+            found = self.call("POST", f"{self.session}/element", {"using": "css selector", "value": css})
+            try:
+                self.call("POST", f"{self.session}/element/{next(iter(found.values()))}/click", {})
+                return
+            except RuntimeError as e:
+                if "stale element" not in str(e) or attempt == 4:
+                    raise
 
     def accept_alert(self):
         self.call("POST", f"{self.session}/alert/accept", {})
