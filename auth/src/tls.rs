@@ -259,6 +259,49 @@ pub fn endpoint(url: &str, tls: Option<&TlsMaterial>, role: PeerRole) -> Result<
     }
 }
 
+/// Lazily connected channels to workers by address (`HOST:PORT`), kept for reuse: over TLS
+/// with `tls` (this peer presenting its certificate, the worker verified as a worker), else
+/// plaintext. `tune` sets the endpoint's timeouts and keepalives.
+pub struct WorkerChannels {
+    tls: Option<TlsMaterial>,
+    tune: fn(Endpoint) -> Endpoint,
+    channels: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
+}
+
+impl WorkerChannels {
+    /// No channel yet.
+    pub fn new(tls: Option<TlsMaterial>, tune: fn(Endpoint) -> Endpoint) -> Self {
+        Self {
+            tls,
+            tune,
+            channels: Default::default(),
+        }
+    }
+
+    /// The channel to the worker at `address`, made on first use.
+    pub fn get(&self, address: &str) -> Result<tonic::transport::Channel, TlsError> {
+        let mut channels = self.channels.lock().expect("worker channels poisoned");
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = endpoint(&format!("{scheme}://{address}"), self.tls.as_ref(), PeerRole::Worker)?;
+        let channel = (self.tune)(endpoint).connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Drops the channel to `address` (its worker went away): the next use reconnects.
+    pub fn forget(&self, address: &str) {
+        self.channels.lock().expect("worker channels poisoned").remove(address);
+    }
+
+    /// Whether the channels speak TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
 /// The role a peer's verified certificate carries, if any: the TLS layer has checked the
 /// chain to the CA; this reads which fixed name it is for.
 pub fn peer_role(certs: &[CertificateDer<'_>]) -> Option<PeerRole> {

@@ -3,14 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use weft_client::JobStatus;
 use weft_core::outcome::OutcomeKind;
-
-/// A job as JSON.
-pub fn to_json(s: &JobStatus) -> Value {
-    s.to_json()
-}
 
 fn progress(s: &JobStatus) -> String {
     format!(

@@ -135,6 +135,19 @@ pub fn require(caller: &Caller, needed: Role, action: &str) -> Result<(), Status
     ))
 }
 
+/// Refuses a caller who is neither the owner of job `id` nor an admin, `PERMISSION_DENIED`,
+/// with an audit line.
+pub fn require_owner(caller: &Caller, owner: &str, id: &str, action: &str) -> Result<(), Status> {
+    if caller.owns(owner) {
+        return Ok(());
+    }
+    let why = format!(
+        "job {id} is not {}'s: only its owner and admins may {action} it",
+        caller.name
+    );
+    Err(denied(caller, action, Some(id), &why))
+}
+
 /// `PERMISSION_DENIED` for `caller` doing `action` (on `job`), with an audit line.
 pub fn denied(caller: &Caller, action: &str, job: Option<&str>, why: &str) -> Status {
     tracing::warn!(

@@ -2,12 +2,10 @@
 //! logs` and the dashboard: which attempts a request names, and a connection per worker,
 //! over TLS with the coordinator's own certificate when the cluster has one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::Channel;
-use weft_auth::tls::{endpoint, PeerRole, TlsMaterial};
+use tonic::transport::Endpoint;
+use weft_auth::tls::{TlsMaterial, WorkerChannels};
 use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{TaskId, TaskKind};
 use weft_proto::v1::{self, log_service_client::LogServiceClient};
@@ -17,34 +15,20 @@ const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Reads logs from workers.
 pub struct LogReader {
-    tls: Option<TlsMaterial>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: WorkerChannels,
 }
 
 impl LogReader {
     /// A reader speaking TLS with `tls` (the coordinator's material), or plaintext.
     pub fn new(tls: Option<TlsMaterial>) -> Self {
+        let tune = |endpoint: Endpoint| {
+            endpoint
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(30))
+        };
         Self {
-            tls,
-            channels: Mutex::new(HashMap::new()),
+            channels: WorkerChannels::new(tls, tune),
         }
-    }
-
-    fn channel(&self, worker: &str) -> Result<Channel, String> {
-        if let Some(channel) = self.channels.lock().expect("log reader poisoned").get(worker) {
-            return Ok(channel.clone());
-        }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let channel = endpoint(&format!("{scheme}://{worker}"), self.tls.as_ref(), PeerRole::Worker)
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy();
-        self.channels
-            .lock()
-            .expect("log reader poisoned")
-            .insert(worker.to_string(), channel.clone());
-        Ok(channel)
     }
 
     /// The log of `attempt` (of `task`) on `worker`, or why it cannot be read.
@@ -52,15 +36,16 @@ impl LogReader {
         if worker.is_empty() {
             return Err("the attempt never reached a worker".into());
         }
-        let mut client = LogServiceClient::new(self.channel(worker)?).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let channel = self.channels.get(worker).map_err(|e| e.to_string())?;
+        let mut client = LogServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let request = v1::LogRequest {
             task_id: task.to_string(),
             attempt_id: attempt,
         };
-        let tls = self.tls.is_some();
+        let tls = self.channels.tls();
         let unreachable = |e: tonic::Status| {
             if e.code() == tonic::Code::Unavailable {
-                self.channels.lock().expect("log reader poisoned").remove(worker);
+                self.channels.forget(worker);
                 let hint = if tls {
                     " (if it is up: a coordinator certificate made by an older `weft certs` cannot dial workers; \
                      remove coordinator.pem and coordinator.key and run `weft certs` again)"

@@ -17,17 +17,11 @@ use prometheus_client::registry::Registry;
 use weft_core::outcome::OutcomeKind;
 use weft_core::status::JobState;
 use weft_core::work::TaskKind;
-use weft_observe::metrics::duration_buckets;
+use weft_observe::metrics::{counters_by_outcome, duration_buckets, KindOutcome};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndLabels {
-    kind: &'static str,
-    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -142,7 +136,7 @@ impl Metrics {
             "attempt_duration_seconds",
             "From an attempt sent to its worker's report",
         );
-        let ended = Family::<EndLabels, Counter>::default();
+        let ended = Family::<KindOutcome, Counter>::default();
         registry.register("attempts_ended", "Attempts that ended, by how", ended.clone());
         let kinds = TaskKind::ALL.map(|kind| {
             let labels = KindLabel { kind: kind.name() };
@@ -154,16 +148,7 @@ impl Metrics {
                 backups: backups.get_or_create(&labels).clone(),
                 dispatch_latency: latency.get_or_create(&labels).clone(),
                 duration: duration.get_or_create(&labels).clone(),
-                ended: OutcomeKind::ALL
-                    .iter()
-                    .map(|outcome| {
-                        let labels = EndLabels {
-                            kind: kind.name(),
-                            outcome: label(outcome.name()),
-                        };
-                        ended.get_or_create(&labels).clone()
-                    })
-                    .collect(),
+                ended: counters_by_outcome(&ended, kind.name(), OutcomeKind::ALL.map(OutcomeKind::label)),
             }
         });
         let store_commit = Histogram::new(duration_buckets());
@@ -226,15 +211,5 @@ impl Metrics {
     /// The registry, to encode.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-}
-
-/// A name as a label value: `timed out` → `timed_out`.
-fn label(name: &'static str) -> &'static str {
-    match name {
-        "timed out" => "timed_out",
-        "fetch failed" => "fetch_failed",
-        "handed back" => "handed_back",
-        other => other,
     }
 }

@@ -16,7 +16,7 @@ use weft_core::work::{Batch, Handler, JobId, MAX_TASK_BYTES};
 use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, worker_to_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, job_service_server::JobService};
 
-use crate::auth::{audit, caller, denied, require, Gate};
+use crate::auth::{audit, caller, require, require_owner, Gate};
 use crate::batch::{run_batch, BatchBoard};
 use crate::cluster::Cluster;
 use crate::config::Limits;
@@ -54,13 +54,7 @@ impl JobApi {
     /// The status of a job `caller` may see: its own, or any for an admin.
     fn visible_status(&self, caller: &Caller, id: JobId, action: &str) -> Result<JobStatus, Status> {
         let status = self.jobs.status(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
-        if !caller.owns(&status.owner) {
-            let why = format!(
-                "job {id} is not {}'s: only its owner and admins may {action} it",
-                caller.name
-            );
-            return Err(denied(caller, action, Some(&id.to_string()), &why));
-        }
+        require_owner(caller, &status.owner, &id.to_string(), action)?;
         Ok(status)
     }
 

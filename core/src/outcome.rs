@@ -100,6 +100,17 @@ impl OutcomeKind {
         }
     }
 
+    /// Its name as a metric label: `timed_out`, `fetch_failed`, `handed_back`, the others
+    /// as [`Self::name`].
+    pub fn label(self) -> &'static str {
+        match self {
+            OutcomeKind::TimedOut => "timed_out",
+            OutcomeKind::FetchFailed => "fetch_failed",
+            OutcomeKind::HandedBack => "handed_back",
+            other => other.name(),
+        }
+    }
+
     /// The kind called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)

@@ -47,25 +47,11 @@ fn text() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn job_states() -> impl Strategy<Value = JobState> {
-    prop::sample::select(vec![
-        JobState::Waiting,
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-    ])
+    prop::sample::select(JobState::ALL.to_vec())
 }
 
 fn task_states() -> impl Strategy<Value = TaskState> {
-    prop::sample::select(vec![
-        TaskState::Pending,
-        TaskState::Running,
-        TaskState::Committed,
-        TaskState::OutputLost,
-        TaskState::Failed,
-        TaskState::Cancelled,
-    ])
+    prop::sample::select(TaskState::ALL.to_vec())
 }
 
 proptest! {

@@ -4,7 +4,32 @@
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+
+/// The labels of a count of attempts by task kind and how they ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindOutcome {
+    /// `map`, `reduce`, `queue`.
+    pub kind: &'static str,
+    /// `succeeded`, `failed`, `timed_out`, ...
+    pub outcome: &'static str,
+}
+
+/// `family`'s counters for `kind` and each of `outcomes`, in their order: ready handles, so
+/// that a hot path adds without a label lookup.
+pub fn counters_by_outcome(
+    family: &Family<KindOutcome, Counter>,
+    kind: &'static str,
+    outcomes: impl IntoIterator<Item = &'static str>,
+) -> Vec<Counter> {
+    outcomes
+        .into_iter()
+        .map(|outcome| family.get_or_create(&KindOutcome { kind, outcome }).clone())
+        .collect()
+}
 
 /// The OpenMetrics text format, which Prometheus reads.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -4,16 +4,14 @@
 //! read in place from its disk, not fetched (as Hadoop's local fetcher and Spark's local
 //! block reads do). A gRPC edge: the `Fetch` client.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
-use weft_auth::tls::{endpoint, PeerRole, TlsMaterial};
+use weft_auth::tls::{TlsMaterial, WorkerChannels};
 use weft_core::work::{AttemptId, JobId, MapLocation};
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
@@ -40,9 +38,8 @@ pub struct FetchFailure {
 /// Connections to other workers' shuffle services, kept for reuse; over TLS, this worker
 /// presents its certificate and expects a worker's.
 pub struct Fetcher {
-    tls: Option<TlsMaterial>,
     own: OwnOutput,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: WorkerChannels,
 }
 
 /// This worker's own map output: the shuffle address it is announced at, and its store.
@@ -60,34 +57,31 @@ impl Fetcher {
     /// A fetcher that speaks TLS with `tls`, or plaintext without, and reads the map output
     /// at `own.address` from `own.store`.
     pub fn new(tls: Option<TlsMaterial>, own: OwnOutput) -> Self {
+        let tune = |endpoint: Endpoint| {
+            endpoint
+                .connect_timeout(Duration::from_secs(3))
+                // A frozen or partitioned peer accepts connections in its kernel but never answers.
+                .http2_keep_alive_interval(Duration::from_secs(3))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true)
+                .tcp_nodelay(true)
+        };
         Self {
-            tls,
             own,
-            channels: Mutex::default(),
+            channels: WorkerChannels::new(tls, tune),
         }
     }
 
     fn client(&self, address: &str) -> Result<ShuffleServiceClient<Channel>, String> {
-        let mut channels = self.channels.lock().expect("fetcher lock poisoned");
-        if let Some(channel) = channels.get(address) {
-            return Ok(ShuffleServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES));
-        }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let endpoint = endpoint(&format!("{scheme}://{address}"), self.tls.as_ref(), PeerRole::Worker)
-            .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
-            // A frozen or partitioned peer accepts connections in its kernel but never answers.
-            .http2_keep_alive_interval(Duration::from_secs(3))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
+        let channel = self
+            .channels
+            .get(address)
+            .map_err(|e| format!("bad shuffle address {address:?}: {e}"))?;
         Ok(ShuffleServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     fn forget(&self, address: &str) {
-        self.channels.lock().expect("fetcher lock poisoned").remove(address);
+        self.channels.forget(address);
     }
 
     /// Fetches `partition` of every map in `maps`; runs past `memory_limit` go to `dir`.

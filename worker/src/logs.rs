@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -79,16 +79,12 @@ impl LogDir {
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > keep);
-            if old && remove(&entry.path()).is_ok() {
+            if old && std::fs::remove_dir_all(entry.path()).is_ok() {
                 removed += 1;
             }
         }
         removed
     }
-}
-
-fn remove(path: &Path) -> io::Result<()> {
-    std::fs::remove_dir_all(path)
 }
 
 /// One attempt's log, open for appending; shared by the threads that read its commands'
@@ -126,9 +122,9 @@ impl AttemptLog {
 
     /// Ends the log, saying how much was left out.
     pub fn finish(&self) {
-        let dropped = self.state.lock().expect("attempt log poisoned").dropped;
+        let mut state = self.state.lock().expect("attempt log poisoned");
+        let dropped = state.dropped;
         if dropped > 0 {
-            let mut state = self.state.lock().expect("attempt log poisoned");
             let _ = writeln!(
                 state.file,
                 "[weft] {dropped} more bytes of stderr not kept (a log keeps {MAX_LOG_BYTES})"

@@ -1,6 +1,7 @@
 //! A worker's Prometheus metrics: attempts by kind and outcome, their durations, slots in
 //! use, and the shuffle's bytes served and fetched and its failed fetches. Labels are
-//! kinds and outcomes only, never an id.
+//! kinds and outcomes only, never an id. Each attempt adds to ready handles (indexed by kind
+//! and outcome), not through a label lookup.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,13 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use weft_core::outcome::OutcomeKind;
 use weft_core::work::TaskKind;
-use weft_observe::metrics::duration_buckets;
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndLabels {
-    kind: &'static str,
-    outcome: &'static str,
-}
+use weft_observe::metrics::{counters_by_outcome, duration_buckets, KindOutcome};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
@@ -29,8 +24,10 @@ type Histograms = Family<KindLabel, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub struct WorkerMetrics {
     registry: Registry,
-    ended: Family<EndLabels, Counter>,
-    durations: Histograms,
+    /// By kind, then by outcome, in the order of `TaskKind::ALL` and `OutcomeKind::ALL`.
+    ended: Vec<Vec<Counter>>,
+    /// By kind.
+    durations: Vec<Histogram>,
     /// Slots this worker has.
     pub slots: Gauge,
     /// Slots running an attempt now.
@@ -53,7 +50,7 @@ impl WorkerMetrics {
     /// Every metric at zero, registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("weft_worker");
-        let ended = Family::<EndLabels, Counter>::default();
+        let ended = Family::<KindOutcome, Counter>::default();
         registry.register(
             "attempts",
             "Attempts this worker ran, by kind and how they ended",
@@ -90,6 +87,14 @@ impl WorkerMetrics {
             registry.register(name, help, counter.clone());
             counter
         });
+        let ended = TaskKind::ALL
+            .iter()
+            .map(|kind| counters_by_outcome(&ended, kind.name(), OutcomeKind::ALL.map(OutcomeKind::label)))
+            .collect();
+        let durations = TaskKind::ALL
+            .iter()
+            .map(|kind| durations.get_or_create(&KindLabel { kind: kind.name() }).clone())
+            .collect();
         Self {
             registry,
             ended,
@@ -104,21 +109,12 @@ impl WorkerMetrics {
 
     /// An attempt of `kind` ended so, after `seconds`.
     pub fn attempt_ended(&self, kind: TaskKind, outcome: OutcomeKind, seconds: f64) {
-        let outcome = match outcome {
-            OutcomeKind::TimedOut => "timed_out",
-            OutcomeKind::FetchFailed => "fetch_failed",
-            OutcomeKind::HandedBack => "handed_back",
-            other => other.name(),
-        };
-        self.ended
-            .get_or_create(&EndLabels {
-                kind: kind.name(),
-                outcome,
-            })
-            .inc();
-        self.durations
-            .get_or_create(&KindLabel { kind: kind.name() })
-            .observe(seconds);
+        let outcome = OutcomeKind::ALL
+            .iter()
+            .position(|k| *k == outcome)
+            .expect("every kind is in ALL");
+        self.ended[kind as usize][outcome].inc();
+        self.durations[kind as usize].observe(seconds);
     }
 
     /// The registry, to encode.

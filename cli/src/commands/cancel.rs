@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use super::OneJob;
-use crate::show;
 
 /// Flags of `weft cancel`.
 pub type Args = OneJob;
@@ -12,7 +11,7 @@ pub type Args = OneJob;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let status = args.client.connect().await?.cancel(&args.job).await?;
     if args.json {
-        println!("{}", show::to_json(&status));
+        println!("{}", status.to_json());
     } else {
         println!("{} {}", status.id, status.state.name());
     }

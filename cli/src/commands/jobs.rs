@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use super::ClientArgs;
+use weft_client::JobStatus;
+
 use crate::show;
 
 /// Flags of `weft jobs`.
@@ -22,7 +24,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jobs = args.client.connect().await?.list(args.limit).await?;
     if args.json {
-        println!("{}", serde_json::Value::Array(jobs.iter().map(show::to_json).collect()));
+        println!(
+            "{}",
+            serde_json::Value::Array(jobs.iter().map(JobStatus::to_json).collect())
+        );
     } else {
         print!("{}", show::table(&jobs));
     }

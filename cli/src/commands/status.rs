@@ -12,7 +12,7 @@ pub type Args = OneJob;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let status = args.client.connect().await?.status(&args.job).await?;
     if args.json {
-        println!("{}", show::to_json(&status));
+        println!("{}", status.to_json());
     } else {
         print!("{}", show::report(&status));
     }

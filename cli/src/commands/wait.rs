@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use super::{follow, OneJob};
-use crate::show;
 
 /// Flags of `weft wait`.
 pub type Args = OneJob;
@@ -14,7 +13,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let handle = client.job(args.job);
     let code = follow(&handle).await?;
     if args.json {
-        println!("{}", show::to_json(&handle.status().await?));
+        println!("{}", handle.status().await?.to_json());
     }
     Ok(code)
 }

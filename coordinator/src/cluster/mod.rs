@@ -226,7 +226,7 @@ impl Cluster {
         };
         state.held.remove_worker(worker);
         let mut gone = entry.status(worker);
-        gone.left = Some((now_ms(), reason.to_string()));
+        gone.left = Some((crate::store::now_ms(), reason.to_string()));
         if state.departed.len() == DEPARTED_KEPT {
             state.departed.pop_front();
         }
@@ -537,9 +537,3 @@ impl State {
 
 #[cfg(test)]
 mod tests;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -291,14 +291,13 @@ impl Jobs {
 
     /// The jobs this coordinator holds in memory, counted by state.
     pub fn count_by_state(&self) -> Vec<(JobState, u64)> {
-        let registry = self.lock();
-        JobState::ALL
-            .iter()
-            .map(|state| {
-                let n = registry.jobs.values().filter(|e| e.state() == *state).count();
-                (*state, n as u64)
-            })
-            .collect()
+        let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
+        for entry in self.lock().jobs.values() {
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == entry.state()) {
+                *n += 1;
+            }
+        }
+        counts
     }
 
     /// How many jobs this coordinator holds in memory (unfinished ones, and ended ones

@@ -30,17 +30,8 @@ pub fn visible_job(web: &Web, caller: &Caller, id: &str, action: &str) -> Result
     let unknown = || Refusal::NotFound(format!("no job {id}"));
     let id: JobId = id.parse().map_err(|_| unknown())?;
     let status = web.jobs.status(id)?.ok_or_else(unknown)?;
-    if !caller.owns(&status.owner) {
-        let why = format!(
-            "job {id} is not {}'s: only its owner and admins may {action} it",
-            caller.name
-        );
-        return Err(Refusal::Forbidden(
-            crate::auth::denied(caller, action, Some(&id.to_string()), &why)
-                .message()
-                .to_string(),
-        ));
-    }
+    crate::auth::require_owner(caller, &status.owner, &id.to_string(), action)
+        .map_err(|denied| Refusal::Forbidden(denied.message().to_string()))?;
     Ok(status)
 }
 

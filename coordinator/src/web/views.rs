@@ -2,7 +2,7 @@
 //! their numbers formatted, progress as percentages, a job's attempts laid out as a
 //! timeline per worker. Templates only place these; they compute nothing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use weft_core::outcome::OutcomeKind;
@@ -10,13 +10,7 @@ use weft_core::spec::{JobSpec, Program};
 use weft_core::status::{JobState, JobStatus, WorkerStatus};
 
 use crate::batch::BatchView;
-
-/// Now, in ms since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::store::now_ms;
 
 /// `1.5 s`, `12 m 3 s`, `2 h 5 m`.
 pub fn duration(d: Duration) -> String {
