@@ -225,6 +225,9 @@ class Prometheus:
             if urls[0].startswith("https"):
                 job["scheme"] = "https"
                 job["tls_config"] = {"ca_file": str(ca), "server_name": "coordinator.weft" if name == "weft-coordinator" else "worker.weft"}
+                if name != "weft-coordinator":
+                    # A worker's /metrics asks for a certificate of the cluster's CA.
+                    job["tls_config"].update(cert_file=str(ca.parent / "worker.pem"), key_file=str(ca.parent / "worker.key"))
             if token and name == "weft-coordinator":
                 job["authorization"] = {"credentials": token}
             jobs.append(job)
@@ -450,6 +453,12 @@ def step_secured(root):
             wait_until(lambda: prom.value('sum(up{job=~"weft.*"})') == 2, "Prometheus to scrape over TLS", 60)
         finally:
             prom.stop()
+        # Without a certificate of the cluster's CA, a worker's /metrics refuses the handshake.
+        try:
+            status = request(f"{cluster.worker_http[0]}/metrics")[0]
+        except (urllib.error.URLError, ConnectionError, ssl.SSLError) as e:
+            status = f"refused: {e}"
+        assert str(status).startswith("refused"), f"a worker's /metrics answered {status} without a client certificate"
         # A worker that leaves is listed as such, with why.
         worker = cluster.processes[1]
         worker.terminate()
@@ -468,7 +477,7 @@ def step_secured(root):
                             f"0.0.0.0:{free_port()}", "--state-dir", root / "probe"],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode != 0 and "the dashboard" in probe.stderr, probe.stderr
-    return "401 without a token, 403 across owners, logs over TLS, a worker that left listed with why, Prometheus scrapes over TLS with a token, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
+    return "401 without a token, 403 across owners, logs over TLS, a worker that left listed with why, Prometheus scrapes over TLS with a token (the coordinator) and a cluster certificate (a worker), a worker refuses a scraper without one, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
 
 
 def step_top(cluster, root):

@@ -210,8 +210,10 @@ impl TlsMaterial {
     }
 
     /// The TLS of an HTTP listener (dashboard, metrics): this peer's identity, HTTP/2 or
-    /// HTTP/1.1, no client certificate asked for (callers present tokens).
-    pub fn https_server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
+    /// HTTP/1.1. With `require_peer`, callers must present a certificate from the cluster's
+    /// CA (a worker's `/metrics`: there is no token book to check); without, none is asked
+    /// for (the coordinator's callers present tokens).
+    pub fn https_server_config(&self, require_peer: bool) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
         let unusable = |reason: String| TlsError::Unusable(reason);
         let identity = self
             .identity
@@ -221,8 +223,22 @@ impl TlsMaterial {
             .filter_map(Result::ok)
             .collect();
         let key = PrivateKeyDer::from_pem_slice(&identity.key).map_err(|e| unusable(e.to_string()))?;
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
+        let builder = rustls::ServerConfig::builder();
+        let builder = if require_peer {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(self.ca.get_ref()).filter_map(Result::ok) {
+                roots
+                    .add(cert)
+                    .map_err(|e| unusable(format!("the CA certificate: {e}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+                .build()
+                .map_err(|e| unusable(format!("the CA certificate: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| unusable(format!("the certificate and key do not make a TLS identity: {e}")))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -155,7 +155,7 @@ pub async fn serve_on(
     if let Some(http) = http {
         let address = http.local_addr().map_err(CoordinatorError::Listen)?;
         DASHBOARD.check(address, tls.is_some(), gate.asks_for_tokens(), config.security.insecure)?;
-        let https = tls.as_ref().map(|t| t.https_server_config()).transpose()?;
+        let https = tls.as_ref().map(|t| t.https_server_config(false)).transpose()?;
         let web = Web {
             jobs: jobs.clone(),
             cluster: cluster.clone(),

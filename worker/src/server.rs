@@ -67,11 +67,13 @@ const SHUFFLE: Listener = Listener {
     takes_tokens: false,
 };
 
-/// What a worker's HTTP listener serves.
+/// What a worker's HTTP listener serves. Over TLS, a scraper must present a certificate
+/// from the cluster's CA.
 const METRICS: Listener = Listener {
     what: "the worker's metrics",
     exposes: "read this worker's counts of attempts and bytes",
-    remedy: "--tls-dir DIR (its ca.pem, worker.pem and worker.key)",
+    remedy:
+        "--tls-dir DIR (its ca.pem, worker.pem and worker.key; scrapers then present a certificate of the cluster's CA)",
     takes_tokens: false,
 };
 
@@ -222,7 +224,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
             .local_addr()
             .map_err(|source| WorkerError::Listen { address, source })?;
         METRICS.check(bound, tls.is_some(), false, config.insecure)?;
-        let https = tls.as_ref().map(|t| t.https_server_config()).transpose()?;
+        let https = tls.as_ref().map(|t| t.https_server_config(true)).transpose()?;
         let scheme = if https.is_some() { "https" } else { "http" };
         tracing::info!("metrics on {scheme}://{bound}/metrics");
         let router = axum::Router::new().route(
