@@ -12,6 +12,7 @@
 //! - [`certs`]: `weft certs`, a CA and the certificates and tokens a cluster needs.
 
 pub mod certs;
+pub mod flags;
 pub mod listen;
 pub mod paths;
 pub mod tls;

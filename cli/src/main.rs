@@ -45,6 +45,9 @@ enum Command {
     Wait(wait::Args),
     /// Cancel a job: its running tasks are stopped and its output removed.
     Cancel(cancel::Args),
+    /// Run one queue task per line of stdin (or a file) across the cluster; print results
+    /// as JSON lines; exit 0 only if every task succeeded.
+    Tasks(tasks::Args),
     /// Watch the cluster live in the terminal: jobs and workers, redrawn every second.
     Top(top::Args),
     /// Print attempts' logs (stderr and the worker's notes), read from their workers.
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args).await,
             Command::Wait(args) => wait::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
+            Command::Tasks(args) => tasks::run(args).await,
             Command::Top(args) => top::run(args).await,
             Command::Logs(args) => logs::run(args).await,
             Command::Health(args) => health::run(args).await,

@@ -2,14 +2,7 @@
 
 use std::time::Duration;
 
-/// `SECS`: a non-negative number of seconds, fractions allowed (`0.5`).
-pub fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?}: give a number of seconds, 0 or more"))
-}
+pub use weft_auth::flags::seconds;
 
 /// A duration where 0 means never: `None` for 0.
 pub fn never_if_zero(duration: Duration) -> Option<Duration> {

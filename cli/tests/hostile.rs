@@ -273,6 +273,7 @@ async fn queue_tasks_time_out_and_a_task_s_output_is_bounded() {
     let options = BatchOptions {
         max_attempts: 1,
         task_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
     };
     let tasks = vec![
         Task::new("sleep", "10000"),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use weft_client::{Client, ClientError, DeferredList, Fired, Task};
+use weft_client::{BatchOptions, Client, ClientError, DeferredList, Fired, Task};
 
 #[tokio::test]
 async fn a_batch_comes_back_in_submission_order() {
@@ -50,10 +50,33 @@ async fn handlers_run_and_failures_come_back_as_errors() {
     assert!(outputs[3].is_ok());
     assert!(outputs[4].is_err());
 
-    let unknown = client.run_tasks(vec![Task::new("teleport", "")]).await.err().unwrap();
-    let ClientError::Rpc(status) = unknown else { panic!() };
+    let not_a_name = client.run_tasks(vec![Task::new("tele port", "")]).await.err().unwrap();
+    let ClientError::Rpc(status) = not_a_name else { panic!() };
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(status.message().contains("teleport"));
+    assert!(status.message().contains("tele port"));
+
+    // A handler no worker serves waits; with a bound on the wait, it fails after it.
+    let options = BatchOptions {
+        unserved_timeout: Some(std::time::Duration::from_millis(700)),
+        ..Default::default()
+    };
+    let unserved = client
+        .run_tasks_with(vec![Task::new("teleport", ""), Task::new("echo", "here")], &options)
+        .await
+        .unwrap();
+    let outputs = DeferredList::from_futures(unserved)
+        .consume_errors(true)
+        .await
+        .into_completed()
+        .unwrap();
+    let ClientError::TaskFailed(reason) = outputs[0].as_ref().unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        reason.contains("no connected worker serves handler \"teleport\""),
+        "{reason}"
+    );
+    assert_eq!(outputs[1].as_ref().unwrap(), b"here");
 }
 
 #[tokio::test]

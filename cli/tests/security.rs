@@ -237,6 +237,7 @@ async fn worker_session(
         hostname: "rogue".into(),
         held: vec![],
         reports_progress: false,
+        handlers: vec![],
     });
     out.send(v1::WorkerMessage { kind: Some(register) }).await.unwrap();
     let mut client = v1::worker_service_client::WorkerServiceClient::new(channel);

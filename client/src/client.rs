@@ -18,7 +18,7 @@ use weft_proto::v1::{self, job_service_client::JobServiceClient};
 
 use crate::error::ClientError;
 use crate::job::JobHandle;
-use crate::tasks::{start_batch, BatchOptions, Task, TaskResult};
+use crate::tasks::{start_batch, stream_batch, BatchEvent, BatchOptions, Task, TaskResult};
 
 /// How a client proves who it is: the cluster's CA (for `https://` URLs) and its token.
 #[derive(Debug, Clone, Default)]
@@ -229,6 +229,18 @@ impl Client {
         options: &BatchOptions,
     ) -> Result<Vec<TaskResult>, ClientError> {
         start_batch(self, tasks, options).await
+    }
+
+    /// Streams `tasks` to the coordinator as one batch as they come (an endless stream
+    /// works: the coordinator reads as fast as it runs them), and yields each task's result
+    /// as it ends, with its position, and notices that tasks wait for a handler no worker
+    /// serves. The stream ends once every task has a result; dropping it cancels the rest.
+    pub async fn stream_tasks(
+        &self,
+        tasks: impl futures::Stream<Item = Task> + Send + 'static,
+        options: &BatchOptions,
+    ) -> Result<impl futures::Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
+        stream_batch(self, tasks, options).await
     }
 }
 

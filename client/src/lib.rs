@@ -53,7 +53,7 @@ pub use client::{AttemptLog, Client, Credentials, CredentialsError};
 pub use error::ClientError;
 pub use health::check_health;
 pub use job::JobHandle;
-pub use tasks::{BatchOptions, Task, TaskResult};
+pub use tasks::{BatchEvent, BatchOptions, Task, TaskResult};
 pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
 pub use weft_auth::tokens::Token;
 pub use weft_core::deferred::{DeferredList, Fired};

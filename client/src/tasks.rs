@@ -6,10 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::StreamExt;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_proto::convert::{batch_parts, results_from_wire, MESSAGE_BUDGET};
+use weft_core::work::BatchSettings;
+use weft_proto::convert::{batch_parts, results_from_wire, unserved_from_wire, MESSAGE_BUDGET};
 use weft_proto::v1;
 
 use crate::client::Client;
@@ -18,10 +21,16 @@ use crate::error::ClientError;
 /// An independent task: a handler name and its payload.
 #[derive(Debug, Clone)]
 pub struct Task {
-    /// `noop`, `echo`, `sleep` (payload: milliseconds) or `exec` (payload: a shell command).
+    /// A handler some worker serves: `noop`, `echo`, `sleep` (payload: milliseconds),
+    /// `exec` (payload: a shell command), one linked into a worker, or a warm command
+    /// handler (`weft worker --handler NAME=COMMAND`).
     pub handler: String,
     /// The handler's input.
     pub payload: Vec<u8>,
+    /// Attempts before it fails, instead of the batch's; 0: the batch's.
+    pub max_attempts: u32,
+    /// How long an attempt may run, instead of the batch's.
+    pub timeout: Option<Duration>,
 }
 
 impl Task {
@@ -30,6 +39,30 @@ impl Task {
         Self {
             handler: handler.to_string(),
             payload: payload.into(),
+            max_attempts: 0,
+            timeout: None,
+        }
+    }
+
+    /// The same task, tried at most `max_attempts` times.
+    pub fn with_max_attempts(self, max_attempts: u32) -> Self {
+        Self { max_attempts, ..self }
+    }
+
+    /// The same task, each attempt stopped after `timeout`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self {
+            timeout: Some(timeout),
+            ..self
+        }
+    }
+
+    fn into_wire(self) -> v1::QueueTask {
+        v1::QueueTask {
+            handler: self.handler,
+            payload: self.payload,
+            max_attempts: self.max_attempts,
+            timeout_ms: self.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
         }
     }
 }
@@ -41,7 +74,85 @@ pub struct BatchOptions {
     pub max_attempts: u32,
     /// An attempt running longer is stopped and counts as failed; `None`: the
     /// coordinator's default (`--queue-task-timeout`, 10 minutes unless set).
-    pub task_timeout: Option<std::time::Duration>,
+    pub task_timeout: Option<Duration>,
+    /// A task whose handler no connected worker serves fails after waiting this long;
+    /// `None`: it waits for a worker that serves it.
+    pub unserved_timeout: Option<Duration>,
+}
+
+impl BatchOptions {
+    fn settings(&self) -> BatchSettings {
+        BatchSettings {
+            max_attempts: self.max_attempts,
+            task_timeout: self.task_timeout,
+            unserved_timeout: self.unserved_timeout,
+        }
+    }
+}
+
+/// What a running batch tells its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchEvent {
+    /// A task ended, after its retries: its output, or why it failed.
+    Result {
+        /// The task's position in the batch.
+        index: u32,
+        /// Its output, or why it failed.
+        output: Result<Vec<u8>, String>,
+    },
+    /// Tasks wait for `waiting`, handlers no connected worker serves (said when it starts
+    /// and every few seconds while it lasts).
+    Unserved {
+        /// The handlers they wait for.
+        waiting: Vec<String>,
+        /// The handlers connected workers serve.
+        served: Vec<String>,
+    },
+}
+
+/// Tasks go to the coordinator in parts of at most this many (and of at most the message
+/// budget in bytes).
+const TASKS_PER_PART: usize = 1024;
+
+/// Streams `tasks` to the coordinator as they come, as one batch; yields each task's
+/// result as it ends (in no particular order: see [`BatchEvent::Result::index`]), and
+/// notices that tasks wait for a handler. The coordinator reads tasks only as fast as it
+/// runs them, so an endless stream of tasks holds bounded memory here and there.
+pub(crate) async fn stream_batch(
+    client: &Client,
+    tasks: impl Stream<Item = Task> + Send + 'static,
+    options: &BatchOptions,
+) -> Result<impl Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
+    let settings = options.settings();
+    let parts = tasks
+        .map(Task::into_wire)
+        .ready_chunks(TASKS_PER_PART)
+        .flat_map(move |chunk| futures::stream::iter(batch_parts(chunk, &settings, MESSAGE_BUDGET)));
+    events(client, parts).await
+}
+
+async fn events(
+    client: &Client,
+    parts: impl Stream<Item = v1::TaskBatch> + Send + 'static,
+) -> Result<impl Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
+    let stream = client.jobs.clone().run_task_stream(parts).await?.into_inner();
+    Ok(stream.flat_map(|message| {
+        let events: Vec<Result<BatchEvent, ClientError>> = match message {
+            Err(status) => vec![Err(ClientError::Rpc(status))],
+            Ok(message) => {
+                let notice = unserved_from_wire(&message).map(|u| BatchEvent::Unserved {
+                    waiting: u.waiting.iter().map(ToString::to_string).collect(),
+                    served: u.served.iter().map(ToString::to_string).collect(),
+                });
+                let results = results_from_wire(message).into_iter().map(|r| BatchEvent::Result {
+                    index: r.index,
+                    output: r.output,
+                });
+                notice.into_iter().chain(results).map(Ok).collect()
+            }
+        };
+        futures::stream::iter(events)
+    }))
 }
 
 /// The future result of one task: its output, or why it failed.
@@ -75,31 +186,31 @@ pub(crate) async fn start_batch(
     options: &BatchOptions,
 ) -> Result<Vec<TaskResult>, ClientError> {
     let count = tasks.len();
-    let wire = tasks
-        .into_iter()
-        .map(|t| v1::QueueTask {
-            handler: t.handler,
-            payload: t.payload,
-        })
-        .collect();
+    let wire = tasks.into_iter().map(Task::into_wire).collect();
     // Sent in parts: a batch of any size fits the coordinator's message limit.
-    let parts = batch_parts(wire, options.max_attempts, options.task_timeout, MESSAGE_BUDGET);
-    let mut stream = client
-        .jobs
-        .clone()
-        .run_task_stream(futures::stream::iter(parts))
-        .await?
-        .into_inner();
+    let parts = batch_parts(wire, &options.settings(), MESSAGE_BUDGET);
+    let mut events = Box::pin(events(client, futures::stream::iter(parts)).await?);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
     let reader = tokio::spawn(async move {
         let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();
-        while let Some(message) = stream.next().await {
-            let Ok(message) = message else { break };
-            for result in results_from_wire(message) {
-                let Some(sender) = senders.get_mut(result.index as usize).and_then(Option::take) else {
-                    continue;
-                };
-                let _ = sender.send(result.output.map_err(ClientError::TaskFailed));
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(BatchEvent::Result { index, output }) => {
+                    if let Some(sender) = senders.get_mut(index as usize).and_then(Option::take) {
+                        let _ = sender.send(output.map_err(ClientError::TaskFailed));
+                    }
+                }
+                Ok(BatchEvent::Unserved { waiting, served }) => tracing::warn!(
+                    "tasks wait for handlers no connected worker serves: {}; served: {}",
+                    waiting.join(", "),
+                    served.join(", ")
+                ),
+                Err(e) => {
+                    // The batch ended with an error: every task still waiting gets it.
+                    for sender in senders.iter_mut().filter_map(Option::take) {
+                        let _ = sender.send(Err(e.clone()));
+                    }
+                }
             }
         }
         // Senders still here are dropped: their futures resolve as ResultLost.

@@ -1,17 +1,19 @@
 //! Task batches: a client's batch of independent tasks, each a task future on the same
 //! cluster as job tasks, with results streamed back as they finish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::stream::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 use weft_core::outcome::Success;
-use weft_core::work::{Assignment, Batch, BatchId, QueueResult, TaskId, TaskKind, Work};
+use weft_core::work::{
+    Assignment, BatchId, BatchSettings, HandlerName, QueueResult, QueueTask, TaskId, TaskKind, Unserved, Work,
+};
 
 use crate::cluster::{Cluster, Owner};
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
@@ -33,7 +35,8 @@ pub struct BatchBoard {
 /// One running batch's progress.
 struct BatchProgress {
     owner: String,
-    tasks: u64,
+    /// Tasks received so far.
+    tasks: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
     started: Instant,
@@ -46,7 +49,7 @@ pub struct BatchView {
     pub id: BatchId,
     /// Who runs it.
     pub owner: String,
-    /// Its tasks.
+    /// Its tasks received so far.
     pub tasks: u64,
     /// Tasks that succeeded.
     pub succeeded: u64,
@@ -77,7 +80,7 @@ impl BatchBoard {
             .map(|(id, p)| BatchView {
                 id: *id,
                 owner: p.owner.clone(),
-                tasks: p.tasks,
+                tasks: p.tasks.load(Ordering::Relaxed),
                 succeeded: p.succeeded.load(Ordering::Relaxed),
                 failed: p.failed.load(Ordering::Relaxed),
                 running_for: p.started.elapsed(),
@@ -92,10 +95,10 @@ impl BatchBoard {
         batches
     }
 
-    fn enter(self: &Arc<Self>, id: BatchId, owner: &str, tasks: usize) -> OnBoard {
+    fn enter(self: &Arc<Self>, id: BatchId, owner: &str) -> OnBoard {
         let progress = Arc::new(BatchProgress {
             owner: owner.to_string(),
-            tasks: tasks as u64,
+            tasks: AtomicU64::new(0),
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             started: Instant::now(),
@@ -139,27 +142,56 @@ impl Drop for OnBoard {
     }
 }
 
-/// Runs every task of `batch` for `owner` (numbered `identity` by the cluster), on `board`
-/// while it runs; the stream yields results, in chunks, as tasks finish.
-/// Dropping the stream cancels the tasks still running.
+/// What a running batch tells its client: results, or that some of its tasks wait for
+/// handlers no connected worker serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchEvent {
+    /// Tasks that ended.
+    Results(Vec<QueueResult>),
+    /// Tasks wait for these handlers.
+    Unserved(Unserved),
+}
+
+/// How often a batch with tasks waiting checks whether their handlers are served, and
+/// how often it tells its client so while they are not.
+const UNSERVED_CHECK: Duration = Duration::from_millis(500);
+const UNSERVED_REMINDER: Duration = Duration::from_secs(10);
+
+/// Runs every task `tasks` yields (its parts in order; a task's index is its position in
+/// the whole) for `owner` (numbered `identity` by the cluster), on `board` while it runs;
+/// the stream yields results, in chunks, as tasks finish. Tasks are read as they are
+/// dispatched, at most [`IN_FLIGHT_PER_BATCH`] ahead of the results: an endless stream of
+/// tasks holds bounded memory. Dropping the stream cancels the tasks still running.
 ///
 /// The tasks run in a task of their own, not as the client reads: a client slow to read
 /// results (or one busy with other work) must not hold back dispatch; results wait for it
 /// in the coordinator.
 pub fn run_batch(
     cluster: Arc<Cluster>,
-    batch: Batch,
+    settings: BatchSettings,
+    tasks: impl Stream<Item = Vec<QueueTask>> + Send + 'static,
     (owner, identity): (&str, u32),
     board: &Arc<BatchBoard>,
-) -> impl Stream<Item = Vec<QueueResult>> {
+) -> impl Stream<Item = BatchEvent> {
+    static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
+    let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
+    let on_board = board.enter(id, owner);
+    let owner = Owner::batch(id, identity);
+    let (gave_up, given_up) = watch::channel(Arc::new(HashSet::new()));
+    let mut results = batch_results(cluster.clone(), settings, tasks, (id, owner), on_board, given_up);
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let mut results = batch_results(cluster, batch, (owner, identity), board);
     tokio::spawn(async move {
+        let mut waits = UnservedWatch::new(cluster, owner.key, settings.unserved_timeout, gave_up);
+        let mut check = tokio::time::interval(UNSERVED_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 next = results.next() => match next {
-                    Some(chunk) => if sender.send(chunk).is_err() { return },
+                    Some(chunk) => if sender.send(BatchEvent::Results(chunk)).is_err() { return },
                     None => return,
+                },
+                _ = check.tick() => if let Some(notice) = waits.check() {
+                    if sender.send(BatchEvent::Unserved(notice)).is_err() { return }
                 },
                 // The client went away or the coordinator shuts down: drop the tasks.
                 () = sender.closed() => return,
@@ -167,7 +199,7 @@ pub fn run_batch(
         }
     });
     // Chunks that piled up while the client was busy go out as one message.
-    let mut carried: Option<Vec<QueueResult>> = None;
+    let mut carried: Option<BatchEvent> = None;
     futures::stream::poll_fn(move |cx| {
         let mut message = match carried.take() {
             Some(message) => message,
@@ -176,74 +208,180 @@ pub fn run_batch(
                 None => return Poll::Ready(None),
             },
         };
-        while let Ok(more) = receiver.try_recv() {
-            if message.len() + more.len() > RESULTS_PER_MESSAGE {
-                carried = Some(more);
-                break;
+        if let BatchEvent::Results(results) = &mut message {
+            while let Ok(more) = receiver.try_recv() {
+                match more {
+                    BatchEvent::Results(more) if results.len() + more.len() <= RESULTS_PER_MESSAGE => {
+                        results.extend(more)
+                    }
+                    other => {
+                        carried = Some(other);
+                        break;
+                    }
+                }
             }
-            message.extend(more);
         }
         Poll::Ready(Some(message))
     })
 }
 
+/// Watches which of a batch's waiting tasks wait for handlers no worker serves: tells the
+/// client when that starts and now and then while it lasts, and, with a timeout, gives up
+/// on a handler unserved for that long.
+struct UnservedWatch {
+    cluster: Arc<Cluster>,
+    owner: u64,
+    timeout: Option<Duration>,
+    gave_up: watch::Sender<Arc<HashSet<HandlerName>>>,
+    /// Since when each unserved handler is.
+    since: HashMap<HandlerName, Instant>,
+    told: Option<(Vec<HandlerName>, Instant)>,
+}
+
+impl UnservedWatch {
+    fn new(
+        cluster: Arc<Cluster>,
+        owner: u64,
+        timeout: Option<Duration>,
+        gave_up: watch::Sender<Arc<HashSet<HandlerName>>>,
+    ) -> Self {
+        Self {
+            cluster,
+            owner,
+            timeout,
+            gave_up,
+            since: HashMap::new(),
+            told: None,
+        }
+    }
+
+    /// A notice for the client, if one is due.
+    fn check(&mut self) -> Option<Unserved> {
+        let waiting = self.cluster.unserved_waiting(self.owner);
+        let now = Instant::now();
+        self.since.retain(|h, _| waiting.contains(h));
+        for handler in &waiting {
+            self.since.entry(handler.clone()).or_insert(now);
+        }
+        if let Some(timeout) = self.timeout {
+            let expired: HashSet<HandlerName> = self
+                .since
+                .iter()
+                .filter(|(_, since)| now.duration_since(**since) >= timeout)
+                .map(|(h, _)| h.clone())
+                .collect();
+            self.gave_up.send_if_modified(|current| {
+                let changed = **current != expired;
+                *current = Arc::new(expired);
+                changed
+            });
+        }
+        let due = match &self.told {
+            _ if waiting.is_empty() => false,
+            Some((told, at)) => *told != waiting || now.duration_since(*at) >= UNSERVED_REMINDER,
+            None => true,
+        };
+        if waiting.is_empty() {
+            self.told = None;
+        }
+        if !due {
+            return None;
+        }
+        tracing::info!(handlers = ?waiting, "batch tasks wait for handlers no worker serves");
+        self.told = Some((waiting.clone(), now));
+        Some(Unserved {
+            waiting,
+            served: self.cluster.served_handlers(),
+        })
+    }
+}
+
+/// Resolves once `handler` is among those given up on.
+async fn given_up_on(mut given_up: watch::Receiver<Arc<HashSet<HandlerName>>>, handler: &HandlerName) {
+    if given_up.wait_for(|set| set.contains(handler)).await.is_err() {
+        // The batch ended first.
+        std::future::pending::<()>().await;
+    }
+}
+
 fn batch_results(
     cluster: Arc<Cluster>,
-    batch: Batch,
-    (owner_name, identity): (&str, u32),
-    board: &Arc<BatchBoard>,
+    settings: BatchSettings,
+    tasks: impl Stream<Item = Vec<QueueTask>> + Send + 'static,
+    (id, owner): (BatchId, Owner),
+    on_board: OnBoard,
+    given_up: watch::Receiver<Arc<HashSet<HandlerName>>>,
 ) -> impl Stream<Item = Vec<QueueResult>> {
-    static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
-    let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
-    let on_board = board.enter(id, owner_name, batch.tasks.len());
-    let owner = Owner::batch(id, identity);
-    let (max_attempts, timeout) = (batch.max_attempts, batch.task_timeout);
-    tracing::debug!(batch = %id, tasks = batch.tasks.len(), "batch accepted");
+    tracing::debug!(batch = %id, "batch accepted");
     let stats = Arc::new(PhaseStats::default());
     let pump = cluster.clone();
-    let mut tasks = futures::stream::iter(batch.tasks.into_iter().enumerate())
-        .map(move |(index, task)| {
-            let cluster = cluster.clone();
-            let stats = stats.clone();
-            let index = index as u32;
-            let task_id = TaskId::Queue(id, index);
-            let span = tracing::debug_span!("task", task = %task_id);
-            // Outside tokio's cooperative budget: once a poll of this set had used it up, every
-            // further task would wake itself again, and a large batch would spin on those wakes.
-            tokio::task::unconstrained(
-                async move {
-                    let ctx = TaskContext {
-                        cluster: &cluster,
-                        kind: TaskKind::Queue,
-                        owner,
-                        max_attempts,
-                        phase: &stats,
-                        backup: None,
-                        log: None,
-                        exclusions: None,
-                        send_at_once: false,
-                    };
-                    let mut history = TaskHistory::default();
-                    let build = |attempt, number| Assignment {
-                        attempt,
-                        number,
-                        task: task_id,
-                        work: Work::Queue(task.clone()),
-                        timeout,
-                    };
-                    let output = match run_task(&ctx, &mut history, build).await {
-                        Ok(committed) => match committed.success {
-                            Success::Queue(output) => Ok(output),
-                            other => Err(format!("unexpected report {other:?}")),
-                        },
-                        Err(e) => Err(e.to_string()),
-                    };
-                    QueueResult { index, output }
-                }
-                .instrument(span),
-            )
-        })
-        .buffer_unordered(IN_FLIGHT_PER_BATCH);
+    let progress = on_board.progress.clone();
+    let mut tasks = Box::pin(
+        tasks
+            .flat_map(move |part| {
+                progress.tasks.fetch_add(part.len() as u64, Ordering::Relaxed);
+                futures::stream::iter(part)
+            })
+            .enumerate()
+            .map(move |(index, task)| {
+                let cluster = cluster.clone();
+                let stats = stats.clone();
+                let given_up = given_up.clone();
+                let index = index as u32;
+                let task_id = TaskId::Queue(id, index);
+                let span = tracing::debug_span!("task", task = %task_id);
+                // Outside tokio's cooperative budget: once a poll of this set had used it up, every
+                // further task would wake itself again, and a large batch would spin on those wakes.
+                tokio::task::unconstrained(
+                    async move {
+                        let ctx = TaskContext {
+                            cluster: &cluster,
+                            kind: TaskKind::Queue,
+                            owner,
+                            max_attempts: task.max_attempts.unwrap_or(settings.max_attempts),
+                            phase: &stats,
+                            backup: None,
+                            log: None,
+                            exclusions: None,
+                            send_at_once: false,
+                        };
+                        let timeout = task.timeout.or(settings.task_timeout);
+                        let handler = task.handler.clone();
+                        let mut history = TaskHistory::default();
+                        let build = |attempt, number| Assignment {
+                            attempt,
+                            number,
+                            task: task_id,
+                            work: Work::Queue(task.clone()),
+                            timeout,
+                        };
+                        let run = run_task(&ctx, &mut history, build);
+                        let ran = match settings.unserved_timeout {
+                            None => run.await,
+                            Some(waited) => tokio::select! {
+                                ran = run => ran,
+                                () = given_up_on(given_up, &handler) => {
+                                    return QueueResult { index, output: Err(format!(
+                                        "no connected worker serves handler {handler:?}: gave up after {} s",
+                                        waited.as_secs_f64()
+                                    ))};
+                                }
+                            },
+                        };
+                        let output = match ran {
+                            Ok(committed) => match committed.success {
+                                Success::Queue(output) => Ok(output),
+                                other => Err(format!("unexpected report {other:?}")),
+                            },
+                            Err(e) => Err(e.to_string()),
+                        };
+                        QueueResult { index, output }
+                    }
+                    .instrument(span),
+                )
+            })
+            .buffer_unordered(IN_FLIGHT_PER_BATCH),
+    );
     // One poll takes every result ready (and queues as many new attempts); one pump then
     // sends those attempts, a message per worker rather than one each.
     futures::stream::poll_fn(move |cx| {
@@ -275,9 +413,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use tokio::task::JoinHandle;
+    use weft_core::messages::Registration;
     use weft_core::messages::ToWorker;
     use weft_core::outcome::{AttemptOutcome, Report};
-    use weft_core::work::{Handler, QueueTask};
+    use weft_core::work::{HandlerKind, HandlerName, QueueTask};
 
     use super::*;
     use crate::cluster::ClusterConfig;
@@ -286,24 +425,43 @@ mod tests {
         Cluster::in_memory(ClusterConfig::with_lease(Duration::from_secs(60)))
     }
 
-    /// Tasks that echo their index.
-    fn echo_batch(tasks: usize) -> Batch {
-        Batch {
-            tasks: (0..tasks)
-                .map(|i| QueueTask {
-                    handler: Handler::Echo,
-                    payload: i.to_string().into_bytes(),
-                })
-                .collect(),
-            max_attempts: 4,
-            task_timeout: None,
-        }
+    const SETTINGS: BatchSettings = BatchSettings {
+        max_attempts: 4,
+        task_timeout: None,
+        unserved_timeout: None,
+    };
+
+    /// Tasks for `handler` that echo their index, in parts of 1000.
+    fn tasks_of(handler: &str, tasks: usize) -> impl Stream<Item = Vec<QueueTask>> + Send + 'static {
+        let handler = HandlerName::new(handler).unwrap();
+        let all: Vec<QueueTask> = (0..tasks)
+            .map(|i| QueueTask::new(handler.clone(), i.to_string().into_bytes()))
+            .collect();
+        let parts: Vec<Vec<QueueTask>> = all.chunks(1000).map(<[QueueTask]>::to_vec).collect();
+        futures::stream::iter(parts)
+    }
+
+    fn echo_batch(tasks: usize) -> impl Stream<Item = Vec<QueueTask>> + Send + 'static {
+        tasks_of("echo", tasks)
+    }
+
+    /// Every result a batch's events hold, in the order they came.
+    async fn all_results(events: impl Stream<Item = BatchEvent>) -> Vec<QueueResult> {
+        events
+            .filter_map(|e| async move {
+                match e {
+                    BatchEvent::Results(r) => Some(r),
+                    BatchEvent::Unserved(_) => None,
+                }
+            })
+            .concat()
+            .await
     }
 
     /// A worker inside the test: answers every assignment at once with its payload.
     fn echo_worker(cluster: &Arc<Cluster>, slots: u32) -> JoinHandle<()> {
         let (sender, mut inbox) = mpsc::unbounded_channel();
-        let id = cluster.register("echo:1".into(), slots, sender, vec![], true);
+        let id = cluster.register(Registration::new("echo:1", slots), sender);
         cluster.grant_credit(id, slots);
         let cluster = cluster.clone();
         tokio::spawn(async move {
@@ -341,6 +499,7 @@ mod tests {
         let total = IN_FLIGHT_PER_BATCH + 1000;
         let mut results = Box::pin(run_batch(
             cluster.clone(),
+            SETTINGS,
             echo_batch(total),
             ("test", 0),
             &Default::default(),
@@ -351,7 +510,9 @@ mod tests {
 
         let worker = echo_worker(&cluster, 8);
         let mut seen = vec![false; total];
-        while let Some(message) = results.next().await {
+        while let Some(event) = results.next().await {
+            // Until the worker joins, the batch says nobody serves echo.
+            let BatchEvent::Results(message) = event else { continue };
             assert!(message.len() <= RESULTS_PER_MESSAGE);
             for result in message {
                 let index = result.index as usize;
@@ -367,9 +528,85 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_results_cancels_the_batch() {
         let cluster = cluster();
-        let results = run_batch(cluster.clone(), echo_batch(100), ("test", 0), &Default::default());
+        let results = run_batch(
+            cluster.clone(),
+            SETTINGS,
+            echo_batch(100),
+            ("test", 0),
+            &Default::default(),
+        );
         wait_until("the batch is queued", || cluster.waiting() == 100).await;
         drop(results);
         wait_until("the batch is cancelled", || cluster.waiting() == 0).await;
+    }
+
+    #[tokio::test]
+    async fn tasks_for_an_unserved_handler_wait_and_say_so_then_fail_after_the_timeout() {
+        let cluster = cluster();
+        let worker = echo_worker(&cluster, 4);
+        let settings = BatchSettings {
+            unserved_timeout: Some(Duration::from_millis(1200)),
+            ..SETTINGS
+        };
+        let tasks = echo_batch(5).chain(tasks_of("resize", 3));
+        let mut events = Box::pin(run_batch(
+            cluster.clone(),
+            settings,
+            tasks,
+            ("test", 0),
+            &Default::default(),
+        ));
+        let mut results = Vec::new();
+        let mut notices = Vec::new();
+        while let Some(event) = events.next().await {
+            match event {
+                BatchEvent::Results(r) => results.extend(r),
+                BatchEvent::Unserved(u) => notices.push(u),
+            }
+        }
+        let resize = HandlerName::new("resize").unwrap();
+        assert_eq!(notices[0].waiting, [resize]);
+        assert!(notices[0].served.iter().any(|h| h.as_str() == "echo"));
+        results.sort_by_key(|r| r.index);
+        assert_eq!(results.len(), 8);
+        assert!(results[..5].iter().all(|r| r.output.is_ok()));
+        for r in &results[5..] {
+            let err = r.output.clone().unwrap_err();
+            assert!(err.contains("no connected worker serves handler \"resize\""), "{err}");
+        }
+        worker.abort();
+    }
+
+    #[tokio::test]
+    async fn tasks_wait_for_a_worker_that_serves_their_handler() {
+        let cluster = cluster();
+        let events = run_batch(
+            cluster.clone(),
+            SETTINGS,
+            tasks_of("resize", 10),
+            ("test", 0),
+            &Default::default(),
+        );
+        let collected = tokio::spawn(all_results(events));
+        wait_until("the batch is queued", || cluster.waiting() == 10).await;
+        let (sender, mut inbox) = mpsc::unbounded_channel();
+        let registration = Registration {
+            handlers: vec![(HandlerName::new("resize").unwrap(), HandlerKind::Linked)],
+            ..Registration::new("resize:1", 10)
+        };
+        let id = cluster.register(registration, sender);
+        cluster.grant_credit(id, 10);
+        let Some(ToWorker::Assign(assigned)) = inbox.recv().await else {
+            panic!("the new worker gets the tasks")
+        };
+        let reports = assigned.into_iter().map(|a| Report {
+            attempt: a.attempt,
+            outcome: AttemptOutcome::Succeeded(Success::Queue(b"done".to_vec())),
+            counters: Default::default(),
+        });
+        cluster.report_all(id, reports, 0);
+        let results = collected.await.unwrap();
+        assert_eq!(results.len(), 10);
+        assert!(results.iter().all(|r| r.output == Ok(b"done".to_vec())));
     }
 }

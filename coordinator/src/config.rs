@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_auth::tls::TlsFiles;
+use weft_auth::tokens::Role;
+use weft_core::work::{builtin, HandlerKind, HandlerName};
 
 use crate::task::BackupPolicy;
 
@@ -37,6 +39,8 @@ pub struct CoordinatorConfig {
     pub security: Security,
     /// How much any one request, job or identity may ask for.
     pub limits: Limits,
+    /// The role each queue handler needs.
+    pub handler_roles: HandlerRoles,
     /// Whether `/metrics` on the HTTP listener is open to anyone who reaches it (the
     /// dashboard and API still ask for a token).
     pub metrics_public: bool,
@@ -109,6 +113,7 @@ impl CoordinatorConfig {
             recovery_grace: Duration::from_secs(5),
             security: Security::default(),
             limits: Limits::default(),
+            handler_roles: HandlerRoles::default(),
             metrics_public: false,
         }
     }
@@ -116,5 +121,67 @@ impl CoordinatorConfig {
     /// How often workers should send a heartbeat: a third of the lease.
     pub fn heartbeat_interval(&self) -> Duration {
         self.lease_timeout / 3
+    }
+}
+
+/// The token role each queue handler needs. A handler named here needs the role given
+/// (`--handler-role NAME=ROLE`), but never less than `commands` for one that runs commands.
+/// Otherwise: `commands` for `exec` and for warm command handlers, `submit` for the other
+/// built-in ones and for handlers linked into workers, and `commands` for a name no worker
+/// has announced yet (it might turn out to be a command).
+#[derive(Debug, Clone, Default)]
+pub struct HandlerRoles {
+    /// Roles given by name.
+    pub named: std::collections::BTreeMap<HandlerName, Role>,
+}
+
+impl HandlerRoles {
+    /// The role a caller needs to run tasks of `handler`, which workers announced as `kind`.
+    pub fn needed(&self, handler: &HandlerName, kind: Option<HandlerKind>) -> Role {
+        let kind = kind.or_else(|| {
+            builtin::all()
+                .into_iter()
+                .find(|(name, _)| name == handler)
+                .map(|(_, kind)| kind)
+        });
+        let by_kind = match kind {
+            Some(kind) if kind.runs_commands() => Role::Commands,
+            Some(_) => Role::Submit,
+            None => Role::Commands,
+        };
+        match self.named.get(handler) {
+            Some(role) if kind.is_some_and(HandlerKind::runs_commands) => (*role).max(Role::Commands),
+            Some(role) => *role,
+            None => by_kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod handler_role_tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_the_kind_unless_named_and_commands_stay_commands() {
+        let name = |n: &str| HandlerName::new(n).unwrap();
+        let mut roles = HandlerRoles::default();
+        assert_eq!(roles.needed(&name("echo"), None), Role::Submit);
+        assert_eq!(roles.needed(&name("exec"), None), Role::Commands);
+        assert_eq!(roles.needed(&name("resize"), Some(HandlerKind::Linked)), Role::Submit);
+        assert_eq!(
+            roles.needed(&name("resize"), Some(HandlerKind::Command)),
+            Role::Commands
+        );
+        assert_eq!(roles.needed(&name("unknown"), None), Role::Commands);
+        roles.named.insert(name("unknown"), Role::Submit);
+        roles.named.insert(name("resize"), Role::Read);
+        roles.named.insert(name("echo"), Role::Admin);
+        assert_eq!(roles.needed(&name("unknown"), None), Role::Submit);
+        assert_eq!(
+            roles.needed(&name("resize"), Some(HandlerKind::Command)),
+            Role::Commands
+        );
+        assert_eq!(roles.needed(&name("resize"), Some(HandlerKind::Linked)), Role::Read);
+        assert_eq!(roles.needed(&name("echo"), None), Role::Admin);
     }
 }

@@ -132,6 +132,7 @@ pub async fn serve_on(
         logs: logs.clone(),
         gate: gate.clone(),
         limits: config.limits.clone(),
+        handler_roles: Arc::new(config.handler_roles.clone()),
         shutdown: shutdown.clone(),
     };
     let worker_api = WorkerApi {

@@ -6,20 +6,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::{AttemptInfo, JobStatus};
-use weft_core::work::{Batch, Handler, JobId, MAX_TASK_BYTES};
-use weft_proto::convert::{batch_from_wire, results_to_wire, status_to_wire, worker_to_wire, MESSAGE_BUDGET};
+use weft_core::work::{BatchSettings, HandlerName, JobId, QueueTask, MAX_TASK_BYTES};
+use weft_proto::convert::{
+    batch_from_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire, worker_to_wire, MESSAGE_BUDGET,
+};
 use weft_proto::v1::{self, job_service_server::JobService};
 
 use crate::auth::{audit, caller, require, require_owner, Gate};
-use crate::batch::{run_batch, BatchBoard};
+use crate::batch::{run_batch, BatchBoard, BatchEvent};
 use crate::cluster::Cluster;
-use crate::config::Limits;
+use crate::config::{HandlerRoles, Limits};
 use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
 use crate::logs::{select, task_of, LogReader};
@@ -38,6 +40,8 @@ pub struct JobApi {
     pub gate: Arc<Gate>,
     /// What a request may ask for.
     pub limits: Limits,
+    /// The role each handler needs.
+    pub handler_roles: Arc<HandlerRoles>,
     /// Ends open streams at shutdown.
     pub shutdown: CancellationToken,
 }
@@ -73,25 +77,10 @@ impl JobApi {
         })
     }
 
-    /// Checks a batch against the caller's role and the limits.
-    fn check_batch(&self, caller: &Caller, batch: &Batch) -> Result<(), Status> {
-        require(caller, Role::Submit, "running tasks")?;
-        if batch.tasks.iter().any(|t| t.handler == Handler::Exec) {
-            require(caller, Role::Commands, "running exec tasks")?;
-        }
-        self.check_batch_size(batch.tasks.len())?;
-        if let Some((index, task)) = batch
-            .tasks
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.payload.len() > MAX_TASK_BYTES)
-        {
-            return Err(Status::invalid_argument(format!(
-                "task {index}: a payload of {} bytes; at most {MAX_TASK_BYTES}",
-                task.payload.len()
-            )));
-        }
-        Ok(())
+    /// Checks tasks against the caller's role for their handlers, and their payloads
+    /// against the bound; `first` is the position of the first in its batch.
+    fn check_tasks(&self, caller: &Caller, tasks: &[QueueTask], first: usize) -> Result<(), Status> {
+        check_tasks(&self.cluster, &self.handler_roles, caller, tasks, first)
     }
 
     fn check_batch_size(&self, tasks: usize) -> Result<(), Status> {
@@ -104,15 +93,116 @@ impl JobApi {
         Ok(())
     }
 
-    /// Runs a checked batch for `caller`; results stream back in messages under the budget.
-    fn start_batch(&self, caller: Caller, mut batch: Batch) -> Result<BoxStream<v1::QueueTaskResults>, Status> {
-        self.check_batch(&caller, &batch)?;
-        batch.task_timeout = batch.task_timeout.or(self.limits.queue_task_timeout);
+    /// Runs a batch for `caller`: its first part, checked already, then the parts `rest`
+    /// yields, checked as they come (a refused part ends the batch with its error).
+    /// Results stream back in messages under the budget.
+    fn start_batch(
+        &self,
+        caller: Caller,
+        mut settings: BatchSettings,
+        first: Vec<QueueTask>,
+        rest: Option<Streaming<v1::TaskBatch>>,
+    ) -> BoxStream<v1::QueueTaskResults> {
+        settings.task_timeout = settings.task_timeout.or(self.limits.queue_task_timeout);
         let identity = self.cluster.identity(&caller.name);
-        let results = run_batch(self.cluster.clone(), batch, (&caller.name, identity), &self.batches)
-            .flat_map(|chunk| futures::stream::iter(results_to_wire(chunk, MESSAGE_BUDGET).into_iter().map(Ok)));
-        Ok(Box::pin(self.guarded(caller, results)))
+        let (refuse, refused) = oneshot::channel::<Status>();
+        let start = first.len();
+        let parts = futures::stream::once(std::future::ready(first)).chain(checked_parts(
+            rest,
+            start,
+            (self.cluster.clone(), self.handler_roles.clone(), caller.clone()),
+            refuse,
+        ));
+        let events = run_batch(
+            self.cluster.clone(),
+            settings,
+            parts,
+            (&caller.name, identity),
+            &self.batches,
+        )
+        .flat_map(|event| {
+            let messages = match event {
+                BatchEvent::Results(chunk) => results_to_wire(chunk, MESSAGE_BUDGET),
+                BatchEvent::Unserved(notice) => vec![unserved_to_wire(&notice)],
+            };
+            futures::stream::iter(messages.into_iter().map(Ok))
+        });
+        let failure = futures::FutureExt::into_stream(refused).filter_map(|r| std::future::ready(r.ok().map(Err)));
+        // The first error ends the stream.
+        let out = futures::stream::select(events, failure).scan(false, |ended, item| {
+            let next = (!*ended).then(|| {
+                *ended = item.is_err();
+                item
+            });
+            std::future::ready(next)
+        });
+        Box::pin(self.guarded(caller, out))
     }
+}
+
+/// The parts after the first of a streamed batch, each converted and checked; on the
+/// first bad one, or a broken stream, `refuse` is sent its error and no more are read.
+fn checked_parts(
+    rest: Option<Streaming<v1::TaskBatch>>,
+    start: usize,
+    (cluster, roles, caller): (Arc<Cluster>, Arc<HandlerRoles>, Caller),
+    refuse: oneshot::Sender<Status>,
+) -> impl Stream<Item = Vec<QueueTask>> + Send + 'static {
+    futures::stream::unfold(Some((rest, start, refuse)), move |state| {
+        let (cluster, roles, caller) = (cluster.clone(), roles.clone(), caller.clone());
+        async move {
+            let (mut rest, next, refuse) = state?;
+            let part = match rest.as_mut()?.message().await {
+                Ok(Some(part)) => part,
+                Ok(None) => return None,
+                Err(status) => {
+                    let _ = refuse.send(status);
+                    return None;
+                }
+            };
+            let tasks = tasks_from_wire(part.tasks, next)
+                .map_err(invalid_request)
+                .and_then(|tasks| check_tasks(&cluster, &roles, &caller, &tasks, next).map(|()| tasks));
+            match tasks {
+                Ok(tasks) => {
+                    let next = next + tasks.len();
+                    Some((tasks, Some((rest, next, refuse))))
+                }
+                Err(status) => {
+                    let _ = refuse.send(status);
+                    None
+                }
+            }
+        }
+    })
+}
+
+/// Checks tasks against `caller`'s role for their handlers, and their payloads against the
+/// bound; `first` is the position of the first in its batch.
+fn check_tasks(
+    cluster: &Cluster,
+    roles: &HandlerRoles,
+    caller: &Caller,
+    tasks: &[QueueTask],
+    first: usize,
+) -> Result<(), Status> {
+    require(caller, Role::Submit, "running tasks")?;
+    let mut checked: Option<&HandlerName> = None;
+    for (i, task) in tasks.iter().enumerate() {
+        if task.payload.len() > MAX_TASK_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "task {}: a payload of {} bytes; at most {MAX_TASK_BYTES}",
+                first + i,
+                task.payload.len()
+            )));
+        }
+        if checked != Some(&task.handler) {
+            let needed = roles.needed(&task.handler, cluster.handler_kind(&task.handler));
+            require(caller, needed, &format!("running {} tasks", task.handler))?;
+            checked = Some(&task.handler);
+        }
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -225,7 +315,14 @@ impl JobService for JobApi {
     async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
         let caller = caller(&request);
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
-        Ok(Response::new(self.start_batch(caller, batch)?))
+        self.check_batch_size(batch.tasks.len())?;
+        self.check_tasks(&caller, &batch.tasks, 0)?;
+        Ok(Response::new(self.start_batch(
+            caller,
+            batch.settings,
+            batch.tasks,
+            None,
+        )))
     }
 
     type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
@@ -237,19 +334,16 @@ impl JobService for JobApi {
         let caller = caller(&request);
         require(&caller, Role::Submit, "running tasks")?;
         let mut parts = request.into_inner();
-        let mut whole = v1::TaskBatch::default();
-        let mut first = true;
-        while let Some(part) = parts.message().await? {
-            if first {
-                whole.max_attempts = part.max_attempts;
-                whole.task_timeout_ms = part.task_timeout_ms;
-                first = false;
-            }
-            whole.tasks.extend(part.tasks);
-            self.check_batch_size(whole.tasks.len())?;
-        }
-        let batch = batch_from_wire(whole).map_err(invalid_request)?;
-        Ok(Response::new(self.start_batch(caller, batch)?))
+        // The first part carries the settings; the rest are read as the batch runs.
+        let first = parts.message().await?.unwrap_or_default();
+        let batch = batch_from_wire(first).map_err(invalid_request)?;
+        self.check_tasks(&caller, &batch.tasks, 0)?;
+        Ok(Response::new(self.start_batch(
+            caller,
+            batch.settings,
+            batch.tasks,
+            Some(parts),
+        )))
     }
 }
 

@@ -56,15 +56,14 @@ impl WorkerService for WorkerApi {
             return Err(invalid_request("Register needs the worker's shuffle address"));
         }
         let (sender, outbound) = mpsc::unbounded_channel();
-        let address = registration.shuffle_address.clone();
-        let worker = self.cluster.register(
-            address.clone(),
+        let (address, slots, host) = (
+            registration.shuffle_address.clone(),
             registration.slots,
-            sender.clone(),
-            registration.held,
-            registration.reports_progress,
+            registration.hostname.clone(),
         );
-        tracing::info!(worker, %address, slots = registration.slots, host = %registration.hostname, "worker joined");
+        let handlers: Vec<String> = registration.handlers.iter().map(|(name, _)| name.to_string()).collect();
+        let worker = self.cluster.register(registration, sender.clone());
+        tracing::info!(worker, %address, slots, %host, handlers = %handlers.join(","), "worker joined");
         let _ = sender.send(ToWorker::Welcome {
             worker,
             heartbeat_interval: self.heartbeat_interval,

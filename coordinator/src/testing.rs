@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weft_auth::tokens::Caller;
-use weft_core::messages::ToWorker;
+use weft_core::messages::{Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::JobStatus;
@@ -155,7 +155,7 @@ impl SimWorker {
     pub(crate) fn join(cluster: &Arc<Cluster>, name: &str, slots: u32) -> Self {
         let (sender, inbox) = mpsc::unbounded_channel();
         let address = format!("{name}:1");
-        let id = cluster.register(address.clone(), slots, sender, vec![], true);
+        let id = cluster.register(Registration::new(address.clone(), slots), sender);
         cluster.grant_credit(id, slots);
         Self {
             id,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::outcome::Report;
-use crate::work::{Assignment, AttemptId, JobId, WorkerId};
+use crate::work::{Assignment, AttemptId, HandlerKind, HandlerName, JobId, WorkerId};
 
 /// A map output that a worker holds from an earlier session, announced when it registers
 /// so that a restarted coordinator can adopt it.
@@ -32,6 +32,23 @@ pub struct Registration {
     pub held: Vec<HeldOutput>,
     /// Whether its heartbeats name the attempts that made progress.
     pub reports_progress: bool,
+    /// The queue handlers it serves, and what kind each is.
+    pub handlers: Vec<(HandlerName, HandlerKind)>,
+}
+
+impl Registration {
+    /// A worker at `shuffle_address` with `slots`, serving the built-in handlers, holding
+    /// nothing, reporting progress.
+    pub fn new(shuffle_address: impl Into<String>, slots: u32) -> Self {
+        Self {
+            shuffle_address: shuffle_address.into(),
+            slots,
+            hostname: String::new(),
+            held: Vec::new(),
+            reports_progress: true,
+            handlers: crate::work::builtin::all(),
+        }
+    }
 }
 
 /// Worker → coordinator.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::outcome::{Counters, OutcomeKind};
-use crate::work::{AttemptId, JobId, TaskKind};
+use crate::work::{AttemptId, HandlerKind, HandlerName, JobId, TaskKind};
 
 /// Where a job is in its life. The legal moves are in [`JobState::can_become`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +266,8 @@ pub struct WorkerStatus {
     pub served_bytes: u64,
     /// When it left, ms since the epoch, and why; `None` while it is connected.
     pub left: Option<(i64, String)>,
+    /// The queue handlers it serves, by name.
+    pub handlers: Vec<(HandlerName, HandlerKind)>,
 }
 
 impl WorkerStatus {
@@ -284,6 +286,7 @@ impl WorkerStatus {
             "served_bytes": self.served_bytes,
             "left_ms": self.left.as_ref().map(|(at, _)| at),
             "left_because": self.left.as_ref().map(|(_, why)| why),
+            "handlers": self.handlers.iter().map(|(name, kind)| serde_json::json!({"name": name.as_str(), "kind": kind.name()})).collect::<Vec<_>>(),
         })
     }
 }

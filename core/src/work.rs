@@ -297,13 +297,29 @@ pub struct MapLocation {
     pub shuffle_address: String,
 }
 
-/// A task of a batch: a handler and its payload.
+/// A task of a batch: a handler and its payload, and what it overrides of its batch's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueTask {
     /// What runs it.
-    pub handler: Handler,
+    pub handler: HandlerName,
     /// Its input.
     pub payload: Vec<u8>,
+    /// Attempts before it fails, instead of its batch's.
+    pub max_attempts: Option<u32>,
+    /// An attempt running longer is stopped, instead of its batch's timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl QueueTask {
+    /// A task for `handler` with `payload`, on its batch's settings.
+    pub fn new(handler: HandlerName, payload: Vec<u8>) -> Self {
+        Self {
+            handler,
+            payload,
+            max_attempts: None,
+            timeout: None,
+        }
+    }
 }
 
 /// The most bytes a queue task's payload, or its result, may have.
@@ -314,10 +330,29 @@ pub const MAX_TASK_BYTES: usize = 4 << 20;
 pub struct Batch {
     /// The tasks; a task's index is its position here.
     pub tasks: Vec<QueueTask>,
+    /// How they run.
+    pub settings: BatchSettings,
+}
+
+/// How a batch's tasks run, unless a task says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
     /// Attempts per task before it fails.
     pub max_attempts: u32,
     /// An attempt running longer is stopped and fails; `None`: the coordinator's default.
     pub task_timeout: Option<Duration>,
+    /// A task whose handler no connected worker serves fails after waiting this long;
+    /// `None`: it waits until one comes.
+    pub unserved_timeout: Option<Duration>,
+}
+
+/// Tasks of a batch wait for handlers that no connected worker serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unserved {
+    /// The handlers they wait for.
+    pub waiting: Vec<HandlerName>,
+    /// The handlers the connected workers serve.
+    pub served: Vec<HandlerName>,
 }
 
 /// How one task of a batch ended: its output, or why it failed.
@@ -329,49 +364,125 @@ pub struct QueueResult {
     pub output: Result<Vec<u8>, String>,
 }
 
-/// The handlers of queue tasks that every worker has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Handler {
-    /// Does nothing; the result is empty.
-    Noop,
-    /// The result is the payload.
-    Echo,
-    /// Sleeps for the payload's number of milliseconds.
-    Sleep,
-    /// Runs the payload with `sh -c`; the result is its stdout.
-    Exec,
-}
+/// The name of a queue handler: what a task asks for and a worker serves. Letters, digits,
+/// `_`, `-`, `.` and `:`, at most [`HandlerName::MAX_LEN`] bytes. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerName(Arc<str>);
 
-/// A handler name no worker serves.
+/// A handler name that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown handler {0:?}; the handlers are {names}", names = Handler::names())]
-pub struct UnknownHandler(pub String);
+#[error(
+    "{0:?} is not a handler name: use 1 to {max} letters, digits, '_', '-', '.' or ':'",
+    max = HandlerName::MAX_LEN
+)]
+pub struct BadHandlerName(pub String);
 
-impl Handler {
-    /// Every handler.
-    pub const ALL: [Handler; 4] = [Handler::Noop, Handler::Echo, Handler::Sleep, Handler::Exec];
+impl HandlerName {
+    /// The longest name.
+    pub const MAX_LEN: usize = 64;
 
-    /// Its name, as tasks name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Handler::Noop => "noop",
-            Handler::Echo => "echo",
-            Handler::Sleep => "sleep",
-            Handler::Exec => "exec",
+    /// `name`, if it is a valid handler name.
+    pub fn new(name: &str) -> Result<Self, BadHandlerName> {
+        let valid = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if valid {
+            Ok(Self(name.into()))
+        } else {
+            Err(BadHandlerName(name.to_string()))
         }
     }
 
-    /// Every handler's name: "noop, echo, sleep, exec".
-    pub fn names() -> String {
-        Self::ALL.map(Handler::name).join(", ")
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for HandlerName {
+    type Err = BadHandlerName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::new(name)
+    }
+}
+
+impl fmt::Display for HandlerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for HandlerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// The handlers every worker serves.
+pub mod builtin {
+    /// Does nothing; the result is empty.
+    pub const NOOP: &str = "noop";
+    /// The result is the payload.
+    pub const ECHO: &str = "echo";
+    /// Sleeps for the payload's number of milliseconds.
+    pub const SLEEP: &str = "sleep";
+    /// Runs the payload with `sh -c`; the result is its stdout.
+    pub const EXEC: &str = "exec";
+
+    use super::{HandlerKind, HandlerName};
+
+    /// Every built-in handler with its kind: what a worker older than handler names serves.
+    pub fn all() -> Vec<(HandlerName, HandlerKind)> {
+        [
+            (NOOP, HandlerKind::Builtin),
+            (ECHO, HandlerKind::Builtin),
+            (SLEEP, HandlerKind::Builtin),
+            (EXEC, HandlerKind::Exec),
+        ]
+        .into_iter()
+        .map(|(name, kind)| (HandlerName::new(name).expect("built-in names are valid"), kind))
+        .collect()
+    }
+}
+
+/// What serves a handler on a worker, which decides who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HandlerKind {
+    /// Built into every worker and harmless: `noop`, `echo`, `sleep`.
+    Builtin,
+    /// Rust code linked into the worker (registered with its builder).
+    Linked,
+    /// A warm process a worker's operator named (`weft worker --handler NAME=COMMAND`).
+    Command,
+    /// `exec`: the payload is a shell command.
+    Exec,
+}
+
+impl HandlerKind {
+    /// Every kind.
+    pub const ALL: [HandlerKind; 4] = [Self::Builtin, Self::Linked, Self::Command, Self::Exec];
+
+    /// Its name on the wire and on screens.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Linked => "linked",
+            Self::Command => "command",
+            Self::Exec => "exec",
+        }
     }
 
-    /// The handler called `name`.
-    pub fn from_name(name: &str) -> Result<Self, UnknownHandler> {
-        Self::ALL
-            .into_iter()
-            .find(|h| h.name() == name)
-            .ok_or_else(|| UnknownHandler(name.to_string()))
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether calling it runs code the caller chooses, or a command: the `commands` role's.
+    pub fn runs_commands(self) -> bool {
+        matches!(self, Self::Command | Self::Exec)
     }
 }
 
@@ -433,11 +544,17 @@ mod tests {
     }
 
     #[test]
-    fn handlers_are_found_by_name() {
-        for handler in Handler::ALL {
-            assert_eq!(Handler::from_name(handler.name()), Ok(handler));
+    fn handler_names_are_checked() {
+        for good in ["echo", "resize-image", "img.v2", "gpu:render", "a_b"] {
+            assert_eq!(HandlerName::new(good).unwrap().as_str(), good);
         }
-        let unknown = Handler::from_name("teleport").unwrap_err();
-        assert!(unknown.to_string().contains("teleport") && unknown.to_string().contains("noop"));
+        for bad in ["", "has space", "sémantique", "a/b", &"x".repeat(65)] {
+            let err = HandlerName::new(bad).unwrap_err().to_string();
+            assert!(err.contains("not a handler name"), "{err}");
+        }
+        for kind in HandlerKind::ALL {
+            assert_eq!(HandlerKind::from_name(kind.name()), Some(kind));
+        }
+        assert!(HandlerKind::Command.runs_commands() && !HandlerKind::Linked.runs_commands());
     }
 }

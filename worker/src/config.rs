@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_auth::tls::TlsFiles;
+use weft_core::work::HandlerName;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct WorkerConfig {
     pub insecure: bool,
     /// Run tasks as root on a networked cluster anyway.
     pub allow_root: bool,
+    /// Warm command handlers: each name served by its command, started once per slot.
+    pub command_handlers: Vec<(HandlerName, String)>,
 }
 
 impl WorkerConfig {
@@ -60,6 +63,7 @@ impl WorkerConfig {
             tls: None,
             insecure: false,
             allow_root: false,
+            command_handlers: Vec::new(),
         }
     }
 }

@@ -8,16 +8,19 @@
 //! - [`map`] → [`mapout`] → [`store`]: a map attempt, its partitioned sorted output, on disk;
 //! - [`shuffle`]: serving that output to reducers;
 //! - [`fetch`] → [`merge`] → [`reduce`]: a reducer fetching, merging and reducing;
-//! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers, and
-//!   streaming commands, which run under the [`shim`].
+//! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers (built
+//!   in, linked in through the [`builder`], or warm commands), and streaming commands,
+//!   which run under the [`shim`].
 //!
 //! Only [`server`], [`session`], [`shuffle`] and [`fetch`] speak gRPC; the rest works on
 //! the domain types of `weft_core`. [`metrics`] counts what the worker does, for
 //! `/metrics` on its HTTP listener (`--http`).
 
 pub mod apps;
+pub mod builder;
 pub mod config;
 pub mod fetch;
+pub mod flags;
 pub mod handlers;
 pub mod logs;
 pub mod map;
@@ -34,5 +37,8 @@ pub mod shim;
 pub mod shuffle;
 pub mod store;
 
+pub use builder::Worker;
 pub use config::WorkerConfig;
-pub use server::{run, WorkerError, SESSION_HEALTH};
+pub use flags::WorkerFlags;
+pub use handlers::{Handler, Handlers, RegisterError};
+pub use server::{run, run_with, WorkerError, SESSION_HEALTH};

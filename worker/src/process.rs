@@ -10,7 +10,7 @@
 //! library's tests), a guard subshell in the task's process group kills the group.
 
 use std::io::{self, BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,8 +155,30 @@ pub struct Shell {
     guard: Option<OwnedFd>,
 }
 
+/// Moves each `(from, to)` descriptor to `to` in a child about to exec, clear of
+/// close-on-exec; for `pre_exec`, where only async-signal-safe calls may be made. Every
+/// `from` is first copied above the targets, so that no move clobbers another's source.
+pub fn place_fds(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
+    let above = moves.iter().map(|(_, to)| *to).max().unwrap_or(0) + 1;
+    let mut copies = [0; 8];
+    for (i, (from, _)) in moves.iter().enumerate().take(copies.len()) {
+        // SAFETY: fcntl only duplicates a descriptor of this (child) process.
+        copies[i] = unsafe { libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, above) };
+        if copies[i] < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (i, (_, to)) in moves.iter().enumerate().take(copies.len()) {
+        // SAFETY: dup2 only changes this child's descriptor table; the new one is inheritable.
+        if unsafe { libc::dup2(copies[i], *to) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A pipe whose ends are closed on exec: (read, write).
-fn guard_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two new descriptors into `fds`, which we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -178,7 +200,7 @@ impl Shell {
     ) -> io::Result<Self> {
         switch.check()?;
         use std::os::unix::process::CommandExt;
-        let (guard_read, guard_write) = guard_pipe()?;
+        let (guard_read, guard_write) = cloexec_pipe()?;
         let shimmed = shim::enabled();
         let mut shell = if shimmed {
             shim::command_line(command)
@@ -206,19 +228,9 @@ impl Shell {
             });
         }
         let read_fd = guard_read.as_raw_fd();
-        // SAFETY: dup2 and fcntl are async-signal-safe; they only touch this child's table.
+        // SAFETY: place_fds makes only async-signal-safe calls on this child's table.
         unsafe {
-            shell.pre_exec(move || {
-                if read_fd == GUARD_FD {
-                    let flags = libc::fcntl(read_fd, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(read_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(read_fd, GUARD_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            shell.pre_exec(move || place_fds(&[(read_fd, GUARD_FD)]));
         }
         let mut child = shell.spawn()?;
         drop(guard_read);

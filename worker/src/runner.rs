@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use weft_auth::paths::DataRoots;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
-use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work, MAX_TASK_BYTES};
+use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work};
 
 use crate::fetch::Fetcher;
-use crate::handlers::run_queue_task;
+use crate::handlers::Handlers;
 use crate::logs::LogDir;
 use crate::map::{run_map, MapTask};
 use crate::metrics::WorkerMetrics;
@@ -37,6 +37,8 @@ pub struct WorkerContext {
     pub metrics: Arc<WorkerMetrics>,
     /// Where attempts' logs go.
     pub logs: LogDir,
+    /// The queue handlers it serves.
+    pub handlers: Handlers,
 }
 
 /// Runs `assignment` under `switch` until it ends or `cancel` fires (then it is handed
@@ -163,10 +165,7 @@ async fn execute(
     match a.work {
         Work::Map(work) => map(ctx, running, work, switch).await,
         Work::Reduce(work) => reduce(ctx, running, work, switch).await,
-        Work::Queue(task) => match run_queue_task(task, &switch, &stop).await {
-            Ok(output) if output.len() > MAX_TASK_BYTES => {
-                failed(format!("a result of {} bytes; at most {MAX_TASK_BYTES}", output.len()))
-            }
+        Work::Queue(task) => match ctx.handlers.run(task, &switch, &stop).await {
             Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
             Err(reason) => failed(reason),
         },

@@ -16,9 +16,12 @@ use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
 
 use weft_core::owned_dir::OwnedDir;
+use weft_core::work::HandlerKind;
 
 use crate::config::WorkerConfig;
 use crate::fetch::{Fetcher, OwnOutput};
+use crate::handlers::command::CommandHandler;
+use crate::handlers::{Handlers, RegisterError};
 use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
 use crate::runner::WorkerContext;
@@ -51,6 +54,9 @@ pub enum WorkerError {
     /// It would serve map output on the network unsecured.
     #[error(transparent)]
     Exposed(#[from] Exposed),
+    /// A handler cannot be registered.
+    #[error(transparent)]
+    Handler(#[from] RegisterError),
     /// It runs as root on a networked cluster.
     #[error(
         "refusing to run tasks as root on a networked cluster: every task's commands would run as root. \
@@ -110,9 +116,23 @@ async fn outbound_host(coordinator: &str) -> String {
     }
 }
 
-/// Runs a worker until `shutdown` is cancelled, reconnecting to the coordinator with
-/// backoff whenever it goes away.
+/// Runs a worker serving the built-in handlers (and `config`'s command handlers) until
+/// `shutdown` is cancelled, reconnecting to the coordinator with backoff whenever it goes
+/// away.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    run_with(config, Handlers::builtin(), shutdown).await
+}
+
+/// [`run`], serving `handlers` too.
+pub async fn run_with(
+    config: WorkerConfig,
+    mut handlers: Handlers,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    for (name, command) in &config.command_handlers {
+        let pool = CommandHandler::new(name.clone(), command.clone(), config.slots.max(1) as usize);
+        handlers.insert(name.as_str(), HandlerKind::Command, Arc::new(pool))?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| WorkerError::Listen {
@@ -170,6 +190,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         merge_buffer: config.merge_buffer,
         metrics: metrics.clone(),
         logs: logs.clone(),
+        handlers,
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
 

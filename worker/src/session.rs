@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 use weft_core::messages::{FromWorker, Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report};
-use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind};
+use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind, Work};
 use weft_proto::convert::{reports_to_wire, Received, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
@@ -120,6 +120,7 @@ pub async fn run_session(
         hostname,
         held: ctx.store.held(),
         reports_progress: true,
+        handlers: ctx.handlers.announced(),
     }))
     .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {
@@ -173,9 +174,17 @@ pub async fn run_session(
                             let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
                             let span = attempt_span(&assignment);
                             let queue = assignment.task.kind() == TaskKind::Queue;
+                            // A warm command handler's processes are its slots.
+                            let takes_slot = match &assignment.work {
+                                Work::Queue(task) => ctx.handlers.takes_slot(&task.handler),
+                                Work::Map(_) | Work::Reduce(_) => true,
+                            };
                             attempts.spawn(
                                 async move {
-                                    let _permit = slots.acquire_owned().await;
+                                    let _permit = match takes_slot {
+                                        true => Some(slots.acquire_owned().await),
+                                        false => None,
+                                    };
                                     let report = run_attempt(ctx, assignment, token, switch).await;
                                     let kind = report.outcome.kind();
                                     match report.outcome.reason() {

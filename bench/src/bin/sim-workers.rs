@@ -54,6 +54,7 @@ async fn simulate(
         hostname: "sim".into(),
         held: vec![],
         reports_progress: false,
+        handlers: vec![],
     })))
     .await?;
     let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod run;
 pub mod status;
 pub mod submit;
+pub mod tasks;
 pub mod top;
 pub mod wait;
 pub mod worker;
@@ -18,80 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use weft_client::{Client, ClientError, Credentials, JobStatus, PeerRole, TlsFiles, Token};
-
-/// Where client commands find the coordinator.
-#[derive(Debug, clap::Args)]
-pub struct CoordinatorUrl {
-    /// The coordinator's URL: http://HOST:PORT, or https://HOST:PORT to speak TLS.
-    #[arg(
-        long = "coordinator",
-        env = "WEFT_COORDINATOR",
-        default_value = "http://127.0.0.1:7070",
-        value_name = "URL"
-    )]
-    pub url: String,
-}
-
-/// The cluster's CA, to verify a server's certificate.
-#[derive(Debug, clap::Args)]
-pub struct CaArgs {
-    /// The directory `weft certs` wrote: its ca.pem (and, for servers and workers, their
-    /// certificate and key).
-    #[arg(long, env = "WEFT_TLS_DIR", value_name = "DIR")]
-    pub tls_dir: Option<PathBuf>,
-    /// The cluster's CA certificate, instead of DIR/ca.pem.
-    #[arg(long, value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-}
-
-/// A server's or worker's TLS material: the CA, and its own certificate and key.
-#[derive(Debug, clap::Args)]
-pub struct TlsArgs {
-    #[command(flatten)]
-    pub ca: CaArgs,
-    /// Its certificate, instead of DIR/coordinator.pem or DIR/worker.pem.
-    #[arg(long, value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// Its private key, instead of DIR/coordinator.key or DIR/worker.key.
-    #[arg(long, value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-}
-
-impl CaArgs {
-    /// The files, for a peer of `role` (`None`: a client); `None` without any flag.
-    pub fn files(&self, role: Option<PeerRole>, cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<TlsFiles> {
-        let mut files = match &self.tls_dir {
-            Some(dir) => TlsFiles::in_dir(dir, role),
-            None => TlsFiles {
-                ca: self.tls_ca.clone()?,
-                cert: None,
-                key: None,
-            },
-        };
-        if let Some(ca) = &self.tls_ca {
-            files.ca = ca.clone();
-        }
-        files.cert = cert.or(files.cert);
-        files.key = key.or(files.key);
-        Some(files)
-    }
-}
-
-impl TlsArgs {
-    /// The files of a server of `role`; `None` without any flag.
-    pub fn files(&self, role: PeerRole) -> anyhow::Result<Option<TlsFiles>> {
-        let files = self.ca.files(Some(role), self.tls_cert.clone(), self.tls_key.clone());
-        if let Some(files) = &files {
-            anyhow::ensure!(
-                files.cert.is_some() && files.key.is_some(),
-                "TLS needs this {}'s certificate and key: --tls-dir DIR, or --tls-cert FILE and --tls-key FILE",
-                role.file_stem()
-            );
-        }
-        Ok(files)
-    }
-}
+pub use weft_auth::flags::{CaArgs, CoordinatorUrl, TlsArgs};
+use weft_client::{Client, ClientError, Credentials, JobStatus, Token};
 
 /// How a client command reaches and proves itself to the coordinator.
 #[derive(Debug, clap::Args)]

@@ -35,6 +35,8 @@ pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 struct Worker {
     child: Child,
     slots: u32,
+    /// Flags beyond the usual ones.
+    flags: Vec<String>,
     log: PathBuf,
 }
 
@@ -207,14 +209,26 @@ impl TestCluster {
 
     /// Starts one more worker; returns its index.
     pub fn add_worker(&mut self, slots: u32) -> usize {
+        self.add_worker_with(slots, &[])
+    }
+
+    /// Starts one more worker with `flags` too (`--handler NAME=COMMAND`, say); returns its
+    /// index.
+    pub fn add_worker_with(&mut self, slots: u32, flags: &[&str]) -> usize {
         let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
-        let child = self.spawn_worker(slots, &log);
+        let flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
+        let child = self.spawn_worker(slots, &flags, &log);
         self.spawned += 1;
-        self.workers.push(Worker { child, slots, log });
+        self.workers.push(Worker {
+            child,
+            slots,
+            flags,
+            log,
+        });
         self.workers.len() - 1
     }
 
-    fn spawn_worker(&self, slots: u32, log: &Path) -> Child {
+    fn spawn_worker(&self, slots: u32, flags: &[String], log: &Path) -> Child {
         let work_dir = self.dir.path().join(format!("work-{}", self.spawned));
         let mut worker = Command::new(weft_bin());
         worker
@@ -226,7 +240,8 @@ impl TestCluster {
                 &slots.to_string(),
                 "--work-dir",
             ])
-            .arg(work_dir);
+            .arg(work_dir)
+            .args(flags);
         if let Some(secrets) = &self.secrets {
             worker.arg("--tls-dir").arg(secrets);
         }
@@ -273,7 +288,7 @@ impl TestCluster {
         for i in 0..self.workers.len() {
             if self.workers[i].child.try_wait().unwrap().is_some() {
                 let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
-                let child = self.spawn_worker(self.workers[i].slots, &log);
+                let child = self.spawn_worker(self.workers[i].slots, &self.workers[i].flags, &log);
                 self.spawned += 1;
                 self.workers[i].child = child;
                 self.workers[i].log = log;

@@ -7,6 +7,10 @@
 //! spread one per worker in turn (balance, as in Spark); a batch's fill a worker's free
 //! slots before the next worker gets one (few, large messages for short tasks, as with
 //! Celery's prefetch). Each pump sends one message per worker.
+//!
+//! A queue task's attempts wait in their owner's lane for the task's handler and go only to
+//! a worker that serves it; job tasks run on any worker. A worker with credit that serves
+//! nothing waiting is passed over, not stopped at.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -15,6 +19,7 @@ use weft_core::messages::ToWorker;
 use weft_core::work::{Assignment, AttemptId, BatchId, JobId, WorkerId};
 
 use super::attempt::{AttemptEntry, Placement};
+use super::handlers::{HandlerId, HandlerSet};
 use super::State;
 
 /// Who an attempt is for, for fair sharing: a job or a task batch, and who submitted it.
@@ -56,9 +61,22 @@ impl Owner {
     }
 }
 
+/// Attempts that need a worker serving `handler` (`None`: any worker), oldest first.
+struct Lane {
+    handler: Option<HandlerId>,
+    pending: VecDeque<AttemptId>,
+}
+
+impl Lane {
+    fn open_to(&self, serves: &HandlerSet) -> bool {
+        !self.pending.is_empty() && self.handler.is_none_or(|h| serves.contains(h))
+    }
+}
+
 #[derive(Default)]
 struct OwnerQueue {
-    pending: VecDeque<AttemptId>,
+    /// Mostly one: a job's, or a batch of one handler.
+    lanes: Vec<Lane>,
     running: u32,
     identity: u32,
     priority: i32,
@@ -77,13 +95,19 @@ pub(super) struct FairShare {
 }
 
 impl FairShare {
-    /// Queues an attempt of `owner`.
-    pub(super) fn push(&mut self, owner: Owner, attempt: AttemptId) {
+    /// Queues an attempt of `owner`, for a worker that serves `handler` (`None`: any).
+    pub(super) fn push(&mut self, owner: Owner, handler: Option<HandlerId>, attempt: AttemptId) {
         let queue = self.owners.entry(owner.key).or_default();
         queue.identity = owner.identity;
         queue.priority = owner.priority;
         queue.fill_slots = owner.fill_slots;
-        queue.pending.push_back(attempt);
+        match queue.lanes.iter_mut().find(|l| l.handler == handler) {
+            Some(lane) => lane.pending.push_back(attempt),
+            None => queue.lanes.push(Lane {
+                handler,
+                pending: VecDeque::from([attempt]),
+            }),
+        }
     }
 
     /// Keeps `owner`'s attempts off `worker` from now on; returns whether it was not yet.
@@ -101,31 +125,46 @@ impl FairShare {
         self.excluded.remove(&owner);
     }
 
-    /// The next attempt for `worker` to run, counted as running: from the identity with the
-    /// fewest attempts running, then its owner with the fewest, then the highest priority,
-    /// then the oldest, among the owners that do not exclude the worker. `live` tells the
-    /// attempts not cancelled while they waited. Owners left with nothing are dropped.
-    fn next(&mut self, worker: WorkerId, live: impl Fn(AttemptId) -> bool) -> Option<(AttemptId, bool)> {
+    /// The next attempt for `worker` (which serves `serves`) to run, counted as running:
+    /// from the identity with the fewest attempts running, then its owner with the fewest,
+    /// then the highest priority, then the oldest, among the owners that do not exclude the
+    /// worker and have an attempt it can run. `live` tells the attempts not cancelled while
+    /// they waited. Owners left with nothing are dropped.
+    fn next(
+        &mut self,
+        worker: WorkerId,
+        serves: &HandlerSet,
+        live: impl Fn(AttemptId) -> bool,
+    ) -> Option<(AttemptId, bool)> {
         loop {
             let identities = &self.identities;
             let excluded = &self.excluded;
             let (&key, _) = self
                 .owners
                 .iter()
-                .filter(|(key, q)| !q.pending.is_empty() && !excluded.get(key).is_some_and(|w| w.contains(&worker)))
+                .filter(|(key, q)| {
+                    q.lanes.iter().any(|l| l.open_to(serves)) && !excluded.get(key).is_some_and(|w| w.contains(&worker))
+                })
                 .min_by_key(|(key, q)| {
                     let identity_running = identities.get(&q.identity).copied().unwrap_or(0);
                     (identity_running, q.running, std::cmp::Reverse(q.priority), **key)
                 })?;
             let queue = self.owners.get_mut(&key).expect("just found");
-            while let Some(id) = queue.pending.pop_front() {
-                if live(id) {
-                    queue.running += 1;
-                    *self.identities.entry(queue.identity).or_default() += 1;
-                    return Some((id, queue.fill_slots));
+            for lane in queue
+                .lanes
+                .iter_mut()
+                .filter(|l| l.handler.is_none_or(|h| serves.contains(h)))
+            {
+                while let Some(id) = lane.pending.pop_front() {
+                    if live(id) {
+                        queue.running += 1;
+                        *self.identities.entry(queue.identity).or_default() += 1;
+                        return Some((id, queue.fill_slots));
+                    }
                 }
             }
-            if queue.running == 0 {
+            queue.lanes.retain(|l| !l.pending.is_empty());
+            if queue.running == 0 && queue.lanes.is_empty() {
                 self.owners.remove(&key);
             }
         }
@@ -141,7 +180,7 @@ impl FairShare {
                     self.identities.remove(&queue.identity);
                 }
             }
-            if queue.running == 0 && queue.pending.is_empty() {
+            if queue.running == 0 && queue.lanes.iter().all(|l| l.pending.is_empty()) {
                 self.owners.remove(&owner);
             }
         }
@@ -152,9 +191,21 @@ impl FairShare {
         self.owners.get(&owner).map_or(0, |q| q.running)
     }
 
+    /// The handlers of `owner`'s lanes that hold a `live` attempt.
+    pub(super) fn waiting_lanes(&self, owner: u64, live: impl Fn(AttemptId) -> bool) -> Vec<HandlerId> {
+        let lanes = self.owners.get(&owner).map(|q| q.lanes.as_slice()).unwrap_or_default();
+        lanes
+            .iter()
+            .filter(|l| l.pending.iter().any(|id| live(*id)))
+            .filter_map(|l| l.handler)
+            .collect()
+    }
+
     /// The queued attempts, the cancelled ones included.
     pub(super) fn queued(&self) -> impl Iterator<Item = AttemptId> + '_ {
-        self.owners.values().flat_map(|q| q.pending.iter().copied())
+        self.owners
+            .values()
+            .flat_map(|q| q.lanes.iter().flat_map(|l| l.pending.iter().copied()))
     }
 }
 
@@ -173,9 +224,13 @@ impl State {
                 continue;
             }
             let attempts = &self.attempts;
-            let Some((attempt_id, fill_slots)) = self.share.next(worker_id, |id| attempts.contains_key(&id)) else {
+            let Some((attempt_id, fill_slots)) = self
+                .share
+                .next(worker_id, &worker.serves, |id| attempts.contains_key(&id))
+            else {
                 worker.in_ready = true;
-                if self.share.excluded.is_empty() {
+                // Where no worker differs from another, none has anything to run either.
+                if self.share.excluded.is_empty() && self.workers.alike {
                     self.workers.ready.push_front(worker_id);
                     break;
                 }
@@ -235,23 +290,28 @@ mod tests {
     fn the_owner_with_fewest_running_then_highest_priority_then_oldest_goes_first() {
         let mut share = FairShare::default();
         for id in [10, 11, 12] {
-            share.push(owner(1, 0), id);
+            share.push(owner(1, 0), None, id);
         }
-        share.push(owner(2, 0), 20);
-        share.push(owner(3, 5), 30);
+        share.push(owner(2, 0), None, 20);
+        share.push(owner(3, 5), None, 30);
         let live = |_| true;
-        assert_eq!(share.next(1, live), Some((30, false)), "higher priority first");
-        assert_eq!(share.next(1, live), Some((10, false)), "then the older of equals");
+        let any = HandlerSet::default();
+        assert_eq!(share.next(1, &any, live), Some((30, false)), "higher priority first");
+        assert_eq!(share.next(1, &any, live), Some((10, false)), "then the older of equals");
         assert_eq!(
-            share.next(1, live),
+            share.next(1, &any, live),
             Some((20, false)),
             "owner 1 runs one now: owner 2's turn"
         );
-        assert_eq!(share.next(1, live), Some((11, false)));
+        assert_eq!(share.next(1, &any, live), Some((11, false)));
         share.finished(1);
         share.finished(1);
         assert_eq!(share.running(1), 0);
-        assert_eq!(share.next(1, |id| id != 12), None, "cancelled attempts are skipped");
+        assert_eq!(
+            share.next(1, &any, |id| id != 12),
+            None,
+            "cancelled attempts are skipped"
+        );
         assert_eq!(share.queued().count(), 0);
     }
 
@@ -267,14 +327,37 @@ mod tests {
             ..owner(9, 0)
         };
         for (i, job) in alice_jobs.iter().enumerate() {
-            share.push(*job, 10 * (i as u64 + 1));
-            share.push(*job, 10 * (i as u64 + 1) + 1);
+            share.push(*job, None, 10 * (i as u64 + 1));
+            share.push(*job, None, 10 * (i as u64 + 1) + 1);
         }
-        share.push(bob, 90);
-        share.push(bob, 91);
+        share.push(bob, None, 90);
+        share.push(bob, None, 91);
         let live = |_| true;
-        let order: Vec<AttemptId> = (0..4).map(|_| share.next(1, live).unwrap().0).collect();
+        let order: Vec<AttemptId> = (0..4)
+            .map(|_| share.next(1, &HandlerSet::default(), live).unwrap().0)
+            .collect();
         // Alice's three jobs do not get three slots to Bob's one: the identities alternate.
         assert_eq!(order, [10, 90, 20, 91]);
+    }
+
+    #[test]
+    fn a_handler_lane_goes_only_to_a_worker_that_serves_it() {
+        let mut share = FairShare::default();
+        let batch = Owner::batch(BatchId::new(1), 0);
+        share.push(batch, Some(3), 1);
+        share.push(batch, Some(5), 2);
+        share.push(owner(7, 0), None, 3);
+        let mut three = HandlerSet::default();
+        three.insert_for_test(3);
+        let live = |_| true;
+        assert_eq!(
+            share.next(1, &HandlerSet::default(), live),
+            Some((3, false)),
+            "job tasks go anywhere"
+        );
+        assert_eq!(share.next(1, &HandlerSet::default(), live), None, "nothing it serves");
+        assert_eq!(share.next(2, &three, live), Some((1, true)));
+        assert_eq!(share.next(2, &three, live), None, "handler 5's task waits");
+        assert_eq!(share.queued().collect::<Vec<_>>(), [2]);
     }
 }

@@ -14,6 +14,7 @@
 
 mod attempt;
 mod dispatch;
+mod handlers;
 mod held;
 mod ids;
 mod workers;
@@ -22,11 +23,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, oneshot, Notify};
-use weft_core::messages::{HeldOutput, ToWorker};
+use tokio::sync::{broadcast, oneshot, watch, Notify};
+use weft_core::messages::{Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, OutcomeKind, Report};
 use weft_core::status::WorkerStatus;
-use weft_core::work::{Assignment, AttemptId, JobId, MapLocation, WorkerId};
+use weft_core::work::{Assignment, AttemptId, HandlerKind, HandlerName, JobId, MapLocation, Work, WorkerId};
 
 pub use attempt::{Attempt, Finished, Placement};
 pub use dispatch::Owner;
@@ -35,6 +36,7 @@ pub use workers::{WorkerSender, SESSION_CLOSED};
 
 use attempt::AttemptEntry;
 use dispatch::FairShare;
+use handlers::HandlerRoster;
 use held::HeldOutputs;
 use ids::AttemptIds;
 use workers::Workers;
@@ -79,6 +81,8 @@ pub struct Cluster {
     config: ClusterConfig,
     lost_workers: broadcast::Sender<LostWorker>,
     joined: Notify,
+    /// Bumped whenever the handlers served may have changed (a worker joined or left).
+    roster_changed: watch::Sender<u64>,
 }
 
 struct State {
@@ -86,6 +90,7 @@ struct State {
     /// Identities that own work, numbered for fair sharing.
     identities: HashMap<String, u32>,
     workers: Workers,
+    handlers: HandlerRoster,
     share: FairShare,
     attempts: HashMap<AttemptId, AttemptEntry>,
     ids: AttemptIds,
@@ -107,6 +112,7 @@ impl Cluster {
                 metrics: config.metrics.clone(),
                 identities: HashMap::new(),
                 workers: Workers::default(),
+                handlers: HandlerRoster::default(),
                 share: FairShare::default(),
                 attempts: HashMap::new(),
                 ids: AttemptIds::new(first_attempt, reserve),
@@ -116,6 +122,7 @@ impl Cluster {
             config,
             lost_workers,
             joined: Notify::new(),
+            roster_changed: watch::Sender::new(0),
         })
     }
 
@@ -128,24 +135,56 @@ impl Cluster {
         self.state.lock().expect("cluster state lock poisoned")
     }
 
-    /// Adds a worker that runs `slots` attempts at once, with the map outputs it holds from
-    /// earlier sessions; it gets work once it grants credit.
-    pub fn register(
-        &self,
-        shuffle_address: String,
-        slots: u32,
-        sender: WorkerSender,
-        held: Vec<HeldOutput>,
-        reports_progress: bool,
-    ) -> WorkerId {
+    /// Adds a worker as it registered (its slots, handlers, and the map outputs it holds
+    /// from earlier sessions); it gets work once it grants credit.
+    pub fn register(&self, mut registration: Registration, sender: WorkerSender) -> WorkerId {
         let mut state = self.lock();
-        let id = state
-            .workers
-            .add(shuffle_address.clone(), slots, sender, reports_progress);
-        state.held.add(id, &shuffle_address, held);
+        let serves = state.handlers.join(&registration.handlers);
+        let (address, held) = (
+            registration.shuffle_address.clone(),
+            std::mem::take(&mut registration.held),
+        );
+        let id = state.workers.add(registration, serves, sender);
+        state.held.add(id, &address, held);
         drop(state);
         self.joined.notify_waiters();
+        self.roster_changed.send_modify(|v| *v += 1);
         id
+    }
+
+    /// Changes whenever a worker joins or leaves, which may change the handlers served.
+    pub fn watch_roster(&self) -> watch::Receiver<u64> {
+        self.roster_changed.subscribe()
+    }
+
+    /// Of `handlers`, those no connected worker serves.
+    pub fn unserved(&self, handlers: &[HandlerName]) -> Vec<HandlerName> {
+        let state = self.lock();
+        handlers.iter().filter(|h| !state.handlers.served(h)).cloned().collect()
+    }
+
+    /// The handlers that attempts of `owner` wait for and no connected worker serves.
+    pub fn unserved_waiting(&self, owner: u64) -> Vec<HandlerName> {
+        let state = self.lock();
+        let mut names: Vec<HandlerName> = state
+            .share
+            .waiting_lanes(owner, |id| state.attempts.contains_key(&id))
+            .into_iter()
+            .filter_map(|handler| state.handlers.unserved_name(handler))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The handlers connected workers serve, by name.
+    pub fn served_handlers(&self) -> Vec<HandlerName> {
+        self.lock().handlers.served_names()
+    }
+
+    /// The kind of handler workers announced `name` to be (the most privileged, if they
+    /// differ); `None` if no worker has, since this coordinator started.
+    pub fn handler_kind(&self, name: &HandlerName) -> Option<HandlerKind> {
+        self.lock().handlers.kind(name)
     }
 
     /// The number of the identity `name`, for [`Owner`]s: the same name, the same number.
@@ -221,9 +260,11 @@ impl Cluster {
     /// Removes a worker: its running attempts resolve as lost.
     pub fn remove_worker(&self, worker: WorkerId, reason: &str) {
         let mut state = self.lock();
-        let Some(entry) = state.workers.entries.remove(&worker) else {
+        let Some(entry) = state.workers.remove(worker) else {
             return;
         };
+        state.handlers.leave(&entry.serves);
+        self.roster_changed.send_modify(|v| *v += 1);
         state.held.remove_worker(worker);
         let mut gone = entry.status(worker);
         gone.left = Some((crate::store::now_ms(), reason.to_string()));
@@ -281,8 +322,15 @@ impl Cluster {
         let (done, outcome) = oneshot::channel();
         let mut state = self.lock();
         let id = state.ids.next();
-        state.attempts.insert(id, AttemptEntry::new(owner.key, build(id), done));
-        state.share.push(owner, id);
+        let assignment = build(id);
+        let lane = match &assignment.work {
+            Work::Queue(task) => Some(state.handlers.id(&task.handler)),
+            Work::Map(_) | Work::Reduce(_) => None,
+        };
+        state
+            .attempts
+            .insert(id, AttemptEntry::new(owner.key, assignment, done));
+        state.share.push(owner, lane, id);
         Attempt {
             id,
             cluster: self.clone(),

@@ -1,6 +1,6 @@
 use tokio::sync::mpsc;
 use weft_core::outcome::Success;
-use weft_core::work::{BatchId, Handler, QueueTask, TaskId, Work};
+use weft_core::work::{BatchId, HandlerName, QueueTask, TaskId, Work};
 
 use super::*;
 
@@ -20,10 +20,7 @@ fn queue_task(attempt: AttemptId) -> Assignment {
         attempt,
         number: 1,
         task: TaskId::Queue(BatchId::new(1), 0),
-        work: Work::Queue(QueueTask {
-            handler: Handler::Noop,
-            payload: Vec::new(),
-        }),
+        work: Work::Queue(QueueTask::new(HandlerName::new("noop").unwrap(), Vec::new())),
         timeout: None,
     }
 }
@@ -51,8 +48,8 @@ async fn attempts_go_only_to_workers_with_credit_and_are_spread() {
     let cluster = cluster();
     let (tx_a, mut rx_a) = mpsc::unbounded_channel();
     let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-    let a = cluster.register("a:1".into(), 2, tx_a, vec![], true);
-    let b = cluster.register("b:1".into(), 2, tx_b, vec![], true);
+    let a = cluster.register(Registration::new("a:1", 2), tx_a);
+    let b = cluster.register(Registration::new("b:1", 2), tx_b);
     let attempts: Vec<Attempt> = (0..4).map(|_| cluster.dispatch(JOB, queue_task)).collect();
     assert!(assigned(&mut rx_a).is_empty(), "no credit, no work");
     cluster.grant_credit(a, 2);
@@ -80,8 +77,8 @@ async fn batch_attempts_fill_a_worker_and_job_attempts_spread() {
         let cluster = cluster();
         let (tx_a, mut rx_a) = mpsc::unbounded_channel();
         let (tx_b, mut rx_b) = mpsc::unbounded_channel();
-        let a = cluster.register("a:1".into(), 3, tx_a, vec![], true);
-        let b = cluster.register("b:1".into(), 3, tx_b, vec![], true);
+        let a = cluster.register(Registration::new("a:1", 3), tx_a);
+        let b = cluster.register(Registration::new("b:1", 3), tx_b);
         cluster.grant_credit(a, 3);
         cluster.grant_credit(b, 3);
         let owner = Owner { fill_slots, ..JOB };
@@ -99,7 +96,7 @@ async fn a_lost_worker_loses_its_attempts_and_is_announced() {
     let cluster = cluster();
     let mut lost = cluster.watch_lost_workers();
     let (tx, _rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
+    let w = cluster.register(Registration::new("w:1", 1), tx);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     tokio::time::sleep(Duration::from_millis(80)).await;
@@ -119,7 +116,7 @@ async fn a_lost_worker_loses_its_attempts_and_is_announced() {
 async fn dropping_an_attempt_cancels_it_on_its_worker() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
+    let w = cluster.register(Registration::new("w:1", 1), tx);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     let id = attempt.id();
@@ -133,7 +130,7 @@ async fn dropping_an_attempt_cancels_it_on_its_worker() {
 async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
+    let w = cluster.register(Registration::new("w:1", 1), tx);
     drop(cluster.dispatch(JOB, queue_task));
     let kept = cluster.dispatch(JOB, queue_task);
     cluster.grant_credit(w, 2);
@@ -145,7 +142,7 @@ async fn a_cancelled_queued_attempt_never_reaches_a_worker() {
 async fn a_report_of_the_wrong_kind_is_rejected_and_fails_the_attempt() {
     let cluster = cluster();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let w = cluster.register("w:1".into(), 1, tx, vec![], true);
+    let w = cluster.register(Registration::new("w:1", 1), tx);
     cluster.grant_credit(w, 1);
     let attempt = cluster.dispatch(JOB, queue_task);
     let id = attempt.id();
@@ -163,3 +160,63 @@ async fn a_report_of_the_wrong_kind_is_rejected_and_fails_the_attempt() {
     assert!(!cluster.report(w, done(id, b"")), "and nothing more is taken from it");
     assert_eq!(cluster.rejected_reports(), 2);
 }
+
+fn task_for(handler: &str) -> impl FnOnce(AttemptId) -> Assignment + '_ {
+    move |attempt| Assignment {
+        work: Work::Queue(QueueTask::new(HandlerName::new(handler).unwrap(), Vec::new())),
+        ..queue_task(attempt)
+    }
+}
+
+fn serving(address: &str, slots: u32, handlers: &[(&str, HandlerKind)]) -> Registration {
+    Registration {
+        handlers: handlers
+            .iter()
+            .map(|(n, k)| (HandlerName::new(n).unwrap(), *k))
+            .collect(),
+        ..Registration::new(address, slots)
+    }
+}
+
+#[tokio::test]
+async fn tasks_go_only_to_workers_that_serve_their_handler_and_wait_for_one() {
+    let cluster = cluster();
+    let (tx_gpu, mut rx_gpu) = mpsc::unbounded_channel();
+    let (tx_cpu, mut rx_cpu) = mpsc::unbounded_channel();
+    let gpu = cluster.register(serving("gpu:1", 4, &[("render", HandlerKind::Linked)]), tx_gpu);
+    let cpu = cluster.register(Registration::new("cpu:1", 4), tx_cpu);
+    cluster.grant_credit(cpu, 4);
+    cluster.grant_credit(gpu, 4);
+    let renders: Vec<Attempt> = (0..3).map(|_| cluster.dispatch(BATCH, task_for("render"))).collect();
+    let echoes: Vec<Attempt> = (0..3).map(|_| cluster.dispatch(BATCH, task_for("echo"))).collect();
+    let resize = cluster.dispatch(BATCH, task_for("resize"));
+    let (on_gpu, on_cpu) = (assigned(&mut rx_gpu), assigned(&mut rx_cpu));
+    let ids = |attempts: &[Attempt]| attempts.iter().map(Attempt::id).collect::<Vec<_>>();
+    assert!(ids(&renders).iter().all(|id| on_gpu.contains(id)), "{on_gpu:?}");
+    assert!(ids(&echoes).iter().all(|id| on_cpu.contains(id)), "{on_cpu:?}");
+    assert!(!on_gpu.contains(&resize.id()) && !on_cpu.contains(&resize.id()));
+    assert_eq!(cluster.waiting(), 1, "the resize task waits");
+    let name = |n: &str| HandlerName::new(n).unwrap();
+    assert_eq!(cluster.unserved(&[name("resize"), name("echo")]), [name("resize")]);
+    assert!(cluster.served_handlers().contains(&name("render")));
+    let roster = cluster.watch_roster();
+    let (tx_late, mut rx_late) = mpsc::unbounded_channel();
+    let late = cluster.register(serving("late:1", 1, &[("resize", HandlerKind::Command)]), tx_late);
+    assert!(roster.has_changed().unwrap());
+    cluster.grant_credit(late, 1);
+    assert_eq!(
+        assigned(&mut rx_late),
+        [resize.id()],
+        "a worker that serves it takes it"
+    );
+    assert_eq!(cluster.handler_kind(&name("resize")), Some(HandlerKind::Command));
+    cluster.remove_worker(late, "test");
+    assert_eq!(cluster.unserved(&[name("resize")]), [name("resize")]);
+}
+
+const BATCH: Owner = Owner {
+    key: 1 << 62,
+    identity: 0,
+    priority: 0,
+    fill_slots: true,
+};

@@ -6,9 +6,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use weft_core::messages::ToWorker;
+use weft_core::messages::{Registration, ToWorker};
 use weft_core::status::WorkerStatus;
-use weft_core::work::{AttemptId, WorkerId};
+use weft_core::work::{AttemptId, HandlerKind, HandlerName, WorkerId};
+
+use super::handlers::HandlerSet;
 
 /// Where the cluster sends a worker's messages: its session turns them into wire messages.
 pub type WorkerSender = mpsc::UnboundedSender<ToWorker>;
@@ -36,6 +38,10 @@ pub(super) struct WorkerEntry {
     pub(super) failed: u64,
     /// Map output bytes its shuffle service has sent, as its last heartbeat said.
     pub(super) served_bytes: u64,
+    /// The queue handlers it serves, as it announced them.
+    pub(super) handlers: Vec<(HandlerName, HandlerKind)>,
+    /// The same, as the roster numbers them.
+    pub(super) serves: HandlerSet,
 }
 
 impl WorkerEntry {
@@ -56,6 +62,7 @@ impl WorkerEntry {
             draining: self.draining,
             served_bytes: self.served_bytes,
             left: None,
+            handlers: self.handlers.clone(),
         }
     }
 
@@ -77,19 +84,23 @@ pub(super) struct Workers {
     pub(super) entries: HashMap<WorkerId, WorkerEntry>,
     /// Workers with credit left, each at most once.
     pub(super) ready: VecDeque<WorkerId>,
+    /// Whether every worker serves the same handlers (then one with nothing to run means
+    /// none has anything).
+    pub(super) alike: bool,
 }
 
 impl Workers {
-    /// Adds a worker with no credit yet.
-    pub(super) fn add(
-        &mut self,
-        shuffle_address: String,
-        slots: u32,
-        sender: WorkerSender,
-        reports_progress: bool,
-    ) -> WorkerId {
+    /// Adds a worker with no credit yet; `serves` is its handlers as the roster numbers them.
+    pub(super) fn add(&mut self, registration: Registration, serves: HandlerSet, sender: WorkerSender) -> WorkerId {
         self.next_id += 1;
         let id = self.next_id;
+        let Registration {
+            shuffle_address,
+            slots,
+            reports_progress,
+            handlers,
+            ..
+        } = registration;
         self.entries.insert(
             id,
             WorkerEntry {
@@ -106,9 +117,25 @@ impl Workers {
                 succeeded: 0,
                 failed: 0,
                 served_bytes: 0,
+                handlers,
+                serves,
             },
         );
+        self.compare();
         id
+    }
+
+    /// Removes a worker.
+    pub(super) fn remove(&mut self, id: WorkerId) -> Option<WorkerEntry> {
+        let entry = self.entries.remove(&id)?;
+        self.compare();
+        Some(entry)
+    }
+
+    fn compare(&mut self) {
+        let mut sets = self.entries.values().map(|w| &w.serves);
+        let first = sets.next();
+        self.alike = sets.all(|s| Some(s) == first);
     }
 
     /// The worker has `slots` more free slots; it joins the ready queue.

@@ -3,55 +3,144 @@
 use std::time::Duration;
 
 use weft_core::spec::DEFAULT_MAX_ATTEMPTS;
-use weft_core::work::{Batch, Handler, QueueResult, QueueTask};
+use weft_core::work::{Batch, BatchSettings, HandlerKind, HandlerName, QueueResult, QueueTask, Unserved};
 
 use super::{split_by_size, ConvertError};
 use crate::v1::{self, queue_task_result::Outcome};
 
-/// A batch from the wire, every handler checked; `max_attempts` 0 means the default.
+/// A batch from the wire, every handler name checked; `max_attempts` 0 means the default.
 pub fn batch_from_wire(batch: v1::TaskBatch) -> Result<Batch, ConvertError> {
-    let tasks = batch
-        .tasks
+    let settings = settings_from_wire(&batch);
+    let tasks = tasks_from_wire(batch.tasks, 0)?;
+    Ok(Batch { tasks, settings })
+}
+
+/// The settings a batch (or the first part of a streamed one) carries.
+pub fn settings_from_wire(batch: &v1::TaskBatch) -> BatchSettings {
+    let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+    BatchSettings {
+        max_attempts: match batch.max_attempts {
+            0 => DEFAULT_MAX_ATTEMPTS,
+            n => n,
+        },
+        task_timeout: millis(batch.task_timeout_ms),
+        unserved_timeout: millis(batch.unserved_timeout_ms),
+    }
+}
+
+/// Tasks from the wire, the first at position `first` of its batch (for messages).
+pub fn tasks_from_wire(tasks: Vec<v1::QueueTask>, first: usize) -> Result<Vec<QueueTask>, ConvertError> {
+    // Tasks of a batch mostly name one handler: it is checked and allocated once.
+    let mut last: Option<HandlerName> = None;
+    tasks
         .into_iter()
         .enumerate()
-        .map(|(index, task)| {
-            let handler =
-                Handler::from_name(&task.handler).map_err(|source| ConvertError::Handler { index, source })?;
+        .map(|(i, task)| {
+            let handler = match &last {
+                Some(name) if name.as_str() == task.handler => name.clone(),
+                _ => {
+                    let name = HandlerName::new(&task.handler).map_err(|source| ConvertError::Handler {
+                        index: first + i,
+                        source,
+                    })?;
+                    last = Some(name.clone());
+                    name
+                }
+            };
             Ok(QueueTask {
                 handler,
                 payload: task.payload,
+                max_attempts: (task.max_attempts > 0).then_some(task.max_attempts),
+                timeout: (task.timeout_ms > 0).then(|| Duration::from_millis(task.timeout_ms)),
             })
         })
-        .collect::<Result<_, ConvertError>>()?;
-    let max_attempts = match batch.max_attempts {
-        0 => DEFAULT_MAX_ATTEMPTS,
-        n => n,
-    };
-    let task_timeout = (batch.task_timeout_ms > 0).then(|| Duration::from_millis(batch.task_timeout_ms));
-    Ok(Batch {
-        tasks,
-        max_attempts,
-        task_timeout,
-    })
+        .collect()
+}
+
+/// A task as the wire carries it.
+pub fn task_to_wire(task: QueueTask) -> v1::QueueTask {
+    v1::QueueTask {
+        handler: task.handler.to_string(),
+        payload: task.payload,
+        max_attempts: task.max_attempts.unwrap_or(0),
+        timeout_ms: task.timeout.map_or(0, millis_at_least_one),
+    }
+}
+
+fn millis_at_least_one(d: Duration) -> u64 {
+    d.as_millis().max(1) as u64
 }
 
 /// A batch's tasks as the parts `RunTaskStream` takes, each of at most `budget` bytes; the
 /// first carries the batch's settings.
-pub fn batch_parts(
-    tasks: Vec<v1::QueueTask>,
-    max_attempts: u32,
-    task_timeout: Option<Duration>,
-    budget: usize,
-) -> Vec<v1::TaskBatch> {
-    let task_timeout_ms = task_timeout.map_or(0, |t| t.as_millis().max(1) as u64);
+pub fn batch_parts(tasks: Vec<v1::QueueTask>, settings: &BatchSettings, budget: usize) -> Vec<v1::TaskBatch> {
     split_by_size(tasks, budget)
         .into_iter()
-        .map(|tasks| v1::TaskBatch {
-            tasks,
-            max_attempts,
-            task_timeout_ms,
+        .map(|tasks| batch_part(tasks, settings))
+        .collect()
+}
+
+/// One part of a streamed batch, carrying the batch's settings.
+pub fn batch_part(tasks: Vec<v1::QueueTask>, settings: &BatchSettings) -> v1::TaskBatch {
+    v1::TaskBatch {
+        tasks,
+        max_attempts: settings.max_attempts,
+        task_timeout_ms: settings.task_timeout.map_or(0, millis_at_least_one),
+        unserved_timeout_ms: settings.unserved_timeout.map_or(0, millis_at_least_one),
+    }
+}
+
+/// Handlers a worker serves, for the wire.
+pub fn handlers_to_wire(handlers: &[(HandlerName, HandlerKind)]) -> Vec<v1::HandlerInfo> {
+    handlers
+        .iter()
+        .map(|(name, kind)| v1::HandlerInfo {
+            name: name.to_string(),
+            kind: kind.name().to_string(),
         })
         .collect()
+}
+
+/// Handlers from the wire; none means a worker older than handler names, which serves the
+/// built-in ones.
+pub fn handlers_from_wire(handlers: Vec<v1::HandlerInfo>) -> Result<Vec<(HandlerName, HandlerKind)>, ConvertError> {
+    if handlers.is_empty() {
+        return Ok(weft_core::work::builtin::all());
+    }
+    handlers
+        .into_iter()
+        .enumerate()
+        .map(|(index, h)| {
+            let name = HandlerName::new(&h.name).map_err(|source| ConvertError::Handler { index, source })?;
+            let kind = HandlerKind::from_name(&h.kind).ok_or(ConvertError::UnknownName {
+                what: "handler kind",
+                name: h.kind,
+            })?;
+            Ok((name, kind))
+        })
+        .collect()
+}
+
+/// A batch's notice that some of its tasks wait for handlers no worker serves.
+pub fn unserved_to_wire(unserved: &Unserved) -> v1::QueueTaskResults {
+    let names = |names: &[HandlerName]| names.iter().map(ToString::to_string).collect();
+    v1::QueueTaskResults {
+        results: Vec::new(),
+        unserved_handlers: names(&unserved.waiting),
+        served_handlers: names(&unserved.served),
+    }
+}
+
+/// The notice a results message carries, if any.
+pub fn unserved_from_wire(message: &v1::QueueTaskResults) -> Option<Unserved> {
+    if message.unserved_handlers.is_empty() {
+        return None;
+    }
+    let names = |names: &[String]| names.iter().filter_map(|n| HandlerName::new(n).ok()).collect();
+    Some(Unserved {
+        waiting: names(&message.unserved_handlers),
+        served: names(&message.served_handlers),
+    })
 }
 
 /// Results as wire messages of at most `budget` bytes each.
@@ -68,7 +157,10 @@ pub fn results_to_wire(results: Vec<QueueResult>, budget: usize) -> Vec<v1::Queu
         .collect();
     split_by_size(wire, budget)
         .into_iter()
-        .map(|results| v1::QueueTaskResults { results })
+        .map(|results| v1::QueueTaskResults {
+            results,
+            ..Default::default()
+        })
         .collect()
 }
 
@@ -95,29 +187,36 @@ mod tests {
     #[test]
     fn batches_are_checked_and_results_survive_the_wire() {
         let wire = v1::TaskBatch {
-            tasks: vec![v1::QueueTask {
-                handler: "echo".into(),
-                payload: b"x".to_vec(),
-            }],
-            max_attempts: 0,
-            task_timeout_ms: 1500,
-        };
-        let batch = batch_from_wire(wire).unwrap();
-        assert_eq!(batch.max_attempts, DEFAULT_MAX_ATTEMPTS);
-        assert_eq!(batch.task_timeout, Some(Duration::from_millis(1500)));
-        assert_eq!(batch.tasks[0].handler, Handler::Echo);
-        let unknown = v1::TaskBatch {
             tasks: vec![
-                Default::default(),
                 v1::QueueTask {
-                    handler: "teleport".into(),
-                    payload: vec![],
+                    handler: "echo".into(),
+                    payload: b"x".to_vec(),
+                    ..Default::default()
+                },
+                v1::QueueTask {
+                    handler: "resize".into(),
+                    max_attempts: 2,
+                    timeout_ms: 30,
+                    ..Default::default()
                 },
             ],
-            max_attempts: 1,
-            task_timeout_ms: 0,
+            task_timeout_ms: 1500,
+            ..Default::default()
         };
-        let err = batch_from_wire(unknown).unwrap_err().to_string();
+        let batch = batch_from_wire(wire).unwrap();
+        assert_eq!(batch.settings.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(batch.settings.task_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(batch.settings.unserved_timeout, None);
+        assert_eq!(batch.tasks[0].handler.as_str(), "echo");
+        assert_eq!((batch.tasks[0].max_attempts, batch.tasks[0].timeout), (None, None));
+        assert_eq!(batch.tasks[1].max_attempts, Some(2));
+        assert_eq!(task_to_wire(batch.tasks[1].clone()).timeout_ms, 30);
+        let bad = v1::TaskBatch {
+            tasks: vec![Default::default()],
+            max_attempts: 1,
+            ..Default::default()
+        };
+        let err = batch_from_wire(bad).unwrap_err().to_string();
         assert!(err.starts_with("task 0:"), "{err}");
         let results = vec![
             QueueResult {
@@ -157,14 +256,19 @@ mod tests {
         let tasks: Vec<v1::QueueTask> = (0..100)
             .map(|_| v1::QueueTask {
                 handler: "noop".into(),
-                payload: vec![],
+                ..Default::default()
             })
             .collect();
-        let parts = batch_parts(tasks, 3, Some(Duration::from_secs(2)), 300);
+        let settings = BatchSettings {
+            max_attempts: 3,
+            task_timeout: Some(Duration::from_secs(2)),
+            unserved_timeout: None,
+        };
+        let parts = batch_parts(tasks, &settings, 300);
         assert!(parts.len() > 1 && parts.iter().all(|p| p.max_attempts == 3 && p.task_timeout_ms == 2000));
         assert_eq!(parts.iter().map(|p| p.tasks.len()).sum::<usize>(), 100);
         assert_eq!(
-            batch_parts(vec![], 1, None, 300).len(),
+            batch_parts(vec![], &settings, 300).len(),
             1,
             "an empty batch is one empty part"
         );

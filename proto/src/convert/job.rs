@@ -203,6 +203,7 @@ pub fn worker_to_wire(w: &WorkerStatus) -> v1::WorkerInfo {
         served_bytes: w.served_bytes,
         left_ms: w.left.as_ref().map_or(0, |(at, _)| *at),
         left_because: w.left.as_ref().map(|(_, why)| why.clone()).unwrap_or_default(),
+        handlers: super::batch::handlers_to_wire(&w.handlers),
     }
 }
 
@@ -220,6 +221,8 @@ pub fn worker_from_wire(w: v1::WorkerInfo) -> WorkerStatus {
         draining: w.draining,
         served_bytes: w.served_bytes,
         left: (w.left_ms != 0).then_some((w.left_ms, w.left_because)),
+        // A coordinator's list holds names it checked.
+        handlers: super::batch::handlers_from_wire(w.handlers).unwrap_or_default(),
     }
 }
 

@@ -7,7 +7,10 @@ mod batch;
 mod job;
 mod session;
 
-pub use batch::{batch_from_wire, batch_parts, results_from_wire, results_to_wire};
+pub use batch::{
+    batch_from_wire, batch_part, batch_parts, handlers_from_wire, handlers_to_wire, results_from_wire, results_to_wire,
+    settings_from_wire, task_to_wire, tasks_from_wire, unserved_from_wire, unserved_to_wire,
+};
 pub use job::{
     program_from_wire, program_to_wire, spec_from_stored_v1, status_from_wire, status_to_wire, worker_from_wire,
     worker_to_wire,
@@ -16,7 +19,7 @@ pub use session::{reports_to_wire, to_worker_wire, Received};
 
 use prost::Message;
 use weft_core::spec::SpecError;
-use weft_core::work::{BadId, UnknownHandler};
+use weft_core::work::{BadHandlerName, BadId};
 
 /// A wire message that does not make a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,13 +33,13 @@ pub enum ConvertError {
     /// A job spec or program that is not valid.
     #[error(transparent)]
     Spec(#[from] SpecError),
-    /// A queue task names no known handler.
+    /// A queue task's handler name is not a name.
     #[error("task {index}: {source}")]
     Handler {
         /// Its position in the batch.
         index: usize,
         /// The name.
-        source: UnknownHandler,
+        source: BadHandlerName,
     },
     /// A name that names nothing of its kind (a task kind, an outcome).
     #[error("unknown {what} {name:?}")]

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::messages::{FromWorker, HeldOutput, Registration, ToWorker};
+
+use super::batch::{handlers_from_wire, handlers_to_wire};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::split::Split;
-use weft_core::work::{Assignment, BatchId, Handler, MapLocation, MapWork, QueueTask, ReduceWork, TaskId, Work};
+use weft_core::work::{Assignment, BatchId, HandlerName, MapLocation, MapWork, QueueTask, ReduceWork, TaskId, Work};
 
 use super::{program_from_wire, program_to_wire, split_by_size, ConvertError};
 use crate::v1::{self, assignment, attempt_report::Outcome, coordinator_message, worker_message};
@@ -68,8 +70,9 @@ impl From<Assignment> for v1::Assignment {
                 output_file: path_to_wire(r.output_file),
             }),
             Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
-                handler: q.handler.name().to_string(),
+                handler: q.handler.to_string(),
                 payload: q.payload,
+                ..Default::default()
             }),
         };
         v1::Assignment {
@@ -122,7 +125,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                 (TaskId::Reduce(a.job_id.parse()?, r.partition), Work::Reduce(work))
             }
             assignment::Work::Queue(q) => {
-                let handler = Handler::from_name(&q.handler).map_err(|source| ConvertError::Handler {
+                let handler = HandlerName::new(&q.handler).map_err(|source| ConvertError::Handler {
                     index: a.task_index as usize,
                     source,
                 })?;
@@ -131,10 +134,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                     "" => BatchId::new(0),
                     id => id.parse()?,
                 };
-                let task = QueueTask {
-                    handler,
-                    payload: q.payload,
-                };
+                let task = QueueTask::new(handler, q.payload);
                 (TaskId::Queue(batch, a.task_index), Work::Queue(task))
             }
         };
@@ -231,6 +231,7 @@ impl From<FromWorker> for v1::WorkerMessage {
                     })
                     .collect(),
                 reports_progress: r.reports_progress,
+                handlers: handlers_to_wire(&r.handlers),
             }),
             FromWorker::Credit(slots) => Kind::Credit(slots),
             FromWorker::Heartbeat {
@@ -274,6 +275,7 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                     hostname: r.hostname,
                     held,
                     reports_progress: r.reports_progress,
+                    handlers: handlers_from_wire(r.handlers)?,
                 })
             }
             Kind::Credit(slots) => FromWorker::Credit(slots),
@@ -454,10 +456,7 @@ mod tests {
             attempt: 9,
             number: 1,
             task: TaskId::Queue(BatchId::new(2), 5),
-            work: Work::Queue(QueueTask {
-                handler: Handler::Echo,
-                payload: b"hi".to_vec(),
-            }),
+            work: Work::Queue(QueueTask::new(HandlerName::new("echo").unwrap(), b"hi".to_vec())),
             timeout: Some(Duration::from_millis(250)),
         });
     }
@@ -469,8 +468,8 @@ mod tests {
                 assignments: vec![v1::Assignment {
                     attempt_id: 3,
                     work: Some(assignment::Work::Queue(v1::QueueTask {
-                        handler: "teleport".into(),
-                        payload: vec![],
+                        handler: "tele port".into(),
+                        ..Default::default()
                     })),
                     ..Default::default()
                 }],
@@ -481,7 +480,7 @@ mod tests {
         };
         assert!(good.is_empty());
         assert_eq!(bad[0].0, 3);
-        assert!(bad[0].1.to_string().contains("teleport"));
+        assert!(bad[0].1.to_string().contains("tele port"));
     }
 
     #[test]
@@ -520,6 +519,7 @@ mod tests {
                     attempt: 3,
                 }],
                 reports_progress: true,
+                handlers: weft_core::work::builtin::all(),
             }),
             FromWorker::Heartbeat {
                 progressing: vec![4, 9],

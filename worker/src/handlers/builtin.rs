@@ -6,30 +6,64 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-use weft_core::work::{Handler, QueueTask, MAX_TASK_BYTES};
+use std::sync::Arc;
 
-use crate::process::{KillSwitch, Shell};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use weft_core::work::{builtin, MAX_TASK_BYTES};
 
-/// Runs one queue task; the result is its output bytes.
-pub async fn run_queue_task(task: QueueTask, switch: &KillSwitch, stop: &CancellationToken) -> Result<Vec<u8>, String> {
-    match task.handler {
-        Handler::Noop => Ok(Vec::new()),
-        Handler::Echo => Ok(task.payload),
-        Handler::Sleep => {
-            let text = String::from_utf8_lossy(&task.payload);
+use super::{Call, Handler};
+use crate::process::Shell;
+
+/// The built-in handler called `name`.
+pub fn handler(name: &str) -> Option<Arc<dyn Handler>> {
+    let handler: Arc<dyn Handler> = match name {
+        builtin::NOOP => Arc::new(Noop),
+        builtin::ECHO => Arc::new(Echo),
+        builtin::SLEEP => Arc::new(Sleep),
+        builtin::EXEC => Arc::new(Exec),
+        _ => return None,
+    };
+    Some(handler)
+}
+
+struct Noop;
+struct Echo;
+struct Sleep;
+struct Exec;
+
+impl Handler for Noop {
+    fn call(&self, _: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        std::future::ready(Ok(Vec::new())).boxed()
+    }
+}
+
+impl Handler for Echo {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        std::future::ready(Ok(call.payload)).boxed()
+    }
+}
+
+impl Handler for Sleep {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        async move {
+            let text = String::from_utf8_lossy(&call.payload);
             let ms: u64 = text
                 .trim()
                 .parse()
                 .map_err(|_| format!("sleep takes a number of milliseconds, not {text:?}"))?;
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Vec::new()),
-                () = stop.cancelled() => Err("stopped".to_string()),
-            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Vec::new())
         }
-        Handler::Exec => {
-            let command = String::from_utf8_lossy(&task.payload).into_owned();
-            let switch = switch.clone();
+        .boxed()
+    }
+}
+
+impl Handler for Exec {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let command = String::from_utf8_lossy(&call.payload).into_owned();
+        let switch = call.switch;
+        async move {
             tokio::task::spawn_blocking(move || {
                 let mut shell = Shell::spawn(&command, &[], Stdio::null(), Stdio::piped(), &switch)
                     .map_err(|e| format!("cannot start {command:?}: {e}"))?;
@@ -52,5 +86,6 @@ pub async fn run_queue_task(task: QueueTask, switch: &KillSwitch, stop: &Cancell
             .await
             .map_err(|e| e.to_string())?
         }
+        .boxed()
     }
 }

@@ -1,0 +1,364 @@
+//! `weft tasks`: one task per line of stdin (or a file), streamed to the cluster as they
+//! are read; results printed as JSON lines, in input order or as they finish. `xargs -P`
+//! across a cluster.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use futures::{FutureExt, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use weft_client::{BatchEvent, BatchOptions, Client, Task};
+
+use super::ClientArgs;
+
+/// At most this many tasks are read ahead of the results printed: memory stays bounded on
+/// an endless input, and so does the reordering of results into input order.
+const WINDOW: usize = 1 << 16;
+
+/// Flags of `weft tasks`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The handler every line goes to (with --json, the default for lines that name none).
+    #[arg(long, value_name = "NAME")]
+    handler: Option<String>,
+    /// Read tasks from FILE instead of stdin.
+    #[arg(value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Each line is a JSON object: {"handler": NAME, "payload": TEXT} (or "payload_base64"
+    /// for bytes), and optionally "max_attempts" and "timeout" (seconds).
+    #[arg(long)]
+    json: bool,
+    /// Print results as they finish, not in input order.
+    #[arg(long)]
+    unordered: bool,
+    /// An attempt running longer is stopped and counts as failed (default: the
+    /// coordinator's --queue-task-timeout).
+    #[arg(long, value_name = "SECS", value_parser = crate::units::seconds)]
+    timeout: Option<Duration>,
+    /// Attempts per task before it fails.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_attempts: u32,
+    /// Fail tasks whose handler no connected worker serves after waiting this long
+    /// (default: they wait for one).
+    #[arg(long, value_name = "SECS", value_parser = crate::units::seconds)]
+    unserved_timeout: Option<Duration>,
+}
+
+/// Runs the tasks; exit 0 only if every one succeeded.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.json || args.handler.is_some(),
+        "say which handler runs the lines: --handler NAME (or give each line's with --json)"
+    );
+    let client = args.client.connect().await?;
+    if let Some(handler) = &args.handler {
+        warn_if_unserved(&client, handler).await;
+    }
+    let input: Box<dyn AsyncRead + Unpin + Send> = match &args.input {
+        Some(path) => Box::new(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => Box::new(tokio::io::stdin()),
+    };
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let (tasks, queued) = mpsc::channel(1024);
+    let (bad_line, mut bad_lines) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_tasks(
+        input,
+        LineFormat {
+            json: args.json,
+            handler: args.handler.clone(),
+        },
+        tasks,
+        window.clone(),
+        bad_line,
+    ));
+    let options = BatchOptions {
+        max_attempts: args.max_attempts,
+        task_timeout: args.timeout,
+        unserved_timeout: args.unserved_timeout,
+    };
+    let mut events = Box::pin(client.stream_tasks(ReceiverStream::new(queued), &options).await?);
+    let mut out = Printer::new(!args.unordered);
+    let progress = Progress::new();
+    let stdout = std::io::stdout();
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut rpc_error = None;
+    let mut next = events.next().await;
+    while let Some(event) = next {
+        match event {
+            Ok(BatchEvent::Result { index, output }) => {
+                progress.ended(output.is_ok());
+                let printed = out.add(index, output, &mut stdout)?;
+                window.add_permits(printed);
+            }
+            Ok(BatchEvent::Unserved { waiting, served }) => progress.println(&format!(
+                "weft: tasks wait for {}, which no connected worker serves; served: {}",
+                waiting.join(", "),
+                served.join(", ")
+            )),
+            Err(e) => {
+                rpc_error = Some(e);
+                break;
+            }
+        }
+        // Results that came together are written together; none waits for the next.
+        next = match events.next().now_or_never() {
+            Some(ready) => ready,
+            None => {
+                stdout.flush()?;
+                events.next().await
+            }
+        };
+    }
+    stdout.flush()?;
+    progress.finish();
+    let read = reader.await??;
+    if let Ok(bad) = bad_lines.try_recv() {
+        anyhow::bail!("{bad}");
+    }
+    if let Some(e) = rpc_error {
+        anyhow::bail!("the batch stopped: {e}");
+    }
+    let failed = out.failed;
+    if out.printed != read {
+        anyhow::bail!("{} of {read} tasks got no result", read - out.printed);
+    }
+    if failed > 0 {
+        eprintln!("weft: {failed} of {read} tasks failed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells on stderr that `handler` is served by no connected worker, and what is.
+async fn warn_if_unserved(client: &Client, handler: &str) {
+    let Ok(workers) = client.workers().await else {
+        return; // A token that may not list workers: the batch itself will tell.
+    };
+    let mut served: Vec<String> = workers
+        .iter()
+        .flat_map(|w| w.handlers.iter().map(|(name, _)| name.to_string()))
+        .collect();
+    served.sort();
+    served.dedup();
+    if !served.iter().any(|s| s == handler) {
+        eprintln!(
+            "weft: no connected worker serves handler {handler:?}; its tasks wait for one. Served: {}",
+            if served.is_empty() {
+                "nothing (no workers)".to_string()
+            } else {
+                served.join(", ")
+            }
+        );
+    }
+}
+
+/// How lines become tasks.
+struct LineFormat {
+    json: bool,
+    handler: Option<String>,
+}
+
+impl LineFormat {
+    fn task(&self, line: &[u8], number: usize) -> Result<Task, String> {
+        if !self.json {
+            let handler = self.handler.as_deref().expect("checked: a handler without --json");
+            return Ok(Task::new(handler, line));
+        }
+        let at = |e: &dyn std::fmt::Display| format!("line {number}: {e}");
+        let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| at(&e))?;
+        let object = value.as_object().ok_or_else(|| at(&"not a JSON object"))?;
+        let handler = match object.get("handler") {
+            Some(h) => h.as_str().ok_or_else(|| at(&"\"handler\" is not a string"))?,
+            None => self
+                .handler
+                .as_deref()
+                .ok_or_else(|| at(&"no \"handler\", and no --handler"))?,
+        };
+        let payload = match (object.get("payload"), object.get("payload_base64")) {
+            (Some(text), None) => text
+                .as_str()
+                .ok_or_else(|| at(&"\"payload\" is not a string"))?
+                .as_bytes()
+                .to_vec(),
+            (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                .decode(
+                    encoded
+                        .as_str()
+                        .ok_or_else(|| at(&"\"payload_base64\" is not a string"))?,
+                )
+                .map_err(|e| at(&e))?,
+            (None, None) => Vec::new(),
+            (Some(_), Some(_)) => return Err(at(&"both \"payload\" and \"payload_base64\"")),
+        };
+        let mut task = Task::new(handler, payload);
+        if let Some(n) = object.get("max_attempts") {
+            let n = n.as_u64().filter(|n| (1..=u32::MAX as u64).contains(n));
+            task = task.with_max_attempts(n.ok_or_else(|| at(&"\"max_attempts\" is not a positive integer"))? as u32);
+        }
+        if let Some(secs) = object.get("timeout") {
+            let secs = secs.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok());
+            task = task.with_timeout(secs.ok_or_else(|| at(&"\"timeout\" is not a number of seconds"))?);
+        }
+        Ok(task)
+    }
+}
+
+/// Reads lines into tasks, each once a place in the window is free; returns how many.
+/// A line that is not a task ends the input, and `bad_line` says why.
+async fn read_tasks(
+    input: impl AsyncRead + Unpin,
+    format: LineFormat,
+    tasks: mpsc::Sender<Task>,
+    window: Arc<Semaphore>,
+    bad_line: mpsc::UnboundedSender<String>,
+) -> anyhow::Result<usize> {
+    let mut lines = BufReader::with_capacity(1 << 16, input);
+    let mut line = Vec::new();
+    let mut count = 0;
+    loop {
+        line.clear();
+        if lines
+            .read_until(b'\n', &mut line)
+            .await
+            .context("cannot read the tasks")?
+            == 0
+        {
+            return Ok(count);
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let task = match format.task(&line, count + 1) {
+            Ok(task) => task,
+            Err(why) => {
+                let _ = bad_line.send(why);
+                return Ok(count);
+            }
+        };
+        window.acquire().await.expect("never closed").forget();
+        if tasks.send(task).await.is_err() {
+            return Ok(count);
+        }
+        count += 1;
+    }
+}
+
+/// Prints results as JSON lines, in input order or as they come.
+struct Printer {
+    ordered: bool,
+    waiting: BTreeMap<u32, Result<Vec<u8>, String>>,
+    next: u32,
+    printed: usize,
+    failed: usize,
+}
+
+impl Printer {
+    fn new(ordered: bool) -> Self {
+        Self {
+            ordered,
+            waiting: BTreeMap::new(),
+            next: 0,
+            printed: 0,
+            failed: 0,
+        }
+    }
+
+    /// Takes a result; prints what is due; returns how many it printed.
+    fn add(&mut self, index: u32, output: Result<Vec<u8>, String>, out: &mut impl Write) -> std::io::Result<usize> {
+        if !self.ordered {
+            self.print(index, output, out)?;
+            return Ok(1);
+        }
+        self.waiting.insert(index, output);
+        let mut printed = 0;
+        while let Some(output) = self.waiting.remove(&self.next) {
+            self.print(self.next, output, out)?;
+            self.next += 1;
+            printed += 1;
+        }
+        Ok(printed)
+    }
+
+    fn print(&mut self, index: u32, output: Result<Vec<u8>, String>, out: &mut impl Write) -> std::io::Result<()> {
+        self.printed += 1;
+        let line = match output {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => json!({"index": index, "ok": true, "output": text}),
+                Err(e) => json!({
+                    "index": index,
+                    "ok": true,
+                    "output_base64": base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+                }),
+            },
+            Err(error) => {
+                self.failed += 1;
+                json!({"index": index, "ok": false, "error": error})
+            }
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// A bar on stderr when it is a terminal: tasks done, failed, and the rate.
+struct Progress {
+    bar: Option<ProgressBar>,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {pos} tasks done {msg} ({per_sec}, {elapsed})")
+                    .expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            failed: Default::default(),
+        }
+    }
+
+    fn ended(&self, ok: bool) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if !ok {
+                let failed = self.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                bar.set_message(format!("· {failed} failed"));
+            }
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

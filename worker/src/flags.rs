@@ -1,0 +1,99 @@
+//! The flags of `weft worker`, shared with worker binaries users build around their own
+//! handlers ([`Worker`](crate::Worker)).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use weft_auth::flags::{CoordinatorUrl, TlsArgs};
+use weft_auth::tls::{PeerRole, TlsError};
+use weft_core::work::HandlerName;
+
+use crate::config::WorkerConfig;
+
+/// The flags of `weft worker`, for any worker binary: parse them with clap (flatten them
+/// into your own `Parser`) and make the [`WorkerConfig`] with [`WorkerFlags::config`].
+#[derive(Debug, clap::Args)]
+pub struct WorkerFlags {
+    #[command(flatten)]
+    coordinator: CoordinatorUrl,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Serve map output on a network address without TLS anyway: anyone who reaches it can
+    /// read every job's map output.
+    #[arg(long)]
+    insecure: bool,
+    /// Run tasks as root on a networked cluster anyway.
+    #[arg(long)]
+    allow_root: bool,
+    /// Tasks run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    slots: Option<u32>,
+    /// Tasks taken beyond the free slots, started as soon as a slot frees: raises the
+    /// throughput of many short work-queue tasks; keep 0 for long MapReduce tasks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    prefetch: u32,
+    /// Where map output and scratch files go (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Where to serve map output to reducers (default: a free port on 127.0.0.1); an address
+    /// other than loopback needs TLS (or --insecure).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at /metrics here. An address other than loopback needs
+    /// TLS (or --insecure).
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<SocketAddr>,
+    /// The address reducers use to reach this worker (default: the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Keep attempts' logs (for `weft logs` and the dashboard) this long.
+    #[arg(long, default_value = "86400", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
+    keep_logs: std::time::Duration,
+    /// Map sort buffer in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    sort_buffer_mb: usize,
+    /// Reducer merge buffer in MiB; fetched map output past it is merged on disk.
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    merge_buffer_mb: usize,
+    /// Serve queue tasks of handler NAME with COMMAND (run by `sh -c`), started once per
+    /// slot when first needed and sent task after task over file descriptors 3 and 4
+    /// (see the protocol in the README). Repeatable.
+    #[arg(long = "handler", value_name = "NAME=COMMAND", value_parser = command_handler)]
+    handlers: Vec<(HandlerName, String)>,
+}
+
+fn command_handler(text: &str) -> Result<(HandlerName, String), String> {
+    let (name, command) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give NAME=COMMAND"))?;
+    let name = HandlerName::new(name.trim()).map_err(|e| e.to_string())?;
+    if command.trim().is_empty() {
+        return Err(format!("{text:?}: the command is empty"));
+    }
+    Ok((name, command.to_string()))
+}
+
+impl WorkerFlags {
+    /// The worker's configuration these flags give.
+    pub fn config(&self) -> Result<WorkerConfig, TlsError> {
+        let mut config = WorkerConfig::new(self.coordinator.url.clone());
+        config.tls = self.tls.files(PeerRole::Worker)?;
+        config.insecure = self.insecure;
+        config.allow_root = self.allow_root;
+        if let Some(slots) = self.slots {
+            config.slots = slots;
+        }
+        config.prefetch = self.prefetch;
+        config.work_dir = self.work_dir.clone();
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        config.advertise = self.advertise.clone();
+        config.http = self.http;
+        config.keep_logs = self.keep_logs;
+        config.sort_buffer = self.sort_buffer_mb << 20;
+        config.merge_buffer = self.merge_buffer_mb << 20;
+        config.command_handlers = self.handlers.clone();
+        Ok(config)
+    }
+}

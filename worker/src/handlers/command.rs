@@ -1,0 +1,404 @@
+//! Warm command handlers (`weft worker --handler NAME=COMMAND`): COMMAND starts once per
+//! slot, when first needed, and runs task after task sent over a private pair of pipes.
+//!
+//! # The protocol
+//!
+//! The process reads requests from file descriptor 3 and writes results to file descriptor
+//! 4 (`WEFT_HANDLER_FDS=3,4` says so; `WEFT_HANDLER` names the handler). Its stdin is
+//! empty, and what it prints on stdout or stderr goes to the worker's stderr. All integers
+//! are little-endian:
+//!
+//! - request: `id: u64`, `length: u32`, then `length` bytes of payload;
+//! - result: `id: u64`, `status: u8` (0: the body is the output; 1: the body is why the
+//!   task failed, UTF-8), `length: u32`, then `length` bytes of body.
+//!
+//! A process runs one task at a time, in the order they come, and answers each with its
+//! id. The worker writes the next requests into the pipe before the process asks (up to
+//! its share of `--prefetch`), so that it never waits between tasks. When fd 3 reaches its
+//! end, the process should exit. A process that exits fails the tasks it held (they are
+//! tried again, on any worker) and is started again when next needed. A task stopped
+//! (its timeout, a cancel) kills its process, since a process runs one task and cannot be
+//! told to drop it; the tasks behind it in its pipe fail and are tried again.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use weft_core::work::{HandlerName, MAX_TASK_BYTES};
+
+use super::{Call, Handler};
+use crate::process::cloexec_pipe;
+
+/// The descriptors the process reads requests from and writes results to.
+pub const REQUEST_FD: RawFd = 3;
+/// See [`REQUEST_FD`].
+pub const RESULT_FD: RawFd = 4;
+
+const RESULT_HEADER: usize = 13;
+
+type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// A pool of warm processes of one command, at most one per slot.
+pub struct CommandHandler {
+    name: HandlerName,
+    command: String,
+    processes: usize,
+    pool: Mutex<Vec<Arc<Process>>>,
+    next_id: AtomicU64,
+}
+
+impl CommandHandler {
+    /// The handler `name` running `command` (with `sh -c`) in up to `processes` processes.
+    pub fn new(name: HandlerName, command: String, processes: usize) -> Self {
+        Self {
+            name,
+            command,
+            processes: processes.max(1),
+            pool: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The process with the fewest tasks in hand; a new one while some are busy and there
+    /// is room for more.
+    fn pick(&self) -> io::Result<Arc<Process>> {
+        let mut pool = self.pool.lock().expect("handler pool poisoned");
+        pool.retain(|p| !p.gone.is_cancelled());
+        let least = pool.iter().min_by_key(|p| p.in_hand.load(Ordering::Relaxed)).cloned();
+        match least {
+            Some(p) if p.in_hand.load(Ordering::Relaxed) == 0 || pool.len() >= self.processes => Ok(p),
+            _ => {
+                let process = Arc::new(Process::start(&self.name, &self.command)?);
+                pool.push(process.clone());
+                Ok(process)
+            }
+        }
+    }
+}
+
+impl Drop for CommandHandler {
+    fn drop(&mut self) {
+        // Closing their request pipes ends the processes; a stuck one is killed.
+        for process in self.pool.lock().expect("handler pool poisoned").drain(..) {
+            process.closing.cancel();
+        }
+    }
+}
+
+impl Handler for CommandHandler {
+    fn takes_slot(&self) -> bool {
+        false
+    }
+
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, result) = oneshot::channel();
+        let sent = self
+            .pick()
+            .map_err(|e| format!("cannot start handler {}: {e}", self.name))
+            .and_then(|p| {
+                p.send(id, call.payload, reply)?;
+                Ok(p)
+            });
+        async move {
+            let process = sent?;
+            tokio::select! {
+                result = result => result.unwrap_or_else(|_| Err("the handler process went away".to_string())),
+                () = call.stop.cancelled() => {
+                    // It cannot be told to drop this task: it is killed, and restarted when needed.
+                    process.kill();
+                    Err("stopped".to_string())
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// One running process of a command handler.
+struct Process {
+    requests: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    pending: Arc<Mutex<HashMap<u64, Reply>>>,
+    /// Tasks sent and not answered.
+    in_hand: Arc<AtomicUsize>,
+    /// Cancelled once it ended: no more tasks go to it.
+    gone: CancellationToken,
+    /// Cancelled to end it: its request pipe closes, and it is killed if it lingers.
+    closing: CancellationToken,
+    pid: i32,
+}
+
+impl Process {
+    fn start(name: &HandlerName, command: &str) -> io::Result<Self> {
+        let (request_read, request_write) = cloexec_pipe()?;
+        let (result_read, result_write) = cloexec_pipe()?;
+        let mut shell = tokio::process::Command::new("sh");
+        let stderr = || io::stderr().as_fd().try_clone_to_owned().map(Stdio::from);
+        shell
+            .arg("-c")
+            .arg(command)
+            .env("WEFT_HANDLER", name.as_str())
+            .env("WEFT_HANDLER_FDS", format!("{REQUEST_FD},{RESULT_FD}"))
+            .stdin(Stdio::null())
+            .stdout(stderr()?)
+            .stderr(stderr()?)
+            .process_group(0)
+            .kill_on_drop(true);
+        let fds = [
+            (request_read.as_raw_fd(), REQUEST_FD),
+            (result_write.as_raw_fd(), RESULT_FD),
+        ];
+        // SAFETY: fcntl, dup2 and prctl are async-signal-safe and touch only the child.
+        unsafe {
+            shell.pre_exec(move || {
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                crate::process::place_fds(&fds)
+            });
+        }
+        let mut child = shell.spawn()?;
+        drop((request_read, result_write));
+        let pid = child.id().map_or(0, |p| p as i32);
+        let writer = pipe::Sender::from_owned_fd(request_write)?;
+        let reader = pipe::Receiver::from_owned_fd(result_read)?;
+        let (requests, queued) = mpsc::unbounded_channel();
+        let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
+        let in_hand = Arc::new(AtomicUsize::new(0));
+        let (gone, closing) = (CancellationToken::new(), CancellationToken::new());
+        tracing::info!(handler = %name, pid, "handler process started");
+        let (name, ended) = (name.clone(), gone.clone());
+        let (answers, counted, stop) = (pending.clone(), in_hand.clone(), closing.clone());
+        tokio::spawn(write_requests(writer, queued, closing.clone()));
+        tokio::spawn(async move {
+            // Ends when the process closes its end: it exited, or was killed.
+            let why = read_results(reader, &answers, &counted).await;
+            ended.cancel();
+            let was_stopped = stop.is_cancelled();
+            stop.cancel();
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                    kill_group(pid);
+                    child.wait().await
+                }
+            };
+            let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+            let reason = format!("the {name} handler process ({pid}) ended: {why}; {status}");
+            if was_stopped {
+                tracing::debug!(handler = %name, pid, "{reason}");
+            } else {
+                tracing::warn!(handler = %name, pid, "{reason}");
+            }
+            for (_, reply) in answers.lock().expect("pending poisoned").drain() {
+                let _ = reply.send(Err(reason.clone()));
+            }
+        });
+        Ok(Self {
+            requests,
+            pending,
+            in_hand,
+            gone,
+            closing,
+            pid,
+        })
+    }
+
+    fn send(&self, id: u64, payload: Vec<u8>, reply: Reply) -> Result<(), String> {
+        if self.gone.is_cancelled() {
+            return Err("the handler process ended".to_string());
+        }
+        self.pending.lock().expect("pending poisoned").insert(id, reply);
+        self.in_hand.fetch_add(1, Ordering::Relaxed);
+        self.requests
+            .send((id, payload))
+            .map_err(|_| "the handler process ended".to_string())
+    }
+
+    fn kill(&self) {
+        self.closing.cancel();
+        kill_group(self.pid);
+    }
+}
+
+fn kill_group(pid: i32) {
+    if pid > 0 {
+        // SAFETY: killpg only sends a signal; a stale group at worst fails with ESRCH.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Writes requests as they come, many to a write when they pile up, until the channel
+/// closes or `stop` fires; then closes the pipe, which tells the process to exit.
+async fn write_requests(
+    mut pipe: pipe::Sender,
+    mut queued: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    stop: CancellationToken,
+) {
+    let mut out = Vec::new();
+    loop {
+        let first = tokio::select! {
+            next = queued.recv() => next,
+            () = stop.cancelled() => None,
+        };
+        let Some(first) = first else { return };
+        out.clear();
+        frame(&mut out, first);
+        while let Ok(next) = queued.try_recv() {
+            frame(&mut out, next);
+            if out.len() > 1 << 20 {
+                break;
+            }
+        }
+        let written = tokio::select! {
+            written = pipe.write_all(&out) => written,
+            () = stop.cancelled() => return,
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// Appends a request frame.
+fn frame(out: &mut Vec<u8>, (id, payload): (u64, Vec<u8>)) {
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// Reads results and hands each to the task waiting for it, until the pipe ends; returns
+/// why it ended.
+async fn read_results(pipe: pipe::Receiver, pending: &Mutex<HashMap<u64, Reply>>, in_hand: &AtomicUsize) -> String {
+    let mut pipe = BufReader::with_capacity(1 << 16, pipe);
+    let mut header = [0u8; RESULT_HEADER];
+    loop {
+        if let Err(e) = pipe.read_exact(&mut header).await {
+            return match e.kind() {
+                io::ErrorKind::UnexpectedEof => "it closed its result pipe".to_string(),
+                _ => format!("reading its results: {e}"),
+            };
+        }
+        let id = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+        let status = header[8];
+        let length = u32::from_le_bytes(header[9..].try_into().expect("4 bytes")) as usize;
+        let body = if length > MAX_TASK_BYTES {
+            // Read past it to stay in step, without holding it.
+            let skipped = tokio::io::copy(&mut (&mut pipe).take(length as u64), &mut tokio::io::sink()).await;
+            if skipped.is_err() {
+                return "reading its results: cut short".to_string();
+            }
+            Err(format!(
+                "a result of {length} bytes, more than the {} MiB a task's result may hold: write large results to a file and return its path",
+                MAX_TASK_BYTES >> 20
+            ))
+        } else {
+            let mut body = vec![0; length];
+            if pipe.read_exact(&mut body).await.is_err() {
+                return "it ended in the middle of a result".to_string();
+            }
+            match status {
+                0 => Ok(body),
+                1 => Err(String::from_utf8_lossy(&body).into_owned()),
+                other => return format!("it broke the protocol: status {other} for request {id}"),
+            }
+        };
+        let Some(reply) = pending.lock().expect("pending poisoned").remove(&id) else {
+            return format!("it broke the protocol: a result for request {id}, which it did not hold");
+        };
+        in_hand.fetch_sub(1, Ordering::Relaxed);
+        let _ = reply.send(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler in Python, as the protocol documents it: answers `crash` by exiting (once:
+    /// it leaves a mark), `fail` with an error, anything else with itself reversed.
+    const PY_HANDLER: &str = r#"
+import os, struct, sys
+r, w = (int(fd) for fd in os.environ["WEFT_HANDLER_FDS"].split(","))
+mark = sys.argv[1]
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(r, n - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+while True:
+    rid, length = struct.unpack("<QI", read(12))
+    payload = read(length)
+    if payload == b"crash" and not os.path.exists(mark):
+        open(mark, "w").close()
+        os._exit(3)
+    status, body = (1, b"asked to fail") if payload == b"fail" else (0, payload[::-1])
+    os.write(w, struct.pack("<QBI", rid, status, len(body)) + body)
+"#;
+
+    fn handler(dir: &std::path::Path, processes: usize) -> CommandHandler {
+        let script = dir.join("handler.py");
+        std::fs::write(&script, PY_HANDLER).unwrap();
+        let command = format!("exec python3 {} {}", script.display(), dir.join("crashed").display());
+        CommandHandler::new(HandlerName::new("rev").unwrap(), command, processes)
+    }
+
+    fn call(payload: &[u8]) -> Call {
+        Call {
+            payload: payload.to_vec(),
+            switch: Default::default(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_warm_process_answers_many_tasks_and_is_restarted_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let handler = handler(dir.path(), 2);
+        let answers = futures::future::join_all((0..200).map(|i| handler.call(call(format!("t{i}").as_bytes())))).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer, Ok(format!("t{i}").bytes().rev().collect::<Vec<u8>>()));
+        }
+        assert!(handler.pool.lock().unwrap().len() <= 2, "one process per slot at most");
+        assert_eq!(handler.call(call(b"fail")).await, Err("asked to fail".into()));
+        let crashed = handler.call(call(b"crash")).await.unwrap_err();
+        assert!(crashed.contains("ended"), "{crashed}");
+        assert_eq!(
+            handler.call(call(b"again")).await,
+            Ok(b"niaga".to_vec()),
+            "started again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_task_kills_its_process_and_the_next_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let handler = CommandHandler::new(HandlerName::new("slow").unwrap(), "sleep 30".into(), 1);
+        let stop = CancellationToken::new();
+        let slow = handler.call(Call {
+            stop: stop.clone(),
+            ..call(b"x")
+        });
+        let stopper = async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            stop.cancel();
+        };
+        let (result, ()) = tokio::join!(slow, stopper);
+        assert_eq!(result, Err("stopped".into()));
+        let quick = self::handler(dir.path(), 1);
+        assert_eq!(quick.call(call(b"ab")).await, Ok(b"ba".to_vec()));
+    }
+}
