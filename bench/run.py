@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """weft against what users would pick instead, on the same machine, in one run.
 
-    bench/run.py [--size 1GiB] [--only wordcount,sort,queue,scale] [--weft-only] [--tasks N]
+    bench/run.py [--size 1GiB] [--only wordcount,sort,queue,handlers,scale,wide] [--weft-only] [--tasks N]
     bench/run.py --weft-only --only security [--rounds 5]   # what TLS and tokens cost
     bench/run.py --weft-only --only observed [--rounds 5]   # what the dashboard and scrapes cost
 
@@ -64,10 +64,12 @@ class Measured:
         self.system, self.seconds, self.rss, self.error, self.note = system, seconds, rss, error, note
 
 
-def timed(args, env=None, cwd=None, timeout=3600):
-    """Runs a command; returns (seconds, peak RSS in bytes of it and its children, output)."""
+def timed(args, env=None, cwd=None, timeout=3600, stdout=None):
+    """Runs a command; returns (seconds, peak RSS in bytes of it and its children, output).
+    A command that prints much writes to `stdout` (an open file) instead: nothing reads the
+    pipe while it runs."""
     started = time.perf_counter()
-    proc = subprocess.Popen([str(a) for a in args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(a) for a in args], env=env, cwd=cwd, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     deadline = started + timeout
     while proc.poll() is None:
@@ -151,7 +153,7 @@ class WeftCluster:
     every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
     every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0, secure=False, observed=False):
+    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=()):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
         http_ports = [free_port() for _ in range(3)] if observed else []
@@ -167,7 +169,7 @@ class WeftCluster:
         self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
         self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
-            subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i)], env=quiet, stderr=subprocess.DEVNULL)
+            subprocess.Popen([RELEASE / worker[0], *worker[1:], "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i), *worker_flags], env=quiet, stderr=subprocess.DEVNULL)
             for i in range(2)
         ]
         self.watcher = Watcher([f"http://127.0.0.1:{p}" for p in http_ports]) if observed else None
@@ -179,7 +181,8 @@ class WeftCluster:
         time.sleep(0.5)
 
     def rss(self):
-        return sum(rss_of(p.pid) for p in [self.coordinator, *self.workers])
+        # The workers' trees: warm handler processes count too.
+        return rss_of(self.coordinator.pid) + sum(tree_rss(p.pid) for p in self.workers)
 
     def close(self):
         if self.watcher:
@@ -247,12 +250,12 @@ def weft_cluster_job(flags, secure=False, observed=False):
         cluster.close()
 
 
-def weft_queue(tasks, singles, secure=False, observed=False):
+def weft_queue(tasks, singles, secure=False, observed=False, handler="noop", payload=0, **cluster_options):
     """The queue benchmark on a cluster of 2 workers × 2 slots, 64 prefetched each: its
     JSON line and the cluster's RSS."""
-    cluster = WeftCluster(2, prefetch=64, secure=secure, observed=observed)
+    cluster = WeftCluster(2, prefetch=64, secure=secure, observed=observed, **cluster_options)
     try:
-        _, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), str(singles)], env=cluster.client_env)
+        _, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), str(singles), handler, str(payload)], env=cluster.client_env)
         return json.loads(out.strip().splitlines()[-1]), cluster.rss() + rss
     finally:
         cluster.close()
@@ -427,6 +430,79 @@ def queue(tasks, weft_only, errors):
         if not hasattr(r, "tasks"):
             r.tasks = tasks
     return {"title": f"work queue, {tasks:,} no-op tasks in one batch, then 2,000 single tasks one at a time", "unit": "tasks/s", "results": results}
+
+
+def ensure_weft_queue():
+    """weft's own Python package, from this checkout, in the bench venv."""
+    if not PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO / "clients" / "python")], check=True)
+
+
+def handlers(tasks, weft_only, errors):
+    """Your own code in the queue, 100-byte payloads echoed: the built-in echo and a Rust
+    handler registered in a worker binary (both from the Rust client), a Python warm
+    handler from the Python client gathered as futures, `weft tasks` feeding it lines, and
+    Celery + Redis running a Python echo task, on 2 workers × 2 slots each."""
+    payload = 100
+    results = []
+
+    def measure(system, run):
+        log(f"   {system}")
+        try:
+            results.append(run())
+        except Exception as e:
+            results.append(Measured(system, error=str(e)))
+        results[-1].tasks = getattr(results[-1], "tasks", tasks)
+
+    def rust_client(system, **options):
+        stats, rss = weft_queue(tasks, 200, handler=options.pop("handler"), payload=payload, **options)
+        return Measured(system, stats["seconds"], rss, note=f"{stats['tasks_per_second']:,.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms one at a time")
+
+    measure("weft, built-in echo (Rust client)", lambda: rust_client("weft, built-in echo (Rust client)", handler="echo"))
+    measure("weft, registered Rust handler (Rust client)", lambda: rust_client(
+        "weft, registered Rust handler (Rust client)", handler="linked-echo", worker=("linked-worker",)))
+    ensure_weft_queue()
+    handler = f"pyecho=exec {PY} {BENCH / 'py_handler.py'}"
+
+    def python_client():
+        cluster = WeftCluster(2, prefetch=64, worker_flags=("--handler", handler))
+        try:
+            _, rss, out = timed([PY, BENCH / "py_queue.py", cluster.url, str(tasks), "pyecho", str(payload)])
+            stats = json.loads(out.strip().splitlines()[-1])
+            return Measured("weft, Python warm handler (Python client, futures)", stats["seconds"], cluster.rss() + rss, note=f"{stats['tasks_per_second']:,.0f} tasks/s")
+        finally:
+            cluster.close()
+
+    def weft_tasks():
+        lines = WORK / "task-lines.txt"
+        lines.write_text("".join(f"{i:0{payload}d}\n" for i in range(tasks)))
+        cluster = WeftCluster(2, prefetch=64, worker_flags=("--handler", handler))
+        try:
+            printed = WORK / "task-results.jsonl"
+            with open(printed, "w") as results_file:
+                seconds, rss, _ = timed([RELEASE / "weft", "tasks", "--coordinator", cluster.url, "--handler", "pyecho", lines], stdout=results_file)
+            out = printed.read_text()
+            if out.count("\n") != tasks or '"ok":false' in out:
+                raise RuntimeError("weft tasks printed the wrong results")
+            return Measured("weft tasks, Python warm handler (lines/s)", seconds, cluster.rss() + rss, note=f"{tasks / seconds:,.0f} lines/s end to end, read from a file, JSON lines out")
+        finally:
+            cluster.close()
+
+    measure("weft, Python warm handler (Python client, futures)", python_client)
+    measure("weft tasks, Python warm handler (lines/s)", weft_tasks)
+    if not weft_only:
+        def celery():
+            if "celery" in errors or errors.get("redis-server"):
+                raise RuntimeError(f"cannot install: {errors.get('celery') or errors.get('redis-server')}")
+            seconds, rss, out = timed([PY, BENCH / "systems.py", "celery-echo", str(tasks), str(payload)], timeout=1800)
+            stats = json.loads(out.strip().splitlines()[-1])
+            r = Measured("Celery + Redis, Python echo task (group)", stats["seconds"], rss, note=f"{stats['tasks'] / stats['seconds']:,.0f} tasks/s ({stats['tasks']} tasks); p50 {stats['p50_ms']:.3f} ms one at a time")
+            r.tasks = stats["tasks"]
+            return r
+
+        measure("Celery + Redis, Python echo task (group)", celery)
+    return {"title": f"your own code in the queue: {tasks:,} tasks echoing {payload}-byte payloads", "unit": "tasks/s", "results": results}
 
 
 def scale(tasks):
@@ -628,27 +704,37 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, scale, wide, security, observed (the last two only when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, handlers, scale, wide, security, observed (the last two only when named)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "scale", "wide"}
+    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "handlers", "scale", "wide"}
     started = time.time()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
     errors = {}
     if not args.weft_only:
         log("== installing the other systems")
-        errors.update(ensure_venv(["pyspark==4.3.0", "dask[distributed]", "ray", "celery[redis]", "matplotlib"]))
-        redis = ensure_redis()
-        if redis:
-            errors["redis-server"] = redis
+        # Only what the chosen sections compare with.
+        needs = {
+            "wordcount": ["pyspark==4.3.0", "dask[distributed]"],
+            "sort": ["pyspark==4.3.0"],
+            "queue": ["dask[distributed]", "ray", "celery[redis]"],
+            "handlers": ["celery[redis]"],
+        }
+        packages = sorted({p for section in only for p in needs.get(section, [])}) + ["matplotlib"]
+        errors.update(ensure_venv(packages))
+        if "celery[redis]" in packages:
+            redis = ensure_redis()
+            if redis:
+                errors["redis-server"] = redis
     sections = []
     for name, run in [
         ("wordcount", lambda: wordcount(args.size, args.weft_only, errors)),
         ("sort", lambda: sort(args.size, args.weft_only, errors)),
         ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
+        ("handlers", lambda: handlers(args.tasks, args.weft_only, errors)),
         ("scale", lambda: scale(args.scale_tasks)),
         ("wide", lambda: wide(args.wide_tasks)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),

@@ -7,6 +7,7 @@ weft does and writes the same output format, so that run.py can check they agree
     systems.py gensort OUTPUT-DIR BYTES
     systems.py spark-sort INPUT-DIR OUTPUT-DIR
     systems.py dask-queue|ray-queue|celery-queue TASKS      (prints one JSON line)
+    systems.py celery-echo TASKS PAYLOAD_BYTES              (prints one JSON line)
     systems.py chart OUTPUT.png      (bars from JSON on stdin)
 """
 
@@ -160,6 +161,10 @@ app.conf.update(worker_prefetch_multiplier=64, task_acks_late=False, result_expi
 @app.task
 def noop(i=None):
     return None
+
+@app.task
+def echo(payload):
+    return payload
 """
 
 
@@ -169,7 +174,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def celery_queue(tasks):
+def celery_queue(tasks, payload=None):
     work = Path(tempfile.mkdtemp(prefix="weft-bench-celery-"))
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -182,24 +187,29 @@ def celery_queue(tasks):
     )
     try:
         sys.path.insert(0, str(work))
-        from bench_app import noop as task  # noqa: E402
+        from bench_app import echo, noop  # noqa: E402
         from celery import group
+
+        task = noop if payload is None else echo
+        argument = (lambda i: i) if payload is None else (lambda _: payload)
 
         deadline = time.time() + 60
         while True:
             try:
-                task.delay().get(timeout=5)
+                task.delay(argument(0)).get(timeout=5)
                 break
             except Exception:
                 if time.time() > deadline:
                     raise
         started = time.perf_counter()
-        group(task.s(i) for i in range(tasks)).apply_async().get(timeout=3600)
+        results = group(task.s(argument(i)) for i in range(tasks)).apply_async().get(timeout=3600)
+        if payload is not None and any(r != payload for r in results):
+            raise RuntimeError("echoed payloads came back wrong")
         seconds = time.perf_counter() - started
         latencies = []
         for i in range(SINGLES):
             t = time.perf_counter()
-            task.delay(i).get(timeout=60)
+            task.delay(argument(i)).get(timeout=60)
             latencies.append((time.perf_counter() - t) * 1000)
         report(tasks, seconds, latencies)
     finally:
@@ -243,6 +253,9 @@ def main():
         gensort(args[0], int(args[1]))
     elif command == "spark-sort":
         spark_sort(*args)
+    elif command == "celery-echo":
+        # Celery's documented path for many tasks at once: a group, applied and gathered.
+        celery_queue(min(int(args[0]), 20_000), payload="x" * int(args[1]))
     elif command in ("dask-queue", "ray-queue", "celery-queue"):
         # The slower systems get fewer tasks, so that a run stays within minutes; the rate is per task.
         tasks = int(args[0])

@@ -246,7 +246,8 @@ fn weft_tasks_prints_in_order_streams_as_it_reads_and_exits_non_zero_on_failure(
 
 #[tokio::test]
 async fn command_handlers_need_the_commands_role() {
-    let mut cluster = TestCluster::start_secure(1, 2, &[]);
+    let flags = ["--handler-role", "later=submit", "--handler-role", "rev=submit"];
+    let mut cluster = TestCluster::start_secure(1, 2, &flags);
     let command = handler_command(cluster.dir.path());
     cluster.add_worker_with(1, &["--handler", &format!("rev={command}")]);
     cluster.wait_joined(2);
@@ -268,8 +269,10 @@ async fn command_handlers_need_the_commands_role() {
         refused.to_string().contains("needs a token of role commands"),
         "{refused}"
     );
-    let unknown = bob.run_tasks(vec![Task::new("later", "x")]).await.err().unwrap();
+    let unknown = bob.run_tasks(vec![Task::new("unknown", "x")]).await.err().unwrap();
     assert!(unknown.to_string().contains("commands"), "{unknown}");
+    // Named by --handler-role: a handler no worker serves yet, which then waits.
+    assert!(bob.run_tasks(vec![Task::new("later", "x")]).await.is_ok());
     let echoed = bob.run_tasks(vec![Task::new("echo", "x")]).await.unwrap();
     assert_eq!(echoed.into_iter().next().unwrap().await.unwrap(), b"x");
     let alice = connect("alice").await;

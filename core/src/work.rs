@@ -399,6 +399,18 @@ impl HandlerName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A flag's `NAME=VALUE` (`value` says what VALUE is, for the message): the name
+    /// checked, the value as given, not empty.
+    pub fn with_value<'a>(text: &'a str, value: &str) -> Result<(Self, &'a str), String> {
+        let (name, given) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: give NAME={value}"))?;
+        if given.trim().is_empty() {
+            return Err(format!("{text:?}: the {} is empty", value.to_lowercase()));
+        }
+        Ok((Self::new(name.trim()).map_err(|e| e.to_string())?, given))
+    }
 }
 
 impl std::str::FromStr for HandlerName {
@@ -556,5 +568,15 @@ mod tests {
             assert_eq!(HandlerKind::from_name(kind.name()), Some(kind));
         }
         assert!(HandlerKind::Command.runs_commands() && !HandlerKind::Linked.runs_commands());
+        let (name, command) = HandlerName::with_value("resize=python3 -m resize --x=1", "COMMAND").unwrap();
+        assert_eq!((name.as_str(), command), ("resize", "python3 -m resize --x=1"));
+        for (bad, says) in [
+            ("resize", "give NAME=COMMAND"),
+            ("resize= ", "the command is empty"),
+            ("a b=x", "not a handler name"),
+        ] {
+            let err = HandlerName::with_value(bad, "COMMAND").unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
     }
 }

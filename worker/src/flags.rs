@@ -63,13 +63,7 @@ pub struct WorkerFlags {
 }
 
 fn command_handler(text: &str) -> Result<(HandlerName, String), String> {
-    let (name, command) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?}: give NAME=COMMAND"))?;
-    let name = HandlerName::new(name.trim()).map_err(|e| e.to_string())?;
-    if command.trim().is_empty() {
-        return Err(format!("{text:?}: the command is empty"));
-    }
+    let (name, command) = HandlerName::with_value(text, "COMMAND")?;
     Ok((name, command.to_string()))
 }
 

@@ -1,8 +1,9 @@
-//! The work queue end to end through the client library: `TASKS` no-op tasks submitted as one
-//! batch and collected with a `DeferredList` (tasks per second), then `SINGLES` tasks one at
-//! a time (submit-to-result latency). Prints one JSON line.
+//! The work queue end to end through the client library: `TASKS` tasks of `HANDLER`
+//! (default `noop`) with payloads of `PAYLOAD` bytes (default 0) submitted as one batch and
+//! collected with a `DeferredList` (tasks per second), then `SINGLES` tasks one at a time
+//! (submit-to-result latency). Prints one JSON line.
 //!
-//!     queue URL [TASKS] [SINGLES]
+//!     queue URL [TASKS] [SINGLES] [HANDLER] [PAYLOAD]
 //!
 //! Credentials come from the environment as for `weft`: WEFT_TLS_DIR, WEFT_TOKEN_FILE.
 
@@ -17,11 +18,13 @@ async fn main() -> anyhow::Result<()> {
     let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7070".into());
     let tasks: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
     let singles: usize = args.next().map_or(Ok(2_000), |n| n.parse())?;
+    let handler = args.next().unwrap_or_else(|| "noop".into());
+    let payload = vec![b'x'; args.next().map_or(Ok(0), |n| n.parse())?];
     let client = Client::connect_with(&url, &Credentials::from_env()?).await?;
 
     let started = Instant::now();
     let results = client
-        .run_tasks((0..tasks).map(|_| Task::new("noop", "")).collect())
+        .run_tasks((0..tasks).map(|_| Task::new(&handler, payload.clone())).collect())
         .await?;
     all_succeed(results).await?;
     let batch_seconds = started.elapsed().as_secs_f64();
@@ -29,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(singles);
     for _ in 0..singles {
         let started = Instant::now();
-        let mut results = client.run_tasks(vec![Task::new("noop", "")]).await?;
+        let mut results = client.run_tasks(vec![Task::new(&handler, payload.clone())]).await?;
         results.pop().expect("one result").await?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use weft_auth::tokens::Role;
 use weft_client::PeerRole;
-use weft_coordinator::config::{Limits, Security};
+use weft_coordinator::config::{HandlerRoles, Limits, Security};
 use weft_coordinator::{CoordinatorConfig, Listeners};
+use weft_core::work::HandlerName;
 
 use super::TlsArgs;
 use crate::signals::shutdown_on_signals;
@@ -95,6 +97,21 @@ pub struct Args {
     /// A request not answered by then is cancelled (streams, once started, run on).
     #[arg(long, default_value = "120", value_name = "SECS", value_parser = seconds)]
     request_timeout: Duration,
+    /// The token role that may run tasks of handler NAME (read, submit, commands, admin).
+    /// Without it: commands for exec and warm command handlers, submit for the other
+    /// built-in handlers and handlers linked into workers, commands for a name no worker
+    /// has announced. A command handler never needs less than commands. Repeatable.
+    #[arg(long = "handler-role", value_name = "NAME=ROLE", value_parser = handler_role)]
+    handler_roles: Vec<(HandlerName, Role)>,
+}
+
+fn handler_role(text: &str) -> Result<(HandlerName, Role), String> {
+    let (name, role) = HandlerName::with_value(text, "ROLE")?;
+    let role = Role::from_name(role.trim()).ok_or_else(|| {
+        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+        format!("{role:?} is not a role: {}", roles.join(", "))
+    })?;
+    Ok((name, role))
 }
 
 /// Runs the coordinator.
@@ -129,6 +146,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         queue_task_timeout: never_if_zero(args.queue_task_timeout),
     };
     config.metrics_public = args.metrics_public;
+    config.handler_roles = HandlerRoles {
+        named: args.handler_roles.into_iter().collect(),
+    };
     let grpc = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

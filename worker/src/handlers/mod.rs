@@ -149,6 +149,8 @@ impl Handlers {
             stop: stop.clone(),
         };
         let output = tokio::select! {
+            // The handler first: one that is done at once never registers for the stop.
+            biased;
             output = registered.handler.call(call) => output?,
             () = stop.cancelled() => return Err("stopped".to_string()),
         };

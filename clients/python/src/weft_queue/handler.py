@@ -33,7 +33,7 @@ import os
 import struct
 import sys
 import time
-from typing import Awaitable, Callable, Dict, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Optional, Union
 
 __all__ = ["handler", "serve", "Result"]
 
@@ -100,7 +100,7 @@ def serve(name: Optional[str] = None) -> None:
     loop = asyncio.new_event_loop() if inspect.iscoroutinefunction(function) else None
 
     def call(payload: bytes) -> bytes:
-        result = function(payload)
+        result: Any = function(payload)
         if loop is not None and inspect.isawaitable(result):
             result = loop.run_until_complete(result)
         return _as_bytes(result)

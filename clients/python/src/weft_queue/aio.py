@@ -1,0 +1,135 @@
+"""The asyncio client: task batches whose results are ``asyncio`` futures, set by a
+reader task as results stream back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Iterable, List, Optional
+
+import grpc
+
+from ._proto import weft_pb2 as pb
+from ._proto.weft_pb2_grpc import JobServiceStub
+from .client import UnservedCallback, _warn_unserved
+from .connection import Connection, PathLike
+from .errors import ResultLost, TaskFailed, WeftError
+from .jobs import JobStatus, WorkerInfo, job_spec
+from .tasks import BatchEvent, TaskLike, batch_parts, events_of
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """Like :class:`weft_queue.Client`, on asyncio: ``await client.run_tasks(...)`` returns
+    one ``asyncio.Future`` per task. Use ``async with``, or ``await close()``."""
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        tls_ca: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        token_file: Optional[PathLike] = None,
+    ) -> None:
+        self._connection = Connection.resolve(url, tls_ca=tls_ca, token=token, token_file=token_file)
+        self._channel = self._connection.aio_channel()
+        self._stub = JobServiceStub(self._channel)
+        self._metadata = self._connection.metadata()
+        self._readers: "set[asyncio.Task[None]]" = set()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the connection; batches still running are cancelled."""
+        for reader in list(self._readers):
+            reader.cancel()
+        await self._channel.close(grace=None)
+
+    async def submit(self, inputs: List[str], output: str, **spec: object) -> str:
+        """Submits a job; returns its id once it is durable."""
+        try:
+            response = await self._stub.SubmitJob(job_spec(inputs, output, **spec), metadata=self._metadata)  # type: ignore[arg-type]
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+        return response.job_id
+
+    async def status(self, job_id: str) -> JobStatus:
+        try:
+            return JobStatus.from_wire(await self._stub.GetJob(pb.JobRef(job_id=job_id), metadata=self._metadata))
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
+    async def workers(self) -> List[WorkerInfo]:
+        try:
+            listed = await self._stub.ListWorkers(pb.ListWorkersRequest(), metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+        return [WorkerInfo.from_wire(w) for w in listed.workers]
+
+    async def run_tasks(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+        on_unserved: Optional[UnservedCallback] = _warn_unserved,
+    ) -> "List[asyncio.Future[bytes]]":
+        """Runs ``tasks`` as one batch; one future per task, in order (see
+        :meth:`weft_queue.Client.run_tasks`)."""
+        tasks = list(tasks)
+        loop = asyncio.get_running_loop()
+        futures: "List[asyncio.Future[bytes]]" = [loop.create_future() for _ in tasks]
+        parts = batch_parts(tasks, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+        call = self._stub.RunTaskStream(iter(parts), metadata=self._metadata)
+        reader = asyncio.ensure_future(_settle(call, futures, on_unserved))
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+        return futures
+
+    async def stream_tasks(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+    ) -> AsyncIterator[BatchEvent]:
+        """Streams ``tasks`` as they are read; yields each result as it ends."""
+        parts = batch_parts(tasks, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+        try:
+            async for message in self._stub.RunTaskStream(iter(parts), metadata=self._metadata):
+                for event in events_of(message):
+                    yield event
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
+
+async def _settle(call: "grpc.aio.StreamStreamCall", futures: "List[asyncio.Future[bytes]]", on_unserved: Optional[UnservedCallback]) -> None:
+    pending = len(futures)
+    failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
+    try:
+        async for message in call:
+            if message.unserved_handlers and on_unserved is not None:
+                on_unserved(list(message.unserved_handlers), list(message.served_handlers))
+            for result in message.results:
+                future = futures[result.index]
+                if not future.done():
+                    if result.WhichOneof("outcome") == "output":
+                        future.set_result(result.output)
+                    else:
+                        future.set_exception(TaskFailed(result.error))
+                pending -= 1
+            if pending == 0:
+                break
+    except grpc.RpcError as error:
+        failure = WeftError.from_rpc(error)
+    finally:
+        for future in futures:
+            if not future.done():
+                future.set_exception(failure)
+        call.cancel()

@@ -1,0 +1,224 @@
+"""The blocking client: jobs, workers, and task batches whose results are
+``concurrent.futures.Future`` objects, set by a reader thread as results stream back."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, InvalidStateError
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+import grpc
+
+from ._proto import weft_pb2 as pb
+from ._proto.weft_pb2_grpc import JobServiceStub
+from .connection import Connection, PathLike
+from .errors import JobFailed, ResultLost, TaskFailed, WeftError
+from .jobs import JobStatus, WorkerInfo, job_spec
+from .tasks import BatchEvent, TaskLike, batch_parts, events_of
+
+__all__ = ["Client", "Job"]
+
+#: Called with (waiting, served) handler names when tasks wait for an unserved handler.
+UnservedCallback = Callable[[Sequence[str], Sequence[str]], None]
+
+
+def _warn_unserved(waiting: Sequence[str], served: Sequence[str]) -> None:
+    import warnings
+
+    warnings.warn(
+        f"tasks wait for {', '.join(waiting)}, which no connected worker serves; served: {', '.join(served)}",
+        RuntimeWarning,
+        stacklevel=1,
+    )
+
+
+class Client:
+    """A connection to a weft coordinator.
+
+    ``url`` defaults to ``$WEFT_COORDINATOR`` (else ``http://127.0.0.1:7070``); for an
+    ``https://`` coordinator, ``tls_ca`` is the cluster's ``ca.pem`` (default:
+    ``$WEFT_TLS_DIR/ca.pem``); the token comes from ``token``, ``token_file``,
+    ``$WEFT_TOKEN_FILE`` or ``$WEFT_TOKEN``. Use it as a context manager, or ``close()`` it.
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        tls_ca: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        token_file: Optional[PathLike] = None,
+    ) -> None:
+        self._connection = Connection.resolve(url, tls_ca=tls_ca, token=token, token_file=token_file)
+        self._channel = self._connection.channel()
+        self._stub = JobServiceStub(self._channel)
+        self._metadata = self._connection.metadata()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the connection; batches still running are cancelled."""
+        self._channel.close()
+
+    def _call(self, method: Callable[..., object], request: object) -> object:
+        try:
+            return method(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
+    # Jobs -------------------------------------------------------------------------------
+
+    def submit(self, inputs: Sequence[str], output: str, **spec: object) -> "Job":
+        """Submits a job (see :func:`weft_queue.jobs.job_spec` for the options); returns it
+        once it is durable."""
+        request = job_spec(inputs, output, **spec)  # type: ignore[arg-type]
+        response = self._call(self._stub.SubmitJob, request)
+        return Job(self, response.job_id)  # type: ignore[attr-defined]
+
+    def job(self, job_id: str) -> "Job":
+        """A job submitted earlier."""
+        return Job(self, job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus.from_wire(self._call(self._stub.GetJob, pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
+
+    def jobs(self, limit: int = 100) -> List[JobStatus]:
+        """The newest jobs: the caller's own, or every job for an admin."""
+        listed = self._call(self._stub.ListJobs, pb.ListJobsRequest(limit=limit))
+        return [JobStatus.from_wire(j) for j in listed.jobs]  # type: ignore[attr-defined]
+
+    def cancel(self, job_id: str) -> JobStatus:
+        return JobStatus.from_wire(self._call(self._stub.CancelJob, pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
+
+    def workers(self) -> List[WorkerInfo]:
+        """The connected workers, with the handlers each serves."""
+        listed = self._call(self._stub.ListWorkers, pb.ListWorkersRequest())
+        return [WorkerInfo.from_wire(w) for w in listed.workers]  # type: ignore[attr-defined]
+
+    # Task batches -----------------------------------------------------------------------
+
+    def run_tasks(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+        on_unserved: Optional[UnservedCallback] = _warn_unserved,
+    ) -> List["Future[bytes]"]:
+        """Runs ``tasks`` (``Task`` values or ``(handler, payload)`` pairs) as one batch;
+        returns one future per task, in order. A future's result is the task's output;
+        its exception is :class:`TaskFailed` (out of attempts), :class:`WeftError` (the
+        batch was refused or broke) or :class:`ResultLost`.
+
+        ``max_attempts`` (default 4) and ``timeout`` (seconds per attempt) apply to tasks
+        that do not set their own; tasks whose handler no connected worker serves wait
+        for one (``on_unserved`` is told), or fail after ``unserved_timeout`` seconds.
+        Delivery is at least once (a task may run again after a lost worker), and each
+        task's result is delivered once. Closing the client cancels what has not run.
+        """
+        tasks = list(tasks)
+        futures: List["Future[bytes]"] = [Future() for _ in tasks]
+        parts = batch_parts(tasks, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+        try:
+            responses = self._stub.RunTaskStream(parts, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+        reader = threading.Thread(
+            target=_settle, args=(responses, futures, on_unserved), name="weft-batch", daemon=True
+        )
+        reader.start()
+        return futures
+
+    def map(self, handler: str, payloads: Iterable[object], **options: object) -> List["Future[bytes]"]:
+        """``run_tasks`` of ``handler`` over ``payloads`` (bytes or str)."""
+        return self.run_tasks(((handler, p) for p in payloads), **options)  # type: ignore[misc, arg-type]
+
+    def stream_tasks(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+    ) -> Iterator[BatchEvent]:
+        """Streams ``tasks`` to the cluster as they are read (an endless iterator works:
+        the coordinator reads only as fast as it runs them) and yields each result as it
+        ends, with its index, and notices of unserved handlers."""
+        parts = batch_parts(tasks, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+        try:
+            for message in self._stub.RunTaskStream(parts, metadata=self._metadata):
+                yield from events_of(message)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
+
+def _settle(responses: Iterator[pb.QueueTaskResults], futures: List["Future[bytes]"], on_unserved: Optional[UnservedCallback]) -> None:
+    """Sets each task's future as its result comes; what never comes ends as lost."""
+    pending = len(futures)
+    failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
+    try:
+        for message in responses:
+            if message.unserved_handlers and on_unserved is not None:
+                on_unserved(list(message.unserved_handlers), list(message.served_handlers))
+            for result in message.results:
+                future = futures[result.index]
+                try:
+                    if result.WhichOneof("outcome") == "output":
+                        future.set_result(result.output)
+                    else:
+                        future.set_exception(TaskFailed(result.error))
+                except InvalidStateError:
+                    pass  # cancelled by its caller
+                pending -= 1
+            if pending == 0:
+                break
+    except grpc.RpcError as error:
+        failure = WeftError.from_rpc(error)
+    for future in futures:
+        if not future.done():
+            try:
+                future.set_exception(failure)
+            except InvalidStateError:
+                pass
+
+
+class Job:
+    """A submitted job."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self._client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def status(self) -> JobStatus:
+        return self._client.status(self.id)
+
+    def cancel(self) -> JobStatus:
+        return self._client.cancel(self.id)
+
+    def watch(self) -> Iterator[JobStatus]:
+        """The job's status now, then on every change, until it ends."""
+        client = self._client
+        try:
+            for status in client._stub.WatchJob(pb.JobRef(job_id=self.id), metadata=client._metadata):
+                yield JobStatus.from_wire(status)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
+    def wait(self) -> JobStatus:
+        """Waits until the job ends; raises :class:`JobFailed` unless it succeeded."""
+        last = None
+        for last in self.watch():
+            if last.finished:
+                break
+        if last is None or last.state != "succeeded":
+            state = last.state if last else "unknown"
+            raise JobFailed(last, f"job {self.id} {state}: {last.error if last else ''}")
+        return last

@@ -1,0 +1,84 @@
+"""How a client reaches the coordinator: its URL, the cluster's CA for ``https://``, and
+the bearer token, from arguments or the environment the ``weft`` command reads
+(``WEFT_COORDINATOR``, ``WEFT_TLS_DIR``, ``WEFT_TOKEN``, ``WEFT_TOKEN_FILE``)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
+
+import grpc
+
+__all__ = ["Connection"]
+
+#: The name in the coordinator's certificate, checked instead of the address dialled.
+COORDINATOR_NAME = "coordinator.weft"
+MAX_MESSAGE_BYTES = 16 << 20
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass
+class Connection:
+    """Where the coordinator is and how to prove who we are."""
+
+    target: str
+    tls_ca: Optional[bytes]
+    token: Optional[str]
+
+    @classmethod
+    def resolve(
+        cls,
+        url: Optional[str] = None,
+        *,
+        tls_ca: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        token_file: Optional[PathLike] = None,
+    ) -> "Connection":
+        url = url or os.environ.get("WEFT_COORDINATOR", "http://127.0.0.1:7070")
+        scheme, _, target = url.partition("://")
+        if not target or scheme not in ("http", "https"):
+            raise ValueError(f"bad coordinator URL {url!r}: give http://HOST:PORT or https://HOST:PORT")
+        target = target.rstrip("/")
+        ca = None
+        if scheme == "https":
+            path = tls_ca
+            if path is None and os.environ.get("WEFT_TLS_DIR"):
+                path = pathlib.Path(os.environ["WEFT_TLS_DIR"]) / "ca.pem"
+            if path is None:
+                raise ValueError(f"{url} speaks TLS: give tls_ca= (the cluster's ca.pem) or set WEFT_TLS_DIR")
+            ca = pathlib.Path(path).read_bytes()
+        elif tls_ca is not None:
+            raise ValueError(f"{url} is plaintext, yet a CA was given: use https://")
+        token_file = token_file or os.environ.get("WEFT_TOKEN_FILE")
+        if token is None and token_file:
+            token = pathlib.Path(token_file).read_text().strip()
+        if token is None:
+            token = os.environ.get("WEFT_TOKEN")
+        return cls(target=target, tls_ca=ca, token=token)
+
+    def options(self) -> List[Tuple[str, object]]:
+        options: List[Tuple[str, object]] = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if self.tls_ca is not None:
+            options.append(("grpc.ssl_target_name_override", COORDINATOR_NAME))
+        return options
+
+    def metadata(self) -> Tuple[Tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def channel(self) -> grpc.Channel:
+        if self.tls_ca is None:
+            return grpc.insecure_channel(self.target, options=self.options())
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
+        return grpc.secure_channel(self.target, credentials, options=self.options())
+
+    def aio_channel(self) -> "grpc.aio.Channel":
+        if self.tls_ca is None:
+            return grpc.aio.insecure_channel(self.target, options=self.options())
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
+        return grpc.aio.secure_channel(self.target, credentials, options=self.options())

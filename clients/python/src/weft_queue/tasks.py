@@ -1,0 +1,116 @@
+"""Tasks of a batch, and how they go over the wire."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Tuple, Union
+
+from ._proto import weft_pb2 as pb
+
+__all__ = ["Task", "TaskLike", "batch_parts", "BatchEvent"]
+
+#: A part of a streamed batch holds at most this many tasks, and about this many bytes.
+TASKS_PER_PART = 4096
+BYTES_PER_PART = 4 << 20
+
+Payload = Union[bytes, bytearray, memoryview, str]
+
+
+def _bytes(payload: Payload) -> bytes:
+    return payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A queue task: the handler that runs it and its payload; optionally its own attempts
+    and per-attempt timeout (seconds), instead of its batch's."""
+
+    handler: str
+    payload: Payload = b""
+    max_attempts: int = 0
+    timeout: Optional[float] = None
+
+
+#: A task, or a ``(handler, payload)`` pair.
+TaskLike = Union[Task, Tuple[str, Payload]]
+
+
+def _ms(seconds: Optional[float]) -> int:
+    return 0 if seconds is None else max(1, int(seconds * 1000))
+
+
+def batch_parts(
+    tasks: Iterable[TaskLike],
+    *,
+    max_attempts: int = 0,
+    timeout: Optional[float] = None,
+    unserved_timeout: Optional[float] = None,
+    counted: Optional[List[int]] = None,
+) -> Iterator[pb.TaskBatch]:
+    """The parts RunTaskStream takes, built as ``tasks`` is read; every part carries the
+    batch's settings. ``counted[0]`` tracks how many tasks were read."""
+    def new_part() -> pb.TaskBatch:
+        return pb.TaskBatch(
+            max_attempts=max_attempts,
+            task_timeout_ms=_ms(timeout),
+            unserved_timeout_ms=_ms(unserved_timeout),
+        )
+
+    part = new_part()
+    size = 0
+    read = 0
+    add = part.tasks.add
+    for task in tasks:
+        read += 1
+        if isinstance(task, Task):
+            payload = _bytes(task.payload)
+            add(handler=task.handler, payload=payload, max_attempts=task.max_attempts, timeout_ms=_ms(task.timeout))
+        else:
+            handler, given = task
+            payload = _bytes(given)
+            add(handler=handler, payload=payload)
+        size += len(payload) + 16
+        if len(part.tasks) >= TASKS_PER_PART or size >= BYTES_PER_PART:
+            if counted is not None:
+                counted[0] = read
+            yield part
+            part = new_part()
+            add = part.tasks.add
+            size = 0
+    if counted is not None:
+        counted[0] = read
+    if len(part.tasks) or read == 0:
+        yield part
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """What a streamed batch yields: a task's result (``index``, and ``output`` or
+    ``error``), or, with ``unserved`` set, the handlers its tasks wait for that no connected
+    worker serves (``served`` lists what is served)."""
+
+    index: int = -1
+    output: Optional[bytes] = None
+    error: Optional[str] = None
+    unserved: Tuple[str, ...] = ()
+    served: Tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.unserved
+
+
+def events_of(message: pb.QueueTaskResults) -> Iterator[BatchEvent]:
+    """The events one results message holds."""
+    if message.unserved_handlers:
+        yield BatchEvent(unserved=tuple(message.unserved_handlers), served=tuple(message.served_handlers))
+    for result in message.results:
+        if result.WhichOneof("outcome") == "output":
+            yield BatchEvent(index=result.index, output=result.output)
+        else:
+            yield BatchEvent(index=result.index, error=result.error or "empty result")
+
+
+def default_url() -> str:
+    return os.environ.get("WEFT_COORDINATOR", "http://127.0.0.1:7070")

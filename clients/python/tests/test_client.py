@@ -1,0 +1,143 @@
+"""The Python client against a real cluster: futures in both flavours, DeferredList's
+options, errors, streaming, unserved handlers, and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+
+import grpc
+import pytest
+
+from weft_queue import (
+    AsyncClient,
+    Client,
+    Completed,
+    DeferredList,
+    FirstError,
+    FirstSuccess,
+    Task,
+    TaskFailed,
+    WeftError,
+)
+
+
+def test_task_futures_resolve_in_order_with_each_result(cluster):
+    with Client(cluster.url) as client:
+        futures = client.map("pyecho", [f"p{i}" for i in range(2000)])
+        fired = DeferredList(futures).result(timeout=60)
+        assert isinstance(fired, Completed)
+        assert fired.values() == [f"p{i}".encode() for i in range(2000)]
+        mixed = client.run_tasks([("echo", b"\xff\x00"), Task("pyasync", "shout"), ("noop", "")])
+        assert [f.result(timeout=30) for f in mixed] == [b"\xff\x00", b"SHOUT", b""]
+
+
+def test_failures_come_back_as_exceptions_and_are_logged_unless_consumed(cluster, caplog):
+    with Client(cluster.url) as client:
+        futures = client.run_tasks([("pyecho", "fine"), ("pyecho", "boom")], max_attempts=2)
+        with caplog.at_level(logging.ERROR, logger="weft_queue"):
+            fired = DeferredList(futures).result(timeout=30)
+        assert fired.results[0] == (True, b"fine")
+        ok, error = fired.results[1]
+        assert not ok and isinstance(error, TaskFailed)
+        assert "ValueError: asked to fail" in str(error) and "2 attempts" in str(error)
+        assert "unhandled failure of future 1" in caplog.text
+        caplog.clear()
+        futures = client.run_tasks([("pyecho", "boom")], max_attempts=1)
+        with caplog.at_level(logging.ERROR, logger="weft_queue"):
+            DeferredList(futures, consume_errors=True).result(timeout=30)
+        assert "unhandled" not in caplog.text
+        with pytest.raises(TaskFailed):
+            DeferredList(client.run_tasks([("pyecho", "boom")], max_attempts=1), consume_errors=True).result().values()
+
+
+def test_fire_on_one_callback_and_errback(cluster):
+    with Client(cluster.url) as client:
+        slow_fast_slow = client.run_tasks([("sleep", "3000"), ("sleep", "10"), ("sleep", "3000")])
+        fired = DeferredList(slow_fast_slow, fire_on_one_callback=True).result(timeout=30)
+        assert fired == FirstSuccess(1, b"")
+        assert slow_fast_slow[0].cancelled() and slow_fast_slow[2].cancelled()
+        failing = client.run_tasks([("sleep", "3000"), ("pyecho", "boom")], max_attempts=1)
+        fired = DeferredList(failing, fire_on_one_errback=True, consume_errors=True).result(timeout=30)
+        assert isinstance(fired, FirstError) and fired.index == 1
+        assert isinstance(fired.error, TaskFailed)
+
+
+def test_a_refused_batch_fails_every_future_with_the_status(cluster):
+    with Client(cluster.url) as client:
+        futures = client.run_tasks([("echo", "x"), ("not a name", "y")])
+        for future in futures:
+            error = future.exception(timeout=30)
+            assert isinstance(error, WeftError)
+            assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a name" in str(error)
+
+
+def test_unserved_handlers_wait_are_reported_and_fail_after_the_bound(cluster):
+    seen = []
+    with Client(cluster.url) as client:
+        futures = client.run_tasks(
+            [("nobody", "x"), ("pyecho", "y")],
+            unserved_timeout=0.8,
+            on_unserved=lambda waiting, served: seen.append((list(waiting), list(served))),
+        )
+        with pytest.raises(TaskFailed, match='no connected worker serves handler "nobody"'):
+            futures[0].result(timeout=30)
+        assert futures[1].result(timeout=30) == b"y"
+    assert seen and seen[0][0] == ["nobody"] and "pyecho" in seen[0][1]
+
+
+def test_stream_tasks_yields_results_as_an_endless_iterator_is_read(cluster):
+    def endless():
+        i = 0
+        while True:
+            yield ("pyecho", str(i))
+            i += 1
+
+    with Client(cluster.url) as client:
+        got = {}
+        for event in client.stream_tasks(endless()):
+            got[event.index] = event.output
+            if len(got) == 5000:
+                break
+        assert all(got[i] == str(i).encode() for i in range(100))
+
+
+def test_the_workers_list_shows_their_handlers(cluster):
+    with Client(cluster.url) as client:
+        workers = client.workers()
+        assert len(workers) == 2
+        assert all(w.handlers["pyecho"] == "command" and w.handlers["echo"] == "builtin" for w in workers)
+
+
+def test_the_asyncio_client_and_deferred_list(cluster):
+    async def main():
+        async with AsyncClient(cluster.url) as client:
+            futures = await client.run_tasks([("pyecho", f"a{i}") for i in range(500)] + [("pyecho", "boom")], max_attempts=1)
+            fired = await DeferredList(futures, consume_errors=True)
+            assert [v for ok, v in fired.results[:500]] == [f"a{i}".encode() for i in range(500)]
+            assert not fired.results[500][0]
+            first = await DeferredList(
+                await client.run_tasks([("sleep", "3000"), ("pyasync", "x")]), fire_on_one_callback=True
+            )
+            assert first == FirstSuccess(1, b"X")
+            events = [e async for e in client.stream_tasks([("echo", "s1"), ("echo", "s2")])]
+            assert sorted(e.output for e in events) == [b"s1", b"s2"]
+
+    asyncio.run(main())
+
+
+def test_jobs_are_submitted_and_waited_for(cluster, tmp_path: pathlib.Path):
+    source = tmp_path / "in.txt"
+    source.write_text("b a b\nc b\n")
+    with Client(cluster.url) as client:
+        job = client.submit([str(source)], str(tmp_path / "out"), app="wordcount", reduce_tasks=1)
+        status = job.wait()
+        assert status.state == "succeeded" and status.maps_done == status.maps_total
+        counts = (tmp_path / "out" / "part-00000").read_text().split("\n")
+        assert "b\t3" in counts
+        with pytest.raises(WeftError) as refused:
+            client.submit([str(source)], str(tmp_path / "out"), app="wordcount")
+        assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
+        assert "not empty" in str(refused.value)
