@@ -40,6 +40,8 @@ struct BatchProgress {
     succeeded: AtomicU64,
     failed: AtomicU64,
     started: Instant,
+    /// Handlers its waiting tasks need and no connected worker serves.
+    waiting_for: Mutex<Vec<HandlerName>>,
 }
 
 /// A running batch, as the dashboard shows it.
@@ -57,6 +59,8 @@ pub struct BatchView {
     pub failed: u64,
     /// Since it started.
     pub running_for: Duration,
+    /// Handlers its waiting tasks need and no connected worker serves.
+    pub waiting_for: Vec<HandlerName>,
 }
 
 impl BatchView {
@@ -84,6 +88,7 @@ impl BatchBoard {
                 succeeded: p.succeeded.load(Ordering::Relaxed),
                 failed: p.failed.load(Ordering::Relaxed),
                 running_for: p.started.elapsed(),
+                waiting_for: p.waiting_for.lock().expect("batch board poisoned").clone(),
             })
             .collect()
     }
@@ -102,6 +107,7 @@ impl BatchBoard {
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             started: Instant::now(),
+            waiting_for: Mutex::new(Vec::new()),
         });
         self.running
             .lock()
@@ -176,12 +182,21 @@ pub fn run_batch(
     static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
     let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
     let on_board = board.enter(id, owner);
+    let progress = on_board.progress.clone();
     let owner = Owner::batch(id, identity);
     let (gave_up, given_up) = watch::channel(Arc::new(HashSet::new()));
     let mut results = batch_results(cluster.clone(), settings, tasks, (id, owner), on_board, given_up);
     let (sender, mut receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let mut waits = UnservedWatch::new(cluster, owner.key, settings.unserved_timeout, gave_up);
+        let mut waits = UnservedWatch {
+            cluster,
+            owner: owner.key,
+            timeout: settings.unserved_timeout,
+            gave_up,
+            progress,
+            since: HashMap::new(),
+            told: None,
+        };
         let mut check = tokio::time::interval(UNSERVED_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -233,31 +248,18 @@ struct UnservedWatch {
     owner: u64,
     timeout: Option<Duration>,
     gave_up: watch::Sender<Arc<HashSet<HandlerName>>>,
+    /// Where the dashboard reads what the batch waits for.
+    progress: Arc<BatchProgress>,
     /// Since when each unserved handler is.
     since: HashMap<HandlerName, Instant>,
     told: Option<(Vec<HandlerName>, Instant)>,
 }
 
 impl UnservedWatch {
-    fn new(
-        cluster: Arc<Cluster>,
-        owner: u64,
-        timeout: Option<Duration>,
-        gave_up: watch::Sender<Arc<HashSet<HandlerName>>>,
-    ) -> Self {
-        Self {
-            cluster,
-            owner,
-            timeout,
-            gave_up,
-            since: HashMap::new(),
-            told: None,
-        }
-    }
-
     /// A notice for the client, if one is due.
     fn check(&mut self) -> Option<Unserved> {
         let waiting = self.cluster.unserved_waiting(self.owner);
+        *self.progress.waiting_for.lock().expect("batch board poisoned") = waiting.clone();
         let now = Instant::now();
         self.since.retain(|h, _| waiting.contains(h));
         for handler in &waiting {
@@ -549,19 +551,17 @@ mod tests {
             ..SETTINGS
         };
         let tasks = echo_batch(5).chain(tasks_of("resize", 3));
-        let mut events = Box::pin(run_batch(
-            cluster.clone(),
-            settings,
-            tasks,
-            ("test", 0),
-            &Default::default(),
-        ));
+        let board = Arc::new(BatchBoard::default());
+        let mut events = Box::pin(run_batch(cluster.clone(), settings, tasks, ("test", 0), &board));
         let mut results = Vec::new();
         let mut notices = Vec::new();
         while let Some(event) = events.next().await {
             match event {
                 BatchEvent::Results(r) => results.extend(r),
-                BatchEvent::Unserved(u) => notices.push(u),
+                BatchEvent::Unserved(u) => {
+                    assert_eq!(board.batches()[0].waiting_for, u.waiting, "the dashboard shows it too");
+                    notices.push(u)
+                }
             }
         }
         let resize = HandlerName::new("resize").unwrap();

@@ -295,6 +295,8 @@ pub struct BatchRow {
     pub failed: u64,
     pub rate: String,
     pub running_for: String,
+    /// Handlers its tasks wait for that no worker serves; empty when none.
+    pub waiting_for: String,
 }
 
 /// The rows of `batches`.
@@ -310,6 +312,12 @@ pub fn batch_rows(batches: &[BatchView]) -> Vec<BatchRow> {
             failed: b.failed,
             rate: format!("{:.0}/s", b.rate()),
             running_for: duration(b.running_for),
+            waiting_for: b
+                .waiting_for
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
         .collect()
 }
@@ -325,5 +333,6 @@ pub fn batch_json(b: &BatchView) -> Value {
         "outstanding": b.outstanding(),
         "tasks_per_second": b.rate(),
         "running_ms": b.running_for.as_millis() as u64,
+        "waiting_for": b.waiting_for.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
