@@ -348,7 +348,6 @@ fn batch_results(
                             send_at_once: false,
                         };
                         let timeout = task.timeout.or(settings.task_timeout);
-                        let handler = task.handler.clone();
                         let mut history = TaskHistory::default();
                         let build = |attempt, number| Assignment {
                             attempt,
@@ -362,9 +361,10 @@ fn batch_results(
                             None => run.await,
                             Some(waited) => tokio::select! {
                                 ran = run => ran,
-                                () = given_up_on(given_up, &handler) => {
+                                () = given_up_on(given_up, &task.handler) => {
                                     return QueueResult { index, output: Err(format!(
-                                        "no connected worker serves handler {handler:?}: gave up after {} s",
+                                        "no connected worker serves handler {:?}: gave up after {} s",
+                                        task.handler,
                                         waited.as_secs_f64()
                                     ))};
                                 }

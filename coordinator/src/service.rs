@@ -77,12 +77,6 @@ impl JobApi {
         })
     }
 
-    /// Checks tasks against the caller's role for their handlers, and their payloads
-    /// against the bound; `first` is the position of the first in its batch.
-    fn check_tasks(&self, caller: &Caller, tasks: &[QueueTask], first: usize) -> Result<(), Status> {
-        check_tasks(&self.cluster, &self.handler_roles, caller, tasks, first)
-    }
-
     fn check_batch_size(&self, tasks: usize) -> Result<(), Status> {
         if tasks > self.limits.max_batch_tasks {
             return Err(Status::resource_exhausted(format!(
@@ -316,7 +310,7 @@ impl JobService for JobApi {
         let caller = caller(&request);
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
         self.check_batch_size(batch.tasks.len())?;
-        self.check_tasks(&caller, &batch.tasks, 0)?;
+        check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
         Ok(Response::new(self.start_batch(
             caller,
             batch.settings,
@@ -337,7 +331,7 @@ impl JobService for JobApi {
         // The first part carries the settings; the rest are read as the batch runs.
         let first = parts.message().await?.unwrap_or_default();
         let batch = batch_from_wire(first).map_err(invalid_request)?;
-        self.check_tasks(&caller, &batch.tasks, 0)?;
+        check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
         Ok(Response::new(self.start_batch(
             caller,
             batch.settings,

@@ -90,6 +90,7 @@ impl HandlerRoster {
     }
 
     /// Whether a connected worker serves `name`.
+    #[cfg(test)]
     pub(super) fn served(&self, name: &HandlerName) -> bool {
         self.ids.get(name).is_some_and(|id| self.serving[*id as usize] > 0)
     }

@@ -158,6 +158,7 @@ impl Cluster {
     }
 
     /// Of `handlers`, those no connected worker serves.
+    #[cfg(test)]
     pub fn unserved(&self, handlers: &[HandlerName]) -> Vec<HandlerName> {
         let state = self.lock();
         handlers.iter().filter(|h| !state.handlers.served(h)).cloned().collect()

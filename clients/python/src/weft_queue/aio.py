@@ -4,37 +4,28 @@ reader task as results stream back."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Iterable, List, Optional
+from typing import Any, AsyncIterator, Iterable, List, Optional
 
 import grpc
 
 from ._proto import weft_pb2 as pb
-from ._proto.weft_pb2_grpc import JobServiceStub
-from .client import UnservedCallback, _warn_unserved
-from .connection import Connection, PathLike
-from .errors import ResultLost, TaskFailed, WeftError
+from .client import _warn_unserved
+from .connection import Connected
+from .errors import ResultLost, WeftError
 from .jobs import JobStatus, WorkerInfo, job_spec
-from .tasks import BatchEvent, TaskLike, batch_parts, events_of
+from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient:
+class AsyncClient(Connected):
     """Like :class:`weft_queue.Client`, on asyncio: ``await client.run_tasks(...)`` returns
     one ``asyncio.Future`` per task. Use ``async with``, or ``await close()``."""
 
-    def __init__(
-        self,
-        url: Optional[str] = None,
-        *,
-        tls_ca: Optional[PathLike] = None,
-        token: Optional[str] = None,
-        token_file: Optional[PathLike] = None,
-    ) -> None:
-        self._connection = Connection.resolve(url, tls_ca=tls_ca, token=token, token_file=token_file)
-        self._channel = self._connection.aio_channel()
-        self._stub = JobServiceStub(self._channel)
-        self._metadata = self._connection.metadata()
+    asynchronous = True
+
+    def __init__(self, url: Optional[str] = None, **credentials: Any) -> None:
+        super().__init__(url, **credentials)
         self._readers: "set[asyncio.Task[None]]" = set()
 
     async def __aenter__(self) -> "AsyncClient":
@@ -114,22 +105,11 @@ async def _settle(call: "grpc.aio.StreamStreamCall", futures: "List[asyncio.Futu
     failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
     try:
         async for message in call:
-            if message.unserved_handlers and on_unserved is not None:
-                on_unserved(list(message.unserved_handlers), list(message.served_handlers))
-            for result in message.results:
-                future = futures[result.index]
-                if not future.done():
-                    if result.WhichOneof("outcome") == "output":
-                        future.set_result(result.output)
-                    else:
-                        future.set_exception(TaskFailed(result.error))
-                pending -= 1
+            pending -= settle(message, futures, on_unserved)
             if pending == 0:
                 break
     except grpc.RpcError as error:
         failure = WeftError.from_rpc(error)
     finally:
-        for future in futures:
-            if not future.done():
-                future.set_exception(failure)
+        fail_pending(futures, failure)
         call.cancel()

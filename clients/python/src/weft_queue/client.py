@@ -4,23 +4,18 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import grpc
 
 from ._proto import weft_pb2 as pb
-from ._proto.weft_pb2_grpc import JobServiceStub
-from .connection import Connection, PathLike
-from .errors import JobFailed, ResultLost, TaskFailed, WeftError
+from .connection import Connected
+from .errors import JobFailed, ResultLost, WeftError
 from .jobs import JobStatus, WorkerInfo, job_spec
-from .tasks import BatchEvent, TaskLike, batch_parts, events_of
+from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
 
 __all__ = ["Client", "Job"]
-
-#: Called with (waiting, served) handler names when tasks wait for an unserved handler.
-UnservedCallback = Callable[[Sequence[str], Sequence[str]], None]
-
 
 def _warn_unserved(waiting: Sequence[str], served: Sequence[str]) -> None:
     import warnings
@@ -32,27 +27,11 @@ def _warn_unserved(waiting: Sequence[str], served: Sequence[str]) -> None:
     )
 
 
-class Client:
-    """A connection to a weft coordinator.
-
-    ``url`` defaults to ``$WEFT_COORDINATOR`` (else ``http://127.0.0.1:7070``); for an
-    ``https://`` coordinator, ``tls_ca`` is the cluster's ``ca.pem`` (default:
-    ``$WEFT_TLS_DIR/ca.pem``); the token comes from ``token``, ``token_file``,
-    ``$WEFT_TOKEN_FILE`` or ``$WEFT_TOKEN``. Use it as a context manager, or ``close()`` it.
+class Client(Connected):
+    """A connection to a weft coordinator, blocking; task results are
+    ``concurrent.futures`` futures. See :class:`weft_queue.connection.Connected` for the
+    arguments. Use it as a context manager, or ``close()`` it.
     """
-
-    def __init__(
-        self,
-        url: Optional[str] = None,
-        *,
-        tls_ca: Optional[PathLike] = None,
-        token: Optional[str] = None,
-        token_file: Optional[PathLike] = None,
-    ) -> None:
-        self._connection = Connection.resolve(url, tls_ca=tls_ca, token=token, token_file=token_file)
-        self._channel = self._connection.channel()
-        self._stub = JobServiceStub(self._channel)
-        self._metadata = self._connection.metadata()
 
     def __enter__(self) -> "Client":
         return self
@@ -163,28 +142,12 @@ def _settle(responses: Iterator[pb.QueueTaskResults], futures: List["Future[byte
     failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
     try:
         for message in responses:
-            if message.unserved_handlers and on_unserved is not None:
-                on_unserved(list(message.unserved_handlers), list(message.served_handlers))
-            for result in message.results:
-                future = futures[result.index]
-                try:
-                    if result.WhichOneof("outcome") == "output":
-                        future.set_result(result.output)
-                    else:
-                        future.set_exception(TaskFailed(result.error))
-                except InvalidStateError:
-                    pass  # cancelled by its caller
-                pending -= 1
+            pending -= settle(message, futures, on_unserved)
             if pending == 0:
                 break
     except grpc.RpcError as error:
         failure = WeftError.from_rpc(error)
-    for future in futures:
-        if not future.done():
-            try:
-                future.set_exception(failure)
-            except InvalidStateError:
-                pass
+    fail_pending(futures, failure)
 
 
 class Job:

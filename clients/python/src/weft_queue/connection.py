@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import grpc
 
@@ -82,3 +82,29 @@ class Connection:
             return grpc.aio.insecure_channel(self.target, options=self.options())
         credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca)
         return grpc.aio.secure_channel(self.target, credentials, options=self.options())
+
+
+class Connected:
+    """What both clients hold: the coordinator's connection, its stub, and the metadata
+    every call carries. ``url`` defaults to ``$WEFT_COORDINATOR`` (else
+    ``http://127.0.0.1:7070``); for an ``https://`` coordinator, ``tls_ca`` is the
+    cluster's ``ca.pem`` (default: ``$WEFT_TLS_DIR/ca.pem``); the token comes from
+    ``token``, ``token_file``, ``$WEFT_TOKEN_FILE`` or ``$WEFT_TOKEN``."""
+
+    #: Whether the channel is asyncio's.
+    asynchronous = False
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        tls_ca: Optional[PathLike] = None,
+        token: Optional[str] = None,
+        token_file: Optional[PathLike] = None,
+    ) -> None:
+        from ._proto.weft_pb2_grpc import JobServiceStub
+
+        self._connection = Connection.resolve(url, tls_ca=tls_ca, token=token, token_file=token_file)
+        self._channel: Any = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
+        self._stub = JobServiceStub(self._channel)
+        self._metadata = self._connection.metadata()

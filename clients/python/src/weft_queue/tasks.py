@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
+import concurrent.futures
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._proto import weft_pb2 as pb
+from .errors import TaskFailed
 
 __all__ = ["Task", "TaskLike", "batch_parts", "BatchEvent"]
 
@@ -112,5 +114,34 @@ def events_of(message: pb.QueueTaskResults) -> Iterator[BatchEvent]:
             yield BatchEvent(index=result.index, error=result.error or "empty result")
 
 
-def default_url() -> str:
-    return os.environ.get("WEFT_COORDINATOR", "http://127.0.0.1:7070")
+#: Called with (waiting, served) handler names when tasks wait for an unserved handler.
+UnservedCallback = Callable[[Sequence[str], Sequence[str]], None]
+AnyFuture = Union["concurrent.futures.Future[bytes]", "asyncio.Future[bytes]"]
+_SETTLED = (concurrent.futures.InvalidStateError, asyncio.InvalidStateError)
+
+
+def settle(message: pb.QueueTaskResults, futures: Sequence[AnyFuture], on_unserved: Optional[UnservedCallback]) -> int:
+    """Resolves the futures whose results ``message`` holds (a future its caller cancelled
+    stays so) and passes on a notice of unserved handlers; returns how many results."""
+    if message.unserved_handlers and on_unserved is not None:
+        on_unserved(list(message.unserved_handlers), list(message.served_handlers))
+    for result in message.results:
+        future = futures[result.index]
+        try:
+            if result.WhichOneof("outcome") == "output":
+                future.set_result(result.output)
+            else:
+                future.set_exception(TaskFailed(result.error))
+        except _SETTLED:
+            pass
+    return len(message.results)
+
+
+def fail_pending(futures: Sequence[AnyFuture], failure: BaseException) -> None:
+    """Fails every future not resolved yet with ``failure``."""
+    for future in futures:
+        try:
+            if not future.done():
+                future.set_exception(failure)
+        except _SETTLED:
+            pass
