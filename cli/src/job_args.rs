@@ -1,18 +1,31 @@
 //! JOB-FLAGS: the flags that describe a job, shared by `submit` and `run`.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use weft_core::spec::{check_reduce_tasks, Builtin, JobSpec, Program, DEFAULT_MAX_ATTEMPTS, DEFAULT_SPLIT_SIZE};
+use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
+use weft_core::spec::{
+    check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS, DEFAULT_SPLIT_SIZE,
+};
 
 /// What to run, on what.
 #[derive(Debug, Args)]
 pub struct JobArgs {
-    /// Input files; a directory means the files in it.
+    /// Input files; a directory means the files in it (beneath it, with --recursive); a
+    /// glob (`'/logs/2026-11-*'`, quoted or not) means the paths it matches.
     #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
     pub input: Vec<PathBuf>,
+    /// Directories in --input stand for every file beneath them, at any depth (names
+    /// starting with `_` or `.` are skipped at every level).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Pack files smaller than SIZE together into map tasks of about SIZE each (like
+    /// Hadoop's CombineFileInputFormat): many small files, a few tasks.
+    #[arg(long, value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
+    pub combine_splits: Option<u64>,
     /// Output directory: must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
@@ -29,14 +42,35 @@ pub struct JobArgs {
     #[arg(long, value_name = "CMD")]
     pub mapper: Option<String>,
     /// Streaming reducer, run with `sh -c`: reads its partition's lines sorted by key.
-    #[arg(long, value_name = "CMD", requires = "mapper")]
+    #[arg(long, value_name = "CMD")]
     pub reducer: Option<String>,
     /// Streaming combiner, run on each sorted spill of map output.
-    #[arg(long, value_name = "CMD", requires = "mapper")]
+    #[arg(long, value_name = "CMD")]
     pub combiner: Option<String>,
-    /// Split size in bytes; a file's last split may run 10% over rather than leave a small
-    /// split of its own, and a split never cuts a line.
-    #[arg(long, default_value_t = DEFAULT_SPLIT_SIZE, value_name = "BYTES")]
+    /// Ship a file with the job (Hadoop's -files): every attempt finds it in its own
+    /// working directory, as it was at submit, so `--mapper ./map.py` works on every
+    /// worker. `PATH#NAME` names it NAME there. Repeatable; 8 MiB in all.
+    #[arg(long, value_name = "PATH")]
+    pub file: Vec<PathBuf>,
+    /// A variable for the streaming commands (Hadoop's -cmdenv). Repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Secondary sort: the first N tab-separated fields of a mapper's line are its key
+    /// (Hadoop's stream.num.map.output.key.fields); reducers see records sorted by it,
+    /// bytewise.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub key_fields: u32,
+    /// Partition on the first K fields of the key only (K <= --key-fields), so that records
+    /// with equal leading fields meet in one reducer (Hadoop's KeyFieldBasedPartitioner).
+    #[arg(long, value_name = "K")]
+    pub partition_fields: Option<u32>,
+    /// A memory limit for each task's processes (like 512MiB): a task past it fails, and
+    /// its reason says so.
+    #[arg(long, value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
+    pub task_memory: Option<u64>,
+    /// Split size (like 64MiB or 1G); a file's last split may run 10% over rather than
+    /// leave a small split of its own, and a split never cuts a line.
+    #[arg(long, default_value_t = DEFAULT_SPLIT_SIZE, value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
     pub split_size: u64,
     /// Attempts per task before the job fails.
     #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_name = "N")]
@@ -62,7 +96,13 @@ impl JobArgs {
     pub fn to_spec(&self) -> anyhow::Result<JobSpec> {
         let reduce_tasks = check_reduce_tasks(self.reduce_tasks)?;
         let program = match (&self.app, &self.mapper) {
-            (Some(app), None) => Program::Builtin(Builtin::from_name(app, self.pattern.as_deref())?),
+            (Some(app), None) => {
+                let commands = [("--reducer", &self.reducer), ("--combiner", &self.combiner)];
+                if let Some((flag, _)) = commands.iter().find(|(_, c)| c.is_some()) {
+                    bail!("{flag} goes with --mapper, not with --app {app}: a built-in app brings its own");
+                }
+                Program::Builtin(Builtin::from_name(app, self.pattern.as_deref())?)
+            }
             (None, Some(mapper)) => {
                 if self.pattern.is_some() {
                     bail!("--pattern goes with --app grep");
@@ -88,8 +128,66 @@ impl JobArgs {
             priority: 0,
             after: Vec::new(),
             output_mode: self.output_mode,
+            listing: InputListing {
+                recursive: self.recursive,
+                combine_splits: self.combine_splits,
+            },
+            files: self
+                .file
+                .iter()
+                .map(|f| read_shipped(f))
+                .collect::<anyhow::Result<_>>()?,
+            setup: TaskSetup {
+                env: self.env.iter().map(|e| parse_env(e)).collect::<anyhow::Result<_>>()?,
+                keys: KeyLayout {
+                    fields: self.key_fields,
+                    partition_fields: self.partition_fields,
+                },
+                task_memory: self.task_memory,
+            },
         };
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+/// Reads a file to ship: `PATH`, or `PATH#NAME` to give it another name.
+fn read_shipped(arg: &Path) -> anyhow::Result<ShippedFile> {
+    let text = arg.to_string_lossy();
+    let (path, name) = match text.rsplit_once('#') {
+        Some((path, name)) if !name.is_empty() => (PathBuf::from(path), name.to_string()),
+        _ => {
+            let name = arg
+                .file_name()
+                .with_context(|| format!("--file {}: not a file", arg.display()))?;
+            (arg.to_path_buf(), name.to_string_lossy().into_owned())
+        }
+    };
+    let meta = std::fs::metadata(&path).with_context(|| format!("--file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "--file {}: not a regular file (ship the files of a directory one by one)",
+            path.display()
+        );
+    }
+    if meta.len() > MAX_SHIPPED_BYTES {
+        bail!(
+            "--file {}: {} bytes, past the limit of {MAX_SHIPPED_BYTES} (8 MiB) for shipped files",
+            path.display(),
+            meta.len()
+        );
+    }
+    let contents = std::fs::read(&path).with_context(|| format!("--file {}", path.display()))?;
+    Ok(ShippedFile {
+        name,
+        contents: contents.into(),
+        executable: meta.permissions().mode() & 0o111 != 0,
+    })
+}
+
+fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once('=') {
+        Some((name, value)) => Ok((name.to_string(), value.to_string())),
+        None => bail!("--env {text:?}: give NAME=VALUE"),
     }
 }

@@ -40,7 +40,7 @@ fn sleepy_job(cluster: &TestCluster, name: &str, files: usize, secs: f64) -> Job
         fs::write(input.join(format!("{f}.txt")), format!("line {f}\n")).unwrap();
     }
     JobFlags::new(&input, &cluster.path(&format!("{name}-out")))
-        .streaming(&format!("sleep {secs}; cat"), "cat")
+        .flag("--mapper", &format!("sleep {secs}; cat"))
         .flag("--reduce-tasks", "0")
         .flag("--name", name)
 }
@@ -106,7 +106,7 @@ fn cancel_stops_running_tasks_within_a_second_and_leaves_no_output() {
         pids = pids.display()
     );
     let job = JobFlags::new(&input, &out)
-        .streaming(&mapper, "cat")
+        .flag("--mapper", &mapper)
         .flag("--reduce-tasks", "0");
     let id = cluster.submit(&job, &[]);
     wait_until(Duration::from_secs(30), "four tasks to start", || {

@@ -85,7 +85,7 @@ pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> R
         .cloned()
         .collect();
     if !present.is_empty() {
-        for (file, _) in expand_inputs(&present)? {
+        for (file, _) in expand_inputs(&present, spec.listing.recursive)? {
             roots.resolve(&file)?;
         }
     }
@@ -100,7 +100,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 /// Plans a checked job: its splits (of files resolved inside the data roots, if there are
 /// any: workers open them beneath the roots), and the sort app's split points.
 pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan, PlanError> {
-    let mut files = expand_inputs(&spec.inputs)?;
+    let mut files = expand_inputs(&spec.inputs, spec.listing.recursive)?;
     if !roots.is_open() {
         for (file, _) in &mut files {
             *file = roots.resolve(file)?;

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use weft_core::messages::{FromWorker, ToWorker};
 use weft_core::work::{JobId, WorkerId};
-use weft_proto::convert::{to_worker_wire, MESSAGE_BUDGET};
+use weft_proto::convert::{files_to_wire, to_worker_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_server::WorkerService};
 
 use crate::cluster::{Cluster, SESSION_CLOSED};
@@ -92,6 +92,23 @@ impl WorkerService for WorkerApi {
             .flat_map(|message| futures::stream::iter(to_worker_wire(message, MESSAGE_BUDGET).into_iter().map(Ok)));
         let stream = stream.take_until(async move { shutdown.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn job_files(&self, request: Request<v1::JobRef>) -> Result<Response<v1::ShippedFiles>, Status> {
+        let id: JobId = request
+            .into_inner()
+            .job_id
+            .parse()
+            .map_err(|e| invalid_request(format!("bad job id: {e}")))?;
+        if !self.jobs.is_unfinished(id) {
+            return Err(Status::failed_precondition(format!("job {id} is not running")));
+        }
+        let record = self
+            .jobs
+            .record(id)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("no job {id}")))?;
+        Ok(Response::new(files_to_wire(&record.spec.files)))
     }
 }
 

@@ -30,6 +30,7 @@ pub mod outcome;
 pub mod owned_dir;
 pub mod partition;
 pub mod record;
+pub mod setup;
 pub mod spec;
 pub mod split;
 pub mod status;

@@ -1,5 +1,7 @@
 //! Partitioners: which reduce task a key goes to.
 
+use crate::setup::leading_fields;
+
 /// FNV-1a, 64 bits: stable across runs, machines and versions.
 pub fn stable_hash(key: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -17,6 +19,8 @@ pub enum Partitioner {
     Hash {
         /// How many partitions.
         partitions: u32,
+        /// Hash only the key's first so many tab-separated fields; `None`: all of it.
+        fields: Option<u32>,
     },
     /// Ranges between split points, so partition i holds smaller keys than i+1.
     Range {
@@ -29,7 +33,10 @@ impl Partitioner {
     /// The partition of `key`.
     pub fn partition(&self, key: &[u8]) -> u32 {
         match self {
-            Partitioner::Hash { partitions } => (stable_hash(key) % *partitions as u64) as u32,
+            Partitioner::Hash { partitions, fields } => {
+                let hashed = fields.map_or(key, |n| leading_fields(key, n));
+                (stable_hash(hashed) % *partitions as u64) as u32
+            }
             Partitioner::Range { points } => points.partition_point(|p| p.as_slice() <= key) as u32,
         }
     }
@@ -51,11 +58,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_with_equal_leading_fields_share_a_partition() {
+        let p = Partitioner::Hash {
+            partitions: 3,
+            fields: Some(1),
+        };
+        let users = ["ann", "bob", "cy", "dee", "eve"];
+        for user in users {
+            let first = p.partition(format!("{user}\t0001").as_bytes());
+            for ts in ["0002", "0003", "9999"] {
+                assert_eq!(p.partition(format!("{user}\t{ts}").as_bytes()), first);
+            }
+            assert_eq!(p.partition(user.as_bytes()), first);
+        }
+    }
+
+    #[test]
     fn hash_is_stable_and_in_range() {
         // Fixed values: the partition of a key must never change between versions.
         assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        let p = Partitioner::Hash { partitions: 7 };
+        let p = Partitioner::Hash {
+            partitions: 7,
+            fields: None,
+        };
         for word in ["the", "quick", "brown", "fox", ""] {
             assert!(p.partition(word.as_bytes()) < 7);
             assert_eq!(p.partition(word.as_bytes()), p.partition(word.as_bytes()));
@@ -64,7 +90,10 @@ mod tests {
 
     #[test]
     fn hash_spreads_keys() {
-        let p = Partitioner::Hash { partitions: 4 };
+        let p = Partitioner::Hash {
+            partitions: 4,
+            fields: None,
+        };
         let mut counts = [0; 4];
         for i in 0..4000 {
             counts[p.partition(format!("key{i}").as_bytes()) as usize] += 1;

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::setup::{validate_files, SetupError, ShippedFile, TaskSetup};
+
 /// The default largest split: 64 MiB, as in Hadoop.
 pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
 /// The default number of attempts per task.
@@ -37,6 +39,21 @@ pub struct JobSpec {
     pub after: Vec<String>,
     /// The permission bits of its part files and `_SUCCESS` (less the worker's umask).
     pub output_mode: u32,
+    /// How inputs are listed and packed into map tasks.
+    pub listing: InputListing,
+    /// Files every attempt finds in its working directory (streaming jobs).
+    pub files: Vec<ShippedFile>,
+    /// Variables, key layout and memory limit of the tasks (streaming jobs).
+    pub setup: TaskSetup,
+}
+
+/// How a job's inputs become map tasks, beyond their paths (globs are always expanded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InputListing {
+    /// Directories stand for every file beneath them, not only those directly inside.
+    pub recursive: bool,
+    /// Pack files smaller than this many bytes together into map tasks of about this size.
+    pub combine_splits: Option<u64>,
 }
 
 /// What the map and reduce tasks run.
@@ -146,6 +163,23 @@ pub enum SpecError {
     /// An output mode with more than permission bits.
     #[error("--output-mode {0:o} is not a file mode: give permission bits like 0640")]
     BadOutputMode(u32),
+    /// A streaming option with a built-in app.
+    #[error("{flag} goes with streaming commands (--mapper), not with --app {app}")]
+    StreamingOnly {
+        /// The flag.
+        flag: &'static str,
+        /// The app.
+        app: &'static str,
+    },
+    /// A command a map-only job would never run.
+    #[error("--{0} is never run with --reduce-tasks 0 (a map-only job writes its mapper's output): drop one of them")]
+    IgnoredInMapOnly(&'static str),
+    /// `--combine-splits 0`.
+    #[error("--combine-splits must be at least 1 byte")]
+    ZeroCombineSize,
+    /// Files, variables or keys that cannot work.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// A path given by name that is not UTF-8 (files found in an input directory may have
     /// any name; the paths a job names travel as text).
     #[error("{flag} {path:?} is not UTF-8: rename it, or give its directory")]
@@ -177,6 +211,9 @@ impl JobSpec {
             priority: 0,
             after: Vec::new(),
             output_mode: DEFAULT_OUTPUT_MODE,
+            listing: InputListing::default(),
+            files: Vec::new(),
+            setup: TaskSetup::default(),
         }
     }
 
@@ -199,16 +236,35 @@ impl JobSpec {
         if self.output_mode & !0o777 != 0 {
             return Err(SpecError::BadOutputMode(self.output_mode));
         }
+        if self.listing.combine_splits == Some(0) {
+            return Err(SpecError::ZeroCombineSize);
+        }
+        self.setup.validate()?;
+        validate_files(&self.files)?;
         match &self.program {
-            Program::Builtin(Builtin::Grep { pattern }) => {
-                regex::bytes::Regex::new(pattern).map_err(|e| SpecError::BadPattern(e.to_string()))?;
+            Program::Builtin(app) => {
+                let flag = match self.files.is_empty() {
+                    false => Some("--file"),
+                    true => self.setup.first_set_flag(),
+                };
+                if let Some(flag) = flag {
+                    return Err(SpecError::StreamingOnly { flag, app: app.name() });
+                }
+                if let Builtin::Grep { pattern } = app {
+                    regex::bytes::Regex::new(pattern).map_err(|e| SpecError::BadPattern(e.to_string()))?;
+                }
             }
-            Program::Builtin(_) => {}
             Program::Streaming {
                 mapper,
                 reducer,
                 combiner,
             } => {
+                if self.reduce_tasks == 0 {
+                    let ignored = [("reducer", reducer), ("combiner", combiner)];
+                    if let Some((flag, _)) = ignored.iter().find(|(_, c)| c.is_some()) {
+                        return Err(SpecError::IgnoredInMapOnly(flag));
+                    }
+                }
                 let named = [
                     ("mapper", Some(mapper)),
                     ("reducer", reducer.as_ref()),
@@ -284,6 +340,9 @@ mod tests {
             priority: 0,
             after: Vec::new(),
             output_mode: DEFAULT_OUTPUT_MODE,
+            listing: InputListing::default(),
+            files: Vec::new(),
+            setup: TaskSetup::default(),
         }
     }
 
@@ -318,5 +377,23 @@ mod tests {
         });
         assert_eq!(streaming.validate(), Err(SpecError::EmptyCommand("mapper")));
         assert_eq!(spec(Program::Builtin(Builtin::Sort)).validate(), Ok(()));
+    }
+
+    #[test]
+    fn what_a_job_would_ignore_is_refused() {
+        let mut app = spec(Program::Builtin(Builtin::WordCount));
+        app.setup.keys.fields = 2;
+        let err = app.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "--key-fields goes with streaming commands (--mapper), not with --app wordcount"
+        );
+        let mut map_only = spec(Program::Streaming {
+            mapper: "cat".into(),
+            reducer: Some("cat".into()),
+            combiner: None,
+        });
+        map_only.reduce_tasks = 0;
+        assert_eq!(map_only.validate(), Err(SpecError::IgnoredInMapOnly("reducer")));
     }
 }

@@ -177,50 +177,93 @@ fn line_range_of<R: BufRead + Seek>(reader: &mut R, start: u64, length: u64) -> 
     Ok((begin, end - 1 + read))
 }
 
-/// The files a list of inputs stands for: files as they are, a directory's regular files
-/// (not hidden, not starting with `_`), sorted by name; with their sizes.
-pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, InputError> {
+/// The files a list of inputs stands for, with their sizes: files as they are; a
+/// directory's regular files (not hidden, not starting with `_`) sorted by name, and with
+/// `recursive` those of its subdirectories too (skipping such names at every level); a
+/// glob (`*`, `?`, `[...]` in a path that does not exist as written) the paths it matches,
+/// each expanded in turn.
+pub fn expand_inputs(inputs: &[PathBuf], recursive: bool) -> Result<Vec<(PathBuf, u64)>, InputError> {
     let mut files = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|source| InputError::Unreadable {
-            path: input.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            let mut found = Vec::new();
-            let entries = std::fs::read_dir(input).map_err(|source| InputError::Unreadable {
-                path: input.clone(),
-                source,
-            })?;
-            for entry in entries {
-                let entry = entry.map_err(|source| InputError::Unreadable {
-                    path: input.clone(),
-                    source,
-                })?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') || name.starts_with('_') {
-                    continue;
-                }
-                let path = entry.path();
-                let meta = std::fs::metadata(&path).map_err(|source| InputError::Unreadable {
-                    path: path.clone(),
-                    source,
-                })?;
-                if meta.is_file() {
-                    found.push((absolute(&path), meta.len()));
-                }
+        if is_glob(input) && !input.exists() {
+            let matches = glob_matches(input)?;
+            if matches.is_empty() {
+                return Err(InputError::NoMatch(input.clone()));
             }
-            found.sort();
-            files.extend(found);
+            for path in matches {
+                add_input(&path, recursive, &mut files)?;
+            }
         } else {
-            files.push((absolute(input), meta.len()));
+            add_input(input, recursive, &mut files)?;
         }
     }
     if files.is_empty() {
         return Err(InputError::NoFiles(inputs.to_vec()));
     }
     Ok(files)
+}
+
+/// Whether a path holds a glob's special characters.
+pub fn is_glob(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.contains(['*', '?', '[']))
+}
+
+fn glob_matches(pattern: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let text = pattern.to_str().unwrap_or_default();
+    let bad = |e: glob::PatternError| InputError::BadGlob {
+        pattern: text.to_string(),
+        reason: e.msg.to_string(),
+    };
+    let options = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..glob::MatchOptions::new()
+    };
+    let mut matches = Vec::new();
+    for entry in glob::glob_with(text, options).map_err(bad)? {
+        let path = entry.map_err(|e| InputError::Unreadable {
+            path: e.path().to_path_buf(),
+            source: io::Error::new(e.error().kind(), e.error().to_string()),
+        })?;
+        matches.push(path);
+    }
+    matches.sort();
+    Ok(matches)
+}
+
+fn add_input(input: &Path, recursive: bool, files: &mut Vec<(PathBuf, u64)>) -> Result<(), InputError> {
+    let unreadable = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InputError::Unreadable { path, source }
+    };
+    let meta = std::fs::metadata(input).map_err(unreadable(input))?;
+    if !meta.is_dir() {
+        files.push((absolute(input), meta.len()));
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in std::fs::read_dir(input).map_err(unreadable(input))? {
+        let entry = entry.map_err(unreadable(input))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::metadata(&path).map_err(unreadable(&path))?;
+        if meta.is_file() {
+            found.push((absolute(&path), meta.len()));
+        } else if meta.is_dir() && recursive {
+            subdirs.push(path);
+        }
+    }
+    found.sort();
+    files.extend(found);
+    subdirs.sort();
+    for dir in subdirs {
+        add_input(&dir, true, files)?;
+    }
+    Ok(())
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -239,8 +282,19 @@ pub enum InputError {
         source: io::Error,
     },
     /// Directories with no file in them.
-    #[error("no input files in {0:?}")]
+    #[error("no input files in {0:?} (a directory stands for the files directly in it; --recursive takes its subdirectories too)")]
     NoFiles(Vec<PathBuf>),
+    /// A glob that matches nothing.
+    #[error("no input matches {0}")]
+    NoMatch(PathBuf),
+    /// A glob that does not parse.
+    #[error("bad glob {pattern:?}: {reason}")]
+    BadGlob {
+        /// The glob.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 #[cfg(test)]
@@ -375,13 +429,44 @@ mod tests {
         std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
         std::fs::write(dir.path().join(".hidden"), "h").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let files = expand_inputs(&[dir.path().to_path_buf()]).unwrap();
+        let files = expand_inputs(&[dir.path().to_path_buf()], false).unwrap();
         let names: Vec<_> = files
             .iter()
             .map(|(p, n)| (p.file_name().unwrap().to_str().unwrap().to_string(), *n))
             .collect();
         assert_eq!(names, vec![("a.txt".to_string(), 1), ("b.txt".to_string(), 2)]);
-        let missing = expand_inputs(&[dir.path().join("nope")]).unwrap_err();
+        let missing = expand_inputs(&[dir.path().join("nope")], false).unwrap_err();
         assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+
+    #[test]
+    fn trees_and_globs_expand_skipping_hidden_names_at_every_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for path in [
+            "2026-11-01/a",
+            "2026-11-01/_tmp/x",
+            "2026-11-02/deep/b",
+            "2026-11-02/.git/c",
+            "2026-10-31/d",
+        ] {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "line\n").unwrap();
+        }
+        let names = |files: Vec<(PathBuf, u64)>| -> Vec<String> {
+            files
+                .iter()
+                .map(|(p, _)| p.strip_prefix(root).unwrap().to_str().unwrap().to_string())
+                .collect()
+        };
+        let tree = expand_inputs(&[root.to_path_buf()], true).unwrap();
+        assert_eq!(names(tree), ["2026-10-31/d", "2026-11-01/a", "2026-11-02/deep/b"]);
+        let flat = expand_inputs(&[root.to_path_buf()], false).unwrap_err();
+        assert!(flat.to_string().contains("--recursive"), "{flat}");
+        let november = expand_inputs(&[root.join("2026-11-*")], true).unwrap();
+        assert_eq!(names(november), ["2026-11-01/a", "2026-11-02/deep/b"]);
+        let none = expand_inputs(&[root.join("2027-*")], true).unwrap_err();
+        assert!(none.to_string().contains("no input matches"), "{none}");
     }
 }

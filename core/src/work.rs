@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::setup::TaskSetup;
 use crate::spec::Program;
 use crate::split::Split;
 
@@ -260,6 +261,11 @@ pub struct JobProgram {
     pub output_mode: u32,
     /// The directories its files must stay inside (resolved); empty: any path.
     pub data_roots: Vec<PathBuf>,
+    /// Variables, key layout and memory limit of streaming tasks.
+    pub setup: TaskSetup,
+    /// The names of the files shipped with the job, which a worker fetches from the
+    /// coordinator once per job and puts in every attempt's working directory.
+    pub files: Vec<String>,
 }
 
 /// A map attempt's work.

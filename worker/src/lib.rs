@@ -31,6 +31,7 @@ pub mod part;
 pub mod process;
 pub mod reduce;
 pub mod runner;
+pub mod sandbox;
 pub mod server;
 pub mod session;
 pub mod shim;

@@ -15,9 +15,9 @@ use weft_core::split::{line_range_in, Split, SplitLines};
 use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
-use crate::mapout::{split_line, Combiner, MapOutputWriter};
+use crate::mapout::{Combiner, MapOutputWriter};
 use crate::part::finish_part;
-use crate::process::{Counters, KillSwitch, Shell};
+use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
 use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
 /// What a finished map attempt reports.
@@ -58,8 +58,8 @@ pub struct MapTask<'a> {
     pub output_file: Option<PathBuf>,
     /// Where partitioned output goes (unused by map-only streaming).
     pub output_dir: PathBuf,
-    /// Variables for streaming commands.
-    pub env: Vec<(String, String)>,
+    /// Where and how streaming commands run.
+    pub env: TaskEnv,
     /// Sort buffer size.
     pub sort_buffer: usize,
 }
@@ -103,7 +103,9 @@ fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -
         )
     } else {
         let partitions = task.reduce_tasks.max(1);
-        (Partitioner::Hash { partitions }, partitions)
+        let keys = task.program.setup.keys;
+        let fields = keys.partition_fields.filter(|&k| k < keys.fields);
+        (Partitioner::Hash { partitions, fields }, partitions)
     };
     MapOutputWriter::create(
         task.output_dir.clone(),
@@ -174,16 +176,18 @@ fn map_streaming(
     let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin, feeding));
     let (partition_bytes, records, counters) = match shell.stdout() {
         Some(stdout) => {
+            let keys = task.program.setup.keys;
             let combiner = combiner.map(|command| Combiner {
                 command: command.to_string(),
                 env: task.env.clone(),
+                keys,
             });
             let mut out = writer(task, combiner, switch)?;
             let mut reader = BufReader::with_capacity(256 << 10, stdout);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line)? > 0 {
                 switch.tick();
-                let (key, value) = split_line(&line);
+                let (key, value) = keys.split(&line);
                 out.add(key, value)?;
                 line.clear();
             }

@@ -11,8 +11,9 @@ use weft_auth::paths::naming;
 use weft_core::merge::{Merger, RecordBuffer};
 use weft_core::partition::Partitioner;
 use weft_core::record;
+use weft_core::setup::KeyLayout;
 
-use crate::process::{KillSwitch, Shell};
+use crate::process::{KillSwitch, Shell, TaskEnv};
 use crate::store::write_index;
 
 /// A streaming combiner: a command run on each sorted spill, partition by partition.
@@ -21,7 +22,9 @@ pub struct Combiner {
     /// The command.
     pub command: String,
     /// Its environment.
-    pub env: Vec<(String, String)>,
+    pub env: TaskEnv,
+    /// How its output lines split into key and value.
+    pub keys: KeyLayout,
 }
 
 /// Collects a map attempt's records into its output directory.
@@ -167,15 +170,6 @@ pub fn append_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'\n');
 }
 
-/// Splits a streaming line into key and value at its first tab.
-pub fn split_line(line: &[u8]) -> (&[u8], &[u8]) {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    match line.iter().position(|&b| b == b'\t') {
-        Some(tab) => (&line[..tab], &line[tab + 1..]),
-        None => (line, b""),
-    }
-}
-
 /// Runs `combiner` over one partition's sorted text; writes its output, sorted, as records.
 fn combine(combiner: &Combiner, text: Vec<u8>, out: &mut impl Write, switch: &KillSwitch) -> io::Result<()> {
     if text.is_empty() {
@@ -188,7 +182,7 @@ fn combine(combiner: &Combiner, text: Vec<u8>, out: &mut impl Write, switch: &Ki
     let mut reader = BufReader::new(shell.stdout().expect("piped"));
     let mut line = Vec::new();
     while reader.read_until(b'\n', &mut line)? > 0 {
-        let (key, value) = split_line(&line);
+        let (key, value) = combiner.keys.split(&line);
         combined.push(0, key, value);
         line.clear();
     }
@@ -276,11 +270,15 @@ mod tests {
         let out_dir = dir.path().join("attempt");
         let combiner = Combiner {
             command: "awk -F'\\t' '{s[$1]+=$2} END {for (k in s) print k \"\\t\" s[k]}'".into(),
-            env: vec![],
+            env: TaskEnv::default(),
+            keys: KeyLayout::default(),
         };
         let mut writer = MapOutputWriter::create(
             out_dir.clone(),
-            Partitioner::Hash { partitions: 1 },
+            Partitioner::Hash {
+                partitions: 1,
+                fields: None,
+            },
             1,
             1 << 20,
             Some(combiner),
@@ -299,8 +297,6 @@ mod tests {
 
     #[test]
     fn lines_split_at_the_first_tab() {
-        assert_eq!(split_line(b"k\tv\tw\n"), (&b"k"[..], &b"v\tw"[..]));
-        assert_eq!(split_line(b"no tab"), (&b"no tab"[..], &b""[..]));
         let mut text = Vec::new();
         append_line(&mut text, b"k", b"");
         append_line(&mut text, b"k", b"v");

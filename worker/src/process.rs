@@ -11,6 +11,7 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,6 +147,31 @@ impl KillSwitch {
     }
 }
 
+/// Where and how a task's commands run.
+#[derive(Debug, Clone, Default)]
+pub struct TaskEnv {
+    /// Variables added to the worker's environment.
+    pub vars: Vec<(String, String)>,
+    /// The working directory; `None`: the worker's own.
+    pub dir: Option<PathBuf>,
+    /// A limit on each process's address space, bytes (`RLIMIT_AS`, inherited by all it
+    /// starts).
+    pub memory: Option<u64>,
+}
+
+/// Limits this process's address space; for `pre_exec` (setrlimit is async-signal-safe).
+pub fn limit_memory(bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A running `sh -c` command.
 pub struct Shell {
     child: Child,
@@ -153,6 +179,8 @@ pub struct Shell {
     command: String,
     /// The guard pipe's write end: dropping it kills whatever is left of the group.
     guard: Option<OwnedFd>,
+    /// The memory limit it runs under, to explain a failure.
+    memory: Option<u64>,
 }
 
 /// Moves each `(from, to)` descriptor to `to` in a child about to exec, clear of
@@ -189,30 +217,32 @@ pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 impl Shell {
-    /// Starts `command` with `env` added to the worker's environment; stdin and stdout as given,
-    /// stderr collected.
-    pub fn spawn(
-        command: &str,
-        env: &[(String, String)],
-        stdin: Stdio,
-        stdout: Stdio,
-        switch: &KillSwitch,
-    ) -> io::Result<Self> {
+    /// Starts `command` as `env` says; stdin and stdout as given, stderr collected.
+    pub fn spawn(command: &str, env: &TaskEnv, stdin: Stdio, stdout: Stdio, switch: &KillSwitch) -> io::Result<Self> {
         switch.check()?;
         use std::os::unix::process::CommandExt;
         let (guard_read, guard_write) = cloexec_pipe()?;
         let shimmed = shim::enabled();
         let mut shell = if shimmed {
-            shim::command_line(command)
+            shim::command_line(command, env.memory)
         } else {
             let mut shell = Command::new("sh");
             shell.arg("-c").arg(format!("{GUARD}{command}"));
+            if let Some(bytes) = env.memory {
+                // SAFETY: limit_memory only calls setrlimit, which is async-signal-safe.
+                unsafe {
+                    shell.pre_exec(move || limit_memory(bytes));
+                }
+            }
             shell
         };
+        if let Some(dir) = &env.dir {
+            shell.current_dir(dir);
+        }
         // A shim cleans up when told to stop; a bare shell is killed.
         let death_signal = if shimmed { libc::SIGTERM } else { libc::SIGKILL };
         shell
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(env.vars.iter().map(|(k, v)| (k, v)))
             .stdin(stdin)
             .stdout(stdout)
             .stderr(Stdio::piped())
@@ -262,6 +292,7 @@ impl Shell {
             stderr: Some(tail),
             command: command.to_string(),
             guard: Some(guard_write),
+            memory: env.memory,
         };
         switch.register(shell.child.id(), shimmed)?;
         Ok(shell)
@@ -290,7 +321,34 @@ impl Shell {
         if status.success() {
             return Ok(stderr.counters);
         }
-        Err(describe_failure(&self.command, status, &stderr.tail))
+        let mut reason = describe_failure(&self.command, status, &stderr.tail);
+        if let Some(limit) = self.memory {
+            reason.push_str(&memory_note(limit, &stderr.tail));
+        }
+        Err(reason)
+    }
+}
+
+/// What an allocation that failed says on stderr, in the common runtimes (C, Python, Rust,
+/// C++, Java, Go).
+const OUT_OF_MEMORY: [&str; 7] = [
+    "Cannot allocate memory",
+    "MemoryError",
+    "memory allocation of",
+    "bad_alloc",
+    "OutOfMemoryError",
+    "out of memory",
+    "failed to allocate",
+];
+
+/// Explains a failure under a memory limit: whether stderr says an allocation failed.
+fn memory_note(limit: u64, stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mib = limit >> 20;
+    if OUT_OF_MEMORY.iter().any(|needle| text.contains(needle)) {
+        format!(" (memory limit hit: the task's processes may use {mib} MiB of address space, --task-memory)")
+    } else {
+        format!(" (it ran under --task-memory {mib} MiB; a crash without a message may be that limit)")
     }
 }
 
@@ -318,7 +376,14 @@ mod tests {
     #[test]
     fn failure_names_the_status_and_stderr() {
         let switch = KillSwitch::default();
-        let shell = Shell::spawn("echo oops >&2; exit 3", &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        let shell = Shell::spawn(
+            "echo oops >&2; exit 3",
+            &TaskEnv::default(),
+            Stdio::null(),
+            Stdio::null(),
+            &switch,
+        )
+        .unwrap();
         let err = shell.wait().unwrap_err();
         assert!(err.contains("exited with status 3"), "{err}");
         assert!(err.contains("oops"), "{err}");
@@ -328,7 +393,7 @@ mod tests {
     fn counters_on_stderr_are_summed_and_kept_out_of_the_tail() {
         let switch = KillSwitch::default();
         let script = "echo reporter:counter:Words,Long,3 >&2; echo reporter:counter:Words,Long,4 >&2; echo reporter:counter:a,b >&2";
-        let shell = Shell::spawn(script, &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        let shell = Shell::spawn(script, &TaskEnv::default(), Stdio::null(), Stdio::null(), &switch).unwrap();
         let counters = shell.wait().unwrap();
         assert_eq!(counters, Counters::from([("Words:Long".to_string(), 7)]));
         assert_eq!(parse_counter(b"reporter:counter:G,N,x"), None);
@@ -341,13 +406,20 @@ mod tests {
     #[test]
     fn the_switch_kills_the_whole_pipeline() {
         let switch = KillSwitch::default();
-        let shell = Shell::spawn("sleep 30 | sleep 30", &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        let shell = Shell::spawn(
+            "sleep 30 | sleep 30",
+            &TaskEnv::default(),
+            Stdio::null(),
+            Stdio::null(),
+            &switch,
+        )
+        .unwrap();
         let started = std::time::Instant::now();
         switch.trip();
         let err = shell.wait().unwrap_err();
         assert!(err.contains("signal 9"), "{err}");
         assert!(started.elapsed().as_secs() < 5);
-        assert!(Shell::spawn("true", &[], Stdio::null(), Stdio::null(), &switch).is_err());
+        assert!(Shell::spawn("true", &TaskEnv::default(), Stdio::null(), Stdio::null(), &switch).is_err());
     }
 
     #[test]
@@ -356,7 +428,7 @@ mod tests {
         let pidfile = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; echo done", pidfile.display());
         let switch = KillSwitch::default();
-        let shell = Shell::spawn(&script, &[], Stdio::null(), Stdio::null(), &switch).unwrap();
+        let shell = Shell::spawn(&script, &TaskEnv::default(), Stdio::null(), Stdio::null(), &switch).unwrap();
         shell.wait().unwrap();
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         let started = std::time::Instant::now();
@@ -382,12 +454,39 @@ mod tests {
         let switch = KillSwitch::default();
         let shell = Shell::spawn(
             "test -e /proc/self/fd/9 && exit 1; exit 0",
-            &[],
+            &TaskEnv::default(),
             Stdio::null(),
             Stdio::null(),
             &switch,
         )
         .unwrap();
         shell.wait().unwrap();
+    }
+
+    #[test]
+    fn a_task_runs_in_its_directory_under_its_memory_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = TaskEnv {
+            vars: vec![("GREETING".into(), "hi".into())],
+            dir: Some(dir.path().to_path_buf()),
+            memory: Some(64 << 20),
+        };
+        let switch = KillSwitch::default();
+        let script = "pwd > where; echo $GREETING >> where; ulimit -v >> where";
+        Shell::spawn(script, &env, Stdio::null(), Stdio::null(), &switch)
+            .unwrap()
+            .wait()
+            .unwrap();
+        let seen = std::fs::read_to_string(dir.path().join("where")).unwrap();
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(lines[0], dir.path().canonicalize().unwrap().to_str().unwrap());
+        assert_eq!(lines[1], "hi");
+        assert_eq!(lines[2], (64 << 10).to_string());
+        let hog = "python3 -c 'x = bytearray(200 << 20)'";
+        let err = Shell::spawn(hog, &env, Stdio::null(), Stdio::null(), &switch)
+            .unwrap()
+            .wait()
+            .unwrap_err();
+        assert!(err.contains("memory limit hit"), "{err}");
     }
 }

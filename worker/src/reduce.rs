@@ -15,7 +15,7 @@ use crate::map::TaskFailure;
 use crate::mapout::append_line;
 use crate::merge::{final_merger, Run};
 use crate::part::finish_part;
-use crate::process::{Counters, KillSwitch, Shell};
+use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
 
 /// Merges `runs` and writes the part file `part` (created, empty); returns the records
 /// written (a streaming reducer's output lines) and the counters: records read, and a
@@ -25,7 +25,7 @@ pub fn run_reduce(
     runs: Vec<Run>,
     scratch: &Path,
     part: File,
-    env: &[(String, String)],
+    env: &TaskEnv,
     switch: &KillSwitch,
 ) -> Result<(u64, Counters), String> {
     let result = (|| -> Result<(u64, Counters), TaskFailure> {
@@ -55,17 +55,27 @@ pub fn run_reduce(
                 let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(part.try_clone()?), switch)?;
                 let mut stdin = io::BufWriter::with_capacity(256 << 10, shell.stdin().expect("piped"));
                 let mut line = Vec::new();
+                let mut taken = 0u64;
                 let fed = drain(merger, switch, |k, v| {
                     line.clear();
                     append_line(&mut line, k, v);
+                    taken += 1;
                     stdin.write_all(&line)
                 });
                 let flushed = stdin.flush();
                 drop(stdin);
-                // The reducer's own status explains a broken pipe better than the pipe does.
+                // The reducer's own status explains a broken pipe better than the pipe does;
+                // one that exits 0 after closing its input early (like `head`) succeeded, as
+                // a mapper that does so does.
                 let mut counters = shell.wait().map_err(TaskFailure::Command)?;
-                let read = fed?;
-                flushed?;
+                let read = match fed {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => taken,
+                    other => other?,
+                };
+                match flushed {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                    other => other?,
+                }
                 counters.extend(input_records(read));
                 Ok((finish_part(part)?, counters))
             }

@@ -9,16 +9,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use weft_auth::paths::DataRoots;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
+use weft_core::spec::Program;
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
-use weft_core::work::{Assignment, AttemptId, MapWork, ReduceWork, TaskId, Work};
+use weft_core::work::{Assignment, AttemptId, JobProgram, MapWork, ReduceWork, TaskId, TaskKind, Work};
 
 use crate::fetch::Fetcher;
 use crate::handlers::Handlers;
 use crate::logs::LogDir;
 use crate::map::{run_map, MapTask};
 use crate::metrics::WorkerMetrics;
-use crate::process::KillSwitch;
+use crate::process::{KillSwitch, TaskEnv};
 use crate::reduce::run_reduce;
+use crate::sandbox::{Sandbox, Sandboxes};
 use crate::store::{MapOutputStore, TASK_FILE};
 
 /// What every attempt on this worker shares.
@@ -39,6 +41,8 @@ pub struct WorkerContext {
     pub logs: LogDir,
     /// The queue handlers it serves.
     pub handlers: Handlers,
+    /// Streaming attempts' working directories.
+    pub sandboxes: Sandboxes,
 }
 
 /// Runs `assignment` under `switch` until it ends or `cancel` fires (then it is handed
@@ -134,16 +138,50 @@ struct Running {
     task: TaskId,
 }
 
-/// What a streaming command sees of its task.
-fn task_env(a: Running, extra: (&str, String)) -> Vec<(String, String)> {
+/// What a streaming command sees of its task: weft's variables and Hadoop's names for the
+/// same, the job's own variables, and its directory and memory limit.
+fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, extra: (&str, String)) -> TaskEnv {
     let job = a.task.job().map(|j| j.to_string()).unwrap_or_default();
-    vec![
-        ("WEFT_JOB_ID".into(), job),
+    let (letter, is_map) = match a.task.kind() {
+        TaskKind::Map => ("m", true),
+        _ => ("r", false),
+    };
+    let index = a.task.index();
+    let mut vars: Vec<(String, String)> = vec![
+        ("WEFT_JOB_ID".into(), job.clone()),
         ("WEFT_TASK_ID".into(), a.task.to_string()),
         ("WEFT_ATTEMPT".into(), a.number.to_string()),
         ("WEFT_WORKER_PID".into(), std::process::id().to_string()),
-        (extra.0.into(), extra.1),
-    ]
+        ("mapreduce_job_id".into(), job.clone()),
+        ("mapreduce_task_id".into(), format!("task_{job}_{letter}_{index:06}")),
+        (
+            "mapreduce_task_attempt_id".into(),
+            format!("attempt_{job}_{letter}_{index:06}_{}", a.number),
+        ),
+        ("mapreduce_task_partition".into(), index.to_string()),
+        ("mapreduce_task_ismap".into(), is_map.to_string()),
+    ];
+    if is_map {
+        vars.push(("mapreduce_map_input_file".into(), extra.1.clone()));
+    }
+    vars.push((extra.0.into(), extra.1));
+    if let Some(sandbox) = sandbox {
+        vars.push(("TMPDIR".into(), sandbox.tmp().to_string_lossy().into_owned()));
+    }
+    vars.extend(program.setup.env.iter().cloned());
+    TaskEnv {
+        vars,
+        dir: sandbox.map(|s| s.dir().to_path_buf()),
+        memory: program.setup.task_memory,
+    }
+}
+
+/// A fresh directory for a streaming attempt (built-in apps run no commands and need none).
+async fn sandbox_for(ctx: &WorkerContext, a: Running, program: &JobProgram) -> Result<Option<Sandbox>, String> {
+    match (&program.program, a.task.job()) {
+        (Program::Streaming { .. }, Some(job)) => ctx.sandboxes.prepare(job, a.attempt, &program.files).await.map(Some),
+        _ => Ok(None),
+    }
 }
 
 fn failed(reason: String) -> (AttemptOutcome, Counters) {
@@ -177,7 +215,12 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
         return failed("a map task without a job".into());
     };
     let output_dir = ctx.store.attempt_dir(job, a.attempt);
-    let env = task_env(a, ("WEFT_INPUT_FILE", work.split.file.to_string_lossy().into_owned()));
+    let sandbox = match sandbox_for(&ctx, a, &work.program).await {
+        Ok(sandbox) => sandbox,
+        Err(reason) => return failed(reason),
+    };
+    let input_file = work.split.file.to_string_lossy().into_owned();
+    let env = task_env(a, &work.program, sandbox.as_ref(), ("WEFT_INPUT_FILE", input_file));
     let cleanup = output_dir.clone();
     let temp_part = work.output_file.clone();
     let span = tracing::Span::current();
@@ -194,7 +237,9 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
             env,
             sort_buffer: ctx.sort_buffer,
         };
-        run_map(task, &switch)
+        let result = run_map(task, &switch);
+        drop(sandbox);
+        result
     })
     .await
     .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
@@ -250,7 +295,19 @@ async fn reduce(
         Err(f) => failed(f.reason),
         Ok((runs, fetched_bytes)) => {
             ctx.metrics.fetched_bytes.inc_by(fetched_bytes);
-            let env = task_env(a, ("WEFT_PARTITION", partition.to_string()));
+            let sandbox = match sandbox_for(&ctx, a, &work.program).await {
+                Ok(sandbox) => sandbox,
+                Err(reason) => {
+                    let _ = tokio::fs::remove_dir_all(&scratch).await;
+                    return failed(reason);
+                }
+            };
+            let env = task_env(
+                a,
+                &work.program,
+                sandbox.as_ref(),
+                ("WEFT_PARTITION", partition.to_string()),
+            );
             let (program, output) = (work.program.clone(), work.output_file.clone());
             let dir = scratch.clone();
             let span = tracing::Span::current();
@@ -260,7 +317,9 @@ async fn reduce(
                 let part = roots
                     .create(&output, program.output_mode)
                     .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-                run_reduce(&program.program, runs, &dir, part, &env, &switch)
+                let result = run_reduce(&program.program, runs, &dir, part, &env, &switch);
+                drop(sandbox);
+                result
             })
             .await
             .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));

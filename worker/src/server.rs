@@ -25,6 +25,7 @@ use crate::handlers::{Handlers, RegisterError};
 use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
 use crate::runner::WorkerContext;
+use crate::sandbox::Sandboxes;
 use crate::session::{run_session, Identity, SessionEnd};
 use crate::shuffle::{LogApi, ShuffleApi};
 use crate::store::MapOutputStore;
@@ -169,6 +170,14 @@ pub async fn run_with(
         path: scratch.clone(),
         source,
     })?;
+    let coordinator = WorkerServiceClient::new(endpoint.connect_lazy())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let sandboxes =
+        Sandboxes::new(work_dir.path.join("tasks"), coordinator).map_err(|source| WorkerError::WorkDir {
+            path: work_dir.path.join("tasks"),
+            source,
+        })?;
     let logs = LogDir::open(work_dir.path.join("logs")).map_err(|source| WorkerError::WorkDir {
         path: work_dir.path.join("logs"),
         source,
@@ -191,6 +200,7 @@ pub async fn run_with(
         metrics: metrics.clone(),
         logs: logs.clone(),
         handlers,
+        sandboxes,
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");
 

@@ -35,7 +35,8 @@ pub fn run_if_requested() {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() == Some(OsStr::new(ARG)) {
         let command = args.next().unwrap_or_default();
-        std::process::exit(shim(command));
+        let memory = args.next().and_then(|m| m.to_str()?.parse().ok());
+        std::process::exit(shim(command, memory));
     }
     ENABLED.store(true, Ordering::SeqCst);
 }
@@ -45,14 +46,18 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::SeqCst)
 }
 
-/// The shim's command line, for `command`: this very binary, whatever became of its file.
-pub fn command_line(command: &str) -> Command {
+/// The shim's command line, for `command` with each process's address space limited to
+/// `memory` bytes: this very binary, whatever became of its file.
+pub fn command_line(command: &str, memory: Option<u64>) -> Command {
     let mut shim = Command::new("/proc/self/exe");
     shim.arg(ARG).arg(command);
+    if let Some(bytes) = memory {
+        shim.arg(bytes.to_string());
+    }
     shim
 }
 
-fn shim(command: OsString) -> i32 {
+fn shim(command: OsString, memory: Option<u64>) -> i32 {
     // SAFETY: plain system calls on this process's own state.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -67,11 +72,15 @@ fn shim(command: OsString) -> i32 {
     }
     let mut shell = Command::new("sh");
     shell.arg("-c").arg(&command);
-    // SAFETY: sigprocmask is async-signal-safe: the shell starts with no signal blocked.
+    // SAFETY: sigprocmask and setrlimit are async-signal-safe: the shell starts with no
+    // signal blocked, under the task's memory limit (the shim itself is not limited).
     unsafe {
         shell.pre_exec(move || {
             libc::sigprocmask(libc::SIG_UNBLOCK, &stopping, std::ptr::null_mut());
-            Ok(())
+            match memory {
+                Some(bytes) => crate::process::limit_memory(bytes),
+                None => Ok(()),
+            }
         });
     }
     let mut child = match shell.spawn() {

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4)]
     files: u32,
     /// Size of each file, like 16MiB.
-    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "4MiB", value_parser = weft_auth::flags::bytes)]
     size: u64,
     /// Distinct words.
     #[arg(long, default_value_t = 50_000)]
@@ -126,33 +126,9 @@ fn capitalize(word: &str, out: &mut String) {
     }
 }
 
-/// Parses sizes like `64MiB`, `1GiB`, `500k`, `1000`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
-    let scale = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown size unit {unit:?} (use B, KiB, MiB or GiB)")),
-    };
-    Ok(number * scale)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert!(parse_size("lots").is_err());
-    }
 
     #[test]
     fn generation_repeats_with_the_seed() {

@@ -38,6 +38,8 @@ struct Worker {
     /// Flags beyond the usual ones.
     flags: Vec<String>,
     log: PathBuf,
+    /// Its working directory, if not the test's.
+    cwd: Option<PathBuf>,
 }
 
 /// A coordinator and workers, each its own process.
@@ -215,20 +217,30 @@ impl TestCluster {
     /// Starts one more worker with `flags` too (`--handler NAME=COMMAND`, say); returns its
     /// index.
     pub fn add_worker_with(&mut self, slots: u32, flags: &[&str]) -> usize {
+        self.add_worker_full(slots, flags, None)
+    }
+
+    /// Starts one more worker whose working directory is `cwd`; returns its index.
+    pub fn add_worker_in(&mut self, slots: u32, cwd: &Path) -> usize {
+        self.add_worker_full(slots, &[], Some(cwd.to_path_buf()))
+    }
+
+    fn add_worker_full(&mut self, slots: u32, flags: &[&str], cwd: Option<PathBuf>) -> usize {
         let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
         let flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
-        let child = self.spawn_worker(slots, &flags, &log);
+        let child = self.spawn_worker(slots, &flags, &log, cwd.as_deref());
         self.spawned += 1;
         self.workers.push(Worker {
             child,
             slots,
             flags,
             log,
+            cwd,
         });
         self.workers.len() - 1
     }
 
-    fn spawn_worker(&self, slots: u32, flags: &[String], log: &Path) -> Child {
+    fn spawn_worker(&self, slots: u32, flags: &[String], log: &Path, cwd: Option<&Path>) -> Child {
         let work_dir = self.dir.path().join(format!("work-{}", self.spawned));
         let mut worker = Command::new(weft_bin());
         worker
@@ -244,6 +256,9 @@ impl TestCluster {
             .args(flags);
         if let Some(secrets) = &self.secrets {
             worker.arg("--tls-dir").arg(secrets);
+        }
+        if let Some(cwd) = cwd {
+            worker.current_dir(cwd);
         }
         worker
             .env("WEFT_LOG", "info")
@@ -288,7 +303,8 @@ impl TestCluster {
         for i in 0..self.workers.len() {
             if self.workers[i].child.try_wait().unwrap().is_some() {
                 let log = self.dir.path().join(format!("worker-{}.log", self.spawned));
-                let child = self.spawn_worker(self.workers[i].slots, &self.workers[i].flags, &log);
+                let worker = &self.workers[i];
+                let child = self.spawn_worker(worker.slots, &worker.flags, &log, worker.cwd.as_deref());
                 self.spawned += 1;
                 self.workers[i].child = child;
                 self.workers[i].log = log;

@@ -153,6 +153,8 @@ impl Job {
             task_timeout: plan.spec.task_timeout,
             output_mode: plan.spec.output_mode,
             data_roots: engine.roots.paths().to_vec(),
+            setup: plan.spec.setup.clone(),
+            files: plan.spec.files.iter().map(|f| f.name.clone()).collect(),
         });
         status.send_modify(|s| {
             s.maps_total = maps;

@@ -7,8 +7,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
+use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
+use weft_core::spec::{Builtin, InputListing, JobSpec, Program, SpecError};
 use weft_core::split::Split;
 use weft_core::work::TaskKind;
 
@@ -23,6 +26,9 @@ pub enum DecodeError {
     /// A path's bytes are not hex.
     #[error("bad hex path {0:?}")]
     Hex(String),
+    /// A shipped file's bytes are not base64.
+    #[error("shipped file {0:?} is not base64")]
+    Base64(String),
     /// A program that no longer exists.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -106,6 +112,37 @@ struct StoredSpec {
     /// Specs stored before output modes had the default.
     #[serde(default = "default_output_mode")]
     output_mode: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<StoredFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    env: Vec<(String, String)>,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    key_fields: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition_fields: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task_memory: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    recursive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    combine_splits: Option<u64>,
+}
+
+/// A shipped file, its bytes in base64.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredFile {
+    name: String,
+    base64: String,
+    #[serde(default)]
+    executable: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn default_output_mode() -> u32 {
@@ -144,6 +181,21 @@ pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
         priority: spec.priority,
         after: spec.after.clone(),
         output_mode: spec.output_mode,
+        files: spec
+            .files
+            .iter()
+            .map(|f| StoredFile {
+                name: f.name.clone(),
+                base64: BASE64.encode(&f.contents),
+                executable: f.executable,
+            })
+            .collect(),
+        env: spec.setup.env.clone(),
+        key_fields: spec.setup.keys.fields,
+        partition_fields: spec.setup.keys.partition_fields,
+        task_memory: spec.setup.task_memory,
+        recursive: spec.listing.recursive,
+        combine_splits: spec.listing.combine_splits,
     };
     serde_json::to_string(&stored)
 }
@@ -175,6 +227,32 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
         priority: stored.priority,
         after: stored.after,
         output_mode: stored.output_mode,
+        listing: InputListing {
+            recursive: stored.recursive,
+            combine_splits: stored.combine_splits,
+        },
+        files: stored
+            .files
+            .into_iter()
+            .map(|f| {
+                let contents = BASE64
+                    .decode(&f.base64)
+                    .map_err(|_| DecodeError::Base64(f.name.clone()))?;
+                Ok(ShippedFile {
+                    name: f.name,
+                    contents: contents.into(),
+                    executable: f.executable,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?,
+        setup: TaskSetup {
+            env: stored.env,
+            keys: KeyLayout {
+                fields: stored.key_fields,
+                partition_fields: stored.partition_fields,
+            },
+            task_memory: stored.task_memory,
+        },
     })
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use prost::Message;
 use weft_core::outcome::OutcomeKind;
-use weft_core::spec::{self, Builtin, JobSpec, Program, SpecError};
+use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
+use weft_core::spec::{self, Builtin, InputListing, JobSpec, Program, SpecError};
 use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase, WorkerStatus};
 use weft_core::work::{JobId, JobProgram, TaskKind};
 
@@ -30,7 +31,67 @@ impl From<&JobSpec> for v1::JobSpec {
             priority: spec.priority,
             after: spec.after.clone(),
             output_mode: spec.output_mode,
+            files: files_to_wire(&spec.files).files,
+            env: env_to_wire(&spec.setup.env),
+            keys: keys_to_wire(spec.setup.keys),
+            task_memory: spec.setup.task_memory.unwrap_or(0),
+            recursive: spec.listing.recursive,
+            combine_splits: spec.listing.combine_splits.unwrap_or(0),
         }
+    }
+}
+
+fn env_to_wire(env: &[(String, String)]) -> Vec<v1::EnvVar> {
+    env.iter()
+        .map(|(name, value)| v1::EnvVar {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+fn keys_to_wire(keys: KeyLayout) -> Option<v1::KeyLayout> {
+    (!keys.is_default()).then(|| v1::KeyLayout {
+        fields: keys.fields,
+        partition_fields: keys.partition_fields.unwrap_or(0),
+    })
+}
+
+fn setup_from_wire(env: Vec<v1::EnvVar>, keys: Option<v1::KeyLayout>, task_memory: u64) -> TaskSetup {
+    let keys = keys.unwrap_or_default();
+    TaskSetup {
+        env: env.into_iter().map(|v| (v.name, v.value)).collect(),
+        keys: KeyLayout {
+            fields: keys.fields.max(1),
+            partition_fields: (keys.partition_fields > 0).then_some(keys.partition_fields),
+        },
+        task_memory: (task_memory > 0).then_some(task_memory),
+    }
+}
+
+/// Shipped files from the wire.
+pub fn files_from_wire(files: Vec<v1::ShippedFile>) -> Vec<ShippedFile> {
+    files
+        .into_iter()
+        .map(|f| ShippedFile {
+            name: f.name,
+            contents: f.contents.into(),
+            executable: f.executable,
+        })
+        .collect()
+}
+
+/// Shipped files for the wire.
+pub fn files_to_wire(files: &[ShippedFile]) -> v1::ShippedFiles {
+    v1::ShippedFiles {
+        files: files
+            .iter()
+            .map(|f| v1::ShippedFile {
+                name: f.name.clone(),
+                contents: f.contents.to_vec(),
+                executable: f.executable,
+            })
+            .collect(),
     }
 }
 
@@ -77,6 +138,10 @@ pub fn program_to_wire(program: &JobProgram) -> v1::Program {
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
+        env: env_to_wire(&program.setup.env),
+        keys: keys_to_wire(program.setup.keys),
+        task_memory: program.setup.task_memory.unwrap_or(0),
+        files: program.files.clone(),
     }
 }
 
@@ -96,6 +161,8 @@ pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertErro
             mode => mode,
         },
         data_roots: program.data_roots.into_iter().map(PathBuf::from).collect(),
+        setup: setup_from_wire(program.env, program.keys, program.task_memory),
+        files: program.files,
     })
 }
 
@@ -153,6 +220,12 @@ impl TryFrom<v1::JobSpec> for JobSpec {
                 0 => spec::DEFAULT_OUTPUT_MODE,
                 mode => mode,
             },
+            listing: InputListing {
+                recursive: wire.recursive,
+                combine_splits: (wire.combine_splits > 0).then_some(wire.combine_splits),
+            },
+            files: files_from_wire(wire.files),
+            setup: setup_from_wire(wire.env, wire.keys, wire.task_memory),
         };
         spec.validate()?;
         Ok(spec)
@@ -370,6 +443,9 @@ mod tests {
                 priority,
                 after: Vec::new(),
                 output_mode: 0o640,
+                listing: InputListing::default(),
+                files: Vec::new(),
+                setup: TaskSetup::default(),
             };
             prop_assume!(spec.validate().is_ok());
             prop_assert_eq!(JobSpec::try_from(v1::JobSpec::from(&spec)), Ok(spec));
@@ -397,6 +473,23 @@ mod tests {
             priority: 5,
             after: vec!["job-000001".into()],
             output_mode: 0o600,
+            listing: InputListing {
+                recursive: true,
+                combine_splits: Some(1 << 20),
+            },
+            files: vec![ShippedFile {
+                name: "map.py".into(),
+                contents: b"print()".to_vec().into(),
+                executable: true,
+            }],
+            setup: TaskSetup {
+                env: vec![("LANG".into(), "C".into())],
+                keys: KeyLayout {
+                    fields: 2,
+                    partition_fields: Some(1),
+                },
+                task_memory: Some(1 << 30),
+            },
         };
         let wire = v1::JobSpec::from(&spec);
         assert_eq!(spec_from_stored_v1(&wire.encode_to_vec()), Ok(spec.clone()));

@@ -405,6 +405,15 @@ mod tests {
             task_timeout: Some(Duration::from_secs(9)),
             output_mode: 0o600,
             data_roots: vec!["/data".into()],
+            setup: weft_core::setup::TaskSetup {
+                env: vec![("A".into(), "b".into())],
+                keys: weft_core::setup::KeyLayout {
+                    fields: 3,
+                    partition_fields: Some(2),
+                },
+                task_memory: Some(64 << 20),
+            },
+            files: vec!["map.py".into()],
         })
     }
 

@@ -13,7 +13,7 @@ use futures::FutureExt;
 use weft_core::work::{builtin, MAX_TASK_BYTES};
 
 use super::{Call, Handler};
-use crate::process::Shell;
+use crate::process::{Shell, TaskEnv};
 
 /// The built-in handler called `name`.
 pub fn handler(name: &str) -> Option<Arc<dyn Handler>> {
@@ -65,7 +65,7 @@ impl Handler for Exec {
         let switch = call.switch;
         async move {
             tokio::task::spawn_blocking(move || {
-                let mut shell = Shell::spawn(&command, &[], Stdio::null(), Stdio::piped(), &switch)
+                let mut shell = Shell::spawn(&command, &TaskEnv::default(), Stdio::null(), Stdio::piped(), &switch)
                     .map_err(|e| format!("cannot start {command:?}: {e}"))?;
                 let mut output = Vec::new();
                 if let Some(stdout) = shell.stdout() {

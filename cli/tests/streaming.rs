@@ -1,0 +1,320 @@
+//! What a Hadoop Streaming user reaches for first, end to end on a cluster of separate
+//! processes: scripts and variables shipped with the job, secondary sort, input globs and
+//! trees, reducers that stop reading early, flags a job would ignore, and memory limits.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+/// A mapper shipped with the job: counts words as `word<TAB>1`, and reports once what its
+/// attempt saw: the script's version, a variable from `--env`, whether it runs in a
+/// directory of its own with `TMPDIR` inside it, and Hadoop's variables.
+const MAPPER: &str = r#"#!/usr/bin/env python3
+import os, re, sys
+VERSION = "v1"
+for line in sys.stdin:
+    for word in re.findall(r"[^\W\d_]+", line):
+        print(f"{word}\t1")
+cwd = os.getcwd()
+own_dir = os.path.isfile(os.path.join(cwd, "map.py")) and os.environ["TMPDIR"] == os.path.join(cwd, "tmp")
+hadoop = os.environ["mapreduce_task_attempt_id"].startswith("attempt_" + os.environ["mapreduce_job_id"] + "_m_")
+hadoop = hadoop and os.environ["mapreduce_map_input_file"] == os.environ["WEFT_INPUT_FILE"]
+print(f"~seen\t{VERSION} {os.environ['GREETING']} own_dir={own_dir} hadoop={hadoop} tmp={os.path.isdir(os.environ['TMPDIR'])}")
+"#;
+
+/// The reducer shipped beside it: sums counts, and lists the distinct `~seen` reports.
+const REDUCER: &str = r#"#!/usr/bin/env python3
+import sys
+counts, seen = {}, set()
+for line in sys.stdin:
+    key, value = line.rstrip("\n").split("\t", 1)
+    if key == "~seen":
+        seen.add(value)
+    else:
+        counts[key] = counts.get(key, 0) + int(value)
+for key in sorted(counts, key=lambda k: k.encode()):
+    print(f"{key}\t{counts[key]}")
+for value in sorted(seen):
+    print(f"~seen\t{value}")
+"#;
+
+#[test]
+fn shipped_scripts_run_relative_on_workers_in_other_directories_as_shipped() {
+    let mut cluster = TestCluster::start(0, 1, &[]);
+    for name in ["a", "b/deeper"] {
+        let cwd = cluster.path(name);
+        fs::create_dir_all(&cwd).unwrap();
+        cluster.add_worker_in(2, &cwd);
+    }
+    cluster.wait_joined(2);
+    let scripts = cluster.path("scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    fs::write(scripts.join("map.py"), MAPPER).unwrap();
+    fs::write(scripts.join("reduce.py"), REDUCER).unwrap();
+    let inputs = write_corpus(&cluster.path("in"), 6, 400, 11);
+    let output = cluster.path("out");
+    let job = JobFlags::new(&cluster.path("in"), &output)
+        .flag("--mapper", "python3 ./map.py")
+        .flag("--reducer", "python3 ./reduce.py")
+        .flag("--file", s(&scripts.join("map.py")))
+        .flag("--file", &format!("{}#reduce.py", s(&scripts.join("reduce.py"))))
+        .flag("--env", "GREETING=hello")
+        .flag("--split-size", "2KiB")
+        .flag("--reduce-tasks", "1");
+    let id = cluster.submit(&job, &[]);
+    // Edited once the job is submitted: every attempt still runs the version shipped.
+    fs::write(scripts.join("map.py"), MAPPER.replace("v1", "v2")).unwrap();
+    assert_ok(&cluster.weft(&["wait", &id]), &cluster);
+
+    let records = read_keyed_lines(&output);
+    let seen: Vec<&String> = records.iter().filter(|(k, _)| k == "~seen").map(|(_, v)| v).collect();
+    assert_eq!(
+        seen,
+        ["v1 hello own_dir=True hadoop=True tmp=True"],
+        "what the attempts saw"
+    );
+    let counts: BTreeMap<String, u64> = records
+        .iter()
+        .filter(|(k, _)| k != "~seen")
+        .map(|(k, v)| (k.clone(), v.parse().unwrap()))
+        .collect();
+    assert_eq!(counts, expected_wordcount(&inputs));
+    // Both workers ran maps, and no attempt's directory is left behind.
+    let status = cluster.status_json(&id);
+    let workers: std::collections::BTreeSet<&str> = status["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "map")
+        .map(|a| a["worker"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "maps ran on {workers:?}");
+    let logs = cluster.logs();
+    for worker in 0..2 {
+        let tasks = cluster.path(&format!("work-{worker}/tasks"));
+        assert_eq!(fs::read_dir(&tasks).unwrap().count(), 0, "{tasks:?} is not empty");
+    }
+    assert!(!logs.contains("cannot fetch the job's shipped files"), "{logs}");
+}
+
+/// `key<TAB>value` lines of every part, in order.
+fn read_keyed_lines(output: &Path) -> Vec<(String, String)> {
+    read_parts(output)
+        .iter()
+        .flat_map(|part| part.lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|line| {
+            let (k, v) = line.split_once('\t').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_secondary_sort_keeps_each_user_in_one_part_with_timestamps_ascending() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let input = cluster.path("events");
+    fs::create_dir_all(&input).unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut expected = Vec::new();
+    for f in 0..3 {
+        let mut text = String::new();
+        for i in 0..4000 {
+            let line = format!(
+                "user{:02}\t{:09}\tevent-{f}-{i}",
+                rng.random_range(0..40),
+                rng.random_range(0..1_000_000_000u64)
+            );
+            text.push_str(&line);
+            text.push('\n');
+            expected.push(line);
+        }
+        fs::write(input.join(format!("log-{f}.tsv")), text).unwrap();
+    }
+    let output = cluster.path("sorted");
+    let job = JobFlags::new(&input, &output)
+        .streaming("cat", "cat")
+        .flag("--key-fields", "2")
+        .flag("--partition-fields", "1")
+        .flag("--reduce-tasks", "3")
+        .flag("--split-size", "64KiB");
+    cluster.submit_wait(&job);
+
+    let parts = read_parts(&output);
+    let mut part_of: BTreeMap<String, usize> = BTreeMap::new();
+    let mut got = Vec::new();
+    for (p, part) in parts.iter().enumerate() {
+        let mut previous: Option<(String, String)> = None;
+        for line in part.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let (user, ts) = (fields[0].to_string(), fields[1].to_string());
+            assert_eq!(*part_of.entry(user.clone()).or_insert(p), p, "{user} in two parts");
+            if let Some(prev) = &previous {
+                assert!(
+                    *prev <= (user.clone(), ts.clone()),
+                    "part {p}: {prev:?} before {user} {ts}"
+                );
+            }
+            previous = Some((user, ts));
+            got.push(line.to_string());
+        }
+    }
+    assert!(
+        parts.iter().filter(|p| !p.is_empty()).count() >= 2,
+        "users spread over the parts"
+    );
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every record once");
+}
+
+#[test]
+fn globs_and_trees_expand_on_the_coordinator() {
+    let cluster = TestCluster::start(1, 2, &[]);
+    let logs = cluster.path("logs");
+    let mut november = Vec::new();
+    for (day, nested) in [("2026-10-31", false), ("2026-11-01", false), ("2026-11-02", true)] {
+        let dir = if nested {
+            logs.join(day).join("host-a")
+        } else {
+            logs.join(day)
+        };
+        let files = write_corpus(&dir, 2, 50, day.len() as u64 + nested as u64);
+        if day.starts_with("2026-11") {
+            november.extend(files);
+        }
+        fs::create_dir_all(logs.join(day).join("_temporary")).unwrap();
+        fs::write(logs.join(day).join("_temporary/junk.txt"), "never read\n").unwrap();
+    }
+    // A quoted glob, with --recursive reaching into host-a/.
+    let output = cluster.path("november");
+    let glob = format!("{}/2026-11-*", s(&logs));
+    let job = JobFlags::new(Path::new(&glob), &output)
+        .app("wordcount")
+        .flag("--split-size", "1KiB")
+        .flag("--reduce-tasks", "2");
+    let mut args = job.after(&["submit", "--wait"]);
+    args.push("--recursive");
+    assert_ok(&cluster.weft(&args), &cluster);
+    let counts: BTreeMap<String, u64> = read_keyed_output(&output)
+        .into_iter()
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert_eq!(counts, expected_wordcount(&november));
+
+    // Without --recursive, a directory of directories says what to do.
+    let flat = cluster.weft(
+        &JobFlags::new(&logs, &cluster.path("flat"))
+            .app("wordcount")
+            .after(&["submit"]),
+    );
+    assert!(!flat.status.success());
+    let err = String::from_utf8_lossy(&flat.stderr);
+    assert!(err.contains("--recursive"), "{err}");
+    let nothing = cluster.weft(
+        &JobFlags::new(&logs.join("2027-*"), &cluster.path("none"))
+            .app("wordcount")
+            .after(&["submit"]),
+    );
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no input matches"));
+}
+
+#[test]
+fn reducers_may_stop_early_failures_are_their_own_and_ignored_flags_are_refused() {
+    let cluster = TestCluster::start(1, 2, &[]);
+    let inputs = write_corpus(&cluster.path("in"), 2, 300, 3);
+    let input = inputs[0].parent().unwrap().to_path_buf();
+
+    let output = cluster.path("head");
+    cluster.submit_wait(&JobFlags::new(&input, &output).streaming("cat", "head -n 5"));
+    assert_eq!(read_parts(&output).concat().lines().count(), 5);
+
+    let failing = JobFlags::new(&input, &cluster.path("missing"))
+        .streaming("cat", "no-such-reducer-command")
+        .flag("--max-attempts", "1");
+    let failed = cluster.weft(&failing.after(&["submit", "--wait"]));
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("exited with status 127") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(!err.contains("Broken pipe"), "{err}");
+
+    let refused = |job: JobFlags, says: &str| {
+        let output = cluster.weft(&job.after(&["submit"]));
+        assert!(!output.status.success(), "accepted a job that ignores a flag");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains(says), "{err}");
+    };
+    let out = cluster.path("never");
+    refused(
+        JobFlags::new(&input, &out).app("wordcount").flag("--reducer", "cat"),
+        "--reducer goes with --mapper",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .streaming("cat", "cat")
+            .flag("--reduce-tasks", "0"),
+        "--reducer is never run with --reduce-tasks 0",
+    );
+    refused(
+        JobFlags::new(&input, &out).app("sort").flag("--key-fields", "2"),
+        "--key-fields goes with streaming commands",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .app("wordcount")
+            .flag("--file", s(&inputs[0])),
+        "--file goes with streaming commands",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .flag("--mapper", "cat")
+            .flag("--key-fields", "2")
+            .flag("--partition-fields", "3"),
+        "--partition-fields 3 must be between 1 and --key-fields (2)",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .flag("--mapper", "cat")
+            .flag("--split-size", "1 parsec"),
+        "unknown size unit",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_task_past_its_memory_limit_fails_saying_so() {
+    let cluster = TestCluster::start(1, 1, &[]);
+    let inputs = write_corpus(&cluster.path("in"), 1, 20, 1);
+    let hog = JobFlags::new(&inputs[0], &cluster.path("hog"))
+        .flag(
+            "--mapper",
+            "python3 -c 'import sys; x = bytearray(400 << 20); sys.stdin.read()'",
+        )
+        .flag("--reduce-tasks", "0")
+        .flag("--task-memory", "128MiB")
+        .flag("--max-attempts", "1");
+    let failed = cluster.weft(&hog.after(&["submit", "--wait"]));
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("memory limit hit") && err.contains("128 MiB"), "{err}");
+
+    let modest = JobFlags::new(&inputs[0], &cluster.path("modest"))
+        .flag(
+            "--mapper",
+            "python3 -c 'import sys; x = bytearray(16 << 20); sys.stdout.write(sys.stdin.read())'",
+        )
+        .flag("--reduce-tasks", "0")
+        .flag("--task-memory", "128MiB");
+    cluster.submit_wait(&modest);
+    assert_eq!(
+        read_parts(&cluster.path("modest")).concat(),
+        fs::read_to_string(&inputs[0]).unwrap()
+    );
+}

@@ -1,0 +1,131 @@
+//! Each streaming attempt's own working directory: made fresh for the attempt, holding the
+//! files shipped with its job (fetched from the coordinator once per job and kept in memory
+//! for the few jobs that ran here last), with a `tmp/` for its `TMPDIR`; removed when the
+//! attempt ends. So `--mapper ./map.py` works on every worker, every attempt of a job runs
+//! the version shipped at submit, and attempts never see each other's files.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+use tonic::transport::Channel;
+use weft_core::setup::ShippedFile;
+use weft_core::work::{AttemptId, JobId};
+use weft_proto::convert::files_from_wire;
+use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
+
+/// How many jobs' shipped files a worker keeps in memory.
+const JOBS_KEPT: usize = 4;
+
+type Files = Arc<Vec<ShippedFile>>;
+
+/// Makes attempts' directories under one root.
+pub struct Sandboxes {
+    root: PathBuf,
+    coordinator: WorkerServiceClient<Channel>,
+    /// The jobs whose files were fetched last, newest at the back.
+    fetched: Mutex<VecDeque<(JobId, Arc<OnceCell<Files>>)>>,
+}
+
+impl Sandboxes {
+    /// Attempts' directories go under `root` (emptied now); shipped files come from
+    /// `coordinator`.
+    pub fn new(root: PathBuf, coordinator: WorkerServiceClient<Channel>) -> std::io::Result<Self> {
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root)?;
+        Ok(Self {
+            root,
+            coordinator,
+            fetched: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Makes `attempt`'s directory, with `job`'s shipped files in it when it has any
+    /// (`names`).
+    pub async fn prepare(&self, job: JobId, attempt: AttemptId, names: &[String]) -> Result<Sandbox, String> {
+        let files = match names.is_empty() {
+            true => Arc::default(),
+            false => self.files(job).await?,
+        };
+        let sandbox = Sandbox {
+            dir: self.root.join(attempt.to_string()),
+        };
+        let dir = sandbox.dir.clone();
+        tokio::task::spawn_blocking(move || write_sandbox(&dir, &files))
+            .await
+            .map_err(|e| format!("preparing the task's directory panicked: {e}"))?
+            .map_err(|e| format!("cannot prepare the task's directory {}: {e}", sandbox.dir.display()))?;
+        Ok(sandbox)
+    }
+
+    async fn files(&self, job: JobId) -> Result<Files, String> {
+        let cell = {
+            let mut fetched = self.fetched.lock().expect("sandboxes lock poisoned");
+            match fetched.iter().find(|(j, _)| *j == job) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    if fetched.len() == JOBS_KEPT {
+                        fetched.pop_front();
+                    }
+                    let cell = Arc::new(OnceCell::new());
+                    fetched.push_back((job, cell.clone()));
+                    cell
+                }
+            }
+        };
+        let files = cell
+            .get_or_try_init(|| async {
+                let request = v1::JobRef {
+                    job_id: job.to_string(),
+                };
+                let response = self.coordinator.clone().job_files(request).await;
+                match response {
+                    Ok(files) => Ok(Arc::new(files_from_wire(files.into_inner().files))),
+                    Err(status) => Err(format!("cannot fetch the job's shipped files: {}", status.message())),
+                }
+            })
+            .await?;
+        Ok(files.clone())
+    }
+}
+
+fn write_sandbox(dir: &Path, files: &[ShippedFile]) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    for file in files {
+        let mode = if file.executable { 0o755 } else { 0o644 };
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(dir.join(&file.name))?;
+        out.write_all(&file.contents)?;
+    }
+    Ok(())
+}
+
+/// An attempt's directory; removed when dropped.
+pub struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its temporary directory, for `TMPDIR`.
+    pub fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
