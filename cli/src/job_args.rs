@@ -152,7 +152,7 @@ impl JobArgs {
 }
 
 /// Reads a file to ship: `PATH`, or `PATH#NAME` to give it another name.
-fn read_shipped(arg: &Path) -> anyhow::Result<ShippedFile> {
+pub fn read_shipped(arg: &Path) -> anyhow::Result<ShippedFile> {
     let text = arg.to_string_lossy();
     let (path, name) = match text.rsplit_once('#') {
         Some((path, name)) if !name.is_empty() => (PathBuf::from(path), name.to_string()),
@@ -185,7 +185,8 @@ fn read_shipped(arg: &Path) -> anyhow::Result<ShippedFile> {
     })
 }
 
-fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
+/// Parses `NAME=VALUE`.
+pub fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
         Some((name, value)) => Ok((name.to_string(), value.to_string())),
         None => bail!("--env {text:?}: give NAME=VALUE"),

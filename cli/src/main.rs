@@ -6,6 +6,7 @@ mod job_args;
 mod progress;
 mod show;
 mod signals;
+mod spec_view;
 mod units;
 
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     Worker(worker::Args),
     /// Submit a job to a coordinator; prints its id.
     Submit(submit::Args),
+    /// Submit a job again from the spec the coordinator kept, changed by the flags given;
+    /// prints the new job's id.
+    Resubmit(resubmit::Args),
     /// List jobs, newest first.
     Jobs(jobs::Args),
     /// Show a job: phases, task counts, attempts and failure reasons, counters, output.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
             Command::Coordinator(args) => coordinator::run(args).await,
             Command::Worker(args) => worker::run(args).await,
             Command::Submit(args) => submit::run(args).await,
+            Command::Resubmit(args) => resubmit::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Wait(args) => wait::run(args).await,

@@ -1,12 +1,13 @@
 //! Showing a job's progress on stderr while waiting for it: on a terminal, a bar per phase
-//! (map, reduce) with its rate and ETA; otherwise a plain line whenever progress moved, at
-//! most every few seconds, for logs and CI.
+//! (map, reduce) with its rate and ETA; otherwise a plain line (`map 50% reduce 0%`) when
+//! progress moved, at most every few seconds, for logs, cron and CI.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use weft_client::{ClientError, JobHandle, JobStatus};
+use weft_client::{ClientError, JobHandle, JobState, JobStatus};
 
 /// Plain progress lines come at most this often.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -54,27 +55,63 @@ async fn with_bars(job: &JobHandle) -> Result<JobStatus, ClientError> {
 
 async fn with_lines(job: &JobHandle) -> Result<JobStatus, ClientError> {
     let started = Instant::now();
-    let mut last: Option<(Instant, (u32, u32))> = None;
-    job.wait_with(|s| {
-        let done = (s.maps_done, s.reduces_done);
-        let due = match last {
+    let lines = Mutex::new(Lines::default());
+    let print_due = |lines: &mut Lines| {
+        let Some(s) = &lines.latest else {
+            return;
+        };
+        let progress = (s.state, s.maps_done, s.reduces_done, s.failed_attempts);
+        let due = match lines.printed {
             None => true,
-            Some((at, before)) => before != done && at.elapsed() >= PLAIN_EVERY,
+            Some((at, before)) => before != progress && at.elapsed() >= PLAIN_EVERY,
         };
         if due && !s.state.is_final() {
-            eprintln!(
-                "{}: {} map {}/{} reduce {}/{}, {} failed attempts ({} s)",
-                s.id,
-                s.state.name(),
-                s.maps_done,
-                s.maps_total,
-                s.reduces_done,
-                s.reduces_total,
-                s.failed_attempts,
-                started.elapsed().as_secs()
-            );
-            last = Some((Instant::now(), done));
+            eprintln!("{}", progress_line(s, started.elapsed()));
+            lines.printed = Some((Instant::now(), progress));
         }
-    })
-    .await
+    };
+    let waiting = job.wait_with(|s| {
+        let mut lines = lines.lock().expect("progress lock poisoned");
+        lines.latest = Some(s.clone());
+        print_due(&mut lines);
+    });
+    let ticking = async {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticks.tick().await;
+            print_due(&mut lines.lock().expect("progress lock poisoned"));
+        }
+    };
+    tokio::select! {
+        result = waiting => result,
+        never = ticking => never,
+    }
+}
+
+/// What was printed last, and the newest status.
+#[derive(Default)]
+struct Lines {
+    printed: Option<(Instant, (JobState, u32, u32, u32))>,
+    latest: Option<JobStatus>,
+}
+
+/// `job-000001 running: map 50% reduce 0% (2/4 maps, 0/2 reduces, 0 failed attempts, 12 s)`.
+pub fn progress_line(s: &JobStatus, elapsed: Duration) -> String {
+    let percent = |done: u32, total: u32| match total {
+        0 => 100,
+        total => u64::from(done) * 100 / u64::from(total),
+    };
+    format!(
+        "{} {}: map {}% reduce {}% ({}/{} maps, {}/{} reduces, {} failed attempts, {} s)",
+        s.id,
+        s.state.name(),
+        percent(s.maps_done, s.maps_total),
+        percent(s.reduces_done, s.reduces_total),
+        s.maps_done,
+        s.maps_total,
+        s.reduces_done,
+        s.reduces_total,
+        s.failed_attempts,
+        elapsed.as_secs()
+    )
 }

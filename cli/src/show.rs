@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use weft_client::JobStatus;
-use weft_core::outcome::OutcomeKind;
+use weft_core::spec::JobSpec;
 
 fn progress(s: &JobStatus) -> String {
     format!(
@@ -18,6 +18,12 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The time of day of `ms` since the epoch, UTC: `14:03:27`.
+fn clock(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// `45s`, `12m`, `3h`, `2d`.
@@ -54,8 +60,20 @@ pub fn table(jobs: &[JobStatus]) -> String {
     out
 }
 
-/// The `weft status` report.
-pub fn report(s: &JobStatus) -> String {
+/// A job's counters, one per line under `counters`; nothing when it has none.
+pub fn counters(s: &JobStatus) -> String {
+    if s.counters.is_empty() {
+        return String::new();
+    }
+    let mut out = "counters\n".to_string();
+    for (name, value) in &s.counters {
+        out += &format!("  {name:<40} {value}\n");
+    }
+    out
+}
+
+/// The `weft status` report; with the job's spec, the flags that would submit it again.
+pub fn report(s: &JobStatus, spec: Option<&JobSpec>) -> String {
     let mut out = format!("job       {} ({})\nstate     {}", s.id, s.name, s.state.name());
     if let Some(error) = &s.error {
         out += &format!(": {error}");
@@ -76,23 +94,31 @@ pub fn report(s: &JobStatus) -> String {
         let after: Vec<String> = s.after.iter().map(ToString::to_string).collect();
         out += &format!("after     {}\n", after.join(","));
     }
-    if !s.counters.is_empty() {
-        out += "counters\n";
-        for (name, value) in &s.counters {
-            out += &format!("  {name:<40} {value}\n");
-        }
+    if let Some(spec) = spec {
+        out += &format!("spec      weft submit {}\n", crate::spec_view::job_flags(spec));
+        out += &format!(
+            "rerun     weft resubmit {} [--output DIR] [JOB-FLAGS to change]\n",
+            s.id
+        );
     }
+    out += &counters(s);
     if !s.attempts.is_empty() {
-        out += "attempts\n";
+        out += &format!(
+            "attempts\n  {:>8} {:<6} {:>5} {:<4} {:<12} {:<22} {:<8} {:>9}  REASON\n",
+            "ID", "KIND", "TASK", "#", "STATE", "WORKER", "START", "DURATION"
+        );
         for a in &s.attempts {
+            let ended = if a.ended_ms > 0 { a.ended_ms } else { now_ms() };
             out += &format!(
-                "  {:>8} {:<6} {:>5} #{:<3} {:<12} {:<22} {}\n",
+                "  {:>8} {:<6} {:>5} #{:<3} {:<12} {:<22} {:<8} {:>9}  {}\n",
                 a.id,
                 a.kind.name(),
                 a.task_index,
                 a.number,
-                OutcomeKind::name_or_running(a.outcome),
+                a.state(),
                 a.worker,
+                clock(a.started_ms),
+                format!("{:.1}s", (ended - a.started_ms).max(0) as f64 / 1000.0),
                 a.reason
             );
         }

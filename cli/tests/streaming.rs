@@ -318,3 +318,118 @@ fn a_task_past_its_memory_limit_fails_saying_so() {
         fs::read_to_string(&inputs[0]).unwrap()
     );
 }
+
+/// A mapper that fails on a line `BOOM`, shipped as `check.py`.
+const CHECKER: &str = r#"
+import os, sys
+for line in sys.stdin:
+    if line.strip() == "BOOM":
+        sys.exit(f"bad record in {os.environ['mapreduce_map_input_file']} ({os.environ['MODE']})")
+    sys.stdout.write(line)
+"#;
+
+#[test]
+fn a_failed_job_shows_its_spec_and_is_resubmitted_after_its_input_is_fixed() {
+    let mut cluster = TestCluster::start(1, 2, &[]);
+    let input = cluster.path("in");
+    fs::create_dir_all(&input).unwrap();
+    let lines: Vec<String> = (0..300).map(|i| format!("record-{i:04}\t{i}")).collect();
+    for (f, chunk) in lines.chunks(100).enumerate() {
+        fs::write(input.join(format!("{f}.tsv")), chunk.join("\n") + "\n").unwrap();
+    }
+    fs::write(input.join("3.tsv"), "BOOM\n").unwrap();
+    let checker = cluster.path("check.py");
+    fs::write(&checker, CHECKER).unwrap();
+    let output = cluster.path("out");
+    let job = JobFlags::new(&input, &output)
+        .streaming("python3 check.py", "cat")
+        .flag("--file", s(&checker))
+        .flag("--env", "MODE=strict")
+        .flag("--reduce-tasks", "2")
+        .flag("--max-attempts", "1");
+    let failed_run = cluster.weft(&job.after(&["submit", "--wait"]));
+    assert!(!failed_run.status.success());
+    let failed = String::from_utf8_lossy(&failed_run.stdout).trim().to_string();
+    let progress = String::from_utf8_lossy(&failed_run.stderr);
+    assert!(
+        progress.contains("map 0% reduce 0%"),
+        "a plain progress line: {progress}"
+    );
+    assert!(
+        progress.contains("bad record in") && progress.contains("(strict)"),
+        "{progress}"
+    );
+
+    let report = cluster.weft(&["status", &failed]);
+    let report = String::from_utf8_lossy(&report.stdout);
+    let spec_line = report.lines().find(|l| l.starts_with("spec")).expect("a spec line");
+    for part in [
+        "--mapper 'python3 check.py'",
+        "--reducer cat",
+        "--file check.py",
+        "--env MODE=strict",
+        "--reduce-tasks 2",
+    ] {
+        assert!(spec_line.contains(part), "{part} not in {spec_line}");
+    }
+    let json = cluster.status_json(&failed);
+    assert_eq!(json["spec"]["files"][0]["name"], "check.py");
+    assert_eq!(json["spec"]["env"]["MODE"], "strict");
+    let states: Vec<&str> = json["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"failed") && !states.contains(&"running"), "{states:?}");
+
+    // Progress survives a restart of the coordinator.
+    let before = (json["maps_done"].clone(), json["reduces_done"].clone());
+    cluster.stop_coordinator("TERM");
+    cluster.restart_coordinator(1);
+    let after = cluster.status_json(&failed);
+    assert_eq!((after["maps_done"].clone(), after["reduces_done"].clone()), before);
+    let jobs = cluster.weft(&["jobs", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == failed.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["maps_done"], before.0, "weft jobs after a restart: {entry}");
+
+    // Fixed input, same output directory (the failed job left it empty), the spec kept.
+    fs::write(input.join("3.tsv"), "").unwrap();
+    let rerun = cluster.weft(&["resubmit", &failed, "--wait"]);
+    assert_ok(&rerun, &cluster);
+    let again = String::from_utf8_lossy(&rerun.stdout).trim().to_string();
+    assert_ne!(again, failed);
+    let finished = String::from_utf8_lossy(&rerun.stderr);
+    assert!(
+        finished.contains("counters") && finished.contains("weft:map_input_records"),
+        "{finished}"
+    );
+    let mut got: Vec<String> = read_parts(&output).concat().lines().map(str::to_string).collect();
+    got.sort();
+    assert_eq!(got, lines);
+
+    // A change on resubmit: a new output, and a variable replaced.
+    let changed = cluster.weft(&[
+        "resubmit",
+        &again,
+        "--output",
+        s(&cluster.path("out2")),
+        "--env",
+        "MODE=lax",
+        "--reduce-tasks",
+        "1",
+    ]);
+    assert_ok(&changed, &cluster);
+    let id = String::from_utf8_lossy(&changed.stdout).trim().to_string();
+    let spec = &cluster.status_json(&id)["spec"];
+    assert_eq!(spec["env"]["MODE"], "lax");
+    assert_eq!(spec["reduce_tasks"], 1);
+    assert_eq!(spec["files"][0]["bytes"], CHECKER.len());
+}

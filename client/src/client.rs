@@ -149,6 +149,12 @@ impl Client {
         Ok(status_from_wire(response.into_inner())?)
     }
 
+    /// The spec `id` was submitted with, shipped files included.
+    pub async fn spec(&self, id: &str) -> Result<JobSpec, ClientError> {
+        let response = self.jobs.clone().get_job_spec(job_ref(id)).await?;
+        Ok(JobSpec::try_from(response.into_inner())?)
+    }
+
     /// The newest jobs, up to `limit`.
     pub async fn list(&self, limit: u32) -> Result<Vec<JobStatus>, ClientError> {
         let response = self.jobs.clone().list_jobs(v1::ListJobsRequest { limit }).await?;

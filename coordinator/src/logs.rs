@@ -137,6 +137,7 @@ mod tests {
             number,
             worker: "w:1".into(),
             outcome: None,
+            queued: false,
             reason: String::new(),
             started_ms: 0,
             ended_ms: 0,

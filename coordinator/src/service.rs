@@ -226,6 +226,14 @@ impl JobService for JobApi {
         Ok(Response::new(status_to_wire(&status)))
     }
 
+    async fn get_job_spec(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobSpec>, Status> {
+        let caller = caller(&request);
+        let id = job_ref(request)?;
+        let record = self.jobs.record(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        require_owner(&caller, &record.owner, &id.to_string(), "see")?;
+        Ok(Response::new(v1::JobSpec::from(&record.spec)))
+    }
+
     async fn list_jobs(&self, request: Request<v1::ListJobsRequest>) -> Result<Response<v1::JobList>, Status> {
         let caller = caller(&request);
         let limit = match request.into_inner().limit {

@@ -214,8 +214,10 @@ pub struct AttemptInfo {
     pub number: u32,
     /// Where it ran.
     pub worker: String,
-    /// How it ended; `None` while it runs.
+    /// How it ended; `None` while it is queued or runs.
     pub outcome: Option<OutcomeKind>,
+    /// Whether it waits for a worker's slot (it has no outcome yet).
+    pub queued: bool,
     /// Why it failed.
     pub reason: String,
     /// Started at, ms since the epoch.
@@ -225,6 +227,17 @@ pub struct AttemptInfo {
 }
 
 impl AttemptInfo {
+    /// The state of an attempt that waits for a slot.
+    pub const QUEUED: &'static str = "queued";
+
+    /// "queued", "running", or how it ended.
+    pub fn state(&self) -> &'static str {
+        match (self.queued, self.outcome) {
+            (true, None) => Self::QUEUED,
+            (_, outcome) => OutcomeKind::name_or_running(outcome),
+        }
+    }
+
     /// The attempt as JSON, as [`JobStatus::to_json`] lists it.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -233,7 +246,7 @@ impl AttemptInfo {
             "task": self.task_index,
             "number": self.number,
             "worker": self.worker,
-            "outcome": OutcomeKind::name_or_running(self.outcome),
+            "outcome": self.state(),
             "reason": self.reason,
             "started_ms": self.started_ms,
             "ended_ms": self.ended_ms,

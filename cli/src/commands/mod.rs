@@ -7,6 +7,7 @@ pub mod generate_text;
 pub mod health;
 pub mod jobs;
 pub mod logs;
+pub mod resubmit;
 pub mod run;
 pub mod status;
 pub mod submit;
@@ -93,6 +94,7 @@ pub fn report(result: Result<JobStatus, ClientError>) -> anyhow::Result<ExitCode
                 status.reduces_total,
                 status.output.display()
             );
+            eprint!("{}", crate::show::counters(&status));
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

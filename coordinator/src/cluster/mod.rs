@@ -79,6 +79,8 @@ impl ClusterConfig {
 pub struct Cluster {
     state: Mutex<State>,
     config: ClusterConfig,
+    /// The first attempt id this coordinator process gave out.
+    first_attempt: AttemptId,
     lost_workers: broadcast::Sender<LostWorker>,
     joined: Notify,
     /// Bumped whenever the handlers served may have changed (a worker joined or left).
@@ -120,6 +122,7 @@ impl Cluster {
                 departed: Default::default(),
             }),
             config,
+            first_attempt,
             lost_workers,
             joined: Notify::new(),
             roster_changed: watch::Sender::new(0),
@@ -129,6 +132,11 @@ impl Cluster {
     /// A cluster whose attempt ids start at 1 and are not recorded anywhere.
     pub fn in_memory(config: ClusterConfig) -> Arc<Self> {
         Self::new(config, 1, Box::new(|_| {}))
+    }
+
+    /// Whether `attempt` was given out by this coordinator process (not one before a restart).
+    pub fn issued_here(&self, attempt: AttemptId) -> bool {
+        attempt >= self.first_attempt
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_auth::tokens::{Caller, Role};
+use weft_core::outcome::OutcomeKind;
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobState, JobStatus};
 use weft_core::work::{JobId, TaskKind};
@@ -232,32 +233,41 @@ impl Jobs {
                 status
             }
             None => match self.engine.store.job(id)? {
-                Some(record) => {
-                    let mut status = status_of(&record);
-                    for task in self.engine.store.committed_tasks(id)? {
-                        match task.kind {
-                            TaskKind::Map if status.state != JobState::Succeeded => status.maps_done += 1,
-                            TaskKind::Reduce if status.state != JobState::Succeeded => status.reduces_done += 1,
-                            _ => {}
-                        }
-                    }
-                    status
-                }
+                Some(record) => self.stored_status(&record)?,
                 None => return Ok(None),
             },
         };
         status.attempts = self.engine.store.attempts(id)?.into_iter().map(attempt_info).collect();
-        // Attempts running now are stored without their worker: the cluster knows it.
-        for attempt in status
-            .attempts
-            .iter_mut()
-            .filter(|a| a.outcome.is_none() && a.worker.is_empty())
-        {
-            if let Some((placement, _)) = self.engine.cluster.placement(attempt.id) {
-                attempt.worker = placement.shuffle_address;
+        // Attempts running now are stored without their worker: the cluster knows it. One
+        // without an outcome that the cluster has not placed was stopped with its job, waits
+        // for a slot, or was lost with the coordinator that ran it.
+        let final_state = status.state.is_final();
+        for attempt in status.attempts.iter_mut().filter(|a| a.outcome.is_none()) {
+            match self.engine.cluster.placement(attempt.id) {
+                Some((placement, _)) if attempt.worker.is_empty() => attempt.worker = placement.shuffle_address,
+                Some(_) => {}
+                None if final_state => attempt.outcome = Some(OutcomeKind::Cancelled),
+                None if self.engine.cluster.issued_here(attempt.id) => attempt.queued = true,
+                None => attempt.outcome = Some(OutcomeKind::Lost),
             }
         }
         Ok(Some(status))
+    }
+
+    /// The status of a job this coordinator does not run, from the store: with the tasks
+    /// it committed counted, so that progress survives a restart.
+    fn stored_status(&self, record: &JobRecord) -> Result<JobStatus, StoreError> {
+        let mut status = status_of(record);
+        if status.state != JobState::Succeeded {
+            for task in self.engine.store.committed_tasks(record.id)? {
+                match task.kind {
+                    TaskKind::Map => status.maps_done += 1,
+                    TaskKind::Reduce => status.reduces_done += 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(status)
     }
 
     /// A job's status as it changes; for a job that ended before this coordinator started,
@@ -275,13 +285,13 @@ impl Jobs {
         let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
         let records = self.engine.store.jobs(limit, owner)?;
         let registry = self.lock();
-        Ok(records
+        records
             .iter()
             .map(|record| match registry.jobs.get(&record.id) {
-                Some(entry) => entry.tracked.status.borrow().clone(),
-                None => status_of(record),
+                Some(entry) => Ok(entry.tracked.status.borrow().clone()),
+                None => self.stored_status(record),
             })
-            .collect())
+            .collect()
     }
 
     /// A job's record in the store: its spec, plan and owner.
@@ -326,6 +336,7 @@ fn attempt_info(a: AttemptRecord) -> AttemptInfo {
         number: a.number,
         worker: a.worker,
         outcome: a.outcome,
+        queued: false,
         reason: a.reason.unwrap_or_default(),
         started_ms: a.started_ms,
         ended_ms: a.ended_ms.unwrap_or(0),

@@ -184,7 +184,7 @@ pub fn timeline(status: &JobStatus) -> Vec<Lane> {
         };
         let left = (a.started_ms - start).max(0) as f64 / span * 100.0;
         let width = ((ended - a.started_ms).max(0) as f64 / span * 100.0).max(0.4);
-        let outcome = OutcomeKind::name_or_running(a.outcome);
+        let outcome = a.state();
         let took = duration(Duration::from_millis((ended - a.started_ms).max(0) as u64));
         let reason = if a.reason.is_empty() {
             String::new()

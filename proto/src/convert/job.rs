@@ -329,7 +329,7 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
                 task_index: a.task_index,
                 number: a.number,
                 worker: a.worker.clone(),
-                outcome: OutcomeKind::name_or_running(a.outcome).to_string(),
+                outcome: a.state().to_string(),
                 reason: a.reason.clone(),
                 started_ms: a.started_ms,
                 ended_ms: a.ended_ms,
@@ -391,7 +391,7 @@ fn attempt_from_wire(a: v1::AttemptInfo) -> Result<AttemptInfo, ConvertError> {
     };
     let kind = TaskKind::from_name(&a.kind).ok_or_else(|| unknown("task kind", &a.kind))?;
     let outcome = match a.outcome.as_str() {
-        "" | OutcomeKind::RUNNING => None,
+        "" | OutcomeKind::RUNNING | AttemptInfo::QUEUED => None,
         name => Some(OutcomeKind::from_name(name).ok_or_else(|| unknown("attempt outcome", name))?),
     };
     Ok(AttemptInfo {
@@ -401,6 +401,7 @@ fn attempt_from_wire(a: v1::AttemptInfo) -> Result<AttemptInfo, ConvertError> {
         number: a.number,
         worker: a.worker,
         outcome,
+        queued: a.outcome == AttemptInfo::QUEUED,
         reason: a.reason,
         started_ms: a.started_ms,
         ended_ms: a.ended_ms,
@@ -528,6 +529,7 @@ mod tests {
                     number: 1,
                     worker: "w:1".into(),
                     outcome: Some(OutcomeKind::TimedOut),
+                    queued: false,
                     reason: "timed out after 3 s".into(),
                     started_ms: 1,
                     ended_ms: 2,
@@ -539,6 +541,7 @@ mod tests {
                     number: 1,
                     worker: String::new(),
                     outcome: None,
+                    queued: true,
                     reason: String::new(),
                     started_ms: 3,
                     ended_ms: 0,
@@ -549,7 +552,7 @@ mod tests {
         let wire = status_to_wire(&status);
         assert_eq!(
             (wire.phase.as_str(), wire.attempts[1].outcome.as_str()),
-            ("done", "running")
+            ("done", "queued")
         );
         assert_eq!(status_from_wire(wire), Ok(status));
     }
