@@ -433,3 +433,83 @@ fn a_failed_job_shows_its_spec_and_is_resubmitted_after_its_input_is_fixed() {
     assert_eq!(spec["reduce_tasks"], 1);
     assert_eq!(spec["files"][0]["bytes"], CHECKER.len());
 }
+
+/// Emits Hadoop Aggregate records: word counts, the longest and shortest line, distinct
+/// words, and a histogram of first letters.
+const AGGREGATE_MAPPER: &str = r#"
+import re, sys
+for line in sys.stdin:
+    line = line.rstrip("\n")
+    words = re.findall(r"[^\W\d_]+", line)
+    for word in words:
+        print(f"LongValueSum:{word}\t1")
+        print(f"UniqValueCount:distinct\t{word}")
+        print(f"ValueHistogram:initials\t{word[0]}")
+    print(f"LongValueMax:longest\t{len(line)}")
+    print(f"LongValueMin:shortest\t{len(line)}")
+"#;
+
+/// The same aggregation computed in one Python process, with Hadoop's formulas.
+const AGGREGATE_EXPECTED: &str = r#"
+import math, re, sys
+sums, distinct, initials, lengths = {}, set(), {}, []
+for path in sys.argv[1:]:
+    for line in open(path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        lengths.append(len(line))
+        for word in re.findall(r"[^\W\d_]+", line):
+            sums[word] = sums.get(word, 0) + 1
+            distinct.add(word)
+            initials[word[0]] = initials.get(word[0], 0) + 1
+for word, n in sums.items():
+    print(f"{word}\t{n}")
+print(f"distinct\t{len(distinct)}")
+print(f"longest\t{max(lengths)}")
+print(f"shortest\t{min(lengths)}")
+counts = sorted(initials.values())
+mean = sum(counts) / len(counts)
+sd = math.sqrt(sum((c - mean) ** 2 for c in counts) / len(counts))
+print(f"initials\t{len(counts)}\t{counts[0]}\t{counts[len(counts) // 2]}\t{counts[-1]}\t{mean!r}\t{sd!r}")
+"#;
+
+#[test]
+fn the_aggregate_reducer_and_combiner_match_python() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let inputs = write_corpus(&cluster.path("in"), 4, 300, 21);
+    let mapper = cluster.path("agg_map.py");
+    fs::write(&mapper, AGGREGATE_MAPPER).unwrap();
+    let output = cluster.path("aggregated");
+    let job = JobFlags::new(&cluster.path("in"), &output)
+        .flag("--mapper", "python3 agg_map.py")
+        .flag("--reducer", "aggregate")
+        .flag("--combiner", "aggregate")
+        .flag("--file", s(&mapper))
+        .flag("--reduce-tasks", "2")
+        .flag("--split-size", "4KiB");
+    cluster.submit_wait(&job);
+    let mut got: Vec<String> = read_parts(&output).concat().lines().map(str::to_string).collect();
+    got.sort();
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(AGGREGATE_EXPECTED)
+        .args(&inputs)
+        .output()
+        .unwrap();
+    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+    let mut expected: Vec<String> = String::from_utf8(python.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+
+    // A key that names no aggregation fails the job with the aggregate's own reason.
+    let untyped = JobFlags::new(&inputs[0], &cluster.path("untyped"))
+        .streaming("cat", "aggregate")
+        .flag("--max-attempts", "1");
+    let failed = cluster.weft(&untyped.after(&["submit", "--wait"]));
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("names no aggregation"), "{err}");
+}

@@ -16,6 +16,7 @@
 //! the domain types of `weft_core`. [`metrics`] counts what the worker does, for
 //! `/metrics` on its HTTP listener (`--http`).
 
+pub mod aggregate;
 pub mod apps;
 pub mod builder;
 pub mod config;

@@ -13,6 +13,7 @@ use weft_core::partition::Partitioner;
 use weft_core::record;
 use weft_core::setup::KeyLayout;
 
+use crate::aggregate::{is_aggregate, Aggregate};
 use crate::process::{KillSwitch, Shell, TaskEnv};
 use crate::store::write_index;
 
@@ -174,6 +175,15 @@ pub fn append_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 fn combine(combiner: &Combiner, text: Vec<u8>, out: &mut impl Write, switch: &KillSwitch) -> io::Result<()> {
     if text.is_empty() {
         return Ok(());
+    }
+    if is_aggregate(&combiner.command) {
+        // Sorted in, sorted out: the partials go straight into records.
+        let mut aggregate = Aggregate::new(|key: &[u8], value: &[u8]| record::write_record(out, key, value), true);
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            let (key, value) = combiner.keys.split(line);
+            aggregate.push(key, value)?;
+        }
+        return aggregate.finish().map(drop);
     }
     let mut shell = Shell::spawn(&combiner.command, &combiner.env, Stdio::piped(), Stdio::piped(), switch)?;
     let mut stdin = shell.stdin().expect("piped");

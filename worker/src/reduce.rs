@@ -10,6 +10,7 @@ use weft_core::merge::Merger;
 use weft_core::spec::Program;
 use weft_core::status::counters::REDUCE_INPUT_RECORDS;
 
+use crate::aggregate::{is_aggregate, Aggregate};
 use crate::apps::AppReducer;
 use crate::map::TaskFailure;
 use crate::mapout::append_line;
@@ -51,6 +52,24 @@ pub fn run_reduce(
             }
             Program::Streaming {
                 reducer: Some(command), ..
+            } if is_aggregate(command) => {
+                let mut out = BufWriter::with_capacity(1 << 20, part);
+                let mut line = Vec::new();
+                let mut aggregate = Aggregate::new(
+                    |k: &[u8], v: &[u8]| {
+                        line.clear();
+                        append_line(&mut line, k, v);
+                        out.write_all(&line)
+                    },
+                    false,
+                );
+                let read = drain(merger, switch, |k, v| aggregate.push(k, v)).map_err(aggregate_failure)?;
+                let written = aggregate.finish().map_err(aggregate_failure)?;
+                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                Ok((written, input_records(read)))
+            }
+            Program::Streaming {
+                reducer: Some(command), ..
             } => {
                 let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(part.try_clone()?), switch)?;
                 let mut stdin = io::BufWriter::with_capacity(256 << 10, shell.stdin().expect("piped"));
@@ -86,6 +105,15 @@ pub fn run_reduce(
         TaskFailure::Io(e) => format!("reduce I/O error: {e}"),
         TaskFailure::Command(reason) => reason,
     })
+}
+
+/// The aggregate's own complaints (a key of no type, a value that is no number) are the
+/// task's reason, not an I/O error.
+fn aggregate_failure(e: io::Error) -> TaskFailure {
+    match e.kind() {
+        io::ErrorKind::InvalidData => TaskFailure::Command(e.to_string()),
+        _ => TaskFailure::Io(e),
+    }
 }
 
 fn input_records(n: u64) -> Counters {
