@@ -321,9 +321,10 @@ fn a_task_past_its_memory_limit_fails_saying_so() {
 
 /// A mapper that fails on a line `BOOM`, shipped as `check.py`.
 const CHECKER: &str = r#"
-import os, sys
+import os, sys, time
 for line in sys.stdin:
     if line.strip() == "BOOM":
+        time.sleep(1)  # the other maps commit first
         sys.exit(f"bad record in {os.environ['mapreduce_map_input_file']} ({os.environ['MODE']})")
     sys.stdout.write(line)
 "#;
@@ -384,11 +385,15 @@ fn a_failed_job_shows_its_spec_and_is_resubmitted_after_its_input_is_fixed() {
     assert!(states.contains(&"failed") && !states.contains(&"running"), "{states:?}");
 
     // Progress survives a restart of the coordinator.
-    let before = (json["maps_done"].clone(), json["reduces_done"].clone());
+    let before = (json["maps"]["done"].clone(), json["reduces"]["done"].clone());
+    assert_eq!(before.0, 3, "the three good maps committed: {json}");
     cluster.stop_coordinator("TERM");
     cluster.restart_coordinator(1);
     let after = cluster.status_json(&failed);
-    assert_eq!((after["maps_done"].clone(), after["reduces_done"].clone()), before);
+    assert_eq!(
+        (after["maps"]["done"].clone(), after["reduces"]["done"].clone()),
+        before
+    );
     let jobs = cluster.weft(&["jobs", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
     let entry = listed
@@ -398,7 +403,7 @@ fn a_failed_job_shows_its_spec_and_is_resubmitted_after_its_input_is_fixed() {
         .find(|j| j["id"] == failed.as_str())
         .unwrap()
         .clone();
-    assert_eq!(entry["maps_done"], before.0, "weft jobs after a restart: {entry}");
+    assert_eq!(entry["maps"]["done"], before.0, "weft jobs after a restart: {entry}");
 
     // Fixed input, same output directory (the failed job left it empty), the spec kept.
     fs::write(input.join("3.tsv"), "").unwrap();
@@ -512,4 +517,44 @@ fn the_aggregate_reducer_and_combiner_match_python() {
     assert!(!failed.status.success());
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(err.contains("names no aggregation"), "{err}");
+}
+
+#[test]
+fn a_thousand_small_files_pack_into_a_handful_of_tasks_each_line_knowing_its_file() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let input = cluster.path("small");
+    fs::create_dir_all(&input).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..1000 {
+        let name = format!("f{i:04}.txt");
+        fs::write(input.join(&name), format!("content of {i}\n")).unwrap();
+        expected.push(format!("{name}\tcontent of {i}"));
+    }
+    let output = cluster.path("packed");
+    let mapper = r#"name=$(basename "$WEFT_INPUT_FILE"); [ "$mapreduce_map_input_file" = "$WEFT_INPUT_FILE" ] || exit 9; while IFS= read -r line; do printf '%s\t%s\n' "$name" "$line"; done"#;
+    let job = JobFlags::new(&input, &output)
+        .streaming(mapper, "cat")
+        .flag("--combine-splits", "4KiB")
+        .flag("--reduce-tasks", "2");
+    let id = cluster.submit_wait(&job);
+    let status = cluster.status_json(&id);
+    let maps = status["maps"]["total"].as_u64().unwrap();
+    assert!(
+        (2..=6).contains(&maps),
+        "1,000 files of ~16 bytes in 4 KiB packs: {maps} map tasks"
+    );
+    let mut got: Vec<String> = read_parts(&output).concat().lines().map(str::to_string).collect();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // The built-in apps read packed inputs too.
+    let counted = cluster.path("counted");
+    cluster.submit_wait(
+        &JobFlags::new(&input, &counted)
+            .app("wordcount")
+            .flag("--combine-splits", "4KiB"),
+    );
+    let counts = read_keyed_output(&counted);
+    assert_eq!(counts["content"], "1000");
+    assert_eq!(counts["of"], "1000");
 }

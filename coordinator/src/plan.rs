@@ -2,11 +2,12 @@
 //! itself (splits, and for the sort app a sample of keys for its range partitioner), made
 //! at submit time too unless the job's inputs come from jobs it runs after.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use weft_core::partition::choose_split_points;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
-use weft_core::split::{expand_inputs, plan_splits, InputError, Split, SplitLines};
+use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
 
 use weft_auth::paths::{DataRoots, Outside};
 
@@ -19,8 +20,10 @@ const SORT_SAMPLE: usize = 10_000;
 /// restarted coordinator runs the same tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// One per map task.
+    /// One per map task (its first piece, for a task that packs small files).
     pub splits: Vec<Split>,
+    /// The whole files packed after its first split, by map task (`--combine-splits`).
+    pub packed: BTreeMap<u32, Vec<Split>>,
     /// The sort app's range partitioner; empty otherwise.
     pub split_points: Vec<Vec<u8>>,
     /// Total input bytes.
@@ -107,7 +110,23 @@ pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan
         }
     }
     let input_bytes = files.iter().map(|(_, size)| size).sum();
-    let splits = plan_splits(&files, spec.split_size);
+    let (splits, packed) = match spec.listing.combine_splits {
+        None => (plan_splits(&files, spec.split_size), BTreeMap::new()),
+        Some(combine) => {
+            let mut packed = BTreeMap::new();
+            let mut splits = Vec::new();
+            for (m, (first, more)) in plan_packed_splits(&files, spec.split_size, combine)
+                .into_iter()
+                .enumerate()
+            {
+                splits.push(first);
+                if !more.is_empty() {
+                    packed.insert(m as u32, more);
+                }
+            }
+            (splits, packed)
+        }
+    };
     if splits.len() > max_splits {
         return Err(PlanError::TooManySplits {
             splits: splits.len(),
@@ -122,6 +141,7 @@ pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan
     };
     Ok(Plan {
         splits,
+        packed,
         split_points,
         input_bytes,
     })

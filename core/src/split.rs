@@ -48,6 +48,40 @@ pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
     splits
 }
 
+/// Like [`plan_splits`], with files smaller than `combine` bytes packed together, whole and
+/// in order, into map inputs of about `combine` bytes each (Hadoop's
+/// `CombineFileInputFormat`): each map input is its first split and the whole files after it.
+pub fn plan_packed_splits(files: &[(PathBuf, u64)], split_size: u64, combine: u64) -> Vec<(Split, Vec<Split>)> {
+    let (small, large): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(_, size)| *size < combine);
+    let mut inputs: Vec<(Split, Vec<Split>)> = plan_splits(&large, split_size)
+        .into_iter()
+        .map(|split| (split, Vec::new()))
+        .collect();
+    let mut pack: Vec<Split> = Vec::new();
+    let mut packed = 0;
+    for (file, size) in small {
+        if size == 0 {
+            continue;
+        }
+        pack.push(Split {
+            file,
+            start: 0,
+            length: size,
+        });
+        packed += size;
+        if packed >= combine {
+            let mut pieces = std::mem::take(&mut pack).into_iter();
+            inputs.push((pieces.next().expect("a piece"), pieces.collect()));
+            packed = 0;
+        }
+    }
+    let mut pieces = pack.into_iter();
+    if let Some(first) = pieces.next() {
+        inputs.push((first, pieces.collect()));
+    }
+    inputs
+}
+
 /// Reads the lines a split owns, without their `\n`.
 pub struct SplitLines<R> {
     reader: R,
@@ -437,6 +471,25 @@ mod tests {
         assert_eq!(names, vec![("a.txt".to_string(), 1), ("b.txt".to_string(), 2)]);
         let missing = expand_inputs(&[dir.path().join("nope")], false).unwrap_err();
         assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+
+    #[test]
+    fn small_files_pack_into_inputs_of_about_the_combine_size() {
+        let files: Vec<(PathBuf, u64)> = (0..10)
+            .map(|i| (PathBuf::from(format!("/s{i}")), 30))
+            .chain([(PathBuf::from("/big"), 210), (PathBuf::from("/empty"), 0)])
+            .collect();
+        let inputs = plan_packed_splits(&files, 100, 100);
+        let shape: Vec<usize> = inputs.iter().map(|(_, more)| 1 + more.len()).collect();
+        // The big file in splits of 100 and 110 (the slop), then packs of 4, 4 and 2 files.
+        assert_eq!(shape, [1, 1, 4, 4, 2]);
+        assert_eq!((inputs[1].0.start, inputs[1].0.length), (100, 110));
+        let packed: u64 = inputs[2..]
+            .iter()
+            .flat_map(|(s, more)| std::iter::once(s).chain(more))
+            .map(|s| s.length)
+            .sum();
+        assert_eq!(packed, 300);
     }
 
     #[test]

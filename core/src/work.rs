@@ -275,6 +275,8 @@ pub struct MapWork {
     pub program: Arc<JobProgram>,
     /// The input.
     pub split: Split,
+    /// Whole files read after it, for a task that packs small files.
+    pub more: Vec<Split>,
     /// The job's reduce tasks; 0 for a map-only job.
     pub reduce_tasks: u32,
     /// A map-only job's part file, under its temporary name.

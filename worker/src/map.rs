@@ -52,6 +52,8 @@ pub struct MapTask<'a> {
     pub roots: &'a DataRoots,
     /// The input.
     pub split: &'a Split,
+    /// Whole files read after it (a task that packs small files).
+    pub more: &'a [Split],
     /// Reduce tasks of the job; 0 for map-only.
     pub reduce_tasks: u32,
     /// Map-only jobs: the part file to write.
@@ -117,18 +119,28 @@ fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -
     )
 }
 
-fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
-    let mut mapper = AppMapper::new(app, &task.split.file).map_err(TaskFailure::Command)?;
-    let mut out = writer(task, None, switch)?;
-    let mut lines = SplitLines::in_file(task.roots.open(&task.split.file)?, task.split)?;
-    let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
-    let mut n = 0u64;
-    while let Some(run) = lines.next_lines()? {
-        n += mapper.map_lines(run, &mut emit)?;
-        switch.check()?;
+impl MapTask<'_> {
+    /// The pieces of input it reads, in order.
+    fn pieces(&self) -> impl Iterator<Item = &Split> {
+        std::iter::once(self.split).chain(self.more)
     }
-    mapper.finish(&mut emit)?;
-    let input = (n, lines.bytes_read());
+}
+
+fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
+    let mut out = writer(task, None, switch)?;
+    let (mut lines_read, mut bytes_read) = (0u64, 0u64);
+    for piece in task.pieces() {
+        let mut mapper = AppMapper::new(app, &piece.file).map_err(TaskFailure::Command)?;
+        let mut lines = SplitLines::in_file(task.roots.open(&piece.file)?, piece)?;
+        let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
+        while let Some(run) = lines.next_lines()? {
+            lines_read += mapper.map_lines(run, &mut emit)?;
+            switch.check()?;
+        }
+        mapper.finish(&mut emit)?;
+        bytes_read += lines.bytes_read();
+    }
+    let input = (lines_read, bytes_read);
     let records = out.records;
     let partition_bytes = out.finish()?;
     Ok(match &task.output_file {
@@ -160,29 +172,37 @@ fn map_streaming(
     combiner: Option<&str>,
     switch: &KillSwitch,
 ) -> Result<MapResult, TaskFailure> {
-    let input = task.roots.open(&task.split.file)?;
-    let (begin, end) = line_range_in(&input, task.split)?;
     let part = match &task.output_file {
         Some(part) => Some(task.roots.create(part, task.program.output_mode)?),
         None => None,
     };
-    let stdout = match &part {
-        Some(part) => Stdio::from(part.try_clone()?),
-        None => Stdio::piped(),
-    };
-    let mut shell = Shell::spawn(mapper, &task.env, Stdio::piped(), stdout, switch)?;
-    let stdin = shell.stdin().expect("piped");
-    let feeding = switch.clone();
-    let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin, feeding));
-    let (partition_bytes, records, counters) = match shell.stdout() {
-        Some(stdout) => {
-            let keys = task.program.setup.keys;
+    let keys = task.program.setup.keys;
+    let mut out = match part {
+        Some(_) => None,
+        None => {
             let combiner = combiner.map(|command| Combiner {
                 command: command.to_string(),
                 env: task.env.clone(),
                 keys,
             });
-            let mut out = writer(task, combiner, switch)?;
+            Some(writer(task, combiner, switch)?)
+        }
+    };
+    let (mut lines_fed, mut bytes_fed, mut counters) = (0u64, 0u64, Counters::new());
+    // One mapper per piece, so that each sees its own file's name.
+    for piece in task.pieces() {
+        let input = task.roots.open(&piece.file)?;
+        let (begin, end) = line_range_in(&input, piece)?;
+        let stdout = match &part {
+            Some(part) => Stdio::from(part.try_clone()?),
+            None => Stdio::piped(),
+        };
+        let env = task.env.reading(&piece.file);
+        let mut shell = Shell::spawn(mapper, &env, Stdio::piped(), stdout, switch)?;
+        let stdin = shell.stdin().expect("piped");
+        let feeding = switch.clone();
+        let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin, feeding));
+        if let (Some(stdout), Some(out)) = (shell.stdout(), out.as_mut()) {
             let mut reader = BufReader::with_capacity(256 << 10, stdout);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line)? > 0 {
@@ -191,24 +211,28 @@ fn map_streaming(
                 out.add(key, value)?;
                 line.clear();
             }
-            // The mapper's status decides; a failed spill after a failed mapper is noise.
+        }
+        // The mapper's status decides; a failed spill after a failed mapper is noise.
+        for (name, n) in shell.wait().map_err(TaskFailure::Command)? {
+            *counters.entry(name).or_default() += n;
+        }
+        lines_fed += feeder
+            .join()
+            .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
+        bytes_fed += end - begin;
+    }
+    let (partition_bytes, records) = match (out, part) {
+        (Some(out), _) => {
             let records = out.records;
-            let counters = shell.wait().map_err(TaskFailure::Command)?;
-            (out.finish()?, records, counters)
+            (out.finish()?, records)
         }
-        None => {
-            let counters = shell.wait().map_err(TaskFailure::Command)?;
-            let part = part.expect("stdout goes to the part file");
-            (Vec::new(), finish_part(part)?, counters)
-        }
+        (None, Some(part)) => (Vec::new(), finish_part(part)?),
+        (None, None) => unreachable!("output goes to a writer or to the part file"),
     };
-    let lines_fed = feeder
-        .join()
-        .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
     Ok(MapResult::new(
         partition_bytes,
         records,
-        (lines_fed, end - begin),
+        (lines_fed, bytes_fed),
         counters,
     ))
 }

@@ -159,6 +159,24 @@ pub struct TaskEnv {
     pub memory: Option<u64>,
 }
 
+impl TaskEnv {
+    /// The variables naming the input file a mapper reads.
+    pub const INPUT_FILE_VARS: [&'static str; 2] = ["WEFT_INPUT_FILE", "mapreduce_map_input_file"];
+
+    /// This environment for a mapper reading `file` (a task that packs small files runs one
+    /// mapper per file).
+    pub fn reading(&self, file: &std::path::Path) -> TaskEnv {
+        let mut env = self.clone();
+        let name = file.to_string_lossy();
+        for (var, value) in &mut env.vars {
+            if Self::INPUT_FILE_VARS.contains(&var.as_str()) {
+                *value = name.to_string();
+            }
+        }
+        env
+    }
+}
+
 /// Limits this process's address space; for `pre_exec` (setrlimit is async-signal-safe).
 pub fn limit_memory(bytes: u64) -> io::Result<()> {
     let limit = libc::rlimit {

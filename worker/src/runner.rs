@@ -231,6 +231,7 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
             program: &work.program,
             roots: &roots,
             split: &work.split,
+            more: &work.more,
             reduce_tasks: work.reduce_tasks,
             output_file: work.output_file.clone(),
             output_dir,

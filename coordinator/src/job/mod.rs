@@ -436,6 +436,7 @@ impl Job {
             work: Work::Map(MapWork {
                 program: self.program.clone(),
                 split: self.plan.plan.splits[m as usize].clone(),
+                more: self.plan.plan.packed.get(&m).cloned().unwrap_or_default(),
                 reduce_tasks: self.plan.spec.reduce_tasks,
                 output_file,
             }),

@@ -260,18 +260,41 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredPlan {
     /// (file, start, length) per map task.
-    splits: Vec<(StoredPath, u64, u64)>,
+    splits: Vec<StoredSplit>,
+    /// The files packed after a map task's first split, by map task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    packed: Vec<(u32, Vec<StoredSplit>)>,
     split_points: Vec<Vec<u8>>,
     input_bytes: u64,
+}
+
+type StoredSplit = (StoredPath, u64, u64);
+
+fn split_to_store(s: &Split) -> StoredSplit {
+    (s.file.as_path().into(), s.start, s.length)
+}
+
+fn splits_from_store(stored: Vec<StoredSplit>) -> Result<Vec<Split>, DecodeError> {
+    stored
+        .into_iter()
+        .map(|(file, start, length)| {
+            Ok(Split {
+                file: file.try_into()?,
+                start,
+                length,
+            })
+        })
+        .collect()
 }
 
 /// A plan as the store keeps it.
 pub fn encode_plan(plan: &Plan) -> Result<String, serde_json::Error> {
     let stored = StoredPlan {
-        splits: plan
-            .splits
+        splits: plan.splits.iter().map(split_to_store).collect(),
+        packed: plan
+            .packed
             .iter()
-            .map(|s| (s.file.as_path().into(), s.start, s.length))
+            .map(|(m, more)| (*m, more.iter().map(split_to_store).collect()))
             .collect(),
         split_points: plan.split_points.clone(),
         input_bytes: plan.input_bytes,
@@ -282,19 +305,13 @@ pub fn encode_plan(plan: &Plan) -> Result<String, serde_json::Error> {
 /// A plan the store kept.
 pub fn decode_plan(json: &str) -> Result<Plan, DecodeError> {
     let stored: StoredPlan = serde_json::from_str(json)?;
-    let splits = stored
-        .splits
-        .into_iter()
-        .map(|(file, start, length)| {
-            Ok(Split {
-                file: file.try_into()?,
-                start,
-                length,
-            })
-        })
-        .collect::<Result<_, DecodeError>>()?;
     Ok(Plan {
-        splits,
+        splits: splits_from_store(stored.splits)?,
+        packed: stored
+            .packed
+            .into_iter()
+            .map(|(m, more)| Ok((m, splits_from_store(more)?)))
+            .collect::<Result<_, DecodeError>>()?,
         split_points: stored.split_points,
         input_bytes: stored.input_bytes,
     })
@@ -334,10 +351,19 @@ mod tests {
 
         let plan = Plan {
             splits: vec![Split {
-                file: odd,
+                file: odd.clone(),
                 start: 0,
                 length: 9,
             }],
+            packed: [(
+                0,
+                vec![Split {
+                    file: odd,
+                    start: 0,
+                    length: 4,
+                }],
+            )]
+            .into(),
             split_points: vec![b"m\xff".to_vec()],
             input_bytes: 9,
         };

@@ -115,6 +115,7 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
             start: 0,
             length: 10,
         }],
+        packed: Default::default(),
         split_points: vec![],
         input_bytes: 10,
     };

@@ -24,6 +24,14 @@ fn path_to_wire(path: PathBuf) -> String {
 }
 
 /// The path a `string` field and its `bytes` twin carry.
+/// A path's bytes when it is not UTF-8 (then its text on the wire is empty).
+fn path_bytes(path: &std::path::Path) -> Vec<u8> {
+    match path.to_str() {
+        Some(_) => Vec::new(),
+        None => path.as_os_str().as_bytes().to_vec(),
+    }
+}
+
 fn path_from_wire(text: String, bytes: Vec<u8>) -> PathBuf {
     if bytes.is_empty() {
         PathBuf::from(text)
@@ -45,13 +53,20 @@ impl From<Assignment> for v1::Assignment {
         let work = match a.work {
             Work::Map(m) => assignment::Work::Map(v1::MapWork {
                 program: Some(program_to_wire(&m.program)),
-                file_bytes: match m.split.file.to_str() {
-                    Some(_) => Vec::new(),
-                    None => m.split.file.as_os_str().as_bytes().to_vec(),
-                },
+                file_bytes: path_bytes(&m.split.file),
                 file: path_to_wire(m.split.file),
                 start: m.split.start,
                 length: m.split.length,
+                more: m
+                    .more
+                    .into_iter()
+                    .map(|piece| v1::FilePiece {
+                        file_bytes: path_bytes(&piece.file),
+                        file: path_to_wire(piece.file),
+                        start: piece.start,
+                        length: piece.length,
+                    })
+                    .collect(),
                 reduce_tasks: m.reduce_tasks,
                 output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
             }),
@@ -102,6 +117,15 @@ impl TryFrom<v1::Assignment> for Assignment {
                         start: m.start,
                         length: m.length,
                     },
+                    more: m
+                        .more
+                        .into_iter()
+                        .map(|piece| Split {
+                            file: path_from_wire(piece.file, piece.file_bytes),
+                            start: piece.start,
+                            length: piece.length,
+                        })
+                        .collect(),
                     reduce_tasks: m.reduce_tasks,
                     output_file: optional_path(m.output_file),
                 };
@@ -441,6 +465,11 @@ mod tests {
                     start: 10,
                     length: 20,
                 },
+                more: vec![Split {
+                    file: std::ffi::OsString::from_vec(b"/in/odd\xff".to_vec()).into(),
+                    start: 0,
+                    length: 5,
+                }],
                 reduce_tasks: 0,
                 output_file: Some("/out/.weft-tmp/part-00003.attempt-7".into()),
             }),
