@@ -117,6 +117,15 @@ pub fn bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Like [`bytes`], where a bare number counts mebibytes (for flags that took MiB before
+/// they took units): `64` and `64MiB` alike.
+pub fn mebibytes(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(mib) => mib.checked_mul(1 << 20).ok_or_else(|| format!("{text:?} is too large")),
+        Err(_) => bytes(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +139,7 @@ mod tests {
         assert!(bytes("lots").unwrap_err().contains("not a size"));
         assert!(bytes("3 parsecs").unwrap_err().contains("unknown size unit"));
         assert!(bytes("99999999999T").is_err());
+        assert_eq!(mebibytes("64"), Ok(64 << 20));
+        assert_eq!(mebibytes("512KiB"), Ok(512 << 10));
     }
 }

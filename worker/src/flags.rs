@@ -49,12 +49,13 @@ pub struct WorkerFlags {
     /// Keep attempts' logs (for `weft logs` and the dashboard) this long.
     #[arg(long, default_value = "86400", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
     keep_logs: std::time::Duration,
-    /// Map sort buffer in MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
-    sort_buffer_mb: usize,
-    /// Reducer merge buffer in MiB; fetched map output past it is merged on disk.
-    #[arg(long, default_value_t = 128, value_name = "MIB")]
-    merge_buffer_mb: usize,
+    /// Map sort buffer, like 64MiB (a bare number is MiB; --sort-buffer-mb is the old name).
+    #[arg(long, alias = "sort-buffer-mb", default_value = "64", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    sort_buffer: u64,
+    /// Reducer merge buffer, like 128MiB (a bare number is MiB; --merge-buffer-mb is the old
+    /// name); fetched map output past it is merged on disk.
+    #[arg(long, alias = "merge-buffer-mb", default_value = "128", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    merge_buffer: u64,
     /// Serve queue tasks of handler NAME with COMMAND (run by `sh -c`), started once per
     /// slot when first needed and sent task after task over file descriptors 3 and 4
     /// (see the protocol in the README). Repeatable.
@@ -85,8 +86,8 @@ impl WorkerFlags {
         config.advertise = self.advertise.clone();
         config.http = self.http;
         config.keep_logs = self.keep_logs;
-        config.sort_buffer = self.sort_buffer_mb << 20;
-        config.merge_buffer = self.merge_buffer_mb << 20;
+        config.sort_buffer = self.sort_buffer as usize;
+        config.merge_buffer = self.merge_buffer as usize;
         config.command_handlers = self.handlers.clone();
         Ok(config)
     }

@@ -76,9 +76,10 @@ pub struct Args {
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
     recovery_grace: Duration,
-    /// The largest message accepted or sent, in MiB.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
-    max_message_mb: usize,
+    /// The largest message accepted or sent, like 16MiB (a bare number is MiB;
+    /// --max-message-mb is the old name).
+    #[arg(long, alias = "max-message-mb", default_value = "16", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    max_message: u64,
     /// Tasks in one batch.
     #[arg(long, default_value_t = Limits::default().max_batch_tasks, value_name = "N")]
     max_batch_tasks: usize,
@@ -136,7 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         data_roots: args.data_root,
     };
     config.limits = Limits {
-        max_message_bytes: args.max_message_mb.max(1) << 20,
+        max_message_bytes: (args.max_message as usize).max(1 << 20),
         max_batch_tasks: args.max_batch_tasks,
         max_splits: args.max_splits,
         max_reduce_tasks: args.max_reduce_tasks,

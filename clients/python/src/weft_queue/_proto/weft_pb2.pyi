@@ -36,7 +36,7 @@ JOB_PHASE_REDUCE: JobPhase
 JOB_PHASE_DONE: JobPhase
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode")
+    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode", "files", "env", "keys", "task_memory", "recursive", "combine_splits")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,12 @@ class JobSpec(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_MODE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    TASK_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    COMBINE_SPLITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
     output: str
@@ -61,7 +67,39 @@ class JobSpec(_message.Message):
     priority: int
     after: _containers.RepeatedScalarFieldContainer[str]
     output_mode: int
-    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ...) -> None: ...
+    files: _containers.RepeatedCompositeFieldContainer[ShippedFile]
+    env: _containers.RepeatedCompositeFieldContainer[EnvVar]
+    keys: KeyLayout
+    task_memory: int
+    recursive: bool
+    combine_splits: int
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ..., files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., recursive: bool = ..., combine_splits: _Optional[int] = ...) -> None: ...
+
+class ShippedFile(_message.Message):
+    __slots__ = ("name", "contents", "executable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    contents: bytes
+    executable: bool
+    def __init__(self, name: _Optional[str] = ..., contents: _Optional[bytes] = ..., executable: bool = ...) -> None: ...
+
+class EnvVar(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class KeyLayout(_message.Message):
+    __slots__ = ("fields", "partition_fields")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    fields: int
+    partition_fields: int
+    def __init__(self, fields: _Optional[int] = ..., partition_fields: _Optional[int] = ...) -> None: ...
 
 class BuiltinApp(_message.Message):
     __slots__ = ("name", "pattern")
@@ -456,23 +494,37 @@ class Assignment(_message.Message):
     def __init__(self, attempt_id: _Optional[int] = ..., job_id: _Optional[str] = ..., task_index: _Optional[int] = ..., attempt_number: _Optional[int] = ..., map: _Optional[_Union[MapWork, _Mapping]] = ..., reduce: _Optional[_Union[ReduceWork, _Mapping]] = ..., queue: _Optional[_Union[QueueTask, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Program(_message.Message):
-    __slots__ = ("app", "streaming", "split_points", "task_timeout_secs", "output_mode", "data_roots")
+    __slots__ = ("app", "streaming", "split_points", "task_timeout_secs", "output_mode", "data_roots", "env", "keys", "task_memory", "files")
     APP_FIELD_NUMBER: _ClassVar[int]
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     SPLIT_POINTS_FIELD_NUMBER: _ClassVar[int]
     TASK_TIMEOUT_SECS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_MODE_FIELD_NUMBER: _ClassVar[int]
     DATA_ROOTS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    TASK_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     app: BuiltinApp
     streaming: StreamingCommands
     split_points: _containers.RepeatedScalarFieldContainer[bytes]
     task_timeout_secs: int
     output_mode: int
     data_roots: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_points: _Optional[_Iterable[bytes]] = ..., task_timeout_secs: _Optional[int] = ..., output_mode: _Optional[int] = ..., data_roots: _Optional[_Iterable[str]] = ...) -> None: ...
+    env: _containers.RepeatedCompositeFieldContainer[EnvVar]
+    keys: KeyLayout
+    task_memory: int
+    files: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_points: _Optional[_Iterable[bytes]] = ..., task_timeout_secs: _Optional[int] = ..., output_mode: _Optional[int] = ..., data_roots: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ShippedFiles(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[ShippedFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ...) -> None: ...
 
 class MapWork(_message.Message):
-    __slots__ = ("program", "file", "start", "length", "reduce_tasks", "output_file", "file_bytes")
+    __slots__ = ("program", "file", "start", "length", "reduce_tasks", "output_file", "file_bytes", "more")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -480,6 +532,7 @@ class MapWork(_message.Message):
     REDUCE_TASKS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILE_FIELD_NUMBER: _ClassVar[int]
     FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     program: Program
     file: str
     start: int
@@ -487,7 +540,20 @@ class MapWork(_message.Message):
     reduce_tasks: int
     output_file: str
     file_bytes: bytes
-    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., file: _Optional[str] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., reduce_tasks: _Optional[int] = ..., output_file: _Optional[str] = ..., file_bytes: _Optional[bytes] = ...) -> None: ...
+    more: _containers.RepeatedCompositeFieldContainer[FilePiece]
+    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., file: _Optional[str] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., reduce_tasks: _Optional[int] = ..., output_file: _Optional[str] = ..., file_bytes: _Optional[bytes] = ..., more: _Optional[_Iterable[_Union[FilePiece, _Mapping]]] = ...) -> None: ...
+
+class FilePiece(_message.Message):
+    __slots__ = ("file", "file_bytes", "start", "length")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    file_bytes: bytes
+    start: int
+    length: int
+    def __init__(self, file: _Optional[str] = ..., file_bytes: _Optional[bytes] = ..., start: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class MapLocation(_message.Message):
     __slots__ = ("map_task", "map_attempt", "shuffle_address")

@@ -49,6 +49,11 @@ class JobServiceStub(object):
                 request_serializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
                 response_deserializer=weft__queue_dot___proto_dot_weft__pb2.JobStatus.FromString,
                 _registered_method=True)
+        self.GetJobSpec = channel.unary_unary(
+                '/weft.v1.JobService/GetJobSpec',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.JobSpec.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/weft.v1.JobService/WatchJob',
                 request_serializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
@@ -102,6 +107,13 @@ class JobServiceServicer(object):
 
     def GetJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobSpec(self, request, context):
+        """The job's spec as submitted (shipped files included), to show it or submit it again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -170,6 +182,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.FromString,
                     response_serializer=weft__queue_dot___proto_dot_weft__pb2.JobStatus.SerializeToString,
+            ),
+            'GetJobSpec': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobSpec,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.JobSpec.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -266,6 +283,33 @@ class JobService(object):
             '/weft.v1.JobService/GetJob',
             weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
             weft__queue_dot___proto_dot_weft__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.JobService/GetJobSpec',
+            weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.JobSpec.FromString,
             options,
             channel_credentials,
             insecure,
@@ -481,6 +525,11 @@ class WorkerServiceStub(object):
                 request_serializer=weft__queue_dot___proto_dot_weft__pb2.WorkerMessage.SerializeToString,
                 response_deserializer=weft__queue_dot___proto_dot_weft__pb2.CoordinatorMessage.FromString,
                 _registered_method=True)
+        self.JobFiles = channel.unary_unary(
+                '/weft.v1.WorkerService/JobFiles',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.ShippedFiles.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer(object):
@@ -494,6 +543,13 @@ class WorkerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JobFiles(self, request, context):
+        """The files shipped with a running job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -501,6 +557,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Session,
                     request_deserializer=weft__queue_dot___proto_dot_weft__pb2.WorkerMessage.FromString,
                     response_serializer=weft__queue_dot___proto_dot_weft__pb2.CoordinatorMessage.SerializeToString,
+            ),
+            'JobFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.JobFiles,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.JobRef.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.ShippedFiles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +592,33 @@ class WorkerService(object):
             '/weft.v1.WorkerService/Session',
             weft__queue_dot___proto_dot_weft__pb2.WorkerMessage.SerializeToString,
             weft__queue_dot___proto_dot_weft__pb2.CoordinatorMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JobFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.WorkerService/JobFiles',
+            weft__queue_dot___proto_dot_weft__pb2.JobRef.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.ShippedFiles.FromString,
             options,
             channel_credentials,
             insecure,
