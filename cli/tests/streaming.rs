@@ -55,11 +55,17 @@ fn shipped_scripts_run_relative_on_workers_in_other_directories_as_shipped() {
     let scripts = cluster.path("scripts");
     fs::create_dir_all(&scripts).unwrap();
     fs::write(scripts.join("map.py"), MAPPER).unwrap();
+    // Executable as shipped: run as ./map.py.
+    fs::set_permissions(
+        scripts.join("map.py"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     fs::write(scripts.join("reduce.py"), REDUCER).unwrap();
     let inputs = write_corpus(&cluster.path("in"), 6, 400, 11);
     let output = cluster.path("out");
     let job = JobFlags::new(&cluster.path("in"), &output)
-        .flag("--mapper", "python3 ./map.py")
+        .flag("--mapper", "./map.py")
         .flag("--reducer", "python3 ./reduce.py")
         .flag("--file", s(&scripts.join("map.py")))
         .flag("--file", &format!("{}#reduce.py", s(&scripts.join("reduce.py"))))

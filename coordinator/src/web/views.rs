@@ -141,6 +141,34 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
     ] {
         lines.push(SpecLine { key, value });
     }
+    let files: Vec<String> = spec
+        .files
+        .iter()
+        .map(|f| format!("{} ({} bytes)", f.name, f.contents.len()))
+        .collect();
+    // Variables by name only: their values may be meant for the tasks alone.
+    let env: Vec<&str> = spec.setup.env.iter().map(|(name, _)| name.as_str()).collect();
+    let keys = spec.setup.keys;
+    let optional = [
+        ("files", (!files.is_empty()).then(|| files.join(", "))),
+        ("variables", (!env.is_empty()).then(|| env.join(", "))),
+        ("key fields", (!keys.is_default()).then(|| keys.fields.to_string())),
+        ("partition fields", keys.partition_fields.map(|k| k.to_string())),
+        (
+            "task memory",
+            spec.setup.task_memory.map(|m| format!("{} MiB", m >> 20)),
+        ),
+        ("recursive", spec.listing.recursive.then(|| "yes".to_string())),
+        (
+            "combine splits",
+            spec.listing.combine_splits.map(|c| format!("{c} bytes")),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            lines.push(SpecLine { key, value });
+        }
+    }
     lines
 }
 
