@@ -6,7 +6,6 @@ mod job_args;
 mod progress;
 mod show;
 mod signals;
-mod spec_view;
 mod units;
 
 use std::process::ExitCode;

@@ -95,7 +95,7 @@ pub fn report(s: &JobStatus, spec: Option<&JobSpec>) -> String {
         out += &format!("after     {}\n", after.join(","));
     }
     if let Some(spec) = spec {
-        out += &format!("spec      weft submit {}\n", crate::spec_view::job_flags(spec));
+        out += &format!("spec      weft submit {}\n", weft_core::spec_view::job_flags(spec));
         out += &format!(
             "rerun     weft resubmit {} [--output DIR] [JOB-FLAGS to change]\n",
             s.id

@@ -32,6 +32,7 @@ pub mod partition;
 pub mod record;
 pub mod setup;
 pub mod spec;
+pub mod spec_view;
 pub mod split;
 pub mod status;
 pub mod work;

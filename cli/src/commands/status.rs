@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use super::OneJob;
-use crate::{show, spec_view};
+use weft_core::spec_view;
+
+use crate::show;
 
 /// Flags of `weft status`.
 pub type Args = OneJob;

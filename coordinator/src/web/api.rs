@@ -1,5 +1,6 @@
 //! The JSON API under `/api/`: what the pages show, for scripts. A job is the same JSON as
-//! `weft status --json` ([`JobStatus::to_json`](weft_core::status::JobStatus::to_json)).
+//! `weft status --json` ([`JobStatus::to_json`](weft_core::status::JobStatus::to_json), and
+//! its `spec` from [`spec_view::to_json`](weft_core::spec_view::to_json)).
 //! Every answer is checked like its gRPC twin: a job is seen or cancelled by its owner or
 //! an admin; an unknown or malformed id is 404.
 
@@ -61,11 +62,16 @@ pub async fn jobs(State(web): State<Web>, headers: HeaderMap, Query(query): Quer
     answer().into_response()
 }
 
-/// `GET /api/jobs/{id}`: one job with its attempts.
+/// `GET /api/jobs/{id}`: one job with its attempts and its spec.
 pub async fn job(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let answer = || -> Result<_, Refusal> {
         let caller = reader(&web, &headers)?;
-        Ok(Json(visible_job(&web, &caller, &id, "see")?.to_json()))
+        let status = visible_job(&web, &caller, &id, "see")?;
+        let mut json = status.to_json();
+        if let Some(record) = web.jobs.record(status.id)? {
+            json["spec"] = weft_core::spec_view::to_json(&record.spec);
+        }
+        Ok(Json(json))
     };
     answer().into_response()
 }

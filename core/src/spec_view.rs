@@ -1,7 +1,8 @@
 //! A job's spec shown back to its user: as the `weft submit` flags that would submit it
-//! again (for `weft status`), and as JSON (for `weft status --json`).
+//! again (for `weft status`), and as JSON (the `spec` of `weft status --json` and of the
+//! dashboard's `/api/jobs/ID`).
 
-use weft_core::spec::{JobSpec, Program};
+use crate::spec::{Builtin, JobSpec, Program};
 
 /// The JOB-FLAGS of `spec`, quoted for a POSIX shell. A shipped file shows as `--file NAME`:
 /// its bytes are kept with the job, not its source path.
@@ -16,7 +17,7 @@ pub fn job_flags(spec: &JobSpec) -> String {
     match &spec.program {
         Program::Builtin(app) => {
             flag("app", app.name());
-            if let weft_core::spec::Builtin::Grep { pattern } = app {
+            if let Builtin::Grep { pattern } = app {
                 flag("pattern", pattern);
             }
         }
@@ -91,7 +92,7 @@ pub fn to_json(spec: &JobSpec) -> serde_json::Value {
     let (app, pattern, mapper, reducer, combiner) = match &spec.program {
         Program::Builtin(app) => {
             let pattern = match app {
-                weft_core::spec::Builtin::Grep { pattern } => Some(pattern.clone()),
+                Builtin::Grep { pattern } => Some(pattern.clone()),
                 _ => None,
             };
             (Some(app.name()), pattern, None, None, None)
