@@ -52,15 +52,29 @@ impl OwnedDir {
     pub fn create(parent: &Path, prefix: &str) -> io::Result<Self> {
         remove_abandoned(parent, prefix);
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
+        // Between making the directory and locking it, another process's sweep may hold
+        // its lock or remove it, and a process whose id this one now has may hold the name:
+        // such a name is passed over for the next.
+        for _ in 0..64 {
+            let name = format!(
+                "{prefix}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = parent.join(name);
+            let made = fs::DirBuilder::new().recursive(true).mode(0o700).create(&path);
+            match made.and_then(|()| try_lock(&path)) {
+                Ok(Some(lock)) => return Ok(Self { path, _lock: lock }),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!(
+            "every {prefix}-{}-N in {} tried is locked",
             std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = parent.join(name);
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&path)?;
-        let lock = try_lock(&path)?.ok_or_else(|| io::Error::other(format!("{} is locked", path.display())))?;
-        Ok(Self { path, _lock: lock })
+            parent.display()
+        )))
     }
 
     /// The directory.
@@ -75,15 +89,22 @@ impl Drop for OwnedDir {
     }
 }
 
-/// Removes the directories `parent/PREFIX-*` whose lock is free: their owners died.
+/// Removes the directories `parent/PREFIX-*` whose lock is free: their owners died (this
+/// process's own are left alone).
 pub fn remove_abandoned(parent: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(parent) else {
         return removed;
     };
     let start = format!("{prefix}-");
+    // This process's own directories are never abandoned: another thread of it may have
+    // made one and not locked it yet.
+    let own = format!("{prefix}-{}-", std::process::id());
     for entry in entries.flatten() {
-        let is_ours = entry.file_name().to_str().is_some_and(|n| n.starts_with(&start));
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&start) && !n.starts_with(&own));
         if !is_ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
@@ -145,5 +166,22 @@ mod tests {
         let path = mine.path().to_path_buf();
         drop(mine);
         assert!(!path.exists(), "dropped, the directory goes");
+    }
+
+    #[test]
+    fn a_name_held_by_a_live_process_is_passed_over() {
+        let parent = tempfile::tempdir().unwrap();
+        // As if a process whose id this one now has still held these.
+        let held: Vec<(PathBuf, File)> = (0..16)
+            .map(|n| {
+                let path = parent.path().join(format!("weft-taken-{}-{n}", std::process::id()));
+                fs::create_dir(&path).unwrap();
+                let lock = try_lock(&path).unwrap().unwrap();
+                (path, lock)
+            })
+            .collect();
+        let mine = OwnedDir::create(parent.path(), "weft-taken").unwrap();
+        assert!(held.iter().all(|(path, _)| path != mine.path() && path.exists()));
+        assert!(is_owned(mine.path()));
     }
 }
