@@ -90,6 +90,12 @@ pub fn report(s: &JobStatus, spec: Option<&JobSpec>) -> String {
         s.output.display(),
         s.priority,
     );
+    if s.whole_files > 0 {
+        out += &format!(
+            "inputs    {} compressed files (.gz, .zst), each read whole by one map task: they cannot be split\n",
+            s.whole_files
+        );
+    }
     if !s.after.is_empty() {
         let after: Vec<String> = s.after.iter().map(ToString::to_string).collect();
         out += &format!("after     {}\n", after.join(","));

@@ -167,6 +167,7 @@ mod tests {
                 attempt(4, TaskKind::Reduce, 0, 1),
             ],
             running_attempts: 0,
+            whole_files: 0,
         }
     }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use weft_core::compression::Compression;
 use weft_core::partition::choose_split_points;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
@@ -28,6 +29,14 @@ pub struct Plan {
     pub split_points: Vec<Vec<u8>>,
     /// Total input bytes.
     pub input_bytes: u64,
+}
+
+impl Plan {
+    /// The compressed input files, each read whole by one map task.
+    pub fn whole_files(&self) -> u32 {
+        let pieces = self.splits.iter().chain(self.packed.values().flatten());
+        pieces.filter(|s| Compression::of_path(&s.file).is_some()).count() as u32
+    }
 }
 
 /// A job ready to run.

@@ -23,6 +23,7 @@
 //! Start with [`spec`] and [`work`], then [`split`] → [`partition`] → [`merge`]: the data
 //! path.
 
+pub mod compression;
 pub mod deferred;
 pub mod merge;
 pub mod messages;

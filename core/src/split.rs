@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::compression::Compression;
+
 /// A byte range of one input file: the input of one map task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -24,11 +26,22 @@ pub struct Split {
 pub const SPLIT_SLOP: f64 = 1.1;
 
 /// Cuts each `(file, size)` into ranges of `split_size` bytes, the last one up to
-/// [`SPLIT_SLOP`] times that; empty files give none.
+/// [`SPLIT_SLOP`] times that; empty files give none, and a compressed one is one split.
 pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
     assert!(split_size > 0, "split size is validated before planning");
     let mut splits = Vec::new();
     for (file, size) in files {
+        if Compression::of_path(file).is_some() {
+            // A compressed file cannot be entered in the middle: one split, read whole.
+            if *size > 0 {
+                splits.push(Split {
+                    file: file.clone(),
+                    start: 0,
+                    length: *size,
+                });
+            }
+            continue;
+        }
         let mut start = 0;
         while start < *size {
             let left = size - start;
@@ -94,15 +107,52 @@ pub struct SplitLines<R> {
     long_line: Vec<u8>,
 }
 
-impl SplitLines<BufReader<File>> {
-    /// Opens `split`'s file positioned at the first line the split owns.
+/// Lines from any reader, for files read whole (compressed ones) or in part.
+pub type AnyLines = SplitLines<Box<dyn BufRead + Send>>;
+
+impl AnyLines {
+    /// Opens `split`'s file positioned at the first line the split owns (a compressed file,
+    /// which is one split, is read whole and decompressed).
     pub fn open(split: &Split) -> io::Result<Self> {
         Self::in_file(File::open(&split.file)?, split)
     }
 
     /// Reads `split`'s lines from `file`, its file opened already.
     pub fn in_file(file: File, split: &Split) -> io::Result<Self> {
-        Self::new(BufReader::with_capacity(256 << 10, file), split.start, split.length)
+        if let Some(codec) = Compression::of_path(&split.file) {
+            let decoded = BufReader::with_capacity(256 << 10, codec.decoder(file)?);
+            return Ok(SplitLines::whole(Box::new(decoded)));
+        }
+        let lines = SplitLines::new(BufReader::with_capacity(256 << 10, file), split.start, split.length)?;
+        Ok(lines.boxed())
+    }
+}
+
+impl<R: BufRead> SplitLines<R> {
+    /// Every line of `reader`, from its start.
+    pub fn whole(reader: R) -> Self {
+        Self {
+            reader,
+            begin: 0,
+            pos: 0,
+            end: u64::MAX,
+            taken: 0,
+            long_line: Vec::new(),
+        }
+    }
+}
+
+impl<R: BufRead + Send + 'static> SplitLines<R> {
+    /// The same lines through a boxed reader.
+    pub fn boxed(self) -> AnyLines {
+        SplitLines {
+            reader: Box::new(self.reader),
+            begin: self.begin,
+            pos: self.pos,
+            end: self.end,
+            taken: self.taken,
+            long_line: self.long_line,
+        }
     }
 }
 
@@ -125,7 +175,9 @@ impl<R: BufRead + Seek> SplitLines<R> {
             long_line: Vec::new(),
         })
     }
+}
 
+impl<R: BufRead> SplitLines<R> {
     /// The next line, without its `\n`, or `None` when the split is done. The line is read
     /// in place from the reader's buffer, copied only when it runs past the buffer's end.
     pub fn next_line(&mut self) -> io::Result<Option<&[u8]>> {

@@ -199,6 +199,9 @@ pub struct JobStatus {
     pub attempts: Vec<AttemptInfo>,
     /// Attempts running now.
     pub running_attempts: u32,
+    /// Compressed input files, each read whole by one map task (gzip and zstd cannot be
+    /// entered in the middle).
+    pub whole_files: u32,
 }
 
 /// One attempt of a job's task.
@@ -336,6 +339,7 @@ impl JobStatus {
             "phase": self.phase.as_str(),
             "maps": {"done": self.maps_done, "total": self.maps_total},
             "reduces": {"done": self.reduces_done, "total": self.reduces_total},
+            "whole_files": self.whole_files,
             "failed_attempts": self.failed_attempts,
             "running_attempts": self.running_attempts,
             "error": self.error,

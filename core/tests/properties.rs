@@ -138,6 +138,7 @@ proptest! {
             counters: Default::default(),
             attempts: Vec::new(),
             running_attempts: 0,
+            whole_files: 0,
         };
         for next in moves {
             let from = status.state;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use weft_auth::paths::DataRoots;
+use weft_core::compression::Compression;
 use weft_core::partition::Partitioner;
 use weft_core::record::RecordReader;
 use weft_core::spec::{Builtin, Program};
@@ -191,8 +192,7 @@ fn map_streaming(
     let (mut lines_fed, mut bytes_fed, mut counters) = (0u64, 0u64, Counters::new());
     // One mapper per piece, so that each sees its own file's name.
     for piece in task.pieces() {
-        let input = task.roots.open(&piece.file)?;
-        let (begin, end) = line_range_in(&input, piece)?;
+        let input = readable_range(task.roots.open(&piece.file)?, piece)?;
         let stdout = match &part {
             Some(part) => Stdio::from(part.try_clone()?),
             None => Stdio::piped(),
@@ -201,7 +201,7 @@ fn map_streaming(
         let mut shell = Shell::spawn(mapper, &env, Stdio::piped(), stdout, switch)?;
         let stdin = shell.stdin().expect("piped");
         let feeding = switch.clone();
-        let feeder = std::thread::spawn(move || feed_range(input, begin, end, stdin, feeding));
+        let feeder = std::thread::spawn(move || feed(input, stdin, feeding));
         if let (Some(stdout), Some(out)) = (shell.stdout(), out.as_mut()) {
             let mut reader = BufReader::with_capacity(256 << 10, stdout);
             let mut line = Vec::new();
@@ -216,10 +216,11 @@ fn map_streaming(
         for (name, n) in shell.wait().map_err(TaskFailure::Command)? {
             *counters.entry(name).or_default() += n;
         }
-        lines_fed += feeder
+        let (lines, bytes) = feeder
             .join()
             .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
-        bytes_fed += end - begin;
+        lines_fed += lines;
+        bytes_fed += bytes;
     }
     let (partition_bytes, records) = match (out, part) {
         (Some(out), _) => {
@@ -237,22 +238,32 @@ fn map_streaming(
     ))
 }
 
-/// Copies `[begin, end)` of `input` to a command's stdin; returns the lines copied. A
-/// command that stops reading early (like `head`) is not an error.
-fn feed_range(mut input: File, begin: u64, end: u64, mut stdin: impl Write, switch: KillSwitch) -> io::Result<u64> {
-    input.seek(SeekFrom::Start(begin))?;
-    let mut input = input.take(end - begin);
+/// The bytes of `file` a mapper reads for `split`: the exact range of the lines it owns, or
+/// a compressed file whole, decompressed.
+fn readable_range(mut file: File, split: &Split) -> io::Result<Box<dyn Read + Send>> {
+    if let Some(codec) = Compression::of_path(&split.file) {
+        return codec.decoder(file);
+    }
+    let (begin, end) = line_range_in(&file, split)?;
+    file.seek(SeekFrom::Start(begin))?;
+    Ok(Box::new(file.take(end - begin)))
+}
+
+/// Copies `input` to a command's stdin; returns the lines and bytes copied. A command that
+/// stops reading early (like `head`) is not an error.
+fn feed(mut input: impl Read, mut stdin: impl Write, switch: KillSwitch) -> io::Result<(u64, u64)> {
     let mut buf = vec![0u8; 256 << 10];
-    let mut lines = 0;
+    let (mut lines, mut bytes) = (0, 0);
     loop {
         let n = input.read(&mut buf)?;
         if n == 0 {
-            return Ok(lines);
+            return Ok((lines, bytes));
         }
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        bytes += n as u64;
         switch.tick();
         match stdin.write_all(&buf[..n]) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(lines),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok((lines, bytes)),
             other => other?,
         }
     }

@@ -158,6 +158,7 @@ impl Job {
         });
         status.send_modify(|s| {
             s.maps_total = maps;
+            s.whole_files = plan.plan.whole_files();
             s.reduces_total = plan.spec.reduce_tasks;
             s.output = plan.output.root().to_path_buf();
         });

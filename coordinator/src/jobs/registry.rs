@@ -228,5 +228,6 @@ pub(super) fn status_of(record: &JobRecord) -> JobStatus {
         counters: record.counters.clone(),
         attempts: Vec::new(),
         running_attempts: 0,
+        whole_files: record.plan.as_ref().map_or(0, |p| p.whole_files()),
     }
 }

@@ -336,6 +336,7 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
             })
             .collect(),
         running_attempts: s.running_attempts,
+        whole_files: s.whole_files,
     }
 }
 
@@ -381,6 +382,7 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ConvertError> {
         counters: s.counters.into_iter().collect(),
         attempts,
         running_attempts: s.running_attempts,
+        whole_files: s.whole_files,
     })
 }
 
@@ -548,6 +550,7 @@ mod tests {
                 },
             ],
             running_attempts: 0,
+            whole_files: 2,
         };
         let wire = status_to_wire(&status);
         assert_eq!(
@@ -579,6 +582,7 @@ mod tests {
             counters: Default::default(),
             attempts: vec![],
             running_attempts: 0,
+            whole_files: 0,
         });
         wire.job_phase = 0;
         assert_eq!(status_from_wire(wire).unwrap().phase, Phase::Reduce);

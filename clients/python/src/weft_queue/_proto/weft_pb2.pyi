@@ -208,7 +208,7 @@ class AttemptInfo(_message.Message):
     def __init__(self, attempt_id: _Optional[int] = ..., kind: _Optional[str] = ..., task_index: _Optional[int] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., started_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ...) -> None: ...
 
 class JobStatus(_message.Message):
-    __slots__ = ("job_id", "name", "state", "phase", "maps_total", "maps_done", "reduces_total", "reduces_done", "failed_attempts", "error", "output", "priority", "after", "created_ms", "ended_ms", "counters", "attempts", "running_attempts", "job_phase", "owner")
+    __slots__ = ("job_id", "name", "state", "phase", "maps_total", "maps_done", "reduces_total", "reduces_done", "failed_attempts", "error", "output", "priority", "after", "created_ms", "ended_ms", "counters", "attempts", "running_attempts", "job_phase", "owner", "whole_files")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +236,7 @@ class JobStatus(_message.Message):
     RUNNING_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     JOB_PHASE_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FILES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     state: JobState
@@ -256,7 +257,8 @@ class JobStatus(_message.Message):
     running_attempts: int
     job_phase: JobPhase
     owner: str
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., phase: _Optional[str] = ..., maps_total: _Optional[int] = ..., maps_done: _Optional[int] = ..., reduces_total: _Optional[int] = ..., reduces_done: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., error: _Optional[str] = ..., output: _Optional[str] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., created_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ..., attempts: _Optional[_Iterable[_Union[AttemptInfo, _Mapping]]] = ..., running_attempts: _Optional[int] = ..., job_phase: _Optional[_Union[JobPhase, str]] = ..., owner: _Optional[str] = ...) -> None: ...
+    whole_files: int
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., phase: _Optional[str] = ..., maps_total: _Optional[int] = ..., maps_done: _Optional[int] = ..., reduces_total: _Optional[int] = ..., reduces_done: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., error: _Optional[str] = ..., output: _Optional[str] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., created_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ..., attempts: _Optional[_Iterable[_Union[AttemptInfo, _Mapping]]] = ..., running_attempts: _Optional[int] = ..., job_phase: _Optional[_Union[JobPhase, str]] = ..., owner: _Optional[str] = ..., whole_files: _Optional[int] = ...) -> None: ...
 
 class QueueTask(_message.Message):
     __slots__ = ("handler", "payload", "max_attempts", "timeout_ms")
