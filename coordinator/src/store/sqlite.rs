@@ -474,8 +474,9 @@ impl Writer {
         self.commit_latency.observe(started.elapsed().as_secs_f64());
         let failure = match applied {
             Ok(()) => {
-                self.pending.drain(..).for_each(|b| b.finish(Ok(())));
+                // Healthy again before anyone hears their change is durable.
                 self.recovered();
+                self.pending.drain(..).for_each(|b| b.finish(Ok(())));
                 return None;
             }
             Err(e) => WriteFailure::of(&e),
