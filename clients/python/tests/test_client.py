@@ -141,3 +141,35 @@ def test_jobs_are_submitted_and_waited_for(cluster, tmp_path: pathlib.Path):
             client.submit([str(source)], str(tmp_path / "out"), app="wordcount")
         assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
         assert "not empty" in str(refused.value)
+
+
+def test_a_streaming_job_ships_its_script_and_variables_and_sorts_on_two_fields(cluster, tmp_path: pathlib.Path):
+    source = tmp_path / "events.tsv"
+    rows = [f"user{u}\t{t:04d}\tevent" for t, u in zip(range(200, 0, -1), [1, 2, 3, 4] * 50)]
+    source.write_text("\n".join(rows) + "\n")
+    script = tmp_path / "tag.sh"
+    script.write_text('#!/bin/sh\nexec sed "s/event/$TAG/"\n')
+    script.chmod(0o755)
+    with Client(cluster.url) as client:
+        job = client.submit(
+            [str(source)],
+            str(tmp_path / "out"),
+            mapper="./tag.sh",
+            reducer="cat",
+            files=[script],
+            env={"TAG": "seen"},
+            key_fields=2,
+            partition_fields=1,
+            reduce_tasks=2,
+        )
+        assert job.wait().state == "succeeded"
+    parts = sorted((tmp_path / "out").glob("part-*"))
+    users = {}
+    for index, part in enumerate(parts):
+        lines = part.read_text().splitlines()
+        keys = [tuple(line.split("\t")[:2]) for line in lines]
+        assert keys == sorted(keys), "each part sorted by (user, time)"
+        for user, _ in keys:
+            assert users.setdefault(user, index) == index, "a user in one part"
+        assert all(line.endswith("\tseen") for line in lines)
+    assert sum(len(p.read_text().splitlines()) for p in parts) == len(rows)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from ._proto import weft_pb2 as pb
 
@@ -95,9 +96,22 @@ def job_spec(
     task_timeout: int = 0,
     priority: int = 0,
     after: Sequence[str] = (),
+    files: Sequence[Union[str, "os.PathLike[str]"]] = (),
+    env: Mapping[str, str] = {},
+    key_fields: int = 1,
+    partition_fields: int = 0,
+    task_memory: int = 0,
+    recursive: bool = False,
+    combine_splits: int = 0,
 ) -> pb.JobSpec:
     """A job spec: a built-in ``app`` (wordcount, indexer, grep with ``pattern``, sort) or
-    streaming commands (``mapper``, and optionally ``reducer`` and ``combiner``)."""
+    streaming commands (``mapper``, and optionally ``reducer`` and ``combiner``).
+
+    Streaming jobs also take ``files`` (local paths, read now and shipped with the job: each
+    attempt finds them in its working directory), ``env`` (variables for the commands),
+    ``key_fields`` and ``partition_fields`` (a secondary sort) and ``task_memory`` (bytes);
+    ``recursive`` and ``combine_splits`` (bytes) say how inputs are listed, as the CLI's
+    flags of the same names do."""
     if (app is None) == (mapper is None):
         raise ValueError("give either app= (a built-in app) or mapper= (a streaming command)")
     spec = pb.JobSpec(
@@ -110,7 +124,15 @@ def job_spec(
         task_timeout_secs=task_timeout,
         priority=priority,
         after=list(after),
+        files=[_shipped(path) for path in files],
+        env=[pb.EnvVar(name=k, value=v) for k, v in env.items()],
+        task_memory=task_memory,
+        recursive=recursive,
+        combine_splits=combine_splits,
     )
+    if key_fields != 1 or partition_fields:
+        spec.keys.fields = key_fields
+        spec.keys.partition_fields = partition_fields
     if app is not None:
         spec.app.name = app
         spec.app.pattern = pattern
@@ -119,3 +141,14 @@ def job_spec(
         spec.streaming.reducer = reducer or ""
         spec.streaming.combiner = combiner or ""
     return spec
+
+
+def _shipped(path: Union[str, "os.PathLike[str]"]) -> pb.ShippedFile:
+    """A local file to ship with a job, executable if it is here."""
+    with open(path, "rb") as source:
+        contents = source.read()
+    return pb.ShippedFile(
+        name=os.path.basename(os.fspath(path)),
+        contents=contents,
+        executable=os.access(path, os.X_OK),
+    )
