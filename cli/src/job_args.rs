@@ -115,7 +115,6 @@ impl JobArgs {
             }
             _ => bail!("say what to run: --app NAME, or --mapper CMD (with --reducer CMD)"),
         };
-        let absolute = |p: &PathBuf| std::path::absolute(p).with_context(|| format!("bad path {}", p.display()));
         let spec = JobSpec {
             name: self.name.clone(),
             inputs: self.input.iter().map(absolute).collect::<anyhow::Result<_>>()?,
@@ -149,6 +148,11 @@ impl JobArgs {
         spec.validate()?;
         Ok(spec)
     }
+}
+
+/// `path` made absolute (against the current directory), as a job names it.
+pub fn absolute(path: &PathBuf) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 
 /// Reads a file to ship: `PATH`, or `PATH#NAME` to give it another name.

@@ -36,11 +36,6 @@ pub struct TaskSetup {
 }
 
 impl TaskSetup {
-    /// Whether nothing differs from the defaults (what a built-in app runs with).
-    pub fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-
     /// The first flag that is set, by name, to tell a user which one a program cannot take.
     pub fn first_set_flag(&self) -> Option<&'static str> {
         if !self.env.is_empty() {
@@ -89,12 +84,14 @@ impl KeyLayout {
         }
     }
 
+    /// How many leading fields of a key the partitioner hashes; `None`: all of it.
+    pub fn hashed_fields(&self) -> Option<u32> {
+        self.partition_fields.filter(|&k| k < self.fields)
+    }
+
     /// The part of a key the partitioner hashes.
     pub fn partition_key<'a>(&self, key: &'a [u8]) -> &'a [u8] {
-        match self.partition_fields {
-            Some(k) if k < self.fields => leading_fields(key, k),
-            _ => key,
-        }
+        self.hashed_fields().map_or(key, |k| leading_fields(key, k))
     }
 
     /// Whether this is the default layout: one field, hashed whole.

@@ -106,8 +106,7 @@ fn writer(task: &MapTask<'_>, combiner: Option<Combiner>, switch: &KillSwitch) -
         )
     } else {
         let partitions = task.reduce_tasks.max(1);
-        let keys = task.program.setup.keys;
-        let fields = keys.partition_fields.filter(|&k| k < keys.fields);
+        let fields = task.program.setup.keys.hashed_fields();
         (Partitioner::Hash { partitions, fields }, partitions)
     };
     MapOutputWriter::create(

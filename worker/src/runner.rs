@@ -2,7 +2,7 @@
 //! coordinator's cancellation, the worker's shutdown, or the task timeout; the result is
 //! the [`Report`] the session sends back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +140,8 @@ struct Running {
 
 /// What a streaming command sees of its task: weft's variables and Hadoop's names for the
 /// same, the job's own variables, and its directory and memory limit.
-fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, extra: (&str, String)) -> TaskEnv {
+/// A mapper gets its input file's name; a reducer its partition.
+fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, input_file: Option<&Path>) -> TaskEnv {
     let job = a.task.job().map(|j| j.to_string()).unwrap_or_default();
     let (letter, is_map) = match a.task.kind() {
         TaskKind::Map => ("m", true),
@@ -161,10 +162,13 @@ fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, extra: 
         ("mapreduce_task_partition".into(), index.to_string()),
         ("mapreduce_task_ismap".into(), is_map.to_string()),
     ];
-    if is_map {
-        vars.push(("mapreduce_map_input_file".into(), extra.1.clone()));
+    match input_file {
+        Some(file) => {
+            let file = file.to_string_lossy();
+            vars.extend(TaskEnv::INPUT_FILE_VARS.map(|var| (var.to_string(), file.to_string())));
+        }
+        None => vars.push(("WEFT_PARTITION".into(), index.to_string())),
     }
-    vars.push((extra.0.into(), extra.1));
     if let Some(sandbox) = sandbox {
         vars.push(("TMPDIR".into(), sandbox.tmp().to_string_lossy().into_owned()));
     }
@@ -219,8 +223,7 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
         Ok(sandbox) => sandbox,
         Err(reason) => return failed(reason),
     };
-    let input_file = work.split.file.to_string_lossy().into_owned();
-    let env = task_env(a, &work.program, sandbox.as_ref(), ("WEFT_INPUT_FILE", input_file));
+    let env = task_env(a, &work.program, sandbox.as_ref(), Some(&work.split.file));
     let cleanup = output_dir.clone();
     let temp_part = work.output_file.clone();
     let span = tracing::Span::current();
@@ -303,12 +306,7 @@ async fn reduce(
                     return failed(reason);
                 }
             };
-            let env = task_env(
-                a,
-                &work.program,
-                sandbox.as_ref(),
-                ("WEFT_PARTITION", partition.to_string()),
-            );
+            let env = task_env(a, &work.program, sandbox.as_ref(), None);
             let (program, output) = (work.program.clone(), work.output_file.clone());
             let dir = scratch.clone();
             let span = tracing::Span::current();

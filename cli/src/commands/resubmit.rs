@@ -9,7 +9,7 @@ use anyhow::Context;
 use weft_core::spec::{check_reduce_tasks, JobSpec, Program};
 
 use super::{follow, ClientArgs};
-use crate::job_args::{parse_env, read_shipped};
+use crate::job_args::{absolute, parse_env, read_shipped};
 
 /// Flags of `weft resubmit`: the job, and what to change of it.
 #[derive(Debug, clap::Args)]
@@ -80,7 +80,6 @@ pub struct Args {
 impl Args {
     /// `spec` with these flags' changes, checked.
     fn apply(&self, mut spec: JobSpec) -> anyhow::Result<JobSpec> {
-        let absolute = |p: &PathBuf| std::path::absolute(p).with_context(|| format!("bad path {}", p.display()));
         if let Some(output) = &self.output {
             spec.output = absolute(output)?;
         }
