@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use weft_core::compression::Compression;
+use weft_core::location::is_object;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
 use weft_core::spec::{
     check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS, DEFAULT_SPLIT_SIZE,
@@ -84,6 +86,13 @@ pub struct JobArgs {
     /// Permission bits of the part files, in octal (less the workers' umask).
     #[arg(long, default_value = "0640", value_name = "MODE", value_parser = parse_mode)]
     pub output_mode: u32,
+    /// Write the parts compressed: gzip (part-00000.gz) or zstd (part-00000.zst).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_compression)]
+    pub output_compression: Option<Compression>,
+}
+
+fn parse_compression(text: &str) -> Result<Compression, String> {
+    Compression::named(text).ok_or_else(|| format!("{text:?} is not a format weft writes: give gzip or zstd"))
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -144,14 +153,19 @@ impl JobArgs {
                 },
                 task_memory: self.task_memory,
             },
+            output_compression: self.output_compression,
         };
         spec.validate()?;
         Ok(spec)
     }
 }
 
-/// `path` made absolute (against the current directory), as a job names it.
+/// `path` made absolute (against the current directory), as a job names it; an object URL
+/// (`s3://bucket/key`) as it is.
 pub fn absolute(path: &PathBuf) -> anyhow::Result<PathBuf> {
+    if is_object(path) {
+        return Ok(path.clone());
+    }
     std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 

@@ -1,6 +1,7 @@
-//! Compressed inputs on a cluster of separate processes: `.gz` (several members) and `.zst`
-//! files, alone and mixed with plain ones, give the same output as the plain files, for the
-//! built-in apps (the sort app's sample included) and for streaming commands.
+//! Compressed files on a cluster of separate processes: `.gz` (several members) and `.zst`
+//! inputs, alone and mixed with plain ones, give the same output as the plain files, for the
+//! built-in apps (the sort app's sample included) and for streaming commands; parts written
+//! compressed (`--output-compression`) hold what the plain parts hold.
 
 mod common;
 
@@ -79,4 +80,63 @@ fn compressed_and_mixed_inputs_give_the_plain_files_output() {
             "{name}: each compressed file is one map task, got {maps}"
         );
     }
+}
+
+#[test]
+fn compressed_parts_hold_the_plain_parts_lines() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let input = cluster.path("in");
+    write_corpus(&input, 3, 1500, 5);
+    type Program = fn(JobFlags) -> JobFlags;
+    let jobs: [(&str, Program); 4] = [
+        ("wordcount", |j| j.app("wordcount").flag("--reduce-tasks", "2")),
+        ("streaming", |j| {
+            j.streaming(ASCII_WORD_MAPPER, SUM_REDUCER).flag("--reduce-tasks", "2")
+        }),
+        // A mapper's output straight to the parts, through weft's compressor.
+        ("map-only", |j| {
+            j.flag("--mapper", ASCII_WORD_MAPPER).flag("--reduce-tasks", "0")
+        }),
+        ("grep-map-only", |j| {
+            j.app("grep").flag("--pattern", "a").flag("--reduce-tasks", "0")
+        }),
+    ];
+    for (name, job) in jobs {
+        let plain = cluster.path(&format!("{name}-plain"));
+        cluster.submit_wait(&job(JobFlags::new(&input, &plain)).flag("--split-size", "32KiB"));
+        for (codec, extension) in [("gzip", "gz"), ("zstd", "zst")] {
+            let compressed = cluster.path(&format!("{name}-{codec}"));
+            let flags = job(JobFlags::new(&input, &compressed))
+                .flag("--split-size", "32KiB")
+                .flag("--output-compression", codec);
+            cluster.submit_wait(&flags);
+            let mut names: Vec<String> = fs::read_dir(&compressed)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("part-"))
+                .collect();
+            names.sort();
+            assert!(
+                names.iter().all(|n| n.ends_with(&format!(".{extension}"))),
+                "{name}: {names:?}"
+            );
+            assert_eq!(read_parts(&compressed), read_parts(&plain), "{name} {codec}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_output_compression_is_refused_before_anything_runs() {
+    let cluster = TestCluster::start(1, 1, &[]);
+    let input = cluster.path("in");
+    write_corpus(&input, 1, 10, 1);
+    let output = cluster.path("out");
+    let flags = JobFlags::new(&input, &output)
+        .app("wordcount")
+        .flag("--output-compression", "lzo");
+    let refused = cluster.weft(&flags.after(&["submit"]));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("gzip or zstd"), "{stderr}");
+    assert!(!output.exists());
 }

@@ -10,6 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use weft_core::compression::Compression;
 use weft_core::owned_dir::try_lock;
 use weft_core::work::AttemptId;
 
@@ -44,6 +45,8 @@ pub enum OutputError {
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     root: PathBuf,
+    /// The parts' extension: `.gz`, `.zst` or none.
+    suffix: &'static str,
     _lock: Option<Arc<fs::File>>,
 }
 
@@ -78,7 +81,7 @@ impl OutputDir {
     /// Claims `root`, which must not exist or be empty, by creating it and its temporary
     /// directory and taking the temporary directory's lock. A second job claiming the same
     /// directory fails; what a job that died unfinished left there is removed first.
-    pub fn claim(root: &Path) -> Result<OutputClaim, OutputError> {
+    pub fn claim(root: &Path, compression: Option<Compression>) -> Result<OutputClaim, OutputError> {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let unusable = |source| OutputError::Unusable {
             path: root.clone(),
@@ -105,6 +108,7 @@ impl OutputDir {
             Ok(Some(lock)) => Ok(OutputClaim {
                 dir: Some(Self {
                     root,
+                    suffix: compression.map_or("", Compression::extension),
                     _lock: Some(Arc::new(lock)),
                 }),
             }),
@@ -114,7 +118,7 @@ impl OutputDir {
     }
 
     /// The directory of a job claimed before a restart, locked again.
-    pub fn reopen(root: &Path) -> Self {
+    pub fn reopen(root: &Path, compression: Option<Compression>) -> Self {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let temp = root.join(TEMP_DIR);
         let _ = fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(&temp);
@@ -129,7 +133,11 @@ impl OutputDir {
                 None
             }
         };
-        Self { root, _lock: lock }
+        Self {
+            root,
+            suffix: compression.map_or("", Compression::extension),
+            _lock: lock,
+        }
     }
 
     /// The directory.
@@ -137,16 +145,21 @@ impl OutputDir {
         &self.root
     }
 
+    /// Part `part`'s file name: `part-00007`, `part-00007.gz`.
+    pub fn part_name(&self, part: u32) -> String {
+        format!("part-{part:05}{}", self.suffix)
+    }
+
     /// Where `attempt` writes part `part`.
     pub fn temp_part(&self, part: u32, attempt: AttemptId) -> PathBuf {
         self.root
             .join(TEMP_DIR)
-            .join(format!("{}.attempt-{attempt}", part_name(part)))
+            .join(format!("{}.attempt-{attempt}", self.part_name(part)))
     }
 
     /// Moves `attempt`'s part into place: an atomic rename, made durable.
     pub fn commit_part(&self, part: u32, attempt: AttemptId) -> io::Result<()> {
-        fs::rename(self.temp_part(part, attempt), self.root.join(part_name(part)))?;
+        fs::rename(self.temp_part(part, attempt), self.root.join(self.part_name(part)))?;
         sync_dir(&self.root)
     }
 
@@ -183,17 +196,17 @@ impl OutputDir {
     }
 }
 
-/// `part-00007`.
-pub fn part_name(part: u32) -> String {
-    format!("part-{part:05}")
-}
-
 /// Makes the entries of `dir` (a rename, a new file) durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// `part-00007`, with or without the extension of a compressed part.
 fn is_part_name(name: &str) -> bool {
+    let name = [".gz", ".zst"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name);
     name.strip_prefix("part-")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -234,7 +247,7 @@ mod tests {
     #[test]
     fn commit_renames_only_the_committed_attempt_and_success_comes_last() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(&dir.path().join("out")).unwrap().keep();
+        let out = OutputDir::claim(&dir.path().join("out"), None).unwrap().keep();
         fs::write(out.temp_part(0, 7), "winner").unwrap();
         fs::write(out.temp_part(0, 8), "loser").unwrap();
         out.commit_part(0, 7).unwrap();
@@ -253,7 +266,7 @@ mod tests {
     fn a_non_empty_directory_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("precious"), "keep").unwrap();
-        let err = OutputDir::claim(dir.path()).unwrap_err();
+        let err = OutputDir::claim(dir.path(), None).unwrap_err();
         assert!(matches!(err, OutputError::NotEmpty(_)));
         assert_eq!(fs::read_to_string(dir.path().join("precious")).unwrap(), "keep");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -262,30 +275,30 @@ mod tests {
     #[test]
     fn abandon_leaves_an_empty_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(dir.path()).unwrap().keep();
+        let out = OutputDir::claim(dir.path(), None).unwrap().keep();
         fs::write(out.temp_part(1, 3), "x").unwrap();
         out.commit_part(1, 3).unwrap();
         out.abandon();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-        OutputDir::claim(dir.path()).expect("reusable after a failed job");
+        OutputDir::claim(dir.path(), None).expect("reusable after a failed job");
     }
 
     #[test]
     fn what_a_dead_job_left_is_removed_but_a_running_job_s_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("out");
-        let running = OutputDir::claim(&root).unwrap().keep();
+        let running = OutputDir::claim(&root, None).unwrap().keep();
         fs::write(running.temp_part(0, 1), "half").unwrap();
         fs::write(running.temp_part(1, 2), "done").unwrap();
         running.commit_part(1, 2).unwrap();
         assert!(
-            matches!(OutputDir::claim(&root), Err(OutputError::InUse(_))),
+            matches!(OutputDir::claim(&root, None), Err(OutputError::InUse(_))),
             "locked while its job runs"
         );
         assert!(root.join("part-00001").exists(), "and left alone");
 
         drop(running); // its coordinator died: the lock is free
-        let again = OutputDir::claim(&root).unwrap().keep();
+        let again = OutputDir::claim(&root, None).unwrap().keep();
         assert!(!root.join("part-00001").exists(), "the dead job's part is gone");
         assert!(!again.temp_part(0, 1).exists());
 
@@ -293,7 +306,7 @@ mod tests {
         let other = dir.path().join("other");
         fs::create_dir_all(other.join(TEMP_DIR)).unwrap();
         fs::write(other.join("notes.txt"), "mine").unwrap();
-        assert!(matches!(OutputDir::claim(&other), Err(OutputError::NotEmpty(_))));
+        assert!(matches!(OutputDir::claim(&other, None), Err(OutputError::NotEmpty(_))));
         assert!(other.join("notes.txt").exists());
     }
 
@@ -301,10 +314,10 @@ mod tests {
     fn a_claim_not_kept_gives_the_directory_back() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("out");
-        drop(OutputDir::claim(&root).unwrap());
+        drop(OutputDir::claim(&root, None).unwrap());
         assert!(!root.exists(), "a directory the claim created is removed");
-        let kept = OutputDir::claim(&root).unwrap().keep();
+        let kept = OutputDir::claim(&root, None).unwrap().keep();
         assert!(kept.root().join(TEMP_DIR).exists());
-        assert!(matches!(OutputDir::claim(&root), Err(OutputError::InUse(_))));
+        assert!(matches!(OutputDir::claim(&root, None), Err(OutputError::InUse(_))));
     }
 }

@@ -101,7 +101,7 @@ pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> R
             roots.resolve(&file)?;
         }
     }
-    Ok(OutputDir::claim(&output)?)
+    Ok(OutputDir::claim(&output, spec.output_compression)?)
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {

@@ -25,6 +25,7 @@
 
 pub mod compression;
 pub mod deferred;
+pub mod location;
 pub mod merge;
 pub mod messages;
 pub mod outcome;

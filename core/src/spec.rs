@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::compression::Compression;
 use crate::setup::{validate_files, SetupError, ShippedFile, TaskSetup};
 
 /// The default largest split: 64 MiB, as in Hadoop.
@@ -45,6 +46,8 @@ pub struct JobSpec {
     pub files: Vec<ShippedFile>,
     /// Variables, key layout and memory limit of the tasks (streaming jobs).
     pub setup: TaskSetup,
+    /// Parts are written compressed in this format.
+    pub output_compression: Option<Compression>,
 }
 
 /// How a job's inputs become map tasks, beyond their paths (globs are always expanded).
@@ -177,6 +180,9 @@ pub enum SpecError {
     /// `--combine-splits 0`.
     #[error("--combine-splits must be at least 1 byte")]
     ZeroCombineSize,
+    /// `--output-compression` named no format weft writes.
+    #[error("unknown --output-compression {0:?}: give gzip or zstd")]
+    UnknownCompression(String),
     /// Files, variables or keys that cannot work.
     #[error(transparent)]
     Setup(#[from] SetupError),
@@ -214,6 +220,7 @@ impl JobSpec {
             listing: InputListing::default(),
             files: Vec::new(),
             setup: TaskSetup::default(),
+            output_compression: None,
         }
     }
 
@@ -343,6 +350,7 @@ mod tests {
             listing: InputListing::default(),
             files: Vec::new(),
             setup: TaskSetup::default(),
+            output_compression: None,
         }
     }
 

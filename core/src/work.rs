@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compression::Compression;
 use crate::setup::TaskSetup;
 use crate::spec::Program;
 use crate::split::Split;
@@ -266,6 +267,8 @@ pub struct JobProgram {
     /// The names of the files shipped with the job, which a worker fetches from the
     /// coordinator once per job and puts in every attempt's working directory.
     pub files: Vec<String>,
+    /// Parts are written compressed in this format.
+    pub output_compression: Option<Compression>,
 }
 
 /// A map attempt's work.

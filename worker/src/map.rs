@@ -3,7 +3,7 @@
 //! file itself).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -17,7 +17,7 @@ use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{Combiner, MapOutputWriter};
-use crate::part::finish_part;
+use crate::part::{CommandOutput, PartWriter};
 use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
 use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
@@ -147,6 +147,7 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
         None => MapResult::new(partition_bytes, records, input, Counters::new()),
         Some(part) => {
             let part = task.roots.create(part, task.program.output_mode)?;
+            let part = PartWriter::new(part, task.program.output_compression)?;
             let written = reduce_local(&task.output_dir, app, part)?;
             MapResult::new(Vec::new(), written, input, Counters::new())
         }
@@ -154,14 +155,14 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
 }
 
 /// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
-fn reduce_local(dir: &Path, app: &Builtin, part: File) -> io::Result<u64> {
+fn reduce_local(dir: &Path, app: &Builtin, part: PartWriter) -> io::Result<u64> {
     let mut reader = RecordReader::new(BufReader::new(File::open(dir.join("data"))?));
-    let mut reducer = AppReducer::new(app, BufWriter::new(part));
+    let mut reducer = AppReducer::new(app, part);
     while reader.advance()? {
         reducer.push(reader.key(), reader.value())?;
     }
     let (out, records) = reducer.finish()?;
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    out.finish()?;
     std::fs::remove_dir_all(dir)?;
     Ok(records)
 }
@@ -172,8 +173,11 @@ fn map_streaming(
     combiner: Option<&str>,
     switch: &KillSwitch,
 ) -> Result<MapResult, TaskFailure> {
-    let part = match &task.output_file {
-        Some(part) => Some(task.roots.create(part, task.program.output_mode)?),
+    let mut part = match &task.output_file {
+        Some(part) => Some(CommandOutput::new(
+            task.roots.create(part, task.program.output_mode)?,
+            task.program.output_compression,
+        )?),
         None => None,
     };
     let keys = task.program.setup.keys;
@@ -193,7 +197,7 @@ fn map_streaming(
     for piece in task.pieces() {
         let input = readable_range(task.roots.open(&piece.file)?, piece)?;
         let stdout = match &part {
-            Some(part) => Stdio::from(part.try_clone()?),
+            Some(part) => part.stdio()?,
             None => Stdio::piped(),
         };
         let env = task.env.reading(&piece.file);
@@ -201,6 +205,7 @@ fn map_streaming(
         let stdin = shell.stdin().expect("piped");
         let feeding = switch.clone();
         let feeder = std::thread::spawn(move || feed(input, stdin, feeding));
+        let collecting = part.take().map(|part| part.collect(shell.stdout()));
         if let (Some(stdout), Some(out)) = (shell.stdout(), out.as_mut()) {
             let mut reader = BufReader::with_capacity(256 << 10, stdout);
             let mut line = Vec::new();
@@ -212,7 +217,11 @@ fn map_streaming(
             }
         }
         // The mapper's status decides; a failed spill after a failed mapper is noise.
-        for (name, n) in shell.wait().map_err(TaskFailure::Command)? {
+        let status = shell.wait().map_err(TaskFailure::Command);
+        if let Some(collecting) = collecting {
+            part = Some(collecting.join()?);
+        }
+        for (name, n) in status? {
             *counters.entry(name).or_default() += n;
         }
         let (lines, bytes) = feeder
@@ -226,7 +235,7 @@ fn map_streaming(
             let records = out.records;
             (out.finish()?, records)
         }
-        (None, Some(part)) => (Vec::new(), finish_part(part)?),
+        (None, Some(part)) => (Vec::new(), part.finish()?),
         (None, None) => unreachable!("output goes to a writer or to the part file"),
     };
     Ok(MapResult::new(

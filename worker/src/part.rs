@@ -1,11 +1,16 @@
-//! A part file a streaming command wrote straight into (a reducer's, or a map-only job's
-//! mapper's): ended with a newline if the command left its last line open, so that parts
-//! concatenate into whole lines; made durable; its lines counted.
+//! A part file being written: its lines counted, its last line closed if the writer left it
+//! open (so that parts concatenate into whole lines), compressed if the job asks, made
+//! durable. A streaming command writes an uncompressed part straight into the file, which
+//! [`finish_part`] completes; a compressed one goes through a pipe into a [`PartWriter`].
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::process::{ChildStdout, Stdio};
+use std::thread::JoinHandle;
 
-/// Completes `part` after its command exited; returns its lines (its output records).
+use weft_core::compression::{Compression, Encoder};
+
+/// Completes `part` after a command wrote into it; returns its lines (its output records).
 pub fn finish_part(mut part: File) -> io::Result<u64> {
     let length = part.seek(SeekFrom::End(0))?;
     if length > 0 {
@@ -29,6 +34,120 @@ pub fn finish_part(mut part: File) -> io::Result<u64> {
     }
 }
 
+/// Writes a part file, compressed or not, counting its lines.
+pub struct PartWriter {
+    out: Encoder<BufWriter<File>>,
+    lines: u64,
+    last: Option<u8>,
+}
+
+impl PartWriter {
+    /// Writes into `file` (created, empty), compressed as `compression` says.
+    pub fn new(file: File, compression: Option<Compression>) -> io::Result<Self> {
+        Ok(Self {
+            out: Encoder::new(BufWriter::with_capacity(1 << 20, file), compression)?,
+            lines: 0,
+            last: None,
+        })
+    }
+
+    /// Closes an open last line, ends the compressed stream and makes the file durable;
+    /// returns its lines.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if self.last.is_some_and(|b| b != b'\n') {
+            self.write_all(b"\n")?;
+        }
+        let file = self.out.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(self.lines)
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if n > 0 {
+            self.lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Where a streaming command's stdout goes: straight into the part file, or (compressed)
+/// through a pipe into a writer that a thread feeds.
+pub enum CommandOutput {
+    /// Written by the command itself.
+    File(File),
+    /// Compressed by weft.
+    Compressed(PartWriter),
+}
+
+impl CommandOutput {
+    /// The part `file` (created, empty) as a command's output.
+    pub fn new(file: File, compression: Option<Compression>) -> io::Result<Self> {
+        Ok(match compression {
+            None => CommandOutput::File(file),
+            Some(_) => CommandOutput::Compressed(PartWriter::new(file, compression)?),
+        })
+    }
+
+    /// The command's stdout.
+    pub fn stdio(&self) -> io::Result<Stdio> {
+        Ok(match self {
+            CommandOutput::File(file) => Stdio::from(file.try_clone()?),
+            CommandOutput::Compressed(_) => Stdio::piped(),
+        })
+    }
+
+    /// Copies a command's piped stdout in, on a thread of its own, until the command closes
+    /// it; a file written by the command itself is handed back at once.
+    pub fn collect(self, stdout: Option<ChildStdout>) -> Collecting {
+        match (self, stdout) {
+            (CommandOutput::Compressed(mut writer), Some(mut stdout)) => {
+                Collecting::Copying(std::thread::spawn(move || {
+                    io::copy(&mut stdout, &mut writer)?;
+                    Ok(writer)
+                }))
+            }
+            (output, _) => Collecting::Done(output),
+        }
+    }
+
+    /// Completes the part; returns its lines.
+    pub fn finish(self) -> io::Result<u64> {
+        match self {
+            CommandOutput::File(file) => finish_part(file),
+            CommandOutput::Compressed(writer) => writer.finish(),
+        }
+    }
+}
+
+/// A command's output being collected.
+pub enum Collecting {
+    /// A thread copies the pipe into the writer.
+    Copying(JoinHandle<io::Result<PartWriter>>),
+    /// Nothing to copy.
+    Done(CommandOutput),
+}
+
+impl Collecting {
+    /// The output, once the command has closed its stdout.
+    pub fn join(self) -> io::Result<CommandOutput> {
+        match self {
+            Collecting::Copying(thread) => thread
+                .join()
+                .map_err(|_| io::Error::other("the output copier panicked"))?
+                .map(CommandOutput::Compressed),
+            Collecting::Done(output) => Ok(output),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +166,23 @@ mod tests {
         assert_eq!(finished(b"a\t1\nb\t2"), (b"a\t1\nb\t2\n".to_vec(), 2));
         assert_eq!(finished(b"a\t1\n"), (b"a\t1\n".to_vec(), 1));
         assert_eq!(finished(b""), (Vec::new(), 0), "an empty part stays empty");
+    }
+
+    #[test]
+    fn a_compressed_part_is_closed_and_counted_before_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        for codec in [Compression::Gzip, Compression::Zstd] {
+            let path = dir.path().join(format!("part-00000{}", codec.extension()));
+            let mut writer = PartWriter::new(File::create(&path).unwrap(), Some(codec)).unwrap();
+            writer.write_all(b"a\t1\nb\t2").unwrap();
+            assert_eq!(writer.finish().unwrap(), 2);
+            let mut text = String::new();
+            codec
+                .decoder(File::open(&path).unwrap())
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text, "a\t1\nb\t2\n");
+        }
     }
 }

@@ -2,27 +2,28 @@
 //! the built-in app's reducer or to the streaming reducer, whose output is the part file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::process::Stdio;
 
 use weft_core::merge::Merger;
 use weft_core::spec::Program;
 use weft_core::status::counters::REDUCE_INPUT_RECORDS;
+use weft_core::work::JobProgram;
 
 use crate::aggregate::{is_aggregate, Aggregate};
 use crate::apps::AppReducer;
 use crate::map::TaskFailure;
 use crate::mapout::append_line;
 use crate::merge::{final_merger, Run};
-use crate::part::finish_part;
+use crate::part::{CommandOutput, PartWriter};
 use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
 
 /// Merges `runs` and writes the part file `part` (created, empty); returns the records
 /// written (a streaming reducer's output lines) and the counters: records read, and a
 /// streaming reducer's own.
 pub fn run_reduce(
-    program: &Program,
+    program: &JobProgram,
     runs: Vec<Run>,
     scratch: &Path,
     part: File,
@@ -31,29 +32,30 @@ pub fn run_reduce(
 ) -> Result<(u64, Counters), String> {
     let result = (|| -> Result<(u64, Counters), TaskFailure> {
         let merger = final_merger(runs, scratch)?;
-        match program {
+        let compression = program.output_compression;
+        match &program.program {
             Program::Builtin(app) => {
-                let mut reducer = AppReducer::new(app, BufWriter::with_capacity(1 << 20, part));
+                let mut reducer = AppReducer::new(app, PartWriter::new(part, compression)?);
                 let read = drain(merger, switch, |k, v| reducer.push(k, v))?;
                 let (out, written) = reducer.finish()?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                out.finish()?;
                 Ok((written, input_records(read)))
             }
             Program::Streaming { reducer: None, .. } => {
-                let mut out = BufWriter::with_capacity(1 << 20, part);
+                let mut out = PartWriter::new(part, compression)?;
                 let mut line = Vec::new();
                 let records = drain(merger, switch, |k, v| {
                     line.clear();
                     append_line(&mut line, k, v);
                     out.write_all(&line)
                 })?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                out.finish()?;
                 Ok((records, input_records(records)))
             }
             Program::Streaming {
                 reducer: Some(command), ..
             } if is_aggregate(command) => {
-                let mut out = BufWriter::with_capacity(1 << 20, part);
+                let mut out = PartWriter::new(part, compression)?;
                 let mut line = Vec::new();
                 let mut aggregate = Aggregate::new(
                     |k: &[u8], v: &[u8]| {
@@ -65,13 +67,15 @@ pub fn run_reduce(
                 );
                 let read = drain(merger, switch, |k, v| aggregate.push(k, v)).map_err(aggregate_failure)?;
                 let written = aggregate.finish().map_err(aggregate_failure)?;
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                out.finish()?;
                 Ok((written, input_records(read)))
             }
             Program::Streaming {
                 reducer: Some(command), ..
             } => {
-                let mut shell = Shell::spawn(command, env, Stdio::piped(), Stdio::from(part.try_clone()?), switch)?;
+                let output = CommandOutput::new(part, compression)?;
+                let mut shell = Shell::spawn(command, env, Stdio::piped(), output.stdio()?, switch)?;
+                let collecting = output.collect(shell.stdout());
                 let mut stdin = io::BufWriter::with_capacity(256 << 10, shell.stdin().expect("piped"));
                 let mut line = Vec::new();
                 let mut taken = 0u64;
@@ -86,7 +90,9 @@ pub fn run_reduce(
                 // The reducer's own status explains a broken pipe better than the pipe does;
                 // one that exits 0 after closing its input early (like `head`) succeeded, as
                 // a mapper that does so does.
-                let mut counters = shell.wait().map_err(TaskFailure::Command)?;
+                let status = shell.wait().map_err(TaskFailure::Command);
+                let output = collecting.join()?;
+                let mut counters = status?;
                 let read = match fed {
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => taken,
                     other => other?,
@@ -96,7 +102,7 @@ pub fn run_reduce(
                     other => other?,
                 }
                 counters.extend(input_records(read));
-                Ok((finish_part(part)?, counters))
+                Ok((output.finish()?, counters))
             }
         }
     })();

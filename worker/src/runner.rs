@@ -316,7 +316,7 @@ async fn reduce(
                 let part = roots
                     .create(&output, program.output_mode)
                     .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-                let result = run_reduce(&program.program, runs, &dir, part, &env, &switch);
+                let result = run_reduce(&program, runs, &dir, part, &env, &switch);
                 drop(sandbox);
                 result
             })

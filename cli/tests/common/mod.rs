@@ -504,10 +504,18 @@ pub fn read_parts(output: &Path) -> Vec<String> {
         names.len(),
         "unexpected files in the output: {names:?}"
     );
-    parts
-        .iter()
-        .map(|n| fs::read_to_string(output.join(n)).unwrap())
-        .collect()
+    parts.iter().map(|n| read_part(&output.join(n))).collect()
+}
+
+/// A part's text, decompressed if its name says it is compressed.
+pub fn read_part(path: &Path) -> String {
+    let Some(codec) = weft_core::compression::Compression::of_path(path) else {
+        return fs::read_to_string(path).unwrap();
+    };
+    let mut text = String::new();
+    let file = fs::File::open(path).unwrap();
+    std::io::Read::read_to_string(&mut codec.decoder(file).unwrap(), &mut text).unwrap();
+    text
 }
 
 /// Parses `key<TAB>value` parts, checking that each part is sorted bytewise by key and

@@ -9,7 +9,6 @@ use weft_core::work::{AttemptId, TaskId, TaskKind};
 
 use super::record::TaskLog;
 use super::Job;
-use crate::commit::part_name;
 use crate::store::TaskRecord;
 
 /// The tasks a job had committed when the coordinator stopped, from the store.
@@ -41,7 +40,7 @@ impl Job {
         let Some(prior) = &self.prior else { return false };
         let record = prior.get(kind, index);
         if kind == TaskKind::Reduce || self.plan.spec.reduce_tasks == 0 {
-            if !self.plan.output.root().join(part_name(index)).exists() {
+            if !self.plan.output.root().join(self.plan.output.part_name(index)).exists() {
                 return false;
             }
             let counters = record.map(|r| r.counters.clone()).unwrap_or_default();

@@ -155,6 +155,7 @@ impl Job {
             data_roots: engine.roots.paths().to_vec(),
             setup: plan.spec.setup.clone(),
             files: plan.spec.files.iter().map(|f| f.name.clone()).collect(),
+            output_compression: plan.spec.output_compression,
         });
         status.send_modify(|s| {
             s.maps_total = maps;

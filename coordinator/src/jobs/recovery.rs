@@ -26,7 +26,11 @@ impl Jobs {
         registry.ended_earlier.extend(earlier);
         for (record, tasks) in unfinished {
             tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
-            let tracked = Tracked::new(record.id, status_of(&record), OutputDir::reopen(&record.spec.output));
+            let tracked = Tracked::new(
+                record.id,
+                status_of(&record),
+                OutputDir::reopen(&record.spec.output, record.spec.output_compression),
+            );
             let entry = Entry {
                 owner: record.owner,
                 spec: record.spec,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use weft_core::compression::Compression;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
 use weft_core::spec::{Builtin, InputListing, JobSpec, Program, SpecError};
 use weft_core::split::Split;
@@ -126,6 +127,8 @@ struct StoredSpec {
     recursive: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     combine_splits: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_compression: Option<String>,
 }
 
 /// A shipped file, its bytes in base64.
@@ -196,6 +199,7 @@ pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
         task_memory: spec.setup.task_memory,
         recursive: spec.listing.recursive,
         combine_splits: spec.listing.combine_splits,
+        output_compression: spec.output_compression.map(|c| c.name().to_string()),
     };
     serde_json::to_string(&stored)
 }
@@ -252,6 +256,10 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
                 partition_fields: stored.partition_fields,
             },
             task_memory: stored.task_memory,
+        },
+        output_compression: match stored.output_compression {
+            None => None,
+            Some(name) => Some(Compression::named(&name).ok_or(SpecError::UnknownCompression(name))?),
         },
     })
 }

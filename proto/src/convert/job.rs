@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use prost::Message;
+use weft_core::compression::Compression;
 use weft_core::outcome::OutcomeKind;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
 use weft_core::spec::{self, Builtin, InputListing, JobSpec, Program, SpecError};
@@ -37,7 +38,21 @@ impl From<&JobSpec> for v1::JobSpec {
             task_memory: spec.setup.task_memory.unwrap_or(0),
             recursive: spec.listing.recursive,
             combine_splits: spec.listing.combine_splits.unwrap_or(0),
+            output_compression: compression_to_wire(spec.output_compression),
         }
+    }
+}
+
+fn compression_to_wire(compression: Option<Compression>) -> String {
+    compression.map(|c| c.name().to_string()).unwrap_or_default()
+}
+
+fn compression_from_wire(name: &str) -> Result<Option<Compression>, SpecError> {
+    match name {
+        "" => Ok(None),
+        name => Compression::named(name)
+            .map(Some)
+            .ok_or_else(|| SpecError::UnknownCompression(name.to_string())),
     }
 }
 
@@ -142,6 +157,7 @@ pub fn program_to_wire(program: &JobProgram) -> v1::Program {
         keys: keys_to_wire(program.setup.keys),
         task_memory: program.setup.task_memory.unwrap_or(0),
         files: program.files.clone(),
+        output_compression: compression_to_wire(program.output_compression),
     }
 }
 
@@ -163,6 +179,7 @@ pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertErro
         data_roots: program.data_roots.into_iter().map(PathBuf::from).collect(),
         setup: setup_from_wire(program.env, program.keys, program.task_memory),
         files: program.files,
+        output_compression: compression_from_wire(&program.output_compression)?,
     })
 }
 
@@ -226,6 +243,7 @@ impl TryFrom<v1::JobSpec> for JobSpec {
             },
             files: files_from_wire(wire.files),
             setup: setup_from_wire(wire.env, wire.keys, wire.task_memory),
+            output_compression: compression_from_wire(&wire.output_compression)?,
         };
         spec.validate()?;
         Ok(spec)
@@ -449,6 +467,7 @@ mod tests {
                 listing: InputListing::default(),
                 files: Vec::new(),
                 setup: TaskSetup::default(),
+                output_compression: None,
             };
             prop_assume!(spec.validate().is_ok());
             prop_assert_eq!(JobSpec::try_from(v1::JobSpec::from(&spec)), Ok(spec));
@@ -493,6 +512,7 @@ mod tests {
                 },
                 task_memory: Some(1 << 30),
             },
+            output_compression: Some(Compression::Zstd),
         };
         let wire = v1::JobSpec::from(&spec);
         assert_eq!(spec_from_stored_v1(&wire.encode_to_vec()), Ok(spec.clone()));

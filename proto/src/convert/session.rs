@@ -438,6 +438,7 @@ mod tests {
                 task_memory: Some(64 << 20),
             },
             files: vec!["map.py".into()],
+            output_compression: Some(weft_core::compression::Compression::Gzip),
         })
     }
 

@@ -36,7 +36,7 @@ JOB_PHASE_REDUCE: JobPhase
 JOB_PHASE_DONE: JobPhase
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode", "files", "env", "keys", "task_memory", "recursive", "combine_splits")
+    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode", "files", "env", "keys", "task_memory", "recursive", "combine_splits", "output_compression")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class JobSpec(_message.Message):
     TASK_MEMORY_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     COMBINE_SPLITS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
     output: str
@@ -73,7 +74,8 @@ class JobSpec(_message.Message):
     task_memory: int
     recursive: bool
     combine_splits: int
-    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ..., files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., recursive: bool = ..., combine_splits: _Optional[int] = ...) -> None: ...
+    output_compression: str
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ..., files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., recursive: bool = ..., combine_splits: _Optional[int] = ..., output_compression: _Optional[str] = ...) -> None: ...
 
 class ShippedFile(_message.Message):
     __slots__ = ("name", "contents", "executable")
@@ -496,7 +498,7 @@ class Assignment(_message.Message):
     def __init__(self, attempt_id: _Optional[int] = ..., job_id: _Optional[str] = ..., task_index: _Optional[int] = ..., attempt_number: _Optional[int] = ..., map: _Optional[_Union[MapWork, _Mapping]] = ..., reduce: _Optional[_Union[ReduceWork, _Mapping]] = ..., queue: _Optional[_Union[QueueTask, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Program(_message.Message):
-    __slots__ = ("app", "streaming", "split_points", "task_timeout_secs", "output_mode", "data_roots", "env", "keys", "task_memory", "files")
+    __slots__ = ("app", "streaming", "split_points", "task_timeout_secs", "output_mode", "data_roots", "env", "keys", "task_memory", "files", "output_compression")
     APP_FIELD_NUMBER: _ClassVar[int]
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     SPLIT_POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -507,6 +509,7 @@ class Program(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     TASK_MEMORY_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     app: BuiltinApp
     streaming: StreamingCommands
     split_points: _containers.RepeatedScalarFieldContainer[bytes]
@@ -517,7 +520,8 @@ class Program(_message.Message):
     keys: KeyLayout
     task_memory: int
     files: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_points: _Optional[_Iterable[bytes]] = ..., task_timeout_secs: _Optional[int] = ..., output_mode: _Optional[int] = ..., data_roots: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
+    output_compression: str
+    def __init__(self, app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_points: _Optional[_Iterable[bytes]] = ..., task_timeout_secs: _Optional[int] = ..., output_mode: _Optional[int] = ..., data_roots: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., files: _Optional[_Iterable[str]] = ..., output_compression: _Optional[str] = ...) -> None: ...
 
 class ShippedFiles(_message.Message):
     __slots__ = ("files",)
