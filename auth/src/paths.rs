@@ -2,6 +2,9 @@
 //! resolves there once its symlinks are followed; files are opened with
 //! `openat2(RESOLVE_BENEATH)` from the root itself, so that a symlink swapped in after the
 //! coordinator checked a path cannot lead a worker out of the root.
+//!
+//! A root may also be an object-store prefix (`s3://bucket/data`), which admits the objects
+//! beneath it in whole segments (`s3://bucket/data/x`, not `s3://bucket/data2`).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -10,6 +13,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+
+use weft_core::location::ObjectUrl;
 
 /// A path outside every data root. The message is the same whether or not it exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +30,11 @@ impl DataRoots {
     pub fn new(roots: &[PathBuf]) -> io::Result<Self> {
         let mut resolved = Vec::new();
         for root in roots {
+            if let Some(url) = ObjectUrl::of_path(root) {
+                let url = url.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("data root: {e}")))?;
+                resolved.push(PathBuf::from(url.to_string()));
+                continue;
+            }
             let canonical = root
                 .canonicalize()
                 .map_err(|e| io::Error::new(e.kind(), format!("data root {}: {e}", root.display())))?;
@@ -55,6 +65,9 @@ impl DataRoots {
     /// `path` with its symlinks followed as far as it exists (what does not exist yet is
     /// taken as written, without `..`), checked to be inside a root.
     pub fn resolve(&self, path: &Path) -> Result<PathBuf, Outside> {
+        if let Some(url) = ObjectUrl::of_path(path) {
+            return self.resolve_object(path, url.ok());
+        }
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if self.is_open() {
             return Ok(absolute);
@@ -80,6 +93,23 @@ impl DataRoots {
         }
         if self.0.iter().any(|root| resolved.starts_with(root)) {
             Ok(resolved)
+        } else {
+            Err(outside())
+        }
+    }
+
+    /// An object URL (`None`: a malformed one), checked to be beneath an object root.
+    fn resolve_object(&self, path: &Path, url: Option<ObjectUrl>) -> Result<PathBuf, Outside> {
+        let outside = || Outside(path.to_path_buf());
+        let url = url.ok_or_else(outside)?;
+        let admitted = self.is_open()
+            || self.0.iter().any(|root| {
+                ObjectUrl::of_path(root)
+                    .and_then(Result::ok)
+                    .is_some_and(|root| url.is_within(&root))
+            });
+        if admitted {
+            Ok(PathBuf::from(url.to_string()))
         } else {
             Err(outside())
         }
@@ -269,5 +299,17 @@ mod tests {
             libc::umask(mask);
             mask
         }
+    }
+
+    #[test]
+    fn object_roots_admit_whole_segments_only() {
+        let roots = DataRoots::new(&[PathBuf::from("s3://b/data/")]).unwrap();
+        let resolve = |p: &str| roots.resolve(Path::new(p));
+        assert_eq!(resolve("s3://b/data/in/x").unwrap(), PathBuf::from("s3://b/data/in/x"));
+        assert!(resolve("s3://b/data").is_ok());
+        assert!(resolve("s3://b/data2/x").is_err());
+        assert!(resolve("s3://other/data/x").is_err());
+        assert!(resolve("s3://b/data/../secret").is_err(), "no climbing out");
+        assert!(resolve("/tmp").is_err(), "an object root admits no local path");
     }
 }

@@ -1,6 +1,7 @@
 //! The output committer: a job's output directory, where attempts write under temporary
 //! names in `.weft-tmp/`, the committed attempt's file is renamed into place, and `_SUCCESS`
-//! is written last. A directory claimed for a job that never became durable is given back
+//! is written last; or an object-store prefix, committed without rename by
+//! [`ObjectOutput`](crate::object_commit::ObjectOutput). A directory claimed for a job that never became durable is given back
 //! by its [`OutputClaim`] guard; a job that ends without succeeding has its parts removed
 //! in one place, the job registry's end of a job.
 
@@ -11,8 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use weft_core::compression::Compression;
+use weft_core::location::ObjectUrl;
 use weft_core::owned_dir::try_lock;
 use weft_core::work::AttemptId;
+use weft_storage::StorageError;
+
+use crate::object_commit::ObjectOutput;
 
 const TEMP_DIR: &str = ".weft-tmp";
 /// Output directories are the owner's and its group's: not listed to others.
@@ -37,6 +42,109 @@ pub enum OutputError {
         /// What the system said.
         source: io::Error,
     },
+    /// An object-store output cannot be used (no bucket, refused, not empty).
+    #[error(transparent)]
+    Objects(#[from] StorageError),
+}
+
+/// Where a job's parts go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A directory every worker mounts.
+    Dir(OutputDir),
+    /// An object-store prefix.
+    Objects(Arc<ObjectOutput>),
+}
+
+impl Output {
+    /// Claims the output `root` (a directory or an `s3://` prefix) for a job, checking that
+    /// it is usable and empty.
+    pub fn claim(root: &Path, compression: Option<Compression>) -> Result<OutputClaim, OutputError> {
+        match ObjectUrl::of_path(root) {
+            Some(url) => {
+                let url = url.map_err(StorageError::from)?;
+                weft_storage::check_output(&url)?;
+                Ok(OutputClaim {
+                    output: Some(Output::Objects(Arc::new(ObjectOutput::new(url, suffix(compression))))),
+                })
+            }
+            None => OutputDir::claim(root, compression),
+        }
+    }
+
+    /// The output of a job claimed before a restart.
+    pub fn reopen(root: &Path, compression: Option<Compression>) -> Self {
+        match ObjectUrl::of_path(root).and_then(Result::ok) {
+            Some(url) => Output::Objects(Arc::new(ObjectOutput::new(url, suffix(compression)))),
+            None => Output::Dir(OutputDir::reopen(root, compression)),
+        }
+    }
+
+    /// The directory, or the prefix's URL.
+    pub fn root(&self) -> PathBuf {
+        match self {
+            Output::Dir(dir) => dir.root().to_path_buf(),
+            Output::Objects(objects) => PathBuf::from(objects.prefix().to_string()),
+        }
+    }
+
+    /// Whether part `part` is in place already (a restarted job adopts it). Parts in an
+    /// object store are complete only once their job commits, so none ever is.
+    pub fn has_part(&self, part: u32) -> bool {
+        match self {
+            Output::Dir(dir) => dir.root().join(dir.part_name(part)).exists(),
+            Output::Objects(_) => false,
+        }
+    }
+
+    /// Where `attempt` writes part `part`, and the upload it fills for an object store.
+    pub fn attempt_part(&self, part: u32, attempt: AttemptId) -> io::Result<(PathBuf, Option<String>)> {
+        match self {
+            Output::Dir(dir) => Ok((dir.temp_part(part, attempt), None)),
+            Output::Objects(objects) => {
+                let (url, upload) = objects.begin(part, attempt)?;
+                Ok((url, Some(upload)))
+            }
+        }
+    }
+
+    /// Makes `attempt`'s part the part: renamed into place, or its upload (with pieces
+    /// `tags`) to be completed at job commit.
+    pub fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> io::Result<()> {
+        match self {
+            Output::Dir(dir) => dir.commit_part(part, attempt),
+            Output::Objects(objects) => {
+                objects.commit(part, attempt, tags);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every part is committed: `_SUCCESS`, last.
+    pub fn succeed(&self, mode: u32) -> io::Result<()> {
+        match self {
+            Output::Dir(dir) => dir.succeed(mode),
+            Output::Objects(objects) => Ok(objects.succeed()?),
+        }
+    }
+
+    /// Removes what the job wrote.
+    pub fn abandon(&self) {
+        match self {
+            Output::Dir(dir) => dir.abandon(),
+            Output::Objects(objects) => objects.abandon(),
+        }
+    }
+
+    fn release(&self) {
+        if let Output::Dir(dir) = self {
+            dir.release();
+        }
+    }
+}
+
+fn suffix(compression: Option<Compression>) -> &'static str {
+    compression.map_or("", Compression::extension)
 }
 
 /// A claimed output directory. Its temporary directory is locked for as long as the job
@@ -50,29 +158,29 @@ pub struct OutputDir {
     _lock: Option<Arc<fs::File>>,
 }
 
-/// A directory claimed for a job that is not yet durable: dropped, it gives the directory
-/// back (removes what the claim created); [`OutputClaim::keep`] hands it to the job.
+/// An output claimed for a job that is not yet durable: dropped, it gives a directory back
+/// (removes what the claim created); [`OutputClaim::keep`] hands it to the job.
 #[derive(Debug)]
 pub struct OutputClaim {
-    dir: Option<OutputDir>,
+    output: Option<Output>,
 }
 
 impl OutputClaim {
-    /// The directory, now the job's: no longer given back on drop.
-    pub fn keep(mut self) -> OutputDir {
-        self.dir.take().expect("a claim is kept once")
+    /// The output, now the job's: no longer given back on drop.
+    pub fn keep(mut self) -> Output {
+        self.output.take().expect("a claim is kept once")
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &OutputDir {
-        self.dir.as_ref().expect("a claim is kept once")
+    /// The output.
+    pub fn output(&self) -> &Output {
+        self.output.as_ref().expect("a claim is kept once")
     }
 }
 
 impl Drop for OutputClaim {
     fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            dir.release();
+        if let Some(output) = self.output.take() {
+            output.release();
         }
     }
 }
@@ -106,11 +214,11 @@ impl OutputDir {
         }
         match try_lock(&temp) {
             Ok(Some(lock)) => Ok(OutputClaim {
-                dir: Some(Self {
+                output: Some(Output::Dir(Self {
                     root,
-                    suffix: compression.map_or("", Compression::extension),
+                    suffix: suffix(compression),
                     _lock: Some(Arc::new(lock)),
-                }),
+                })),
             }),
             Ok(None) => Err(OutputError::InUse(root)),
             Err(e) => Err(unusable(e)),
@@ -244,10 +352,17 @@ fn remove_abandoned(root: &Path) -> Result<(), OutputError> {
 mod tests {
     use super::*;
 
+    fn dir_of(output: Output) -> OutputDir {
+        match output {
+            Output::Dir(dir) => dir,
+            Output::Objects(_) => unreachable!("a directory was claimed"),
+        }
+    }
+
     #[test]
     fn commit_renames_only_the_committed_attempt_and_success_comes_last() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(&dir.path().join("out"), None).unwrap().keep();
+        let out = dir_of(OutputDir::claim(&dir.path().join("out"), None).unwrap().keep());
         fs::write(out.temp_part(0, 7), "winner").unwrap();
         fs::write(out.temp_part(0, 8), "loser").unwrap();
         out.commit_part(0, 7).unwrap();
@@ -275,7 +390,7 @@ mod tests {
     #[test]
     fn abandon_leaves_an_empty_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let out = OutputDir::claim(dir.path(), None).unwrap().keep();
+        let out = dir_of(OutputDir::claim(dir.path(), None).unwrap().keep());
         fs::write(out.temp_part(1, 3), "x").unwrap();
         out.commit_part(1, 3).unwrap();
         out.abandon();
@@ -287,7 +402,7 @@ mod tests {
     fn what_a_dead_job_left_is_removed_but_a_running_job_s_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("out");
-        let running = OutputDir::claim(&root, None).unwrap().keep();
+        let running = dir_of(OutputDir::claim(&root, None).unwrap().keep());
         fs::write(running.temp_part(0, 1), "half").unwrap();
         fs::write(running.temp_part(1, 2), "done").unwrap();
         running.commit_part(1, 2).unwrap();
@@ -298,7 +413,7 @@ mod tests {
         assert!(root.join("part-00001").exists(), "and left alone");
 
         drop(running); // its coordinator died: the lock is free
-        let again = OutputDir::claim(&root, None).unwrap().keep();
+        let again = dir_of(OutputDir::claim(&root, None).unwrap().keep());
         assert!(!root.join("part-00001").exists(), "the dead job's part is gone");
         assert!(!again.temp_part(0, 1).exists());
 
@@ -316,7 +431,7 @@ mod tests {
         let root = dir.path().join("out");
         drop(OutputDir::claim(&root, None).unwrap());
         assert!(!root.exists(), "a directory the claim created is removed");
-        let kept = OutputDir::claim(&root, None).unwrap().keep();
+        let kept = dir_of(OutputDir::claim(&root, None).unwrap().keep());
         assert!(kept.root().join(TEMP_DIR).exists());
         assert!(matches!(OutputDir::claim(&root, None), Err(OutputError::InUse(_))));
     }

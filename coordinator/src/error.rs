@@ -1,6 +1,7 @@
 //! Every coordinator error mapped to one gRPC status code, in one place.
 
 use std::fmt::Display;
+use weft_storage::StorageError;
 
 use tonic::{Code, Status};
 use weft_core::spec::SpecError;
@@ -57,11 +58,23 @@ impl From<PlanError> for Status {
             PlanError::Input(_) => Code::InvalidArgument,
             PlanError::Output(OutputError::NotEmpty(_) | OutputError::InUse(_)) => Code::AlreadyExists,
             PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
+            PlanError::Output(OutputError::Objects(e)) | PlanError::Objects(e) => storage_code(e),
             PlanError::UnknownDependency(_) => Code::NotFound,
             PlanError::Outside(_) => Code::PermissionDenied,
             PlanError::TooManySplits { .. } => Code::InvalidArgument,
         };
         Status::new(code, e.to_string())
+    }
+}
+
+/// The status of an object store's answer.
+fn storage_code(e: &StorageError) -> Code {
+    match e {
+        StorageError::BadUrl(_) => Code::InvalidArgument,
+        StorageError::NoBucket { .. } | StorageError::NotFound(_) => Code::NotFound,
+        StorageError::Denied { .. } => Code::PermissionDenied,
+        StorageError::NotEmpty(_) => Code::AlreadyExists,
+        StorageError::Other { .. } => Code::Unavailable,
     }
 }
 

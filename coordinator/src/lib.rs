@@ -30,6 +30,7 @@ pub mod job;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;
+pub mod object_commit;
 pub mod plan;
 pub mod server;
 pub mod service;

@@ -11,8 +11,10 @@ use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
 
 use weft_auth::paths::{DataRoots, Outside};
+use weft_core::location::{is_object, ObjectUrl};
+use weft_storage::StorageError;
 
-use crate::commit::{OutputClaim, OutputDir, OutputError};
+use crate::commit::{Output, OutputClaim, OutputError};
 
 /// Keys sampled for the sort app's split points.
 const SORT_SAMPLE: usize = 10_000;
@@ -46,8 +48,8 @@ pub struct JobPlan {
     pub spec: JobSpec,
     /// Its tasks.
     pub plan: Plan,
-    /// Its output directory.
-    pub output: OutputDir,
+    /// Its output directory or prefix.
+    pub output: Output,
 }
 
 /// Why a job was refused.
@@ -62,6 +64,9 @@ pub enum PlanError {
     /// The output directory cannot be used.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// An input in an object store cannot be listed or read.
+    #[error(transparent)]
+    Objects(#[from] StorageError),
     /// `--after` names a job that does not exist (or is not the submitter's).
     #[error("--after names job {0:?}, which this coordinator does not know")]
     UnknownDependency(String),
@@ -97,22 +102,42 @@ pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> R
         .cloned()
         .collect();
     if !present.is_empty() {
-        for (file, _) in expand_inputs(&present, spec.listing.recursive)? {
+        for (file, _) in list_inputs(&present, spec.listing.recursive)? {
             roots.resolve(&file)?;
         }
     }
-    Ok(OutputDir::claim(&output, spec.output_compression)?)
+    Ok(Output::claim(&output, spec.output_compression)?)
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
-    let normal = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let normal = |p: &Path| match is_object(p) {
+        true => p.to_path_buf(),
+        false => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+    };
     normal(a) == normal(b)
+}
+
+/// The files and then the objects `inputs` stand for, with their sizes.
+fn list_inputs(inputs: &[PathBuf], recursive: bool) -> Result<Vec<(PathBuf, u64)>, PlanError> {
+    let (objects, files): (Vec<&PathBuf>, Vec<&PathBuf>) = inputs.iter().partition(|p| is_object(p));
+    let mut listed = Vec::new();
+    if !files.is_empty() {
+        let files: Vec<PathBuf> = files.into_iter().cloned().collect();
+        listed = expand_inputs(&files, recursive)?;
+    }
+    for input in objects {
+        let url = ObjectUrl::parse(&input.to_string_lossy()).map_err(StorageError::from)?;
+        for (object, size) in weft_storage::listing::list_objects(&url, recursive)? {
+            listed.push((PathBuf::from(object.to_string()), size));
+        }
+    }
+    Ok(listed)
 }
 
 /// Plans a checked job: its splits (of files resolved inside the data roots, if there are
 /// any: workers open them beneath the roots), and the sort app's split points.
 pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan, PlanError> {
-    let mut files = expand_inputs(&spec.inputs, spec.listing.recursive)?;
+    let mut files = list_inputs(&spec.inputs, spec.listing.recursive)?;
     if !roots.is_open() {
         for (file, _) in &mut files {
             *file = roots.resolve(file)?;
@@ -161,7 +186,11 @@ fn sample_lines(splits: &[Split]) -> Vec<Vec<u8>> {
     let per_split = (SORT_SAMPLE / splits.len().max(1)).max(1);
     let mut sample = Vec::new();
     for split in splits {
-        let Ok(mut lines) = SplitLines::open(split) else {
+        let opened = match is_object(&split.file) {
+            true => weft_storage::reader::open_lines(split),
+            false => SplitLines::open(split),
+        };
+        let Ok(mut lines) = opened else {
             continue;
         };
         for _ in 0..per_split {

@@ -207,11 +207,17 @@ impl SimWorker {
             },
             Work::Map(m) => {
                 write_part(m.output_file.as_ref().unwrap(), a);
-                Success::Part { records: 1 }
+                Success::Part {
+                    records: 1,
+                    upload_tags: Vec::new(),
+                }
             }
             Work::Reduce(r) => {
                 write_part(&r.output_file, a);
-                Success::Part { records: 1 }
+                Success::Part {
+                    records: 1,
+                    upload_tags: Vec::new(),
+                }
             }
             Work::Queue(q) => Success::Queue(q.payload.clone()),
         };

@@ -50,6 +50,8 @@ pub enum Success {
     Part {
         /// Records written.
         records: u64,
+        /// A part uploaded to an object store: its pieces' tags, in order.
+        upload_tags: Vec<String>,
     },
     /// A queue task's result.
     Queue(Vec<u8>),
@@ -199,7 +201,10 @@ mod tests {
                 map_attempts: vec![1],
                 reason: "x".into(),
             },
-            AttemptOutcome::Succeeded(Success::Part { records: 1 }),
+            AttemptOutcome::Succeeded(Success::Part {
+                records: 1,
+                upload_tags: Vec::new(),
+            }),
         ];
         for outcome in not_failures {
             assert!(!outcome.kind().counts_as_failure(), "{outcome:?}");

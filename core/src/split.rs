@@ -159,10 +159,19 @@ impl<R: BufRead + Send + 'static> SplitLines<R> {
 impl<R: BufRead + Seek> SplitLines<R> {
     /// Reads the lines of `reader` that start in `[start, start + length)`.
     pub fn new(mut reader: R, start: u64, length: u64) -> io::Result<Self> {
+        reader.seek(SeekFrom::Start(start.saturating_sub(1)))?;
+        Self::positioned(reader, start, length)
+    }
+}
+
+impl<R: BufRead> SplitLines<R> {
+    /// Reads the lines that start in `[start, start + length)` from `reader`, which is
+    /// positioned at byte `start - 1` of its file (at 0 if `start` is 0): a stream of a range
+    /// of an object, say, which cannot seek.
+    pub fn positioned(mut reader: R, start: u64, length: u64) -> io::Result<Self> {
         let mut pos = start;
         if start > 0 {
             // The line that holds byte start-1 belongs to an earlier split.
-            reader.seek(SeekFrom::Start(start - 1))?;
             let mut skipped = Vec::new();
             pos = start - 1 + reader.read_until(b'\n', &mut skipped)? as u64;
         }

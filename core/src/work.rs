@@ -284,6 +284,8 @@ pub struct MapWork {
     pub reduce_tasks: u32,
     /// A map-only job's part file, under its temporary name.
     pub output_file: Option<PathBuf>,
+    /// An object-store part's multipart upload (its `output_file` is the part's URL).
+    pub upload: Option<String>,
 }
 
 /// A reduce attempt's work: its partition is its task's index.
@@ -295,6 +297,8 @@ pub struct ReduceWork {
     pub maps: Vec<MapLocation>,
     /// The part file, under its temporary name.
     pub output_file: PathBuf,
+    /// An object-store part's multipart upload (its `output_file` is the part's URL).
+    pub upload: Option<String>,
 }
 
 /// Where a committed map attempt's output can be fetched.

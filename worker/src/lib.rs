@@ -38,6 +38,7 @@ pub mod session;
 pub mod shim;
 pub mod shuffle;
 pub mod store;
+pub mod upload;
 
 pub use builder::Worker;
 pub use config::WorkerConfig;

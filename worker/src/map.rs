@@ -9,16 +9,18 @@ use std::process::Stdio;
 
 use weft_auth::paths::DataRoots;
 use weft_core::compression::Compression;
+use weft_core::location::is_object;
 use weft_core::partition::Partitioner;
 use weft_core::record::RecordReader;
 use weft_core::spec::{Builtin, Program};
-use weft_core::split::{line_range_in, Split, SplitLines};
+use weft_core::split::{line_range_in, AnyLines, Split, SplitLines};
 use weft_core::work::JobProgram;
 
 use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{Combiner, MapOutputWriter};
 use crate::part::{CommandOutput, PartWriter};
 use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
+use crate::upload::PartTarget;
 use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
 /// What a finished map attempt reports.
@@ -57,8 +59,8 @@ pub struct MapTask<'a> {
     pub more: &'a [Split],
     /// Reduce tasks of the job; 0 for map-only.
     pub reduce_tasks: u32,
-    /// Map-only jobs: the part file to write.
-    pub output_file: Option<PathBuf>,
+    /// Map-only jobs: the part to write.
+    pub output_file: Option<PartTarget>,
     /// Where partitioned output goes (unused by map-only streaming).
     pub output_dir: PathBuf,
     /// Where and how streaming commands run.
@@ -131,7 +133,7 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
     let (mut lines_read, mut bytes_read) = (0u64, 0u64);
     for piece in task.pieces() {
         let mut mapper = AppMapper::new(app, &piece.file).map_err(TaskFailure::Command)?;
-        let mut lines = SplitLines::in_file(task.roots.open(&piece.file)?, piece)?;
+        let mut lines = open_lines(task.roots, piece)?;
         let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
         while let Some(run) = lines.next_lines()? {
             lines_read += mapper.map_lines(run, &mut emit)?;
@@ -146,7 +148,7 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
     Ok(match &task.output_file {
         None => MapResult::new(partition_bytes, records, input, Counters::new()),
         Some(part) => {
-            let part = task.roots.create(part, task.program.output_mode)?;
+            let part = part.create(task.roots, task.program.output_mode)?;
             let part = PartWriter::new(part, task.program.output_compression)?;
             let written = reduce_local(&task.output_dir, app, part)?;
             MapResult::new(Vec::new(), written, input, Counters::new())
@@ -175,7 +177,7 @@ fn map_streaming(
 ) -> Result<MapResult, TaskFailure> {
     let mut part = match &task.output_file {
         Some(part) => Some(CommandOutput::new(
-            task.roots.create(part, task.program.output_mode)?,
+            part.create(task.roots, task.program.output_mode)?,
             task.program.output_compression,
         )?),
         None => None,
@@ -195,7 +197,10 @@ fn map_streaming(
     let (mut lines_fed, mut bytes_fed, mut counters) = (0u64, 0u64, Counters::new());
     // One mapper per piece, so that each sees its own file's name.
     for piece in task.pieces() {
-        let input = readable_range(task.roots.open(&piece.file)?, piece)?;
+        let input = match is_object(&piece.file) {
+            true => weft_storage::reader::open_range(piece)?,
+            false => readable_range(task.roots.open(&piece.file)?, piece)?,
+        };
         let stdout = match &part {
             Some(part) => part.stdio()?,
             None => Stdio::piped(),
@@ -244,6 +249,14 @@ fn map_streaming(
         (lines_fed, bytes_fed),
         counters,
     ))
+}
+
+/// The lines `split` owns, from a file beneath the data roots or from an object store.
+fn open_lines(roots: &DataRoots, split: &Split) -> io::Result<AnyLines> {
+    match is_object(&split.file) {
+        true => weft_storage::reader::open_lines(split),
+        false => SplitLines::in_file(roots.open(&split.file)?, split),
+    }
 }
 
 /// The bytes of `file` a mapper reads for `split`: the exact range of the lines it owns, or

@@ -22,6 +22,7 @@ use crate::process::{KillSwitch, TaskEnv};
 use crate::reduce::run_reduce;
 use crate::sandbox::{Sandbox, Sandboxes};
 use crate::store::{MapOutputStore, TASK_FILE};
+use crate::upload::PartTarget;
 
 /// What every attempt on this worker shares.
 pub struct WorkerContext {
@@ -225,7 +226,15 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
     };
     let env = task_env(a, &work.program, sandbox.as_ref(), Some(&work.split.file));
     let cleanup = output_dir.clone();
-    let temp_part = work.output_file.clone();
+    let staged = ctx.scratch.join(format!("{}.part", a.attempt));
+    let temp_part = match &work.output_file {
+        Some(file) => match PartTarget::new(file, work.upload.as_deref(), staged) {
+            Ok(target) => Some(target),
+            Err(reason) => return failed(reason),
+        },
+        None => None,
+    };
+    let part = temp_part.clone();
     let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
@@ -236,23 +245,30 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
             split: &work.split,
             more: &work.more,
             reduce_tasks: work.reduce_tasks,
-            output_file: work.output_file.clone(),
+            output_file: part.clone(),
             output_dir,
             env,
             sort_buffer: ctx.sort_buffer,
         };
         let result = run_map(task, &switch);
         drop(sandbox);
-        result
+        let tags = match (&result, &part) {
+            (Ok(_), Some(part)) => part.deliver()?,
+            _ => Vec::new(),
+        };
+        result.map(|r| (r, tags))
     })
     .await
     .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
     match result {
-        Ok(r) if temp_part.is_some() => {
-            let part = Success::Part { records: r.records };
+        Ok((r, upload_tags)) if temp_part.is_some() => {
+            let part = Success::Part {
+                records: r.records,
+                upload_tags,
+            };
             (AttemptOutcome::Succeeded(part), r.counters)
         }
-        Ok(r) => {
+        Ok((r, _)) => {
             // Which task this output belongs to, for a coordinator that restarts.
             let _ = std::fs::write(cleanup.join(TASK_FILE), a.task.index().to_string());
             let output = Success::MapOutput {
@@ -264,7 +280,7 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
         Err(reason) => {
             let _ = std::fs::remove_dir_all(cleanup);
             if let Some(part) = temp_part {
-                let _ = std::fs::remove_file(part);
+                part.discard();
             }
             failed(reason)
         }
@@ -307,30 +323,42 @@ async fn reduce(
                 }
             };
             let env = task_env(a, &work.program, sandbox.as_ref(), None);
-            let (program, output) = (work.program.clone(), work.output_file.clone());
-            let dir = scratch.clone();
+            let staged = ctx.scratch.join(format!("{}.part", a.attempt));
+            let target = match PartTarget::new(&work.output_file, work.upload.as_deref(), staged) {
+                Ok(target) => target,
+                Err(reason) => {
+                    let _ = tokio::fs::remove_dir_all(&scratch).await;
+                    return failed(reason);
+                }
+            };
+            let program = work.program.clone();
+            let (dir, part_target) = (scratch.clone(), target.clone());
             let span = tracing::Span::current();
             let result = tokio::task::spawn_blocking(move || {
                 let _entered = span.enter();
                 let roots = DataRoots::resolved(program.data_roots.clone());
-                let part = roots
-                    .create(&output, program.output_mode)
-                    .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+                let part = part_target
+                    .create(&roots, program.output_mode)
+                    .map_err(|e| format!("cannot create {}: {e}", work.output_file.display()))?;
                 let result = run_reduce(&program, runs, &dir, part, &env, &switch);
                 drop(sandbox);
-                result
+                let (records, counters) = result?;
+                Ok((records, counters, part_target.deliver()?))
             })
             .await
             .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
             match result {
-                Ok((records, mut counters)) => {
+                Ok((records, mut counters, upload_tags)) => {
                     counters.insert(SHUFFLE_BYTES.into(), fetched_bytes);
                     counters.insert(REDUCE_OUTPUT_RECORDS.into(), records);
-                    (AttemptOutcome::Succeeded(Success::Part { records }), counters)
+                    (
+                        AttemptOutcome::Succeeded(Success::Part { records, upload_tags }),
+                        counters,
+                    )
                 }
                 Err(reason) => {
                     // A failed attempt leaves no temporary part behind.
-                    let _ = tokio::fs::remove_file(&work.output_file).await;
+                    target.discard();
                     failed(reason)
                 }
             }

@@ -40,7 +40,7 @@ impl Job {
         let Some(prior) = &self.prior else { return false };
         let record = prior.get(kind, index);
         if kind == TaskKind::Reduce || self.plan.spec.reduce_tasks == 0 {
-            if !self.plan.output.root().join(self.plan.output.part_name(index)).exists() {
+            if !self.plan.output.has_part(index) {
                 return false;
             }
             let counters = record.map(|r| r.counters.clone()).unwrap_or_default();

@@ -13,6 +13,7 @@ mod lost_output;
 mod record;
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -161,7 +162,7 @@ impl Job {
             s.maps_total = maps;
             s.whole_files = plan.plan.whole_files();
             s.reduces_total = plan.spec.reduce_tasks;
-            s.output = plan.output.root().to_path_buf();
+            s.output = plan.output.root();
         });
         Arc::new(Self {
             id,
@@ -338,8 +339,8 @@ impl Job {
         self.board().set_launched(TaskKind::Map, m, history.launched);
         let committed = result.map_err(|source| self.task_failed(task, source))?;
         let shuffle_address = match committed.success {
-            Success::Part { .. } => {
-                self.commit_part(m, committed.attempt)?;
+            Success::Part { upload_tags, .. } => {
+                self.commit_part(m, committed.attempt, upload_tags.clone())?;
                 None
             }
             _ => Some(committed.placement.shuffle_address),
@@ -375,10 +376,10 @@ impl Job {
         }
     }
 
-    fn commit_part(&self, part: u32, attempt: AttemptId) -> Result<(), JobError> {
+    fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> Result<(), JobError> {
         self.plan
             .output
-            .commit_part(part, attempt)
+            .commit_part(part, attempt, tags)
             .map_err(|source| JobError::CommitPart { part, source })
     }
 
@@ -400,7 +401,11 @@ impl Job {
             loop {
                 match run_task(&ctx, &mut history, |id, n| self.reduce_assignment(r, id, n)).await {
                     Ok(committed) => {
-                        self.commit_part(r, committed.attempt)?;
+                        let tags = match &committed.success {
+                            Success::Part { upload_tags, .. } => upload_tags.clone(),
+                            _ => Vec::new(),
+                        };
+                        self.commit_part(r, committed.attempt, tags)?;
                         log.commit(committed.attempt, committed.counters.clone());
                         let mut board = self.board();
                         board.commit(TaskKind::Reduce, r, Some(committed.attempt), None, committed.counters);
@@ -429,8 +434,23 @@ impl Job {
         .await
     }
 
+    /// Where `attempt` writes part `part`, and for an object store the upload it fills. An
+    /// upload that cannot be begun leaves the attempt none: it fails, and is retried.
+    fn part_destination(&self, part: u32, attempt: AttemptId) -> (PathBuf, Option<String>) {
+        self.plan.output.attempt_part(part, attempt).unwrap_or_else(|e| {
+            tracing::warn!(part, attempt, error = %e, "cannot begin the part's upload");
+            (self.plan.output.root(), None)
+        })
+    }
+
     fn map_assignment(&self, m: u32, attempt: AttemptId, number: u32) -> Assignment {
-        let output_file = (self.plan.spec.reduce_tasks == 0).then(|| self.plan.output.temp_part(m, attempt));
+        let (output_file, upload) = match self.plan.spec.reduce_tasks {
+            0 => {
+                let (file, upload) = self.part_destination(m, attempt);
+                (Some(file), upload)
+            }
+            _ => (None, None),
+        };
         Assignment {
             attempt,
             number,
@@ -441,12 +461,14 @@ impl Job {
                 more: self.plan.plan.packed.get(&m).cloned().unwrap_or_default(),
                 reduce_tasks: self.plan.spec.reduce_tasks,
                 output_file,
+                upload,
             }),
             timeout: self.plan.spec.task_timeout,
         }
     }
 
     fn reduce_assignment(&self, r: u32, attempt: AttemptId, number: u32) -> Assignment {
+        let (output_file, upload) = self.part_destination(r, attempt);
         Assignment {
             attempt,
             number,
@@ -454,7 +476,8 @@ impl Job {
             work: Work::Reduce(ReduceWork {
                 program: self.program.clone(),
                 maps: self.board().map_locations(),
-                output_file: self.plan.output.temp_part(r, attempt),
+                output_file,
+                upload,
             }),
             timeout: self.plan.spec.task_timeout,
         }

@@ -6,7 +6,7 @@ use weft_core::work::JobId;
 
 use super::registry::{status_of, Entry, Tracked};
 use super::Jobs;
-use crate::commit::OutputDir;
+use crate::commit::Output;
 use crate::job::PriorCommits;
 use crate::store::{JobRecord, StoreError, TaskRecord};
 
@@ -29,7 +29,7 @@ impl Jobs {
             let tracked = Tracked::new(
                 record.id,
                 status_of(&record),
-                OutputDir::reopen(&record.spec.output, record.spec.output_compression),
+                Output::reopen(&record.spec.output, record.spec.output_compression),
             );
             let entry = Entry {
                 owner: record.owner,

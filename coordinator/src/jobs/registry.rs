@@ -12,7 +12,7 @@ use weft_core::status::{counters::FAILED_ATTEMPTS, JobState, JobStatus, Phase};
 use weft_core::work::JobId;
 
 use crate::cluster::Cluster;
-use crate::commit::OutputDir;
+use crate::commit::Output;
 use crate::job::{JobError, PriorCommits};
 use crate::plan::Plan;
 use crate::store::{now_ms, JobRecord, Persist, StateStore, Write};
@@ -47,14 +47,14 @@ impl Entry {
 pub(super) struct Tracked {
     pub(super) id: JobId,
     pub(super) status: Arc<watch::Sender<JobStatus>>,
-    pub(super) output: OutputDir,
+    pub(super) output: Output,
     /// Held across a state change, store write included, so that one change is decided,
     /// made durable and published before the next is considered.
     pub(super) changing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Tracked {
-    pub(super) fn new(id: JobId, status: JobStatus, output: OutputDir) -> Self {
+    pub(super) fn new(id: JobId, status: JobStatus, output: Output) -> Self {
         Self {
             id,
             status: Arc::new(watch::channel(status).0),

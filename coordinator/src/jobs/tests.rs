@@ -88,7 +88,10 @@ async fn a_straggler_gets_one_backup_and_the_first_commit_wins(store: Arc<dyn St
     assert!(worker.succeed(&backup));
     let status = s.ended(job).await;
     assert_eq!(status.state, JobState::Succeeded);
-    let late = AttemptOutcome::Succeeded(Success::Part { records: 1 });
+    let late = AttemptOutcome::Succeeded(Success::Part {
+        records: 1,
+        upload_tags: Vec::new(),
+    });
     assert!(!worker.report(&straggler, late), "the loser's report comes too late");
     worker.drain();
     assert_eq!(
@@ -259,7 +262,10 @@ async fn cancel_stops_running_attempts_and_leaves_no_output(store: Arc<dyn State
     assert_eq!((status.state, status.error.as_deref()), (JobState::Cancelled, None));
     worker.drain();
     assert_eq!(worker.cancelled, [m1.attempt]);
-    let late = AttemptOutcome::Succeeded(Success::Part { records: 1 });
+    let late = AttemptOutcome::Succeeded(Success::Part {
+        records: 1,
+        upload_tags: Vec::new(),
+    });
     assert!(!worker.report(&m1, late), "a cancelled attempt's report is ignored");
     assert!(names(&status.output).is_empty(), "committed parts are removed");
     s.settled().await;

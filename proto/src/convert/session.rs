@@ -69,6 +69,7 @@ impl From<Assignment> for v1::Assignment {
                     .collect(),
                 reduce_tasks: m.reduce_tasks,
                 output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
+                upload_id: m.upload.unwrap_or_default(),
             }),
             Work::Reduce(r) => assignment::Work::Reduce(v1::ReduceWork {
                 program: Some(program_to_wire(&r.program)),
@@ -83,6 +84,7 @@ impl From<Assignment> for v1::Assignment {
                     })
                     .collect(),
                 output_file: path_to_wire(r.output_file),
+                upload_id: r.upload.unwrap_or_default(),
             }),
             Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
                 handler: q.handler.to_string(),
@@ -128,6 +130,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                         .collect(),
                     reduce_tasks: m.reduce_tasks,
                     output_file: optional_path(m.output_file),
+                    upload: (!m.upload_id.is_empty()).then_some(m.upload_id),
                 };
                 (TaskId::Map(a.job_id.parse()?, a.task_index), Work::Map(work))
             }
@@ -145,6 +148,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                     program: program(r.program)?,
                     maps,
                     output_file: PathBuf::from(r.output_file),
+                    upload: (!r.upload_id.is_empty()).then_some(r.upload_id),
                 };
                 (TaskId::Reduce(a.job_id.parse()?, r.partition), Work::Reduce(work))
             }
@@ -183,9 +187,10 @@ impl From<Report> for v1::AttemptReport {
                 partition_bytes,
                 output_records: records,
             }),
-            AttemptOutcome::Succeeded(Success::Part { records }) => Outcome::ReduceDone(v1::ReduceDone {
+            AttemptOutcome::Succeeded(Success::Part { records, upload_tags }) => Outcome::ReduceDone(v1::ReduceDone {
                 output_file: String::new(),
                 output_records: records,
+                upload_tags,
             }),
             AttemptOutcome::Succeeded(Success::Queue(output)) => Outcome::QueueOutput(output),
             AttemptOutcome::Failed(reason) | AttemptOutcome::Lost(reason) => Outcome::Failed(reason),
@@ -211,6 +216,7 @@ impl From<v1::AttemptReport> for Report {
             // Older workers name a map-only job's part file in MapDone.
             Some(Outcome::MapDone(done)) if !done.output_file.is_empty() => AttemptOutcome::Succeeded(Success::Part {
                 records: done.output_records,
+                upload_tags: Vec::new(),
             }),
             Some(Outcome::MapDone(done)) => AttemptOutcome::Succeeded(Success::MapOutput {
                 partition_bytes: done.partition_bytes,
@@ -218,6 +224,7 @@ impl From<v1::AttemptReport> for Report {
             }),
             Some(Outcome::ReduceDone(done)) => AttemptOutcome::Succeeded(Success::Part {
                 records: done.output_records,
+                upload_tags: done.upload_tags,
             }),
             Some(Outcome::QueueOutput(output)) => AttemptOutcome::Succeeded(Success::Queue(output)),
             Some(Outcome::Failed(reason)) => AttemptOutcome::Failed(reason),
@@ -473,6 +480,7 @@ mod tests {
                 }],
                 reduce_tasks: 0,
                 output_file: Some("/out/.weft-tmp/part-00003.attempt-7".into()),
+                upload: None,
             }),
             timeout: Some(Duration::from_secs(30)),
         });
@@ -487,7 +495,8 @@ mod tests {
                     attempt: 7,
                     shuffle_address: "w:1".into(),
                 }],
-                output_file: "/out/.weft-tmp/part-00001.attempt-8".into(),
+                output_file: "s3://bucket/out/part-00001".into(),
+                upload: Some("upload-8".into()),
             }),
             timeout: None,
         });

@@ -1,0 +1,158 @@
+//! A real S3 server for tests: moto in server mode (from PyPI, installed on first use into
+//! `target/s3-venv`), on a free port, one per test process, with boto3 beside it to make
+//! buckets, put and get objects and list the multipart uploads left open.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::common::{free_port, wait_until};
+
+/// The moto server this test process uses.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    _server: Child,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn venv() -> PathBuf {
+    workspace().join("target/s3-venv")
+}
+
+/// Installs moto and boto3 into `target/s3-venv` unless they are there; one process at a
+/// time.
+fn install() {
+    let venv = venv();
+    let marker = venv.join("installed");
+    if marker.exists() {
+        return;
+    }
+    std::fs::create_dir_all(workspace().join("target")).unwrap();
+    let lock = std::fs::File::create(workspace().join("target/s3-venv.lock")).unwrap();
+    lock.lock().unwrap();
+    if marker.exists() {
+        return;
+    }
+    let run = |command: &mut Command| {
+        let status = command.status().unwrap();
+        assert!(status.success(), "installing moto failed: {command:?}");
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "moto[server]==5.*",
+        "boto3",
+    ]));
+    std::fs::write(marker, "").unwrap();
+}
+
+/// The server, started on first use; the `AWS_*` variables that reach it are set in this
+/// process, so that every weft process a test starts inherits them.
+pub fn s3() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        install();
+        let port = free_port();
+        let mut command = Command::new(venv().join("bin/moto_server"));
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Dies with the test process, whichever thread started it.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // PR_SET_PDEATHSIG follows the thread that spawned the child: a thread that lives as
+        // long as the process spawns it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tx.send(command.spawn()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        let server = rx.recv().unwrap().expect("moto_server starts");
+        wait_until(Duration::from_secs(30), "moto listening", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for (name, value) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ] {
+            // Set once, before any cluster of this process starts.
+            unsafe { std::env::set_var(name, value) };
+        }
+        S3Server {
+            endpoint,
+            _server: server,
+        }
+    })
+}
+
+/// Runs the boto3 helper; returns its stdout.
+pub fn tool(args: &[&str]) -> String {
+    s3();
+    let output = Command::new(venv().join("bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3_server/s3tool.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "s3tool {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Makes bucket `name`.
+pub fn create_bucket(name: &str) {
+    tool(&["create-bucket", name]);
+}
+
+/// Uploads every file in `dir` to `s3://bucket/prefix/NAME`.
+pub fn put_dir(dir: &Path, bucket: &str, prefix: &str) {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for file in names {
+        let key = format!("{prefix}/{}", file.file_name().unwrap().to_str().unwrap());
+        tool(&["put", bucket, &key, file.to_str().unwrap()]);
+    }
+}
+
+/// The keys beneath `prefix`.
+pub fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    serde_json::from_str(&tool(&["list", bucket, prefix])).unwrap()
+}
+
+/// The multipart uploads of `bucket` still open.
+pub fn open_uploads(bucket: &str) -> Vec<(String, String)> {
+    serde_json::from_str(&tool(&["uploads", bucket])).unwrap()
+}
+
+/// The objects beneath `prefix`, downloaded into `dir` (which is made).
+pub fn get_dir(bucket: &str, prefix: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for key in keys(bucket, prefix) {
+        let name = key.rsplit('/').next().unwrap();
+        tool(&["get", bucket, &key, dir.join(name).to_str().unwrap()]);
+    }
+}
