@@ -15,6 +15,7 @@ use weft_core::work::AttemptId;
 use weft_storage::{upload, StorageError};
 
 use crate::commit::SUCCESS_MARKER;
+use crate::store::UploadRecord;
 
 /// A job's output prefix and the uploads begun into it.
 #[derive(Debug)]
@@ -103,6 +104,19 @@ impl ObjectOutput {
         abort_all(&self.prefix, self.suffix, open.into_values());
         if let Err(e) = upload::delete_beneath(&self.prefix, |name| name.starts_with("part-")) {
             tracing::warn!(output = %self.prefix, error = %e, "cannot delete the parts of a job that did not succeed");
+        }
+    }
+}
+
+/// Aborts the uploads a coordinator that stopped left open: what they held was never
+/// committed where a restarted job can find it, so their tasks run again.
+pub fn abort_left_open(uploads: &[UploadRecord]) {
+    for upload in uploads {
+        let aborted = ObjectUrl::parse(&upload.url)
+            .map_err(StorageError::from)
+            .and_then(|url| upload::abort(&url, &upload.id));
+        if let Err(e) = aborted {
+            tracing::warn!(part = %upload.url, error = %e, "cannot abort an upload left open: a bucket lifecycle rule must");
         }
     }
 }

@@ -13,9 +13,17 @@ use crate::common::{free_port, wait_until};
 
 /// The moto server this test process uses.
 pub struct S3Server {
-    /// `http://127.0.0.1:PORT`.
-    pub endpoint: String,
-    _server: Child,
+    _server: Moto,
+}
+
+/// A moto process: killed and reaped when dropped (and killed with the test process).
+pub struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn workspace() -> PathBuf {
@@ -62,33 +70,7 @@ pub fn s3() -> &'static S3Server {
     SERVER.get_or_init(|| {
         install();
         let port = free_port();
-        let mut command = Command::new(venv().join("bin/moto_server"));
-        command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Dies with the test process, whichever thread started it.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        // PR_SET_PDEATHSIG follows the thread that spawned the child: a thread that lives as
-        // long as the process spawns it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(command.spawn()).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        let server = rx.recv().unwrap().expect("moto_server starts");
-        wait_until(Duration::from_secs(30), "moto listening", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let server = start_moto(port, &[]);
         let endpoint = format!("http://127.0.0.1:{port}");
         for (name, value) in [
             ("AWS_ACCESS_KEY_ID", "testing"),
@@ -100,11 +82,42 @@ pub fn s3() -> &'static S3Server {
             // Set once, before any cluster of this process starts.
             unsafe { std::env::set_var(name, value) };
         }
-        S3Server {
-            endpoint,
-            _server: server,
-        }
+        S3Server { _server: server }
     })
+}
+
+/// A moto server on `port` with `env` (like `INITIAL_NO_AUTH_ACTION_COUNT=0`, which makes it
+/// check every request's credentials); it dies with the test process.
+pub fn start_moto(port: u16, env: &[(&str, &str)]) -> Moto {
+    install();
+    let mut command = Command::new(venv().join("bin/moto_server"));
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // PR_SET_PDEATHSIG follows the thread that spawned the child: a thread that lives as long
+    // as the process spawns it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tx.send(command.spawn()).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    let server = rx.recv().unwrap().expect("moto_server starts");
+    wait_until(Duration::from_secs(30), "moto listening", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Moto(server)
 }
 
 /// Runs the boto3 helper; returns its stdout.

@@ -31,7 +31,7 @@ use crate::cluster::{Cluster, Owner};
 use crate::commit::SUCCESS_MARKER;
 use crate::config::CoordinatorConfig;
 use crate::plan::{JobPlan, PlanError};
-use crate::store::StateStore;
+use crate::store::{StateStore, UploadRecord, Write};
 use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 pub use adopt::PriorCommits;
@@ -230,7 +230,9 @@ impl Job {
     /// Every part is in place: `_SUCCESS`, last.
     fn commit_job(&self) -> Result<(), JobError> {
         let mode = self.plan.spec.output_mode;
-        self.plan.output.succeed(mode).map_err(JobError::Succeed)
+        self.plan.output.succeed(mode).map_err(JobError::Succeed)?;
+        self.store.write(vec![Write::EndUploads(self.id)]);
+        Ok(())
     }
 
     /// The job's counters: its committed tasks' summed, and its own.
@@ -437,10 +439,23 @@ impl Job {
     /// Where `attempt` writes part `part`, and for an object store the upload it fills. An
     /// upload that cannot be begun leaves the attempt none: it fails, and is retried.
     fn part_destination(&self, part: u32, attempt: AttemptId) -> (PathBuf, Option<String>) {
-        self.plan.output.attempt_part(part, attempt).unwrap_or_else(|e| {
-            tracing::warn!(part, attempt, error = %e, "cannot begin the part's upload");
-            (self.plan.output.root(), None)
-        })
+        match self.plan.output.attempt_part(part, attempt) {
+            Ok((file, Some(id))) => {
+                // Recorded, so that a restarted coordinator can abort it if it stays open.
+                let upload = UploadRecord {
+                    attempt,
+                    url: file.to_string_lossy().into_owned(),
+                    id: id.clone(),
+                };
+                self.store.write(vec![Write::BeginUpload { job: self.id, upload }]);
+                (file, Some(id))
+            }
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!(part, attempt, error = %e, "cannot begin the part's upload");
+                (self.plan.output.root(), None)
+            }
+        }
     }
 
     fn map_assignment(&self, m: u32, attempt: AttemptId, number: u32) -> Assignment {

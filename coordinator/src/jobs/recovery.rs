@@ -8,7 +8,8 @@ use super::registry::{status_of, Entry, Tracked};
 use super::Jobs;
 use crate::commit::Output;
 use crate::job::PriorCommits;
-use crate::store::{JobRecord, StoreError, TaskRecord};
+use crate::object_commit::abort_left_open;
+use crate::store::{JobRecord, StoreError, TaskRecord, Write};
 
 impl Jobs {
     /// Takes back the jobs a previous run of the coordinator left unfinished.
@@ -26,6 +27,12 @@ impl Jobs {
         registry.ended_earlier.extend(earlier);
         for (record, tasks) in unfinished {
             tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
+            let uploads = self.engine.store.open_uploads(record.id)?;
+            if !uploads.is_empty() {
+                tracing::info!(job = %record.id, uploads = uploads.len(), "aborting the uploads the job left open");
+                abort_left_open(&uploads);
+                self.engine.store.write(vec![Write::EndUploads(record.id)]);
+            }
             let tracked = Tracked::new(
                 record.id,
                 status_of(&record),

@@ -168,16 +168,18 @@ pub(super) async fn set_state(
     if !from.can_become(state) {
         return false;
     }
+    let mut changes = Vec::new();
     if state.is_final() && state != JobState::Succeeded {
         job.output.abandon();
+        changes.push(Write::EndUploads(job.id));
     }
-    let change = Write::JobState {
+    changes.push(Write::JobState {
         job: job.id,
         state,
         error: error.clone(),
         counters,
-    };
-    if let Err(e) = store.write_durably(vec![change], Persist::UntilWritten).await {
+    });
+    if let Err(e) = store.write_durably(changes, Persist::UntilWritten).await {
         tracing::error!(job = %job.id, ?state, error = %e, "cannot record the job's new state; it stays as it was until the coordinator restarts");
         return false;
     }

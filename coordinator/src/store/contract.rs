@@ -188,4 +188,30 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
     assert_eq!(store.job(JobId::new(9)).unwrap(), None);
 }
 
-on_every_store!(jobs_tasks_and_attempts_read_back_as_written);
+async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
+    let (first, second) = (JobId::new(1), JobId::new(2));
+    let upload = |attempt, id: &str| UploadRecord {
+        attempt,
+        url: format!("s3://b/out/part-0000{attempt}"),
+        id: id.into(),
+    };
+    let begun = [
+        (first, upload(3, "u3")),
+        (second, upload(4, "u4")),
+        (first, upload(5, "u5")),
+    ]
+    .map(|(job, upload)| Write::BeginUpload { job, upload });
+    store.write_durably(begun.to_vec(), Persist::Once).await.unwrap();
+    assert_eq!(store.open_uploads(first).unwrap(), [upload(3, "u3"), upload(5, "u5")]);
+    store
+        .write_durably(vec![Write::EndUploads(first)], Persist::Once)
+        .await
+        .unwrap();
+    assert!(store.open_uploads(first).unwrap().is_empty());
+    assert_eq!(store.open_uploads(second).unwrap(), [upload(4, "u4")]);
+}
+
+on_every_store!(
+    jobs_tasks_and_attempts_read_back_as_written,
+    uploads_are_kept_per_job_until_they_end
+);

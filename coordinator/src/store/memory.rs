@@ -9,7 +9,9 @@ use weft_core::work::{AttemptId, JobId, TaskKind};
 
 use tokio::sync::watch;
 
-use super::{now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, TaskRecord, Write};
+use super::{
+    now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, TaskRecord, UploadRecord, Write,
+};
 
 #[derive(Default)]
 struct Tables {
@@ -17,6 +19,7 @@ struct Tables {
     tasks: HashMap<(JobId, TaskKind, u32), TaskRecord>,
     attempts: BTreeMap<AttemptId, (JobId, AttemptRecord)>,
     reserved: AttemptId,
+    uploads: BTreeMap<AttemptId, (JobId, UploadRecord)>,
     closed: bool,
 }
 
@@ -71,6 +74,10 @@ impl Tables {
                 self.attempts.insert(attempt.id, (job, attempt));
             }
             Write::ReserveAttempts(up_to) => self.reserved = self.reserved.max(up_to),
+            Write::BeginUpload { job, upload } => {
+                self.uploads.insert(upload.attempt, (job, upload));
+            }
+            Write::EndUploads(job) => self.uploads.retain(|_, (j, _)| *j != job),
         }
     }
 }
@@ -121,6 +128,12 @@ impl StateStore for MemoryStore {
         let tables = self.lock();
         let of_job = tables.tasks.iter().filter(|((j, _, _), _)| *j == job);
         Ok(of_job.map(|(_, t)| t.clone()).collect())
+    }
+
+    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError> {
+        let tables = self.lock();
+        let of_job = tables.uploads.values().filter(|(j, _)| *j == job);
+        Ok(of_job.map(|(_, u)| u.clone()).collect())
     }
 
     fn close(&self) {

@@ -1,6 +1,6 @@
 //! The coordinator's durable state, behind the narrow [`StateStore`] trait: jobs with their
 //! specs and plans, the tasks they committed, the attempts they made, and the attempt-id
-//! high-water mark.
+//! high-water mark, and the multipart uploads begun into object-store outputs.
 //!
 //! - [`sqlite`]: the store a coordinator runs on, an SQLite database under the state
 //!   directory, written by one thread in group commits;
@@ -53,6 +53,9 @@ pub trait StateStore: Send + Sync {
 
     /// The tasks a job committed, in no particular order.
     fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// The multipart uploads begun for a job's parts and not yet ended.
+    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError>;
 
     /// Writes what is pending and stops writing.
     fn close(&self);
@@ -148,6 +151,17 @@ pub struct AttemptRecord {
     pub ended_ms: Option<i64>,
 }
 
+/// A multipart upload begun for an attempt's part in an object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The attempt that fills it.
+    pub attempt: AttemptId,
+    /// The part's object, `s3://bucket/key`.
+    pub url: String,
+    /// The upload's id.
+    pub id: String,
+}
+
 /// A change to the durable state.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -187,6 +201,15 @@ pub enum Write {
     },
     /// Raises the attempt-id high-water mark.
     ReserveAttempts(AttemptId),
+    /// An upload was begun for a job's part.
+    BeginUpload {
+        /// The job.
+        job: JobId,
+        /// The upload.
+        upload: UploadRecord,
+    },
+    /// Every upload of a job was completed or aborted.
+    EndUploads(JobId),
 }
 
 /// What a store held when it was opened.

@@ -11,7 +11,7 @@ use super::codec::encode_spec;
 use super::StoreError;
 
 /// The schema this weft writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How weft 0.1 stored a spec (the bytes of its wire message), decoded: the one thing a
 /// migration needs that this store does not know itself.
@@ -47,6 +47,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec)
             0 => tx.execute_batch(V1_TABLES).map_err(corrupt)?,
             1 => specs_in_store_format(&tx, path, v1_spec)?,
             2 => tx.execute_batch(V3_OWNERS).map_err(corrupt)?,
+            3 => tx.execute_batch(V4_UPLOADS).map_err(corrupt)?,
             _ => unreachable!("a migration for every version below SCHEMA_VERSION"),
         }
         tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
@@ -96,6 +97,16 @@ const V1_TABLES: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER 
 /// 2 → 3: every job has an owner, the identity that submitted it; jobs from before
 /// identities have none (only admins see them).
 const V3_OWNERS: &str = "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''";
+
+/// 3 → 4: the multipart uploads begun into object-store outputs, so that a restarted
+/// coordinator can abort those its jobs left open.
+const V4_UPLOADS: &str = "CREATE TABLE uploads (
+        attempt INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        upload_id TEXT NOT NULL
+     );
+     CREATE INDEX uploads_by_job ON uploads (job_id);";
 
 /// 1 → 2: specs in the store's own format (JSON, any path) instead of wire bytes.
 fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {

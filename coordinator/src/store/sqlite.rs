@@ -18,12 +18,13 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::status::JobState;
-use weft_core::work::{JobId, TaskKind};
+use weft_core::work::{AttemptId, JobId, TaskKind};
 
 use super::codec::{decode_plan, decode_spec, encode_plan, encode_spec, kind_code, kind_from_code};
 use super::schema::{migrate, DecodeV1Spec};
 use super::{
-    now_ms, AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, TaskRecord, Write,
+    now_ms, AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, TaskRecord,
+    UploadRecord, Write,
 };
 
 /// Why a group commit failed, as the writer thread tells it to those waiting.
@@ -230,6 +231,20 @@ impl StateStore for SqliteStore {
 
     fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
         self.read(|conn| committed_tasks(conn, job))
+    }
+
+    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT attempt, url, upload_id FROM uploads WHERE job_id = ?1 ORDER BY attempt")?
+                .query_map([job.to_string()], |row| {
+                    Ok(UploadRecord {
+                        attempt: row.get::<_, i64>(0)? as AttemptId,
+                        url: row.get(1)?,
+                        id: row.get(2)?,
+                    })
+                })?
+                .collect()
+        })
     }
 
     fn close(&self) {
@@ -643,6 +658,15 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                     params![*up_to as i64],
                 )?;
             }
+            Write::BeginUpload { job, upload } => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO uploads (attempt, job_id, url, upload_id) VALUES (?1, ?2, ?3, ?4)",
+                    params![upload.attempt as i64, job.to_string(), upload.url, upload.id],
+                )?;
+            }
+            Write::EndUploads(job) => {
+                tx.execute("DELETE FROM uploads WHERE job_id = ?1", [job.to_string()])?;
+            }
         }
     }
     tx.commit()
@@ -756,7 +780,10 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = open(dir.path()).err().unwrap();
-        assert!(matches!(err, StoreError::NewerSchema { found: 4, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == crate::store::SCHEMA_VERSION + 1),
+            "{err}"
+        );
         assert!(err.to_string().contains("newer"), "{err}");
     }
 

@@ -414,12 +414,14 @@ class MapDone(_message.Message):
     def __init__(self, output_file: _Optional[str] = ..., partition_bytes: _Optional[_Iterable[int]] = ..., output_records: _Optional[int] = ...) -> None: ...
 
 class ReduceDone(_message.Message):
-    __slots__ = ("output_file", "output_records")
+    __slots__ = ("output_file", "output_records", "upload_tags")
     OUTPUT_FILE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_TAGS_FIELD_NUMBER: _ClassVar[int]
     output_file: str
     output_records: int
-    def __init__(self, output_file: _Optional[str] = ..., output_records: _Optional[int] = ...) -> None: ...
+    upload_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, output_file: _Optional[str] = ..., output_records: _Optional[int] = ..., upload_tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FetchFailed(_message.Message):
     __slots__ = ("map_attempts", "reason")
@@ -530,7 +532,7 @@ class ShippedFiles(_message.Message):
     def __init__(self, files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ...) -> None: ...
 
 class MapWork(_message.Message):
-    __slots__ = ("program", "file", "start", "length", "reduce_tasks", "output_file", "file_bytes", "more")
+    __slots__ = ("program", "file", "start", "length", "reduce_tasks", "output_file", "file_bytes", "more", "upload_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -539,6 +541,7 @@ class MapWork(_message.Message):
     OUTPUT_FILE_FIELD_NUMBER: _ClassVar[int]
     FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     program: Program
     file: str
     start: int
@@ -547,7 +550,8 @@ class MapWork(_message.Message):
     output_file: str
     file_bytes: bytes
     more: _containers.RepeatedCompositeFieldContainer[FilePiece]
-    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., file: _Optional[str] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., reduce_tasks: _Optional[int] = ..., output_file: _Optional[str] = ..., file_bytes: _Optional[bytes] = ..., more: _Optional[_Iterable[_Union[FilePiece, _Mapping]]] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., file: _Optional[str] = ..., start: _Optional[int] = ..., length: _Optional[int] = ..., reduce_tasks: _Optional[int] = ..., output_file: _Optional[str] = ..., file_bytes: _Optional[bytes] = ..., more: _Optional[_Iterable[_Union[FilePiece, _Mapping]]] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class FilePiece(_message.Message):
     __slots__ = ("file", "file_bytes", "start", "length")
@@ -572,16 +576,18 @@ class MapLocation(_message.Message):
     def __init__(self, map_task: _Optional[int] = ..., map_attempt: _Optional[int] = ..., shuffle_address: _Optional[str] = ...) -> None: ...
 
 class ReduceWork(_message.Message):
-    __slots__ = ("program", "partition", "maps", "output_file")
+    __slots__ = ("program", "partition", "maps", "output_file", "upload_id")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     MAPS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     program: Program
     partition: int
     maps: _containers.RepeatedCompositeFieldContainer[MapLocation]
     output_file: str
-    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., partition: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapLocation, _Mapping]]] = ..., output_file: _Optional[str] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, program: _Optional[_Union[Program, _Mapping]] = ..., partition: _Optional[int] = ..., maps: _Optional[_Iterable[_Union[MapLocation, _Mapping]]] = ..., output_file: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
     __slots__ = ("job_id", "map_attempt", "partition")
