@@ -4,6 +4,7 @@
     bench/run.py [--size 1GiB] [--only wordcount,sort,queue,handlers,scale,wide] [--weft-only] [--tasks N]
     bench/run.py --weft-only --only security [--rounds 5]   # what TLS and tokens cost
     bench/run.py --weft-only --only observed [--rounds 5]   # what the dashboard and scrapes cost
+    bench/run.py --weft-only --only objects                 # one 1 GiB object in S3 (moto), counted
 
 Installs what it needs (a venv under target/bench-venv from PyPI; redis-server from Debian's
 packages for Celery), builds weft and the bench programs in release mode, generates the data,
@@ -153,14 +154,14 @@ class WeftCluster:
     every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
     every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=()):
+    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=(), env=None):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
         http_ports = [free_port() for _ in range(3)] if observed else []
         http = lambda i: ["--http", f"127.0.0.1:{http_ports[i]}"] if observed else []  # noqa: E731
-        quiet = dict(os.environ, WEFT_LOG="warn")
+        quiet = dict(os.environ, WEFT_LOG="warn", **(env or {}))
         tls = []
-        self.client_env = dict(os.environ)
+        self.client_env = dict(os.environ, **(env or {}))
         if secure:
             secrets = self.dir / "secrets"
             subprocess.run([RELEASE / "weft", "certs", "--dir", secrets], check=True, capture_output=True)
@@ -231,20 +232,25 @@ class Watcher:
         log(f"   watched: {self.scrapes} scrapes of /metrics")
 
 
-def weft_cluster_job(flags, secure=False, observed=False):
+def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks=None):
     # One slot per worker: two workers on two cores, as `weft run` sets them (two slots each
     # would run four tasks on two cores: 3.5 s against 2.8-3.1 s on the 1 GiB wordcount).
-    cluster = WeftCluster(slots=1, secure=secure, observed=observed)
+    # `worker_peaks`, a list: each worker's own peak RSS (its process tree) goes in it.
+    cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env)
     try:
         started = time.perf_counter()
         proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = 0
+        workers = [0] * len(cluster.workers)
         while proc.poll() is None:
             peak = max(peak, cluster.rss() + tree_rss(proc.pid))
+            workers = [max(w, tree_rss(p.pid)) for w, p in zip(workers, cluster.workers)]
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.read().strip()[-1500:])
+        if worker_peaks is not None:
+            worker_peaks.extend(workers)
         return seconds, peak
     finally:
         cluster.close()
@@ -559,6 +565,73 @@ def wide(tasks):
     return {"title": f"a wide job: {tasks:,} reduce tasks over a tiny input", "unit": "tasks/s", "results": results}
 
 
+def objects(size):
+    """One object of `size` bytes (the wordcount's text, concatenated) in an S3 server (moto,
+    from PyPI, on loopback), counted by a cluster from s3:// to s3://, beside the same job on
+    the local files: the rate, and each worker's peak RSS (the target: under 256 MiB, so
+    that a map streams its ranges and never holds its split)."""
+    missing = ensure_venv(["moto[server]", "boto3"])
+    if missing:
+        return {"title": "wordcount from and to S3", "unit": "MB/s", "bytes": size, "results": [Measured("weft s3", error=str(missing))]}
+    data, inputs, total = text_data(size)
+    corpus = WORK / "objects-corpus.txt"
+    if not corpus.exists() or corpus.stat().st_size != total:
+        with open(corpus, "wb") as joined:
+            for path in inputs:
+                with open(path, "rb") as part:
+                    shutil.copyfileobj(part, joined, 1 << 20)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    s3_env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}
+    moto = subprocess.Popen([VENV / "bin" / "moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = fresh_dir(WORK / "objects-out")
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("moto did not start")
+                time.sleep(0.2)
+        env = dict(os.environ, **s3_env)
+        subprocess.run([PY, "-c", "import boto3, os; boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL']).create_bucket(Bucket='bench')"], env=env, check=True)
+        log(f"   uploading one {total >> 20} MiB object")
+        subprocess.run([PY, "-c", f"import boto3, os; boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL']).upload_file('{corpus}', 'bench', 'corpus.txt')"], env=env, check=True)
+        split = str(max(total // 8, 1 << 20))
+        runs = Runs()
+        peaks = {}
+        local = "weft, local files (coordinator + 2 workers)"
+        remote = "weft, one object s3:// to s3:// (coordinator + 2 workers)"
+        for system, flags, output in [
+            (local, ["--input", data, "--output", out / "local"], out / "local"),
+            (remote, ["--input", "s3://bench/corpus.txt", "--output", "s3://bench/counts"], out / "s3"),
+        ]:
+            peaks[system] = []
+            job = ["--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]
+
+            def run(flags=flags, system=system, output=output):
+                measured = weft_cluster_job([*flags, *job], env=s3_env, worker_peaks=peaks[system])
+                if system == remote:
+                    output.mkdir(parents=True, exist_ok=True)
+                    for r in range(2):
+                        subprocess.run([PY, "-c", f"import boto3, os; boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL']).download_file('bench', 'counts/part-0000{r}', '{output / f'part-0000{r}'}')"], env=env, check=True)
+                return measured
+
+            runs.attempt(system, run, output)
+        results = runs.check(local, lambda output, reference: None if read_counts(output) == read_counts(reference) else "different counts")
+        for r in results:
+            if peaks.get(r.system):
+                worst = max(peaks[r.system])
+                r.note = (r.note + "; " if r.note else "") + f"worker peak RSS {worst / (1 << 20):.0f} MiB (target < 256 MiB)"
+        return {"title": f"wordcount of one {total / (1 << 20):.0f} MiB object in S3 (moto), against local files", "unit": "MB/s", "bytes": total, "results": results}
+    finally:
+        moto.send_signal(signal.SIGKILL)
+        moto.wait()
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def security(size, tasks, rounds):
     """What TLS and tokens cost: each workload on a plaintext cluster and on a secured one
     (TLS on every connection, a token on every call)."""
@@ -704,7 +777,7 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, handlers, scale, wide, security, observed (the last two only when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, handlers, scale, wide, security, observed, objects (the last three only when named)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
@@ -739,6 +812,7 @@ def main():
         ("wide", lambda: wide(args.wide_tasks)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
         ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
+        ("objects", lambda: objects(args.size)),
     ]:
         if name in only:
             log(f"== {name}")

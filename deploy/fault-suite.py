@@ -5,8 +5,9 @@ Builds the image, makes the cluster's certificates and tokens (`weft certs`), br
 secured compose cluster (a coordinator and 3 workers, each its own container and address,
 TLS and tokens everywhere, jobs confined to the data directory), submits jobs from this host
 with `weft` over TLS as admin, breaks machines while they run (docker kill, network
-disconnect, coordinator kill, scaling, rolling restarts, the ssh deploy script) and checks
-every output exactly against a computation in this process.
+disconnect, coordinator kill, scaling, rolling restarts, the ssh deploy script, and the
+object-storage variant against an S3 server with a worker killed) and checks every output
+exactly against a computation in this process.
 
     deploy/fault-suite.py [--only STEP[,STEP...]] [--keep]
 
@@ -34,6 +35,8 @@ WEFT = REPO / "target" / "release" / "weft"
 PROJECT = f"weftfaults{os.getpid()}"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(DEPLOY / "compose.yaml")]
 LEASE = 3
+# moto (an S3 server from PyPI) for the object-storage step, in the venv the tests use.
+S3_VENV = REPO / "target" / "s3-venv"
 
 
 def run(args, check=True, capture=True, env=None, timeout=600):
@@ -52,9 +55,11 @@ def run(args, check=True, capture=True, env=None, timeout=600):
 class Cluster:
     """The compose cluster, and `weft` on this host pointed at it, as admin over TLS."""
 
-    def __init__(self, data, secrets):
+    def __init__(self, data, secrets, compose=None, project=PROJECT, env=None):
         self.data = data
         self.port = free_port()
+        self.project = project
+        self.command = compose or COMPOSE
         self.env = dict(
             os.environ,
             WEFT_DATA=str(data),
@@ -70,10 +75,11 @@ class Cluster:
         if os.geteuid() != 0:
             # The containers read the secrets as this user (as root, they are chowned instead).
             self.env.update(WEFT_UID=str(os.getuid()), WEFT_GID=str(os.getgid()))
+        self.env.update(env or {})
         self.jobs = 0
 
     def compose(self, *args, check=True):
-        return run(COMPOSE + list(args), check=check, env=self.env)
+        return run(self.command + list(args), check=check, env=self.env)
 
     def weft(self, *args, check=True, timeout=600):
         return run([WEFT, *args], check=check, env=self.env, timeout=timeout)
@@ -98,7 +104,7 @@ class Cluster:
         return self.containers("coordinator")[0]
 
     def network(self):
-        return f"{PROJECT}_default"
+        return f"{self.project}_default"
 
     def coordinator_log(self):
         return run(["docker", "logs", self.coordinator()], check=False).stderr
@@ -289,6 +295,82 @@ def step_scale_and_rolling_restart(c, files, inputs):
     return f"{scaled}; then restarted all 5 workers one by one during a job: {check_counts(out, files)}"
 
 
+def s3_tool(endpoint, *args):
+    """boto3 against the host's moto: make a bucket, put files, get the keys and open uploads."""
+    script = """
+import boto3, json, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="faults", aws_secret_access_key="faults")
+command, args = sys.argv[2], sys.argv[3:]
+if command == "bucket":
+    s3.create_bucket(Bucket=args[0])
+elif command == "put":
+    for path in args[2:]:
+        s3.upload_file(path, args[0], args[1] + "/" + path.rsplit("/", 1)[-1])
+elif command == "get":
+    for o in s3.list_objects_v2(Bucket=args[0], Prefix=args[1]).get("Contents", []):
+        s3.download_file(args[0], o["Key"], args[2] + "/" + o["Key"].rsplit("/", 1)[-1])
+elif command == "uploads":
+    print(json.dumps(s3.list_multipart_uploads(Bucket=args[0]).get("Uploads", []), default=str))
+"""
+    return run([S3_VENV / "bin" / "python", "-c", script, endpoint, *args]).stdout
+
+
+def step_s3(c, files, inputs):
+    # A second compose cluster, from compose.s3.yaml: no shared volume, its data in an S3
+    # server (moto) on this host, reached from the containers at the host's gateway.
+    if not (S3_VENV / "bin" / "moto_server").exists():
+        run(["python3", "-m", "venv", S3_VENV])
+        run([S3_VENV / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", "moto[server]==5.*", "boto3"])
+    port = free_port()
+    moto = subprocess.Popen([S3_VENV / "bin" / "moto_server", "-H", "0.0.0.0", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    host = f"http://127.0.0.1:{port}"
+    work = Path(tempfile.mkdtemp(prefix="weft-s3-"))
+    credentials = work / "s3.env"
+    credentials.write_text("AWS_ACCESS_KEY_ID=faults\nAWS_SECRET_ACCESS_KEY=faults\n")
+    credentials.chmod(0o644 if os.geteuid() == 0 else 0o600)
+    gateway = work / "gateway.yaml"
+    gateway.write_text("services:\n" + "".join(f"  {s}:\n    extra_hosts: [\"host.docker.internal:host-gateway\"]\n" for s in ("coordinator", "worker")))
+    project = f"{PROJECT}s3"
+    compose = ["docker-compose", "-p", project, "-f", str(DEPLOY / "compose.s3.yaml"), "-f", str(gateway)]
+    env = {
+        "WEFT_S3_ENV": str(credentials),
+        "WEFT_S3_ROOT": "s3://faults/data",
+        "AWS_ENDPOINT_URL": f"http://host.docker.internal:{port}",
+        "AWS_ALLOW_HTTP": "true",
+        "WEFT_HTTP_PORT": str(free_port()),
+    }
+    s3 = Cluster(c.data, Path(c.env["WEFT_SECRETS"]), compose=compose, project=project, env=env)
+    try:
+        listening = ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]
+        wait_until(lambda: subprocess.run(listening, stderr=subprocess.DEVNULL).returncode == 0, "moto listening", 30)
+        s3_tool(host, "bucket", "faults")
+        s3_tool(host, "put", "faults", "data/in", *map(str, files))
+        s3.up(2)
+        flags = streaming("s3://faults/data/in", 1, 2, reduces=2)
+        job = s3.weft("submit", "--output", "s3://faults/data/out", *flags).stdout.strip()
+        workers = s3.containers("worker")
+        s3.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 2)
+        run(["docker", "kill", workers[0]])
+        run(["docker", "start", workers[0]])
+        s3.wait_job(job)
+        out = work / "out"
+        out.mkdir()
+        s3_tool(host, "get", "faults", "data/out/", str(out))
+        result = check_counts(out, files)
+        left = json.loads(s3_tool(host, "uploads", "faults"))
+        if left:
+            raise AssertionError(f"{len(left)} multipart uploads left open: {left[:3]}")
+        outside = s3.weft("submit", "--output", "s3://faults/elsewhere", "--input", "s3://faults/data/in", "--app", "wordcount", check=False)
+        if outside.returncode == 0 or "outside the data roots" not in outside.stderr:
+            raise AssertionError(f"a prefix outside WEFT_S3_ROOT was accepted: {outside.stderr}")
+        return f"s3:// to s3:// with no shared volume, {workers[0]} killed mid-map: {result}; no upload left open; outside the root refused"
+    finally:
+        s3.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+        moto.kill()
+        moto.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def step_ssh(c, files, inputs):
     # Its own cluster, with weft-cluster's defaults: none of the compose cluster's settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
@@ -302,6 +384,7 @@ STEPS = [
     ("coordinator-restart", step_coordinator_restart),
     ("scale-and-rolling-restart", step_scale_and_rolling_restart),
     ("ssh", step_ssh),
+    ("s3", step_s3),
 ]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Renders the kustomize base and validates every resource against a pinned Kubernetes
-# version's schemas (kubernetes-validate from PyPI, installed into a venv under target/).
+# Renders the kustomize base (deploy/k8s) and its object-storage variant (deploy/k8s-s3)
+# and validates every resource against a pinned Kubernetes version's schemas
+# (kubernetes-validate from PyPI, installed into a venv under target/).
 #
 #   deploy/k8s/validate.sh [KUBERNETES_VERSION]     (default 1.31.0)
 set -euo pipefail
@@ -10,9 +11,9 @@ version="${1:-1.31.0}"
 venv="$repo/target/deploy-venv"
 
 if command -v kubectl >/dev/null; then
-  render=(kubectl kustomize "$here")
+  render=(kubectl kustomize)
 elif command -v kustomize >/dev/null; then
-  render=(kustomize build "$here")
+  render=(kustomize build)
 else
   echo "deploy/k8s/validate.sh: needs kubectl or kustomize to render the manifests" >&2
   exit 1
@@ -23,6 +24,13 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
 fi
 rendered="$(mktemp --suffix=.yaml)"
 trap 'rm -f "$rendered"' EXIT
-"${render[@]}" >"$rendered"
-"$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered"
-echo "deploy/k8s: $(grep -c '^kind:' "$rendered") resources valid against Kubernetes $version"
+for variant in "$here" "$here/../k8s-s3"; do
+  "${render[@]}" "$variant" >"$rendered"
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered"
+  name="deploy/$(basename "$(cd "$variant" && pwd)")"
+  echo "$name: $(grep -c '^kind:' "$rendered") resources valid against Kubernetes $version"
+done
+if grep -q 'weft-data$' "$rendered" && grep -q 'claimName: weft-data' "$rendered"; then
+  echo "deploy/k8s-s3 still mounts the shared volume" >&2
+  exit 1
+fi

@@ -173,3 +173,16 @@ def test_a_streaming_job_ships_its_script_and_variables_and_sorts_on_two_fields(
             assert users.setdefault(user, index) == index, "a user in one part"
         assert all(line.endswith("\tseen") for line in lines)
     assert sum(len(p.read_text().splitlines()) for p in parts) == len(rows)
+
+
+def test_parts_written_compressed_read_back_as_the_lines(cluster, tmp_path: pathlib.Path):
+    import gzip
+
+    source = tmp_path / "words.txt"
+    source.write_text("b a\nc a\n")
+    with Client(cluster.url) as client:
+        job = client.submit([str(source)], str(tmp_path / "out"), app="wordcount", output_compression="gzip")
+        assert job.wait().state == "succeeded"
+    parts = sorted((tmp_path / "out").glob("part-*"))
+    assert [p.name for p in parts] == ["part-00000.gz"]
+    assert gzip.decompress(parts[0].read_bytes()).decode() == "a\t2\nb\t1\nc\t1\n"

@@ -103,6 +103,7 @@ def job_spec(
     task_memory: int = 0,
     recursive: bool = False,
     combine_splits: int = 0,
+    output_compression: str = "",
 ) -> pb.JobSpec:
     """A job spec: a built-in ``app`` (wordcount, indexer, grep with ``pattern``, sort) or
     streaming commands (``mapper``, and optionally ``reducer`` and ``combiner``).
@@ -111,7 +112,8 @@ def job_spec(
     attempt finds them in its working directory), ``env`` (variables for the commands),
     ``key_fields`` and ``partition_fields`` (a secondary sort) and ``task_memory`` (bytes);
     ``recursive`` and ``combine_splits`` (bytes) say how inputs are listed, as the CLI's
-    flags of the same names do."""
+    flags of the same names do; ``output_compression`` ("gzip" or "zstd") writes the parts
+    compressed. ``inputs`` and ``output`` may be ``s3://bucket/prefix`` URLs."""
     if (app is None) == (mapper is None):
         raise ValueError("give either app= (a built-in app) or mapper= (a streaming command)")
     spec = pb.JobSpec(
@@ -129,6 +131,7 @@ def job_spec(
         task_memory=task_memory,
         recursive=recursive,
         combine_splits=combine_splits,
+        output_compression=output_compression,
     )
     if key_fields != 1 or partition_fields:
         spec.keys.fields = key_fields
