@@ -256,7 +256,7 @@ fn an_s3_data_root_admits_its_prefix_in_whole_segments_only() {
 }
 
 #[test]
-fn a_restarted_coordinator_aborts_the_uploads_its_jobs_left_open() {
+fn a_restarted_coordinator_completes_committed_uploads_and_aborts_the_rest() {
     s3();
     let bucket = "restarted";
     create_bucket(bucket);
@@ -264,25 +264,25 @@ fn a_restarted_coordinator_aborts_the_uploads_its_jobs_left_open() {
     let local = cluster.path("corpus");
     let files = write_corpus(&local, 2, 800, 31);
     put_dir(&local, bucket, "in");
+    // Reduce 0 commits; reduce 1's first attempt sleeps on with its upload open.
     let pidfile = cluster.path("reducer.pid");
-    // The first attempt sleeps on with its upload open; the restarted coordinator aborts the
-    // upload, so that attempt cannot deliver, and another makes the part.
-    let reducer = format!(
-        "{}; {SUM_REDUCER}",
-        on_first_attempt_record_worker_and_sleep(&pidfile, 15)
-    );
+    let sleeper = on_first_attempt_record_worker_and_sleep(&pidfile, 15);
+    let reducer = format!(r#"case "$WEFT_TASK_ID" in *-r-00001) {sleeper} ;; esac; {SUM_REDUCER}"#);
     let flags = job_flags(&format!("s3://{bucket}/in"), &format!("s3://{bucket}/out"))
         .streaming(ASCII_WORD_MAPPER, &reducer)
-        .flag("--reduce-tasks", "1");
+        .flag("--reduce-tasks", "2");
     let submitted = cluster.weft(&flags.after(&["submit"]));
     assert!(submitted.status.success());
     let id = String::from_utf8_lossy(&submitted.stdout).trim().to_string();
     wait_for_pids(&pidfile);
-    let left_open = open_uploads(bucket);
+    wait_until(Duration::from_secs(30), "reduce 0 to commit", || {
+        cluster.status_json(&id)["reduces"]["done"] == 1
+    });
+    let before = open_uploads(bucket);
     assert_eq!(
-        left_open.len(),
-        1,
-        "the sleeping reducer's upload is open: {left_open:?}"
+        before.len(),
+        2,
+        "reduce 0's upload waits for the job's commit, reduce 1's is being filled: {before:?}"
     );
 
     cluster.kill_coordinator();
@@ -293,10 +293,15 @@ fn a_restarted_coordinator_aborts_the_uploads_its_jobs_left_open() {
     let downloaded = cluster.path("counts");
     get_dir(bucket, "out/", &downloaded);
     assert_eq!(read_counts(&downloaded), expected_ascii_wordcount(&files));
-    let still_open = open_uploads(bucket);
+    let attempts = cluster.status_json(&id)["attempts"].as_array().unwrap().clone();
+    let reduce_0 = attempts
+        .iter()
+        .filter(|a| a["kind"] == "reduce" && a["task"] == 0)
+        .count();
+    assert_eq!(reduce_0, 1, "the committed reduce is not run again: {attempts:?}");
     assert!(
-        !still_open.iter().any(|u| u == &left_open[0]),
-        "the upload the first coordinator began is aborted: {still_open:?}"
+        open_uploads(bucket).is_empty(),
+        "the sleeper's upload aborted, the committed one completed"
     );
     assert!(cluster
         .current_coordinator_log()

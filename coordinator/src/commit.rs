@@ -88,12 +88,12 @@ impl Output {
         }
     }
 
-    /// Whether part `part` is in place already (a restarted job adopts it). Parts in an
-    /// object store are complete only once their job commits, so none ever is.
+    /// Whether part `part` is in place already (a restarted job adopts it): renamed into
+    /// place, or uploaded by an attempt that committed (restored from the store).
     pub fn has_part(&self, part: u32) -> bool {
         match self {
             Output::Dir(dir) => dir.root().join(dir.part_name(part)).exists(),
-            Output::Objects(_) => false,
+            Output::Objects(objects) => objects.has_committed(part),
         }
     }
 

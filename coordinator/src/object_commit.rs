@@ -74,6 +74,23 @@ impl ObjectOutput {
         uploads.committed.insert(part, (attempt, tags));
     }
 
+    /// Takes back, after a restart, an upload whose attempt had committed: it is completed
+    /// at job commit, and its task is not run again.
+    pub fn restore(&self, upload: &UploadRecord, tags: Vec<String>) {
+        let mut uploads = self.uploads.lock().expect("uploads lock");
+        let open = Upload {
+            part: upload.part,
+            id: upload.id.clone(),
+        };
+        uploads.open.insert(upload.attempt, open);
+        uploads.committed.insert(upload.part, (upload.attempt, tags));
+    }
+
+    /// Whether part `part` has a committed upload.
+    pub fn has_committed(&self, part: u32) -> bool {
+        self.uploads.lock().expect("uploads lock").committed.contains_key(&part)
+    }
+
     /// Completes the committed uploads, aborts the rest, writes `_SUCCESS`.
     pub fn succeed(&self) -> Result<(), StorageError> {
         let (committed, mut open) = {
@@ -108,9 +125,8 @@ impl ObjectOutput {
     }
 }
 
-/// Aborts the uploads a coordinator that stopped left open: what they held was never
-/// committed where a restarted job can find it, so their tasks run again.
-pub fn abort_left_open(uploads: &[UploadRecord]) {
+/// Aborts uploads a coordinator that stopped left open, whose attempts never committed.
+pub fn abort_left_open<'a>(uploads: impl IntoIterator<Item = &'a UploadRecord>) {
     for upload in uploads {
         let aborted = ObjectUrl::parse(&upload.url)
             .map_err(StorageError::from)

@@ -379,6 +379,14 @@ impl Job {
     }
 
     fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> Result<(), JobError> {
+        if !tags.is_empty() {
+            // With the task's commit: a restarted coordinator completes this upload.
+            let committed = Write::CommitUpload {
+                attempt,
+                tags: tags.clone(),
+            };
+            self.store.write(vec![committed]);
+        }
         self.plan
             .output
             .commit_part(part, attempt, tags)
@@ -444,8 +452,10 @@ impl Job {
                 // Recorded, so that a restarted coordinator can abort it if it stays open.
                 let upload = UploadRecord {
                     attempt,
+                    part,
                     url: file.to_string_lossy().into_owned(),
                     id: id.clone(),
+                    tags: None,
                 };
                 self.store.write(vec![Write::BeginUpload { job: self.id, upload }]);
                 (file, Some(id))

@@ -27,17 +27,9 @@ impl Jobs {
         registry.ended_earlier.extend(earlier);
         for (record, tasks) in unfinished {
             tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
-            let uploads = self.engine.store.open_uploads(record.id)?;
-            if !uploads.is_empty() {
-                tracing::info!(job = %record.id, uploads = uploads.len(), "aborting the uploads the job left open");
-                abort_left_open(&uploads);
-                self.engine.store.write(vec![Write::EndUploads(record.id)]);
-            }
-            let tracked = Tracked::new(
-                record.id,
-                status_of(&record),
-                Output::reopen(&record.spec.output, record.spec.output_compression),
-            );
+            let output = Output::reopen(&record.spec.output, record.spec.output_compression);
+            self.restore_uploads(record.id, &output, &tasks)?;
+            let tracked = Tracked::new(record.id, status_of(&record), output);
             let entry = Entry {
                 owner: record.owner,
                 spec: record.spec,
@@ -52,6 +44,28 @@ impl Jobs {
         }
         drop(registry);
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The uploads a job began before the restart: those of attempts that committed are
+    /// taken back (completed at job commit, their tasks not run again); the rest, which no
+    /// one will fill or complete, are aborted.
+    fn restore_uploads(&self, job: JobId, output: &Output, committed: &[TaskRecord]) -> Result<(), StoreError> {
+        let uploads = self.engine.store.open_uploads(job)?;
+        let (kept, doomed): (Vec<_>, Vec<_>) = uploads.into_iter().partition(|u| {
+            u.tags.is_some() && committed.iter().any(|t| t.attempt == u.attempt) && matches!(output, Output::Objects(_))
+        });
+        if let Output::Objects(objects) = output {
+            for upload in &kept {
+                objects.restore(upload, upload.tags.clone().unwrap_or_default());
+            }
+        }
+        if !doomed.is_empty() {
+            tracing::info!(%job, aborted = doomed.len(), kept = kept.len(), "aborting the uploads the job left open");
+            abort_left_open(&doomed);
+            let forget = doomed.iter().map(|u| Write::ForgetUpload(u.attempt)).collect();
+            self.engine.store.write(forget);
+        }
         Ok(())
     }
 }

@@ -192,8 +192,10 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
     let (first, second) = (JobId::new(1), JobId::new(2));
     let upload = |attempt, id: &str| UploadRecord {
         attempt,
+        part: attempt as u32 % 2,
         url: format!("s3://b/out/part-0000{attempt}"),
         id: id.into(),
+        tags: None,
     };
     let begun = [
         (first, upload(3, "u3")),
@@ -203,6 +205,24 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
     .map(|(job, upload)| Write::BeginUpload { job, upload });
     store.write_durably(begun.to_vec(), Persist::Once).await.unwrap();
     assert_eq!(store.open_uploads(first).unwrap(), [upload(3, "u3"), upload(5, "u5")]);
+    let tags = vec!["\"etag-1\"".to_string(), "\"etag-2\"".to_string()];
+    let changes = vec![
+        Write::CommitUpload {
+            attempt: 5,
+            tags: tags.clone(),
+        },
+        Write::ForgetUpload(3),
+    ];
+    store.write_durably(changes, Persist::Once).await.unwrap();
+    let committed = UploadRecord {
+        tags: Some(tags),
+        ..upload(5, "u5")
+    };
+    assert_eq!(
+        store.open_uploads(first).unwrap(),
+        [committed],
+        "tags kept, the aborted one gone"
+    );
     store
         .write_durably(vec![Write::EndUploads(first)], Persist::Once)
         .await

@@ -77,6 +77,14 @@ impl Tables {
             Write::BeginUpload { job, upload } => {
                 self.uploads.insert(upload.attempt, (job, upload));
             }
+            Write::CommitUpload { attempt, tags } => {
+                if let Some((_, upload)) = self.uploads.get_mut(&attempt) {
+                    upload.tags = Some(tags);
+                }
+            }
+            Write::ForgetUpload(attempt) => {
+                self.uploads.remove(&attempt);
+            }
             Write::EndUploads(job) => self.uploads.retain(|_, (j, _)| *j != job),
         }
     }

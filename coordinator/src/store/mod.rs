@@ -156,10 +156,14 @@ pub struct AttemptRecord {
 pub struct UploadRecord {
     /// The attempt that fills it.
     pub attempt: AttemptId,
+    /// The part.
+    pub part: u32,
     /// The part's object, `s3://bucket/key`.
     pub url: String,
     /// The upload's id.
     pub id: String,
+    /// Once its attempt committed: its pieces' tags, to complete it with at job commit.
+    pub tags: Option<Vec<String>>,
 }
 
 /// A change to the durable state.
@@ -208,6 +212,15 @@ pub enum Write {
         /// The upload.
         upload: UploadRecord,
     },
+    /// An upload's attempt committed, with its pieces' tags.
+    CommitUpload {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Its pieces' tags, in order.
+        tags: Vec<String>,
+    },
+    /// An upload was aborted.
+    ForgetUpload(AttemptId),
     /// Every upload of a job was completed or aborted.
     EndUploads(JobId),
 }

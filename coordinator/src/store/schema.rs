@@ -98,13 +98,16 @@ const V1_TABLES: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER 
 /// identities have none (only admins see them).
 const V3_OWNERS: &str = "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''";
 
-/// 3 → 4: the multipart uploads begun into object-store outputs, so that a restarted
-/// coordinator can abort those its jobs left open.
+/// 3 → 4: the multipart uploads begun into object-store outputs (with the pieces' tags once
+/// their attempt commits), so that a restarted coordinator can complete the committed ones
+/// and abort the rest.
 const V4_UPLOADS: &str = "CREATE TABLE uploads (
         attempt INTEGER PRIMARY KEY,
         job_id TEXT NOT NULL,
+        part INTEGER NOT NULL,
         url TEXT NOT NULL,
-        upload_id TEXT NOT NULL
+        upload_id TEXT NOT NULL,
+        tags TEXT
      );
      CREATE INDEX uploads_by_job ON uploads (job_id);";
 

@@ -235,15 +235,23 @@ impl StateStore for SqliteStore {
 
     fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT attempt, url, upload_id FROM uploads WHERE job_id = ?1 ORDER BY attempt")?
-                .query_map([job.to_string()], |row| {
-                    Ok(UploadRecord {
-                        attempt: row.get::<_, i64>(0)? as AttemptId,
-                        url: row.get(1)?,
-                        id: row.get(2)?,
-                    })
-                })?
-                .collect()
+            conn.prepare_cached(
+                "SELECT attempt, part, url, upload_id, tags FROM uploads WHERE job_id = ?1 ORDER BY attempt",
+            )?
+            .query_map([job.to_string()], |row| {
+                let tags: Option<String> = row.get(4)?;
+                let tags = tags.map(|t| serde_json::from_str(&t)).transpose().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                })?;
+                Ok(UploadRecord {
+                    attempt: row.get::<_, i64>(0)? as AttemptId,
+                    part: row.get(1)?,
+                    url: row.get(2)?,
+                    id: row.get(3)?,
+                    tags,
+                })
+            })?
+            .collect()
         })
     }
 
@@ -659,10 +667,25 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                 )?;
             }
             Write::BeginUpload { job, upload } => {
+                let tags = upload
+                    .tags
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(unwritable)?;
                 tx.execute(
-                    "INSERT OR REPLACE INTO uploads (attempt, job_id, url, upload_id) VALUES (?1, ?2, ?3, ?4)",
-                    params![upload.attempt as i64, job.to_string(), upload.url, upload.id],
+                    "INSERT OR REPLACE INTO uploads (attempt, job_id, part, url, upload_id, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![upload.attempt as i64, job.to_string(), upload.part, upload.url, upload.id, tags],
                 )?;
+            }
+            Write::CommitUpload { attempt, tags } => {
+                tx.execute(
+                    "UPDATE uploads SET tags = ?2 WHERE attempt = ?1",
+                    params![*attempt as i64, serde_json::to_string(tags).map_err(unwritable)?],
+                )?;
+            }
+            Write::ForgetUpload(attempt) => {
+                tx.execute("DELETE FROM uploads WHERE attempt = ?1", [*attempt as i64])?;
             }
             Write::EndUploads(job) => {
                 tx.execute("DELETE FROM uploads WHERE job_id = ?1", [job.to_string()])?;
