@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use s3_server::*;
 
-type Program = fn(JobFlags) -> JobFlags;
-
 fn job_flags(input: &str, output: &str) -> JobFlags {
     JobFlags::new(input.as_ref(), output.as_ref())
 }
@@ -26,25 +24,14 @@ fn jobs_from_s3_to_s3_match_the_same_jobs_on_local_files() {
     let local = cluster.path("corpus");
     write_corpus(&local, 3, 3000, 11);
     put_dir(&local, bucket, "in");
-    let jobs: [(&str, Program); 3] = [
-        ("wordcount", |j| j.app("wordcount").flag("--reduce-tasks", "2")),
-        ("sort", |j| j.app("sort").flag("--reduce-tasks", "3")),
-        ("streaming", |j| {
-            j.streaming(ASCII_WORD_MAPPER, SUM_REDUCER).flag("--reduce-tasks", "2")
-        }),
-    ];
-    for (name, job) in jobs {
+    for (name, job) in three_jobs() {
         let on_disk = cluster.path(&format!("{name}-local"));
         cluster.submit_wait(&job(JobFlags::new(&local, &on_disk)).flag("--split-size", "20KiB"));
         let output = format!("s3://{bucket}/out/{name}");
         cluster.submit_wait(&job(job_flags(&format!("s3://{bucket}/in"), &output)).flag("--split-size", "20KiB"));
         let downloaded = cluster.path(&format!("{name}-s3"));
         get_dir(bucket, &format!("out/{name}/"), &downloaded);
-        let (from_s3, from_disk) = (read_parts(&downloaded), read_parts(&on_disk));
-        let same = match name {
-            "sort" => from_s3.concat() == from_disk.concat(),
-            _ => from_s3 == from_disk,
-        };
+        let same = same_parts(name, &read_parts(&downloaded), &read_parts(&on_disk));
         assert!(same, "{name}: the output from S3 differs from the local files'");
     }
     assert_eq!(
@@ -79,7 +66,7 @@ fn local_inputs_and_compressed_objects_go_to_compressed_parts_in_s3() {
         std::fs::write(packed.join(bytes.0), bytes.1).unwrap();
     }
     put_dir(&packed, bucket, "packed");
-    let wordcount: Program = |j| j.app("wordcount").flag("--reduce-tasks", "2");
+    let wordcount: JobShape = |j| j.app("wordcount").flag("--reduce-tasks", "2");
     let on_disk = cluster.path("local-out");
     cluster.submit_wait(&wordcount(JobFlags::new(&local, &on_disk)));
     for (input, name) in [

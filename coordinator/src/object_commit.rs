@@ -59,6 +59,15 @@ impl ObjectOutput {
         self.prefix.join(&format!("part-{part:05}{}", self.suffix))
     }
 
+    fn abort_all(&self, uploads: impl Iterator<Item = Upload>) {
+        for upload in uploads {
+            let url = self.part_url(upload.part);
+            if let Err(e) = upload::abort(&url, &upload.id) {
+                tracing::warn!(part = %url, error = %e, "cannot abort an upload: a bucket lifecycle rule must");
+            }
+        }
+    }
+
     /// Begins `attempt`'s upload of part `part`: returns the part's URL and the upload's id.
     pub fn begin(&self, part: u32, attempt: AttemptId) -> Result<(PathBuf, String), StorageError> {
         let url = self.part_url(part);
@@ -107,7 +116,7 @@ impl ObjectOutput {
             })?;
             upload::complete(&self.part_url(upload.part), &upload.id, &tags)?;
         }
-        abort_all(&self.prefix, self.suffix, open.into_values());
+        self.abort_all(open.into_values());
         upload::put(&self.prefix.join(SUCCESS_MARKER), Vec::new())
     }
 
@@ -118,7 +127,7 @@ impl ObjectOutput {
             uploads.committed.clear();
             std::mem::take(&mut uploads.open)
         };
-        abort_all(&self.prefix, self.suffix, open.into_values());
+        self.abort_all(open.into_values());
         if let Err(e) = upload::delete_beneath(&self.prefix, |name| name.starts_with("part-")) {
             tracing::warn!(output = %self.prefix, error = %e, "cannot delete the parts of a job that did not succeed");
         }
@@ -133,15 +142,6 @@ pub fn abort_left_open<'a>(uploads: impl IntoIterator<Item = &'a UploadRecord>) 
             .and_then(|url| upload::abort(&url, &upload.id));
         if let Err(e) = aborted {
             tracing::warn!(part = %upload.url, error = %e, "cannot abort an upload left open: a bucket lifecycle rule must");
-        }
-    }
-}
-
-fn abort_all(prefix: &ObjectUrl, suffix: &str, uploads: impl Iterator<Item = Upload>) {
-    for upload in uploads {
-        let url = prefix.join(&format!("part-{:05}{suffix}", upload.part));
-        if let Err(e) = upload::abort(&url, &upload.id) {
-            tracing::warn!(part = %url, error = %e, "cannot abort an upload: a bucket lifecycle rule must");
         }
     }
 }

@@ -115,7 +115,7 @@ pub fn put(url: &ObjectUrl, bytes: Vec<u8>) -> Result<(), StorageError> {
     })
 }
 
-/// Deletes the objects directly beneath `prefix` whose names `doomed` picks; returns how
+/// Deletes the objects beneath `prefix` whose names `doomed` picks; returns how
 /// many.
 pub fn delete_beneath(
     prefix: &ObjectUrl,
