@@ -77,8 +77,29 @@ impl<R: BufRead> Merger<R> {
 #[derive(Default)]
 pub struct RecordBuffer {
     data: Vec<u8>,
-    // (partition, key start, key length, value length)
-    index: Vec<(u32, usize, u32, u32)>,
+    index: Vec<Slot>,
+}
+
+/// Where one buffered record is, with its key's first bytes as a number, so that most
+/// comparisons of a sort are of two integers and touch neither key's bytes.
+#[derive(Clone, Copy)]
+struct Slot {
+    partition: u32,
+    klen: u32,
+    /// The key's first 8 bytes, zero-padded, big-endian: ordered as the keys are wherever
+    /// they differ within them.
+    prefix: u64,
+    start: usize,
+    vlen: u32,
+}
+
+/// A key's first 8 bytes, zero-padded, as a big-endian number.
+#[inline]
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 impl RecordBuffer {
@@ -87,13 +108,18 @@ impl RecordBuffer {
         let start = self.data.len();
         self.data.extend_from_slice(key);
         self.data.extend_from_slice(value);
-        self.index
-            .push((partition, start, key.len() as u32, value.len() as u32));
+        self.index.push(Slot {
+            partition,
+            klen: key.len() as u32,
+            prefix: key_prefix(key),
+            start,
+            vlen: value.len() as u32,
+        });
     }
 
     /// Bytes held, counting the index.
     pub fn memory(&self) -> usize {
-        self.data.len() + self.index.len() * std::mem::size_of::<(u32, usize, u32, u32)>()
+        self.data.len() + self.index.len() * std::mem::size_of::<Slot>()
     }
 
     /// Records held.
@@ -106,16 +132,29 @@ impl RecordBuffer {
         self.index.is_empty()
     }
 
-    /// Sorts by (partition, key) and calls `emit(partition, key, value)` in that order,
-    /// then empties the buffer.
+    /// Sorts by (partition, key), stably, and calls `emit(partition, key, value)` in that
+    /// order, then empties the buffer.
     pub fn drain_sorted(&mut self, mut emit: impl FnMut(u32, &[u8], &[u8]) -> io::Result<()>) -> io::Result<()> {
         let data = &self.data;
-        let key = |&(_, start, klen, _): &(u32, usize, u32, u32)| &data[start..start + klen as usize];
-        self.index
-            .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| key(a).cmp(key(b))));
-        for entry @ &(partition, start, klen, vlen) in &self.index {
-            let value_start = start + klen as usize;
-            emit(partition, key(entry), &data[value_start..value_start + vlen as usize])?;
+        let key = |slot: &Slot| &data[slot.start..slot.start + slot.klen as usize];
+        self.index.sort_by(|a, b| {
+            (a.partition, a.prefix).cmp(&(b.partition, b.prefix)).then_with(|| {
+                // Equal prefixes: two keys of at most 8 bytes are then equal as far as the
+                // shorter goes, so the shorter comes first.
+                if a.klen <= 8 && b.klen <= 8 {
+                    a.klen.cmp(&b.klen)
+                } else {
+                    key(a).cmp(key(b))
+                }
+            })
+        });
+        for slot in &self.index {
+            let value_start = slot.start + slot.klen as usize;
+            emit(
+                slot.partition,
+                key(slot),
+                &data[value_start..value_start + slot.vlen as usize],
+            )?;
         }
         self.data.clear();
         self.index.clear();
@@ -169,5 +208,40 @@ mod tests {
             .unwrap();
         assert_eq!(got, ["0y", "0z", "1a", "1a", "1b"]);
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn buffer_orders_keys_bytewise_past_their_prefixes_and_keeps_equal_keys_in_order() {
+        let keys: [&[u8]; 10] = [
+            b"abcdefghZ",
+            b"abcdefgh",
+            b"abcdefghA",
+            b"ab",
+            b"ab\0",
+            b"",
+            b"\xff\x01",
+            b"\x80",
+            b"abcdefghA",
+            b"ab",
+        ];
+        let mut buffer = RecordBuffer::default();
+        for (i, k) in keys.iter().enumerate() {
+            buffer.push(0, k, i.to_string().as_bytes());
+        }
+        let mut got = Vec::new();
+        buffer
+            .drain_sorted(|_, k, v| {
+                got.push((k.to_vec(), String::from_utf8(v.to_vec()).unwrap()));
+                Ok(())
+            })
+            .unwrap();
+        let mut want: Vec<(Vec<u8>, String)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_vec(), i.to_string()))
+            .collect();
+        // A stable sort by key alone: equal keys keep the order they came in.
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
     }
 }

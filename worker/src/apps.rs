@@ -6,9 +6,11 @@ use std::io::{self, Write};
 use std::path::Path;
 
 // A fast hash, seeded per process: SipHash was a fifth of wordcount's map time.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 use regex::bytes::Regex;
 use weft_core::spec::Builtin;
+
+use crate::word_counts::WordCounts;
 
 /// Distinct keys a combining mapper holds before it flushes them.
 const COMBINE_KEYS: usize = 1 << 20;
@@ -16,7 +18,7 @@ const COMBINE_KEYS: usize = 1 << 20;
 /// A built-in app's map side for one split.
 pub enum AppMapper {
     /// word → count, summed in the mapper.
-    WordCount(HashMap<Vec<u8>, u64>),
+    WordCount(WordCounts),
     /// words seen in this split's file.
     Indexer {
         /// The file's base name.
@@ -41,7 +43,7 @@ impl AppMapper {
     /// The mapper of `app` for a split of `file`.
     pub fn new(app: &Builtin, file: &Path) -> Result<Self, String> {
         Ok(match app {
-            Builtin::WordCount => AppMapper::WordCount(HashMap::new()),
+            Builtin::WordCount => AppMapper::WordCount(WordCounts::new()),
             Builtin::Indexer => AppMapper::Indexer {
                 doc: file
                     .file_name()
@@ -61,12 +63,7 @@ impl AppMapper {
     pub fn map(&mut self, line: &[u8], emit: &mut impl FnMut(&[u8], &[u8]) -> io::Result<()>) -> io::Result<()> {
         match self {
             AppMapper::WordCount(counts) => {
-                for_each_word(line, |word| match counts.get_mut(word) {
-                    Some(count) => *count += 1,
-                    None => {
-                        counts.insert(word.to_vec(), 1);
-                    }
-                });
+                for_each_word(line, |word| counts.add(word));
                 if counts.len() >= COMBINE_KEYS {
                     flush_counts(counts, emit)?;
                 }
@@ -115,14 +112,12 @@ impl AppMapper {
     }
 }
 
-fn flush_counts(
-    counts: &mut HashMap<Vec<u8>, u64>,
-    emit: &mut impl FnMut(&[u8], &[u8]) -> io::Result<()>,
-) -> io::Result<()> {
+fn flush_counts(counts: &mut WordCounts, emit: &mut impl FnMut(&[u8], &[u8]) -> io::Result<()>) -> io::Result<()> {
     let mut number = itoa_buf();
-    for (word, count) in counts.drain() {
-        emit(&word, format_u64(&mut number, count))?;
+    for (word, count) in counts.iter() {
+        emit(word, format_u64(&mut number, count))?;
     }
+    counts.clear();
     Ok(())
 }
 

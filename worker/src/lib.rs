@@ -39,6 +39,7 @@ pub mod shim;
 pub mod shuffle;
 pub mod store;
 pub mod upload;
+pub mod word_counts;
 
 pub use builder::Worker;
 pub use config::WorkerConfig;

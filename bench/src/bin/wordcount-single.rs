@@ -6,14 +6,15 @@
 //! What makes it fast, as the published fastest word counters do: bytes are scanned with an
 //! ASCII fast path (a class table; a character is decoded only at a non-ASCII byte), no
 //! `String` or allocation is made per word, and words are counted in an open-addressing
-//! table of small fixed entries (hash, count, where the word's bytes sit in one arena), so a
-//! lookup touches one cache line and compares bytes only on a full hash match.
+//! table of small fixed entries over one arena of words (`weft_worker::word_counts`, the
+//! table weft's own combining mapper counts into).
 //!
 //!     wordcount-single OUTPUT-FILE INPUT...   (a directory means its files)
 
-use std::hash::BuildHasher;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
+
+use weft_worker::word_counts::WordCounts as Counts;
 
 /// Byte classes: an ASCII letter, any other ASCII byte, or the start of a non-ASCII char.
 const LETTER: u8 = 1;
@@ -29,87 +30,6 @@ const CLASSES: [u8; 256] = {
     }
     classes
 };
-
-/// One counted word: 24 bytes, so that a probe reads a few entries from one cache line.
-#[derive(Clone, Copy, Default)]
-struct Entry {
-    hash: u64,
-    count: u64,
-    /// Where the word is in the arena; `len == 0`: an empty slot.
-    offset: u32,
-    len: u32,
-}
-
-/// An open-addressing table (linear probing, power-of-two size, grown at half full) with
-/// the words' bytes in one arena.
-struct Counts {
-    entries: Vec<Entry>,
-    arena: Vec<u8>,
-    used: usize,
-    hasher: foldhash::fast::FixedState,
-}
-
-impl Counts {
-    fn new() -> Self {
-        Self {
-            entries: vec![Entry::default(); 1 << 16],
-            arena: Vec::with_capacity(1 << 20),
-            used: 0,
-            hasher: foldhash::fast::FixedState::with_seed(0x5eed),
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, word: &[u8]) {
-        let hash = self.hasher.hash_one(word) | 1;
-        let mask = self.entries.len() - 1;
-        let mut slot = hash as usize & mask;
-        let (entries, arena) = (&mut self.entries, &self.arena);
-        loop {
-            let entry = &mut entries[slot];
-            if entry.len == 0 {
-                break;
-            }
-            if entry.hash == hash
-                && entry.len as usize == word.len()
-                && &arena[entry.offset as usize..entry.offset as usize + word.len()] == word
-            {
-                entry.count += 1;
-                return;
-            }
-            slot = (slot + 1) & mask;
-        }
-        let offset = self.arena.len() as u32;
-        self.arena.extend_from_slice(word);
-        self.entries[slot] = Entry {
-            hash,
-            count: 1,
-            offset,
-            len: word.len() as u32,
-        };
-        self.used += 1;
-        if self.used * 2 > self.entries.len() {
-            self.grow();
-        }
-    }
-
-    fn grow(&mut self) {
-        let size = self.entries.len() * 2;
-        let old = std::mem::replace(&mut self.entries, vec![Entry::default(); size]);
-        let mask = self.entries.len() - 1;
-        for entry in old.into_iter().filter(|e| e.len > 0) {
-            let mut slot = entry.hash as usize & mask;
-            while self.entries[slot].len != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.entries[slot] = entry;
-        }
-    }
-
-    fn word(&self, entry: &Entry) -> &[u8] {
-        &self.arena[entry.offset as usize..entry.offset as usize + entry.len as usize]
-    }
-}
 
 /// Whether the character starting at `text[i]` (a non-ASCII byte) is alphabetic, and its
 /// width in bytes (an invalid sequence counts as one non-letter of its lead byte's width).
@@ -191,12 +111,12 @@ fn main() -> anyhow::Result<()> {
         std::fs::File::open(&file)?.read_to_end(&mut buffer)?;
         count(&buffer, &mut counts);
     }
-    let mut sorted: Vec<&Entry> = counts.entries.iter().filter(|e| e.len > 0).collect();
-    sorted.sort_unstable_by(|a, b| counts.word(a).cmp(counts.word(b)));
+    let mut sorted: Vec<(&[u8], u64)> = counts.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[0])?);
-    for entry in sorted {
-        out.write_all(counts.word(entry))?;
-        writeln!(out, "\t{}", entry.count)?;
+    for (word, count) in sorted {
+        out.write_all(word)?;
+        writeln!(out, "\t{count}")?;
     }
     out.flush()?;
     Ok(())
@@ -210,10 +130,8 @@ mod tests {
         let mut counts = Counts::new();
         count(text.as_bytes(), &mut counts);
         let mut words: Vec<(String, u64)> = counts
-            .entries
             .iter()
-            .filter(|e| e.len > 0)
-            .map(|e| (String::from_utf8(counts.word(e).to_vec()).unwrap(), e.count))
+            .map(|(w, n)| (String::from_utf8(w.to_vec()).unwrap(), n))
             .collect();
         words.sort();
         words
