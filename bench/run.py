@@ -63,6 +63,7 @@ class Measured:
 
     def __init__(self, system, seconds=None, rss=None, error=None, note=""):
         self.system, self.seconds, self.rss, self.error, self.note = system, seconds, rss, error, note
+        self.extra = system.endswith("(extra)")
 
 
 def timed(args, env=None, cwd=None, timeout=3600, stdout=None):
@@ -88,7 +89,11 @@ def timed(args, env=None, cwd=None, timeout=3600, stdout=None):
 
 def tree_rss(pid):
     """Resident bytes of a process and all its descendants now."""
-    total = 0
+    return sum(rss_of(p) for p in descendants(pid))
+
+
+def descendants(pid):
+    """A process and all its descendants, now."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -98,12 +103,12 @@ def tree_rss(pid):
                 children.setdefault(ppid, []).append(int(entry))
             except (OSError, IndexError, ValueError):
                 pass
-    stack = [pid]
+    stack, found = [pid], []
     while stack:
         p = stack.pop()
-        total += rss_of(p)
+        found.append(p)
         stack.extend(children.get(p, []))
-    return total
+    return found
 
 
 def rss_of(pid):
@@ -154,10 +159,12 @@ class WeftCluster:
     every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
     every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=(), env=None):
+    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=(), env=None, workers=2, pin=None):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
-        http_ports = [free_port() for _ in range(3)] if observed else []
+        http_ports = [free_port() for _ in range(1 + workers)] if observed else []
+        # `pin`: the CPUs every process of the cluster may run on (taskset).
+        pinned = ["taskset", "-c", pin] if pin else []
         http = lambda i: ["--http", f"127.0.0.1:{http_ports[i]}"] if observed else []  # noqa: E731
         quiet = dict(os.environ, WEFT_LOG="warn", **(env or {}))
         tls = []
@@ -168,10 +175,10 @@ class WeftCluster:
             tls = ["--tls-dir", secrets]
             self.client_env.update(WEFT_TLS_DIR=str(secrets), WEFT_TOKEN_FILE=str(secrets / "admin.token"))
         self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
-        self.coordinator = subprocess.Popen([RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
+        self.coordinator = subprocess.Popen([*pinned, RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
-            subprocess.Popen([RELEASE / worker[0], *worker[1:], "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i), *worker_flags], env=quiet, stderr=subprocess.DEVNULL)
-            for i in range(2)
+            subprocess.Popen([*pinned, RELEASE / worker[0], *worker[1:], "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i), *worker_flags], env=quiet, stderr=subprocess.DEVNULL)
+            for i in range(workers)
         ]
         self.watcher = Watcher([f"http://127.0.0.1:{p}" for p in http_ports]) if observed else None
         deadline = time.time() + 30
@@ -189,7 +196,8 @@ class WeftCluster:
         if self.watcher:
             self.watcher.stop()
         for p in [*self.workers, self.coordinator]:
-            p.send_signal(signal.SIGKILL)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
             p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -232,25 +240,40 @@ class Watcher:
         log(f"   watched: {self.scrapes} scrapes of /metrics")
 
 
-def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks=None):
+def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks=None, workers=2, pin=None, kill_after=None, process_peaks=None, killed=None):
     # One slot per worker: two workers on two cores, as `weft run` sets them (two slots each
     # would run four tasks on two cores: 3.5 s against 2.8-3.1 s on the 1 GiB wordcount).
-    # `worker_peaks`, a list: each worker's own peak RSS (its process tree) goes in it.
-    cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env)
+    # `worker_peaks`, a list: each worker's own peak RSS (its process tree) goes in it;
+    # `process_peaks`, a list: the peak RSS of every single process of the cluster (the
+    # coordinator, each worker, each of their children). `kill_after`: seconds after the
+    # submission at which the first worker is killed (SIGKILL), mid-job; `killed`, a list: the
+    # seconds into the job at which it was killed go in it.
+    cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env, workers=workers, pin=pin)
+    pinned = ["taskset", "-c", pin] if pin else []
     try:
         started = time.perf_counter()
-        proc = subprocess.Popen([RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([*pinned, RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = 0
-        workers = [0] * len(cluster.workers)
+        peaks = [0] * len(cluster.workers)
+        singles = {}
         while proc.poll() is None:
             peak = max(peak, cluster.rss() + tree_rss(proc.pid))
-            workers = [max(w, tree_rss(p.pid)) for w, p in zip(workers, cluster.workers)]
+            peaks = [max(w, tree_rss(p.pid)) for w, p in zip(peaks, cluster.workers)]
+            if process_peaks is not None:
+                for pid in [cluster.coordinator.pid, *(d for p in cluster.workers for d in descendants(p.pid))]:
+                    singles[pid] = max(singles.get(pid, 0), rss_of(pid))
+            if kill_after is not None and time.perf_counter() - started > kill_after and cluster.workers[0].poll() is None:
+                cluster.workers[0].send_signal(signal.SIGKILL)
+                if killed is not None:
+                    killed.append(time.perf_counter() - started)
             time.sleep(0.05)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr.read().strip()[-1500:])
         if worker_peaks is not None:
-            worker_peaks.extend(workers)
+            worker_peaks.extend(peaks)
+        if process_peaks is not None:
+            process_peaks.extend(singles.values())
         return seconds, peak
     finally:
         cluster.close()
@@ -306,8 +329,9 @@ class Runs:
             self.results.append(Measured(system, error=f"cannot install {needs}: {errors[needs]}"))
             return
         try:
-            seconds, rss = run()
-            self.results.append(Measured(system, seconds, rss))
+            # `run` may add a note: (seconds, RSS[, note]).
+            seconds, rss, *note = run()
+            self.results.append(Measured(system, seconds, rss, note="".join(note)))
             self.outputs[system] = output
         except Exception as e:
             self.results.append(Measured(system, error=str(e)))
@@ -336,21 +360,31 @@ def prepare(name, size, generate):
     return data, inputs, sum(p.stat().st_size for p in inputs)
 
 
+def human(size):
+    """A size as people write it: 10 GiB, 64 MiB."""
+    return f"{size / (1 << 30):.3g} GiB" if size >= 1 << 29 else f"{size / (1 << 20):.0f} MiB"
+
+
 def fresh_dir(path):
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
 
 
-def text_data(size):
-    """Generated text for the wordcount: (directory, files, total bytes)."""
+VOCABULARY = 1_000_000
+LETTERS = {"ascii": "ASCII text", "world": "text in Latin, Cyrillic and CJK letters"}
+
+
+def text_data(size, letters="ascii"):
+    """Generated text for the wordcount, Zipf over a vocabulary of a million words (so that a
+    word table does not fit in cache): (directory, files, total bytes)."""
     files = 8 if size >= (64 << 20) else 2
 
     def generate(data):
-        log(f"   generating {size >> 20} MiB of text")
-        subprocess.run([RELEASE / "weft", "generate-text", "--ascii", "--output", data, "--files", str(files), "--size", str(size // files), "--seed", "7"], check=True, capture_output=True)
+        log(f"   generating {size >> 20} MiB of {LETTERS[letters]}")
+        subprocess.run([RELEASE / "weft", "generate-text", "--letters", letters, "--vocabulary", str(VOCABULARY), "--output", data, "--files", str(files), "--size", str(size // files), "--seed", "7"], check=True, capture_output=True)
 
-    return prepare("wordcount", size, generate)
+    return prepare(f"wordcount-{letters}-{VOCABULARY}", size, generate)
 
 
 def record_data(size):
@@ -360,23 +394,40 @@ def record_data(size):
         log(f"   generating {size >> 20} MiB of 100-byte records")
         subprocess.run([PY if PY.exists() else sys.executable, BENCH / "systems.py", "gensort", data, str(size)], check=True)
 
-    return prepare("sort", size, generate)
+    return prepare(f"sort-{size >> 20}m", size, generate)
 
 
-def wordcount(size, weft_only, errors):
-    data, inputs, total = text_data(size)
+def jvm(args, total):
+    """Runs a JVM peer through systems.py: (seconds, RSS), with the compute time (after the
+    session started) it prints put in the note of the row `attempt` adds."""
+    seconds, rss, out = timed([PY, BENCH / "systems.py", *args])
+    compute = json.loads(out.strip().splitlines()[-1])["compute_seconds"]
+    return seconds, rss, f"compute {compute:.2f} s ({total / compute / 1e6:,.0f} MB/s) after the session started"
+
+
+WEFT_CLUSTER = "weft (coordinator + 2 workers, TLS + tokens)"
+REFERENCE = "Rust, one thread (reference)"
+
+
+def wordcount(size, letters, weft_only, errors):
+    """The wordcount on one corpus: weft (a secured cluster, and `weft run`), the fastest
+    single-threaded counter we could write, and the peers on their best paths; the RDD and
+    GNU pipelines where their tokenizers can split the text the same way."""
+    data, inputs, total = text_data(size, letters)
     out = fresh_dir(WORK / "wordcount-out")
     runs = Runs()
     split = str(max(total // 8, 1 << 20))
-    weft = "weft (coordinator + 2 workers)"
-    runs.attempt(weft, lambda: weft_cluster_job(["--input", data, "--output", out / "weft-cluster", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]), out / "weft-cluster")
-    runs.attempt("weft run", lambda: timed([RELEASE / "weft", "run", "--input", data, "--output", out / "weft-run", "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split])[:2], out / "weft-run")
-    runs.attempt("Rust, one thread (per-core limit)", lambda: timed([RELEASE / "wordcount-single", out / "single.tsv", data])[:2], out / "single.tsv")
+    job = ["--input", data, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", split]
+    runs.attempt(WEFT_CLUSTER, lambda: weft_cluster_job([*job, "--output", out / "weft-cluster"], secure=True), out / "weft-cluster")
+    runs.attempt("weft run", lambda: timed([RELEASE / "weft", "run", *job, "--output", out / "weft-run"])[:2], out / "weft-run")
+    runs.attempt(REFERENCE, lambda: timed([RELEASE / "wordcount-single", out / "single.tsv", data])[:2], out / "single.tsv")
     if not weft_only:
-        gnu = f"cat {' '.join(map(str, inputs))} | tr -cs 'A-Za-z' '\\n' | grep -v '^$' | LC_ALL=C sort -S 50% --parallel=2 | uniq -c | awk '{{ print $2 \"\\t\" $1 }}' > {out / 'gnu.tsv'}"
-        runs.attempt("GNU tr | sort | uniq -c", lambda: timed(["bash", "-c", gnu])[:2], out / "gnu.tsv")
-        runs.attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-wordcount", data, out / "spark.tsv"])[:2], out / "spark.tsv", "pyspark", errors)
-        runs.attempt("Dask distributed (2 workers)", lambda: timed([PY, BENCH / "systems.py", "dask-wordcount", data, out / "dask.tsv"])[:2], out / "dask.tsv", "dask", errors)
+        runs.attempt("Spark local[2], DataFrame API", lambda: jvm(["spark-wordcount", letters, data, out / "spark"], total), out / "spark", "pyspark", errors)
+        runs.attempt("Dask distributed (2 workers), a Counter per partition", lambda: timed([PY, BENCH / "systems.py", "dask-wordcount", letters, data, out / "dask.tsv"])[:2], out / "dask.tsv", "dask", errors)
+        if letters == "ascii":
+            gnu = f"cat {' '.join(map(str, inputs))} | tr -cs 'A-Za-z' '\\n' | grep -v '^$' | LC_ALL=C sort -S 50% --parallel=2 | uniq -c | awk '{{ print $2 \"\\t\" $1 }}' > {out / 'gnu.tsv'}"
+            runs.attempt("GNU tr | sort | uniq -c (extra)", lambda: timed(["bash", "-c", gnu])[:2], out / "gnu.tsv")
+            runs.attempt("Spark local[2], RDD API with Python lambdas (extra)", lambda: jvm(["spark-rdd-wordcount", data, out / "spark-rdd.tsv"], total), out / "spark-rdd.tsv", "pyspark", errors)
 
     want = {}
 
@@ -386,24 +437,81 @@ def wordcount(size, weft_only, errors):
         got = read_counts(output)
         return None if got == want else f"{len(got)} words vs {len(want)}"
 
-    results = runs.check(weft, differs)
+    results = runs.check(WEFT_CLUSTER, differs)
+    reference = next((r for r in results if r.system == REFERENCE and r.seconds), None)
+    for r in results:
+        if reference and r.seconds and r is not reference:
+            r.note = (r.note + "; " if r.note else "") + f"{reference.seconds / r.seconds:.2f}× the one-thread reference"
     shutil.rmtree(out, ignore_errors=True)
-    return {"title": f"wordcount, {total / (1 << 20):.0f} MiB of generated text", "unit": "MB/s", "bytes": total, "results": results}
+    return {"title": f"wordcount, {total / (1 << 20):.0f} MiB of {LETTERS[letters]} (Zipf, {VOCABULARY:,} words)", "unit": "MB/s", "bytes": total, "results": results}
+
+
+def gnu_sort(inputs, output, scratch):
+    return timed(["bash", "-c", f"LC_ALL=C sort --parallel=2 -S 50% -T {scratch} {' '.join(map(str, inputs))} > {output}"])[:2]
+
+
+def weft_sort(data, output, total, process_peaks=None):
+    split = str(max(total // 8, 1 << 20))
+    reduces = str(max(4, total // (256 << 20)))
+    return weft_cluster_job(["--input", data, "--output", output, "--app", "sort", "--reduce-tasks", reduces, "--split-size", split], secure=True, process_peaks=process_peaks)
 
 
 def sort(size, weft_only, errors):
     data, inputs, total = record_data(size)
     out = fresh_dir(WORK / "sort-out")
     runs = Runs()
-    split = str(max(total // 8, 1 << 20))
-    weft = "weft sort (coordinator + 2 workers)"
-    runs.attempt(weft, lambda: weft_cluster_job(["--input", data, "--output", out / "weft", "--app", "sort", "--reduce-tasks", "4", "--split-size", split]), out / "weft")
+    weft = "weft sort (coordinator + 2 workers, TLS + tokens)"
+    runs.attempt(weft, lambda: weft_sort(data, out / "weft", total), out / "weft")
     if not weft_only:
-        runs.attempt("GNU sort --parallel=2 -S 50%", lambda: timed(["bash", "-c", f"LC_ALL=C sort --parallel=2 -S 50% -T {out} {' '.join(map(str, inputs))} > {out / 'gnu.txt'}"])[:2], out / "gnu.txt")
-        runs.attempt("Spark local[2]", lambda: timed([PY, BENCH / "systems.py", "spark-sort", data, out / "spark.txt"])[:2], out / "spark.txt", "pyspark", errors)
+        runs.attempt("GNU sort --parallel=2 -S 50%", lambda: gnu_sort(inputs, out / "gnu.txt", out), out / "gnu.txt")
+        runs.attempt("Spark local[2], DataFrame API", lambda: jvm(["spark-sort", data, out / "spark"], total), out / "spark", "pyspark", errors)
+        runs.attempt("Spark local[2], RDD API with a Python key (extra)", lambda: jvm(["spark-rdd-sort", data, out / "spark-rdd"], total), out / "spark-rdd", "pyspark", errors)
     results = runs.check(weft, lambda output, reference: None if same_lines(output, reference) else "different lines")
     shutil.rmtree(out, ignore_errors=True)
     return {"title": f"sort, {total / (1 << 20):.0f} MiB of 100-byte records", "unit": "MB/s", "bytes": total, "results": results}
+
+
+def big_sort(size, big):
+    """The sort at `size` and at `big` (10 GiB by default): weft's cluster and GNU sort, each
+    process's peak RSS, and each system's big/small time ratio (how it scales past memory)."""
+    free = shutil.disk_usage(WORK).free
+    if free < big * 4:
+        error = f"needs about {big * 4 >> 30} GiB free for input, shuffle and output; {free >> 30} GiB free"
+        return {"title": "sort at two sizes", "unit": "MB/s", "results": [Measured("weft sort", error=error)]}
+    results = []
+    times = {}
+    for amount in (size, big):
+        data, inputs, total = record_data(amount)
+        out = fresh_dir(WORK / "bigsort-out")
+        peaks = []
+        label = human(total)
+        for system, run in [
+            (f"weft sort, {label}", lambda: weft_sort(data, out / "weft", total, process_peaks=peaks)),
+            (f"GNU sort --parallel=2 -S 50%, {label}", lambda: gnu_sort(inputs, out / "gnu.txt", out)),
+        ]:
+            log(f"   {system}")
+            os.sync()
+            try:
+                seconds, rss = run()
+                r = Measured(system, seconds, rss)
+                r.bytes = total
+                times[system.split(",")[0], amount] = seconds
+                if peaks and system.startswith("weft"):
+                    r.note = f"largest single process {max(peaks) / (1 << 20):,.0f} MiB (target < 1,536 MiB)"
+                results.append(r)
+            except Exception as e:
+                results.append(Measured(system, error=str(e)))
+        if not same_lines(out / "weft", out / "gnu.txt"):
+            results[-2].error, results[-2].seconds = "weft's output differs from GNU sort's", None
+        shutil.rmtree(out, ignore_errors=True)
+    for r in results[2:]:
+        name = r.system.split(",")[0]
+        if (name, size) in times and (name, big) in times:
+            r.note = (r.note + "; " if r.note else "") + f"{big // size}× the data in {times[name, big] / times[name, size]:.1f}× the time"
+    return {"title": f"sort at {human(size)} and {human(big)} of 100-byte records", "unit": "MB/s", "results": results, "per_row_bytes": True}
+
+
+QUEUE_BATCH = 1000
 
 
 def queue(tasks, weft_only, errors):
@@ -417,7 +525,11 @@ def queue(tasks, weft_only, errors):
     except Exception as e:
         results.append(Measured("weft", error=str(e)))
     if not weft_only:
-        for system, package in [("Dask distributed", "dask"), ("Ray", "ray"), ("Celery + Redis", "celery")]:
+        peers = [("Dask distributed", "dask", None), ("Ray", "ray", None), ("Celery + Redis, -O fair", "celery", None)]
+        # Their documentation's advice for tiny tasks, batching, as labelled extra rows: one
+        # task of these rows runs BATCH calls, so a call has no retries or result of its own.
+        peers += [(f"{system}, {QUEUE_BATCH:,} calls per task (extra)", package, QUEUE_BATCH) for system, package, _ in peers]
+        for system, package, batch in peers:
             log(f"   {system} (2 worker processes)")
             if package in errors:
                 results.append(Measured(system, error=f"cannot install {package}: {errors[package]}"))
@@ -426,9 +538,12 @@ def queue(tasks, weft_only, errors):
                 results.append(Measured(system, error=f"cannot install redis-server: {errors['redis-server']}"))
                 continue
             try:
-                seconds, rss, out = timed([PY, BENCH / "systems.py", f"{package}-queue", str(tasks)], timeout=1800)
+                seconds, rss, out = timed([PY, BENCH / "systems.py", f"{package}-queue", str(tasks), *([str(batch)] if batch else [])], timeout=1800)
                 stats = json.loads(out.strip().splitlines()[-1])
-                results.append(Measured(system, stats["seconds"], rss, note=f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks); p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms", ))
+                note = f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks)"
+                if "p50_ms" in stats:
+                    note += f"; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"
+                results.append(Measured(system, stats["seconds"], rss, note=note))
                 results[-1].tasks = stats["tasks"]
             except Exception as e:
                 results.append(Measured(system, error=str(e)))
@@ -563,6 +678,79 @@ def wide(tasks):
         results.append(Measured(f"weft run, {tasks:,} reduce tasks", error=str(e)))
     shutil.rmtree(out, ignore_errors=True)
     return {"title": f"a wide job: {tasks:,} reduce tasks over a tiny input", "unit": "tasks/s", "results": results}
+
+
+def recovery(size):
+    """What losing a worker costs: the wordcount on 4 workers of 1 slot each (a secured
+    cluster), undisturbed, then with one worker killed (SIGKILL) at 40% of the undisturbed
+    time, mid-map: the maps it ran and the one it was running are run again elsewhere."""
+    data, _, total = text_data(size)
+    out = fresh_dir(WORK / "recovery-out")
+    job = ["--input", data, "--app", "wordcount", "--reduce-tasks", "4", "--split-size", str(max(total // 16, 1 << 20))]
+    results = []
+    undisturbed = "weft, 4 workers × 1 slot, undisturbed"
+    killed = "weft, 4 workers × 1 slot, one killed mid-map"
+    try:
+        log(f"   {undisturbed}")
+        seconds, rss = weft_cluster_job([*job, "--output", out / "undisturbed"], secure=True, workers=4)
+        results.append(Measured(undisturbed, seconds, rss))
+        log(f"   {killed}")
+        when = []
+        lost_seconds, lost_rss = weft_cluster_job([*job, "--output", out / "killed"], secure=True, workers=4, kill_after=0.4 * seconds, killed=when)
+        if not when:
+            raise RuntimeError(f"the job ended in {lost_seconds:.2f} s, before the worker was to be killed")
+        if read_counts(out / "killed") != read_counts(out / "undisturbed"):
+            raise RuntimeError("the counts differ from the undisturbed run's")
+        note = f"killed {when[0]:.2f} s into the job; {lost_seconds - seconds:+.2f} s ({lost_seconds / seconds - 1:+.0%}) against the undisturbed run"
+        results.append(Measured(killed, lost_seconds, lost_rss, note=note))
+    except Exception as e:
+        results.append(Measured(killed if results else undisturbed, error=str(e)))
+    shutil.rmtree(out, ignore_errors=True)
+    return {"title": f"recovery: wordcount of {total / (1 << 20):.0f} MiB with a worker killed mid-map", "unit": "MB/s", "bytes": total, "results": results}
+
+
+def streaming(size, rounds):
+    """weft's own cost around user code: a Python streaming mapper and reducer on one worker
+    of one slot, one split, every process on CPU 0, against the same scripts piped by hand
+    on CPU 0 (`cat | mapper | LC_ALL=C sort | reducer`): the median of `rounds` runs each,
+    alternated."""
+    data = WORK / "streaming-data"
+    if not (data / f".size-{size}").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run([RELEASE / "weft", "generate-text", "--letters", "ascii", "--output", data, "--files", "1", "--size", str(size), "--seed", "11"], check=True, capture_output=True)
+        (data / f".size-{size}").touch()
+    text = data / "text-0000.txt"
+    total = text.stat().st_size
+    mapper, reducer = f"{sys.executable} {BENCH / 'streaming' / 'mapper.py'}", f"{sys.executable} {BENCH / 'streaming' / 'reducer.py'}"
+    out = fresh_dir(WORK / "streaming-out")
+    samples = {"weft": [], "pipe": []}
+    try:
+        for round_ in range(rounds):
+            for side in ("weft", "pipe") if round_ % 2 == 0 else ("pipe", "weft"):
+                target = out / f"{side}-{round_}"
+                if side == "weft":
+                    flags = ["--input", text, "--output", target, "--mapper", mapper, "--reducer", reducer, "--reduce-tasks", "1", "--split-size", str(total * 2)]
+                    samples[side].append(weft_cluster_job(flags, secure=True, workers=1, pin="0"))
+                else:
+                    pipe = f"cat {text} | {mapper} | LC_ALL=C sort | {reducer} > {target}"
+                    samples[side].append(timed(["taskset", "-c", "0", "bash", "-c", pipe])[:2])
+                log(f"   {side} round {round_ + 1}: {samples[side][-1][0]:.2f} s")
+        if read_counts(out / "weft-0") != read_counts(out / "pipe-0"):
+            raise RuntimeError("weft's counts differ from the hand pipe's")
+    except Exception as e:
+        shutil.rmtree(out, ignore_errors=True)
+        return {"title": "streaming overhead", "unit": "MB/s", "bytes": total, "results": [Measured("weft streaming", error=str(e))]}
+    shutil.rmtree(out, ignore_errors=True)
+    medians = {side: sorted(times)[len(times) // 2] for side, times in samples.items()}
+    results = []
+    for side, system in [("weft", "weft streaming, 1 worker × 1 slot, 1 split, on CPU 0"), ("pipe", "cat | mapper | LC_ALL=C sort | reducer, on CPU 0")]:
+        seconds, rss = medians[side]
+        runs = ", ".join(f"{t:.2f}" for t, _ in samples[side])
+        note = f"median of {rounds}: {runs} s"
+        if side == "weft":
+            note += f"; {seconds / medians['pipe'][0] - 1:+.1%} against the hand pipe (target ≤ +10%)"
+        results.append(Measured(system, seconds, rss, note=note))
+    return {"title": f"streaming overhead: Python mapper and reducer on {total >> 20} MiB, one core", "unit": "MB/s", "bytes": total, "results": results}
 
 
 def objects(size):
@@ -718,7 +906,7 @@ def rate(section, r):
     if r.seconds is None:
         return None
     if section["unit"] == "MB/s":
-        return section["bytes"] / r.seconds / 1e6
+        return (r.bytes if section.get("per_row_bytes") else section["bytes"]) / r.seconds / 1e6
     return r.tasks / r.seconds
 
 
@@ -777,12 +965,14 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, sort, queue, handlers, scale, wide, security, observed, objects (the last three only when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, security, observed, objects (the last three only when named)")
+    parser.add_argument("--streaming-size", type=parse_size, default=32 << 20, help="text for the streaming overhead (default 32MiB)")
+    parser.add_argument("--big-size", type=parse_size, default=10 << 30, help="the larger sort of bigsort (default 10GiB)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"wordcount", "sort", "queue", "handlers", "scale", "wide"}
+    only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "handlers", "scale", "wide", "recovery", "streaming"}
     started = time.time()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -792,6 +982,7 @@ def main():
         # Only what the chosen sections compare with.
         needs = {
             "wordcount": ["pyspark==4.3.0", "dask[distributed]"],
+            "wordcount-world": ["pyspark==4.3.0", "dask[distributed]"],
             "sort": ["pyspark==4.3.0"],
             "queue": ["dask[distributed]", "ray", "celery[redis]"],
             "handlers": ["celery[redis]"],
@@ -804,12 +995,16 @@ def main():
                 errors["redis-server"] = redis
     sections = []
     for name, run in [
-        ("wordcount", lambda: wordcount(args.size, args.weft_only, errors)),
+        ("wordcount", lambda: wordcount(args.size, "ascii", args.weft_only, errors)),
+        ("wordcount-world", lambda: wordcount(args.size, "world", args.weft_only, errors)),
         ("sort", lambda: sort(args.size, args.weft_only, errors)),
+        ("bigsort", lambda: big_sort(args.size, args.big_size)),
         ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
         ("handlers", lambda: handlers(args.tasks, args.weft_only, errors)),
         ("scale", lambda: scale(args.scale_tasks)),
         ("wide", lambda: wide(args.wide_tasks)),
+        ("recovery", lambda: recovery(args.size)),
+        ("streaming", lambda: streaming(args.streaming_size, 3)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
         ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
         ("objects", lambda: objects(args.size)),

@@ -2,13 +2,24 @@
 """The other systems' side of bench/run.py: each subcommand runs one system on the same work
 weft does and writes the same output format, so that run.py can check they agree.
 
-    systems.py spark-wordcount INPUT-DIR OUTPUT.tsv
-    systems.py dask-wordcount INPUT-DIR OUTPUT.tsv
+    systems.py spark-wordcount ascii|world INPUT-DIR OUTPUT-DIR      (DataFrame API; prints one JSON line)
+    systems.py spark-rdd-wordcount INPUT-DIR OUTPUT.tsv              (RDD API, Python lambdas; JSON line)
+    systems.py dask-wordcount ascii|world INPUT-DIR OUTPUT.tsv
     systems.py gensort OUTPUT-DIR BYTES
-    systems.py spark-sort INPUT-DIR OUTPUT-DIR
-    systems.py dask-queue|ray-queue|celery-queue TASKS      (prints one JSON line)
-    systems.py celery-echo TASKS PAYLOAD_BYTES              (prints one JSON line)
+    systems.py spark-sort INPUT-DIR OUTPUT-DIR                       (DataFrame API; JSON line)
+    systems.py spark-rdd-sort INPUT-DIR OUTPUT-DIR                   (RDD API; JSON line)
+    systems.py dask-queue|ray-queue|celery-queue TASKS [BATCH]       (prints one JSON line)
+    systems.py celery-echo TASKS PAYLOAD_BYTES                       (prints one JSON line)
     systems.py chart OUTPUT.png      (bars from JSON on stdin)
+
+Each peer runs on the path its own documentation recommends for speed: Spark through the
+DataFrame API (the work stays in the JVM; the RDD API with Python lambdas is kept as a
+labelled extra), Dask's bag with one Counter per partition (its best-practices advice: work
+on whole partitions, not on one Python object per element), Ray's and Dask's futures gathered
+in one call, Celery's group with a high prefetch multiplier and fair scheduling (its
+optimizing guide, for short tasks). A BATCH runs that many calls inside one task (Ray's and
+Dask's advice against tiny tasks; Celery's chunks): reported as labelled extra rows, since
+one task of weft's queue is one function with its own retries and its own result.
 """
 
 import collections
@@ -24,7 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
-WORD = re.compile(r"[A-Za-z]+")
+# A word: a maximal run of letters, as weft's wordcount and the single-thread reference split
+# text. ASCII text: A-Za-z. Text of every script: Unicode's Alphabetic property in Java
+# (`\p{IsAlphabetic}`, the same property as Rust's `char::is_alphabetic`); Python's `re` has
+# no such class, and letters (`[^\W\d_]`) are the same set on the generator's syllables.
+WORDS = {"ascii": re.compile(r"[A-Za-z]+"), "world": re.compile(r"[^\W\d_]+")}
+JAVA_SEPARATORS = {"ascii": "[^A-Za-z]+", "world": "[^\\p{IsAlphabetic}]+"}
+WORD = WORDS["ascii"]
 SINGLES = 2000
 
 
@@ -46,8 +63,30 @@ def spark_session():
     )
 
 
-def spark_wordcount(inputs, output):
+def compute_time(started):
+    """The JSON line run.py reads: the seconds the work took once the session was up (a JVM
+    peer's wall time also holds the JVM's and the session's start)."""
+    print(json.dumps({"compute_seconds": time.perf_counter() - started}), flush=True)
+
+
+def spark_wordcount(letters, inputs, output):
+    """The DataFrame wordcount: split on non-letters, explode, group and count, written as
+    `word<TAB>count` part files, all in the JVM."""
+    from pyspark.sql import functions as F
+
     spark = spark_session()
+    started = time.perf_counter()
+    words = spark.read.text(str(inputs)).select(F.explode(F.split("value", JAVA_SEPARATORS[letters])).alias("word"))
+    counts = words.where(F.col("word") != "").groupBy("word").count()
+    counts.write.option("sep", "\t").mode("overwrite").csv(str(output))
+    compute_time(started)
+    spark.stop()
+
+
+def spark_rdd_wordcount(inputs, output):
+    """The RDD wordcount with Python lambdas: Spark's slowest path, kept as an extra row."""
+    spark = spark_session()
+    started = time.perf_counter()
     counts = (
         spark.sparkContext.textFile(str(inputs))
         .flatMap(WORD.findall)
@@ -56,23 +95,25 @@ def spark_wordcount(inputs, output):
         .collectAsMap()
     )
     write_counts(counts, output)
+    compute_time(started)
     spark.stop()
 
 
-def count_partition(lines):
+def count_partition(lines, word=WORD):
     counts = collections.Counter()
     for line in lines:
-        counts.update(WORD.findall(line))
+        counts.update(word.findall(line))
     return [counts]
 
 
-def dask_wordcount(inputs, output):
+def dask_wordcount(letters, inputs, output):
     import dask.bag as db
     from dask.distributed import Client, LocalCluster
 
+    word = WORDS[letters]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster):
-        bag = db.read_text(f"{inputs}/*.txt", blocksize="32MiB")
-        partials = bag.map_partitions(count_partition).compute()
+        bag = db.read_text(f"{inputs}/*.txt", blocksize="32MiB", encoding="utf-8")
+        partials = bag.map_partitions(count_partition, word=word).compute()
     total = collections.Counter()
     for partial in partials:
         total.update(partial)
@@ -99,14 +140,37 @@ def gensort(output, size):
 
 
 def spark_sort(inputs, output):
+    """The DataFrame sort: lines ordered by their bytes (Spark compares strings as UTF-8 bytes,
+    as `LC_ALL=C sort` does), written as text part files in order."""
     spark = spark_session()
     shutil.rmtree(output, ignore_errors=True)
+    started = time.perf_counter()
+    spark.read.text(str(inputs)).orderBy("value").write.text(str(output))
+    compute_time(started)
+    spark.stop()
+
+
+def spark_rdd_sort(inputs, output):
+    """The RDD sort with a Python key function: kept as an extra row."""
+    spark = spark_session()
+    shutil.rmtree(output, ignore_errors=True)
+    started = time.perf_counter()
     spark.sparkContext.textFile(str(inputs)).sortBy(lambda line: line, numPartitions=4).saveAsTextFile(str(output))
+    compute_time(started)
     spark.stop()
 
 
 def noop(_=None):
     return None
+
+
+def noop_batch(items):
+    """BATCH calls in one task, each with its own result."""
+    return [noop(i) for i in items]
+
+
+def batches(tasks, batch):
+    return [range(start, min(start + batch, tasks)) for start in range(0, tasks, batch)]
 
 
 def percentiles(latencies):
@@ -115,48 +179,64 @@ def percentiles(latencies):
 
 
 def report(tasks, seconds, latencies):
-    p50, p99 = percentiles(latencies)
-    print(json.dumps({"tasks": tasks, "seconds": seconds, "p50_ms": p50, "p99_ms": p99}))
+    """One JSON line; a batched run has no single-task latencies."""
+    line = {"tasks": tasks, "seconds": seconds}
+    if latencies:
+        line["p50_ms"], line["p99_ms"] = percentiles(latencies)
+    print(json.dumps(line))
 
 
-def dask_queue(tasks):
+def singles(call):
+    latencies = []
+    for i in range(SINGLES):
+        t = time.perf_counter()
+        call(i)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return latencies
+
+
+def dask_queue(tasks, batch=None):
     from dask.distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         client.submit(noop, pure=False).result()
         started = time.perf_counter()
-        client.gather(client.map(noop, range(tasks), pure=False))
+        if batch:
+            results = [r for part in client.gather(client.map(noop_batch, batches(tasks, batch), pure=False)) for r in part]
+        else:
+            results = client.gather(client.map(noop, range(tasks), pure=False))
         seconds = time.perf_counter() - started
-        latencies = []
-        for i in range(SINGLES):
-            t = time.perf_counter()
-            client.submit(noop, i, pure=False).result()
-            latencies.append((time.perf_counter() - t) * 1000)
+        assert len(results) == tasks
+        latencies = None if batch else singles(lambda i: client.submit(noop, i, pure=False).result())
     report(tasks, seconds, latencies)
 
 
-def ray_queue(tasks):
+def ray_queue(tasks, batch=None):
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     remote = ray.remote(noop)
     ray.get(remote.remote())
     started = time.perf_counter()
-    ray.get([remote.remote(i) for i in range(tasks)])
+    if batch:
+        remote_batch = ray.remote(noop_batch)
+        results = [r for part in ray.get([remote_batch.remote(b) for b in batches(tasks, batch)]) for r in part]
+    else:
+        results = ray.get([remote.remote(i) for i in range(tasks)])
     seconds = time.perf_counter() - started
-    latencies = []
-    for i in range(SINGLES):
-        t = time.perf_counter()
-        ray.get(remote.remote(i))
-        latencies.append((time.perf_counter() - t) * 1000)
+    assert len(results) == tasks
+    latencies = None if batch else singles(lambda i: ray.get(remote.remote(i)))
     ray.shutdown()
     report(tasks, seconds, latencies)
 
 
+# Celery as its optimizing guide sets it up for many short tasks: a high prefetch multiplier
+# (64, as weft's workers prefetch 64), early acknowledgement, rate limits off, and workers
+# started with `-O fair`.
 CELERY_APP = """
 from celery import Celery
 app = Celery("bench", broker="{url}", backend="{url}")
-app.conf.update(worker_prefetch_multiplier=64, task_acks_late=False, result_expires=600)
+app.conf.update(worker_prefetch_multiplier=64, task_acks_late=False, worker_disable_rate_limits=True, result_expires=600)
 
 @app.task
 def noop(i=None):
@@ -174,7 +254,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def celery_queue(tasks, payload=None):
+def celery_queue(tasks, payload=None, batch=None):
     work = Path(tempfile.mkdtemp(prefix="weft-bench-celery-"))
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -182,7 +262,7 @@ def celery_queue(tasks, payload=None):
     (work / "bench_app.py").write_text(CELERY_APP.format(url=url))
     env = dict(os.environ, PYTHONPATH=str(work))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "--concurrency=2", "--pool=prefork", "--loglevel=ERROR"],
+        [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "--concurrency=2", "--pool=prefork", "-O", "fair", "--loglevel=ERROR"],
         cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -202,15 +282,16 @@ def celery_queue(tasks, payload=None):
                 if time.time() > deadline:
                     raise
         started = time.perf_counter()
-        results = group(task.s(argument(i)) for i in range(tasks)).apply_async().get(timeout=3600)
-        if payload is not None and any(r != payload for r in results):
-            raise RuntimeError("echoed payloads came back wrong")
+        if batch:
+            # Celery's own batching: chunks of BATCH calls, one message each.
+            parts = task.chunks(((argument(i),) for i in range(tasks)), batch).group().apply_async().get(timeout=3600)
+            results = [r for part in parts for r in part]
+        else:
+            results = group(task.s(argument(i)) for i in range(tasks)).apply_async().get(timeout=3600)
         seconds = time.perf_counter() - started
-        latencies = []
-        for i in range(SINGLES):
-            t = time.perf_counter()
-            task.delay(argument(i)).get(timeout=60)
-            latencies.append((time.perf_counter() - t) * 1000)
+        if len(results) != tasks or (payload is not None and any(r != payload for r in results)):
+            raise RuntimeError("the results came back wrong")
+        latencies = None if batch else singles(lambda i: task.delay(argument(i)).get(timeout=60))
         report(tasks, seconds, latencies)
     finally:
         worker.terminate()
@@ -247,21 +328,27 @@ def main():
         chart(args[0])
     elif command == "spark-wordcount":
         spark_wordcount(*args)
+    elif command == "spark-rdd-wordcount":
+        spark_rdd_wordcount(*args)
     elif command == "dask-wordcount":
         dask_wordcount(*args)
     elif command == "gensort":
         gensort(args[0], int(args[1]))
     elif command == "spark-sort":
         spark_sort(*args)
+    elif command == "spark-rdd-sort":
+        spark_rdd_sort(*args)
     elif command == "celery-echo":
         # Celery's documented path for many tasks at once: a group, applied and gathered.
         celery_queue(min(int(args[0]), 20_000), payload="x" * int(args[1]))
     elif command in ("dask-queue", "ray-queue", "celery-queue"):
-        # The slower systems get fewer tasks, so that a run stays within minutes; the rate is per task.
+        # The slower systems get fewer tasks unbatched, so that a run stays within minutes; the
+        # rate is per task.
         tasks = int(args[0])
-        {"dask-queue": dask_queue, "ray-queue": ray_queue, "celery-queue": celery_queue}[command](
-            tasks if command != "celery-queue" else min(tasks, 20_000)
-        )
+        batch = int(args[1]) if len(args) > 1 else None
+        if command == "celery-queue" and not batch:
+            tasks = min(tasks, 20_000)
+        {"dask-queue": dask_queue, "ray-queue": ray_queue, "celery-queue": celery_queue}[command](tasks, batch=batch)
     else:
         sys.exit(__doc__)
 

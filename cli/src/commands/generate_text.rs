@@ -28,9 +28,34 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Only ASCII letters in words (no ß, ö, ñ, é).
-    #[arg(long)]
+    /// Only ASCII letters in words (no ß, ö, ñ, é): the same as `--letters ascii`.
+    #[arg(long, conflicts_with = "letters")]
     ascii: bool,
+    /// Which letters words are made of: `ascii`, `latin` (ASCII with ß, ö, ñ, é) or `world`
+    /// (Latin, Cyrillic and CJK syllables, as multilingual text mixes them).
+    #[arg(long, value_enum, default_value = "latin")]
+    letters: Letters,
+}
+
+/// The syllables words are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Letters {
+    /// ASCII letters only, so that tools that are not Unicode-aware split words the same way.
+    Ascii,
+    /// ASCII letters with a few accented Latin ones.
+    Latin,
+    /// Latin, Cyrillic and CJK.
+    World,
+}
+
+impl Letters {
+    fn syllables(self) -> &'static [&'static str] {
+        match self {
+            Letters::Ascii => &SYLLABLES[..ASCII_SYLLABLES],
+            Letters::Latin => &SYLLABLES[..LATIN_SYLLABLES],
+            Letters::World => &SYLLABLES,
+        }
+    }
 }
 
 /// Writes the sample text.
@@ -42,37 +67,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         vocabulary,
         seed,
         ascii,
+        letters,
     } = args;
-    generate(&output, files, size, vocabulary.max(1), seed, ascii)?;
+    let letters = if ascii { Letters::Ascii } else { letters };
+    generate(&output, files, size, vocabulary.max(1), seed, letters)?;
     eprintln!("wrote {files} files of {size} bytes to {}", output.display());
     Ok(ExitCode::SUCCESS)
 }
 
-const SYLLABLES: [&str; 24] = [
+const SYLLABLES: [&str; 36] = [
     "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "an", "el", "or", "um", "be", "da", "fi", "go", "ha", "je", "qu",
-    "wy", "zé", "ño", "ß", "ö",
+    "wy", "zé", "ño", "ß", "ö", "да", "ни", "ко", "жи", "ще", "ры", "山", "水", "火", "木", "日", "語",
 ];
-/// The syllables that are plain ASCII letters, for `--ascii`.
+/// The syllables that are plain ASCII letters, for `--letters ascii`.
 const ASCII_SYLLABLES: usize = 20;
+/// The syllables of `--letters latin`.
+const LATIN_SYLLABLES: usize = 24;
 const PUNCTUATION: [&str; 6] = [",", ".", ";", "!", "?", " -"];
 
-/// Writes `files` files of about `bytes_per_file` bytes each into `dir`; with `ascii`, words
-/// use only ASCII letters (so that tools that are not Unicode-aware split them the same way).
+/// Writes `files` files of about `bytes_per_file` bytes each into `dir`, words made of
+/// `letters`.
 pub fn generate(
     dir: &Path,
     files: u32,
     bytes_per_file: u64,
     vocabulary: usize,
     seed: u64,
-    ascii: bool,
+    letters: Letters,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let syllables = if ascii {
-        &SYLLABLES[..ASCII_SYLLABLES]
-    } else {
-        &SYLLABLES[..]
-    };
+    let syllables = letters.syllables();
     let words: Vec<String> = (0..vocabulary).map(|i| word(i, syllables, &mut rng)).collect();
     // Zipf with s = 1.1: cumulative weights, sampled by binary search.
     let mut cumulative = Vec::with_capacity(vocabulary);
@@ -133,8 +158,8 @@ mod tests {
     #[test]
     fn generation_repeats_with_the_seed() {
         let dir = tempfile::tempdir().unwrap();
-        generate(&dir.path().join("a"), 2, 5000, 1000, 7, false).unwrap();
-        generate(&dir.path().join("b"), 2, 5000, 1000, 7, false).unwrap();
+        generate(&dir.path().join("a"), 2, 5000, 1000, 7, Letters::Latin).unwrap();
+        generate(&dir.path().join("b"), 2, 5000, 1000, 7, Letters::Latin).unwrap();
         let a = std::fs::read(dir.path().join("a/text-0001.txt")).unwrap();
         let b = std::fs::read(dir.path().join("b/text-0001.txt")).unwrap();
         assert_eq!(a, b);
@@ -144,10 +169,24 @@ mod tests {
     #[test]
     fn ascii_text_has_only_ascii() {
         let dir = tempfile::tempdir().unwrap();
-        generate(dir.path(), 1, 20_000, 1000, 3, true).unwrap();
+        generate(dir.path(), 1, 20_000, 1000, 3, Letters::Ascii).unwrap();
         let text = std::fs::read(dir.path().join("text-0000.txt")).unwrap();
         assert!(text.is_ascii());
         assert!(SYLLABLES[..ASCII_SYLLABLES].iter().all(|s| s.is_ascii()));
         assert!(!SYLLABLES[ASCII_SYLLABLES].is_ascii());
+    }
+
+    #[test]
+    fn world_text_mixes_scripts_and_latin_text_has_no_cyrillic_or_cjk() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(&dir.path().join("world"), 1, 50_000, 1000, 3, Letters::World).unwrap();
+        generate(&dir.path().join("latin"), 1, 50_000, 1000, 3, Letters::Latin).unwrap();
+        let world = std::fs::read_to_string(dir.path().join("world/text-0000.txt")).unwrap();
+        let latin = std::fs::read_to_string(dir.path().join("latin/text-0000.txt")).unwrap();
+        let cyrillic = |c: char| ('\u{400}'..='\u{4ff}').contains(&c);
+        let cjk = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+        assert!(world.chars().any(cyrillic) && world.chars().any(cjk) && world.chars().any(|c| c == 'ß'));
+        assert!(!latin.chars().any(|c| cyrillic(c) || cjk(c)) && !latin.is_ascii());
+        assert!(SYLLABLES.iter().all(|s| s.chars().all(char::is_alphabetic)));
     }
 }
