@@ -313,7 +313,7 @@ def chart(path):
     for ax, section in zip(axes[:, 0], sections):
         names = [name for name, _ in section["bars"]][::-1]
         rates = [value for _, value in section["bars"]][::-1]
-        colors = ["#c0392b" if n.startswith("weft") else "#7f8c8d" for n in names]
+        colors = ["#c0392b" if n.startswith("weft") else "#d5dbdb" if n.endswith("(extra)") else "#7f8c8d" for n in names]
         ax.barh(names, rates, color=colors)
         ax.set_title(section["title"], fontsize=9)
         ax.set_xlabel(section["unit"])
