@@ -99,7 +99,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    // The command runs as a task on the runtime's worker threads, not on this thread inside
+    // `block_on`: otherwise every message between it and its connections' tasks would cross
+    // threads (a futex wake and a context switch each way).
+    let command = runtime.spawn(async move {
         match cli.command {
             Command::Coordinator(args) => coordinator::run(args).await,
             Command::Worker(args) => worker::run(args).await,
@@ -118,6 +121,10 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
         }
     });
+    let result = match runtime.block_on(command) {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     {
         // Spans still buffered go out while the runtime lives.
         let _inside = runtime.enter();

@@ -14,7 +14,13 @@ use weft_client::{Client, Credentials, Task};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    // On the runtime's worker threads, beside the connection's task, not on the main thread
+    // inside `block_on` (a thread switch for every message).
+    tokio::spawn(measure()).await?
+}
+
+async fn measure() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1).collect::<Vec<_>>().into_iter();
     let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7070".into());
     let tasks: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
     let singles: usize = args.next().map_or(Ok(2_000), |n| n.parse())?;

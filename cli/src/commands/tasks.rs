@@ -95,8 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut events = Box::pin(client.stream_tasks(ReceiverStream::new(queued), &options).await?);
     let mut out = Printer::new(!args.unordered);
     let progress = Progress::new();
-    let stdout = std::io::stdout();
-    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let mut rpc_error = None;
     let mut next = events.next().await;
     while let Some(event) = next {
