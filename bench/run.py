@@ -92,8 +92,8 @@ def tree_rss(pid):
     return sum(rss_of(p) for p in descendants(pid))
 
 
-def descendants(pid):
-    """A process and all its descendants, now."""
+def process_children():
+    """Every process's children now (pid → child pids): one scan of /proc."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -103,6 +103,12 @@ def descendants(pid):
                 children.setdefault(ppid, []).append(int(entry))
             except (OSError, IndexError, ValueError):
                 pass
+    return children
+
+
+def descendants(pid, children=None):
+    """A process and all its descendants, now (or in `children`, a scan already made)."""
+    children = process_children() if children is None else children
     stack, found = [pid], []
     while stack:
         p = stack.pop()
@@ -164,7 +170,8 @@ class WeftCluster:
         self.port = free_port()
         http_ports = [free_port() for _ in range(1 + workers)] if observed else []
         # `pin`: the CPUs every process of the cluster may run on (taskset).
-        pinned = ["taskset", "-c", pin] if pin else []
+        self.pinned = ["taskset", "-c", pin] if pin else []
+        pinned = self.pinned
         http = lambda i: ["--http", f"127.0.0.1:{http_ports[i]}"] if observed else []  # noqa: E731
         quiet = dict(os.environ, WEFT_LOG="warn", **(env or {}))
         tls = []
@@ -249,19 +256,22 @@ def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks
     # submission at which the first worker is killed (SIGKILL), mid-job; `killed`, a list: the
     # seconds into the job at which it was killed go in it.
     cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env, workers=workers, pin=pin)
-    pinned = ["taskset", "-c", pin] if pin else []
     try:
         started = time.perf_counter()
-        proc = subprocess.Popen([*pinned, RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([*cluster.pinned, RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         peak = 0
         peaks = [0] * len(cluster.workers)
         singles = {}
         while proc.poll() is None:
-            peak = max(peak, cluster.rss() + tree_rss(proc.pid))
-            peaks = [max(w, tree_rss(p.pid)) for w, p in zip(peaks, cluster.workers)]
+            # One scan of /proc and one read of each process's RSS per tick.
+            children = process_children()
+            trees = [descendants(p.pid, children) for p in cluster.workers]
+            now = {pid: rss_of(pid) for pid in [cluster.coordinator.pid, *descendants(proc.pid, children), *itertools.chain(*trees)]}
+            peak = max(peak, sum(now.values()))
+            peaks = [max(w, sum(now[pid] for pid in tree)) for w, tree in zip(peaks, trees)]
             if process_peaks is not None:
-                for pid in [cluster.coordinator.pid, *(d for p in cluster.workers for d in descendants(p.pid))]:
-                    singles[pid] = max(singles.get(pid, 0), rss_of(pid))
+                for pid in [cluster.coordinator.pid, *itertools.chain(*trees)]:
+                    singles[pid] = max(singles.get(pid, 0), now[pid])
             if kill_after is not None and time.perf_counter() - started > kill_after and cluster.workers[0].poll() is None:
                 cluster.workers[0].send_signal(signal.SIGKILL)
                 if killed is not None:
@@ -284,7 +294,7 @@ def weft_queue(tasks, singles, secure=False, observed=False, handler="noop", pay
     JSON line and the cluster's RSS."""
     cluster = WeftCluster(2, prefetch=64, secure=secure, observed=observed, **cluster_options)
     try:
-        _, rss, out = timed([RELEASE / "queue", cluster.url, str(tasks), str(singles), handler, str(payload)], env=cluster.client_env)
+        _, rss, out = timed([*cluster.pinned, RELEASE / "queue", cluster.url, str(tasks), str(singles), handler, str(payload)], env=cluster.client_env)
         return json.loads(out.strip().splitlines()[-1]), cluster.rss() + rss
     finally:
         cluster.close()
@@ -519,12 +529,24 @@ def queue(tasks, weft_only, errors):
     results = []
     # Workers configured for a work queue of short tasks: 64 prefetched each (Celery's
     # prefetch multiplier is set to 64 as well).
-    log("   weft (coordinator + 2 workers × 2 slots, --prefetch 64)")
-    try:
-        stats, rss = weft_queue(tasks, 2000)
-        results.append(Measured("weft", stats["seconds"], rss, note=f"{stats['tasks_per_second']:.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"))
-    except Exception as e:
-        results.append(Measured("weft", error=str(e)))
+    # The floor under a single task's latency here: a loopback TCP round trip between two
+    # processes, on two CPUs (waking the other CPU included) and on one. A task makes two:
+    # client ↔ coordinator, coordinator ↔ worker.
+    floors = {}
+    for cpus, pinned in (("two CPUs", []), ("one CPU", ["taskset", "-c", "0"])):
+        try:
+            floors[cpus] = json.loads(timed([*pinned, RELEASE / "loopback-rtt"])[2])["p50_ms"]
+        except Exception as e:
+            log(f"   (no loopback round trip on {cpus}: {e})")
+    floor = "; a loopback TCP round trip between two processes: p50 " + ", ".join(f"{ms:.3f} ms on {cpus}" for cpus, ms in floors.items())
+    for system, pin in (("weft", None), ("weft, every process on CPU 0 (extra)", "0")):
+        log(f"   {system} (coordinator + 2 workers × 2 slots, --prefetch 64)")
+        try:
+            stats, rss = weft_queue(tasks, 2000, pin=pin)
+            note = f"{stats['tasks_per_second']:.0f} tasks/s; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"
+            results.append(Measured(system, stats["seconds"], rss, note=note + (floor if pin is None else "")))
+        except Exception as e:
+            results.append(Measured(system, error=str(e)))
     if not weft_only:
         peers = [("Dask distributed", "dask", None), ("Ray", "ray", None), ("Celery + Redis, -O fair", "celery", None)]
         # Their documentation's advice for tiny tasks, batching, as labelled extra rows: one
@@ -717,13 +739,9 @@ def streaming(size, rounds):
     of one slot, one split, every process on CPU 0, against the same scripts piped by hand
     on CPU 0 (`cat | mapper | LC_ALL=C sort | reducer`): the median of `rounds` runs each,
     alternated."""
-    data = WORK / "streaming-data"
-    if not (data / f".size-{size}").exists():
-        shutil.rmtree(data, ignore_errors=True)
+    def generate(data):
         subprocess.run([RELEASE / "weft", "generate-text", "--letters", "ascii", "--output", data, "--files", "1", "--size", str(size), "--seed", "11"], check=True, capture_output=True)
-        (data / f".size-{size}").touch()
-    text = data / "text-0000.txt"
-    total = text.stat().st_size
+    _, (text,), total = prepare("streaming", size, generate)
     mapper, reducer = f"{sys.executable} {BENCH / 'streaming' / 'mapper.py'}", f"{sys.executable} {BENCH / 'streaming' / 'reducer.py'}"
     out = fresh_dir(WORK / "streaming-out")
     samples = {"weft": [], "pipe": []}
