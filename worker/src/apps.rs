@@ -63,7 +63,9 @@ impl AppMapper {
     pub fn map(&mut self, line: &[u8], emit: &mut impl FnMut(&[u8], &[u8]) -> io::Result<()>) -> io::Result<()> {
         match self {
             AppMapper::WordCount(counts) => {
-                for_each_word(line, |word| counts.add(word));
+                let mut counter = counts.prefetching();
+                for_each_word(line, |word| counter.add(word));
+                drop(counter);
                 if counts.len() >= COMBINE_KEYS {
                     flush_counts(counts, emit)?;
                 }
@@ -139,7 +141,7 @@ fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
 
 /// Calls `f` on every word of `line`: maximal runs of alphabetic characters (Rust's
 /// `char::is_alphabetic`), case kept. Bytes that are not UTF-8 separate words.
-pub fn for_each_word(line: &[u8], mut f: impl FnMut(&[u8])) {
+pub fn for_each_word<'t>(line: &'t [u8], mut f: impl FnMut(&'t [u8])) {
     let mut start: Option<usize> = None;
     let mut i = 0;
     while i < line.len() {
