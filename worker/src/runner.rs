@@ -14,7 +14,7 @@ use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
 use weft_core::work::{Assignment, AttemptId, JobProgram, MapWork, ReduceWork, TaskId, TaskKind, Work};
 
 use crate::fetch::Fetcher;
-use crate::handlers::Handlers;
+use crate::handlers::{CallError, Handlers};
 use crate::logs::LogDir;
 use crate::map::{run_map, MapTask};
 use crate::metrics::WorkerMetrics;
@@ -210,7 +210,11 @@ async fn execute(
         Work::Reduce(work) => reduce(ctx, running, work, switch).await,
         Work::Queue(task) => match ctx.handlers.run(task, &switch, &stop).await {
             Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
-            Err(reason) => failed(reason),
+            Err(CallError::Failed(reason)) => failed(reason),
+            Err(CallError::Interrupted(reason)) => {
+                tracing::debug!(%reason, "a queue task was interrupted: handed back");
+                (AttemptOutcome::HandedBack, Counters::new())
+            }
         },
     }
 }

@@ -1,7 +1,8 @@
-"""Handlers the tests' workers run: ``pyecho`` returns its payload (``boom`` raises),
-``pyasync`` is an ``async def`` that upper-cases."""
+"""Handlers the tests' workers run: ``pyecho`` returns its payload (``boom`` raises,
+``die`` ends the process), ``pyasync`` is an ``async def`` that upper-cases."""
 
 import asyncio
+import os
 
 from weft_queue.handler import handler, serve
 
@@ -10,6 +11,8 @@ from weft_queue.handler import handler, serve
 def pyecho(payload: bytes) -> bytes:
     if payload == b"boom":
         raise ValueError("asked to fail")
+    if payload == b"die":
+        os._exit(3)
     return payload
 
 

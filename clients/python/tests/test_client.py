@@ -52,6 +52,16 @@ def test_failures_come_back_as_exceptions_and_are_logged_unless_consumed(cluster
             DeferredList(client.run_tasks([("pyecho", "boom")], max_attempts=1), consume_errors=True).result().values()
 
 
+def test_a_handler_process_that_dies_fails_its_own_task_alone(cluster):
+    with Client(cluster.url) as client:
+        # The tasks waiting behind "die" in its process's pipe are handed back, not failed.
+        tasks = [("pyecho", "die")] + [("pyecho", f"d{i}") for i in range(300)]
+        fired = DeferredList(client.run_tasks(tasks, max_attempts=1), consume_errors=True).result(timeout=60)
+        ok, error = fired.results[0]
+        assert not ok and "ended" in str(error)
+        assert [v for ok, v in fired.results[1:]] == [f"d{i}".encode() for i in range(300)]
+
+
 def test_fire_on_one_callback_and_errback(cluster):
     with Client(cluster.url) as client:
         slow_fast_slow = client.run_tasks([("sleep", "3000"), ("sleep", "10"), ("sleep", "3000")])

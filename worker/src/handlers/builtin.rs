@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
 use weft_core::work::{builtin, MAX_TASK_BYTES};
 
-use super::{Call, Handler};
+use super::{Call, CallError, CallFuture, Handler};
 use crate::process::{Shell, TaskEnv};
 
 /// The built-in handler called `name`.
@@ -33,19 +32,19 @@ struct Sleep;
 struct Exec;
 
 impl Handler for Noop {
-    fn call(&self, _: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, _: Call) -> CallFuture {
         std::future::ready(Ok(Vec::new())).boxed()
     }
 }
 
 impl Handler for Echo {
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, call: Call) -> CallFuture {
         std::future::ready(Ok(call.payload)).boxed()
     }
 }
 
 impl Handler for Sleep {
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, call: Call) -> CallFuture {
         async move {
             let text = String::from_utf8_lossy(&call.payload);
             let ms: u64 = text
@@ -55,12 +54,13 @@ impl Handler for Sleep {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(Vec::new())
         }
+        .map(|r: Result<_, String>| r.map_err(CallError::Failed))
         .boxed()
     }
 }
 
 impl Handler for Exec {
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, call: Call) -> CallFuture {
         let command = String::from_utf8_lossy(&call.payload).into_owned();
         let switch = call.switch;
         async move {
@@ -86,6 +86,7 @@ impl Handler for Exec {
             .await
             .map_err(|e| e.to_string())?
         }
+        .map(|r: Result<_, String>| r.map_err(CallError::Failed))
         .boxed()
     }
 }

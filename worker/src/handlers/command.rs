@@ -15,19 +15,19 @@
 //! A process runs one task at a time, in the order they come, and answers each with its
 //! id. The worker writes the next requests into the pipe before the process asks (up to
 //! its share of `--prefetch`), so that it never waits between tasks. When fd 3 reaches its
-//! end, the process should exit. A process that exits fails the tasks it held (they are
-//! tried again, on any worker) and is started again when next needed. A task stopped
-//! (its timeout, a cancel) kills its process, since a process runs one task and cannot be
-//! told to drop it; the tasks behind it in its pipe fail and are tried again.
+//! end, the process should exit. A process that exits fails the task it was running; the
+//! tasks behind it in its pipe never ran, so they are handed back and tried again (on any
+//! worker) without counting against their attempts. The process is started again when
+//! next needed. A task stopped (its timeout, a cancel) kills its process, since a process
+//! runs one task and cannot be told to drop it; every other task it held is handed back.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use weft_core::work::{HandlerName, MAX_TASK_BYTES};
 
-use super::{Call, Handler};
+use super::{Call, CallError, CallFuture, Handler};
 use crate::process::cloexec_pipe;
 
 /// The descriptors the process reads requests from and writes results to.
@@ -45,7 +45,11 @@ pub const RESULT_FD: RawFd = 4;
 
 const RESULT_HEADER: usize = 13;
 
-type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
+type Reply = oneshot::Sender<Result<Vec<u8>, CallError>>;
+
+/// The tasks a process holds and has not answered, by request id: ids rise in the order
+/// the requests go down its pipe, so the first is the one it is running.
+type Pending = Mutex<BTreeMap<u64, Reply>>;
 
 /// A pool of warm processes of one command, at most one per slot.
 pub struct CommandHandler {
@@ -53,7 +57,6 @@ pub struct CommandHandler {
     command: String,
     processes: usize,
     pool: Mutex<Vec<Arc<Process>>>,
-    next_id: AtomicU64,
 }
 
 impl CommandHandler {
@@ -64,15 +67,14 @@ impl CommandHandler {
             command,
             processes: processes.max(1),
             pool: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
         }
     }
 
     /// The process with the fewest tasks in hand; a new one while some are busy and there
-    /// is room for more.
+    /// is room for more. One that is ending (it exited, or is being stopped) is dropped.
     fn pick(&self) -> io::Result<Arc<Process>> {
         let mut pool = self.pool.lock().expect("handler pool poisoned");
-        pool.retain(|p| !p.gone.is_cancelled());
+        pool.retain(|p| !p.closing.is_cancelled());
         let least = pool.iter().min_by_key(|p| p.in_hand.load(Ordering::Relaxed)).cloned();
         match least {
             Some(p) if p.in_hand.load(Ordering::Relaxed) == 0 || pool.len() >= self.processes => Ok(p),
@@ -82,6 +84,25 @@ impl CommandHandler {
                 Ok(process)
             }
         }
+    }
+
+    /// Sends a task to a process that takes it: one found ending on the way is passed
+    /// over for another.
+    fn send(&self, payload: Vec<u8>, reply: Reply) -> Result<Arc<Process>, CallError> {
+        let mut task = (payload, reply);
+        for _ in 0..3 {
+            let process = self
+                .pick()
+                .map_err(|e| CallError::Failed(format!("cannot start handler {}: {e}", self.name)))?;
+            match process.send(task) {
+                Ok(()) => return Ok(process),
+                Err(back) => task = back,
+            }
+        }
+        Err(CallError::Interrupted(format!(
+            "the processes of handler {} kept ending",
+            self.name
+        )))
     }
 }
 
@@ -99,24 +120,19 @@ impl Handler for CommandHandler {
         false
     }
 
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    fn call(&self, call: Call) -> CallFuture {
         let (reply, result) = oneshot::channel();
-        let sent = self
-            .pick()
-            .map_err(|e| format!("cannot start handler {}: {e}", self.name))
-            .and_then(|p| {
-                p.send(id, call.payload, reply)?;
-                Ok(p)
-            });
+        let sent = self.send(call.payload, reply);
         async move {
             let process = sent?;
             tokio::select! {
-                result = result => result.unwrap_or_else(|_| Err("the handler process went away".to_string())),
+                result = result => result.unwrap_or_else(|_| {
+                    Err(CallError::Interrupted("the handler process went away".to_string()))
+                }),
                 () = call.stop.cancelled() => {
                     // It cannot be told to drop this task: it is killed, and restarted when needed.
                     process.kill();
-                    Err("stopped".to_string())
+                    Err(CallError::Failed("stopped".to_string()))
                 }
             }
         }
@@ -127,12 +143,13 @@ impl Handler for CommandHandler {
 /// One running process of a command handler.
 struct Process {
     requests: mpsc::UnboundedSender<(u64, Vec<u8>)>,
-    pending: Arc<Mutex<HashMap<u64, Reply>>>,
+    pending: Arc<Pending>,
+    /// The id of the next request.
+    next_id: AtomicU64,
     /// Tasks sent and not answered.
     in_hand: Arc<AtomicUsize>,
-    /// Cancelled once it ended: no more tasks go to it.
-    gone: CancellationToken,
-    /// Cancelled to end it: its request pipe closes, and it is killed if it lingers.
+    /// Cancelled to end it, or once it ended: no more tasks go to it, its request pipe
+    /// closes, and it is killed if it lingers.
     closing: CancellationToken,
     pid: i32,
 }
@@ -171,17 +188,18 @@ impl Process {
         let writer = pipe::Sender::from_owned_fd(request_write)?;
         let reader = pipe::Receiver::from_owned_fd(result_read)?;
         let (requests, queued) = mpsc::unbounded_channel();
-        let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
+        let pending: Arc<Pending> = Arc::default();
+        let written = Arc::new(AtomicU64::new(0));
         let in_hand = Arc::new(AtomicUsize::new(0));
-        let (gone, closing) = (CancellationToken::new(), CancellationToken::new());
+        let closing = CancellationToken::new();
         tracing::info!(handler = %name, pid, "handler process started");
-        let (name, ended) = (name.clone(), gone.clone());
+        let name = name.clone();
         let (answers, counted, stop) = (pending.clone(), in_hand.clone(), closing.clone());
-        tokio::spawn(write_requests(writer, queued, closing.clone()));
+        let sent_down = written.clone();
+        tokio::spawn(write_requests(writer, queued, written, closing.clone()));
         tokio::spawn(async move {
             // Ends when the process closes its end: it exited, or was killed.
             let why = read_results(reader, &answers, &counted).await;
-            ended.cancel();
             let was_stopped = stop.is_cancelled();
             stop.cancel();
             let status = tokio::select! {
@@ -198,29 +216,43 @@ impl Process {
             } else {
                 tracing::warn!(handler = %name, pid, "{reason}");
             }
-            for (_, reply) in answers.lock().expect("pending poisoned").drain() {
-                let _ = reply.send(Err(reason.clone()));
+            let held = std::mem::take(&mut *answers.lock().expect("pending poisoned"));
+            let running = sent_down.load(Ordering::Acquire);
+            for (i, (id, reply)) in held.into_iter().enumerate() {
+                // The first task it held was running, unless it never reached the pipe or the
+                // process was stopped for another task; the others never started.
+                let its_fault = i == 0 && !was_stopped && id <= running;
+                let _ = reply.send(Err(if its_fault {
+                    CallError::Failed(reason.clone())
+                } else {
+                    CallError::Interrupted(reason.clone())
+                }));
             }
         });
         Ok(Self {
             requests,
             pending,
+            next_id: AtomicU64::new(1),
             in_hand,
-            gone,
             closing,
             pid,
         })
     }
 
-    fn send(&self, id: u64, payload: Vec<u8>, reply: Reply) -> Result<(), String> {
-        if self.gone.is_cancelled() {
-            return Err("the handler process ended".to_string());
+    /// Queues a task for its pipe; gives it back if the process is ending.
+    fn send(&self, (payload, reply): (Vec<u8>, Reply)) -> Result<(), (Vec<u8>, Reply)> {
+        // Under the lock, so that ids go down the pipe in the order they rise.
+        let mut pending = self.pending.lock().expect("pending poisoned");
+        if self.closing.is_cancelled() {
+            return Err((payload, reply));
         }
-        self.pending.lock().expect("pending poisoned").insert(id, reply);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError((_, payload))) = self.requests.send((id, payload)) {
+            return Err((payload, reply));
+        }
+        pending.insert(id, reply);
         self.in_hand.fetch_add(1, Ordering::Relaxed);
-        self.requests
-            .send((id, payload))
-            .map_err(|_| "the handler process ended".to_string())
+        Ok(())
     }
 
     fn kill(&self) {
@@ -243,6 +275,7 @@ fn kill_group(pid: i32) {
 async fn write_requests(
     mut pipe: pipe::Sender,
     mut queued: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    written: Arc<AtomicU64>,
     stop: CancellationToken,
 ) {
     let mut out = Vec::new();
@@ -253,13 +286,17 @@ async fn write_requests(
         };
         let Some(first) = first else { return };
         out.clear();
+        let mut last = first.0;
         frame(&mut out, first);
         while let Ok(next) = queued.try_recv() {
+            last = next.0;
             frame(&mut out, next);
             if out.len() > 1 << 20 {
                 break;
             }
         }
+        // Counted as written before the write: a process may die having read a part of it.
+        written.store(last, Ordering::Release);
         let written = tokio::select! {
             written = pipe.write_all(&out) => written,
             () = stop.cancelled() => return,
@@ -279,7 +316,7 @@ fn frame(out: &mut Vec<u8>, (id, payload): (u64, Vec<u8>)) {
 
 /// Reads results and hands each to the task waiting for it, until the pipe ends; returns
 /// why it ended.
-async fn read_results(pipe: pipe::Receiver, pending: &Mutex<HashMap<u64, Reply>>, in_hand: &AtomicUsize) -> String {
+async fn read_results(pipe: pipe::Receiver, pending: &Pending, in_hand: &AtomicUsize) -> String {
     let mut pipe = BufReader::with_capacity(1 << 16, pipe);
     let mut header = [0u8; RESULT_HEADER];
     loop {
@@ -298,10 +335,10 @@ async fn read_results(pipe: pipe::Receiver, pending: &Mutex<HashMap<u64, Reply>>
             if skipped.is_err() {
                 return "reading its results: cut short".to_string();
             }
-            Err(format!(
+            Err(CallError::Failed(format!(
                 "a result of {length} bytes, more than the {} MiB a task's result may hold: write large results to a file and return its path",
                 MAX_TASK_BYTES >> 20
-            ))
+            )))
         } else {
             let mut body = vec![0; length];
             if pipe.read_exact(&mut body).await.is_err() {
@@ -309,7 +346,7 @@ async fn read_results(pipe: pipe::Receiver, pending: &Mutex<HashMap<u64, Reply>>
             }
             match status {
                 0 => Ok(body),
-                1 => Err(String::from_utf8_lossy(&body).into_owned()),
+                1 => Err(CallError::Failed(String::from_utf8_lossy(&body).into_owned())),
                 other => return format!("it broke the protocol: status {other} for request {id}"),
             }
         };
@@ -326,9 +363,10 @@ mod tests {
     use super::*;
 
     /// A handler in Python, as the protocol documents it: answers `crash` by exiting (once:
-    /// it leaves a mark), `fail` with an error, anything else with itself reversed.
+    /// it leaves a mark), `fail` with an error, `sleep` after a minute, anything else with
+    /// itself reversed.
     const PY_HANDLER: &str = r#"
-import os, struct, sys
+import os, struct, sys, time
 r, w = (int(fd) for fd in os.environ["WEFT_HANDLER_FDS"].split(","))
 mark = sys.argv[1]
 def read(n):
@@ -345,6 +383,8 @@ while True:
     if payload == b"crash" and not os.path.exists(mark):
         open(mark, "w").close()
         os._exit(3)
+    if payload == b"sleep":
+        time.sleep(60)
     status, body = (1, b"asked to fail") if payload == b"fail" else (0, payload[::-1])
     os.write(w, struct.pack("<QBI", rid, status, len(body)) + body)
 "#;
@@ -373,9 +413,34 @@ while True:
             assert_eq!(answer, Ok(format!("t{i}").bytes().rev().collect::<Vec<u8>>()));
         }
         assert!(handler.pool.lock().unwrap().len() <= 2, "one process per slot at most");
-        assert_eq!(handler.call(call(b"fail")).await, Err("asked to fail".into()));
-        let crashed = handler.call(call(b"crash")).await.unwrap_err();
-        assert!(crashed.contains("ended"), "{crashed}");
+        assert_eq!(
+            handler.call(call(b"fail")).await,
+            Err(CallError::Failed("asked to fail".into()))
+        );
+        assert_eq!(
+            handler.call(call(b"again")).await,
+            Ok(b"niaga".to_vec()),
+            "it goes on after a failed task"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_fails_the_task_it_ran_and_hands_back_the_ones_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let handler = handler(dir.path(), 1);
+        let calls: Vec<_> = ["crash", "b1", "b2"]
+            .iter()
+            .map(|p| handler.call(call(p.as_bytes())))
+            .collect();
+        let results = futures::future::join_all(calls).await;
+        assert!(
+            matches!(&results[0], Err(CallError::Failed(why)) if why.contains("ended")),
+            "{:?}",
+            results[0]
+        );
+        for behind in &results[1..] {
+            assert!(matches!(behind, Err(CallError::Interrupted(_))), "{behind:?}");
+        }
         assert_eq!(
             handler.call(call(b"again")).await,
             Ok(b"niaga".to_vec()),
@@ -384,21 +449,25 @@ while True:
     }
 
     #[tokio::test]
-    async fn a_stopped_task_kills_its_process_and_the_next_starts_a_new_one() {
+    async fn a_stopped_task_kills_its_process_hands_back_the_others_and_the_next_starts_a_new_one() {
         let dir = tempfile::tempdir().unwrap();
-        let handler = CommandHandler::new(HandlerName::new("slow").unwrap(), "sleep 30".into(), 1);
+        let handler = handler(dir.path(), 1);
         let stop = CancellationToken::new();
         let slow = handler.call(Call {
             stop: stop.clone(),
-            ..call(b"x")
+            ..call(b"sleep")
         });
+        let behind = handler.call(call(b"xy"));
         let stopper = async {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             stop.cancel();
+            tokio::task::yield_now().await;
+            // Sent while the stopped process is still going away: a new one takes it.
+            handler.call(call(b"ab")).await
         };
-        let (result, ()) = tokio::join!(slow, stopper);
-        assert_eq!(result, Err("stopped".into()));
-        let quick = self::handler(dir.path(), 1);
-        assert_eq!(quick.call(call(b"ab")).await, Ok(b"ba".to_vec()));
+        let (slow, behind, next) = tokio::join!(slow, behind, stopper);
+        assert_eq!(slow, Err(CallError::Failed("stopped".into())));
+        assert!(matches!(behind, Err(CallError::Interrupted(_))), "{behind:?}");
+        assert_eq!(next, Ok(b"ba".to_vec()));
     }
 }

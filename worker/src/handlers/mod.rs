@@ -30,10 +30,32 @@ pub struct Call {
     pub stop: CancellationToken,
 }
 
+/// Why a call of a handler brought no output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The task failed, for this reason: the attempt counts against its attempts.
+    #[error("{0}")]
+    Failed(String),
+    /// The task did not run to its end through no fault of its own (it waited in a warm
+    /// process's pipe when that process ended, or its process was stopped for another
+    /// task): it is handed back and tried again without counting.
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+impl From<String> for CallError {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+/// What a handler's call comes to: the task's output, or why there is none.
+pub type CallFuture = BoxFuture<'static, Result<Vec<u8>, CallError>>;
+
 /// Runs tasks of one handler: the result is the task's output, or why it failed.
 pub trait Handler: Send + Sync + 'static {
     /// Runs one task.
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+    fn call(&self, call: Call) -> CallFuture;
 
     /// Whether its tasks take one of the worker's slots. A warm command handler's do not:
     /// its processes are the slots, and its next tasks wait in their pipes.
@@ -51,8 +73,10 @@ where
     Fut: Future<Output = Result<Vec<u8>, E>> + Send + 'static,
     E: Display,
 {
-    fn call(&self, call: Call) -> BoxFuture<'static, Result<Vec<u8>, String>> {
-        (self.0)(call.payload).map(|r| r.map_err(|e| e.to_string())).boxed()
+    fn call(&self, call: Call) -> CallFuture {
+        (self.0)(call.payload)
+            .map(|r| r.map_err(|e| CallError::Failed(e.to_string())))
+            .boxed()
     }
 }
 
@@ -136,12 +160,17 @@ impl Handlers {
 
     /// Runs `task` under `switch` until it ends or `stop` fires; a result larger than
     /// [`MAX_TASK_BYTES`] is refused.
-    pub async fn run(&self, task: QueueTask, switch: &KillSwitch, stop: &CancellationToken) -> Result<Vec<u8>, String> {
+    pub async fn run(
+        &self,
+        task: QueueTask,
+        switch: &KillSwitch,
+        stop: &CancellationToken,
+    ) -> Result<Vec<u8>, CallError> {
         let Some(registered) = self.by_name.get(&task.handler) else {
-            return Err(format!(
+            return Err(CallError::Failed(format!(
                 "this worker does not serve handler {:?}",
                 task.handler.as_str()
-            ));
+            )));
         };
         let call = Call {
             payload: task.payload,
@@ -152,15 +181,15 @@ impl Handlers {
             // The handler first: one that is done at once never registers for the stop.
             biased;
             output = registered.handler.call(call) => output?,
-            () = stop.cancelled() => return Err("stopped".to_string()),
+            () = stop.cancelled() => return Err(CallError::Failed("stopped".to_string())),
         };
         if output.len() > MAX_TASK_BYTES {
-            return Err(format!(
+            return Err(CallError::Failed(format!(
                 "handler {} returned {} bytes, more than the {} MiB a task's result may hold: write large results to a file and return its path",
                 task.handler,
                 output.len(),
                 MAX_TASK_BYTES >> 20
-            ));
+            )));
         }
         Ok(output)
     }
@@ -195,15 +224,23 @@ mod tests {
         );
         assert_eq!(
             handlers.run(task("reverse", b""), &switch, &stop).await,
-            Err("nothing to reverse".into())
+            Err(CallError::Failed("nothing to reverse".into()))
         );
         assert_eq!(
             handlers.run(task("echo", b"hi"), &switch, &stop).await,
             Ok(b"hi".to_vec())
         );
-        let huge = handlers.run(task("huge", b""), &switch, &stop).await.unwrap_err();
+        let huge = handlers
+            .run(task("huge", b""), &switch, &stop)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(huge.contains("more than the 4 MiB"), "{huge}");
-        let missing = handlers.run(task("resize", b""), &switch, &stop).await.unwrap_err();
+        let missing = handlers
+            .run(task("resize", b""), &switch, &stop)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("does not serve handler \"resize\""), "{missing}");
         assert!(matches!(
             handlers.register("echo", |p: Vec<u8>| async move { Ok::<_, String>(p) }),
