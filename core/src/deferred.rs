@@ -8,8 +8,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::task::{unconstrained, Unconstrained};
 
 type BoxedResultFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// Results a list takes in one poll before it yields to its executor.
+const RESULTS_PER_POLL: usize = 1024;
 
 /// How a [`DeferredList`] fired.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +55,10 @@ impl<T, E> Fired<T, E> {
 /// Without [`consume_errors`](Self::consume_errors), every failure is also logged as an
 /// unhandled error when the list fires, the way Twisted logs a failure left in a Deferred.
 ///
+/// Each poll touches only the futures that woke, so a list of 100,000 costs what its
+/// futures cost. They run outside tokio's cooperative budget (see `IndexedFuture`); the
+/// list yields to its executor after every 1,024 results instead.
+///
 /// ```
 /// use weft_core::deferred::{DeferredList, Fired};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -80,7 +88,10 @@ where
         let pending = futures
             .into_iter()
             .enumerate()
-            .map(|(index, future)| IndexedFuture { index, future })
+            .map(|(index, future)| IndexedFuture {
+                index,
+                future: unconstrained(future),
+            })
             .collect();
         Self {
             pending,
@@ -145,7 +156,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let mut taken = 0;
         while let Poll::Ready(Some((index, result))) = this.pending.poll_next_unpin(cx) {
+            taken += 1;
             match result {
                 Ok(value) if this.fire_on_one_callback => {
                     this.pending.clear();
@@ -157,6 +170,11 @@ where
                     return Poll::Ready(Fired::FirstError { index, error });
                 }
                 result => this.results[index] = Some(result),
+            }
+            if taken == RESULTS_PER_POLL && !this.pending.is_empty() {
+                // Its own budget, in place of the runtime's (see `IndexedFuture`).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
         if !this.pending.is_empty() {
@@ -178,9 +196,14 @@ where
 // Nothing in the list is pinned structurally: the futures are boxed.
 impl<T, E> Unpin for DeferredList<T, E> {}
 
+/// A future of the list, with its position. It runs outside tokio's cooperative budget:
+/// once the budget is spent, a future answers Pending with a wake-up deferred until the
+/// task yields, which `FuturesUnordered` cannot tell from a real wait; it would then poll
+/// every future it holds on every poll, quadratic in the list's length. The list keeps a
+/// budget of its own instead ([`RESULTS_PER_POLL`]).
 struct IndexedFuture<T, E> {
     index: usize,
-    future: BoxedResultFuture<T, E>,
+    future: Unconstrained<BoxedResultFuture<T, E>>,
 }
 
 impl<T, E> Future for IndexedFuture<T, E> {
@@ -188,7 +211,7 @@ impl<T, E> Future for IndexedFuture<T, E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let index = self.index;
-        self.future.as_mut().poll(cx).map(|r| (index, r))
+        Pin::new(&mut self.future).poll(cx).map(|r| (index, r))
     }
 }
 
@@ -205,6 +228,44 @@ mod tests {
             sleep(Duration::from_millis(ms)).await;
             result
         })
+    }
+
+    /// A future that counts its polls.
+    struct Counted<F>(F, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<F: Future + Unpin> Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.0).poll(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_list_polls_each_future_a_bounded_number_of_times() {
+        // Tokio's cooperative budget runs out after 128 ready receivers in one poll; the
+        // rest then answer Pending with a deferred wake-up, which FuturesUnordered cannot
+        // tell from a real wait. Polled that way, every poll touched every future left
+        // (quadratic: a 100,000-task batch spent seconds here).
+        const N: usize = 20_000;
+        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..N).map(|_| tokio::sync::oneshot::channel::<u32>()).unzip();
+        let list = DeferredList::from_futures(receivers.into_iter().map(|r| {
+            Counted(
+                Box::pin(async move { r.await.map_err(|e| e.to_string()) }),
+                polls.clone(),
+            )
+        }));
+        let mut list = std::pin::pin!(list);
+        assert!(futures::poll!(list.as_mut()).is_pending());
+        for (i, sender) in senders.into_iter().enumerate() {
+            sender.send(i as u32).unwrap();
+        }
+        let fired = list.await.into_completed().unwrap();
+        assert_eq!(fired.len(), N);
+        assert!(fired.iter().enumerate().all(|(i, r)| r == &Ok(i as u32)));
+        let polls = polls.load(Ordering::Relaxed);
+        assert!(polls <= 3 * N, "{polls} polls of {N} futures");
     }
 
     #[tokio::test]
