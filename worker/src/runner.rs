@@ -205,9 +205,11 @@ async fn execute(
         number: a.number,
         task: a.task,
     };
+    // Map and reduce hold kilobytes of state across their awaits; boxed, they stay out of
+    // the attempt's own future, which every queue task allocates and moves when spawned.
     match a.work {
-        Work::Map(work) => map(ctx, running, work, switch).await,
-        Work::Reduce(work) => reduce(ctx, running, work, switch).await,
+        Work::Map(work) => Box::pin(map(ctx, running, work, switch)).await,
+        Work::Reduce(work) => Box::pin(reduce(ctx, running, work, switch)).await,
         Work::Queue(task) => match ctx.handlers.run(task, &switch, &stop).await {
             Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
             Err(CallError::Failed(reason)) => failed(reason),
