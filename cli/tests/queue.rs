@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use weft_client::{BatchOptions, Client, ClientError, DeferredList, Fired, Task};
+use weft_client::{BatchOptions, Client, ClientError, DeferredList, Fired, Task, TaskResult};
 
 #[tokio::test]
 async fn a_batch_comes_back_in_submission_order() {
@@ -77,6 +77,51 @@ async fn handlers_run_and_failures_come_back_as_errors() {
         "{reason}"
     );
     assert_eq!(outputs[1].as_ref().unwrap(), b"here");
+}
+
+/// The future of a batch of one task.
+async fn lone(client: &Client, task: Task) -> TaskResult {
+    client.run_tasks(vec![task]).await.unwrap().pop().unwrap()
+}
+
+#[tokio::test]
+async fn a_lone_task_reads_its_own_result_and_dropping_it_cancels_it() {
+    let cluster = TestCluster::start(1, 1, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let one = |task: Task| lone(&client, task);
+    assert_eq!(one(Task::new("echo", "alone")).await.await.unwrap(), b"alone");
+    let failed = one(Task::new("exec", "exit 7").with_max_attempts(1)).await.await;
+    let Err(ClientError::TaskFailed(reason)) = failed else {
+        panic!("{failed:?}")
+    };
+    assert!(reason.contains("status 7"), "{reason}");
+
+    // Through the notices that its handler is not served, to the end of the wait.
+    let options = BatchOptions {
+        unserved_timeout: Some(std::time::Duration::from_millis(700)),
+        ..Default::default()
+    };
+    let mut unserved = client
+        .run_tasks_with(vec![Task::new("teleport", "")], &options)
+        .await
+        .unwrap();
+    let unserved = unserved.pop().unwrap().await;
+    let Err(ClientError::TaskFailed(reason)) = unserved else {
+        panic!("{unserved:?}")
+    };
+    assert!(
+        reason.contains("no connected worker serves handler \"teleport\""),
+        "{reason}"
+    );
+
+    // The only slot runs a long task; dropping its future frees the slot for the next.
+    let long = one(Task::new("sleep", "600000")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(long);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), one(Task::new("echo", "next")).await)
+        .await
+        .expect("the dropped task's slot is free again");
+    assert_eq!(next.unwrap(), b"next");
 }
 
 #[tokio::test]

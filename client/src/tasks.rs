@@ -156,9 +156,18 @@ async fn events(
 }
 
 /// The future result of one task: its output, or why it failed.
-pub struct TaskResult {
-    receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
-    _reader: Arc<ReaderGuard>,
+pub struct TaskResult(Source);
+
+/// Where a task's result comes from.
+enum Source {
+    /// One of a batch's tasks: the batch's reader task sends its result.
+    Batch {
+        receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
+        _reader: Arc<ReaderGuard>,
+    },
+    /// The only task of its batch: its future reads the batch's results itself, one hop
+    /// (and one spawned task) less between the connection and the caller.
+    Alone(Pin<Box<dyn Stream<Item = Result<BatchEvent, ClientError>> + Send + Sync>>),
 }
 
 /// Stops reading results once no task future is left.
@@ -174,10 +183,30 @@ impl Future for TaskResult {
     type Output = Result<Vec<u8>, ClientError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receiver)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ClientError::ResultLost)))
+        match &mut self.0 {
+            Source::Batch { receiver, .. } => Pin::new(receiver)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(ClientError::ResultLost))),
+            Source::Alone(events) => loop {
+                match std::task::ready!(events.as_mut().poll_next(cx)) {
+                    Some(Ok(BatchEvent::Result { output, .. })) => {
+                        return Poll::Ready(output.map_err(ClientError::TaskFailed))
+                    }
+                    Some(Ok(BatchEvent::Unserved { waiting, served })) => warn_unserved(&waiting, &served),
+                    Some(Err(e)) => return Poll::Ready(Err(e)),
+                    None => return Poll::Ready(Err(ClientError::ResultLost)),
+                }
+            },
+        }
     }
+}
+
+fn warn_unserved(waiting: &[String], served: &[String]) {
+    tracing::warn!(
+        "tasks wait for handlers no connected worker serves: {}; served: {}",
+        waiting.join(", "),
+        served.join(", ")
+    );
 }
 
 pub(crate) async fn start_batch(
@@ -190,6 +219,9 @@ pub(crate) async fn start_batch(
     // Sent in parts: a batch of any size fits the coordinator's message limit.
     let parts = batch_parts(wire, &options.settings(), MESSAGE_BUDGET);
     let mut events = Box::pin(events(client, futures::stream::iter(parts)).await?);
+    if count == 1 {
+        return Ok(vec![TaskResult(Source::Alone(events))]);
+    }
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
     let reader = tokio::spawn(async move {
         let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();
@@ -200,11 +232,7 @@ pub(crate) async fn start_batch(
                         let _ = sender.send(output.map_err(ClientError::TaskFailed));
                     }
                 }
-                Ok(BatchEvent::Unserved { waiting, served }) => tracing::warn!(
-                    "tasks wait for handlers no connected worker serves: {}; served: {}",
-                    waiting.join(", "),
-                    served.join(", ")
-                ),
+                Ok(BatchEvent::Unserved { waiting, served }) => warn_unserved(&waiting, &served),
                 Err(e) => {
                     // The batch ended with an error: every task still waiting gets it.
                     for sender in senders.iter_mut().filter_map(Option::take) {
@@ -218,9 +246,11 @@ pub(crate) async fn start_batch(
     let guard = Arc::new(ReaderGuard(reader));
     Ok(receivers
         .into_iter()
-        .map(|receiver| TaskResult {
-            receiver,
-            _reader: guard.clone(),
+        .map(|receiver| {
+            TaskResult(Source::Batch {
+                receiver,
+                _reader: guard.clone(),
+            })
         })
         .collect())
 }
