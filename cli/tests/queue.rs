@@ -125,6 +125,54 @@ async fn a_lone_task_reads_its_own_result_and_dropping_it_cancels_it() {
 }
 
 #[tokio::test]
+async fn a_submitter_runs_tasks_one_at_a_time_over_one_stream_and_opens_another_when_it_breaks() {
+    let mut cluster = TestCluster::start(1, 2, &[]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let submitter = client.submitter(BatchOptions {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    // From many callers at once: each result is its own task's.
+    let results: Vec<TaskResult> = (0..300)
+        .map(|i| submitter.submit(Task::new("echo", format!("single {i}"))))
+        .collect();
+    let outputs = DeferredList::from_futures(results).await.into_completed().unwrap();
+    for (i, output) in outputs.into_iter().enumerate() {
+        assert_eq!(output.unwrap(), format!("single {i}").into_bytes());
+    }
+    // A failure is that task's alone; a task the coordinator would refuse is refused here,
+    // and the stream goes on.
+    let failed = submitter.submit(Task::new("exec", "exit 7")).await;
+    let Err(ClientError::TaskFailed(reason)) = failed else {
+        panic!("{failed:?}")
+    };
+    assert!(reason.contains("status 7"), "{reason}");
+    let refused = submitter.submit(Task::new("tele port", "")).await;
+    let Err(ClientError::Rpc(status)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        submitter.submit(Task::new("echo", "still here")).await.unwrap(),
+        b"still here"
+    );
+
+    // The coordinator dies under a running task: that task fails, the next opens a stream.
+    let running = submitter.submit(Task::new("sleep", "600000"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    cluster.kill_coordinator();
+    assert!(running.await.is_err());
+    cluster.restart_coordinator(1);
+    let after = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        submitter.submit(Task::new("echo", "after")),
+    )
+    .await
+    .expect("a new stream");
+    assert_eq!(after.unwrap(), b"after");
+}
+
+#[tokio::test]
 async fn fire_on_one_callback_returns_the_first_finisher() {
     let cluster = TestCluster::start(1, 4, &[]);
     let client = Client::connect(&cluster.url()).await.unwrap();

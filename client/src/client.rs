@@ -237,6 +237,12 @@ impl Client {
         start_batch(self, tasks, options).await
     }
 
+    /// A submitter of single tasks over one standing stream, each with `options`: for many
+    /// small tasks as they come, a result without a new call's round trip.
+    pub fn submitter(&self, options: BatchOptions) -> crate::TaskSubmitter {
+        crate::TaskSubmitter::new(self.clone(), options)
+    }
+
     /// Streams `tasks` to the coordinator as one batch as they come (an endless stream
     /// works: the coordinator reads as fast as it runs them), and yields each task's result
     /// as it ends, with its position, and notices that tasks wait for a handler no worker

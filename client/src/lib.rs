@@ -6,6 +6,7 @@
 //!   [`JobHandle::wait`] (or the handle itself, `.await`ed) resolves when it ends, and
 //!   [`JobHandle::then`] chains a job to run after it.
 //! - [`Task`] and [`TaskResult`]: a batch of independent tasks, each result a future.
+//! - [`TaskSubmitter`]: single tasks as they come, over one standing stream.
 //! - [`DeferredList`]: collect many jobs or tasks, Twisted style.
 //!
 //! ```no_run
@@ -39,6 +40,11 @@
 //!         println!("{}", String::from_utf8_lossy(&output?));
 //!     }
 //! }
+//!
+//! // Single tasks as they come, without a new call each.
+//! let submitter = client.submitter(Default::default());
+//! let output = submitter.submit(Task::new("echo", "one")).await?;
+//! # let _ = output;
 //! # Ok(())
 //! # }
 //! ```
@@ -47,12 +53,14 @@ mod client;
 mod error;
 mod health;
 mod job;
+mod submitter;
 mod tasks;
 
 pub use client::{AttemptLog, Client, Credentials, CredentialsError};
 pub use error::ClientError;
 pub use health::check_health;
 pub use job::JobHandle;
+pub use submitter::TaskSubmitter;
 pub use tasks::{BatchEvent, BatchOptions, Task, TaskResult};
 pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
 pub use weft_auth::tokens::Token;

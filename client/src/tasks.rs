@@ -57,7 +57,7 @@ impl Task {
         }
     }
 
-    fn into_wire(self) -> v1::QueueTask {
+    pub(crate) fn into_wire(self) -> v1::QueueTask {
         v1::QueueTask {
             handler: self.handler,
             payload: self.payload,
@@ -81,7 +81,7 @@ pub struct BatchOptions {
 }
 
 impl BatchOptions {
-    fn settings(&self) -> BatchSettings {
+    pub(crate) fn settings(&self) -> BatchSettings {
         BatchSettings {
             max_attempts: self.max_attempts,
             task_timeout: self.task_timeout,
@@ -131,7 +131,7 @@ pub(crate) async fn stream_batch(
     events(client, parts).await
 }
 
-async fn events(
+pub(crate) async fn events(
     client: &Client,
     parts: impl Stream<Item = v1::TaskBatch> + Send + 'static,
 ) -> Result<impl Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
@@ -160,10 +160,11 @@ pub struct TaskResult(Source);
 
 /// Where a task's result comes from.
 enum Source {
-    /// One of a batch's tasks: the batch's reader task sends its result.
-    Batch {
+    /// Sent by the reader task of its batch (or of its submitter's stream), which reads
+    /// while this future or another of the same reader lives.
+    Sent {
         receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
-        _reader: Arc<ReaderGuard>,
+        _reader: Option<Arc<ReaderGuard>>,
     },
     /// The only task of its batch: its future reads the batch's results itself, one hop
     /// (and one spawned task) less between the connection and the caller.
@@ -171,11 +172,23 @@ enum Source {
 }
 
 /// Stops reading results once no task future is left.
-struct ReaderGuard(JoinHandle<()>);
+pub(crate) struct ReaderGuard(pub(crate) JoinHandle<()>);
 
 impl Drop for ReaderGuard {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+impl TaskResult {
+    pub(crate) fn sent(
+        receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
+        reader: Option<Arc<ReaderGuard>>,
+    ) -> Self {
+        Self(Source::Sent {
+            receiver,
+            _reader: reader,
+        })
     }
 }
 
@@ -184,7 +197,7 @@ impl Future for TaskResult {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            Source::Batch { receiver, .. } => Pin::new(receiver)
+            Source::Sent { receiver, .. } => Pin::new(receiver)
                 .poll(cx)
                 .map(|r| r.unwrap_or(Err(ClientError::ResultLost))),
             Source::Alone(events) => loop {
@@ -201,7 +214,7 @@ impl Future for TaskResult {
     }
 }
 
-fn warn_unserved(waiting: &[String], served: &[String]) {
+pub(crate) fn warn_unserved(waiting: &[String], served: &[String]) {
     tracing::warn!(
         "tasks wait for handlers no connected worker serves: {}; served: {}",
         waiting.join(", "),
@@ -246,11 +259,6 @@ pub(crate) async fn start_batch(
     let guard = Arc::new(ReaderGuard(reader));
     Ok(receivers
         .into_iter()
-        .map(|receiver| {
-            TaskResult(Source::Batch {
-                receiver,
-                _reader: guard.clone(),
-            })
-        })
+        .map(|receiver| TaskResult::sent(receiver, Some(guard.clone())))
         .collect())
 }

@@ -1,7 +1,9 @@
 //! The work queue end to end through the client library: `TASKS` tasks of `HANDLER`
 //! (default `noop`) with payloads of `PAYLOAD` bytes (default 0) submitted as one batch and
 //! collected with a `DeferredList` (tasks per second), then `SINGLES` tasks one at a time
-//! (submit-to-result latency). Prints one JSON line.
+//! (submit-to-result latency), each as a batch of its own (`p50_ms`, `p99_ms`: a call per
+//! task) and each through a `TaskSubmitter` (`submitter_p50_ms`, `submitter_p99_ms`: one
+//! standing stream). Prints one JSON line.
 //!
 //!     queue URL [TASKS] [SINGLES] [HANDLER] [PAYLOAD]
 //!
@@ -10,7 +12,7 @@
 use std::time::Instant;
 
 use weft_bench::{all_succeed, percentile};
-use weft_client::{Client, Credentials, Task};
+use weft_client::{BatchOptions, Client, Credentials, Task};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,11 +45,22 @@ async fn measure() -> anyhow::Result<()> {
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
+
+    let submitter = client.submitter(BatchOptions::default());
+    let mut submitted = Vec::with_capacity(singles);
+    for _ in 0..singles {
+        let started = Instant::now();
+        submitter.submit(Task::new(&handler, payload.clone())).await?;
+        submitted.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    submitted.sort_by(f64::total_cmp);
     println!(
-        "{{\"tasks\": {tasks}, \"seconds\": {batch_seconds:.4}, \"tasks_per_second\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}}}",
+        "{{\"tasks\": {tasks}, \"seconds\": {batch_seconds:.4}, \"tasks_per_second\": {:.0}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"submitter_p50_ms\": {:.3}, \"submitter_p99_ms\": {:.3}}}",
         tasks as f64 / batch_seconds,
         percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0)
+        percentile(&latencies, 99.0),
+        percentile(&submitted, 50.0),
+        percentile(&submitted, 99.0)
     );
     Ok(())
 }
