@@ -74,6 +74,26 @@ def test_fire_on_one_callback_and_errback(cluster):
         assert isinstance(fired.error, TaskFailed)
 
 
+def test_a_submitter_runs_single_tasks_over_one_stream_and_opens_another_after_a_refusal(cluster):
+    with Client(cluster.url) as client, client.submitter(max_attempts=1) as submitter:
+        futures = [submitter.submit("echo", f"s{i}") for i in range(300)]
+        assert [f.result(timeout=60) for f in futures] == [f"s{i}".encode() for i in range(300)]
+        assert submitter.submit(("pyecho", "py")).result(timeout=30) == b"py"
+        failed = submitter.submit("exec", "exit 7").exception(timeout=30)
+        assert isinstance(failed, TaskFailed) and "status 7" in str(failed)
+        # A refused task ends its stream: the task running beside it fails too; the next
+        # submission runs on a new stream.
+        running = submitter.submit("sleep", "600000")
+        refused = submitter.submit("not a name", "").exception(timeout=30)
+        assert isinstance(refused, WeftError) and refused.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert isinstance(running.exception(timeout=30), WeftError)
+        assert submitter.submit("echo", "again").result(timeout=30) == b"again"
+        # Closing cancels what still runs.
+        left = submitter.submit("sleep", "600000")
+        submitter.close()
+        assert left.exception(timeout=30) is not None
+
+
 def test_a_refused_batch_fails_every_future_with_the_status(cluster):
     with Client(cluster.url) as client:
         futures = client.run_tasks([("echo", "x"), ("not a name", "y")])

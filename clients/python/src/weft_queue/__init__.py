@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .deferred import Completed, DeferredList, FirstError, FirstSuccess
     from .errors import JobFailed, ResultLost, TaskFailed, WeftError
     from .jobs import JobStatus, WorkerInfo
+    from .submitter import Submitter
     from .tasks import BatchEvent, Task
 
 # Imported when first named, so that a handler process (``weft_queue.handler``) needs
@@ -34,6 +35,7 @@ _HOMES = {
     "WeftError": "errors",
     "JobStatus": "jobs",
     "WorkerInfo": "jobs",
+    "Submitter": "submitter",
     "BatchEvent": "tasks",
     "Task": "tasks",
 }
@@ -59,6 +61,7 @@ __all__ = [
     "JobFailed",
     "JobStatus",
     "ResultLost",
+    "Submitter",
     "Task",
     "TaskFailed",
     "WeftError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence
 
 import grpc
 
@@ -14,6 +14,9 @@ from .connection import Connected
 from .errors import JobFailed, ResultLost, WeftError
 from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
+
+if TYPE_CHECKING:
+    from .submitter import Submitter
 
 __all__ = ["Client", "Job"]
 
@@ -116,6 +119,23 @@ class Client(Connected):
     def map(self, handler: str, payloads: Iterable[object], **options: object) -> List["Future[bytes]"]:
         """``run_tasks`` of ``handler`` over ``payloads`` (bytes or str)."""
         return self.run_tasks(((handler, p) for p in payloads), **options)  # type: ignore[misc, arg-type]
+
+    def submitter(
+        self,
+        *,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+        on_unserved: Optional[UnservedCallback] = _warn_unserved,
+    ) -> "Submitter":
+        """A :class:`Submitter` of single tasks over one standing stream, each task with
+        these options (as in ``run_tasks``): for many small tasks as they come, a result
+        without a new call's round trip."""
+        from .submitter import Submitter
+
+        return Submitter(
+            self, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout, on_unserved=on_unserved
+        )
 
     def stream_tasks(
         self,

@@ -126,15 +126,19 @@ def settle(message: pb.QueueTaskResults, futures: Sequence[AnyFuture], on_unserv
     if message.unserved_handlers and on_unserved is not None:
         on_unserved(list(message.unserved_handlers), list(message.served_handlers))
     for result in message.results:
-        future = futures[result.index]
-        try:
-            if result.WhichOneof("outcome") == "output":
-                future.set_result(result.output)
-            else:
-                future.set_exception(TaskFailed(result.error))
-        except _SETTLED:
-            pass
+        resolve(futures[result.index], result)
     return len(message.results)
+
+
+def resolve(future: AnyFuture, result: pb.QueueTaskResult) -> None:
+    """Sets ``future`` from its task's ``result`` (a future its caller cancelled stays so)."""
+    try:
+        if result.WhichOneof("outcome") == "output":
+            future.set_result(result.output)
+        else:
+            future.set_exception(TaskFailed(result.error))
+    except _SETTLED:
+        pass
 
 
 def fail_pending(futures: Sequence[AnyFuture], failure: BaseException) -> None:
