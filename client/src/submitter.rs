@@ -68,7 +68,8 @@ impl TaskSubmitter {
         }
         let mut stream = self.stream.lock().expect("submitter poisoned");
         let standing = match &mut *stream {
-            Some(standing) if standing.is_open() => standing,
+            // A stream's batch numbers its tasks with 32 bits: a new one before they run out.
+            Some(standing) if standing.is_open() && standing.next < u32::MAX => standing,
             _ => stream.insert(self.open()),
         };
         let (sender, receiver) = oneshot::channel();

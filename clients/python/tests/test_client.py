@@ -88,6 +88,11 @@ def test_a_submitter_runs_single_tasks_over_one_stream_and_opens_another_after_a
         assert isinstance(refused, WeftError) and refused.code == grpc.StatusCode.INVALID_ARGUMENT
         assert isinstance(running.exception(timeout=30), WeftError)
         assert submitter.submit("echo", "again").result(timeout=30) == b"again"
+        # A stream whose 32-bit positions run out gives way to a new one.
+        full = submitter._stream
+        full._next = (1 << 32) - 1
+        assert submitter.submit("echo", "next stream").result(timeout=30) == b"next stream"
+        assert submitter._stream is not full
         # Closing cancels what still runs.
         left = submitter.submit("sleep", "600000")
         submitter.close()

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Submitter"]
 
+#: Tasks one stream takes: positions in a batch are 32-bit.
+_MAX_TASKS = (1 << 32) - 1
+
 
 class Submitter:
     """Runs each task it is given as the next task of one endless batch on a stream it
@@ -61,7 +64,10 @@ class Submitter:
         future: "Future[bytes]" = Future()
         with self._lock:
             while True:
-                if self._stream is None or self._stream.ended:
+                # A stream's batch numbers its tasks with 32 bits: a new one before they run out.
+                if self._stream is None or self._stream.ended or self._stream.full:
+                    if self._stream is not None:
+                        self._stream.finish()
                     self._stream = _Stream(self._client, self._settings, self._on_unserved)
                 if self._stream.send(part, future):
                     return future
@@ -108,8 +114,16 @@ class _Stream:
             self._outgoing.put(part)
             return True
 
-    def cancel(self) -> None:
+    @property
+    def full(self) -> bool:
+        return self._next >= _MAX_TASKS
+
+    def finish(self) -> None:
+        """Sends no more: the stream ends once the tasks on it have."""
         self._outgoing.put(None)
+
+    def cancel(self) -> None:
+        self.finish()
         self._responses.cancel()
 
     def _read(self) -> None:
