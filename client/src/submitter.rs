@@ -2,21 +2,17 @@
 //! as they come (a web handler's, a crawler's) without opening a call for each. Each
 //! submission's result is a future, like a batch's.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use weft_core::work::{HandlerName, MAX_TASK_BYTES};
+use weft_core::work::{check_payload, HandlerName};
 use weft_proto::convert::batch_part;
 use weft_proto::v1;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::tasks::{events, warn_unserved, BatchEvent, BatchOptions, ReaderGuard, Task, TaskResult};
-
-type Outcome = Result<Vec<u8>, ClientError>;
+use crate::tasks::{deliver, events, fail_waiting, BatchOptions, ReaderGuard, Task, TaskResult, Waiting};
 
 /// Runs each task it is given as the next task of one endless batch on a stream it keeps
 /// open: a task's result comes back without the round trip of a new call. Tasks are retried
@@ -39,14 +35,6 @@ struct Standing {
     /// Position of the next task in the stream's batch.
     next: u32,
     reader: Arc<ReaderGuard>,
-}
-
-/// The tasks sent whose results have not come back, by position.
-#[derive(Default)]
-struct Waiting {
-    results: HashMap<u32, oneshot::Sender<Outcome>>,
-    /// The stream ended: nothing more comes back on it.
-    ended: bool,
 }
 
 impl TaskSubmitter {
@@ -116,43 +104,13 @@ impl Standing {
 /// What the coordinator would refuse in a task (and end the stream for), refused here.
 fn check(task: &Task) -> Result<(), String> {
     HandlerName::new(&task.handler).map_err(|e| e.to_string())?;
-    if task.payload.len() > MAX_TASK_BYTES {
-        return Err(format!(
-            "a payload of {} bytes; at most {MAX_TASK_BYTES}",
-            task.payload.len()
-        ));
-    }
-    Ok(())
+    check_payload(&task.payload).map_err(|e| e.to_string())
 }
 
-/// Hands each result to its task's future until the stream ends; then fails the tasks left
-/// (with the stream's error, or as lost).
+/// Opens the stream and hands each result to its task's future until the stream ends.
 async fn read_results(client: Client, parts: UnboundedReceiverStream<v1::TaskBatch>, waiting: Arc<Mutex<Waiting>>) {
-    let mut failure = ClientError::ResultLost;
     match events(&client, parts).await {
-        Err(e) => failure = e,
-        Ok(events) => {
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(BatchEvent::Result { index, output }) => {
-                        let sender = waiting.lock().expect("submitter poisoned").results.remove(&index);
-                        if let Some(sender) = sender {
-                            let _ = sender.send(output.map_err(ClientError::TaskFailed));
-                        }
-                    }
-                    Ok(BatchEvent::Unserved { waiting, served }) => warn_unserved(&waiting, &served),
-                    Err(e) => {
-                        failure = e;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let mut waiting = waiting.lock().expect("submitter poisoned");
-    waiting.ended = true;
-    for (_, sender) in waiting.results.drain() {
-        let _ = sender.send(Err(failure.clone()));
+        Ok(events) => deliver(events, &waiting).await,
+        Err(e) => fail_waiting(&waiting, e),
     }
 }

@@ -1,9 +1,10 @@
 //! Task batches: every task's result is a future, resolved as the coordinator streams
 //! results back.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use std::time::Duration;
@@ -163,7 +164,7 @@ enum Source {
     /// Sent by the reader task of its batch (or of its submitter's stream), which reads
     /// while this future or another of the same reader lives.
     Sent {
-        receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
+        receiver: oneshot::Receiver<Outcome>,
         _reader: Option<Arc<ReaderGuard>>,
     },
     /// The only task of its batch: its future reads the batch's results itself, one hop
@@ -181,10 +182,7 @@ impl Drop for ReaderGuard {
 }
 
 impl TaskResult {
-    pub(crate) fn sent(
-        receiver: oneshot::Receiver<Result<Vec<u8>, ClientError>>,
-        reader: Option<Arc<ReaderGuard>>,
-    ) -> Self {
+    pub(crate) fn sent(receiver: oneshot::Receiver<Outcome>, reader: Option<Arc<ReaderGuard>>) -> Self {
         Self(Source::Sent {
             receiver,
             _reader: reader,
@@ -214,7 +212,50 @@ impl Future for TaskResult {
     }
 }
 
-pub(crate) fn warn_unserved(waiting: &[String], served: &[String]) {
+/// A task's result, as its future gives it.
+pub(crate) type Outcome = Result<Vec<u8>, ClientError>;
+
+/// The futures of the tasks sent on one stream whose results have not come, by position.
+#[derive(Default)]
+pub(crate) struct Waiting {
+    pub(crate) results: HashMap<u32, oneshot::Sender<Outcome>>,
+    /// The stream ended: nothing more comes back on it.
+    pub(crate) ended: bool,
+}
+
+/// Hands each result `events` yields to its task's future until the stream ends; then
+/// fails the tasks left, with the stream's error or as lost.
+pub(crate) async fn deliver(events: impl Stream<Item = Result<BatchEvent, ClientError>>, waiting: &Mutex<Waiting>) {
+    let mut events = std::pin::pin!(events);
+    let mut failure = ClientError::ResultLost;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(BatchEvent::Result { index, output }) => {
+                let sender = waiting.lock().expect("results poisoned").results.remove(&index);
+                if let Some(sender) = sender {
+                    let _ = sender.send(output.map_err(ClientError::TaskFailed));
+                }
+            }
+            Ok(BatchEvent::Unserved { waiting, served }) => warn_unserved(&waiting, &served),
+            Err(e) => {
+                failure = e;
+                break;
+            }
+        }
+    }
+    fail_waiting(waiting, failure);
+}
+
+/// Ends a stream: every task still waiting on it gets `failure`.
+pub(crate) fn fail_waiting(waiting: &Mutex<Waiting>, failure: ClientError) {
+    let mut waiting = waiting.lock().expect("results poisoned");
+    waiting.ended = true;
+    for (_, sender) in waiting.results.drain() {
+        let _ = sender.send(Err(failure.clone()));
+    }
+}
+
+fn warn_unserved(waiting: &[String], served: &[String]) {
     tracing::warn!(
         "tasks wait for handlers no connected worker serves: {}; served: {}",
         waiting.join(", "),
@@ -231,31 +272,16 @@ pub(crate) async fn start_batch(
     let wire = tasks.into_iter().map(Task::into_wire).collect();
     // Sent in parts: a batch of any size fits the coordinator's message limit.
     let parts = batch_parts(wire, &options.settings(), MESSAGE_BUDGET);
-    let mut events = Box::pin(events(client, futures::stream::iter(parts)).await?);
+    let events = Box::pin(events(client, futures::stream::iter(parts)).await?);
     if count == 1 {
         return Ok(vec![TaskResult(Source::Alone(events))]);
     }
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| oneshot::channel()).unzip();
-    let reader = tokio::spawn(async move {
-        let mut senders: Vec<Option<oneshot::Sender<_>>> = senders.into_iter().map(Some).collect();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(BatchEvent::Result { index, output }) => {
-                    if let Some(sender) = senders.get_mut(index as usize).and_then(Option::take) {
-                        let _ = sender.send(output.map_err(ClientError::TaskFailed));
-                    }
-                }
-                Ok(BatchEvent::Unserved { waiting, served }) => warn_unserved(&waiting, &served),
-                Err(e) => {
-                    // The batch ended with an error: every task still waiting gets it.
-                    for sender in senders.iter_mut().filter_map(Option::take) {
-                        let _ = sender.send(Err(e.clone()));
-                    }
-                }
-            }
-        }
-        // Senders still here are dropped: their futures resolve as ResultLost.
-    });
+    let waiting = Arc::new(Mutex::new(Waiting {
+        results: (0..).zip(senders).collect(),
+        ended: false,
+    }));
+    let reader = tokio::spawn(async move { deliver(events, &waiting).await });
     let guard = Arc::new(ReaderGuard(reader));
     Ok(receivers
         .into_iter()

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::{AttemptInfo, JobStatus};
-use weft_core::work::{BatchSettings, HandlerName, JobId, QueueTask, MAX_TASK_BYTES};
+use weft_core::work::{check_payload, BatchSettings, HandlerName, JobId, QueueTask};
 use weft_proto::convert::{
     batch_from_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire, worker_to_wire, MESSAGE_BUDGET,
 };
@@ -183,13 +183,7 @@ fn check_tasks(
     require(caller, Role::Submit, "running tasks")?;
     let mut checked: Option<&HandlerName> = None;
     for (i, task) in tasks.iter().enumerate() {
-        if task.payload.len() > MAX_TASK_BYTES {
-            return Err(Status::invalid_argument(format!(
-                "task {}: a payload of {} bytes; at most {MAX_TASK_BYTES}",
-                first + i,
-                task.payload.len()
-            )));
-        }
+        check_payload(&task.payload).map_err(|e| Status::invalid_argument(format!("task {}: {e}", first + i)))?;
         if checked != Some(&task.handler) {
             let needed = roles.needed(&task.handler, cluster.handler_kind(&task.handler));
             require(caller, needed, &format!("running {} tasks", task.handler))?;

@@ -340,6 +340,19 @@ impl QueueTask {
 /// The most bytes a queue task's payload, or its result, may have.
 pub const MAX_TASK_BYTES: usize = 4 << 20;
 
+/// A payload past [`MAX_TASK_BYTES`]: its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a payload of {0} bytes; at most {MAX_TASK_BYTES}")]
+pub struct PayloadTooLarge(pub usize);
+
+/// Whether a queue task may carry `payload`.
+pub fn check_payload(payload: &[u8]) -> Result<(), PayloadTooLarge> {
+    match payload.len() {
+        n if n > MAX_TASK_BYTES => Err(PayloadTooLarge(n)),
+        _ => Ok(()),
+    }
+}
+
 /// A client's batch of independent tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
