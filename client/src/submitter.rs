@@ -88,9 +88,12 @@ impl TaskSubmitter {
         ));
         Standing {
             parts,
-            waiting,
             next: 0,
-            reader: Arc::new(ReaderGuard(reader)),
+            reader: Arc::new(ReaderGuard {
+                reader,
+                waiting: waiting.clone(),
+            }),
+            waiting,
         }
     }
 }

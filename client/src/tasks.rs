@@ -169,17 +169,41 @@ enum Source {
     },
     /// The only task of its batch: its future reads the batch's results itself, one hop
     /// (and one spawned task) less between the connection and the caller.
-    Alone(Pin<Box<dyn Stream<Item = Result<BatchEvent, ClientError>> + Send + Sync>>),
+    Alone(Events),
 }
 
-/// Stops reading results once no task future is left.
-pub(crate) struct ReaderGuard(pub(crate) JoinHandle<()>);
+/// Stops reading results once no task future is left, if some task still waits for one
+/// (that cancels the stream, and so the tasks). A reader whose tasks have all come back
+/// reads on to the stream's end: see [`read_to_end`].
+pub(crate) struct ReaderGuard {
+    pub(crate) reader: JoinHandle<()>,
+    pub(crate) waiting: Arc<Mutex<Waiting>>,
+}
 
 impl Drop for ReaderGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        if !self.waiting.lock().expect("results poisoned").results.is_empty() {
+            self.reader.abort();
+        }
     }
 }
+
+/// Reads what is left of a results stream whose tasks have all come back: the status the
+/// coordinator sends after the last result. A stream dropped before it is reset (cancelled)
+/// while that status is under way, and the connection's HTTP/2 client answers the status
+/// with a reset of its own: after 1,024 of those it closes the connection
+/// (`too_many_internal_resets`), failing every call on it. So the end is read at once if it
+/// is there, else by a task of its own.
+fn read_to_end(events: &mut Events, cx: &mut Context<'_>) {
+    if let Poll::Ready(None) = events.as_mut().poll_next(cx) {
+        return;
+    }
+    let mut rest = std::mem::replace(events, Box::pin(futures::stream::empty()));
+    tokio::spawn(async move { while rest.next().await.is_some() {} });
+}
+
+/// A batch's stream of results.
+type Events = Pin<Box<dyn Stream<Item = Result<BatchEvent, ClientError>> + Send + Sync>>;
 
 impl TaskResult {
     pub(crate) fn sent(receiver: oneshot::Receiver<Outcome>, reader: Option<Arc<ReaderGuard>>) -> Self {
@@ -201,7 +225,8 @@ impl Future for TaskResult {
             Source::Alone(events) => loop {
                 match std::task::ready!(events.as_mut().poll_next(cx)) {
                     Some(Ok(BatchEvent::Result { output, .. })) => {
-                        return Poll::Ready(output.map_err(ClientError::TaskFailed))
+                        read_to_end(events, cx);
+                        return Poll::Ready(output.map_err(ClientError::TaskFailed));
                     }
                     Some(Ok(BatchEvent::Unserved { waiting, served })) => warn_unserved(&waiting, &served),
                     Some(Err(e)) => return Poll::Ready(Err(e)),
@@ -281,10 +306,85 @@ pub(crate) async fn start_batch(
         results: (0..).zip(senders).collect(),
         ended: false,
     }));
-    let reader = tokio::spawn(async move { deliver(events, &waiting).await });
-    let guard = Arc::new(ReaderGuard(reader));
+    let reader = tokio::spawn({
+        let waiting = waiting.clone();
+        async move { deliver(events, &waiting).await }
+    });
+    let guard = Arc::new(ReaderGuard { reader, waiting });
     Ok(receivers
         .into_iter()
         .map(|receiver| TaskResult::sent(receiver, Some(guard.clone())))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Events: one result, then, after `delay`, the end; `ended` is set when the end is read.
+    fn one_result_then_the_end(delay: Duration, ended: Arc<AtomicBool>) -> Events {
+        let result = futures::stream::iter([Ok(BatchEvent::Result {
+            index: 0,
+            output: Ok(b"out".to_vec()),
+        })]);
+        let end = futures::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            ended.store(true, Ordering::SeqCst);
+        })
+        .filter_map(|()| async { None });
+        Box::pin(result.chain(end))
+    }
+
+    async fn wait_for(flag: &AtomicBool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !flag.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the stream was not read to its end");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_task_reads_its_stream_to_the_end_after_its_result() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let result = TaskResult(Source::Alone(one_result_then_the_end(
+            Duration::from_millis(20),
+            ended.clone(),
+        )));
+        assert_eq!(result.await.unwrap(), b"out", "the result comes first");
+        assert!(!ended.load(Ordering::SeqCst));
+        // The future is gone; the end is read by a task of its own, not cancelled.
+        wait_for(&ended).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_reader_reads_on_once_every_result_is_in_and_stops_while_some_wait() {
+        let read_on = |delay| {
+            let ended = Arc::new(AtomicBool::new(false));
+            let waiting = Arc::new(Mutex::new(Waiting::default()));
+            let (sender, receiver) = oneshot::channel();
+            waiting.lock().unwrap().results.insert(0, sender);
+            let events = one_result_then_the_end(delay, ended.clone());
+            let reader = tokio::spawn({
+                let waiting = waiting.clone();
+                async move { deliver(events, &waiting).await }
+            });
+            let result = TaskResult::sent(receiver, Some(Arc::new(ReaderGuard { reader, waiting })));
+            (result, ended)
+        };
+        let (result, ended) = read_on(Duration::from_millis(20));
+        assert_eq!(result.await.unwrap(), b"out");
+        wait_for(&ended).await;
+
+        // Dropped before its result: the reader stops, and with it the stream (the batch).
+        let (result, ended) = read_on(Duration::from_millis(20));
+        drop(result);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            !ended.load(Ordering::SeqCst),
+            "a reader whose task still waits is stopped"
+        );
+    }
 }
