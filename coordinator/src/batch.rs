@@ -16,6 +16,7 @@ use weft_core::work::{
 };
 
 use crate::cluster::{Cluster, Owner};
+use crate::in_flight::InFlight;
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
 
 /// Results come back in messages of at most this many.
@@ -25,6 +26,24 @@ const RESULTS_PER_MESSAGE: usize = 4096;
 /// cluster's slots); the rest wait in the batch as the compact values they came in, not as
 /// task futures, so that a million queued tasks cost little memory.
 pub const IN_FLIGHT_PER_BATCH: usize = 1 << 16;
+
+/// Below that, a batch keeps this many task futures per attempt the workers would take at
+/// once (slots and prefetch): enough to refill them all as results come back, few enough
+/// that the futures and their attempts stay in cache.
+const IN_FLIGHT_PER_SLOT: usize = 4;
+
+/// ... and at least this many, however small the cluster (or before any worker joins).
+pub const MIN_IN_FLIGHT_PER_BATCH: usize = 512;
+
+/// How often a running batch looks again at what the cluster would take.
+const WINDOW_CHECK: Duration = Duration::from_millis(100);
+
+/// The task futures a batch keeps when the workers would take `capacity` attempts at once.
+fn window(capacity: usize) -> usize {
+    capacity
+        .saturating_mul(IN_FLIGHT_PER_SLOT)
+        .clamp(MIN_IN_FLIGHT_PER_BATCH, IN_FLIGHT_PER_BATCH)
+}
 
 /// The batches running now, with their progress, for the dashboard.
 #[derive(Default)]
@@ -166,8 +185,8 @@ const UNSERVED_REMINDER: Duration = Duration::from_secs(10);
 /// Runs every task `tasks` yields (its parts in order; a task's index is its position in
 /// the whole) for `owner` (numbered `identity` by the cluster), on `board` while it runs;
 /// the stream yields results, in chunks, as tasks finish. Tasks are read as they are
-/// dispatched, at most [`IN_FLIGHT_PER_BATCH`] ahead of the results: an endless stream of
-/// tasks holds bounded memory. Dropping the stream cancels the tasks still running.
+/// dispatched, a window ahead of the results (a few per slot the workers offer, at most
+/// [`IN_FLIGHT_PER_BATCH`]): an endless stream of tasks holds bounded memory. Dropping the stream cancels the tasks still running.
 ///
 /// The tasks run in a task of their own, not as the client reads: a client slow to read
 /// results (or one busy with other work) must not hold back dispatch; results wait for it
@@ -318,7 +337,19 @@ fn batch_results(
     let stats = Arc::new(PhaseStats::default());
     let pump = cluster.clone();
     let progress = on_board.progress.clone();
-    let mut tasks = Box::pin(
+    let limit = {
+        let cluster = cluster.clone();
+        let mut checked: Option<(Instant, usize)> = None;
+        move || match checked {
+            Some((at, window)) if at.elapsed() < WINDOW_CHECK => window,
+            _ => {
+                let now = window(cluster.capacity());
+                checked = Some((Instant::now(), now));
+                now
+            }
+        }
+    };
+    let tasks = Box::pin(
         tasks
             .flat_map(move |part| {
                 progress.tasks.fetch_add(part.len() as u64, Ordering::Relaxed);
@@ -381,9 +412,9 @@ fn batch_results(
                     }
                     .instrument(span),
                 )
-            })
-            .buffer_unordered(IN_FLIGHT_PER_BATCH),
+            }),
     );
+    let mut tasks = InFlight::new(tasks, limit);
     // One poll takes every result ready (and queues as many new attempts); one pump then
     // sends those attempts, a message per worker rather than one each.
     futures::stream::poll_fn(move |cx| {
@@ -498,7 +529,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_batch_is_dispatched_a_window_at_a_time_and_every_result_returns() {
         let cluster = cluster();
-        let total = IN_FLIGHT_PER_BATCH + 1000;
+        let total = 40_000;
         let mut results = Box::pin(run_batch(
             cluster.clone(),
             SETTINGS,
@@ -506,9 +537,20 @@ mod tests {
             ("test", 0),
             &Default::default(),
         ));
-        wait_until("a window is queued", || cluster.waiting() == IN_FLIGHT_PER_BATCH).await;
+        wait_until("a window is queued", || cluster.waiting() == MIN_IN_FLIGHT_PER_BATCH).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(cluster.waiting(), IN_FLIGHT_PER_BATCH, "no more than a window");
+        assert_eq!(cluster.waiting(), MIN_IN_FLIGHT_PER_BATCH, "no more than a window");
+
+        // A worker that takes 1,000 attempts at once and answers none: the window grows to
+        // four per slot, the worker's 1,000 and 3,000 waiting, and no more.
+        let (sender, _inbox) = mpsc::unbounded_channel();
+        let silent = cluster.register(Registration::new("silent:1", 1000), sender);
+        cluster.grant_credit(silent, 1000);
+        wait_until("the window grows", || cluster.waiting() == 3000).await;
+        tokio::time::sleep(WINDOW_CHECK * 2).await;
+        assert_eq!(cluster.waiting(), 3000, "four futures per slot");
+        assert_eq!(window(100_000), IN_FLIGHT_PER_BATCH, "and never more than the most");
+        cluster.remove_worker(silent, "test: it leaves");
 
         let worker = echo_worker(&cluster, 8);
         let mut seen = vec![false; total];

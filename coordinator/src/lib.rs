@@ -15,10 +15,11 @@
 //! - [`commit`]: temporary parts, commit by rename, `_SUCCESS` last.
 //!
 //! Beside them: [`auth`] (who is calling: tokens, roles, the audit log), [`batch`] (task
-//! batches of the work queue), [`config`] (with the security settings and limits) and
-//! [`error`] (errors and their gRPC codes). The job and task state machines are in
-//! `weft_core::status`; wire messages become domain types only in `service`, `session` and
-//! `server`, through `weft_proto::convert`.
+//! batches of the work queue, each a window of task futures that [`in_flight`] runs),
+//! [`config`] (with the security settings and limits) and [`error`] (errors and their gRPC
+//! codes). The job and task state machines are in `weft_core::status`; wire messages
+//! become domain types only in `service`, `session` and `server`, through
+//! `weft_proto::convert`.
 
 pub mod auth;
 pub mod batch;
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod in_flight;
 pub mod job;
 pub mod jobs;
 pub mod logs;

@@ -147,7 +147,6 @@ pub async fn run_session(
     let slots = Arc::new(tokio::sync::Semaphore::new(me.slots as usize));
 
     let attempts = TaskTracker::new();
-    let session_token = CancellationToken::new();
     let mut running: HashMap<AttemptId, RunningAttempt> = HashMap::new();
     let (done, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut heartbeat = tokio::time::interval(heartbeat_every);
@@ -164,7 +163,9 @@ pub async fn run_session(
                 incoming = receive(&mut inbound, &mut malformed) => match incoming {
                     Incoming::Assignments(batch) => {
                         for assignment in batch {
-                            let token = session_token.child_token();
+                            // A token of its own, not a child of the session's: a child
+                            // locks its parent as it is made and dropped, once per task.
+                            let token = CancellationToken::new();
                             let switch = KillSwitch::default();
                             running.insert(assignment.attempt, RunningAttempt {
                                 cancel: token.clone(),
@@ -252,7 +253,9 @@ pub async fn run_session(
     }
     .instrument(session)
     .await;
-    session_token.cancel();
+    // Whatever still runs is handed back (a finished attempt whose report is not sent yet
+    // ignores it).
+    running.values().for_each(|a| a.cancel.cancel());
     attempts.close();
     attempts.wait().await;
     drop(out);

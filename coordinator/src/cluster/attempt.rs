@@ -21,7 +21,7 @@ pub struct Placement {
     /// The worker.
     pub worker: WorkerId,
     /// Its shuffle service address.
-    pub shuffle_address: String,
+    pub shuffle_address: Arc<str>,
 }
 
 /// How an attempt ended, and where and how long it ran.

@@ -299,7 +299,7 @@ impl Cluster {
         drop(state);
         let _ = self.lost_workers.send(LostWorker {
             id: worker,
-            shuffle_address: entry.shuffle_address,
+            shuffle_address: entry.shuffle_address.to_string(),
         });
     }
 
@@ -358,8 +358,9 @@ impl Cluster {
     /// holds the attempt (it was lost, or the attempt cancelled) are ignored.
     pub fn report_all(&self, worker: WorkerId, reports: impl IntoIterator<Item = Report>, credit: u32) {
         let mut state = self.lock();
+        let now = Instant::now();
         for report in reports {
-            self.count(state.report(worker, report));
+            self.count(state.report(worker, report, now));
         }
         if credit > 0 {
             state.workers.grant_credit(worker, credit);
@@ -370,7 +371,7 @@ impl Cluster {
     /// Resolves one attempt with a worker's report; false if it was ignored (see
     /// [`Cluster::report_all`]).
     pub fn report(&self, worker: WorkerId, report: Report) -> bool {
-        let verdict = self.lock().report(worker, report);
+        let verdict = self.lock().report(worker, report, Instant::now());
         self.count(verdict)
     }
 
@@ -441,6 +442,14 @@ impl Cluster {
             })
             .copied()
             .collect()
+    }
+
+    /// How many attempts the connected workers would take at once: those they run and the
+    /// credit they have left (slots and prefetch), draining workers aside.
+    pub fn capacity(&self) -> usize {
+        let state = self.lock();
+        let entries = state.workers.entries.values().filter(|w| !w.draining);
+        entries.map(|w| w.credit as usize + w.running.len()).sum()
     }
 
     /// How many attempts wait for a slot.
@@ -551,28 +560,30 @@ impl State {
         self.share.queued().filter(|id| self.attempts.contains_key(id))
     }
 
-    fn report(&mut self, worker: WorkerId, report: Report) -> Verdict {
+    fn report(&mut self, worker: WorkerId, report: Report, now: Instant) -> Verdict {
         let attempt = report.attempt;
-        let holds = self
-            .attempts
-            .get(&attempt)
-            .and_then(|a| a.placement.as_ref())
-            .is_some_and(|p| p.worker == worker);
-        if !holds {
-            tracing::debug!(worker, attempt, "late or unknown report ignored");
-            return Verdict::NotItsAttempt;
-        }
-        let refusal = self.attempts[&attempt].expects.refuses(&report.outcome);
+        // One lookup: the attempts map is large and mostly out of cache.
+        let entry = match self.attempts.entry(attempt) {
+            std::collections::hash_map::Entry::Occupied(held)
+                if held.get().placement.as_ref().is_some_and(|p| p.worker == worker) =>
+            {
+                held.remove()
+            }
+            _ => {
+                tracing::debug!(worker, attempt, "late or unknown report ignored");
+                return Verdict::NotItsAttempt;
+            }
+        };
+        let refusal = entry.expects.refuses(&report.outcome);
         if let Some(w) = self.workers.entries.get_mut(&worker) {
             w.running.remove(&attempt);
-            w.last_seen = Instant::now();
+            w.last_seen = now;
             match (&refusal, &report.outcome) {
                 (None, AttemptOutcome::Succeeded(_)) => w.succeeded += 1,
                 (None, AttemptOutcome::Failed(_) | AttemptOutcome::TimedOut(_)) | (Some(_), _) => w.failed += 1,
                 _ => {}
             }
         }
-        let entry = self.attempts.remove(&attempt).expect("checked above");
         self.share.finished(entry.owner);
         match refusal {
             None => {

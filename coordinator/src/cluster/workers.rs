@@ -21,7 +21,8 @@ pub const SESSION_CLOSED: &str = "session closed";
 /// One connected worker.
 pub(super) struct WorkerEntry {
     pub(super) sender: WorkerSender,
-    pub(super) shuffle_address: String,
+    /// Shared with every [`Placement`](super::Placement) on it: no copy per attempt.
+    pub(super) shuffle_address: std::sync::Arc<str>,
     /// Attempts it runs at once (its credit may be more: prefetch).
     pub(super) slots: u32,
     pub(super) credit: u32,
@@ -49,7 +50,7 @@ impl WorkerEntry {
     pub(super) fn status(&self, id: WorkerId) -> WorkerStatus {
         WorkerStatus {
             id,
-            address: self.shuffle_address.clone(),
+            address: self.shuffle_address.to_string(),
             slots: self.slots,
             running: self.running.len() as u32,
             heartbeat_age_ms: self.last_seen.elapsed().as_millis() as u64,
@@ -105,7 +106,7 @@ impl Workers {
             id,
             WorkerEntry {
                 sender,
-                shuffle_address,
+                shuffle_address: shuffle_address.into(),
                 slots,
                 credit: 0,
                 draining: false,

@@ -345,7 +345,7 @@ impl Job {
                 self.commit_part(m, committed.attempt, upload_tags.clone())?;
                 None
             }
-            _ => Some(committed.placement.shuffle_address),
+            _ => Some(committed.placement.shuffle_address.to_string()),
         };
         log.commit(committed.attempt, committed.counters.clone());
         let mut board = self.board();

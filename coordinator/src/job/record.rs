@@ -63,7 +63,7 @@ impl AttemptLog for TaskLog<'_> {
     fn ended(&self, attempt: AttemptId, number: u32, finished: &Finished) {
         let ended = now_ms();
         let ran_for = finished.ran_for.map_or(0, |d| d.as_millis() as i64);
-        let worker = finished.placement.as_ref().map(|p| p.shuffle_address.clone());
+        let worker = finished.placement.as_ref().map(|p| p.shuffle_address.to_string());
         self.write(AttemptRecord {
             id: attempt,
             kind: self.task.kind(),

@@ -244,7 +244,9 @@ impl Jobs {
         let final_state = status.state.is_final();
         for attempt in status.attempts.iter_mut().filter(|a| a.outcome.is_none()) {
             match self.engine.cluster.placement(attempt.id) {
-                Some((placement, _)) if attempt.worker.is_empty() => attempt.worker = placement.shuffle_address,
+                Some((placement, _)) if attempt.worker.is_empty() => {
+                    attempt.worker = placement.shuffle_address.to_string()
+                }
                 Some(_) => {}
                 None if final_state => attempt.outcome = Some(OutcomeKind::Cancelled),
                 None if self.engine.cluster.issued_here(attempt.id) => attempt.queued = true,

@@ -44,62 +44,97 @@ fn optional_path(path: String) -> Option<PathBuf> {
     (!path.is_empty()).then(|| PathBuf::from(path))
 }
 
+/// The wire name of a task's job or batch.
+fn owner_name(task: TaskId) -> String {
+    match task {
+        TaskId::Map(job, _) | TaskId::Reduce(job, _) => job.to_string(),
+        TaskId::Queue(batch, _) => batch.to_string(),
+    }
+}
+
+/// Whether two tasks are of the same job or batch.
+fn same_owner(a: TaskId, b: TaskId) -> bool {
+    match (a, b) {
+        (TaskId::Queue(x, _), TaskId::Queue(y, _)) => x == y,
+        _ => a.job().is_some() && a.job() == b.job(),
+    }
+}
+
+/// Assignments on the wire, their owners named once per run of the same owner (a message
+/// of queue tasks is mostly one batch's; formatting its id for each was a cost per task).
+fn assignments_to_wire(assignments: Vec<Assignment>) -> Vec<v1::Assignment> {
+    let mut named: Option<(TaskId, String)> = None;
+    assignments
+        .into_iter()
+        .map(|a| {
+            let owner = match &named {
+                Some((task, name)) if same_owner(*task, a.task) => name.clone(),
+                _ => owner_name(a.task),
+            };
+            named = Some((a.task, owner.clone()));
+            assignment_to_wire(a, owner)
+        })
+        .collect()
+}
+
 impl From<Assignment> for v1::Assignment {
     fn from(a: Assignment) -> Self {
-        let owner = match a.task {
-            TaskId::Map(job, _) | TaskId::Reduce(job, _) => job.to_string(),
-            TaskId::Queue(batch, _) => batch.to_string(),
-        };
-        let work = match a.work {
-            Work::Map(m) => assignment::Work::Map(v1::MapWork {
-                program: Some(program_to_wire(&m.program)),
-                file_bytes: path_bytes(&m.split.file),
-                file: path_to_wire(m.split.file),
-                start: m.split.start,
-                length: m.split.length,
-                more: m
-                    .more
-                    .into_iter()
-                    .map(|piece| v1::FilePiece {
-                        file_bytes: path_bytes(&piece.file),
-                        file: path_to_wire(piece.file),
-                        start: piece.start,
-                        length: piece.length,
-                    })
-                    .collect(),
-                reduce_tasks: m.reduce_tasks,
-                output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
-                upload_id: m.upload.unwrap_or_default(),
-            }),
-            Work::Reduce(r) => assignment::Work::Reduce(v1::ReduceWork {
-                program: Some(program_to_wire(&r.program)),
-                partition: a.task.index(),
-                maps: r
-                    .maps
-                    .into_iter()
-                    .map(|m| v1::MapLocation {
-                        map_task: m.task,
-                        map_attempt: m.attempt,
-                        shuffle_address: m.shuffle_address,
-                    })
-                    .collect(),
-                output_file: path_to_wire(r.output_file),
-                upload_id: r.upload.unwrap_or_default(),
-            }),
-            Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
-                handler: q.handler.to_string(),
-                payload: q.payload,
-                ..Default::default()
-            }),
-        };
-        v1::Assignment {
-            attempt_id: a.attempt,
-            job_id: owner,
-            task_index: a.task.index(),
-            attempt_number: a.number,
-            work: Some(work),
-            timeout_ms: a.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
-        }
+        let owner = owner_name(a.task);
+        assignment_to_wire(a, owner)
+    }
+}
+
+/// `a` on the wire, of the job or batch named `owner`.
+fn assignment_to_wire(a: Assignment, owner: String) -> v1::Assignment {
+    let work = match a.work {
+        Work::Map(m) => assignment::Work::Map(v1::MapWork {
+            program: Some(program_to_wire(&m.program)),
+            file_bytes: path_bytes(&m.split.file),
+            file: path_to_wire(m.split.file),
+            start: m.split.start,
+            length: m.split.length,
+            more: m
+                .more
+                .into_iter()
+                .map(|piece| v1::FilePiece {
+                    file_bytes: path_bytes(&piece.file),
+                    file: path_to_wire(piece.file),
+                    start: piece.start,
+                    length: piece.length,
+                })
+                .collect(),
+            reduce_tasks: m.reduce_tasks,
+            output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
+            upload_id: m.upload.unwrap_or_default(),
+        }),
+        Work::Reduce(r) => assignment::Work::Reduce(v1::ReduceWork {
+            program: Some(program_to_wire(&r.program)),
+            partition: a.task.index(),
+            maps: r
+                .maps
+                .into_iter()
+                .map(|m| v1::MapLocation {
+                    map_task: m.task,
+                    map_attempt: m.attempt,
+                    shuffle_address: m.shuffle_address,
+                })
+                .collect(),
+            output_file: path_to_wire(r.output_file),
+            upload_id: r.upload.unwrap_or_default(),
+        }),
+        Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
+            handler: q.handler.to_string(),
+            payload: q.payload,
+            ..Default::default()
+        }),
+    };
+    v1::Assignment {
+        attempt_id: a.attempt,
+        job_id: owner,
+        task_index: a.task.index(),
+        attempt_number: a.number,
+        work: Some(work),
+        timeout_ms: a.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
     }
 }
 
@@ -335,7 +370,7 @@ impl From<ToWorker> for v1::CoordinatorMessage {
                 heartbeat_interval_ms: heartbeat_interval.as_millis() as u64,
             }),
             ToWorker::Assign(assignments) => Kind::Assignments(v1::Assignments {
-                assignments: assignments.into_iter().map(Into::into).collect(),
+                assignments: assignments_to_wire(assignments),
             }),
             ToWorker::Cancel(attempt_ids) => Kind::Cancel(v1::AttemptIds { attempt_ids }),
             ToWorker::Forget(jobs) => Kind::Forget(v1::JobIds {
@@ -350,15 +385,12 @@ impl From<ToWorker> for v1::CoordinatorMessage {
 /// over as many as they need).
 pub fn to_worker_wire(message: ToWorker, budget: usize) -> Vec<v1::CoordinatorMessage> {
     match message {
-        ToWorker::Assign(assignments) => {
-            let wire = assignments.into_iter().map(v1::Assignment::from).collect();
-            split_by_size(wire, budget)
-                .into_iter()
-                .map(|assignments| v1::CoordinatorMessage {
-                    kind: Some(coordinator_message::Kind::Assignments(v1::Assignments { assignments })),
-                })
-                .collect()
-        }
+        ToWorker::Assign(assignments) => split_by_size(assignments_to_wire(assignments), budget)
+            .into_iter()
+            .map(|assignments| v1::CoordinatorMessage {
+                kind: Some(coordinator_message::Kind::Assignments(v1::Assignments { assignments })),
+            })
+            .collect(),
         other => vec![other.into()],
     }
 }
@@ -507,6 +539,51 @@ mod tests {
             work: Work::Queue(QueueTask::new(HandlerName::new("echo").unwrap(), b"hi".to_vec())),
             timeout: Some(Duration::from_millis(250)),
         });
+    }
+
+    #[test]
+    fn each_task_of_a_message_names_its_own_job_or_batch() {
+        let queue = |batch, index| Assignment {
+            attempt: 100 + index as u64,
+            number: 1,
+            task: TaskId::Queue(BatchId::new(batch), index),
+            work: Work::Queue(QueueTask::new(HandlerName::new("noop").unwrap(), vec![])),
+            timeout: None,
+        };
+        let job = |task| Assignment {
+            attempt: 200,
+            number: 1,
+            task,
+            work: Work::Reduce(ReduceWork {
+                program: program(),
+                maps: vec![],
+                output_file: "/out/part-00000".into(),
+                upload: None,
+            }),
+            timeout: None,
+        };
+        let sent = vec![
+            queue(2, 0),
+            queue(2, 1),
+            queue(3, 0),
+            job(TaskId::Reduce(JobId::new(2), 0)),
+            job(TaskId::Reduce(JobId::new(4), 1)),
+            queue(2, 2),
+        ];
+        let wire = to_worker_wire(ToWorker::Assign(sent.clone()), 1 << 20);
+        let names: Vec<String> = match &wire[..] {
+            [v1::CoordinatorMessage {
+                kind: Some(coordinator_message::Kind::Assignments(a)),
+            }] => a.assignments.iter().map(|a| a.job_id.clone()).collect(),
+            other => panic!("one message of assignments, not {other:?}"),
+        };
+        let expected: Vec<String> = sent.iter().map(|a| owner_name(a.task)).collect();
+        assert_eq!(names, expected);
+        let Received::Assignments { good, bad } = Received::try_from(wire[0].clone()).unwrap() else {
+            panic!("assignments arrive as assignments")
+        };
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(good, sent);
     }
 
     #[test]
