@@ -31,7 +31,6 @@ pub struct TaskSubmitter {
 /// The stream open now.
 struct Standing {
     parts: mpsc::UnboundedSender<v1::TaskBatch>,
-    waiting: Arc<Mutex<Waiting>>,
     /// Position of the next task in the stream's batch.
     next: u32,
     reader: Arc<ReaderGuard>,
@@ -64,6 +63,7 @@ impl TaskSubmitter {
         let index = standing.next;
         standing.next += 1;
         standing
+            .reader
             .waiting
             .lock()
             .expect("submitter poisoned")
@@ -89,18 +89,14 @@ impl TaskSubmitter {
         Standing {
             parts,
             next: 0,
-            reader: Arc::new(ReaderGuard {
-                reader,
-                waiting: waiting.clone(),
-            }),
-            waiting,
+            reader: Arc::new(ReaderGuard { reader, waiting }),
         }
     }
 }
 
 impl Standing {
     fn is_open(&self) -> bool {
-        !self.waiting.lock().expect("submitter poisoned").ended
+        !self.reader.waiting.lock().expect("submitter poisoned").ended
     }
 }
 

@@ -77,13 +77,6 @@ fn assignments_to_wire(assignments: Vec<Assignment>) -> Vec<v1::Assignment> {
         .collect()
 }
 
-impl From<Assignment> for v1::Assignment {
-    fn from(a: Assignment) -> Self {
-        let owner = owner_name(a.task);
-        assignment_to_wire(a, owner)
-    }
-}
-
 /// `a` on the wire, of the job or batch named `owner`.
 fn assignment_to_wire(a: Assignment, owner: String) -> v1::Assignment {
     let work = match a.work {
