@@ -32,7 +32,6 @@ import inspect
 import os
 import struct
 import sys
-import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Union
 
 __all__ = ["handler", "serve", "Result"]
@@ -43,11 +42,6 @@ HandlerFunction = Callable[[bytes], Union[Result, Awaitable[Result]]]
 _REQUEST = struct.Struct("<QI")
 _RESULT = struct.Struct("<QBI")
 _handlers: Dict[str, HandlerFunction] = {}
-
-#: Results are written at the latest this long after the first one waiting (seconds), even
-#: while more requests are queued: a slow task does not hold back the results before it.
-_FLUSH_AFTER = 0.002
-
 
 def handler(name: Optional[str] = None) -> Callable[[HandlerFunction], HandlerFunction]:
     """Registers the decorated function as the handler ``name`` (default: its own name)."""
@@ -106,8 +100,6 @@ def serve(name: Optional[str] = None) -> None:
         return _as_bytes(result)
 
     buffer = bytearray()
-    out = bytearray()
-    first_waiting = 0.0
     while True:
         chunk = os.read(requests, 1 << 16)
         if not chunk:
@@ -125,23 +117,16 @@ def serve(name: Optional[str] = None) -> None:
                 body, status = call(payload), 0
             except Exception as error:  # noqa: BLE001 - any failure is the task's
                 body, status = f"{type(error).__name__}: {error}".encode("utf-8", "replace"), 1
-            if not out:
-                first_waiting = time.monotonic()
-            out += _RESULT.pack(request_id, status, len(body))
-            out += body
-            if time.monotonic() - first_waiting >= _FLUSH_AFTER:
-                _write_all(results, out)
-                out.clear()
+            # Written before the next call: a handler that ends the process must not take
+            # the results of the tasks before it with it (the worker would blame one of them).
+            _write_all(results, _RESULT.pack(request_id, status, len(body)) + body)
         del buffer[:offset]
-        if out:
-            _write_all(results, out)
-            out.clear()
     if loop is not None:
         loop.close()
     sys.stdout.flush()
 
 
-def _write_all(fd: int, data: bytearray) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
