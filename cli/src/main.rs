@@ -34,17 +34,6 @@ struct Cli {
     io_threads: Option<std::num::NonZeroUsize>,
 }
 
-/// The async runtime's threads when `--io-threads` does not say: a quarter of the CPUs, at
-/// least one. Async work here is short steps handing messages between connections and
-/// tasks; on more threads most of those hand-offs cross threads, each a futex wake and a
-/// context switch, and on a small machine the threads of several processes outnumber the
-/// cores. On 2 CPUs, one thread per process against two: the queue bench's batch went from
-/// 176,000 to 224,000-240,000 tasks/s and a single task's p50 through a submitter from
-/// 0.216 to 0.142 ms; wordcount was unchanged and sort no slower.
-fn default_io_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |cpus| (cpus.get() / 4).max(1))
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a coordinator: accepts jobs and hands tasks to workers.
@@ -122,7 +111,10 @@ fn main() -> ExitCode {
     }
     let default_filter = if daemon { "info" } else { "warn" };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.io_threads.map_or_else(default_io_threads, |n| n.get()))
+        .worker_threads(
+            cli.io_threads
+                .map_or_else(weft_core::runtime::default_io_threads, |n| n.get()),
+        )
         .enable_all()
         .build()
         .expect("a tokio runtime");

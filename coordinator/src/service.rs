@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
@@ -47,6 +48,21 @@ pub struct JobApi {
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// How long a batch's response waits for its first results before its headers go out alone.
+const FIRST_RESULTS_WAIT: Duration = Duration::from_millis(1);
+
+/// `stream` as a response whose headers leave with its first message when that comes within
+/// [`FIRST_RESULTS_WAIT`] (as gRPC's Java and Go servers send headers with the first
+/// message): a short task's call then costs one write and one wake-up of its client, not two.
+/// Later, the headers go alone, and the client knows its batch is accepted.
+async fn with_first_results<T: Send + 'static>(mut stream: BoxStream<T>) -> BoxStream<T> {
+    match tokio::time::timeout(FIRST_RESULTS_WAIT, stream.next()).await {
+        Ok(Some(first)) => Box::pin(futures::stream::once(std::future::ready(first)).chain(stream)),
+        Ok(None) => Box::pin(futures::stream::empty()),
+        Err(_) => stream,
+    }
+}
 
 /// The job a request names; an id that does not parse names no job.
 fn job_ref(request: Request<v1::JobRef>) -> Result<JobId, Status> {
@@ -313,12 +329,8 @@ impl JobService for JobApi {
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
         self.check_batch_size(batch.tasks.len())?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        Ok(Response::new(self.start_batch(
-            caller,
-            batch.settings,
-            batch.tasks,
-            None,
-        )))
+        let results = self.start_batch(caller, batch.settings, batch.tasks, None);
+        Ok(Response::new(with_first_results(results).await))
     }
 
     type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
@@ -334,12 +346,8 @@ impl JobService for JobApi {
         let first = parts.message().await?.unwrap_or_default();
         let batch = batch_from_wire(first).map_err(invalid_request)?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        Ok(Response::new(self.start_batch(
-            caller,
-            batch.settings,
-            batch.tasks,
-            Some(parts),
-        )))
+        let results = self.start_batch(caller, batch.settings, batch.tasks, Some(parts));
+        Ok(Response::new(with_first_results(results).await))
     }
 }
 
@@ -355,4 +363,38 @@ fn status_updates(watcher: watch::Receiver<JobStatus>) -> impl Stream<Item = Job
         let more = (!status.state.is_final()).then_some((watcher, false));
         Some((status, more))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use futures::StreamExt;
+
+    use super::{with_first_results, BoxStream};
+
+    async fn items(stream: BoxStream<u32>) -> Vec<u32> {
+        stream.map(|item| item.expect("no error")).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_response_waits_briefly_for_its_first_results_and_no_longer() {
+        let quick: BoxStream<u32> = Box::pin(futures::stream::iter([Ok(1), Ok(2)]));
+        assert_eq!(items(with_first_results(quick).await).await, [1, 2]);
+
+        let slow: BoxStream<u32> = Box::pin(futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(7)
+        }));
+        let started = Instant::now();
+        let response = with_first_results(slow).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the headers waited for the result"
+        );
+        assert_eq!(items(response).await, [7]);
+
+        let empty: BoxStream<u32> = Box::pin(futures::stream::empty());
+        assert!(items(with_first_results(empty).await).await.is_empty());
+    }
 }

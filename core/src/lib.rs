@@ -19,6 +19,7 @@
 //! - [`partition`]: which reduce task a key goes to.
 //! - [`record`] and [`merge`]: the intermediate record format, in-memory sorting, and the
 //!   k-way merge that map spills and reducers use.
+//! - [`runtime`]: how many threads weft's async runtimes run.
 //!
 //! Start with [`spec`] and [`work`], then [`split`] → [`partition`] → [`merge`]: the data
 //! path.
@@ -32,6 +33,7 @@ pub mod outcome;
 pub mod owned_dir;
 pub mod partition;
 pub mod record;
+pub mod runtime;
 pub mod setup;
 pub mod spec;
 pub mod spec_view;

@@ -7,18 +7,24 @@
 //!
 //!     queue URL [TASKS] [SINGLES] [HANDLER] [PAYLOAD]
 //!
-//! Credentials come from the environment as for `weft`: WEFT_TLS_DIR, WEFT_TOKEN_FILE.
+//! Credentials come from the environment as for `weft`: WEFT_TLS_DIR, WEFT_TOKEN_FILE. The
+//! client runs on a runtime of `weft`'s own default shape ([`weft_core::runtime`]).
 
 use std::time::Instant;
 
 use weft_bench::{all_succeed, percentile};
 use weft_client::{BatchOptions, Client, Credentials, Task};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The runtime `weft`'s own commands run on (the client side of `weft tasks`, say): a
+    // quarter of the CPUs, at least one thread.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(weft_core::runtime::default_io_threads())
+        .enable_all()
+        .build()?;
     // On the runtime's worker threads, beside the connection's task, not on the main thread
     // inside `block_on` (a thread switch for every message).
-    tokio::spawn(measure()).await?
+    runtime.block_on(runtime.spawn(measure()))?
 }
 
 async fn measure() -> anyhow::Result<()> {
