@@ -342,7 +342,7 @@ impl Job {
         let committed = result.map_err(|source| self.task_failed(task, source))?;
         let shuffle_address = match committed.success {
             Success::Part { upload_tags, .. } => {
-                self.commit_part(m, committed.attempt, upload_tags.clone())?;
+                self.commit_part(m, committed.attempt, upload_tags.clone()).await?;
                 None
             }
             _ => Some(committed.placement.shuffle_address.to_string()),
@@ -378,7 +378,7 @@ impl Job {
         }
     }
 
-    fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> Result<(), JobError> {
+    async fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> Result<(), JobError> {
         if !tags.is_empty() {
             // With the task's commit: a restarted coordinator completes this upload.
             let committed = Write::CommitUpload {
@@ -387,9 +387,12 @@ impl Job {
             };
             self.store.write(vec![committed]);
         }
-        self.plan
-            .output
-            .commit_part(part, attempt, tags)
+        // A rename and a directory fsync: on a blocking thread, not on the async threads
+        // every connection of the coordinator shares (one, on a small machine).
+        let output = self.plan.output.clone();
+        tokio::task::spawn_blocking(move || output.commit_part(part, attempt, tags))
+            .await
+            .unwrap_or_else(|joined| Err(std::io::Error::other(joined)))
             .map_err(|source| JobError::CommitPart { part, source })
     }
 
@@ -415,7 +418,7 @@ impl Job {
                             Success::Part { upload_tags, .. } => upload_tags.clone(),
                             _ => Vec::new(),
                         };
-                        self.commit_part(r, committed.attempt, tags)?;
+                        self.commit_part(r, committed.attempt, tags).await?;
                         log.commit(committed.attempt, committed.counters.clone());
                         let mut board = self.board();
                         board.commit(TaskKind::Reduce, r, Some(committed.attempt), None, committed.counters);
