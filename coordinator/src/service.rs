@@ -105,8 +105,9 @@ impl JobApi {
 
     /// Runs a batch for `caller`: its first part, checked already, then the parts `rest`
     /// yields, checked as they come (a refused part ends the batch with its error).
-    /// Results stream back in messages under the budget.
-    fn start_batch(
+    /// Results stream back in messages under the budget; the response's headers wait
+    /// briefly for the first of them ([`with_first_results`]).
+    async fn start_batch(
         &self,
         caller: Caller,
         mut settings: BatchSettings,
@@ -146,7 +147,7 @@ impl JobApi {
             });
             std::future::ready(next)
         });
-        Box::pin(self.guarded(caller, out))
+        with_first_results(Box::pin(self.guarded(caller, out))).await
     }
 }
 
@@ -329,8 +330,9 @@ impl JobService for JobApi {
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
         self.check_batch_size(batch.tasks.len())?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        let results = self.start_batch(caller, batch.settings, batch.tasks, None);
-        Ok(Response::new(with_first_results(results).await))
+        Ok(Response::new(
+            self.start_batch(caller, batch.settings, batch.tasks, None).await,
+        ))
     }
 
     type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
@@ -346,8 +348,9 @@ impl JobService for JobApi {
         let first = parts.message().await?.unwrap_or_default();
         let batch = batch_from_wire(first).map_err(invalid_request)?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        let results = self.start_batch(caller, batch.settings, batch.tasks, Some(parts));
-        Ok(Response::new(with_first_results(results).await))
+        Ok(Response::new(
+            self.start_batch(caller, batch.settings, batch.tasks, Some(parts)).await,
+        ))
     }
 }
 
