@@ -6,12 +6,22 @@ use crate::record::{self, RecordReader};
 
 /// Merges sorted record streams into one, by key, bytewise. Equal keys come from the
 /// earlier stream first, so the merge is stable.
+///
+/// The streams play a tournament (a loser tree, as external sorts since Knuth merge): each
+/// record costs about log2(streams) key comparisons, not one per stream.
 pub struct Merger<R> {
     sources: Vec<RecordReader<R>>,
     live: Vec<bool>,
+    /// `losers[0]` is the winner, the stream with the smallest record; `losers[n]` for
+    /// `n` in `1..streams` the stream that lost the match at node `n` (the leaf of stream
+    /// `i` is node `streams + i`, the parent of node `n` is `n / 2`).
+    losers: Vec<usize>,
     current: Option<usize>,
     started: bool,
 }
+
+/// A node no stream has reached yet, while the tree is built.
+const EMPTY: usize = usize::MAX;
 
 impl<R: BufRead> Merger<R> {
     /// Merges `sources`, each sorted by key.
@@ -19,6 +29,7 @@ impl<R: BufRead> Merger<R> {
         let sources: Vec<_> = sources.into_iter().map(RecordReader::new).collect();
         let live = vec![false; sources.len()];
         Self {
+            losers: vec![EMPTY; sources.len()],
             sources,
             live,
             current: None,
@@ -28,28 +39,57 @@ impl<R: BufRead> Merger<R> {
 
     /// Advances to the smallest record left; false when every source is done.
     pub fn advance(&mut self) -> io::Result<bool> {
+        if self.sources.is_empty() {
+            return Ok(false);
+        }
         if !self.started {
             self.started = true;
-            for (i, source) in self.sources.iter_mut().enumerate() {
-                self.live[i] = source.advance()?;
+            for i in 0..self.sources.len() {
+                self.live[i] = self.sources[i].advance()?;
+                self.play_up(i);
             }
         } else if let Some(i) = self.current {
             self.live[i] = self.sources[i].advance()?;
+            self.play_up(i);
         }
-        self.current = None;
-        for i in 0..self.sources.len() {
-            if !self.live[i] {
-                continue;
-            }
-            let smaller = match self.current {
-                None => true,
-                Some(best) => self.sources[i].key() < self.sources[best].key(),
-            };
-            if smaller {
-                self.current = Some(i);
-            }
-        }
+        let winner = self.losers[0];
+        self.current = self.live[winner].then_some(winner);
         Ok(self.current.is_some())
+    }
+
+    /// Plays stream `i`'s record from its leaf up to the root: at each node the loser stays
+    /// and the winner goes on. While the tree is built, a stream stops at the first node no
+    /// stream has reached, to play whichever comes there next.
+    fn play_up(&mut self, i: usize) {
+        let mut winner = i;
+        let mut node = (self.sources.len() + i) / 2;
+        while node > 0 {
+            let other = self.losers[node];
+            if other == EMPTY {
+                self.losers[node] = winner;
+                return;
+            }
+            if self.comes_before(other, winner) {
+                self.losers[node] = winner;
+                winner = other;
+            }
+            node /= 2;
+        }
+        self.losers[0] = winner;
+    }
+
+    /// Whether stream `a`'s record comes before stream `b`'s: by key, then the earlier
+    /// stream; a finished stream comes last.
+    fn comes_before(&self, a: usize, b: usize) -> bool {
+        match (self.live[a], self.live[b]) {
+            (false, _) => false,
+            (true, false) => true,
+            (true, true) => match self.sources[a].key().cmp(self.sources[b].key()) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => a < b,
+            },
+        }
     }
 
     /// The current record's key.
@@ -137,16 +177,21 @@ impl RecordBuffer {
     pub fn drain_sorted(&mut self, mut emit: impl FnMut(u32, &[u8], &[u8]) -> io::Result<()>) -> io::Result<()> {
         let data = &self.data;
         let key = |slot: &Slot| &data[slot.start..slot.start + slot.klen as usize];
-        self.index.sort_by(|a, b| {
-            (a.partition, a.prefix).cmp(&(b.partition, b.prefix)).then_with(|| {
-                // Equal prefixes: two keys of at most 8 bytes are then equal as far as the
-                // shorter goes, so the shorter comes first.
-                if a.klen <= 8 && b.klen <= 8 {
-                    a.klen.cmp(&b.klen)
-                } else {
-                    key(a).cmp(key(b))
-                }
-            })
+        // In place, without a stable sort's scratch copy of the index: records of equal keys
+        // keep the order they came in by their place in `data`, which only grows.
+        self.index.sort_unstable_by(|a, b| {
+            (a.partition, a.prefix)
+                .cmp(&(b.partition, b.prefix))
+                .then_with(|| {
+                    // Equal prefixes: two keys of at most 8 bytes are then equal as far as the
+                    // shorter goes, so the shorter comes first.
+                    if a.klen <= 8 && b.klen <= 8 {
+                        a.klen.cmp(&b.klen)
+                    } else {
+                        key(a).cmp(key(b))
+                    }
+                })
+                .then(a.start.cmp(&b.start))
         });
         for slot in &self.index {
             let value_start = slot.start + slot.klen as usize;
@@ -193,6 +238,50 @@ mod tests {
     }
 
     #[test]
+    fn any_number_of_runs_merge_as_a_stable_sort_of_them_all() {
+        // Deterministic pseudo-random runs: keys from a small alphabet so that many tie.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for streams in [1usize, 2, 3, 5, 8, 13] {
+            let mut runs = Vec::new();
+            let mut want = Vec::new();
+            for s in 0..streams {
+                let mut keys: Vec<String> = (0..next() % 40).map(|_| format!("{}", next() % 17)).collect();
+                keys.sort();
+                let tag = format!("{s:02}");
+                want.extend(
+                    keys.iter()
+                        .enumerate()
+                        .map(|(i, k)| (k.clone(), format!("{tag}{i:03}"))),
+                );
+                let mut out = Vec::new();
+                for (i, k) in keys.iter().enumerate() {
+                    encode(&mut out, k.as_bytes(), format!("{tag}{i:03}").as_bytes());
+                }
+                runs.push(out);
+            }
+            // Stable by key: runs in order, and within a run, in its order.
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut merger = Merger::new(runs.iter().map(|r| &r[..]).collect());
+            let mut got = Vec::new();
+            while merger.advance().unwrap() {
+                got.push((
+                    String::from_utf8(merger.key().to_vec()).unwrap(),
+                    String::from_utf8(merger.value().to_vec()).unwrap(),
+                ));
+            }
+            assert_eq!(got, want, "{streams} runs");
+            assert!(!merger.advance().unwrap(), "stays finished");
+        }
+        assert!(!Merger::<&[u8]>::new(Vec::new()).advance().unwrap());
+    }
+
+    #[test]
     fn buffer_sorts_by_partition_then_key() {
         let mut buffer = RecordBuffer::default();
         for (p, k) in [(1, "b"), (0, "z"), (1, "a"), (0, "y"), (1, "a")] {
@@ -208,6 +297,29 @@ mod tests {
             .unwrap();
         assert_eq!(got, ["0y", "0z", "1a", "1a", "1b"]);
         assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn many_equal_keys_keep_the_order_they_came_in() {
+        // Past the few elements an unstable sort orders by insertion, in two partitions,
+        // with short and long keys.
+        let keys: [&[u8]; 4] = [b"k", b"a", b"long key past eight bytes", b"long key past eight bytez"];
+        let mut buffer = RecordBuffer::default();
+        let mut want = Vec::new();
+        for i in 0..5000u32 {
+            let (partition, key) = (i % 2, keys[(i as usize * 7) % keys.len()]);
+            buffer.push(partition, key, &i.to_be_bytes());
+            want.push((partition, key.to_vec(), i));
+        }
+        want.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut got = Vec::new();
+        buffer
+            .drain_sorted(|p, k, v| {
+                got.push((p, k.to_vec(), u32::from_be_bytes(v.try_into().unwrap())));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]

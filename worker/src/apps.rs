@@ -89,18 +89,26 @@ impl AppMapper {
     /// returns how many lines it held. Word apps scan the run in one pass: a newline
     /// separates words like any other non-letter.
     pub fn map_lines(&mut self, run: &[u8], emit: &mut impl FnMut(&[u8], &[u8]) -> io::Result<()>) -> io::Result<u64> {
-        let newlines = memchr::memchr_iter(b'\n', run).count() as u64;
-        let lines = newlines + u64::from(!run.is_empty() && !run.ends_with(b"\n"));
+        let unended = u64::from(!run.is_empty() && !run.ends_with(b"\n"));
         match self {
-            AppMapper::WordCount(_) | AppMapper::Indexer { .. } => self.map(run, emit)?,
+            AppMapper::WordCount(_) | AppMapper::Indexer { .. } => {
+                self.map(run, emit)?;
+                Ok(memchr::memchr_iter(b'\n', run).count() as u64 + unended)
+            }
             AppMapper::Grep { .. } | AppMapper::Sort => {
-                let run = run.strip_suffix(b"\n").unwrap_or(run);
-                for line in run.split(|&b| b == b'\n') {
-                    self.map(line, emit)?;
+                // One pass: the newlines found split the lines and count them.
+                let (mut start, mut lines) = (0, unended);
+                for end in memchr::memchr_iter(b'\n', run) {
+                    self.map(&run[start..end], emit)?;
+                    start = end + 1;
+                    lines += 1;
                 }
+                if start < run.len() {
+                    self.map(&run[start..], emit)?;
+                }
+                Ok(lines)
             }
         }
-        Ok(lines)
     }
 
     /// Emits what the mapper combined.

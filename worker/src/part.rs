@@ -37,15 +37,22 @@ pub fn finish_part(mut part: File) -> io::Result<u64> {
 /// Writes a part file, compressed or not, counting its lines.
 pub struct PartWriter {
     out: Encoder<BufWriter<File>>,
+    /// Written and not yet counted and passed on: a reducer writes a line in pieces (a key,
+    /// then a newline), and counting and passing on each piece cost more than its bytes.
+    pending: Vec<u8>,
     lines: u64,
     last: Option<u8>,
 }
+
+/// How much a [`PartWriter`] gathers before it counts and passes on.
+const PENDING_BYTES: usize = 64 << 10;
 
 impl PartWriter {
     /// Writes into `file` (created, empty), compressed as `compression` says.
     pub fn new(file: File, compression: Option<Compression>) -> io::Result<Self> {
         Ok(Self {
             out: Encoder::new(BufWriter::with_capacity(1 << 20, file), compression)?,
+            pending: Vec::with_capacity(PENDING_BYTES),
             lines: 0,
             last: None,
         })
@@ -54,26 +61,54 @@ impl PartWriter {
     /// Closes an open last line, ends the compressed stream and makes the file durable;
     /// returns its lines.
     pub fn finish(mut self) -> io::Result<u64> {
-        if self.last.is_some_and(|b| b != b'\n') {
+        if self.last_written().is_some_and(|b| b != b'\n') {
             self.write_all(b"\n")?;
         }
+        self.pass_on()?;
         let file = self.out.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(self.lines)
+    }
+
+    /// The last byte written, passed on or not.
+    fn last_written(&self) -> Option<u8> {
+        self.pending.last().copied().or(self.last)
+    }
+
+    /// Counts the lines of `bytes` and writes them on.
+    fn count_and_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(&last) = bytes.last() {
+            self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
+            self.last = Some(last);
+        }
+        self.out.write_all(bytes)
+    }
+
+    /// Counts and writes on what is pending.
+    fn pass_on(&mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let written = self.count_and_write(&pending);
+        self.pending = pending;
+        self.pending.clear();
+        written
     }
 }
 
 impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        if n > 0 {
-            self.lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-            self.last = Some(buf[n - 1]);
+        if self.pending.len() + buf.len() > PENDING_BYTES {
+            self.pass_on()?;
         }
-        Ok(n)
+        if buf.len() >= PENDING_BYTES {
+            self.count_and_write(buf)?;
+        } else {
+            self.pending.extend_from_slice(buf);
+        }
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.pass_on()?;
         self.out.flush()
     }
 }
@@ -166,6 +201,33 @@ mod tests {
         assert_eq!(finished(b"a\t1\nb\t2"), (b"a\t1\nb\t2\n".to_vec(), 2));
         assert_eq!(finished(b"a\t1\n"), (b"a\t1\n".to_vec(), 1));
         assert_eq!(finished(b""), (Vec::new(), 0), "an empty part stays empty");
+    }
+
+    #[test]
+    fn writes_of_any_size_land_in_order_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        // Pieces of a line, whole lines, and writes past what the writer gathers.
+        let mut want = Vec::new();
+        let path = dir.path().join("part-00000");
+        let mut writer = PartWriter::new(File::create(&path).unwrap(), None).unwrap();
+        for i in 0..20_000usize {
+            let piece = match i % 1000 {
+                999 => vec![b'x'; PENDING_BYTES + i],
+                500 => b"\n\n".repeat(PENDING_BYTES / 3),
+                _ => format!("{i}").into_bytes(),
+            };
+            writer.write_all(&piece).unwrap();
+            want.extend_from_slice(&piece);
+            if i % 3 == 0 {
+                writer.write_all(b"\n").unwrap();
+                want.push(b'\n');
+            }
+        }
+        writer.write_all(b"open").unwrap();
+        want.extend_from_slice(b"open\n");
+        let lines = writer.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        assert_eq!(lines, want.iter().filter(|&&b| b == b'\n').count() as u64);
     }
 
     #[test]
