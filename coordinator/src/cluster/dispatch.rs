@@ -12,7 +12,9 @@
 //! a worker that serves it; job tasks run on any worker. A worker with credit that serves
 //! nothing waiting is passed over, not stopped at.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::Instant;
 
 use weft_core::messages::ToWorker;
@@ -87,11 +89,11 @@ struct OwnerQueue {
 /// Cancelled attempts stay in their queue until popped, and are skipped then.
 #[derive(Default)]
 pub(super) struct FairShare {
-    owners: HashMap<u64, OwnerQueue>,
+    owners: FxHashMap<u64, OwnerQueue>,
     /// Attempts running per identity.
-    identities: HashMap<u32, u32>,
+    identities: FxHashMap<u32, u32>,
     /// Workers an owner's attempts no longer go to (their attempts of it kept failing).
-    excluded: HashMap<u64, HashSet<WorkerId>>,
+    excluded: FxHashMap<u64, FxHashSet<WorkerId>>,
 }
 
 impl FairShare {
@@ -212,7 +214,7 @@ impl FairShare {
 impl State {
     /// Matches waiting attempts with workers that have credit, one message per worker.
     pub(super) fn pump(&mut self) {
-        let mut batches: HashMap<WorkerId, Vec<Assignment>> = HashMap::new();
+        let mut batches: FxHashMap<WorkerId, Vec<Assignment>> = FxHashMap::default();
         // Workers that only excluded owners have work for: ready again after this pump.
         let mut passed_over = Vec::new();
         while let Some(worker_id) = self.workers.ready.pop_front() {

@@ -20,6 +20,8 @@ mod ids;
 mod workers;
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,7 +96,8 @@ struct State {
     workers: Workers,
     handlers: HandlerRoster,
     share: FairShare,
-    attempts: HashMap<AttemptId, AttemptEntry>,
+    /// Keyed by ids the coordinator numbers, hashed fast (no peer picks a key).
+    attempts: FxHashMap<AttemptId, AttemptEntry>,
     ids: AttemptIds,
     held: HeldOutputs,
     /// The workers that left most recently, oldest first.
@@ -116,7 +119,7 @@ impl Cluster {
                 workers: Workers::default(),
                 handlers: HandlerRoster::default(),
                 share: FairShare::default(),
-                attempts: HashMap::new(),
+                attempts: FxHashMap::default(),
                 ids: AttemptIds::new(first_attempt, reserve),
                 held: HeldOutputs::default(),
                 departed: Default::default(),

@@ -2,7 +2,9 @@
 //! with credit waits in the ready queue, at most once, for [`dispatch`](super::dispatch) to
 //! give it work.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -29,7 +31,7 @@ pub(super) struct WorkerEntry {
     pub(super) draining: bool,
     pub(super) in_ready: bool,
     pub(super) last_seen: Instant,
-    pub(super) running: HashSet<AttemptId>,
+    pub(super) running: FxHashSet<AttemptId>,
     /// Whether its heartbeats name the attempts that made progress.
     pub(super) reports_progress: bool,
     pub(super) joined: std::time::SystemTime,
@@ -82,7 +84,7 @@ impl WorkerEntry {
 #[derive(Default)]
 pub(super) struct Workers {
     next_id: WorkerId,
-    pub(super) entries: HashMap<WorkerId, WorkerEntry>,
+    pub(super) entries: FxHashMap<WorkerId, WorkerEntry>,
     /// Workers with credit left, each at most once.
     pub(super) ready: VecDeque<WorkerId>,
     /// Whether every worker serves the same handlers (then one with nothing to run means
@@ -112,7 +114,7 @@ impl Workers {
                 draining: false,
                 in_ready: false,
                 last_seen: Instant::now(),
-                running: HashSet::new(),
+                running: FxHashSet::default(),
                 reports_progress,
                 joined: std::time::SystemTime::now(),
                 succeeded: 0,
