@@ -107,7 +107,9 @@ pub async fn run_attempt(
     if let Some(job) = held_output {
         // A map's output is kept only as the attempt's result, and only while its job runs.
         let kept = matches!(outcome, AttemptOutcome::Succeeded(Success::MapOutput { .. }));
-        ctx.store.settle(job, attempt, kept);
+        // Removing an attempt's output is disk work: off the async threads.
+        let store = ctx.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.settle(job, attempt, kept)).await;
     }
     Report {
         attempt,

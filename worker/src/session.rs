@@ -207,9 +207,10 @@ pub async fn run_session(
                         }
                     }
                     Incoming::Message(ToWorker::Forget(jobs)) => {
-                        for job in jobs {
-                            ctx.store.forget(job);
-                        }
+                        // A job's map output can be gigabytes of files: they go on a blocking
+                        // thread, not on the one every message of the session waits for.
+                        let store = ctx.store.clone();
+                        tokio::task::spawn_blocking(move || jobs.into_iter().for_each(|job| store.forget(job)));
                     }
                     Incoming::Message(ToWorker::Assign(_) | ToWorker::Welcome { .. }) => {}
                     Incoming::Closed(reason) => break SessionEnd::Lost(reason),
