@@ -157,7 +157,7 @@ pub fn for_each_word<'t>(line: &'t [u8], mut f: impl FnMut(&'t [u8])) {
         let (alphabetic, width) = if byte < 0x80 {
             (byte.is_ascii_alphabetic(), 1)
         } else {
-            decode_char(&line[i..]).map_or((false, 1), |(c, w)| (c.is_alphabetic(), w))
+            crate::letters::wide_letter(&line[i..]).unwrap_or((false, 1))
         };
         match (alphabetic, start) {
             (true, None) => start = Some(i),
@@ -172,17 +172,6 @@ pub fn for_each_word<'t>(line: &'t [u8], mut f: impl FnMut(&'t [u8])) {
     if let Some(s) = start {
         f(&line[s..]);
     }
-}
-
-fn decode_char(bytes: &[u8]) -> Option<(char, usize)> {
-    let width = match bytes[0] {
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf7 => 4,
-        _ => return None,
-    };
-    let s = std::str::from_utf8(bytes.get(..width)?).ok()?;
-    s.chars().next().map(|c| (c, width))
 }
 
 /// A built-in app's reduce side: consumes a partition's records in key order and writes

@@ -23,6 +23,7 @@ pub mod config;
 pub mod fetch;
 pub mod flags;
 pub mod handlers;
+pub mod letters;
 pub mod logs;
 pub mod map;
 pub mod mapout;

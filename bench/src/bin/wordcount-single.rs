@@ -4,7 +4,8 @@
 //! `word<TAB>count` lines sorted bytewise.
 //!
 //! What makes it fast, as the published fastest word counters do: bytes are scanned with an
-//! ASCII fast path (a class table; a character is decoded only at a non-ASCII byte), no
+//! ASCII fast path (a class table; a character is decoded only at a non-ASCII byte, and a
+//! two-byte one looked up in a table, `weft_worker::letters`, as weft's apps do), no
 //! `String` or allocation is made per word, and words are counted in an open-addressing
 //! table of small fixed entries over one arena of words (`weft_worker::word_counts`, the
 //! table weft's own combining mapper counts into), each word's slot fetched into cache a few
@@ -40,9 +41,7 @@ fn wide_char(text: &[u8], i: usize) -> (bool, usize) {
         0xE0..=0xEF => 3,
         _ => 4,
     };
-    let end = (i + width).min(text.len());
-    let c = std::str::from_utf8(&text[i..end]).ok().and_then(|s| s.chars().next());
-    (c.is_some_and(char::is_alphabetic), width)
+    weft_worker::letters::wide_letter(&text[i..]).map_or((false, width), |(letter, _)| (letter, width))
 }
 
 fn count(text: &[u8], counts: &mut Counts) {
