@@ -4,8 +4,8 @@
 //! `word<TAB>count` lines sorted bytewise.
 //!
 //! What makes it fast, as the published fastest word counters do: bytes are scanned with an
-//! ASCII fast path (a class table; a character is decoded only at a non-ASCII byte, and a
-//! two-byte one looked up in a table, `weft_worker::letters`, as weft's apps do), no
+//! ASCII fast path (a class table; a character is decoded only at a non-ASCII byte, and one
+//! of two or three bytes looked up in a table, `weft_worker::letters`, as weft's apps do), no
 //! `String` or allocation is made per word, and words are counted in an open-addressing
 //! table of small fixed entries over one arena of words (`weft_worker::word_counts`, the
 //! table weft's own combining mapper counts into), each word's slot fetched into cache a few
