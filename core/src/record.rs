@@ -14,29 +14,32 @@ pub fn encode(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 /// Writes one record to `out`.
 pub fn write_record(out: &mut impl Write, key: &[u8], value: &[u8]) -> io::Result<()> {
     // The two lengths on the stack: a record is written millions of times a task.
+    let (k, k_len) = varint_bytes(key.len() as u64);
+    let (v, v_len) = varint_bytes(value.len() as u64);
     let mut header = [0u8; 20];
-    let mut len = 0;
-    for n in [key.len() as u64, value.len() as u64] {
-        let mut n = n;
-        while n >= 0x80 {
-            header[len] = (n as u8) | 0x80;
-            len += 1;
-            n >>= 7;
-        }
-        header[len] = n as u8;
-        len += 1;
-    }
-    out.write_all(&header[..len])?;
+    header[..k_len].copy_from_slice(&k[..k_len]);
+    header[k_len..k_len + v_len].copy_from_slice(&v[..v_len]);
+    out.write_all(&header[..k_len + v_len])?;
     out.write_all(key)?;
     out.write_all(value)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+fn put_varint(out: &mut Vec<u8>, n: u64) {
+    let (bytes, len) = varint_bytes(n);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// `n` as a varint: its bytes, and how many of them it takes.
+#[inline]
+fn varint_bytes(mut n: u64) -> ([u8; 10], usize) {
+    let (mut bytes, mut len) = ([0u8; 10], 0);
     while n >= 0x80 {
-        out.push((n as u8) | 0x80);
+        bytes[len] = (n as u8) | 0x80;
+        len += 1;
         n >>= 7;
     }
-    out.push(n as u8);
+    bytes[len] = n as u8;
+    (bytes, len + 1)
 }
 
 /// A varint at the start of `bytes`: its value and length, or `None` if `bytes` ends

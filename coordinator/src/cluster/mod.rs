@@ -20,11 +20,10 @@ mod ids;
 mod workers;
 
 use std::collections::HashMap;
-
-use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use tokio::sync::{broadcast, oneshot, watch, Notify};
 use weft_core::messages::{Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, OutcomeKind, Report};
