@@ -81,8 +81,10 @@ fn a_coordinator_killed_in_the_reduce_phase_comes_back_without_running_maps_agai
         .streaming(ASCII_WORD_MAPPER, &slow_reducer)
         .flag("--reduce-tasks", "3");
     let id = cluster.submit(&job, &[]);
+    // The status's phase is the coordinator's memory; its attempts are what the store holds,
+    // written a moment later: wait for both, so that every map is durably done at the kill.
     let before = cluster.wait_status(&id, Duration::from_secs(60), "the reduce phase", |s| {
-        s["phase"] == "reduce" && s["running_attempts"].as_u64() > Some(0)
+        s["phase"] == "reduce" && s["running_attempts"].as_u64() > Some(0) && maps_succeeded(s).len() == 5
     });
     cluster.kill_coordinator();
     assert_eq!(maps_succeeded(&before).len(), 5, "every map was done: {before}");
