@@ -15,7 +15,7 @@ use weft_core::work::{Assignment, AttemptId, JobProgram, MapWork, ReduceWork, Ta
 
 use crate::fetch::Fetcher;
 use crate::handlers::{CallError, Handlers};
-use crate::logs::LogDir;
+use crate::logs::{AttemptLog, LogDir};
 use crate::map::{run_map, MapTask};
 use crate::metrics::WorkerMetrics;
 use crate::process::{KillSwitch, TaskEnv};
@@ -62,12 +62,8 @@ pub async fn run_attempt(
     };
     switch.start();
     let (kind, started) = (assignment.task.kind(), std::time::Instant::now());
-    let log = ctx.logs.start(assignment.task, attempt).map(Arc::new);
+    let log = start_log(&ctx.logs, &assignment).await;
     if let Some(log) = &log {
-        log.note(&format!(
-            "attempt {attempt} (number {}) of {} started",
-            assignment.number, assignment.task
-        ));
         switch.keep_log(log.clone());
     }
     ctx.metrics.busy_slots.inc();
@@ -116,6 +112,22 @@ pub async fn run_attempt(
         outcome,
         counters,
     }
+}
+
+/// The attempt's log, made and begun on a blocking thread: creating a file is disk work
+/// (on a filesystem that looks for recently freed inodes, most of a wide job's time). Queue
+/// tasks keep no log and skip the hop.
+async fn start_log(logs: &LogDir, a: &Assignment) -> Option<Arc<AttemptLog>> {
+    a.task.job()?;
+    let (logs, task, attempt, number) = (logs.clone(), a.task, a.attempt, a.number);
+    tokio::task::spawn_blocking(move || {
+        let log = logs.start(task, attempt)?;
+        log.note(&format!("attempt {attempt} (number {number}) of {task} started"));
+        Some(Arc::new(log))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 async fn sleep_or_never(timeout: Option<Duration>) {

@@ -3,7 +3,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -65,25 +66,28 @@ impl MapOutputStore {
         self.root.join(job.to_string())
     }
 
-    /// The byte range of `partition` in an attempt's data file.
+    /// The byte range of `partition` in an attempt's data file: its two offsets read from
+    /// the index, not the whole index (a job of 100,000 reduce tasks has an index of 800 KB,
+    /// and every reducer's fetch read it all).
     pub fn partition_range(&self, job: JobId, attempt: AttemptId, partition: u32) -> io::Result<(PathBuf, u64, u64)> {
         let dir = self.attempt_dir(job, attempt);
-        let offsets = read_index(&dir.join("index"))?;
-        let p = partition as usize;
-        if p + 1 >= offsets.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no partition {partition}"),
-            ));
+        let index = dir.join("index");
+        let mut offsets = [0u8; 16];
+        match fs::File::open(&index)?.read_exact_at(&mut offsets, u64::from(partition) * 8) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no partition {partition}"),
+                ))
+            }
+            read => read?,
         }
-        let (start, end) = (offsets[p], offsets[p + 1]);
+        let offset = |at: usize| u64::from_le_bytes(offsets[at..at + 8].try_into().expect("8 bytes"));
+        let (start, end) = (offset(0), offset(8));
         if end < start {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{}: offsets out of order: the map output is damaged",
-                    dir.join("index").display()
-                ),
+                format!("{}: offsets out of order: the map output is damaged", index.display()),
             ));
         }
         Ok((dir.join("data"), start, end - start))
@@ -150,15 +154,6 @@ pub fn write_index(path: &Path, offsets: &[u64]) -> io::Result<()> {
     fs::write(path, bytes)
 }
 
-fn read_index(path: &Path) -> io::Result<Vec<u64>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +182,25 @@ mod tests {
             "output of a job that is over goes, late or not"
         );
         assert_eq!(store.held().len(), 0);
+    }
+
+    #[test]
+    fn a_partition_range_is_read_from_its_two_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MapOutputStore::open(dir.path().join("map-output")).unwrap();
+        let job = JobId::new(1);
+        let attempt_dir = store.attempt_dir(job, 5);
+        fs::create_dir_all(&attempt_dir).unwrap();
+        write_index(&attempt_dir.join("index"), &[0, 4, 4, 10]).unwrap();
+        let (path, start, length) = store.partition_range(job, 5, 2).unwrap();
+        assert_eq!((path, start, length), (attempt_dir.join("data"), 4, 6));
+        assert_eq!(store.partition_range(job, 5, 1).unwrap().2, 0, "an empty partition");
+        let past = store.partition_range(job, 5, 3).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::NotFound, "{past}");
+        let missing = store.partition_range(job, 6, 0).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound, "{missing}");
+        write_index(&attempt_dir.join("index"), &[0, 9, 4]).unwrap();
+        let damaged = store.partition_range(job, 5, 1).unwrap_err();
+        assert_eq!(damaged.kind(), io::ErrorKind::InvalidData, "{damaged}");
     }
 }
