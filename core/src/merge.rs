@@ -84,11 +84,7 @@ impl<R: BufRead> Merger<R> {
         match (self.live[a], self.live[b]) {
             (false, _) => false,
             (true, false) => true,
-            (true, true) => match self.sources[a].key().cmp(self.sources[b].key()) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => a < b,
-            },
+            (true, true) => self.sources[a].key().cmp(self.sources[b].key()).then(a.cmp(&b)).is_lt(),
         }
     }
 
