@@ -334,7 +334,7 @@ fn batch_results(
     given_up: watch::Receiver<Arc<HashSet<HandlerName>>>,
 ) -> impl Stream<Item = Vec<QueueResult>> {
     tracing::debug!(batch = %id, "batch accepted");
-    let stats = Arc::new(PhaseStats::default());
+    let stats = Arc::new(PhaseStats::untimed());
     let pump = cluster.clone();
     let progress = on_board.progress.clone();
     let limit = {

@@ -77,7 +77,10 @@ impl RunningMedian {
 /// running tasks could take a backup.
 #[derive(Default)]
 pub struct PhaseStats {
-    durations: Mutex<RunningMedian>,
+    /// Every committed attempt's time, for the median; `None` for a task batch, which
+    /// starts no backups and may run without end (a duration kept per task would grow
+    /// without bound: 16 bytes a task, some 2 MB a second at the queue's rate).
+    durations: Option<Mutex<RunningMedian>>,
     /// Failed attempts in this phase.
     pub failed_attempts: AtomicU32,
     /// Backup attempts started in this phase.
@@ -87,13 +90,30 @@ pub struct PhaseStats {
 }
 
 impl PhaseStats {
-    fn record(&self, ran_for: Duration) {
-        self.durations.lock().expect("phase stats poisoned").push(ran_for);
+    /// A job phase's: it keeps its attempts' times, for backups of stragglers.
+    pub fn timed() -> Self {
+        Self {
+            durations: Some(Mutex::default()),
+            ..Self::default()
+        }
     }
 
-    /// The median time of the phase's committed attempts so far.
+    /// A task batch's: it keeps no times (see `durations`).
+    pub fn untimed() -> Self {
+        Self::default()
+    }
+
+    fn record(&self, ran_for: Duration) {
+        if let Some(durations) = &self.durations {
+            durations.lock().expect("phase stats poisoned").push(ran_for);
+        }
+    }
+
+    /// The median time of the phase's committed attempts so far (`None` before the first,
+    /// and always for a phase that keeps no times).
     pub fn median(&self) -> Option<Duration> {
-        self.durations.lock().expect("phase stats poisoned").median()
+        let durations = self.durations.as_ref()?;
+        durations.lock().expect("phase stats poisoned").median()
     }
 
     /// Resolves if `attempt` straggles while it runs alone (see [`Self::start_backups`]).
@@ -438,5 +458,48 @@ fn settle(
         }
         // Not the task's fault: run another attempt.
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_running_median_is_the_upper_median_of_every_time_so_far() {
+        let mut median = RunningMedian::default();
+        assert_eq!(median.median(), None);
+        let times = [50, 10, 40, 20, 30, 90, 70, 60, 80];
+        for (n, t) in times.iter().enumerate() {
+            median.push(ms(*t));
+            let mut sorted: Vec<u64> = times[..=n].to_vec();
+            sorted.sort_unstable();
+            assert_eq!(
+                median.median(),
+                Some(ms(sorted[sorted.len() / 2])),
+                "after {} times",
+                n + 1
+            );
+        }
+    }
+
+    #[test]
+    fn a_job_phase_keeps_its_times_and_a_batch_keeps_none() {
+        let job = PhaseStats::timed();
+        let batch = PhaseStats::untimed();
+        for t in [30, 10, 20] {
+            job.record(ms(t));
+            batch.record(ms(t));
+        }
+        assert_eq!(job.median(), Some(ms(20)));
+        // A batch may run without end: nothing per task stays behind, and so no backups.
+        assert_eq!(batch.median(), None);
+        assert!(batch.durations.is_none());
+        let cluster = Cluster::in_memory(crate::cluster::ClusterConfig::with_lease(Duration::from_secs(60)));
+        assert_eq!(batch.start_backups(&cluster, 1, &BackupPolicy::default()), 0);
     }
 }

@@ -175,8 +175,8 @@ impl Job {
             config: engine.config.clone(),
             store: engine.store.clone(),
             status,
-            map_phase: PhaseStats::default(),
-            reduce_phase: PhaseStats::default(),
+            map_phase: PhaseStats::timed(),
+            reduce_phase: PhaseStats::timed(),
             exclusions: Exclusions::default(),
             prior,
         })
