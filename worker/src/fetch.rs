@@ -260,14 +260,14 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    use crate::store::write_index;
+    use crate::store::{write_index, DATA_FILE, INDEX_FILE};
 
     fn own_output(dir: &Path) -> (Fetcher, MapLocation) {
         let store = MapOutputStore::open(dir.join("map-output")).unwrap();
         let attempt_dir = store.attempt_dir(JobId::new(7), 3);
         std::fs::create_dir_all(&attempt_dir).unwrap();
-        std::fs::write(attempt_dir.join("data"), b"zeroonetwo").unwrap();
-        write_index(&attempt_dir.join("index"), &[0, 4, 7, 10]).unwrap();
+        std::fs::write(attempt_dir.join(DATA_FILE), b"zeroonetwo").unwrap();
+        write_index(&attempt_dir.join(INDEX_FILE), &[0, 4, 7, 10]).unwrap();
         let own = OwnOutput {
             address: "10.0.0.1:7071".into(),
             store,

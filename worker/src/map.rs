@@ -20,6 +20,7 @@ use crate::apps::{AppMapper, AppReducer};
 use crate::mapout::{Combiner, MapOutputWriter};
 use crate::part::{CommandOutput, PartWriter};
 use crate::process::{Counters, KillSwitch, Shell, TaskEnv};
+use crate::store::DATA_FILE;
 use crate::upload::PartTarget;
 use weft_core::status::counters::{MAP_INPUT_BYTES, MAP_INPUT_RECORDS, MAP_OUTPUT_RECORDS};
 
@@ -158,7 +159,7 @@ fn map_builtin(task: &MapTask<'_>, app: &Builtin, switch: &KillSwitch) -> Result
 
 /// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
 fn reduce_local(dir: &Path, app: &Builtin, part: PartWriter) -> io::Result<u64> {
-    let mut reader = RecordReader::new(BufReader::new(File::open(dir.join("data"))?));
+    let mut reader = RecordReader::new(BufReader::new(File::open(dir.join(DATA_FILE))?));
     let mut reducer = AppReducer::new(app, part);
     while reader.advance()? {
         reducer.push(reader.key(), reader.value())?;

@@ -15,7 +15,7 @@ use weft_core::setup::KeyLayout;
 
 use crate::aggregate::{is_aggregate, Aggregate};
 use crate::process::{KillSwitch, Shell, TaskEnv};
-use crate::store::write_index;
+use crate::store::{write_index, DATA_FILE, INDEX_FILE};
 
 /// A streaming combiner: a command run on each sorted spill, partition by partition.
 #[derive(Clone)]
@@ -125,7 +125,7 @@ impl MapOutputWriter {
         if !self.buffer.is_empty() || self.spills.is_empty() {
             self.spill()?;
         }
-        let data = self.dir.join("data");
+        let data = self.dir.join(DATA_FILE);
         let offsets = if self.spills.len() == 1 {
             let (path, offsets) = self.spills.pop().expect("one spill");
             fs::rename(&path, &data).map_err(|e| naming(e, &path))?;
@@ -133,7 +133,7 @@ impl MapOutputWriter {
         } else {
             self.merge_spills(&data).map_err(|e| naming(e, &data))?
         };
-        let index = self.dir.join("index");
+        let index = self.dir.join(INDEX_FILE);
         write_index(&index, &offsets).map_err(|e| naming(e, &index))?;
         Ok(offsets.windows(2).map(|w| w[1] - w[0]).collect())
     }
@@ -231,12 +231,12 @@ mod tests {
     use weft_core::record::RecordReader;
 
     fn read_partition(dir: &std::path::Path, p: usize) -> Vec<(String, String)> {
-        let index = fs::read(dir.join("index")).unwrap();
+        let index = fs::read(dir.join(INDEX_FILE)).unwrap();
         let offsets: Vec<u64> = index
             .chunks(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        let data = fs::read(dir.join("data")).unwrap();
+        let data = fs::read(dir.join(DATA_FILE)).unwrap();
         let mut reader = RecordReader::new(&data[offsets[p] as usize..offsets[p + 1] as usize]);
         let mut out = Vec::new();
         while reader.advance().unwrap() {

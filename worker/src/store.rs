@@ -14,6 +14,12 @@ use weft_core::work::{AttemptId, JobId};
 /// In a complete map output's directory: the map task's index.
 pub const TASK_FILE: &str = "task";
 
+/// ... its records, partition after partition, each partition sorted by key.
+pub const DATA_FILE: &str = "data";
+
+/// ... and where each partition starts in the data: `reduce tasks + 1` offsets, 8 bytes each.
+pub const INDEX_FILE: &str = "index";
+
 /// The map outputs this worker holds.
 #[derive(Debug, Clone)]
 pub struct MapOutputStore {
@@ -71,7 +77,7 @@ impl MapOutputStore {
     /// and every reducer's fetch read it all).
     pub fn partition_range(&self, job: JobId, attempt: AttemptId, partition: u32) -> io::Result<(PathBuf, u64, u64)> {
         let dir = self.attempt_dir(job, attempt);
-        let index = dir.join("index");
+        let index = dir.join(INDEX_FILE);
         let mut offsets = [0u8; 16];
         match fs::File::open(&index)?.read_exact_at(&mut offsets, u64::from(partition) * 8) {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -90,7 +96,7 @@ impl MapOutputStore {
                 format!("{}: offsets out of order: the map output is damaged", index.display()),
             ));
         }
-        Ok((dir.join("data"), start, end - start))
+        Ok((dir.join(DATA_FILE), start, end - start))
     }
 
     /// Every complete map output in the store.
@@ -191,15 +197,15 @@ mod tests {
         let job = JobId::new(1);
         let attempt_dir = store.attempt_dir(job, 5);
         fs::create_dir_all(&attempt_dir).unwrap();
-        write_index(&attempt_dir.join("index"), &[0, 4, 4, 10]).unwrap();
+        write_index(&attempt_dir.join(INDEX_FILE), &[0, 4, 4, 10]).unwrap();
         let (path, start, length) = store.partition_range(job, 5, 2).unwrap();
-        assert_eq!((path, start, length), (attempt_dir.join("data"), 4, 6));
+        assert_eq!((path, start, length), (attempt_dir.join(DATA_FILE), 4, 6));
         assert_eq!(store.partition_range(job, 5, 1).unwrap().2, 0, "an empty partition");
         let past = store.partition_range(job, 5, 3).unwrap_err();
         assert_eq!(past.kind(), io::ErrorKind::NotFound, "{past}");
         let missing = store.partition_range(job, 6, 0).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound, "{missing}");
-        write_index(&attempt_dir.join("index"), &[0, 9, 4]).unwrap();
+        write_index(&attempt_dir.join(INDEX_FILE), &[0, 9, 4]).unwrap();
         let damaged = store.partition_range(job, 5, 1).unwrap_err();
         assert_eq!(damaged.kind(), io::ErrorKind::InvalidData, "{damaged}");
     }
