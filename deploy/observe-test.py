@@ -15,8 +15,8 @@ listener rule), top (`weft top` in tmux shows the running job), traces (spans ex
 OTLP reach a collector: job, task and attempt spans from the coordinator and the worker, with
 their ids).
 
-Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver and tmux
-(`.ci/run` installs them).
+Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver, tmux and
+libnss3-tools (`.ci/run` installs them).
 """
 
 import argparse
@@ -51,7 +51,7 @@ SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 class Cluster:
     """A coordinator and workers on loopback, each with its HTTP listener."""
 
-    def __init__(self, root, workers=2, tls_dir=None, coordinator_flags=(), otlp=None):
+    def __init__(self, root, workers=2, tls_dir=None, coordinator_flags=(), otlp=None, slots=1):
         self.root = root
         root.mkdir(parents=True)
         self.port, self.http_port = free_port(), free_port()
@@ -73,7 +73,7 @@ class Cluster:
             port = free_port()
             self.worker_http.append(f"{scheme}://127.0.0.1:{port}")
             self.processes.append(self.spawn(f"worker-{i}", [
-                "worker", "--coordinator", self.url, "--slots", "1", "--http", f"127.0.0.1:{port}",
+                "worker", "--coordinator", self.url, "--slots", str(slots), "--http", f"127.0.0.1:{port}",
                 "--work-dir", root / f"work-{i}", *tls]))
         wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to serve", 30)
         wait_until(lambda: len(self.workers_joined()) == workers, "the workers to join", 30)
@@ -298,13 +298,16 @@ def dashboard_exprs():
 class Browser:
     """Headless Chromium over WebDriver (chromedriver), the W3C protocol by hand."""
 
-    def __init__(self, root):
+    def __init__(self, root, home=None):
+        """`home`: the HOME Chromium runs with (its certificate store is HOME/.pki/nssdb)."""
         self.port = free_port()
-        self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"],
+        env = dict(os.environ, HOME=str(home)) if home else None
+        self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"], env=env,
                                        stdout=subprocess.DEVNULL, stderr=open(root / "chromedriver.log", "w"))
         wait_until(lambda: self.call("GET", "/status", ok_errors=True) is not None, "chromedriver to start", 30)
+        profile = root / ("chromium-profile" if home is None else "chromium-profile-secured")
         args = ["--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--user-data-dir={root / 'chromium-profile'}"]
+                f"--user-data-dir={profile}"]
         if os.geteuid() == 0:
             args.append("--no-sandbox")
         session = self.call("POST", "/session", {"capabilities": {"alwaysMatch": {
@@ -380,9 +383,10 @@ def step_browser(cluster, root):
         wait_until(lambda: done() >= 6, "half the maps", 60)
         browser.screenshot(SCREENSHOT)
         wait_until(lambda: browser.text("#job-state") == "succeeded", "the job to succeed on the page", 120)
-        assert cluster.status(job)["state"] == "succeeded"
-        lanes = browser.count(".timeline .lane")
-        assert lanes == 2, f"{lanes} worker lanes on the timeline"
+        status = cluster.status(job)
+        assert status["state"] == "succeeded"
+        timeline = check_timeline(browser, status)
+
 
         victim = cluster.submit("--input", inputs, "--output", root / "out-cancel", "--mapper", "sleep 60; cat",
                                 "--name", "to cancel")
@@ -392,15 +396,40 @@ def step_browser(cluster, root):
         browser.accept_alert()
         wait_until(lambda: cluster.status(victim)["state"] == "cancelled", "the cancel button to cancel", 30)
         wait_until(lambda: browser.text("#job-state") == "cancelled", "the page to show it cancelled", 30)
-        return f"{job} seen advancing and succeeding; 2 workers listed; {victim} cancelled by its button; {SCREENSHOT.relative_to(REPO)}"
+        return (f"{job} seen advancing and succeeding; {timeline}; 2 workers listed; {victim} cancelled by its button; "
+                f"{SCREENSHOT.relative_to(REPO)}")
     finally:
         browser.stop()
+
+
+def check_timeline(browser, status):
+    """A job's page draws a bar for every attempt that reached a worker, none covering
+    another: in each lane the bars, as laid out by the browser, do not overlap."""
+    bars = browser.script("""
+        return Array.from(document.querySelectorAll('.timeline .lane')).map(function (lane) {
+          return {worker: lane.dataset.worker, bars: Array.from(lane.querySelectorAll('a.attempt')).map(function (a) {
+            var r = a.getBoundingClientRect();
+            return {attempt: a.getAttribute('href').split('/').pop(), left: r.left, right: r.right};
+          })};
+        });""")
+    placed = sorted(str(a["id"]) for a in status["attempts"] if a["worker"])
+    drawn = sorted(b["attempt"] for lane in bars for b in lane["bars"])
+    assert drawn == placed, f"bars {drawn} for attempts {placed}"
+    assert all(lane["worker"] for lane in bars), "a lane without a worker"
+    for lane in bars:
+        spans = sorted((b["left"], b["right"]) for b in lane["bars"])
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end <= start + 0.5, f"bars overlap in a lane of {lane['worker']}: {spans}"
+    workers = {lane["worker"] for lane in bars}
+    assert len(bars) > len(workers), f"{len(bars)} lanes for {len(workers)} workers of 2 slots: no attempts side by side?"
+    return f"{len(drawn)} attempts drawn in {len(bars)} lanes of {len(workers)} workers, none covering another"
 
 
 def step_secured(root):
     global CONTEXT
     tls = root / "tls"
-    subprocess.run([WEFT, "certs", "--dir", tls, "--host", "127.0.0.1", "--token", "admin:admin",
+    # The names a browser reaches the dashboard by, as the README's cluster section says.
+    subprocess.run([WEFT, "certs", "--dir", tls, "--host", "localhost", "--host", "127.0.0.1", "--token", "admin:admin",
                     "--token", "alice:submit", "--token", "watcher:read"], check=True, capture_output=True)
     CONTEXT = ssl.create_default_context(cafile=str(tls / "ca.pem"))
     cluster = Cluster(root / "secured", workers=1, tls_dir=tls)
@@ -445,6 +474,7 @@ def step_secured(root):
         # The page's own form cancels (the job may have ended: then cancel leaves it so).
         status, headers, _ = request(f"{cluster.http}/jobs/{job}/cancel", data=f"csrf={csrf}".encode(), cookies=jar)
         assert status == 303, status
+        signed_in = sign_in_with_a_browser(root, cluster, tls, token["alice"], job)
         # Prometheus scrapes the secured cluster as deploy/prometheus/prometheus.yml does: the
         # coordinator with a read token, the worker over TLS, both verified by the CA.
         prom = Prometheus(root / "secured", {"weft-coordinator": [cluster.http], "weft-workers": cluster.worker_http},
@@ -477,7 +507,34 @@ def step_secured(root):
                             f"0.0.0.0:{free_port()}", "--state-dir", root / "probe"],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode != 0 and "the dashboard" in probe.stderr, probe.stderr
-    return "401 without a token, 403 across owners, logs over TLS, a worker that left listed with why, Prometheus scrapes over TLS with a token (the coordinator) and a cluster certificate (a worker), a worker refuses a scraper without one, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
+    return f"{signed_in}; 401 without a token, 403 across owners, logs over TLS, a worker that left listed with why, Prometheus scrapes over TLS with a token (the coordinator) and a cluster certificate (a worker), a worker refuses a scraper without one, HttpOnly+SameSite=Strict+Secure cookie, CSRF enforced, no token in logs, plain dashboard on 0.0.0.0 refused"
+
+
+def sign_in_with_a_browser(root, cluster, tls, token, job):
+    """The README's way into a secured dashboard, in a real browser: the cluster's CA trusted
+    in the browser's certificate store (certutil, as on a desktop), the dashboard opened by a
+    name its certificate holds (https://localhost:PORT), and a token pasted on the sign-in
+    page. No certificate error may be skipped: Chromium verifies the name and the CA."""
+    if not shutil.which("certutil"):
+        raise RuntimeError("certutil is not installed (Debian's libnss3-tools)")
+    home = root / "browser-home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "weft cluster CA", "-t", "C,,", "-i", tls / "ca.pem"],
+                   check=True, capture_output=True)
+    dashboard = cluster.http.replace("127.0.0.1", "localhost")
+    browser = Browser(root, home=home)
+    try:
+        browser.go(f"{dashboard}/")
+        wait_until(lambda: browser.script("return location.pathname;") == "/login", "the sign-in page over verified TLS", 20)
+        browser.script("document.querySelector('input[name=token]').value = arguments[0];"
+                       "document.querySelector('form').submit();", token)
+        wait_until(lambda: browser.text(f'tr[data-job="{job}"]') is not None, "the signed-in jobs list to show the job", 20)
+        assert browser.script("return location.protocol;") == "https:"
+        return f"signed in with a token at {dashboard}/ in Chromium trusting the cluster's CA"
+    finally:
+        browser.stop()
 
 
 def step_top(cluster, root):
@@ -552,7 +609,8 @@ def main():
     failed = False
     try:
         if any(s in steps for s in ["api", "logs", "prometheus", "browser", "top"]):
-            cluster = Cluster(root / "plain")
+            # Two slots a worker: a job's page must show attempts that ran side by side.
+            cluster = Cluster(root / "plain", slots=2)
         for step in steps:
             started = time.time()
             log(f"== {step}")

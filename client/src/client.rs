@@ -12,8 +12,8 @@ use tonic::{Request, Status};
 use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsError, TlsFiles, TlsMaterial};
 use weft_auth::tokens::Token;
 use weft_core::spec::JobSpec;
-use weft_core::status::{JobStatus, WorkerStatus};
-use weft_proto::convert::{status_from_wire, worker_from_wire};
+use weft_core::status::{JobCounts, JobStatus, WorkerStatus};
+use weft_proto::convert::{counts_from_wire, status_from_wire, worker_from_wire};
 use weft_proto::v1::{self, job_service_client::JobServiceClient};
 
 use crate::error::ClientError;
@@ -157,9 +157,22 @@ impl Client {
 
     /// The newest jobs, up to `limit`.
     pub async fn list(&self, limit: u32) -> Result<Vec<JobStatus>, ClientError> {
-        let response = self.jobs.clone().list_jobs(v1::ListJobsRequest { limit }).await?;
-        let jobs = response.into_inner().jobs.into_iter().map(status_from_wire);
-        Ok(jobs.collect::<Result<_, _>>()?)
+        Ok(self.list_with_counts(limit).await?.0)
+    }
+
+    /// The newest jobs, up to `limit`, and every job in the coordinator's store counted by
+    /// state (whoever owns it: the counts the dashboard and the `weft_jobs` metric show;
+    /// all zero from a coordinator too old to send them).
+    pub async fn list_with_counts(&self, limit: u32) -> Result<(Vec<JobStatus>, JobCounts), ClientError> {
+        let list = self
+            .jobs
+            .clone()
+            .list_jobs(v1::ListJobsRequest { limit })
+            .await?
+            .into_inner();
+        let counts = counts_from_wire(&list.state_counts);
+        let jobs = list.jobs.into_iter().map(status_from_wire);
+        Ok((jobs.collect::<Result<_, _>>()?, counts))
     }
 
     /// The logs of `job`'s attempts, read from the workers that ran them: every task's

@@ -66,4 +66,4 @@ pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
 pub use weft_auth::tokens::Token;
 pub use weft_core::deferred::{DeferredList, Fired};
 pub use weft_core::spec::{Builtin, JobSpec, Program};
-pub use weft_core::status::{JobState, JobStatus, Phase, WorkerStatus};
+pub use weft_core::status::{JobCounts, JobState, JobStatus, Phase, WorkerStatus};

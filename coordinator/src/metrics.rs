@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use weft_core::outcome::OutcomeKind;
-use weft_core::status::JobState;
+use weft_core::status::JobCounts;
 use weft_core::work::TaskKind;
 use weft_observe::metrics::{counters_by_outcome, duration_buckets, KindOutcome};
 
@@ -164,7 +164,7 @@ impl Metrics {
             rejected_reports.clone(),
         );
         let jobs = Family::<StateLabel, Gauge>::default();
-        registry.register("jobs", "Jobs the coordinator holds, by state", jobs.clone());
+        registry.register("jobs", "Jobs in the coordinator's store, by state", jobs.clone());
         let [workers, slots, busy_slots, waiting] = [
             ("workers", "Workers connected"),
             ("slots", "Slots of the connected workers"),
@@ -195,9 +195,9 @@ impl Metrics {
     }
 
     /// Sets what is read when scraped: jobs by state and the cluster's gauges.
-    pub fn refresh(&self, jobs: &[(JobState, u64)], cluster: ClusterGauges) {
-        for state in JobState::ALL {
-            let count = jobs.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+    /// Jobs are left as they were when the store could not count them.
+    pub fn refresh(&self, jobs: Option<&JobCounts>, cluster: ClusterGauges) {
+        for (state, count) in jobs.iter().flat_map(|counts| counts.iter()) {
             self.jobs
                 .get_or_create(&StateLabel { state: state.name() })
                 .set(count as i64);

@@ -15,7 +15,8 @@ use weft_core::spec::{JobSpec, Program};
 use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{check_payload, BatchSettings, HandlerName, JobId, QueueTask};
 use weft_proto::convert::{
-    batch_from_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire, worker_to_wire, MESSAGE_BUDGET,
+    batch_from_wire, counts_to_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire,
+    worker_to_wire, MESSAGE_BUDGET,
 };
 use weft_proto::v1::{self, job_service_server::JobService};
 
@@ -252,7 +253,8 @@ impl JobService for JobApi {
             n => n as usize,
         };
         let jobs = self.jobs.list(limit, &caller)?.iter().map(status_to_wire).collect();
-        Ok(Response::new(v1::JobList { jobs }))
+        let state_counts = counts_to_wire(&self.jobs.counts()?);
+        Ok(Response::new(v1::JobList { jobs, state_counts }))
     }
 
     async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {

@@ -67,6 +67,41 @@ impl JobState {
     }
 }
 
+/// How many jobs are in each state: every job the coordinator's store holds, whoever owns
+/// it and however long ago it ended. The dashboard's overview, the `weft_jobs` metric and
+/// `weft top` all show these, so they agree with each other, and across restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts([u64; JobState::ALL.len()]);
+
+impl JobCounts {
+    /// The jobs in `state`.
+    pub fn get(&self, state: JobState) -> u64 {
+        self.0[state as usize]
+    }
+
+    /// Counts `n` more jobs in `state`.
+    pub fn add(&mut self, state: JobState, n: u64) {
+        self.0[state as usize] += n;
+    }
+
+    /// Every state with its count, in [`JobState::ALL`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (JobState, u64)> + '_ {
+        JobState::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+
+    /// Jobs in all.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// `{"waiting": 0, "queued": 1, ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            self.iter().map(|(s, n)| (s.name().to_string(), n.into())).collect();
+        counts.into()
+    }
+}
+
 /// Where a task is in its life. The legal moves are in [`TaskState::can_become`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskState {
@@ -439,5 +474,18 @@ mod tests {
             assert!(!state.can_become(Waiting), "nothing goes back to waiting");
         }
         assert!(!Running.can_become(Queued));
+    }
+
+    #[test]
+    fn job_counts_keep_each_state_apart() {
+        let mut counts = JobCounts::default();
+        for (i, state) in JobState::ALL.into_iter().enumerate() {
+            counts.add(state, i as u64 + 1);
+        }
+        for (i, (state, n)) in counts.iter().enumerate() {
+            assert_eq!((state, n), (JobState::ALL[i], i as u64 + 1));
+        }
+        assert_eq!(counts.total(), 21);
+        assert_eq!(counts.to_json()["cancelled"], 6);
     }
 }

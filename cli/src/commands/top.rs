@@ -1,5 +1,5 @@
 //! `weft top`: a live view of the cluster in the terminal, like `top`: the jobs (state,
-//! progress of each phase, attempts, age) and the workers (slots in use, heartbeat, attempts
+//! progress of each phase, attempts, how long each has run) and the workers (slots in use, heartbeat, attempts
 //! done and failed), redrawn every second. `q`, Esc or Ctrl-C quits. Not on a terminal (or
 //! with `--once`) it prints one frame and exits.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
 use futures::StreamExt;
-use weft_client::{Client, JobState, JobStatus, WorkerStatus};
+use weft_client::{Client, JobCounts, JobState, JobStatus, WorkerStatus};
 
 use super::ClientArgs;
 use crate::units::seconds;
@@ -96,11 +96,11 @@ impl Drop for Screen {
 /// One frame: a summary line, the jobs, the workers; at most `rows` lines. Lines end with
 /// `\r\n` (raw mode does not return the carriage by itself).
 async fn frame(client: &Client, jobs: u32, rows: usize) -> anyhow::Result<String> {
-    let (jobs, workers) = tokio::try_join!(client.list(jobs), client.workers())?;
-    let mut lines = vec![summary(&jobs, &workers), String::new()];
+    let ((jobs, counts), workers) = tokio::try_join!(client.list_with_counts(jobs), client.workers())?;
+    let mut lines = vec![summary(&counts, &workers), String::new()];
     lines.push(format!(
         "{:<12} {:<20} {:<10} {:<17} {:<17} {:>9} {:>8}",
-        "JOB", "NAME", "STATE", "MAP", "REDUCE", "ATTEMPTS", "AGE"
+        "JOB", "NAME", "STATE", "MAP", "REDUCE", "ATTEMPTS", "DURATION"
     ));
     for s in &jobs {
         lines.push(job_line(s));
@@ -117,8 +117,10 @@ async fn frame(client: &Client, jobs: u32, rows: usize) -> anyhow::Result<String
     Ok(lines.join("\r\n") + "\r\n")
 }
 
-fn summary(jobs: &[JobStatus], workers: &[WorkerStatus]) -> String {
-    let count = |state: JobState| jobs.iter().filter(|s| s.state == state).count();
+/// The cluster in a line: its workers and slots, and every job in the coordinator's store by
+/// state (not only the jobs listed below).
+fn summary(counts: &JobCounts, workers: &[WorkerStatus]) -> String {
+    let count = |state: JobState| counts.get(state);
     let slots: u32 = workers.iter().map(|w| w.slots).sum();
     let busy: u32 = workers.iter().map(|w| w.running).sum();
     format!(
@@ -146,7 +148,8 @@ fn bar(done: u32, total: u32) -> String {
 
 fn job_line(s: &JobStatus) -> String {
     let name: String = s.name.chars().filter(|c| !c.is_control()).take(20).collect();
-    let age_ms = s.ended_ms.unwrap_or_else(crate::show::now_ms) - s.created_ms;
+    // From its submission to its end, or to now while it has not ended.
+    let duration_ms = s.ended_ms.unwrap_or_else(crate::show::now_ms) - s.created_ms;
     let attempts = format!("{}r {}f", s.running_attempts, s.failed_attempts);
     format!(
         "{:<12} {:<20} {:<10} {:<17} {:<17} {:>9} {:>8}",
@@ -156,7 +159,7 @@ fn job_line(s: &JobStatus) -> String {
         bar(s.maps_done, s.maps_total),
         bar(s.reduces_done, s.reduces_total),
         attempts,
-        crate::show::short_duration(age_ms.max(0) / 1000),
+        crate::show::short_duration(duration_ms.max(0) / 1000),
     )
 }
 

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use weft_auth::tokens::{Caller, Role};
 use weft_core::outcome::OutcomeKind;
 use weft_core::spec::JobSpec;
-use weft_core::status::{AttemptInfo, JobState, JobStatus};
+use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus};
 use weft_core::work::{JobId, TaskKind};
 
 use crate::cluster::Owner;
@@ -228,10 +228,7 @@ impl Jobs {
     pub fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         let live = self.lock().jobs.get(&id).map(|e| e.tracked.status.borrow().clone());
         let mut status = match live {
-            Some(mut status) => {
-                status.running_attempts = self.engine.cluster.running(Owner::job(id, status.priority, 0).key);
-                status
-            }
+            Some(status) => self.with_running(status),
             None => match self.engine.store.job(id)? {
                 Some(record) => self.stored_status(&record)?,
                 None => return Ok(None),
@@ -286,14 +283,29 @@ impl Jobs {
     pub fn list(&self, limit: usize, caller: &Caller) -> Result<Vec<JobStatus>, StoreError> {
         let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
         let records = self.engine.store.jobs(limit, owner)?;
-        let registry = self.lock();
+        let live: Vec<Option<JobStatus>> = {
+            let registry = self.lock();
+            let status = |r: &JobRecord| registry.jobs.get(&r.id).map(|e| e.tracked.status.borrow().clone());
+            records.iter().map(status).collect()
+        };
         records
             .iter()
-            .map(|record| match registry.jobs.get(&record.id) {
-                Some(entry) => Ok(entry.tracked.status.borrow().clone()),
+            .zip(live)
+            .map(|(record, live)| match live {
+                Some(status) => Ok(self.with_running(status)),
                 None => self.stored_status(record),
             })
             .collect()
+    }
+
+    /// The status of a job this coordinator runs, with its attempts running now counted
+    /// by the cluster: the one source for a job's page, the jobs list and `weft top`.
+    fn with_running(&self, mut status: JobStatus) -> JobStatus {
+        status.running_attempts = self
+            .engine
+            .cluster
+            .running(Owner::job(status.id, status.priority, 0).key);
+        status
     }
 
     /// A job's record in the store: its spec, plan and owner.
@@ -301,15 +313,10 @@ impl Jobs {
         self.engine.store.job(id)
     }
 
-    /// The jobs this coordinator holds in memory, counted by state.
-    pub fn count_by_state(&self) -> Vec<(JobState, u64)> {
-        let mut counts: Vec<(JobState, u64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
-        for entry in self.lock().jobs.values() {
-            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == entry.state()) {
-                *n += 1;
-            }
-        }
-        counts
+    /// Every job in the store, counted by state: those that ended before this coordinator
+    /// started, or past their retention in memory, included.
+    pub fn counts(&self) -> Result<JobCounts, StoreError> {
+        self.engine.store.job_counts()
     }
 
     /// How many jobs this coordinator holds in memory (unfinished ones, and ended ones

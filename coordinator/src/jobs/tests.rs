@@ -450,6 +450,31 @@ async fn ended_jobs_leave_memory_after_their_retention_and_stay_queryable(store:
         assert!(worker.succeed(&a));
     }
     assert_eq!(s.ended(after).await.state, JobState::Succeeded);
+    let counts = s.jobs.counts().unwrap();
+    assert_eq!(
+        (counts.get(JobState::Succeeded), counts.total()),
+        (4, 4),
+        "jobs that left memory are counted, as the store holds them"
+    );
+}
+
+async fn the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does(store: Arc<dyn StateStore>) {
+    let s = Scheduler::start(store, |_| {});
+    let input = s.input("in", 4, 10);
+    let job = s.submit(s.spec(&input, "out", 0)).await;
+    let mut worker = SimWorker::join(&s.cluster, "w", 4);
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        running.push(worker.next().await);
+    }
+    let one = s.jobs.status(job).unwrap().unwrap();
+    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).unwrap();
+    assert_eq!(one.running_attempts, 4);
+    assert_eq!(listed.iter().find(|j| j.id == job).unwrap().running_attempts, 4);
+    for a in &running {
+        assert!(worker.succeed(a));
+    }
+    assert_eq!(s.ended(job).await.state, JobState::Succeeded);
 }
 
 on_every_store!(
@@ -465,4 +490,5 @@ on_every_store!(
     a_worker_that_hands_back_everything_cannot_run_a_task_forever,
     a_worker_whose_attempts_keep_failing_is_excluded_from_the_job,
     ended_jobs_leave_memory_after_their_retention_and_stay_queryable,
+    the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does,
 );

@@ -231,7 +231,40 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
     assert_eq!(store.open_uploads(second).unwrap(), [upload(4, "u4")]);
 }
 
+async fn jobs_are_counted_by_state_whoever_owns_them(store: Arc<dyn StateStore>) {
+    assert_eq!(store.job_counts().unwrap().total(), 0);
+    let mut bobs = job(3, JobState::Running);
+    bobs.owner = "bob".into();
+    let inserts = [job(1, JobState::Queued), job(2, JobState::Queued), bobs];
+    store
+        .write_durably(
+            inserts.into_iter().map(|j| Write::InsertJob(j.into())).collect(),
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    store
+        .write_durably(
+            vec![Write::JobState {
+                job: JobId::new(1),
+                state: JobState::Succeeded,
+                error: None,
+                counters: Default::default(),
+            }],
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    let counts = store.job_counts().unwrap();
+    let mut want = weft_core::status::JobCounts::default();
+    want.add(JobState::Queued, 1);
+    want.add(JobState::Running, 1);
+    want.add(JobState::Succeeded, 1);
+    assert_eq!(counts, want);
+}
+
 on_every_store!(
     jobs_tasks_and_attempts_read_back_as_written,
-    uploads_are_kept_per_job_until_they_end
+    uploads_are_kept_per_job_until_they_end,
+    jobs_are_counted_by_state_whoever_owns_them
 );

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
+use weft_core::status::JobCounts;
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
 use tokio::sync::watch;
@@ -124,6 +125,14 @@ impl StateStore for MemoryStore {
             .rev()
             .filter(|j| owner.is_none_or(|o| j.owner == o));
         Ok(visible.take(limit).cloned().collect())
+    }
+
+    fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        let mut counts = JobCounts::default();
+        for job in self.lock().jobs.values() {
+            counts.add(job.state, 1);
+        }
+        Ok(counts)
     }
 
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::spec::JobSpec;
-use weft_core::status::JobState;
+use weft_core::status::{JobCounts, JobState};
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
 use crate::plan::Plan;
@@ -47,6 +47,9 @@ pub trait StateStore: Send + Sync {
 
     /// The newest jobs, newest first, up to `limit`; only `owner`'s if given.
     fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// How many jobs it holds in each state, whoever owns them.
+    fn job_counts(&self) -> Result<JobCounts, StoreError>;
 
     /// A job's attempts, in the order they started.
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;

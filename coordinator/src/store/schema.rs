@@ -11,7 +11,7 @@ use super::codec::encode_spec;
 use super::StoreError;
 
 /// The schema this weft writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How weft 0.1 stored a spec (the bytes of its wire message), decoded: the one thing a
 /// migration needs that this store does not know itself.
@@ -48,6 +48,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec)
             1 => specs_in_store_format(&tx, path, v1_spec)?,
             2 => tx.execute_batch(V3_OWNERS).map_err(corrupt)?,
             3 => tx.execute_batch(V4_UPLOADS).map_err(corrupt)?,
+            4 => tx.execute_batch(V5_STATE_INDEX).map_err(corrupt)?,
             _ => unreachable!("a migration for every version below SCHEMA_VERSION"),
         }
         tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
@@ -110,6 +111,10 @@ const V4_UPLOADS: &str = "CREATE TABLE uploads (
         tags TEXT
      );
      CREATE INDEX uploads_by_job ON uploads (job_id);";
+
+/// 4 → 5: jobs counted by state (the dashboard, the metrics, `weft top`) from an index,
+/// without reading rows that hold specs and plans.
+const V5_STATE_INDEX: &str = "CREATE INDEX jobs_by_state ON jobs (state)";
 
 /// 1 → 2: specs in the store's own format (JSON, any path) instead of wire bytes.
 fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use rusqlite::types::Type;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use weft_core::outcome::{Counters, OutcomeKind};
-use weft_core::status::JobState;
+use weft_core::status::{JobCounts, JobState};
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
 use super::codec::{decode_plan, decode_spec, encode_plan, encode_spec, kind_code, kind_from_code};
@@ -215,6 +215,21 @@ impl StateStore for SqliteStore {
             ))?
             .query_map(params![limit as i64, owner], job_from_row)?
             .collect()
+        })
+    }
+
+    fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        self.read(|conn| {
+            let mut counts = JobCounts::default();
+            // A scan of the index on state, not of the rows with their specs and plans.
+            let mut query = conn.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let mut rows = query.query([])?;
+            while let Some(row) = rows.next()? {
+                let name: String = row.get(0)?;
+                let state = JobState::from_name(&name).ok_or_else(|| unreadable(0, "job state", &name))?;
+                counts.add(state, row.get::<_, i64>(1)? as u64);
+            }
+            Ok(counts)
         })
     }
 

@@ -114,27 +114,19 @@ pub async fn batches(State(web): State<Web>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `GET /api/overview`: jobs by state, workers, slots, waiting attempts, running batches.
+/// `GET /api/overview`: every job in the store by state, workers, slots, waiting attempts, running batches.
 pub async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
-    match reader(&web, &headers) {
-        Ok(_) => {
-            let gauges = web.cluster.gauges();
-            let jobs: serde_json::Map<String, serde_json::Value> = web
-                .jobs
-                .count_by_state()
-                .into_iter()
-                .map(|(state, n)| (state.name().to_string(), n.into()))
-                .collect();
-            Json(json!({
-                "jobs": jobs,
-                "workers": gauges.workers,
-                "slots": gauges.slots,
-                "busy_slots": gauges.busy_slots,
-                "attempts_waiting": gauges.waiting,
-                "batches": web.batches.batches().len(),
-            }))
-            .into_response()
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    let answer = || -> Result<_, Refusal> {
+        reader(&web, &headers)?;
+        let gauges = web.cluster.gauges();
+        Ok(Json(json!({
+            "jobs": web.jobs.counts()?.to_json(),
+            "workers": gauges.workers,
+            "slots": gauges.slots,
+            "busy_slots": gauges.busy_slots,
+            "attempts_waiting": gauges.waiting,
+            "batches": web.batches.batches().len(),
+        })))
+    };
+    answer().into_response()
 }

@@ -91,7 +91,12 @@ async fn metrics(State(web): State<Web>, headers: axum::http::HeaderMap) -> Resp
             return refusal.into_response();
         }
     }
-    web.metrics.refresh(&web.jobs.count_by_state(), web.cluster.gauges());
+    let counts = web
+        .jobs
+        .counts()
+        .inspect_err(|e| tracing::warn!("jobs are not counted in this scrape: {e}"))
+        .ok();
+    web.metrics.refresh(counts.as_ref(), web.cluster.gauges());
     weft_observe::metrics::response(web.metrics.registry())
 }
 

@@ -1,5 +1,5 @@
 //! The dashboard's HTML pages: jobs (with the queue and the running batches), one job
-//! (spec, progress, a timeline of its attempts per worker, counters, cancel), workers, and
+//! (spec, progress, a timeline of its attempts by worker, counters, cancel), workers, and
 //! sign-in. Each page embeds its live part rendered once; [`live`](super::live) then
 //! pushes that part again as it changes. Askama escapes every value.
 
@@ -13,7 +13,7 @@ use weft_core::status::JobStatus;
 
 use super::api::{cancel_job, visible_job};
 use super::sessions::{self, changer, page_session, who, Refusal};
-use super::views::{self, BatchRow, JobRow, Lane, SpecLine, WorkerRow};
+use super::views::{self, BatchRow, JobRow, SpecLine, Timeline, WorkerRow};
 use super::Web;
 
 /// The jobs list's live part: the cluster in numbers, the jobs, the running batches.
@@ -50,7 +50,7 @@ impl JobsLive {
 pub struct JobLive {
     pub job: JobRow,
     pub output: String,
-    pub lanes: Vec<Lane>,
+    pub timeline: Timeline,
     pub counters: Vec<(String, u64)>,
     pub can_cancel: bool,
     pub csrf: String,
@@ -63,7 +63,7 @@ impl JobLive {
         Self {
             job,
             output: status.output.display().to_string(),
-            lanes: views::timeline(status),
+            timeline: views::timeline(status),
             counters: status.counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             can_cancel: !status.state.is_final(),
             csrf: csrf.to_string(),

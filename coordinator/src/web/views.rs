@@ -1,13 +1,13 @@
 //! What the pages and the API show, computed from the jobs, workers and batches: rows with
 //! their numbers formatted, progress as percentages, a job's attempts laid out as a
-//! timeline per worker. Templates only place these; they compute nothing.
+//! timeline (a lane for each attempt a worker ran at the same time). Templates only place these; they compute nothing.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use weft_core::outcome::OutcomeKind;
-use weft_core::spec::{JobSpec, Program};
-use weft_core::status::{JobState, JobStatus, WorkerStatus};
+use weft_core::spec::{Builtin, JobSpec, Program};
+use weft_core::status::{AttemptInfo, JobState, JobStatus, WorkerStatus};
 
 use crate::batch::BatchView;
 use crate::store::now_ms;
@@ -107,10 +107,18 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
         },
     ];
     match &spec.program {
-        Program::Builtin(app) => lines.push(SpecLine {
-            key: "app",
-            value: format!("{app:?}"),
-        }),
+        Program::Builtin(app) => {
+            lines.push(SpecLine {
+                key: "app",
+                value: app.name().to_string(),
+            });
+            if let Builtin::Grep { pattern } = app {
+                lines.push(SpecLine {
+                    key: "pattern",
+                    value: pattern.clone(),
+                });
+            }
+        }
         Program::Streaming {
             mapper,
             reducer,
@@ -133,11 +141,10 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
     let timeout = spec.task_timeout.map_or("none".to_string(), duration);
     for (key, value) in [
         ("reduce tasks", spec.reduce_tasks.to_string()),
-        ("split size", format!("{} bytes", spec.split_size)),
+        ("split size", bytes(spec.split_size)),
         ("max attempts", spec.max_attempts.to_string()),
         ("task timeout", timeout),
         ("priority", spec.priority.to_string()),
-        ("after", spec.after.join(", ")),
     ] {
         lines.push(SpecLine { key, value });
     }
@@ -150,19 +157,14 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
     let env: Vec<&str> = spec.setup.env.iter().map(|(name, _)| name.as_str()).collect();
     let keys = spec.setup.keys;
     let optional = [
+        ("after", (!spec.after.is_empty()).then(|| spec.after.join(", "))),
         ("files", (!files.is_empty()).then(|| files.join(", "))),
         ("variables", (!env.is_empty()).then(|| env.join(", "))),
         ("key fields", (!keys.is_default()).then(|| keys.fields.to_string())),
         ("partition fields", keys.partition_fields.map(|k| k.to_string())),
-        (
-            "task memory",
-            spec.setup.task_memory.map(|m| format!("{} MiB", m >> 20)),
-        ),
+        ("task memory", spec.setup.task_memory.map(bytes)),
         ("recursive", spec.listing.recursive.then(|| "yes".to_string())),
-        (
-            "combine splits",
-            spec.listing.combine_splits.map(|c| format!("{c} bytes")),
-        ),
+        ("combine splits", spec.listing.combine_splits.map(bytes)),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -187,61 +189,139 @@ pub struct Bar {
     pub attempt: u64,
 }
 
-/// One worker's lane of the timeline.
+/// One lane of the timeline: a worker's attempts that did not run at the same time. A
+/// worker has as many lanes as it ran attempts at once (its slots, and any prefetched), so
+/// that no attempt hides another.
 pub struct Lane {
+    /// The worker's address.
     pub worker: String,
+    /// 1, 2, ... within the worker.
+    pub number: usize,
     pub bars: Vec<Bar>,
 }
 
-/// A job's attempts laid out per worker, from its submission to its end (or now).
-pub fn timeline(status: &JobStatus) -> Vec<Lane> {
+/// A job's attempts laid out on a time axis, from its submission to its end (or now).
+pub struct Timeline {
+    /// By worker, then lane.
+    pub lanes: Vec<Lane>,
+    /// The attempts that never reached a worker, said in words (empty when none): each is
+    /// a task's attempt that waits for a slot, or was stopped before it got one.
+    pub unplaced: String,
+}
+
+/// How many tasks' attempts the note of unplaced attempts names before it counts the rest.
+const UNPLACED_NAMED: usize = 12;
+
+/// Lays out `status`'s attempts: each worker's in as few lanes as keep its bars apart
+/// (an attempt goes to the first lane whose last bar ends before it starts, as drawn, so
+/// the narrowest bars do not overlap either).
+pub fn timeline(status: &JobStatus) -> Timeline {
     let start = status.created_ms;
     let end = status.ended_ms.unwrap_or_else(now_ms).max(start + 1);
     let span = (end - start) as f64;
+    let mut placed: Vec<&AttemptInfo> = status.attempts.iter().filter(|a| !a.worker.is_empty()).collect();
+    placed.sort_by(|a, b| (&a.worker, a.started_ms, a.id).cmp(&(&b.worker, b.started_ms, b.id)));
     let mut lanes: Vec<Lane> = Vec::new();
-    for a in &status.attempts {
-        let worker = if a.worker.is_empty() {
-            "(not placed)".to_string()
-        } else {
-            a.worker.clone()
-        };
+    // Where each lane of the current worker ends, in percent of the timeline.
+    let mut lane_ends: Vec<f64> = Vec::new();
+    let mut first_lane = 0;
+    for a in placed {
+        if lanes.last().is_none_or(|l| l.worker != a.worker) {
+            first_lane = lanes.len();
+            lane_ends.clear();
+        }
         let ended = if a.outcome.is_some() && a.ended_ms > 0 {
             a.ended_ms
         } else {
             end
         };
-        let left = (a.started_ms - start).max(0) as f64 / span * 100.0;
-        let width = ((ended - a.started_ms).max(0) as f64 / span * 100.0).max(0.4);
-        let outcome = a.state();
-        let took = duration(Duration::from_millis((ended - a.started_ms).max(0) as u64));
-        let reason = if a.reason.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", a.reason)
-        };
-        let bar = Bar {
-            left: format!("{left:.2}"),
-            width: format!("{:.2}", width.min(100.0 - left).max(0.4)),
-            class: outcome_class(a.outcome),
-            title: format!(
-                "{} {} #{} {outcome} ({took}){reason}",
-                a.kind.name(),
-                a.task_index,
-                a.number
-            ),
-            label: format!("{}{}", &a.kind.name()[..1], a.task_index),
-            attempt: a.id,
-        };
-        match lanes.iter_mut().find(|l| l.worker == worker) {
-            Some(lane) => lane.bars.push(bar),
-            None => lanes.push(Lane {
-                worker,
-                bars: vec![bar],
-            }),
+        let left = ((a.started_ms - start).max(0) as f64 / span * 100.0).min(99.6);
+        let width = ((ended - a.started_ms).max(0) as f64 / span * 100.0).clamp(0.4, 100.0 - left);
+        let bar = bar(a, ended, left, width);
+        match lane_ends.iter().position(|&lane_end| lane_end <= left) {
+            Some(free) => {
+                lanes[first_lane + free].bars.push(bar);
+                lane_ends[free] = left + width;
+            }
+            None => {
+                lane_ends.push(left + width);
+                lanes.push(Lane {
+                    worker: a.worker.clone(),
+                    number: lane_ends.len(),
+                    bars: vec![bar],
+                });
+            }
         }
     }
-    lanes.sort_by(|a, b| a.worker.cmp(&b.worker));
-    lanes
+    Timeline {
+        lanes,
+        unplaced: unplaced(&status.attempts),
+    }
+}
+
+fn bar(a: &AttemptInfo, ended: i64, left: f64, width: f64) -> Bar {
+    let took = duration(Duration::from_millis((ended - a.started_ms).max(0) as u64));
+    let reason = if a.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", a.reason)
+    };
+    Bar {
+        left: format!("{left:.2}"),
+        width: format!("{width:.2}"),
+        class: outcome_class(a.outcome),
+        title: format!(
+            "{} {} #{} {} ({took}){reason}",
+            a.kind.name(),
+            a.task_index,
+            a.number,
+            a.state()
+        ),
+        label: short_name(a),
+        attempt: a.id,
+    }
+}
+
+/// `m3`, `r0`.
+fn short_name(a: &AttemptInfo) -> String {
+    format!("{}{}", &a.kind.name()[..1], a.task_index)
+}
+
+/// `Not placed on a worker: 2 cancelled before they got a slot (m6 #1, r1 #1).`
+fn unplaced(attempts: &[AttemptInfo]) -> String {
+    let mut groups: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for a in attempts.iter().filter(|a| a.worker.is_empty()) {
+        let name = format!("{} #{}", short_name(a), a.number);
+        match groups.iter_mut().find(|(state, _)| *state == a.state()) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((a.state(), vec![name])),
+        }
+    }
+    if groups.is_empty() {
+        return String::new();
+    }
+    let said: Vec<String> = groups
+        .iter()
+        .map(|(state, names)| {
+            let why = match *state {
+                AttemptInfo::QUEUED => "waiting for a free slot",
+                "cancelled" => "cancelled before they got a slot (the job ended)",
+                "lost" => "lost with the coordinator that queued them",
+                other => other,
+            };
+            let mut listed = names
+                .iter()
+                .take(UNPLACED_NAMED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > UNPLACED_NAMED {
+                listed.push_str(&format!(" and {} more", names.len() - UNPLACED_NAMED));
+            }
+            format!("{} {why} ({listed})", names.len())
+        })
+        .collect();
+    format!("Not placed on a worker: {}.", said.join("; "))
 }
 
 fn outcome_class(outcome: Option<OutcomeKind>) -> &'static str {
@@ -254,7 +334,7 @@ fn outcome_class(outcome: Option<OutcomeKind>) -> &'static str {
     }
 }
 
-/// `512 B`, `1.5 MiB`, `2.0 GiB`.
+/// `512 B`, `1.5 MiB`, `64 MiB`, `2 GiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
@@ -265,6 +345,8 @@ pub fn bytes(n: u64) -> String {
     }
     if unit == 0 {
         format!("{n} B")
+    } else if n.is_multiple_of(1 << (10 * unit)) {
+        format!("{value:.0} {}", UNITS[unit])
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
@@ -363,4 +445,168 @@ pub fn batch_json(b: &BatchView) -> Value {
         "running_ms": b.running_for.as_millis() as u64,
         "waiting_for": b.waiting_for.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::work::{JobId, TaskKind};
+
+    use super::*;
+
+    fn attempt(id: u64, kind: TaskKind, index: u32, worker: &str, from: i64, to: i64) -> AttemptInfo {
+        AttemptInfo {
+            id,
+            kind,
+            task_index: index,
+            number: 1,
+            worker: worker.into(),
+            outcome: Some(OutcomeKind::Succeeded),
+            queued: false,
+            reason: String::new(),
+            started_ms: from,
+            ended_ms: to,
+        }
+    }
+
+    fn job(attempts: Vec<AttemptInfo>, ended_ms: i64) -> JobStatus {
+        JobStatus {
+            id: JobId::new(1),
+            name: String::new(),
+            owner: "admin".into(),
+            state: JobState::Succeeded,
+            phase: weft_core::status::Phase::Done,
+            maps_total: 16,
+            maps_done: 16,
+            reduces_total: 4,
+            reduces_done: 4,
+            failed_attempts: 0,
+            error: None,
+            output: "/out".into(),
+            priority: 0,
+            after: vec![],
+            created_ms: 0,
+            ended_ms: Some(ended_ms),
+            counters: Default::default(),
+            attempts,
+            running_attempts: 0,
+            whole_files: 0,
+        }
+    }
+
+    fn percent(text: &str) -> f64 {
+        text.parse().unwrap()
+    }
+
+    /// 16 maps and 4 reduces on 2 workers of 2 slots each: two attempts at a time on each.
+    fn two_by_two() -> JobStatus {
+        let mut attempts = Vec::new();
+        for m in 0..16u32 {
+            let (worker, slot, round) = (m % 2, (m / 2) % 2, i64::from(m / 4));
+            let from = round * 1000 + i64::from(slot) * 10;
+            let worker = format!("10.0.0.{worker}:7071");
+            attempts.push(attempt(u64::from(m), TaskKind::Map, m, &worker, from, from + 990));
+        }
+        for r in 0..4u32 {
+            let worker = format!("10.0.0.{}:7071", r % 2);
+            attempts.push(attempt(100 + u64::from(r), TaskKind::Reduce, r, &worker, 4000, 5000));
+        }
+        job(attempts, 5000)
+    }
+
+    #[test]
+    fn attempts_at_the_same_time_on_one_worker_get_lanes_of_their_own_and_every_attempt_a_bar() {
+        let status = two_by_two();
+        let timeline = timeline(&status);
+        let bars: Vec<&Bar> = timeline.lanes.iter().flat_map(|l| &l.bars).collect();
+        let mut shown: Vec<u64> = bars.iter().map(|b| b.attempt).collect();
+        shown.sort_unstable();
+        let mut made: Vec<u64> = status.attempts.iter().map(|a| a.id).collect();
+        made.sort_unstable();
+        assert_eq!(shown, made, "a bar for every attempt");
+        assert_eq!(timeline.lanes.len(), 4, "two lanes for each of two workers");
+        for lane in &timeline.lanes {
+            let mut spans: Vec<(f64, f64)> = lane
+                .bars
+                .iter()
+                .map(|b| (percent(&b.left), percent(&b.left) + percent(&b.width)))
+                .collect();
+            spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for pair in spans.windows(2) {
+                assert!(
+                    pair[0].1 <= pair[1].0,
+                    "bars overlap in {}'s lane {}: {pair:?}",
+                    lane.worker,
+                    lane.number
+                );
+            }
+        }
+        assert_eq!(timeline.unplaced, "");
+    }
+
+    #[test]
+    fn bars_too_short_to_draw_at_scale_still_do_not_cover_each_other() {
+        // Forty 1 ms attempts one after another on one slot, in a job of 100 s: each is drawn
+        // 0.4% wide, wider than its time, so they cannot share a lane.
+        let attempts = (0..40)
+            .map(|i| attempt(i, TaskKind::Map, i as u32, "w:1", i as i64, i as i64 + 1))
+            .collect();
+        let timeline = timeline(&job(attempts, 100_000));
+        assert_eq!(timeline.lanes.iter().map(|l| l.bars.len()).sum::<usize>(), 40);
+        for lane in &timeline.lanes {
+            assert_eq!(lane.bars.len(), 1, "lane {}", lane.number);
+        }
+    }
+
+    #[test]
+    fn attempts_that_never_reached_a_worker_are_said_not_drawn() {
+        let mut status = two_by_two();
+        status.state = JobState::Failed;
+        for (id, outcome) in [
+            (200, Some(OutcomeKind::Cancelled)),
+            (201, Some(OutcomeKind::Cancelled)),
+            (202, None),
+        ] {
+            let mut a = attempt(id, TaskKind::Reduce, (id - 200) as u32, "", 4500, 0);
+            a.outcome = outcome;
+            a.queued = outcome.is_none();
+            status.attempts.push(a);
+        }
+        let timeline = timeline(&status);
+        assert!(
+            timeline.lanes.iter().all(|l| !l.worker.is_empty()),
+            "no lane without a worker"
+        );
+        assert_eq!(
+            timeline.unplaced,
+            "Not placed on a worker: 2 cancelled before they got a slot (the job ended) (r0 #1, r1 #1); 1 waiting for a free slot (r2 #1)."
+        );
+    }
+
+    #[test]
+    fn a_spec_reads_as_its_flags_say_it() {
+        let spec = JobSpec::new(vec!["/in".into()], "/out", Program::Builtin(Builtin::WordCount));
+        let lines: Vec<(&str, String)> = spec_lines(&spec).into_iter().map(|l| (l.key, l.value)).collect();
+        assert!(lines.contains(&("app", "wordcount".into())), "{:?}", lines);
+        assert!(lines.contains(&("split size", "64 MiB".into())), "{:?}", lines);
+        assert!(
+            !lines.iter().any(|(key, _)| *key == "after"),
+            "no empty after row: {lines:?}"
+        );
+        let grep = JobSpec::new(
+            vec!["/in".into()],
+            "/out",
+            Program::Builtin(Builtin::Grep {
+                pattern: "err(or)?".into(),
+            }),
+        );
+        let lines: Vec<(&str, String)> = spec_lines(&grep).into_iter().map(|l| (l.key, l.value)).collect();
+        assert!(lines.contains(&("app", "grep".into())) && lines.contains(&("pattern", "err(or)?".into())));
+    }
+
+    #[test]
+    fn sizes_read_whole_when_they_are() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64 MiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
+    }
 }

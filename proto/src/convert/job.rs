@@ -9,7 +9,7 @@ use weft_core::compression::Compression;
 use weft_core::outcome::OutcomeKind;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
 use weft_core::spec::{self, Builtin, InputListing, JobSpec, Program, SpecError};
-use weft_core::status::{AttemptInfo, JobState, JobStatus, Phase, WorkerStatus};
+use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus, Phase, WorkerStatus};
 use weft_core::work::{JobId, JobProgram, TaskKind};
 
 use super::ConvertError;
@@ -271,6 +271,40 @@ fn state_to_wire(state: JobState) -> v1::JobState {
     }
 }
 
+fn state_from_wire(state: i32) -> Option<JobState> {
+    match v1::JobState::try_from(state) {
+        Ok(v1::JobState::Waiting) => Some(JobState::Waiting),
+        Ok(v1::JobState::Queued) => Some(JobState::Queued),
+        Ok(v1::JobState::Running) => Some(JobState::Running),
+        Ok(v1::JobState::Succeeded) => Some(JobState::Succeeded),
+        Ok(v1::JobState::Failed) => Some(JobState::Failed),
+        Ok(v1::JobState::Cancelled) => Some(JobState::Cancelled),
+        Ok(v1::JobState::Unspecified) | Err(_) => None,
+    }
+}
+
+/// Jobs counted by state, as a list's `state_counts`.
+pub fn counts_to_wire(counts: &JobCounts) -> Vec<v1::JobStateCount> {
+    counts
+        .iter()
+        .map(|(state, jobs)| v1::JobStateCount {
+            state: state_to_wire(state) as i32,
+            jobs,
+        })
+        .collect()
+}
+
+/// A list's `state_counts`; a state this weft does not know is left out.
+pub fn counts_from_wire(counts: &[v1::JobStateCount]) -> JobCounts {
+    let mut read = JobCounts::default();
+    for count in counts {
+        if let Some(state) = state_from_wire(count.state) {
+            read.add(state, count.jobs);
+        }
+    }
+    read
+}
+
 fn phase_to_wire(phase: Phase) -> v1::JobPhase {
     match phase {
         Phase::Map => v1::JobPhase::Map,
@@ -361,14 +395,7 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
 /// A job's status from a wire message. An unknown state reads as running; the phase comes
 /// from `job_phase`, or from the `phase` name that older coordinators send alone.
 pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ConvertError> {
-    let state = match v1::JobState::try_from(s.state) {
-        Ok(v1::JobState::Succeeded) => JobState::Succeeded,
-        Ok(v1::JobState::Failed) => JobState::Failed,
-        Ok(v1::JobState::Cancelled) => JobState::Cancelled,
-        Ok(v1::JobState::Waiting) => JobState::Waiting,
-        Ok(v1::JobState::Queued) => JobState::Queued,
-        _ => JobState::Running,
-    };
+    let state = state_from_wire(s.state).unwrap_or(JobState::Running);
     let phase = match v1::JobPhase::try_from(s.job_phase) {
         Ok(v1::JobPhase::Map) => Phase::Map,
         Ok(v1::JobPhase::Reduce) => Phase::Reduce,

@@ -12,8 +12,8 @@ pub use batch::{
     settings_from_wire, task_to_wire, tasks_from_wire, unserved_from_wire, unserved_to_wire,
 };
 pub use job::{
-    files_from_wire, files_to_wire, program_from_wire, program_to_wire, spec_from_stored_v1, status_from_wire,
-    status_to_wire, worker_from_wire, worker_to_wire,
+    counts_from_wire, counts_to_wire, files_from_wire, files_to_wire, program_from_wire, program_to_wire,
+    spec_from_stored_v1, status_from_wire, status_to_wire, worker_from_wire, worker_to_wire,
 };
 pub use session::{reports_to_wire, to_worker_wire, Received};
 
