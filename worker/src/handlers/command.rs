@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -158,16 +158,18 @@ impl Process {
     fn start(name: &HandlerName, command: &str) -> io::Result<Self> {
         let (request_read, request_write) = cloexec_pipe()?;
         let (result_read, result_write) = cloexec_pipe()?;
+        // Its stdout and stderr go through the worker, which keeps their last lines to tell
+        // why the process ended.
+        let (output_read, output_write) = cloexec_pipe()?;
         let mut shell = tokio::process::Command::new("sh");
-        let stderr = || io::stderr().as_fd().try_clone_to_owned().map(Stdio::from);
         shell
             .arg("-c")
             .arg(command)
             .env("WEFT_HANDLER", name.as_str())
             .env("WEFT_HANDLER_FDS", format!("{REQUEST_FD},{RESULT_FD}"))
             .stdin(Stdio::null())
-            .stdout(stderr()?)
-            .stderr(stderr()?)
+            .stdout(Stdio::from(output_write.try_clone()?))
+            .stderr(Stdio::from(output_write))
             .process_group(0)
             .kill_on_drop(true);
         let fds = [
@@ -184,6 +186,9 @@ impl Process {
         }
         let mut child = shell.spawn()?;
         drop((request_read, result_write));
+        // Dropping `shell` closes the worker's copies of the output pipe's writing end.
+        drop(shell);
+        let output = tokio::spawn(pass_on_output(pipe::Receiver::from_owned_fd(output_read)?));
         let pid = child.id().map_or(0, |p| p as i32);
         let writer = pipe::Sender::from_owned_fd(request_write)?;
         let reader = pipe::Receiver::from_owned_fd(result_read)?;
@@ -210,7 +215,15 @@ impl Process {
                 }
             };
             let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-            let reason = format!("the {name} handler process ({pid}) ended: {why}; {status}");
+            let mut reason = format!("the {name} handler process ({pid}) ended: {why}; {status}");
+            // What it said last, usually why it ended (a missing module, a traceback). A
+            // process it left behind may hold the pipe open: that is not waited for.
+            let said = tokio::time::timeout(std::time::Duration::from_millis(500), output).await;
+            if let Ok(Ok(last)) = said {
+                if !last.is_empty() && !was_stopped {
+                    reason = format!("{reason}; its last output:\n{last}");
+                }
+            }
             if was_stopped {
                 tracing::debug!(handler = %name, pid, "{reason}");
             } else {
@@ -305,6 +318,44 @@ async fn write_requests(
             return;
         }
     }
+}
+
+/// How much of its last output a handler process's end reports.
+const LAST_OUTPUT_LINES: usize = 12;
+const LAST_OUTPUT_BYTES: usize = 4096;
+
+/// Copies a handler process's stdout and stderr to the worker's stderr as they come, until
+/// the pipe ends; returns its last lines (at most [`LAST_OUTPUT_LINES`] and
+/// [`LAST_OUTPUT_BYTES`]).
+async fn pass_on_output(mut pipe: pipe::Receiver) -> String {
+    let mut stderr = tokio::io::stderr();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::with_capacity(LAST_OUTPUT_BYTES);
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        let n = match pipe.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let _ = stderr.write_all(&buffer[..n]).await;
+        let keep = n.min(LAST_OUTPUT_BYTES);
+        let drop_front = (tail.len() + keep).saturating_sub(LAST_OUTPUT_BYTES);
+        tail.drain(..drop_front);
+        tail.extend(&buffer[n - keep..n]);
+    }
+    last_lines(&tail.into_iter().collect::<Vec<u8>>())
+}
+
+/// The last [`LAST_OUTPUT_LINES`] lines of `output` (a first line cut short dropped
+/// when the bytes kept begin in the middle of it).
+fn last_lines(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let text = text.trim_end();
+    let mut lines: Vec<&str> = text.lines().collect();
+    if output.len() >= LAST_OUTPUT_BYTES && lines.len() > 1 {
+        lines.remove(0);
+    }
+    let from = lines.len().saturating_sub(LAST_OUTPUT_LINES);
+    lines[from..].join("\n")
 }
 
 /// Appends a request frame.
@@ -446,6 +497,35 @@ while True:
             Ok(b"niaga".to_vec()),
             "started again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_process_that_cannot_start_fails_its_task_with_its_last_words() {
+        let command = "echo 'Traceback (most recent call last):' >&2; \
+                       echo \"ModuleNotFoundError: No module named 'weft_queue'\" >&2; exit 1";
+        let handler = CommandHandler::new(HandlerName::new("resize").unwrap(), command.into(), 1);
+        let Err(CallError::Failed(why)) = handler.call(call(b"a.jpg")).await else {
+            panic!("the task should fail")
+        };
+        assert!(why.contains("exit status: 1"), "{why}");
+        assert!(
+            why.ends_with("its last output:\nTraceback (most recent call last):\nModuleNotFoundError: No module named 'weft_queue'"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn only_the_last_lines_of_a_long_output_are_kept() {
+        let output: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let last = last_lines(output.as_bytes());
+        assert_eq!(last.lines().count(), LAST_OUTPUT_LINES);
+        assert!(last.starts_with("line 88\n") && last.ends_with("line 99"), "{last}");
+        let cut = b"the end of a long line\nwhole".repeat(200);
+        let kept = &cut[cut.len() - LAST_OUTPUT_BYTES..];
+        // The bytes kept begin in the middle of a line: that piece is not shown as a line.
+        for line in last_lines(kept).lines() {
+            assert!(["wholethe end of a long line", "whole"].contains(&line), "{line:?}");
+        }
     }
 
     #[tokio::test]
