@@ -291,10 +291,13 @@ pub(crate) async fn connect_channel(
         .map_err(|e| error(e.to_string()))?
         .connect_timeout(timeout)
         .tcp_nodelay(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| error(format!("{e} ({})", source_chain(&e))))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let detail = format!("{e} ({})", source_chain(&e));
+        match likely_cause(&detail) {
+            Some(cause) => error(format!("{detail}: {cause}")),
+            None => error(detail),
+        }
+    })?;
     if url.starts_with("http://") {
         speaks_plaintext(channel.clone(), timeout).await.map_err(error)?;
     }
@@ -314,6 +317,19 @@ async fn speaks_plaintext(channel: Channel, timeout: Duration) -> Result<(), Str
             "no plaintext gRPC answered ({}): if the server speaks TLS, use https:// with the cluster's CA (--tls-dir DIR)",
             status.message()
         )),
+    }
+}
+
+/// What a failed connection's error most likely means, in words a user can act on.
+fn likely_cause(detail: &str) -> Option<&'static str> {
+    if detail.contains("Connection refused") {
+        Some("nothing listens there: is the coordinator running, at this address and port?")
+    } else if detail.contains("invalid peer certificate") {
+        Some("the server's certificate is not one the CA given vouches for: give the ca.pem of this cluster's `weft certs` (--tls-dir DIR or --tls-ca FILE)")
+    } else if detail.contains("InvalidContentType") {
+        Some("the server does not speak TLS: use http://, or start it with --tls-dir")
+    } else {
+        None
     }
 }
 

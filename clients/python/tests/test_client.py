@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+import subprocess
 
 import grpc
 import pytest
@@ -221,3 +222,43 @@ def test_parts_written_compressed_read_back_as_the_lines(cluster, tmp_path: path
     parts = sorted((tmp_path / "out").glob("part-*"))
     assert [p.name for p in parts] == ["part-00000.gz"]
     assert gzip.decompress(parts[0].read_bytes()).decode() == "a\t2\nb\t1\nc\t1\n"
+
+
+def test_a_handler_whose_interpreter_lacks_a_module_fails_its_tasks_saying_so(cluster):
+    with Client(cluster.url) as client:
+        error = client.run_tasks([("nomodule", "x")], max_attempts=1)[0].exception(timeout=30)
+        assert isinstance(error, TaskFailed)
+        assert "ModuleNotFoundError: No module named 'weft_queue_is_not_installed_here'" in str(error), str(error)
+
+
+def test_a_secured_cluster_is_reached_with_https_its_ca_and_a_token(secured_cluster, monkeypatch):
+    secrets = secured_cluster.secrets
+    with Client(secured_cluster.url, tls_ca=secrets / "ca.pem", token_file=secrets / "admin.token") as client:
+        assert client.map("pyecho", ["by arguments"])[0].result(timeout=30) == b"by arguments"
+    monkeypatch.setenv("WEFT_COORDINATOR", secured_cluster.url)
+    monkeypatch.setenv("WEFT_TLS_DIR", str(secrets))
+    monkeypatch.setenv("WEFT_TOKEN_FILE", str(secrets / "admin.token"))
+    with Client() as client:
+        assert client.map("pyecho", ["by the environment"])[0].result(timeout=30) == b"by the environment"
+
+
+def test_the_wrong_way_into_a_secured_cluster_is_named(secured_cluster, tmp_path: pathlib.Path, monkeypatch):
+    for name in ["WEFT_COORDINATOR", "WEFT_TLS_DIR", "WEFT_TOKEN_FILE", "WEFT_TOKEN"]:
+        monkeypatch.delenv(name, raising=False)
+    secrets = secured_cluster.secrets
+    plaintext = secured_cluster.url.replace("https://", "http://")
+
+    def refusal(url, **credentials):
+        with Client(url, **credentials) as client:
+            error = client.map("pyecho", ["x"])[0].exception(timeout=30)
+        assert isinstance(error, WeftError), error
+        return str(error)
+
+    assert "use https:// with the cluster's CA" in refusal(plaintext)
+    with pytest.raises(ValueError, match="WEFT_TLS_DIR"):
+        Client(secured_cluster.url)
+    assert "token_file=" in refusal(secured_cluster.url, tls_ca=secrets / "ca.pem")
+    other = tmp_path / "other"
+    subprocess.run([secured_cluster.binary, "certs", "--dir", str(other)], check=True, capture_output=True)
+    wrong_ca = refusal(secured_cluster.url, tls_ca=other / "ca.pem", token_file=secrets / "admin.token")
+    assert "not one the CA given vouches for" in wrong_ca, wrong_ca

@@ -19,8 +19,30 @@ class WeftError(Exception):
     @classmethod
     def from_rpc(cls, error: grpc.RpcError) -> "WeftError":
         code = error.code() if hasattr(error, "code") else None
-        details = error.details() if hasattr(error, "details") else str(error)
-        return cls(details or str(error), code)
+        details = (error.details() if hasattr(error, "details") else None) or str(error)
+        cause = likely_cause(code, details)
+        return cls(f"{cause} ({details})" if cause else details, code)
+
+
+#: What a call's error most likely means, by words of its details, in words a user can act on.
+_CAUSES = [
+    ("Connection refused", "cannot reach the coordinator: nothing listens there; is it running, at this address and port?"),
+    ("Socket closed", "the coordinator closed the connection at once: if it serves TLS (a secured cluster), "
+     "use https:// with the cluster's CA (tls_ca=, or $WEFT_TLS_DIR)"),
+    ("WRONG_VERSION_NUMBER", "the server does not speak TLS: use http://, or start it with --tls-dir"),
+    ("BAD_SIGNATURE", "the server's certificate is not one the CA given vouches for: give the ca.pem of this "
+     "cluster's `weft certs` (tls_ca=, or $WEFT_TLS_DIR)"),
+    ("CERTIFICATE_VERIFY_FAILED", "the server's certificate is not one the CA given vouches for: give the ca.pem "
+     "of this cluster's `weft certs` (tls_ca=, or $WEFT_TLS_DIR)"),
+]
+
+
+def likely_cause(code: Optional[grpc.StatusCode], details: str) -> Optional[str]:
+    """Why a call failed, when its details say more than they tell."""
+    if code == grpc.StatusCode.UNAUTHENTICATED and details.startswith("no token"):
+        return ("the coordinator asks for a token: give token_file= (a NAME.token that `weft certs` wrote) "
+                "or token=, or set $WEFT_TOKEN_FILE or $WEFT_TOKEN")
+    return next((cause for words, cause in _CAUSES if words in details), None)
 
 
 class TaskFailed(Exception):
