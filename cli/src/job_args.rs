@@ -9,9 +9,7 @@ use clap::Args;
 use weft_core::compression::Compression;
 use weft_core::location::is_object;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
-use weft_core::spec::{
-    check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS, DEFAULT_SPLIT_SIZE,
-};
+use weft_core::spec::{check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS};
 
 /// What to run, on what.
 #[derive(Debug, Args)]
@@ -31,8 +29,17 @@ pub struct JobArgs {
     /// Output directory: must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
-    /// Reduce tasks; 0 makes a map-only job.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_name = "R")]
+    /// Reduce tasks; 0 makes a map-only job. Also `--num-reducers` (and `--reducers`), as
+    /// Hadoop's `-numReduceTasks` and mrjob's `--num-reducers` say it.
+    #[arg(
+        long,
+        visible_alias = "num-reducers",
+        alias = "reducers",
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_name = "R",
+        value_parser = parse_reduce_tasks
+    )]
     pub reduce_tasks: i64,
     /// A built-in app: wordcount, indexer, grep (with --pattern) or sort.
     #[arg(long, value_name = "NAME", conflicts_with = "mapper")]
@@ -72,7 +79,7 @@ pub struct JobArgs {
     pub task_memory: Option<u64>,
     /// Split size (like 64MiB or 1G); a file's last split may run 10% over rather than
     /// leave a small split of its own, and a split never cuts a line.
-    #[arg(long, default_value_t = DEFAULT_SPLIT_SIZE, value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
+    #[arg(long, default_value = DEFAULT_SPLIT_SIZE_TEXT, value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
     pub split_size: u64,
     /// Attempts per task before the job fails.
     #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_name = "N")]
@@ -89,6 +96,17 @@ pub struct JobArgs {
     /// Write the parts compressed: gzip (part-00000.gz) or zstd (part-00000.zst).
     #[arg(long, value_name = "FORMAT", value_parser = parse_compression)]
     pub output_compression: Option<Compression>,
+}
+
+/// [`weft_core::spec::DEFAULT_SPLIT_SIZE`] as `--help` shows it.
+const DEFAULT_SPLIT_SIZE_TEXT: &str = "64MiB";
+
+/// A number of reduce tasks; anything else is most likely a reducer's command given to
+/// the wrong flag, and the message says which flag takes that.
+pub fn parse_reduce_tasks(text: &str) -> Result<i64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of reduce tasks (a reducer's command goes to --reducer)"))
 }
 
 fn parse_compression(text: &str) -> Result<Compression, String> {
@@ -208,5 +226,24 @@ pub fn parse_env(text: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
         Some((name, value)) => Ok((name.to_string(), value.to_string())),
         None => bail!("--env {text:?}: give NAME=VALUE"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_size_help_shows_is_the_default_a_spec_gets() {
+        assert_eq!(
+            weft_auth::flags::bytes(DEFAULT_SPLIT_SIZE_TEXT),
+            Ok(weft_core::spec::DEFAULT_SPLIT_SIZE)
+        );
+    }
+
+    #[test]
+    fn a_command_given_for_the_number_of_reduce_tasks_names_the_flag_it_was_meant_for() {
+        assert_eq!(parse_reduce_tasks("4"), Ok(4));
+        assert!(parse_reduce_tasks("cat").unwrap_err().contains("--reducer"));
     }
 }

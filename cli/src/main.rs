@@ -14,6 +14,9 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::*;
 
+/// The heading of the flags every command takes, listed after the command's own.
+const GLOBAL: &str = "Global options";
+
 /// weft: a distributed work queue and MapReduce engine.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about, long_about = None)]
@@ -21,16 +24,16 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// How log lines on stderr look: text, or JSON lines for a log collector.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "WEFT_LOG_FORMAT")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value = "text", env = "WEFT_LOG_FORMAT")]
     log_format: weft_observe::logging::LogFormat,
     /// Export spans (job, task and attempt, with their ids) over OTLP/gRPC to this collector,
     /// like http://127.0.0.1:4317 (default: none).
-    #[arg(long, global = true, env = "WEFT_OTLP_ENDPOINT", value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "WEFT_OTLP_ENDPOINT", value_name = "URL")]
     otlp_endpoint: Option<String>,
     /// Threads running the async runtime: connections, gRPC, TLS and bookkeeping (tasks'
     /// own work runs on threads and processes of its own). Default: a quarter of the CPUs,
     /// at least 1.
-    #[arg(long, global = true, env = "WEFT_IO_THREADS", value_name = "N")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "WEFT_IO_THREADS", value_name = "N")]
     io_threads: Option<std::num::NonZeroUsize>,
 }
 

@@ -50,11 +50,11 @@ pub struct WorkerFlags {
     #[arg(long, default_value = "86400", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
     keep_logs: std::time::Duration,
     /// Map sort buffer, like 64MiB (a bare number is MiB; --sort-buffer-mb is the old name).
-    #[arg(long, alias = "sort-buffer-mb", default_value = "64", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    #[arg(long, alias = "sort-buffer-mb", default_value = "64MiB", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
     sort_buffer: u64,
     /// Reducer merge buffer, like 128MiB (a bare number is MiB; --merge-buffer-mb is the old
     /// name); fetched map output past it is merged on disk.
-    #[arg(long, alias = "merge-buffer-mb", default_value = "128", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    #[arg(long, alias = "merge-buffer-mb", default_value = "128MiB", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
     merge_buffer: u64,
     /// Serve queue tasks of handler NAME with COMMAND (run by `sh -c`), started once per
     /// slot when first needed and sent task after task over file descriptors 3 and 4

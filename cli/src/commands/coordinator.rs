@@ -78,7 +78,7 @@ pub struct Args {
     recovery_grace: Duration,
     /// The largest message accepted or sent, like 16MiB (a bare number is MiB;
     /// --max-message-mb is the old name).
-    #[arg(long, alias = "max-message-mb", default_value = "16", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
+    #[arg(long, alias = "max-message-mb", default_value = "16MiB", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
     max_message: u64,
     /// Tasks in one batch.
     #[arg(long, default_value_t = Limits::default().max_batch_tasks, value_name = "N")]

@@ -9,7 +9,7 @@ use anyhow::Context;
 use weft_core::spec::{check_reduce_tasks, JobSpec, Program};
 
 use super::{follow, ClientArgs};
-use crate::job_args::{absolute, parse_env, read_shipped};
+use crate::job_args::{absolute, parse_env, parse_reduce_tasks, read_shipped};
 
 /// Flags of `weft resubmit`: the job, and what to change of it.
 #[derive(Debug, clap::Args)]
@@ -39,8 +39,15 @@ pub struct Args {
     /// A new combiner command.
     #[arg(long, value_name = "CMD")]
     combiner: Option<String>,
-    /// Reduce tasks.
-    #[arg(long, allow_negative_numbers = true, value_name = "R")]
+    /// Reduce tasks (also `--num-reducers`, `--reducers`).
+    #[arg(
+        long,
+        visible_alias = "num-reducers",
+        alias = "reducers",
+        allow_negative_numbers = true,
+        value_name = "R",
+        value_parser = parse_reduce_tasks
+    )]
     reduce_tasks: Option<i64>,
     /// A file to ship, added to the job's or replacing the one of its name.
     #[arg(long, value_name = "PATH")]
