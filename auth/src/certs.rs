@@ -28,7 +28,8 @@ pub struct CertsRequest {
     /// Where.
     pub dir: PathBuf,
     /// Names and addresses clients may reach the coordinator by, besides its fixed name,
-    /// for tools that verify the host they dial.
+    /// for tools that verify the host they dial ([`DEFAULT_HOSTS`] when none are given).
+    /// A kept certificate that lacks one of them is reported.
     pub hosts: Vec<String>,
     /// Client identities and their roles; each gets a token.
     pub tokens: Vec<(String, Role)>,
@@ -62,7 +63,13 @@ pub struct CertsReport {
     pub made: Vec<PathBuf>,
     /// Files that were there and were kept.
     pub kept: Vec<PathBuf>,
+    /// What the user should know of what was kept: a kept `coordinator.pem` that does not
+    /// name a host asked for.
+    pub warnings: Vec<String>,
 }
+
+/// The names a coordinator's new certificate holds when no host is given.
+pub const DEFAULT_HOSTS: [&str; 2] = ["localhost", "127.0.0.1"];
 
 /// The CA's subject: fixed, so that a kept `ca.key` signs as the same CA.
 const CA_NAME: &str = "weft cluster CA";
@@ -115,6 +122,9 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut coordinator_names = vec![PeerRole::Coordinator.name().to_string()];
+    if request.hosts.is_empty() {
+        coordinator_names.extend(DEFAULT_HOSTS.map(String::from));
+    }
     coordinator_names.extend(request.hosts.iter().cloned());
     leaf(
         dir,
@@ -124,6 +134,16 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
         &issuer,
         &mut report,
     )?;
+    let unnamed = hosts_not_named(&dir.join("coordinator.pem"), &request.hosts)?;
+    if !unnamed.is_empty() {
+        report.warnings.push(format!(
+            "the kept {} does not name {}: a browser or tool that dials by that name refuses it. Remove \
+             coordinator.pem and coordinator.key, run again with every --host it should name, and restart \
+             the coordinator",
+            dir.join("coordinator.pem").display(),
+            unnamed.join(", ")
+        ));
+    }
     leaf(
         dir,
         PeerRole::Worker,
@@ -165,6 +185,29 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
         .map_err(io(&book_path))?;
     book.write_all(new_lines.as_bytes()).map_err(io(&book_path))?;
     Ok(report)
+}
+
+/// The `hosts` the certificate at `path` is not valid for.
+fn hosts_not_named(path: &Path, hosts: &[String]) -> Result<Vec<String>, CertsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let der = CertificateDer::from_pem_file(path).map_err(|e| CertsError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })?;
+    let unreadable = |e: webpki::Error| CertsError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:?}")),
+    };
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(unreadable)?;
+    Ok(hosts
+        .iter()
+        .filter(|host| {
+            ServerName::try_from(host.as_str())
+                .map_or(true, |name| cert.verify_is_valid_for_subject_name(&name).is_err())
+        })
+        .cloned()
+        .collect())
 }
 
 fn ca_params() -> CertificateParams {
@@ -305,6 +348,27 @@ mod tests {
         assert_eq!(
             book.authenticate(&alice, std::time::SystemTime::now()).unwrap().role,
             Role::Commands
+        );
+    }
+
+    #[test]
+    fn a_kept_coordinator_certificate_that_lacks_a_host_asked_for_is_reported() {
+        crate::tls::install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = request(dir.path());
+        first.hosts = vec!["weft.example.com".into()];
+        assert!(make(&first).unwrap().warnings.is_empty());
+        // Only more tokens: the certificate is not looked at for names.
+        first.hosts.clear();
+        assert!(make(&first).unwrap().warnings.is_empty());
+        let mut again = request(dir.path());
+        again.hosts = vec!["weft.example.com".into(), "10.0.0.5".into(), "localhost".into()];
+        let warnings = make(&again).unwrap().warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("does not name 10.0.0.5, localhost"),
+            "{}",
+            warnings[0]
         );
     }
 

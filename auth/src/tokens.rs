@@ -84,9 +84,18 @@ impl Token {
         Self(secret.trim().to_string())
     }
 
-    /// Reads a token file.
+    /// Reads a token file: one line of printable characters (as `weft certs` writes
+    /// `NAME.token`); a file that holds anything else (a certificate given by mistake) is
+    /// refused as not a token, never sent.
     pub fn from_file(path: &Path) -> std::io::Result<Self> {
-        std::fs::read_to_string(path).map(|text| Self::new(&text))
+        let token = Self::new(&std::fs::read_to_string(path)?);
+        if token.0.is_empty() || !token.0.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it holds no token (a token file, like the NAME.token files weft certs writes, is one line of printable characters)",
+            ));
+        }
+        Ok(token)
     }
 
     /// The secret, to send.
@@ -163,7 +172,7 @@ impl Caller {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No token came with the request.
-    #[error("no token: give one with --token-file FILE or the WEFT_TOKEN environment variable")]
+    #[error("no token: give one with --token-file FILE, $WEFT_TOKEN_FILE or $WEFT_TOKEN (a NAME.token that weft certs wrote)")]
     Missing,
     /// The token is in no book.
     #[error("the token is not accepted here (unknown or revoked)")]
@@ -323,6 +332,18 @@ fn parse_date(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_holds_no_token_is_refused_before_anything_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (good, pem) = (dir.path().join("alice.token"), dir.path().join("ca.pem"));
+        let alice = Token::generate();
+        std::fs::write(&good, format!("{}\n", alice.secret())).unwrap();
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        assert_eq!(Token::from_file(&good).unwrap(), alice);
+        let refused = Token::from_file(&pem).unwrap_err();
+        assert!(refused.to_string().contains("holds no token"), "{refused}");
+    }
 
     #[test]
     fn a_book_admits_its_tokens_with_their_roles_and_nothing_else() {

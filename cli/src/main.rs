@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("weft: {e:#}");
+            eprintln!("weft: {}", weft_core::error_text::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

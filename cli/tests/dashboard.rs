@@ -101,6 +101,13 @@ fn jobs_are_counted_alike_everywhere_before_and_after_a_restart() {
         .find(|l| l.starts_with(&job))
         .unwrap_or_else(|| panic!("{job} not in:\n{top}"));
     assert!(line.contains("4r 0f"), "weft top's line for {job}: {line}");
+    assert!(!top.contains("q quits"), "one frame says nothing of keys:\n{top}");
+    let status = cluster.weft(&["status", &job]);
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("--split-size 64MiB"),
+        "sizes in the spec as a user gives them:\n{said}"
+    );
     assert!(
         top.contains("DURATION"),
         "weft top names its time column for what it shows:\n{top}"

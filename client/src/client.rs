@@ -292,7 +292,7 @@ pub(crate) async fn connect_channel(
         .connect_timeout(timeout)
         .tcp_nodelay(true);
     let channel = endpoint.connect().await.map_err(|e| {
-        let detail = format!("{e} ({})", source_chain(&e));
+        let detail = weft_core::error_text::chain(&e);
         match likely_cause(&detail) {
             Some(cause) => error(format!("{detail}: {cause}")),
             None => error(detail),
@@ -331,16 +331,6 @@ fn likely_cause(detail: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut chain = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    chain.join(": ")
 }
 
 /// One attempt's log: its stderr and its worker's notes about it.

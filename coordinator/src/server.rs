@@ -170,7 +170,14 @@ pub async fn serve_on(
             shutdown: shutdown.clone(),
         };
         let scheme = if https.is_some() { "https" } else { "http" };
-        tracing::info!("dashboard on {scheme}://{address}/, metrics on {scheme}://{address}/metrics");
+        // An address that listens on every interface is not one to open: name this host.
+        let shown = if address.ip().is_unspecified() {
+            let host = hostname::get().map_or_else(|_| "THIS_HOST".into(), |h| h.to_string_lossy().into_owned());
+            format!("{host}:{}", address.port())
+        } else {
+            address.to_string()
+        };
+        tracing::info!(%address, "dashboard on {scheme}://{shown}/, metrics on {scheme}://{shown}/metrics");
         background.spawn(weft_observe::http::serve(
             http,
             web::router(web),

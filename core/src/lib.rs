@@ -20,12 +20,14 @@
 //! - [`record`] and [`merge`]: the intermediate record format, in-memory sorting, and the
 //!   k-way merge that map spills and reducers use.
 //! - [`runtime`]: how many threads weft's async runtimes run.
+//! - [`error_text`]: an error and its causes as one line, each said once.
 //!
 //! Start with [`spec`] and [`work`], then [`split`] → [`partition`] → [`merge`]: the data
 //! path.
 
 pub mod compression;
 pub mod deferred;
+pub mod error_text;
 pub mod location;
 pub mod merge;
 pub mod messages;

@@ -35,7 +35,7 @@ pub fn job_flags(spec: &JobSpec) -> String {
         }
     }
     flag("reduce-tasks", &spec.reduce_tasks.to_string());
-    flag("split-size", &spec.split_size.to_string());
+    flag("split-size", &size(spec.split_size));
     flag("max-attempts", &spec.max_attempts.to_string());
     if let Some(timeout) = spec.task_timeout {
         flag("task-timeout", &timeout.as_secs().to_string());
@@ -60,10 +60,10 @@ pub fn job_flags(spec: &JobSpec) -> String {
         flag("partition-fields", &k.to_string());
     }
     if let Some(memory) = spec.setup.task_memory {
-        flag("task-memory", &memory.to_string());
+        flag("task-memory", &size(memory));
     }
     if let Some(size) = spec.listing.combine_splits {
-        flag("combine-splits", &size.to_string());
+        flag("combine-splits", &self::size(size));
     }
     if spec.priority != 0 {
         flag("priority", &spec.priority.to_string());
@@ -145,9 +145,31 @@ pub fn to_json(spec: &JobSpec) -> serde_json::Value {
     })
 }
 
+/// A size as the flags take it, in the largest unit that says it whole: `64MiB`, `1GiB`,
+/// `1500`.
+pub fn size(bytes: u64) -> String {
+    let units = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    match units
+        .iter()
+        .find(|(shift, _)| bytes != 0 && bytes.is_multiple_of(1 << shift))
+    {
+        Some((shift, unit)) => format!("{}{unit}", bytes >> shift),
+        None => bytes.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_said_as_a_user_would_give_them() {
+        assert_eq!(size(64 << 20), "64MiB");
+        assert_eq!(size(1 << 30), "1GiB");
+        assert_eq!(size(3 << 19), "1536KiB");
+        assert_eq!(size(1500), "1500");
+        assert_eq!(size(0), "0");
+    }
 
     #[test]
     fn flags_quote_what_a_shell_would_split() {

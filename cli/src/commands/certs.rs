@@ -15,7 +15,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     /// A name or address clients reach the coordinator by, put in its certificate for tools
-    /// that verify the host they dial (weft itself verifies the fixed name coordinator.weft).
+    /// that verify the host they dial, browsers included (weft itself verifies the fixed name
+    /// coordinator.weft). Repeatable; default: localhost and 127.0.0.1.
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
     /// A client identity and its role (read, submit, commands or admin): its token goes to
@@ -44,10 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.tokens
     };
-    let mut hosts = args.hosts;
-    if hosts.is_empty() {
-        hosts = vec!["localhost".into(), "127.0.0.1".into()];
-    }
+    let hosts = args.hosts;
     let report = make(&CertsRequest {
         dir: args.dir.clone(),
         hosts,
@@ -59,6 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for kept in &report.kept {
         eprintln!("kept  {}", kept.display());
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
     }
     eprintln!(
         "the coordinator needs ca.pem, coordinator.pem, coordinator.key and tokens; each worker ca.pem, \

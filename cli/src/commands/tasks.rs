@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use weft_client::{BatchEvent, BatchOptions, Client, Task};
+use weft_client::{BatchEvent, BatchOptions, Task};
 
 use super::ClientArgs;
 
@@ -63,9 +63,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "say which handler runs the lines: --handler NAME (or give each line's with --json)"
     );
     let client = args.client.connect().await?;
-    if let Some(handler) = &args.handler {
-        warn_if_unserved(&client, handler).await;
-    }
     let input: Box<dyn AsyncRead + Unpin + Send> = match &args.input {
         Some(path) => Box::new(
             tokio::fs::File::open(path)
@@ -106,9 +103,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 window.add_permits(printed);
             }
             Ok(BatchEvent::Unserved { waiting, served }) => progress.println(&format!(
-                "weft: tasks wait for {}, which no connected worker serves; served: {}",
-                waiting.join(", "),
-                served.join(", ")
+                "weft: no connected worker serves handler {}; its tasks wait for one (--unserved-timeout). Served: {}",
+                waiting.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", "),
+                if served.is_empty() {
+                    "nothing (no workers)".to_string()
+                } else {
+                    served.join(", ")
+                }
             )),
             Err(e) => {
                 rpc_error = Some(e);
@@ -142,29 +143,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Tells on stderr that `handler` is served by no connected worker, and what is.
-async fn warn_if_unserved(client: &Client, handler: &str) {
-    let Ok(workers) = client.workers().await else {
-        return; // A token that may not list workers: the batch itself will tell.
-    };
-    let mut served: Vec<String> = workers
-        .iter()
-        .flat_map(|w| w.handlers.iter().map(|(name, _)| name.to_string()))
-        .collect();
-    served.sort();
-    served.dedup();
-    if !served.iter().any(|s| s == handler) {
-        eprintln!(
-            "weft: no connected worker serves handler {handler:?}; its tasks wait for one. Served: {}",
-            if served.is_empty() {
-                "nothing (no workers)".to_string()
-            } else {
-                served.join(", ")
-            }
-        );
-    }
 }
 
 /// How lines become tasks.

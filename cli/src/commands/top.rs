@@ -35,7 +35,8 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.client.connect().await?;
     if args.once || !std::io::stdout().is_terminal() {
-        print!("{}", frame(&client, args.jobs, usize::MAX).await?.replace("\r\n", "\n"));
+        let frame = frame(&client, args.jobs, usize::MAX).await?;
+        print!("{}", frame.replace(QUITS, "").replace("\r\n", "\n"));
         return Ok(ExitCode::SUCCESS);
     }
     let screen = Screen::enter()?;
@@ -117,6 +118,9 @@ async fn frame(client: &Client, jobs: u32, rows: usize) -> anyhow::Result<String
     Ok(lines.join("\r\n") + "\r\n")
 }
 
+/// How the live view says it is left; a single frame leaves it out.
+const QUITS: &str = "   (q quits)";
+
 /// The cluster in a line: its workers and slots, and every job in the coordinator's store by
 /// state (not only the jobs listed below).
 fn summary(counts: &JobCounts, workers: &[WorkerStatus]) -> String {
@@ -124,7 +128,7 @@ fn summary(counts: &JobCounts, workers: &[WorkerStatus]) -> String {
     let slots: u32 = workers.iter().map(|w| w.slots).sum();
     let busy: u32 = workers.iter().map(|w| w.running).sum();
     format!(
-        "weft top - {} workers, {busy}/{slots} slots busy - jobs: {} running, {} queued, {} waiting, {} succeeded, {} failed, {} cancelled   (q quits)",
+        "weft top - {} workers, {busy}/{slots} slots busy - jobs: {} running, {} queued, {} waiting, {} succeeded, {} failed, {} cancelled{QUITS}",
         workers.len(),
         count(JobState::Running),
         count(JobState::Queued),
@@ -166,7 +170,7 @@ fn job_line(s: &JobStatus) -> String {
 fn worker_line(w: &WorkerStatus) -> String {
     let state = if w.draining { " draining" } else { "" };
     format!(
-        "{:<6} {:<24} {:<14} {:>9.1}s {:>10} {:>8} {:>9}M{state}",
+        "{:<6} {:<24} {:<14} {:>9.1}s {:>10} {:>8} {:>7}MiB{state}",
         w.id,
         w.address,
         bar(w.running, w.slots),

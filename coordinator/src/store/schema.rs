@@ -53,7 +53,12 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec)
         }
         tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
         tx.commit().map_err(corrupt)?;
-        tracing::info!(from, to = from + 1, "state database migrated");
+        if version > 0 {
+            tracing::info!(from, to = from + 1, "state database migrated");
+        }
+    }
+    if version == 0 {
+        tracing::info!(schema = SCHEMA_VERSION, "state database created");
     }
     Ok(())
 }

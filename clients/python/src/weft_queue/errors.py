@@ -20,8 +20,7 @@ class WeftError(Exception):
     def from_rpc(cls, error: grpc.RpcError) -> "WeftError":
         code = error.code() if hasattr(error, "code") else None
         details = (error.details() if hasattr(error, "details") else None) or str(error)
-        cause = likely_cause(code, details)
-        return cls(f"{cause} ({details})" if cause else details, code)
+        return cls(explain(code, details), code)
 
 
 #: What a call's error most likely means, by words of its details, in words a user can act on.
@@ -37,12 +36,15 @@ _CAUSES = [
 ]
 
 
-def likely_cause(code: Optional[grpc.StatusCode], details: str) -> Optional[str]:
-    """Why a call failed, when its details say more than they tell."""
+def explain(code: Optional[grpc.StatusCode], details: str) -> str:
+    """A call's error in words a user can act on: the likely cause first, then what gRPC
+    said; a missing token in this client's own terms (the coordinator's words are the
+    command line's)."""
     if code == grpc.StatusCode.UNAUTHENTICATED and details.startswith("no token"):
-        return ("the coordinator asks for a token: give token_file= (a NAME.token that `weft certs` wrote) "
+        return ("no token: the coordinator asks for one: give token_file= (a NAME.token that `weft certs` wrote) "
                 "or token=, or set $WEFT_TOKEN_FILE or $WEFT_TOKEN")
-    return next((cause for words, cause in _CAUSES if words in details), None)
+    cause = next((cause for words, cause in _CAUSES if words in details), None)
+    return f"{cause} ({details})" if cause else details
 
 
 class TaskFailed(Exception):
