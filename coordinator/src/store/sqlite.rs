@@ -6,8 +6,9 @@
 //! older one, and marks the attempts that were running when the last coordinator stopped
 //! as lost.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc as std_mpsc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -73,17 +74,21 @@ impl WriteFailure {
         let path = path.to_path_buf();
         match self.code {
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::WriterGone(format!(
-                "the state database {} is damaged ({}); restart the coordinator",
-                path.display(),
-                self.detail
-            )),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => damaged(&path, &self.detail),
             _ => StoreError::WriteFailed {
                 path,
                 detail: self.detail,
             },
         }
     }
+}
+
+/// What every write hears once the database at `path` broke: which file, and what to do.
+fn damaged(path: &Path, detail: &str) -> StoreError {
+    StoreError::WriterGone(format!(
+        "the state database {} is damaged ({detail}); restart the coordinator (it checks the database as it starts)",
+        path.display()
+    ))
 }
 
 type Done = oneshot::Sender<Result<(), WriteFailure>>;
@@ -114,6 +119,8 @@ pub struct SqliteStore {
     writes: Mutex<Option<std_mpsc::Sender<Batch>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     health: watch::Receiver<StoreHealth>,
+    /// The writer's, shared: a read that finds the database damaged says so for all.
+    health_sender: Arc<watch::Sender<StoreHealth>>,
 }
 
 impl SqliteStore {
@@ -131,9 +138,11 @@ impl SqliteStore {
         let reader = open_connection(&path)?;
         let (writes, incoming) = std_mpsc::channel::<Batch>();
         let (health_sender, health) = watch::channel(StoreHealth::Writing);
+        let health_sender = Arc::new(health_sender);
+        let writer_health = health_sender.clone();
         let writer = std::thread::Builder::new()
             .name("weft-state-writer".into())
-            .spawn(move || Writer::new(conn, health_sender, commit_latency).run(incoming))
+            .spawn(move || Writer::new(conn, writer_health, commit_latency).run(incoming))
             .map_err(|e| StoreError::WriteFailed {
                 path: path.clone(),
                 detail: format!("cannot start the writer thread: {e}"),
@@ -144,6 +153,7 @@ impl SqliteStore {
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(writer)),
             health,
+            health_sender,
         };
         Ok((store, recovered))
     }
@@ -157,12 +167,29 @@ impl SqliteStore {
 
     fn read<T>(&self, query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.reader.lock().expect("store lock poisoned");
-        query(&conn).map_err(|e| self.sqlite(e))
+        query(&conn).map_err(|e| {
+            let failure = WriteFailure::of(&e);
+            if failure.severity() == Severity::Fatal {
+                // The writer's cache may hide what a read finds: nothing more is written.
+                let reason = format!("a read found it damaged: {}", failure.detail);
+                let broke = self.health_sender.send_if_modified(|h| {
+                    let first = !matches!(h, StoreHealth::Broken { .. });
+                    if first {
+                        *h = StoreHealth::Broken { reason: reason.clone() };
+                    }
+                    first
+                });
+                if broke {
+                    tracing::error!(error = %reason, "the state database is damaged: nothing more can be written; restart the coordinator");
+                }
+            }
+            self.sqlite(e)
+        })
     }
 
     fn gone(&self) -> StoreError {
         match &*self.health.borrow() {
-            StoreHealth::Broken { reason } => StoreError::WriterGone(reason.clone()),
+            StoreHealth::Broken { reason } => damaged(&self.path, reason),
             _ => StoreError::WriterGone("the coordinator is stopping".into()),
         }
     }
@@ -181,8 +208,8 @@ impl StateStore for SqliteStore {
 
     fn write_durably(&self, changes: Vec<Write>, persist: Persist) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            if let StoreHealth::Broken { reason } = &*self.health.borrow() {
-                return Err(StoreError::WriterGone(reason.clone()));
+            if let StoreHealth::Broken { .. } = &*self.health.borrow() {
+                return Err(self.gone());
             }
             let (done, durable) = oneshot::channel();
             self.send(Batch {
@@ -427,7 +454,9 @@ const GROUP: usize = 4096;
 /// refuses; stops writing, and says so, once the database is damaged.
 struct Writer {
     conn: Connection,
-    health: watch::Sender<StoreHealth>,
+    /// The file it writes, as it was when opened.
+    file: DatabaseFile,
+    health: Arc<watch::Sender<StoreHealth>>,
     pending: Vec<Batch>,
     /// The wait before the next try, doubled after each failure.
     backoff: Option<Duration>,
@@ -437,9 +466,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(conn: Connection, health: watch::Sender<StoreHealth>, commit_latency: Histogram) -> Self {
+    fn new(conn: Connection, health: Arc<watch::Sender<StoreHealth>>, commit_latency: Histogram) -> Self {
+        let file = DatabaseFile::of(&conn);
         Self {
             conn,
+            file,
             health,
             commit_latency,
             pending: Vec::new(),
@@ -508,7 +539,19 @@ impl Writer {
     /// Commits what is pending; returns the failure's severity, if it failed.
     fn commit(&mut self) -> Option<Severity> {
         let started = Instant::now();
-        let applied = apply(&mut self.conn, &self.pending);
+        // What SQLite cannot see through its open file and cache: the file removed, replaced
+        // or written over, or a read that found it damaged.
+        let gone = match &*self.health.borrow() {
+            StoreHealth::Broken { reason } => Some(reason.clone()),
+            _ => self.file.changed(),
+        };
+        let applied = match gone {
+            Some(why) => Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+                Some(why),
+            )),
+            None => apply(&mut self.conn, &self.pending),
+        };
         self.commit_latency.observe(started.elapsed().as_secs_f64());
         let failure = match applied {
             Ok(()) => {
@@ -598,6 +641,53 @@ impl Writer {
         };
         while let Ok(batch) = incoming.recv() {
             batch.finish(Err(failure.clone()));
+        }
+    }
+}
+
+/// The database file a writer opened: the same inode at the same path, beginning with
+/// SQLite's header. Checked before each commit (a `stat` and a 16-byte read), since SQLite
+/// writes on through its open descriptor into a file removed or replaced under it, and its
+/// cache hides a file written over.
+struct DatabaseFile {
+    path: Option<PathBuf>,
+    id: Option<(u64, u64)>,
+}
+
+impl DatabaseFile {
+    /// The first bytes of every SQLite database.
+    const HEADER: &'static [u8; 16] = b"SQLite format 3\0";
+
+    fn of(conn: &Connection) -> Self {
+        let path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+        let id = path
+            .as_deref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| (m.dev(), m.ino()));
+        Self { path, id }
+    }
+
+    /// How the file is no longer the one opened, if it is not.
+    fn changed(&self) -> Option<String> {
+        let (path, id) = (self.path.as_deref()?, self.id?);
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some("it was removed while the coordinator ran".into())
+            }
+            Err(_) => return None,
+        };
+        if (meta.dev(), meta.ino()) != id {
+            return Some("it was replaced while the coordinator ran".into());
+        }
+        let mut header = [0u8; 16];
+        let read =
+            std::fs::File::open(path).and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut header, 0));
+        match read {
+            Ok(()) if &header != Self::HEADER => {
+                Some("it was written over while the coordinator ran: it no longer begins as an SQLite database".into())
+            }
+            _ => None,
         }
     }
 }
@@ -827,16 +917,25 @@ mod tests {
 
     /// A writer on `dir`'s database that may not grow it: SQLite's `SQLITE_FULL`, as on a
     /// full disk, until pages are freed.
+    /// Its commits, tried ones included, are counted in the histogram returned.
     fn writer_on_a_full_database(
         dir: &Path,
-    ) -> (std_mpsc::Sender<Batch>, watch::Receiver<StoreHealth>, JoinHandle<()>) {
+    ) -> (
+        std_mpsc::Sender<Batch>,
+        watch::Receiver<StoreHealth>,
+        JoinHandle<()>,
+        Histogram,
+    ) {
         let conn = open_connection(&dir.join("weft.db")).unwrap();
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
         conn.pragma_update(None, "max_page_count", pages).unwrap();
         let (health_sender, health) = watch::channel(StoreHealth::Writing);
+        let health_sender = Arc::new(health_sender);
         let (writes, incoming) = std_mpsc::channel();
-        let writer = std::thread::spawn(move || Writer::new(conn, health_sender, Histogram::new([1.0])).run(incoming));
-        (writes, health, writer)
+        let commits = Histogram::new([1.0]);
+        let counted = commits.clone();
+        let writer = std::thread::spawn(move || Writer::new(conn, health_sender, counted).run(incoming));
+        (writes, health, writer, commits)
     }
 
     fn batch(
@@ -868,7 +967,7 @@ mod tests {
         other
             .execute_batch("CREATE TABLE ballast (b BLOB); INSERT INTO ballast SELECT zeroblob(100000) FROM (SELECT 1 UNION SELECT 2 UNION SELECT 3);")
             .unwrap();
-        let (writes, health, writer) = writer_on_a_full_database(dir.path());
+        let (writes, health, writer, commits) = writer_on_a_full_database(dir.path());
         let big_job = |seq| {
             let mut record = job(seq, JobState::Queued);
             record.spec.name = "x".repeat(50_000);
@@ -893,8 +992,14 @@ mod tests {
             counters: Counters::new(),
         };
         let (cancelled, mut cancel_durable) = batch(vec![cancel], Some(Persist::UntilWritten));
+        let tried = commits.count();
         writes.send(cancelled).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        // Two more commits tried: the cancel was in at least one that failed.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while commits.count() < tried + 2 {
+            assert!(Instant::now() < deadline, "the writer stopped trying");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(
             cancel_durable.as_mut().unwrap().try_recv().is_err(),
             "a state change waits for room rather than failing"
