@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weft_core::work::BatchSettings;
-use weft_proto::convert::{batch_parts, results_from_wire, unserved_from_wire, MESSAGE_BUDGET};
+use weft_proto::convert::{batch_part, batch_parts, results_from_wire, unserved_from_wire, MESSAGE_BUDGET};
 use weft_proto::v1;
 
 use crate::client::Client;
@@ -125,11 +125,15 @@ pub(crate) async fn stream_batch(
     options: &BatchOptions,
 ) -> Result<impl Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
     let settings = options.settings();
+    // The settings go first, alone, at once: the coordinator answers a stream only once its
+    // first part came, and cuts a call unanswered past its --request-timeout, which a first
+    // task that comes late (a slow producer, a pipe) would otherwise exceed.
+    let opening = futures::stream::once(std::future::ready(batch_part(Vec::new(), &settings)));
     let parts = tasks
         .map(Task::into_wire)
         .ready_chunks(TASKS_PER_PART)
         .flat_map(move |chunk| futures::stream::iter(batch_parts(chunk, &settings, MESSAGE_BUDGET)));
-    events(client, parts).await
+    events(client, opening.chain(parts)).await
 }
 
 pub(crate) async fn events(
@@ -320,7 +324,8 @@ pub(crate) async fn start_batch(
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Instant;
+
+    use tokio::time::Instant;
 
     use super::*;
 
@@ -338,15 +343,17 @@ mod tests {
         Box::pin(result.chain(end))
     }
 
+    /// Waits for `flag`, on the tests' paused clock: time moves only when every task waits,
+    /// so the deadline is never reached by a slow machine, only by a stream nobody reads.
     async fn wait_for(flag: &AtomicBool) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !flag.load(Ordering::SeqCst) {
             assert!(Instant::now() < deadline, "the stream was not read to its end");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_lone_task_reads_its_stream_to_the_end_after_its_result() {
         let ended = Arc::new(AtomicBool::new(false));
         let result = TaskResult(Source::Alone(one_result_then_the_end(
@@ -359,7 +366,7 @@ mod tests {
         wait_for(&ended).await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_batch_reader_reads_on_once_every_result_is_in_and_stops_while_some_wait() {
         let read_on = |delay| {
             let ended = Arc::new(AtomicBool::new(false));

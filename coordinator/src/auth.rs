@@ -163,6 +163,23 @@ pub fn denied(caller: &Caller, action: &str, job: Option<&str>, why: &str) -> St
     Status::permission_denied(why.to_string())
 }
 
+/// `status` for `caller`'s `action` that was refused, with its audit line: who, what, and
+/// why (a refusal of the role or owner is audited where it is made, by [`denied`]).
+pub fn refused(caller: &Caller, action: &str, status: Status) -> Status {
+    if status.code() != tonic::Code::PermissionDenied {
+        tracing::warn!(
+            target: "weft::audit",
+            who = %caller.name,
+            role = %caller.role,
+            action,
+            outcome = ?status.code(),
+            reason = status.message(),
+            "refused"
+        );
+    }
+    status
+}
+
 /// An audit line for what `caller` did.
 pub fn audit(caller: &Caller, action: &str, job: &str) {
     tracing::info!(target: "weft::audit", who = %caller.name, role = %caller.role, action, job, outcome = "ok", "audit");

@@ -20,7 +20,7 @@ use weft_proto::convert::{
 };
 use weft_proto::v1::{self, job_service_server::JobService};
 
-use crate::auth::{audit, caller, require, require_owner, Gate};
+use crate::auth::{audit, caller, refused, require, require_owner, Gate};
 use crate::batch::{run_batch, BatchBoard, BatchEvent};
 use crate::cluster::Cluster;
 use crate::config::{HandlerRoles, Limits};
@@ -215,18 +215,21 @@ fn check_tasks(
 impl JobService for JobApi {
     async fn submit_job(&self, request: Request<v1::JobSpec>) -> Result<Response<v1::SubmitJobResponse>, Status> {
         let caller = caller(&request);
-        let spec = JobSpec::try_from(request.into_inner()).map_err(invalid_spec)?;
-        match spec.program {
-            Program::Streaming { .. } => require(&caller, Role::Commands, "submitting streaming commands")?,
-            Program::Builtin(_) => require(&caller, Role::Submit, "submitting a job")?,
-        }
-        if spec.reduce_tasks > self.limits.max_reduce_tasks {
-            return Err(Status::invalid_argument(format!(
-                "--reduce-tasks {} is more than this coordinator allows ({}, --max-reduce-tasks)",
-                spec.reduce_tasks, self.limits.max_reduce_tasks
-            )));
-        }
-        let id = self.jobs.submit(spec, &caller).await?;
+        let submitted = async {
+            let spec = JobSpec::try_from(request.into_inner()).map_err(invalid_spec)?;
+            match spec.program {
+                Program::Streaming { .. } => require(&caller, Role::Commands, "submitting streaming commands")?,
+                Program::Builtin(_) => require(&caller, Role::Submit, "submitting a job")?,
+            }
+            if spec.reduce_tasks > self.limits.max_reduce_tasks {
+                return Err(Status::invalid_argument(format!(
+                    "--reduce-tasks {} is more than this coordinator allows ({}, --max-reduce-tasks)",
+                    spec.reduce_tasks, self.limits.max_reduce_tasks
+                )));
+            }
+            Ok(self.jobs.submit(spec, &caller).await?)
+        };
+        let id = submitted.await.map_err(|status| refused(&caller, "submit", status))?;
         audit(&caller, "submit", &id.to_string());
         Ok(Response::new(v1::SubmitJobResponse { job_id: id.to_string() }))
     }
@@ -330,7 +333,8 @@ impl JobService for JobApi {
     async fn run_tasks(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::RunTasksStream>, Status> {
         let caller = caller(&request);
         let batch = batch_from_wire(request.into_inner()).map_err(invalid_request)?;
-        self.check_batch_size(batch.tasks.len())?;
+        self.check_batch_size(batch.tasks.len())
+            .map_err(|status| refused(&caller, "running tasks", status))?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
         Ok(Response::new(
             self.start_batch(caller, batch.settings, batch.tasks, None).await,
@@ -372,9 +376,10 @@ fn status_updates(watcher: watch::Receiver<JobStatus>) -> impl Stream<Item = Job
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use futures::StreamExt;
+    use tokio::time::Instant;
 
     use super::{with_first_results, BoxStream};
 
@@ -382,7 +387,7 @@ mod tests {
         stream.map(|item| item.expect("no error")).collect().await
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_response_waits_briefly_for_its_first_results_and_no_longer() {
         let quick: BoxStream<u32> = Box::pin(futures::stream::iter([Ok(1), Ok(2)]));
         assert_eq!(items(with_first_results(quick).await).await, [1, 2]);

@@ -91,19 +91,9 @@ impl Jobs {
     }
 
     async fn admit(&self, spec: JobSpec, owner: Caller) -> Result<JobId, SubmitError> {
-        let limit = self.engine.config.limits.max_unfinished_jobs;
-        let unfinished = self
-            .lock()
-            .jobs
-            .values()
-            .filter(|e| e.owner == owner.name && !e.state().is_final())
-            .count();
-        if unfinished >= limit {
-            return Err(SubmitError::TooManyJobs {
-                owner: owner.name,
-                limit,
-            });
-        }
+        // A place among the owner's unfinished jobs, taken now and held while the job is
+        // planned and written: submits that come together cannot all pass the count.
+        let _place = self.take_place(&owner.name)?;
         let (after, produced_later) = self.resolve_after(&spec.after, &owner)?;
         let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
         let (spec, claim, plan) = tokio::task::spawn_blocking(move || -> Result<_, PlanError> {
@@ -159,6 +149,30 @@ impl Jobs {
         self.lock().jobs.insert(id, entry);
         self.wake.notify_one();
         Ok(id)
+    }
+
+    /// A place for one more of `owner`'s unfinished jobs (`--max-unfinished-jobs`), counting
+    /// those being admitted; given back when the guard drops.
+    fn take_place(&self, owner: &str) -> Result<AdmissionPlace<'_>, SubmitError> {
+        let limit = self.engine.config.limits.max_unfinished_jobs;
+        let mut registry = self.lock();
+        let unfinished = registry
+            .jobs
+            .values()
+            .filter(|e| e.owner == owner && !e.state().is_final())
+            .count();
+        let admitting = registry.admitting.entry(owner.to_string()).or_default();
+        if unfinished + *admitting >= limit {
+            return Err(SubmitError::TooManyJobs {
+                owner: owner.to_string(),
+                limit,
+            });
+        }
+        *admitting += 1;
+        Ok(AdmissionPlace {
+            jobs: self,
+            owner: owner.to_string(),
+        })
     }
 
     /// The jobs `after` names, which must exist and be `owner`'s to see, and their output
@@ -334,6 +348,25 @@ impl Jobs {
     pub async fn stopped(&self) {
         self.drivers.close();
         self.drivers.wait().await;
+    }
+}
+
+/// A job being admitted, counted among its owner's unfinished jobs until dropped (by then
+/// it is in the registry, or refused).
+struct AdmissionPlace<'a> {
+    jobs: &'a Jobs,
+    owner: String,
+}
+
+impl Drop for AdmissionPlace<'_> {
+    fn drop(&mut self) {
+        let mut registry = self.jobs.lock();
+        if let Some(admitting) = registry.admitting.get_mut(&self.owner) {
+            *admitting -= 1;
+            if *admitting == 0 {
+                registry.admitting.remove(&self.owner);
+            }
+        }
     }
 }
 

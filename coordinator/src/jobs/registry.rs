@@ -70,6 +70,9 @@ impl Tracked {
 pub(super) struct Registry {
     pub(super) jobs: HashMap<JobId, Entry>,
     pub(super) ended_earlier: HashMap<JobId, (JobState, Option<String>)>,
+    /// Jobs being admitted (planned and written), by owner: they count among its
+    /// unfinished jobs.
+    pub(super) admitting: HashMap<String, usize>,
 }
 
 /// Whether a waiting job may go on.

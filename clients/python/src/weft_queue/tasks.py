@@ -59,6 +59,10 @@ def batch_parts(
             unserved_timeout_ms=_ms(unserved_timeout),
         )
 
+    # The settings go first, alone, at once: the coordinator answers a stream only once its
+    # first part came, and cuts a call unanswered past its --request-timeout, which a first
+    # task that comes late (a slow generator) would otherwise exceed.
+    yield new_part()
     part = new_part()
     size = 0
     read = 0
