@@ -6,9 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use weft_core::outcome::{AttemptOutcome, Counters, OutcomeKind, Success};
 use weft_core::work::{Assignment, AttemptId, TaskKind, Work, WorkerId};
 

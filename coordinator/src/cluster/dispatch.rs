@@ -15,8 +15,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::time::Instant;
-
+use tokio::time::Instant;
 use weft_core::messages::ToWorker;
 use weft_core::work::{Assignment, AttemptId, BatchId, JobId, WorkerId};
 

@@ -21,10 +21,11 @@ mod workers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 use tokio::sync::{broadcast, oneshot, watch, Notify};
+use tokio::time::Instant;
 use weft_core::messages::{Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, OutcomeKind, Report};
 use weft_core::status::WorkerStatus;

@@ -3,11 +3,11 @@
 //! give it work.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::time::{Duration, Instant};
-
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use weft_core::messages::{Registration, ToWorker};
 use weft_core::status::WorkerStatus;
 use weft_core::work::{AttemptId, HandlerKind, HandlerName, WorkerId};

@@ -306,8 +306,13 @@ async fn queued_jobs_start_by_priority_under_the_running_limit(store: Arc<dyn St
     );
 }
 
-async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator(store: Arc<dyn StateStore>) {
-    let s = Scheduler::start(store, |c| {
+/// On tokio's paused clock, which the cluster's leases and timeouts read: the times they
+/// count are exact however loaded the machine (on the memory store: the SQLite store's
+/// writer thread would let the clock run on while it writes).
+#[tokio::test(start_paused = true)]
+async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator() {
+    let opened = crate::store::contract::memory();
+    let s = Scheduler::start(opened.store.clone(), |c| {
         c.lease_timeout = Duration::from_millis(50);
         c.progress_timeout = Some(Duration::from_millis(100));
     });
@@ -458,6 +463,87 @@ async fn ended_jobs_leave_memory_after_their_retention_and_stay_queryable(store:
     );
 }
 
+/// Whether `job` is in the registry's memory now (not only in the store).
+fn in_memory(s: &Scheduler, job: weft_core::work::JobId) -> bool {
+    s.jobs.lock().jobs.contains_key(&job)
+}
+
+/// `--retain-for`: an ended job leaves memory once it has been over that long, and stays
+/// queryable from the store; a job that ended more recently stays in memory.
+///
+/// The retention is wall-clock time: a job's `ended_ms` and the queue's prune
+/// (`Registry::prune`, called by `run_queue` on every wake and at least every second) use
+/// `store::now_ms()`, the system clock, which tokio's paused clock does not move. So real
+/// time passes here: a short retention, and events awaited with generous deadlines.
+async fn ended_jobs_leave_memory_once_retained_for_long_enough_and_stay_queryable(store: Arc<dyn StateStore>) {
+    const RETAIN: Duration = Duration::from_secs(4);
+    let s = Scheduler::start(store, |c| c.retain_for = RETAIN);
+    let input = s.input("in", 1, 10);
+    let mut worker = SimWorker::join(&s.cluster, "w", 2);
+    let old = s.submit(s.spec(&input, "out-old", 0)).await;
+    let a = worker.next().await;
+    assert!(worker.succeed(&a));
+    let old_ended = s.ended(old).await;
+    assert_eq!(old_ended.state, JobState::Succeeded);
+    let old_end = old_ended.ended_ms.expect("an ended job has its end");
+    let young = s.submit(s.spec(&input, "out-young", 0)).await;
+    let held = worker.next().await;
+    assert_eq!(held.task, TaskId::Map(young, 0));
+
+    // The young job ends half a retention after the old one: when the old one leaves memory
+    // (a retention after its end, and at most a second of the queue's tick later) the young
+    // one is still well within its own.
+    while crate::store::now_ms() < old_end + RETAIN.as_millis() as i64 / 2 {
+        assert!(in_memory(&s, old), "{old} left memory before its retention");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(worker.succeed(&held));
+    let young_end = s.ended(young).await.ended_ms.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (left_at, young_stayed) = loop {
+        let (old_here, young_here) = {
+            let registry = s.jobs.lock();
+            (registry.jobs.contains_key(&old), registry.jobs.contains_key(&young))
+        };
+        if !old_here {
+            break (crate::store::now_ms(), young_here);
+        }
+        assert!(std::time::Instant::now() < deadline, "{old} never left memory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        left_at - old_end >= RETAIN.as_millis() as i64,
+        "{old} left memory {} ms after its end, before its retention",
+        left_at - old_end
+    );
+    assert!(
+        left_at - young_end < RETAIN.as_millis() as i64,
+        "inconclusive: the young job was past its retention too ({} ms) when the old one left",
+        left_at - young_end
+    );
+    assert!(
+        young_stayed,
+        "{young} ended {} ms before, within its retention, yet it left memory",
+        left_at - young_end
+    );
+    assert_eq!(s.jobs.in_memory(), 1, "only the young job is in memory");
+
+    // The old job is still found, from the store, as it ended.
+    let found = s.jobs.status(old).unwrap().expect("in the store");
+    assert_eq!(
+        (found.state, found.maps_done, found.maps_total, found.ended_ms.is_some()),
+        (JobState::Succeeded, 1, 1, true)
+    );
+    assert_eq!(found.attempts.len(), 1);
+    assert_eq!(found.attempts[0].outcome, Some(OutcomeKind::Succeeded));
+    let watched = s.jobs.watch(old).unwrap().expect("a watch of a stored job");
+    assert_eq!(watched.borrow().state, JobState::Succeeded);
+    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).unwrap();
+    let ids: Vec<_> = listed.iter().map(|j| (j.id, j.state)).collect();
+    assert_eq!(ids, [(young, JobState::Succeeded), (old, JobState::Succeeded)]);
+    assert_eq!(s.jobs.record(old).unwrap().unwrap().spec.output, old_ended.output);
+}
+
 async fn the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does(store: Arc<dyn StateStore>) {
     let s = Scheduler::start(store, |_| {});
     let input = s.input("in", 4, 10);
@@ -486,9 +572,9 @@ on_every_store!(
     two_jobs_share_the_slots_fairly,
     cancel_stops_running_attempts_and_leaves_no_output,
     queued_jobs_start_by_priority_under_the_running_limit,
-    attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coordinator,
     a_worker_that_hands_back_everything_cannot_run_a_task_forever,
     a_worker_whose_attempts_keep_failing_is_excluded_from_the_job,
     ended_jobs_leave_memory_after_their_retention_and_stay_queryable,
+    ended_jobs_leave_memory_once_retained_for_long_enough_and_stay_queryable,
     the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does,
 );
