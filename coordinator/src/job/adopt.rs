@@ -9,19 +9,32 @@ use weft_core::work::{AttemptId, TaskId, TaskKind};
 
 use super::record::TaskLog;
 use super::Job;
-use crate::store::TaskRecord;
+use crate::store::{AttemptRecord, TaskRecord};
 
-/// The tasks a job had committed when the coordinator stopped, from the store.
+/// What a job had done when the coordinator stopped, from the store: the tasks it
+/// committed, and how many attempts each task had launched (so that numbers go on, and an
+/// attempt's number, `WEFT_ATTEMPT`, never names two attempts of one task).
 #[derive(Debug, Default)]
 pub struct PriorCommits {
     tasks: HashMap<(TaskKind, u32), TaskRecord>,
+    launched: HashMap<(TaskKind, u32), u32>,
 }
 
 impl PriorCommits {
-    /// From the store's records of committed tasks.
-    pub fn new(records: Vec<TaskRecord>) -> Self {
+    /// From the store's records of committed tasks and of attempts.
+    pub fn new(records: Vec<TaskRecord>, attempts: &[AttemptRecord]) -> Self {
         let tasks = records.into_iter().map(|t| ((t.kind, t.index), t)).collect();
-        Self { tasks }
+        let mut launched: HashMap<(TaskKind, u32), u32> = HashMap::new();
+        for a in attempts {
+            let most = launched.entry((a.kind, a.index)).or_default();
+            *most = (*most).max(a.number);
+        }
+        Self { tasks, launched }
+    }
+
+    /// Each task that had launched attempts, with how many.
+    pub(super) fn launched(&self) -> impl Iterator<Item = (TaskKind, u32, u32)> + '_ {
+        self.launched.iter().map(|(&(kind, index), &n)| (kind, index, n))
     }
 
     fn get(&self, kind: TaskKind, index: u32) -> Option<&TaskRecord> {

@@ -132,7 +132,9 @@ impl TaskBoard {
 
     /// A task has launched `launched` attempts in all.
     pub(super) fn set_launched(&mut self, kind: TaskKind, index: u32, launched: u32) {
-        self.tasks(kind)[index as usize].launched = launched;
+        if let Some(entry) = self.tasks(kind).get_mut(index as usize) {
+            entry.launched = launched;
+        }
     }
 
     /// How many tasks of `kind` are committed.

@@ -164,10 +164,14 @@ impl Job {
             s.reduces_total = plan.spec.reduce_tasks;
             s.output = plan.output.root();
         });
+        let mut board = TaskBoard::new(maps, plan.spec.reduce_tasks);
+        for (kind, index, launched) in prior.iter().flat_map(PriorCommits::launched) {
+            board.set_launched(kind, index, launched);
+        }
         Arc::new(Self {
             id,
             owner,
-            board: Mutex::new(TaskBoard::new(maps, plan.spec.reduce_tasks)),
+            board: Mutex::new(board),
             reruns: (0..maps).map(|_| Default::default()).collect(),
             plan,
             program,

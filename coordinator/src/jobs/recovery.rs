@@ -37,7 +37,7 @@ impl Jobs {
                 tracked,
                 cancel: CancellationToken::new(),
                 plan: record.plan,
-                prior: Some(PriorCommits::new(tasks)),
+                prior: Some(PriorCommits::new(tasks, &self.engine.store.attempts(record.id)?)),
                 started: false,
             };
             registry.jobs.insert(record.id, entry);
