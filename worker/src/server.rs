@@ -288,9 +288,17 @@ pub async fn run_with(
                         tracing::warn!(%reason, "lost the coordinator; reconnecting");
                         backoff = Duration::from_millis(100);
                     }
+                    // Not reset: a server that answers but never welcomes is not hammered.
+                    SessionEnd::NotWelcomed(reason) => {
+                        tracing::warn!(%reason, retry_in = ?backoff, "the coordinator did not take the session")
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach the coordinator"),
+            Err(e) => tracing::warn!(
+                error = %weft_core::error_text::chain(&e),
+                retry_in = ?backoff,
+                "cannot reach the coordinator"
+            ),
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}

@@ -28,8 +28,11 @@ use crate::runner::{run_attempt, WorkerContext};
 pub enum SessionEnd {
     /// The worker is shutting down and has drained.
     Shutdown,
-    /// The coordinator went away, or refused the session: reconnect.
+    /// The coordinator went away after it welcomed the worker: reconnect at once.
     Lost(String),
+    /// The session never began (refused, closed, or answered by something that is not a
+    /// weft coordinator): try again, less and less often.
+    NotWelcomed(String),
 }
 
 /// Who this worker is to the coordinator.
@@ -125,7 +128,7 @@ pub async fn run_session(
     .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {
         Ok(response) => response.into_inner(),
-        Err(status) => return SessionEnd::Lost(format!("session refused: {}", status.message())),
+        Err(status) => return SessionEnd::NotWelcomed(format!("session refused: {}", status.message())),
     };
     let mut malformed = Vec::new();
     let (worker, heartbeat_every) = match receive(&mut inbound, &mut malformed).await {
@@ -139,8 +142,8 @@ pub async fn run_session(
                 .await;
             (worker, heartbeat_interval.max(Duration::from_millis(20)))
         }
-        Incoming::Closed(reason) => return SessionEnd::Lost(reason),
-        _ => return SessionEnd::Lost("the coordinator did not welcome the worker".into()),
+        Incoming::Closed(reason) => return SessionEnd::NotWelcomed(reason),
+        _ => return SessionEnd::NotWelcomed("the coordinator did not welcome the worker".into()),
     };
     out.send(FromWorker::Credit(me.slots + me.prefetch)).await;
     // At most `slots` attempts run; prefetched ones wait for a permit.
