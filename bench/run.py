@@ -732,11 +732,11 @@ def recovery(size):
         lost_seconds, lost_rss = weft_cluster_job([*job, "--output", out / "killed"], secure=True, workers=4, kill_after=0.4 * seconds, killed=when)
         if read_counts(out / "killed") != read_counts(out / "undisturbed"):
             raise RuntimeError("the counts differ from the undisturbed run's")
-        if when:
-            note = f"killed {when[0]:.2f} s into the job; {lost_seconds - seconds:+.2f} s ({lost_seconds / seconds - 1:+.0%}) against the undisturbed run"
-        else:
-            # A job of a few MiB (the CI smoke) can end between two looks: nothing was measured.
-            note = f"NOT MEASURED: the job ended in {lost_seconds:.2f} s, before the worker was to be killed (too little data)"
+        if not when:
+            # Nothing was measured: a job of a few MiB ends between two looks.
+            raise RuntimeError(f"the job ended in {lost_seconds:.2f} s, before the worker was to be killed: "
+                               "too little data to measure a recovery (give --size 64MiB or more)")
+        note = f"killed {when[0]:.2f} s into the job; {lost_seconds - seconds:+.2f} s ({lost_seconds / seconds - 1:+.0%}) against the undisturbed run"
         results.append(Measured(killed, lost_seconds, lost_rss, note=note))
     except Exception as e:
         results.append(Measured(killed if results else undisturbed, error=str(e)))

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -280,9 +281,12 @@ def step_prometheus(cluster, root):
                    "the workers' succeeded attempts to cover the committed tasks", 30)
         assert prom.value("sum(weft_worker_shuffle_served_bytes_total)") > 0
         exprs = dashboard_exprs()
-        time.sleep(3)  # rates need two samples after the job
-        empty = [e for e in exprs if not prom.query(e)]
-        assert not empty, f"Grafana expressions without data: {empty}"
+        # Rates need two samples after the job: wait until every expression has data.
+        empty = lambda: [e for e in exprs if not prom.query(e)]  # noqa: E731
+        try:
+            wait_until(lambda: not empty(), "every Grafana expression to return data", 60)
+        except RuntimeError:
+            raise AssertionError(f"Grafana expressions without data: {empty()}")
         return f"{job}: {want} committed tasks in Prometheus; {len(exprs)} Grafana expressions return data"
     finally:
         prom.stop()
@@ -572,8 +576,13 @@ def step_traces(_cluster, root):
     receiver = subprocess.Popen([python, DEPLOY / "otlp_receiver.py", port_file, spans_file],
                                 stderr=open(root / "otlp-receiver.log", "w"))
     try:
-        wait_until(port_file.exists, "the OTLP receiver to listen", 30)
-        time.sleep(0.2)
+        def listening():
+            port = port_file.read_text().strip() if port_file.exists() else ""
+            if not port:
+                return False
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", int(port))) == 0
+        wait_until(listening, "the OTLP receiver to listen", 30)
         endpoint = f"http://127.0.0.1:{port_file.read_text().strip()}"
         cluster = Cluster(root / "traced", workers=1, otlp=endpoint)
         try:

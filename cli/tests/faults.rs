@@ -143,7 +143,7 @@ fn a_worker_killed_after_the_map_phase_has_its_map_output_recomputed() {
     cluster.signal_worker(victim, "KILL");
     // The task's processes die with their worker, even those its shell started.
     wait_until(
-        Duration::from_secs(2),
+        Duration::from_secs(30),
         "the killed worker's task processes to die",
         || !alive(sleeper),
     );
@@ -166,20 +166,20 @@ fn a_straggler_gets_a_backup_attempt_and_the_first_to_finish_commits() {
     write_corpus(&input, 2, 800, 29);
     let log = cluster.path("tasks.log");
     let mapper = format!(
-        r#"{}; case "$WEFT_TASK_ID:$WEFT_ATTEMPT" in *-m-00000:1) sleep 60 ;; esac; cat"#,
+        r#"{}; case "$WEFT_TASK_ID:$WEFT_ATTEMPT" in *-m-00000:1) sleep 600 ;; esac; cat"#,
         log_event(&log, "map")
     );
     let out = cluster.path("out");
-    let started = Instant::now();
-    cluster.submit_wait(
+    // The straggler sleeps ten minutes: a job that ends well before was finished by the backup.
+    let job = cluster.spawn_submit_wait(
         &JobFlags::new(&input, &out)
             .streaming(&mapper, "cat")
             .flag("--split-size", "8000"),
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the backup finished the job, not the straggler"
-    );
+    let pid = job.id();
+    wait_until(Duration::from_secs(300), "the job to end", || !alive(pid));
+    let (ok, stderr) = finish(job);
+    assert!(ok, "{stderr}");
     assert_eq!(sorted_output(&out), sorted_lines(&input));
     for (task, runs) in runs_per_task(&log) {
         let expected = if task.ends_with("-m-00000") { 2 } else { 1 };
@@ -216,9 +216,12 @@ fn sigterm_lets_a_worker_finish_its_task_and_exit_cleanly() {
     let input = cluster.path("input");
     write_corpus(&input, 1, 200, 37);
     let log = cluster.path("tasks.log");
+    // The map waits at a gate that opens only once the worker is draining.
+    let gate = cluster.path("gate");
     let mapper = format!(
-        "{}; sleep 1.5; {}; cat",
+        "{}; while [ ! -e {} ]; do sleep 0.05; done; {}; cat",
         log_event(&log, "start"),
+        gate.display(),
         log_event(&log, "end")
     );
     let out = cluster.path("out");
@@ -227,7 +230,11 @@ fn sigterm_lets_a_worker_finish_its_task_and_exit_cleanly() {
         task_log(&log).len() == 1
     });
     cluster.signal_worker(0, "TERM");
-    let status = cluster.wait_worker(0, Duration::from_secs(15));
+    wait_until(Duration::from_secs(30), "the worker to drain", || {
+        std::fs::read_to_string(cluster.path("worker-0.log")).is_ok_and(|l| l.contains("draining: no new work"))
+    });
+    std::fs::write(&gate, "").unwrap();
+    let status = cluster.wait_worker(0, Duration::from_secs(60));
     assert!(status.success(), "a drained worker exits 0, got {status}");
     let events: Vec<String> = task_log(&log).into_iter().map(|(.., e)| e).collect();
     assert_eq!(

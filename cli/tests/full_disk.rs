@@ -26,6 +26,7 @@ struct SmallDiskCluster {
 
 impl SmallDiskCluster {
     fn start(size: &str) -> Self {
+        user_namespaces_or_a_clear_error();
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         fs::create_dir_all(&state).unwrap();
@@ -130,6 +131,25 @@ impl SmallDiskCluster {
     }
 }
 
+/// The small disk is a tmpfs mounted in a user and mount namespace of the test's own: where
+/// the machine forbids those, the test says so rather than wait for a coordinator that
+/// cannot start.
+fn user_namespaces_or_a_clear_error() {
+    let probe = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .output();
+    let why = match probe {
+        Ok(output) if output.status.success() => return,
+        Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        Err(e) => format!("cannot run unshare (util-linux): {e}"),
+    };
+    panic!(
+        "this test needs unprivileged user and mount namespaces (`unshare --user --map-root-user --mount`) \
+         to mount a small tmpfs of its own: {why}. Allow them (e.g. sysctl user.max_user_namespaces, or \
+         kernel.unprivileged_userns_clone=1, or run the tests in a container that permits them)"
+    );
+}
+
 impl Drop for SmallDiskCluster {
     fn drop(&mut self) {
         let _ = self.worker.kill();
@@ -172,10 +192,17 @@ fn a_full_state_disk_refuses_submits_keeps_what_was_acknowledged_and_recovers() 
     let files = write_corpus(&input, 3, 40, 21);
     let expected = expected_ascii_wordcount(&files);
     let args = |out: &str, mapper: &str| job_flags(&input, &cluster.path(out), mapper);
-    let slow = format!("sleep 3; {ASCII_WORD_MAPPER}");
+    // Maps that wait for a gate the test opens: the first job cannot end before the disk is
+    // full, however slow this machine is.
+    let gate = cluster.path("gate");
+    let gated = format!("while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}", s(&gate));
     // A job that runs through the full disk, and one queued behind it (--max-running-jobs 1).
-    let running = submitted(&cluster.weft(&args("running", &slow).iter().map(String::as_str).collect::<Vec<_>>()));
-    let queued = submitted(&cluster.weft(&args("queued", &slow).iter().map(String::as_str).collect::<Vec<_>>()));
+    let running = submitted(&cluster.weft(&args("running", &gated).iter().map(String::as_str).collect::<Vec<_>>()));
+    let queued = submitted(&cluster.weft(&args("queued", &gated).iter().map(String::as_str).collect::<Vec<_>>()));
+    wait_until(Duration::from_secs(60), "the first job's maps to run", || {
+        let status = cluster.status(&running);
+        status["state"] == "running" && status["running_attempts"].as_u64() > Some(0)
+    });
 
     let filler = cluster.fill();
     let refused = cluster.weft(
@@ -188,14 +215,26 @@ fn a_full_state_disk_refuses_submits_keeps_what_was_acknowledged_and_recovers() 
     assert!(!refused.status.success());
     assert!(said.contains("is full") && !said.contains("corrupt"), "{said}");
     assert!(!cluster.path("refused").join("_SUCCESS").exists());
-    // A cancel is not acknowledged before it is on disk.
-    let cancel = cluster.spawn_weft(&["cancel", &queued]);
+    let during = cluster.status(&running);
+    assert_eq!(
+        during["state"], "running",
+        "the first job runs while the disk is full: {during}"
+    );
+    // A cancel is not acknowledged before it is on disk: for as long as we watch (a window
+    // only a wrong answer could end early), it has not returned and the job is still queued.
+    let mut cancel = cluster.spawn_weft(&["cancel", &queued]);
     std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        cancel.try_wait().unwrap().is_none(),
+        "the cancel returned before it was written"
+    );
     assert_eq!(
         cluster.status(&queued)["state"],
         "queued",
         "not cancelled while nothing can be written"
     );
+    // The first job's maps go on while the disk is full.
+    fs::write(&gate, "").unwrap();
 
     fs::remove_file(&filler).unwrap();
     let (ok, err) = finish(cancel);

@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use weft_client::{Client, Credentials, Task, TlsFiles, Token};
@@ -139,8 +139,8 @@ fn tasks_go_only_to_workers_that_serve_their_handler_and_kinds_of_workers_share_
 async fn the_workers_list_says_who_serves_what_and_tasks_wait_for_a_worker_that_joins() {
     let mut cluster = TestCluster::start(1, 2, &[]);
     let client = Client::connect(&cluster.url()).await.unwrap();
+    // The batch is accepted, its task waiting, once run_tasks returns.
     let waiting = client.run_tasks(vec![Task::new("rev", "olleh")]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let command = handler_command(cluster.dir.path());
     cluster.add_worker_with(1, &["--handler", &format!("rev={command}")]);
     let output = tokio::time::timeout(Duration::from_secs(20), waiting.into_iter().next().unwrap())
@@ -210,11 +210,10 @@ fn weft_tasks_prints_in_order_streams_as_it_reads_and_exits_non_zero_on_failure(
     stdin.write_all(b"first\n").unwrap();
     stdin.flush().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let started = Instant::now();
+    // stdin is still open: a line read now was printed before the input ended.
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
     assert!(line.contains("\"output\":\"first\""), "{line}");
-    assert!(started.elapsed() < Duration::from_secs(10));
     stdin.write_all(b"second\n").unwrap();
     drop(stdin);
     line.clear();

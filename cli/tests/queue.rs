@@ -80,6 +80,30 @@ async fn handlers_run_and_failures_come_back_as_errors() {
 }
 
 /// The future of a batch of one task.
+/// Waits until the workers run `n` attempts in all, as the coordinator counts them.
+async fn wait_running(client: &Client, n: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let running: u32 = client.workers().await.unwrap().iter().map(|w| w.running).sum();
+        if running == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{running} attempts run, not {n}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `weft_attempts_ended_total{kind="queue",outcome=OUTCOME}` on the coordinator's `--http`.
+fn queue_attempts_ended(http: &str, outcome: &str) -> u64 {
+    let (status, text) = http_get(http, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let wanted = [r#"kind="queue""#.to_string(), format!(r#"outcome="{outcome}""#)];
+    text.lines()
+        .filter(|l| l.starts_with("weft_attempts_ended_total{") && wanted.iter().all(|w| l.contains(w.as_str())))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 async fn lone(client: &Client, task: Task) -> TaskResult {
     client.run_tasks(vec![task]).await.unwrap().pop().unwrap()
 }
@@ -116,7 +140,7 @@ async fn a_lone_task_reads_its_own_result_and_dropping_it_cancels_it() {
 
     // The only slot runs a long task; dropping its future frees the slot for the next.
     let long = one(Task::new("sleep", "600000")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_running(&client, 1).await;
     drop(long);
     let next = tokio::time::timeout(std::time::Duration::from_secs(20), one(Task::new("echo", "next")).await)
         .await
@@ -159,7 +183,7 @@ async fn a_submitter_runs_tasks_one_at_a_time_over_one_stream_and_opens_another_
 
     // The coordinator dies under a running task: that task fails, the next opens a stream.
     let running = submitter.submit(Task::new("sleep", "600000"));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_running(&client, 1).await;
     cluster.kill_coordinator();
     assert!(running.await.is_err());
     cluster.restart_coordinator(1);
@@ -176,28 +200,49 @@ async fn a_submitter_runs_tasks_one_at_a_time_over_one_stream_and_opens_another_
 async fn fire_on_one_callback_returns_the_first_finisher() {
     let cluster = TestCluster::start(1, 4, &[]);
     let client = Client::connect(&cluster.url()).await.unwrap();
+    // The others would take ten minutes: firing at all shows it did not wait for them.
     let tasks = vec![
-        Task::new("sleep", "3000"),
+        Task::new("sleep", "600000"),
         Task::new("sleep", "10"),
-        Task::new("sleep", "3000"),
+        Task::new("sleep", "600000"),
     ];
     let results = client.run_tasks(tasks).await.unwrap();
-    let started = std::time::Instant::now();
-    let fired = DeferredList::from_futures(results).fire_on_one_callback(true).await;
+    let fired = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        DeferredList::from_futures(results).fire_on_one_callback(true),
+    )
+    .await
+    .expect("it fires on the first success");
     assert!(matches!(fired, Fired::FirstSuccess { index: 1, .. }), "{fired:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
 #[tokio::test]
 async fn queue_tasks_survive_a_killed_worker() {
-    let mut cluster = TestCluster::start(2, 2, &[]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut cluster = TestCluster::start(2, 2, &["--http", &http]);
     let client = Client::connect(&cluster.url()).await.unwrap();
-    let tasks: Vec<Task> = (0..8).map(|_| Task::new("sleep", "700")).collect();
+    let tasks: Vec<Task> = (0..8).map(|_| Task::new("sleep", "3000")).collect();
     let results = client.run_tasks(tasks).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The victim holds two running tasks when it dies.
+    let victim = cluster.shuffle_address(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !client
+        .workers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|w| w.address == victim && w.running == 2)
+    {
+        assert!(std::time::Instant::now() < deadline, "worker 0 never ran two tasks");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     cluster.signal_worker(0, "KILL");
     let outputs = DeferredList::from_futures(results).await.into_completed().unwrap();
     assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
+    assert!(
+        queue_attempts_ended(&http, "lost") >= 2,
+        "the killed worker's attempts were lost and run again"
+    );
 }
 
 #[tokio::test]

@@ -48,15 +48,28 @@ fn install() {
     if marker.exists() {
         return;
     }
+    // What the S3 tests need from this machine, said when it is missing: python3 with venv,
+    // and PyPI within reach (pip gives up after its timeouts and retries, never hangs).
     let run = |command: &mut Command| {
-        let status = command.status().unwrap();
-        assert!(status.success(), "installing moto failed: {command:?}");
+        let status = command.status().unwrap_or_else(|e| {
+            panic!("the S3 tests install an S3 server (moto) from PyPI with python3; cannot run {command:?}: {e}")
+        });
+        assert!(
+            status.success(),
+            "the S3 tests install an S3 server (moto) from PyPI into {}: {command:?} failed (python3 -m venv and \
+             network access to PyPI are needed)",
+            venv.display()
+        );
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     run(Command::new(venv.join("bin/pip")).args([
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--timeout",
+        "30",
+        "--retries",
+        "3",
         "moto[server]==5.*",
         "boto3",
     ]));
@@ -168,4 +181,40 @@ pub fn get_dir(bucket: &str, prefix: &str, dir: &Path) {
         let name = key.rsplit('/').next().unwrap();
         tool(&["get", bucket, &key, dir.join(name).to_str().unwrap()]);
     }
+}
+
+/// Uploads every file beneath `dir`, at any depth, to `s3://bucket/prefix/RELATIVE/PATH`.
+pub fn put_tree(dir: &Path, bucket: &str, prefix: &str) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let key = format!("{prefix}/{}", path.file_name().unwrap().to_str().unwrap());
+        if path.is_dir() {
+            put_tree(&path, bucket, &key);
+        } else {
+            tool(&["put", bucket, &key, path.to_str().unwrap()]);
+        }
+    }
+}
+
+/// The sizes of the pieces uploaded so far into upload `id` to `key`, in order; `None` if
+/// the server knows no such upload (never begun, aborted or completed).
+pub fn pieces(bucket: &str, key: &str, id: &str) -> Option<Vec<u64>> {
+    serde_json::from_str(&tool(&["pieces", bucket, key, id])).unwrap()
+}
+
+/// An object's ETag and size.
+pub fn head(bucket: &str, key: &str) -> (String, u64) {
+    let head: serde_json::Value = serde_json::from_str(&tool(&["head", bucket, key])).unwrap();
+    (
+        head["etag"].as_str().unwrap().to_string(),
+        head["size"].as_u64().unwrap(),
+    )
+}
+
+/// The ETag S3 gives the object a multipart upload of `file` in pieces of `piece` bytes
+/// makes: the MD5 of the pieces' MD5s, then `-` and the number of pieces. Computed here,
+/// independently of the server.
+pub fn multipart_etag(file: &Path, piece: u64) -> String {
+    serde_json::from_str(&tool(&["etag-of", file.to_str().unwrap(), &piece.to_string()])).unwrap()
 }
