@@ -5,7 +5,8 @@ faults are injected at random moments, then checks that nothing was lost.
 A coordinator and four workers run as local processes (the fourth with its work directory
 on a small tmpfs of its own, in a user and mount namespace made with `unshare`). Jobs:
 built-in wordcount and sort, streaming wordcount with a combiner, map-only streaming jobs,
-chains (`--after`), jobs cancelled at a random moment, and task batches. Faults, in turn at
+chains (`--after`), jobs cancelled at a random moment, and task batches (`weft tasks`, every
+result checked against its task; a batch cut by a coordinator kill is run again whole). Faults, in turn at
 random moments: a worker killed (SIGKILL) and started again, a worker paused (SIGSTOP) past
 its lease and resumed, the coordinator killed and started again, the tmpfs worker's work
 directory filled up and freed.
@@ -39,13 +40,13 @@ from harness import free_port, log, wait_until
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 WEFT = REPO / "target" / "release" / "weft"
-QUEUE = REPO / "target" / "release" / "queue"
 LEASE = 3
 MARKER = "weft-soak-task"
 ASCII_WORD_MAPPER = "tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
 SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 FAULTS = ["kill-worker", "pause-worker", "kill-coordinator", "fill-disk"]
 RSS_BOUND = 300 << 20
+BATCH_TASKS = 2000
 
 
 def marked(command):
@@ -62,6 +63,7 @@ class Cluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, WEFT_COORDINATOR=self.url)
         self.lock = threading.Lock()
+        self.kills_begun = self.kills_done = 0
         self.coordinator = None
         self.start_coordinator()
         self.workers = [self.start_worker(i) for i in range(3)]
@@ -114,11 +116,15 @@ class Cluster:
 
     def kill_coordinator(self, rng):
         with self.lock:
+            # Counted as begun before the kill and done once it serves again: a batch that
+            # overlapped one can tell that the kill explains its broken stream.
+            self.kills_begun += 1
             self.coordinator.kill()
             self.coordinator.wait()
             time.sleep(rng.uniform(0.2, 1.5))
             self.start_coordinator()
         wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to come back", 30)
+        self.kills_done += 1
 
     def fill_disk(self, rng):
         filler = self.tmpfs_path() / "filler"
@@ -183,6 +189,25 @@ def counts_as_lines(counts):
     return sorted(k + b"\t" + str(v).encode() for k, v in counts.items())
 
 
+def check_results(tasks, printed):
+    """What is wrong with the results `weft tasks --json` printed for `tasks` (in order, a
+    prefix of them when the stream was cut): each is its task's, ok, and its output the
+    echo's payload (empty for a sleep)."""
+    results = [json.loads(line) for line in printed.splitlines() if line.strip()]
+    for position, result in enumerate(results):
+        if result.get("index") != position:
+            return f"result {position} has index {result.get('index')}"
+        task = tasks[position]
+        if not result.get("ok"):
+            return f"task {position} ({task['handler']}) failed: {result.get('error')}"
+        want = task["payload"] if task["handler"] == "echo" else ""
+        if result.get("output") != want:
+            return f"task {position} answered {result.get('output')!r}, not {want!r}"
+    if len(results) > len(tasks):
+        return f"{len(results)} results for {len(tasks)} tasks"
+    return None
+
+
 def parts_of(out):
     """The part files in order; raises if anything else but _SUCCESS is there."""
     names = sorted(p.name for p in out.iterdir())
@@ -219,18 +244,35 @@ class Soak:
             return self.cluster.root / "out" / f"{kind}-{self.outputs:04d}"
 
     def submit(self, job, flags, extra=()):
-        """Submits until the coordinator acknowledges (it may be down for a moment)."""
+        """Submits until the coordinator acknowledges (it may be down for a moment). A submit
+        whose answer a coordinator kill cut may have been made durable all the same: the
+        retry then finds its output taken, and the job is found by that output."""
         deadline = time.time() + 60
+        cut = False
         while True:
             result = self.cluster.weft("submit", "--max-attempts", "10", *flags, *extra, check=False)
             if result.returncode == 0:
                 job.id = result.stdout.strip()
-                with self.jobs_lock:
-                    self.jobs.append(job)
-                return job
-            if time.time() > deadline or "is not empty" in result.stderr or "being written" in result.stderr:
+                break
+            taken = "is not empty" in result.stderr or "being written" in result.stderr
+            if taken and cut:
+                job.id = self.job_writing(job.out)
+                if job.id:
+                    break
+            if time.time() > deadline or taken:
                 raise RuntimeError(f"submit {job.kind}: {result.stderr.strip()[-400:]}")
+            cut = "cannot reach the coordinator" in result.stderr or "transport error" in result.stderr
             time.sleep(0.5)
+        with self.jobs_lock:
+            self.jobs.append(job)
+        return job
+
+    def job_writing(self, out):
+        """The id of the job whose output is `out`, if the coordinator has one."""
+        listed = self.cluster.weft("jobs", "--json", "--limit", "10000", check=False)
+        if listed.returncode != 0:
+            return None
+        return next((j["id"] for j in json.loads(listed.stdout) if j.get("output") == str(out)), None)
 
     def one_job(self):
         kind = self.rng.choice(["wordcount", "streaming", "sort", "map-only", "chain", "cancelled"])
@@ -277,11 +319,46 @@ class Soak:
             self.stop.wait(self.rng.uniform(0.3, 1.5))
 
     def batcher(self):
+        n = 0
         while not self.stop.is_set():
-            result = subprocess.run([QUEUE, self.cluster.url, "2000", "20"], capture_output=True, text=True, timeout=300)
-            # A batch is not durable: one that a coordinator restart cut is run again.
-            self.batches["ok" if result.returncode == 0 else "cut by a restart"] += 1
+            n += 1
+            try:
+                self.one_batch(n)
+            except Exception as e:
+                self.errors.append(f"batch {n}: {e}")
             self.stop.wait(self.rng.uniform(0.5, 2))
+
+    def one_batch(self, n):
+        """A batch of `weft tasks` (echo tasks, each payload its own, and short sleeps), every
+        result checked against its task. A batch is not durable: one whose stream a
+        coordinator kill cut is run again until it comes back whole; one cut by anything
+        else, or with a wrong or failed result, is a failure."""
+        tasks = []
+        for i in range(BATCH_TASKS):
+            if i % 100 == 99:
+                tasks.append({"handler": "sleep", "payload": str(self.rng.randint(1, 50))})
+            else:
+                tasks.append({"handler": "echo", "payload": f"batch {n} task {i} {self.rng.random()}"})
+        lines = "".join(json.dumps(task) + "\n" for task in tasks)
+        for _ in range(20):
+            done_before = self.cluster.kills_done
+            result = subprocess.run([WEFT, "tasks", "--json", "--max-attempts", "10"], input=lines,
+                                    capture_output=True, text=True, timeout=600, env=self.cluster.env)
+            wrong = check_results(tasks, result.stdout)
+            if wrong:
+                raise AssertionError(wrong)
+            if result.returncode == 0:
+                self.batches["whole"] += 1
+                return
+            # Failed tasks were caught above: what is left is the stream (or the connection).
+            begun = self.cluster.kills_begun
+            if begun > done_before:
+                self.batches["cut by a coordinator kill, run again"] += 1
+                wait_until(lambda: self.cluster.kills_done >= begun, "the killed coordinator to serve again", 120)
+                continue
+            raise AssertionError(f"weft tasks exited {result.returncode}, no coordinator kill during it: "
+                                 f"{result.stderr.strip()[-500:]}")
+        raise AssertionError(f"cut by coordinator kills 20 times running; last: {result.stderr.strip()[-300:]}")
 
     def injector(self):
         actions = {
@@ -378,7 +455,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the directory of the run")
     args = parser.parse_args()
     log(f"== building weft and the queue load (release); seed {args.seed}")
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "--bin", "weft", "--bin", "queue"], cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "--bin", "weft"], cwd=REPO, check=True)
     if subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True).returncode != 0:
         log("soak: cannot make a user and mount namespace here (unshare); the tmpfs worker needs one")
         return 1
@@ -411,7 +488,8 @@ def main():
         faults = ", ".join(f"{f} {soak.faults[f]}" for f in FAULTS)
         log(f"soak: {time.time() - started:.0f} s, seed {args.seed}; {len(soak.jobs)} jobs "
             f"({states['succeeded']} succeeded, {states['cancelled']} cancelled, {states['failed']} failed), "
-            f"{sum(soak.batches.values())} batches of 2,020 tasks ({soak.batches['cut by a restart']} cut by a restart and run again); "
+            f"{sum(soak.batches.values())} runs of batches of {BATCH_TASKS:,} tasks, every result checked "
+            f"({soak.batches['cut by a coordinator kill, run again']} cut by a coordinator kill and run again); "
             f"faults: {faults}; {len(soak.errors)} failures; {checked / 1e6:.1f} MB of output checked; "
             f"coordinator RSS {rss / (1 << 20):.0f} MiB")
         for e in soak.errors:
