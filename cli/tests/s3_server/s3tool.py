@@ -1,6 +1,8 @@
-"""The tests' hands on an S3 server, through boto3: buckets, objects and the multipart
-uploads a job leaves open. Reads the endpoint and keys from the AWS_* environment."""
+"""The tests' hands on an S3 server, through boto3: buckets, objects, the multipart
+uploads a job leaves open and the pieces in them, and the ETag a multipart upload of a
+file would give. Reads the endpoint and keys from the AWS_* environment."""
 
+import hashlib
 import json
 import os
 import sys
@@ -18,6 +20,9 @@ def client():
 
 def main():
     command, *args = sys.argv[1:]
+    if command == "etag-of":  # file piece-size -> the ETag of its multipart upload
+        print(json.dumps(multipart_etag(args[0], int(args[1]))))
+        return
     s3 = client()
     if command == "create-bucket":
         s3.create_bucket(Bucket=args[0])
@@ -32,8 +37,33 @@ def main():
     elif command == "uploads":  # bucket -> [[key, upload id], ...] still open
         listed = s3.list_multipart_uploads(Bucket=args[0])
         print(json.dumps([[u["Key"], u["UploadId"]] for u in listed.get("Uploads", [])]))
+    elif command == "pieces":  # bucket key upload-id -> [size of piece 1, ...], or null: no such upload
+        try:
+            listed = s3.list_parts(Bucket=args[0], Key=args[1], UploadId=args[2])
+        except s3.exceptions.NoSuchUpload:
+            print("null")
+        else:
+            print(json.dumps([p["Size"] for p in sorted(listed.get("Parts", []), key=lambda p: p["PartNumber"])]))
+    elif command == "head":  # bucket key -> {"etag": ..., "size": ...}
+        head = s3.head_object(Bucket=args[0], Key=args[1])
+        print(json.dumps({"etag": head["ETag"].strip('"'), "size": head["ContentLength"]}))
     else:
         sys.exit(f"unknown command {command}")
+
+
+def multipart_etag(file, piece):
+    """The ETag S3 gives an object made by a multipart upload of `file` in pieces of `piece`
+    bytes: the MD5 of the pieces' MD5s, then the number of pieces."""
+    digests = []
+    with open(file, "rb") as f:
+        while True:
+            chunk = f.read(piece)
+            if not chunk and digests:
+                break
+            digests.append(hashlib.md5(chunk).digest())
+            if len(chunk) < piece:
+                break
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
 if __name__ == "__main__":
