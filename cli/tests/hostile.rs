@@ -215,14 +215,14 @@ fn weft_run_cancels_on_ctrl_c_and_what_a_killed_run_left_is_out_of_the_way() {
             .unwrap()
     };
     let running_tasks = |tmp: &Path| fs::read_dir(tmp).unwrap().count() >= 3;
+    // A map that says it started, then would sleep ten minutes.
+    let started = dir.path().join("started");
+    let sleeper = format!("touch {}; sleep 600; cat", s(&started));
 
     // Ctrl-C: the job is cancelled, the cluster stops, exit 130, nothing left. Its tasks
     // would sleep ten minutes: ending at all shows they were stopped.
-    let child = run("sleep 600; cat");
-    wait_until(Duration::from_secs(20), "weft run to start", || running_tasks(&tmp));
-    wait_until(Duration::from_secs(20), "a task to start", || {
-        out.join(".weft-tmp").exists()
-    });
+    let child = run(&sleeper);
+    wait_until(Duration::from_secs(60), "a task to start", || started.exists());
     signal_pid(child.id(), "INT");
     let pid = child.id();
     wait_until(Duration::from_secs(120), "weft run to stop", || !alive(pid));
@@ -237,11 +237,10 @@ fn weft_run_cancels_on_ctrl_c_and_what_a_killed_run_left_is_out_of_the_way() {
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "nor temporary directories");
 
     // SIGKILL leaves its directories; the next run removes them and takes the output over.
-    let mut child = run("sleep 600; cat");
-    wait_until(Duration::from_secs(20), "weft run to start", || running_tasks(&tmp));
-    wait_until(Duration::from_secs(20), "a task to start", || {
-        out.join(".weft-tmp").exists()
-    });
+    fs::remove_file(&started).unwrap();
+    let mut child = run(&sleeper);
+    wait_until(Duration::from_secs(60), "a task to start", || started.exists());
+    assert!(running_tasks(&tmp), "weft run made its directories");
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(fs::read_dir(&tmp).unwrap().count() > 0);
