@@ -60,7 +60,7 @@ class Submitter:
         ``payload``); returns the future of its output."""
         if isinstance(task, str):
             task = Task(task, payload)
-        part = next(batch_parts([task], **self._settings))  # type: ignore[arg-type]
+        part = next(batch_parts([task], opening=False, **self._settings))  # type: ignore[arg-type]
         future: "Future[bytes]" = Future()
         with self._lock:
             while True:

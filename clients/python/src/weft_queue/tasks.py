@@ -49,9 +49,11 @@ def batch_parts(
     timeout: Optional[float] = None,
     unserved_timeout: Optional[float] = None,
     counted: Optional[List[int]] = None,
+    opening: bool = True,
 ) -> Iterator[pb.TaskBatch]:
     """The parts RunTaskStream takes, built as ``tasks`` is read; every part carries the
-    batch's settings. ``counted[0]`` tracks how many tasks were read."""
+    batch's settings, and the first (with ``opening``) only them. ``counted[0]`` tracks how
+    many tasks were read."""
     def new_part() -> pb.TaskBatch:
         return pb.TaskBatch(
             max_attempts=max_attempts,
@@ -62,7 +64,8 @@ def batch_parts(
     # The settings go first, alone, at once: the coordinator answers a stream only once its
     # first part came, and cuts a call unanswered past its --request-timeout, which a first
     # task that comes late (a slow generator) would otherwise exceed.
-    yield new_part()
+    if opening:
+        yield new_part()
     part = new_part()
     size = 0
     read = 0
