@@ -554,3 +554,21 @@ async fn a_task_stream_whose_first_task_comes_after_the_request_timeout_runs() {
         "{first:?}"
     );
 }
+
+// `--max-message` bounds what clients send, not what workers report or the coordinator
+// sends: a result of 3 MiB comes back through a coordinator that takes messages of 1 MiB
+// from clients (its worker's report was refused, and the task lost with its session).
+#[tokio::test]
+async fn a_coordinator_that_accepts_small_messages_still_sends_large_results() {
+    let cluster = TestCluster::start(1, 1, &["--max-message", "1MiB"]);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let task = Task::new("exec", "head -c 3145728 /dev/zero | tr '\\0' a").with_max_attempts(1);
+    let result = within(60, "the large result", client.run_tasks(vec![task]))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let output = within(60, "the large result", result).await.unwrap();
+    assert_eq!(output.len(), 3 << 20);
+    assert!(output.iter().all(|b| *b == b'a'));
+}

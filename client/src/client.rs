@@ -13,7 +13,7 @@ use weft_auth::tls::{endpoint, install_crypto, PeerRole, TlsError, TlsFiles, Tls
 use weft_auth::tokens::Token;
 use weft_core::spec::JobSpec;
 use weft_core::status::{JobCounts, JobStatus, WorkerStatus};
-use weft_proto::convert::{counts_from_wire, status_from_wire, worker_from_wire};
+use weft_proto::convert::{counts_from_wire, status_from_wire, worker_from_wire, MAX_MESSAGE_BYTES};
 use weft_proto::v1::{self, job_service_client::JobServiceClient};
 
 use crate::error::ClientError;
@@ -82,9 +82,6 @@ impl Interceptor for Bearer {
         Ok(request)
     }
 }
-
-/// Messages up to this size are sent and accepted (task batches go in as many as they need).
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// A connection to a coordinator; cheap to clone.
 #[derive(Clone)]

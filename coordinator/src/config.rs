@@ -86,7 +86,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 16 << 20,
+            max_message_bytes: weft_proto::convert::MAX_MESSAGE_BYTES,
             max_batch_tasks: 1_000_000,
             max_splits: 100_000,
             max_reduce_tasks: 100_000,

@@ -7,8 +7,8 @@ use tonic::{Code, Status};
 use weft_core::spec::SpecError;
 use weft_core::split::InputError;
 
-use crate::commit::OutputError;
 use crate::jobs::SubmitError;
+use crate::output::{DirError, OutputError};
 use crate::plan::PlanError;
 use crate::store::StoreError;
 
@@ -56,8 +56,8 @@ impl From<PlanError> for Status {
                 Code::NotFound
             }
             PlanError::Input(_) => Code::InvalidArgument,
-            PlanError::Output(OutputError::NotEmpty(_) | OutputError::InUse(_)) => Code::AlreadyExists,
-            PlanError::Output(OutputError::Unusable { .. }) => Code::FailedPrecondition,
+            PlanError::Output(OutputError::Dir(DirError::NotEmpty(_) | DirError::InUse(_))) => Code::AlreadyExists,
+            PlanError::Output(OutputError::Dir(DirError::Unusable { .. })) => Code::FailedPrecondition,
             PlanError::Output(OutputError::Objects(e)) | PlanError::Objects(e) => storage_code(e),
             PlanError::UnknownDependency(_) => Code::NotFound,
             PlanError::Outside(_) => Code::PermissionDenied,

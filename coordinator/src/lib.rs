@@ -3,16 +3,18 @@
 //!
 //! Start reading at [`server::serve`]. The data path, in order:
 //! - [`service`]: the client API (submit, watch, run task batches), a gRPC edge;
-//! - [`plan`]: submit-time checks, splits, the sort app's sample;
+//! - [`plan`]: submit-time checks, splits, the sort app's sample (the plan itself is data,
+//!   `weft_core::plan::Plan`, which the store keeps);
 //! - [`store`]: the durable state, behind the [`StateStore`](store::StateStore) trait;
 //! - [`jobs`]: the job queue (admission by dependencies and priority, recovery) and the
 //!   one place a job changes state;
-//! - [`job`]: one job's driver, each phase a `DeferredList` of [`task`] futures;
+//! - [`driver`]: one job's driver, each phase a `DeferredList` of [`task`] futures;
 //! - [`task`]: one task's attempts, retries and straggler backups;
 //! - [`cluster`]: workers, leases, and [`dispatch`](cluster::Owner) of
 //!   [`Attempt`](cluster::Attempt) futures with fair share;
 //! - [`session`]: the worker API that feeds the cluster, a gRPC edge;
-//! - [`commit`]: temporary parts, commit by rename, `_SUCCESS` last.
+//! - [`output`]: where parts go: a directory (temporary parts, commit by rename) or an
+//!   object-store prefix (uploads completed at job commit), `_SUCCESS` last.
 //!
 //! Beside them: [`auth`] (who is calling: tokens, roles, the audit log), [`batch`] (task
 //! batches of the work queue, each a window of task futures that [`in_flight`] runs),
@@ -24,15 +26,14 @@
 pub mod auth;
 pub mod batch;
 pub mod cluster;
-pub mod commit;
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod in_flight;
-pub mod job;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;
-pub mod object_commit;
+pub mod output;
 pub mod plan;
 pub mod server;
 pub mod service;

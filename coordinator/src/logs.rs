@@ -8,10 +8,8 @@ use tonic::transport::Endpoint;
 use weft_auth::tls::{TlsMaterial, WorkerChannels};
 use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{TaskId, TaskKind};
+use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::{self, log_service_client::LogServiceClient};
-
-/// A log bigger than this is not read (workers keep at most 4 MiB of one).
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Reads logs from workers.
 pub struct LogReader {

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use weft_core::compression::Compression;
 use weft_core::partition::choose_split_points;
+pub use weft_core::plan::Plan;
 use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
 
@@ -14,32 +14,10 @@ use weft_auth::paths::{DataRoots, Outside};
 use weft_core::location::{is_object, ObjectUrl};
 use weft_storage::StorageError;
 
-use crate::commit::{Output, OutputClaim, OutputError};
+use crate::output::{Output, OutputClaim, OutputError};
 
 /// Keys sampled for the sort app's split points.
 const SORT_SAMPLE: usize = 10_000;
-
-/// How a job's input is cut into map tasks: made once, kept in the store, so that a
-/// restarted coordinator runs the same tasks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// One per map task (its first piece, for a task that packs small files).
-    pub splits: Vec<Split>,
-    /// The whole files packed after its first split, by map task (`--combine-splits`).
-    pub packed: BTreeMap<u32, Vec<Split>>,
-    /// The sort app's range partitioner; empty otherwise.
-    pub split_points: Vec<Vec<u8>>,
-    /// Total input bytes.
-    pub input_bytes: u64,
-}
-
-impl Plan {
-    /// The compressed input files, each read whole by one map task.
-    pub fn whole_files(&self) -> u32 {
-        let pieces = self.splits.iter().chain(self.packed.values().flatten());
-        pieces.filter(|s| Compression::of_path(&s.file).is_some()).count() as u32
-    }
-}
 
 /// A job ready to run.
 #[derive(Debug)]

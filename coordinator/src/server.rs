@@ -11,14 +11,15 @@ use tonic::service::interceptor::InterceptedService;
 use weft_auth::listen::Listener;
 use weft_auth::paths::DataRoots;
 use weft_auth::tls::{install_crypto, PeerRole, RequirePeer};
+use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
 
 use crate::auth::{ClientAuth, Gate};
 use crate::batch::BatchBoard;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
+use crate::driver::Engine;
 use crate::error::CoordinatorError;
-use crate::job::Engine;
 use crate::jobs::Jobs;
 use crate::logs::LogReader;
 use crate::metrics::Metrics;
@@ -142,13 +143,17 @@ pub async fn serve_on(
         readers: background.clone(),
         shutdown: shutdown.clone(),
     };
+    // --max-message bounds what clients may send. Workers' reports, and whatever the
+    // coordinator sends, go in runs of MESSAGE_BUDGET that every peer takes at its default
+    // size: a lower --max-message must keep neither from going through.
     let limit = config.limits.max_message_bytes;
+    let peers = limit.max(MAX_MESSAGE_BYTES);
     let job_service = JobServiceServer::new(job_api)
         .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+        .max_encoding_message_size(peers);
     let worker_service = WorkerServiceServer::new(worker_api)
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+        .max_decoding_message_size(peers)
+        .max_encoding_message_size(peers);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<JobApi>>().await;
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;

@@ -290,13 +290,13 @@ async fn attempt_until_done(
     history: &mut TaskHistory,
     mut build: impl FnMut(AttemptId, u32) -> Assignment,
 ) -> Result<Committed, TaskError> {
-    let mut in_flight = InFlight {
+    let mut unended = Unended {
         log: ctx.log,
         attempts: Vec::new(),
     };
     let metrics = ctx.cluster.metrics().kind(ctx.kind);
     // A backup runs beside its straggler; any other attempt after the first is a retry.
-    let mut launch = |history: &mut TaskHistory, in_flight: &mut InFlight<'_>, backup: bool| {
+    let mut launch = |history: &mut TaskHistory, unended: &mut Unended<'_>, backup: bool| {
         if backup {
             metrics.backups.inc();
         } else if history.launched > 0 {
@@ -310,7 +310,7 @@ async fn attempt_until_done(
             ctx.cluster.enqueue(ctx.owner, |id| build(id, number))
         };
         let id = attempt.id();
-        in_flight.started(id, number);
+        unended.started(id, number);
         let span = if ctx.send_at_once {
             tracing::info_span!("attempt", attempt = id, number, worker = tracing::field::Empty)
         } else {
@@ -325,27 +325,27 @@ async fn attempt_until_done(
     if ctx.backup.is_none() {
         // One attempt at a time: no set of attempts, no watch (most tasks of a batch).
         loop {
-            let (_, attempt) = launch(history, &mut in_flight, false);
+            let (_, attempt) = launch(history, &mut unended, false);
             let (id, number, finished, span) = attempt.await;
-            if let Some(end) = span.in_scope(|| settle(ctx, history, &mut in_flight, id, number, finished)) {
+            if let Some(end) = span.in_scope(|| settle(ctx, history, &mut unended, id, number, finished)) {
                 return end;
             }
         }
     }
     // The phase's driver decides when the attempt straggles (PhaseStats::start_backups).
     let mut running = FuturesUnordered::new();
-    let (first_id, first) = launch(history, &mut in_flight, false);
+    let (first_id, first) = launch(history, &mut unended, false);
     running.push(first);
     let mut backed_up = false;
     let mut straggles = ctx.phase.watch(first_id);
     loop {
         tokio::select! {
             Some((id, number, finished, span)) = running.next() => {
-                if let Some(end) = span.in_scope(|| settle(ctx, history, &mut in_flight, id, number, finished)) {
+                if let Some(end) = span.in_scope(|| settle(ctx, history, &mut unended, id, number, finished)) {
                     return end;
                 }
                 if running.is_empty() {
-                    let (id, next) = launch(history, &mut in_flight, false);
+                    let (id, next) = launch(history, &mut unended, false);
                     running.push(next);
                     if !backed_up {
                         straggles = ctx.phase.watch(id);
@@ -355,7 +355,7 @@ async fn attempt_until_done(
             Ok(()) = &mut straggles, if !backed_up && running.len() == 1 => {
                 ctx.phase.backup_attempts.fetch_add(1, Ordering::Relaxed);
                 backed_up = true;
-                let (_, backup) = launch(history, &mut in_flight, true);
+                let (_, backup) = launch(history, &mut unended, true);
                 running.push(backup);
             }
         }
@@ -364,12 +364,12 @@ async fn attempt_until_done(
 
 /// The attempts of a task that have not ended, for its log: whatever way the task's future
 /// ends, they end as cancelled (dropping their futures cancels them on their workers).
-struct InFlight<'a> {
+struct Unended<'a> {
     log: Option<&'a dyn AttemptLog>,
     attempts: Vec<(AttemptId, u32)>,
 }
 
-impl InFlight<'_> {
+impl Unended<'_> {
     fn started(&mut self, attempt: AttemptId, number: u32) {
         if let Some(log) = self.log {
             log.started(attempt, number);
@@ -385,7 +385,7 @@ impl InFlight<'_> {
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Unended<'_> {
     fn drop(&mut self) {
         if let Some(log) = self.log {
             let cancelled = Finished::unreported(AttemptOutcome::Cancelled);
@@ -401,12 +401,12 @@ impl Drop for InFlight<'_> {
 fn settle(
     ctx: &TaskContext<'_>,
     history: &mut TaskHistory,
-    in_flight: &mut InFlight<'_>,
+    unended: &mut Unended<'_>,
     id: AttemptId,
     number: u32,
     finished: Finished,
 ) -> Option<Result<Committed, TaskError>> {
-    in_flight.ended(id, number, &finished);
+    unended.ended(id, number, &finished);
     if let Some(placement) = &finished.placement {
         tracing::Span::current().record("worker", tracing::field::display(&placement.shuffle_address));
     }

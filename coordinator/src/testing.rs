@@ -18,7 +18,7 @@ use weft_core::work::{Assignment, AttemptId, JobId, Work, WorkerId};
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
-use crate::job::Engine;
+use crate::driver::Engine;
 use crate::jobs::Jobs;
 use crate::store::{AttemptRecord, StateStore};
 

@@ -15,7 +15,8 @@
 //!   client library collects jobs and queue tasks with it.
 //! - [`owned_dir`]: directories owned through a lock, so that what a killed process left
 //!   behind is recognised and removed.
-//! - [`split`]: cutting inputs into splits and reading the lines a split owns.
+//! - [`split`]: cutting inputs into splits and reading the lines a split owns; [`plan`]:
+//!   a job's splits and split points, as the coordinator keeps them.
 //! - [`partition`]: which reduce task a key goes to.
 //! - [`record`] and [`merge`]: the intermediate record format, in-memory sorting, and the
 //!   k-way merge that map spills and reducers use.
@@ -34,6 +35,7 @@ pub mod messages;
 pub mod outcome;
 pub mod owned_dir;
 pub mod partition;
+pub mod plan;
 pub mod record;
 pub mod runtime;
 pub mod setup;

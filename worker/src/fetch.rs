@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use weft_auth::tls::{TlsMaterial, WorkerChannels};
 use weft_core::work::{AttemptId, JobId, MapLocation};
+use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::{self, shuffle_service_client::ShuffleServiceClient};
 
 use crate::merge::{merge_memory_runs, Run};
@@ -49,9 +50,6 @@ pub struct OwnOutput {
     /// Its map outputs.
     pub store: MapOutputStore,
 }
-
-/// Chunks of map output are 1 MiB; a message may be no larger than this.
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 impl Fetcher {
     /// A fetcher that speaks TLS with `tls`, or plaintext without, and reads the map output

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use weft_auth::listen::{is_loopback, Exposed, Listener};
 use weft_auth::tls::{endpoint, install_crypto, PeerRole, RequirePeer, TlsError};
+use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::log_service_server::LogServiceServer;
 use weft_proto::v1::shuffle_service_server::ShuffleServiceServer;
 use weft_proto::v1::worker_service_client::WorkerServiceClient;
@@ -83,9 +84,6 @@ const METRICS: Listener = Listener {
         "--tls-dir DIR (its ca.pem, worker.pem and worker.key; scrapers then present a certificate of the cluster's CA)",
     takes_tokens: false,
 };
-
-/// Messages up to this size are sent and accepted.
-const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The health-check service name that is `SERVING` while the worker is joined to a
 /// coordinator (its readiness); the server-wide name `""` is its liveness.

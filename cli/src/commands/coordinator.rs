@@ -76,8 +76,9 @@ pub struct Args {
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
     recovery_grace: Duration,
-    /// The largest message accepted or sent, like 16MiB (a bare number is MiB;
-    /// --max-message-mb is the old name).
+    /// The largest message a client may send, like 16MiB (a bare number is MiB;
+    /// --max-message-mb is the old name). Workers' reports and what the coordinator sends go
+    /// in runs of 8 MiB whatever it says.
     #[arg(long, alias = "max-message-mb", default_value = "16MiB", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
     max_message: u64,
     /// Tasks in one batch.

@@ -28,8 +28,8 @@ use weft_core::status::{JobStatus, Phase, TaskState};
 use weft_core::work::{Assignment, AttemptId, JobId, JobProgram, MapWork, ReduceWork, TaskId, TaskKind, Work};
 
 use crate::cluster::{Cluster, Owner};
-use crate::commit::SUCCESS_MARKER;
 use crate::config::CoordinatorConfig;
+use crate::output::SUCCESS_MARKER;
 use crate::plan::{JobPlan, PlanError};
 use crate::store::{StateStore, UploadRecord, Write};
 use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};

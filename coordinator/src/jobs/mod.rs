@@ -26,7 +26,7 @@ use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus};
 use weft_core::work::{JobId, TaskKind};
 
 use crate::cluster::Owner;
-use crate::job::Engine;
+use crate::driver::Engine;
 use crate::plan::{check, plan, PlanError};
 use crate::store::{now_ms, AttemptRecord, JobRecord, Persist, StoreError, Write};
 use registry::{set_state, status_of, Entry, Registry, Tracked};

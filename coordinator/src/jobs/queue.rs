@@ -12,7 +12,7 @@ use weft_core::work::JobId;
 use super::registry::{set_state, Dependencies, Entry, Tracked};
 use super::Jobs;
 use crate::cluster::Owner;
-use crate::job::{Job, JobEnd, JobError};
+use crate::driver::{Job, JobEnd, JobError};
 use crate::plan::{plan, JobPlan};
 use crate::store::Write;
 
@@ -133,7 +133,11 @@ impl Jobs {
     }
 
     /// Plans a job that runs after others, now that their output is there.
-    async fn plan_at_start(&self, id: JobId, spec: &weft_core::spec::JobSpec) -> Result<crate::plan::Plan, JobError> {
+    async fn plan_at_start(
+        &self,
+        id: JobId,
+        spec: &weft_core::spec::JobSpec,
+    ) -> Result<weft_core::plan::Plan, JobError> {
         let spec = spec.clone();
         let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
         let planned = tokio::task::spawn_blocking(move || plan(&spec, &roots, max_splits))

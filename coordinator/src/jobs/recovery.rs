@@ -6,9 +6,9 @@ use weft_core::work::JobId;
 
 use super::registry::{status_of, Entry, Tracked};
 use super::Jobs;
-use crate::commit::Output;
-use crate::job::PriorCommits;
-use crate::object_commit::abort_left_open;
+use crate::driver::PriorCommits;
+use crate::output::abort_left_open;
+use crate::output::Output;
 use crate::store::{JobRecord, StoreError, TaskRecord, Write};
 
 impl Jobs {

@@ -12,10 +12,10 @@ use weft_core::status::{counters::FAILED_ATTEMPTS, JobState, JobStatus, Phase};
 use weft_core::work::JobId;
 
 use crate::cluster::Cluster;
-use crate::commit::Output;
-use crate::job::{JobError, PriorCommits};
-use crate::plan::Plan;
+use crate::driver::{JobError, PriorCommits};
+use crate::output::Output;
 use crate::store::{now_ms, JobRecord, Persist, StateStore, Write};
+use weft_core::plan::Plan;
 
 /// A job the coordinator tracks.
 pub(super) struct Entry {

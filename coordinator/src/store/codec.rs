@@ -16,7 +16,7 @@ use weft_core::spec::{Builtin, InputListing, JobSpec, Program, SpecError};
 use weft_core::split::Split;
 use weft_core::work::TaskKind;
 
-use crate::plan::Plan;
+use weft_core::plan::Plan;
 
 /// A stored value that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -109,7 +109,7 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
         )
         .await
         .unwrap();
-    let plan = crate::plan::Plan {
+    let plan = weft_core::plan::Plan {
         splits: vec![Split {
             file: "/in".into(),
             start: 0,

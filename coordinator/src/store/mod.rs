@@ -22,7 +22,7 @@ use weft_core::spec::JobSpec;
 use weft_core::status::{JobCounts, JobState};
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
-use crate::plan::Plan;
+use weft_core::plan::Plan;
 
 pub use memory::MemoryStore;
 pub use schema::SCHEMA_VERSION;

@@ -59,8 +59,13 @@ pub enum ConvertError {
     },
 }
 
-/// A message carrying at most this many bytes of items: well under the 16 MiB a peer
-/// accepts, leaving room for the rest of the message.
+/// The largest message a weft peer accepts (and sends) by default: what clients, workers
+/// and the coordinator's readers of worker logs set on their connections, and the
+/// coordinator's `--max-message` unless told otherwise.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// A message carrying at most this many bytes of items: well under the
+/// [`MAX_MESSAGE_BYTES`] a peer accepts, leaving room for the rest of the message.
 pub const MESSAGE_BUDGET: usize = 8 << 20;
 
 /// `items` cut into runs of at most `budget` encoded bytes each (an item larger than the

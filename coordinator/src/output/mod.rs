@@ -1,0 +1,162 @@
+//! Where a job's parts go, and how they become its output: a directory every worker mounts
+//! ([`directory`]: attempts write under temporary names in `.weft-tmp/`, the committed
+//! attempt's file is renamed into place, `_SUCCESS` is written last), or an object-store
+//! prefix ([`objects`]: committed without rename). A claim for a job that never became
+//! durable gives its directory back ([`OutputClaim`]); a job that ends without succeeding
+//! has its parts removed, in one place, the job registry's end of a job.
+
+mod directory;
+mod names;
+mod objects;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weft_core::compression::Compression;
+use weft_core::location::ObjectUrl;
+use weft_core::work::AttemptId;
+use weft_storage::StorageError;
+
+pub use directory::{DirError, OutputDir};
+pub use names::SUCCESS_MARKER;
+pub use objects::{abort_left_open, ObjectOutput};
+
+/// Why an output cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// An output directory cannot be used (not empty, in use, not writable).
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    /// An object-store output cannot be used (no bucket, refused, not empty).
+    #[error(transparent)]
+    Objects(#[from] StorageError),
+}
+
+/// Where a job's parts go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A directory every worker mounts.
+    Dir(OutputDir),
+    /// An object-store prefix.
+    Objects(Arc<ObjectOutput>),
+}
+
+impl Output {
+    /// Claims the output `root` (a directory or an `s3://` prefix) for a job, checking that
+    /// it is usable and empty.
+    pub fn claim(root: &Path, compression: Option<Compression>) -> Result<OutputClaim, OutputError> {
+        match ObjectUrl::of_path(root) {
+            Some(url) => {
+                let url = url.map_err(StorageError::from)?;
+                weft_storage::check_output(&url)?;
+                Ok(OutputClaim {
+                    output: Some(Output::Objects(Arc::new(ObjectOutput::new(
+                        url,
+                        names::suffix(compression),
+                    )))),
+                })
+            }
+            None => Ok(OutputClaim {
+                output: Some(Output::Dir(OutputDir::claim(root, compression)?)),
+            }),
+        }
+    }
+
+    /// The output of a job claimed before a restart.
+    pub fn reopen(root: &Path, compression: Option<Compression>) -> Self {
+        match ObjectUrl::of_path(root).and_then(Result::ok) {
+            Some(url) => Output::Objects(Arc::new(ObjectOutput::new(url, names::suffix(compression)))),
+            None => Output::Dir(OutputDir::reopen(root, compression)),
+        }
+    }
+
+    /// The directory, or the prefix's URL.
+    pub fn root(&self) -> PathBuf {
+        match self {
+            Output::Dir(dir) => dir.root().to_path_buf(),
+            Output::Objects(objects) => PathBuf::from(objects.prefix().to_string()),
+        }
+    }
+
+    /// Whether part `part` is in place already (a restarted job adopts it): renamed into
+    /// place, or uploaded by an attempt that committed (restored from the store).
+    pub fn has_part(&self, part: u32) -> bool {
+        match self {
+            Output::Dir(dir) => dir.root().join(dir.part_name(part)).exists(),
+            Output::Objects(objects) => objects.has_committed(part),
+        }
+    }
+
+    /// Where `attempt` writes part `part`, and the upload it fills for an object store.
+    pub fn attempt_part(&self, part: u32, attempt: AttemptId) -> io::Result<(PathBuf, Option<String>)> {
+        match self {
+            Output::Dir(dir) => Ok((dir.temp_part(part, attempt), None)),
+            Output::Objects(objects) => {
+                let (url, upload) = objects.begin(part, attempt)?;
+                Ok((url, Some(upload)))
+            }
+        }
+    }
+
+    /// Makes `attempt`'s part the part: renamed into place, or its upload (with pieces
+    /// `tags`) to be completed at job commit.
+    pub fn commit_part(&self, part: u32, attempt: AttemptId, tags: Vec<String>) -> io::Result<()> {
+        match self {
+            Output::Dir(dir) => dir.commit_part(part, attempt),
+            Output::Objects(objects) => {
+                objects.commit(part, attempt, tags);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every part is committed: `_SUCCESS`, last.
+    pub fn succeed(&self, mode: u32) -> io::Result<()> {
+        match self {
+            Output::Dir(dir) => dir.succeed(mode),
+            Output::Objects(objects) => Ok(objects.succeed()?),
+        }
+    }
+
+    /// Removes what the job wrote.
+    pub fn abandon(&self) {
+        match self {
+            Output::Dir(dir) => dir.abandon(),
+            Output::Objects(objects) => objects.abandon(),
+        }
+    }
+
+    fn release(&self) {
+        if let Output::Dir(dir) = self {
+            dir.release();
+        }
+    }
+}
+
+/// An output claimed for a job that is not yet durable: dropped, it gives a directory back
+/// (removes what the claim created); [`OutputClaim::keep`] hands it to the job.
+#[derive(Debug)]
+pub struct OutputClaim {
+    output: Option<Output>,
+}
+
+impl OutputClaim {
+    /// The output, now the job's: no longer given back on drop.
+    pub fn keep(mut self) -> Output {
+        self.output.take().expect("a claim is kept once")
+    }
+
+    /// The output.
+    pub fn output(&self) -> &Output {
+        self.output.as_ref().expect("a claim is kept once")
+    }
+}
+
+impl Drop for OutputClaim {
+    fn drop(&mut self) {
+        if let Some(output) = self.output.take() {
+            output.release();
+        }
+    }
+}
