@@ -4,7 +4,8 @@
 //! coordinator checked a path cannot lead a worker out of the root.
 //!
 //! A root may also be an object-store prefix (`s3://bucket/data`), which admits the objects
-//! beneath it in whole segments (`s3://bucket/data/x`, not `s3://bucket/data2`).
+//! beneath it in whole segments (`s3://bucket/data/x`, not `s3://bucket/data2`), and only
+//! objects: a local path is inside a directory root or nowhere.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -14,27 +15,34 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use weft_core::location::ObjectUrl;
+use weft_core::location::{Location, ObjectUrl};
 
 /// A path outside every data root. The message is the same whether or not it exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0} is outside the data roots this cluster serves")]
-pub struct Outside(pub PathBuf);
+pub struct Outside(pub Location);
 
-/// The directories jobs may read and write; none: every path.
+/// The directories and object prefixes jobs may read and write; none: every path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DataRoots(Vec<PathBuf>);
+pub struct DataRoots {
+    /// The directories, resolved.
+    dirs: Vec<PathBuf>,
+    /// The object prefixes.
+    prefixes: Vec<ObjectUrl>,
+}
 
 impl DataRoots {
-    /// The roots an operator named, resolved; each must be a directory.
-    pub fn new(roots: &[PathBuf]) -> io::Result<Self> {
-        let mut resolved = Vec::new();
+    /// The roots an operator named, resolved; each directory must be one.
+    pub fn new(roots: &[Location]) -> io::Result<Self> {
+        let mut resolved = Self::default();
         for root in roots {
-            if let Some(url) = ObjectUrl::of_path(root) {
-                let url = url.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("data root: {e}")))?;
-                resolved.push(PathBuf::from(url.to_string()));
-                continue;
-            }
+            let root = match root {
+                Location::Object(url) => {
+                    resolved.prefixes.push(url.clone());
+                    continue;
+                }
+                Location::Local(root) => root,
+            };
             let canonical = root
                 .canonicalize()
                 .map_err(|e| io::Error::new(e.kind(), format!("data root {}: {e}", root.display())))?;
@@ -42,37 +50,51 @@ impl DataRoots {
                 let message = format!("data root {} is not a directory", root.display());
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
             }
-            resolved.push(canonical);
+            resolved.dirs.push(canonical);
         }
-        Ok(Self(resolved))
+        Ok(resolved)
     }
 
     /// Roots resolved elsewhere (the coordinator's, as an assignment carries them).
-    pub fn resolved(roots: Vec<PathBuf>) -> Self {
-        Self(roots)
+    pub fn resolved(roots: Vec<Location>) -> Self {
+        let mut resolved = Self::default();
+        for root in roots {
+            match root {
+                Location::Local(dir) => resolved.dirs.push(dir),
+                Location::Object(url) => resolved.prefixes.push(url),
+            }
+        }
+        resolved
     }
 
-    /// The roots, resolved.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.0
+    /// The roots, resolved: the directories, then the prefixes.
+    pub fn roots(&self) -> Vec<Location> {
+        let dirs = self.dirs.iter().cloned().map(Location::Local);
+        dirs.chain(self.prefixes.iter().cloned().map(Location::Object))
+            .collect()
     }
 
     /// Whether every path is open (no roots).
     pub fn is_open(&self) -> bool {
-        self.0.is_empty()
+        self.dirs.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// `location` resolved ([`Self::resolve_path`] for a path), checked to be inside a root.
+    pub fn resolve(&self, location: &Location) -> Result<Location, Outside> {
+        match location {
+            Location::Local(path) => self.resolve_path(path).map(Location::Local),
+            Location::Object(url) => self.resolve_object(url).map(Location::Object),
+        }
     }
 
     /// `path` with its symlinks followed as far as it exists (what does not exist yet is
     /// taken as written, without `..`), checked to be inside a root.
-    pub fn resolve(&self, path: &Path) -> Result<PathBuf, Outside> {
-        if let Some(url) = ObjectUrl::of_path(path) {
-            return self.resolve_object(path, url.ok());
-        }
+    pub fn resolve_path(&self, path: &Path) -> Result<PathBuf, Outside> {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if self.is_open() {
             return Ok(absolute);
         }
-        let outside = || Outside(path.to_path_buf());
+        let outside = || Outside(Location::Local(path.to_path_buf()));
         let mut existing = absolute.as_path();
         let mut missing = Vec::new();
         let resolved = loop {
@@ -91,36 +113,28 @@ impl DataRoots {
             }
             resolved.push(name);
         }
-        if self.0.iter().any(|root| resolved.starts_with(root)) {
+        if self.dirs.iter().any(|root| resolved.starts_with(root)) {
             Ok(resolved)
         } else {
             Err(outside())
         }
     }
 
-    /// An object URL (`None`: a malformed one), checked to be beneath an object root.
-    fn resolve_object(&self, path: &Path, url: Option<ObjectUrl>) -> Result<PathBuf, Outside> {
-        let outside = || Outside(path.to_path_buf());
-        let url = url.ok_or_else(outside)?;
-        let admitted = self.is_open()
-            || self.0.iter().any(|root| {
-                ObjectUrl::of_path(root)
-                    .and_then(Result::ok)
-                    .is_some_and(|root| url.is_within(&root))
-            });
-        if admitted {
-            Ok(PathBuf::from(url.to_string()))
+    /// An object URL, checked to be beneath an object root.
+    fn resolve_object(&self, url: &ObjectUrl) -> Result<ObjectUrl, Outside> {
+        if self.is_open() || self.prefixes.iter().any(|root| url.is_within(root)) {
+            Ok(url.clone())
         } else {
-            Err(outside())
+            Err(Outside(Location::Object(url.clone())))
         }
     }
 
     /// The root `path` lies under, and the rest of it.
     fn split<'a>(&self, path: &'a Path) -> io::Result<(&PathBuf, &'a Path)> {
-        self.0
+        self.dirs
             .iter()
             .find_map(|root| path.strip_prefix(root).ok().map(|rest| (root, rest)))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::PermissionDenied, Outside(path.to_path_buf())))
+            .ok_or_else(|| outside(path))
     }
 
     /// Opens `path` to read, never leaving its root.
@@ -166,7 +180,7 @@ impl DataRoots {
     /// the path, checks it, and opens what was checked.
     fn open_checked(&self, path: &Path, open: impl Fn(&Path) -> io::Result<File>) -> io::Result<File> {
         let resolved = self
-            .resolve(path)
+            .resolve_path(path)
             .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
         open(&resolved)
     }
@@ -184,11 +198,16 @@ pub fn naming(e: io::Error, path: &Path) -> io::Error {
 
 fn escape(e: io::Error, path: &Path) -> io::Error {
     match e.raw_os_error() {
-        Some(libc::EXDEV) | Some(libc::ELOOP) => {
-            io::Error::new(io::ErrorKind::PermissionDenied, Outside(path.to_path_buf()))
-        }
+        Some(libc::EXDEV) | Some(libc::ELOOP) => outside(path),
         _ => e,
     }
+}
+
+fn outside(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        Outside(Location::Local(path.to_path_buf())),
+    )
 }
 
 /// `openat2(root, rest, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`.
@@ -232,12 +251,12 @@ mod tests {
         std::fs::write(root.join("in/a.txt"), "a").unwrap();
         std::fs::write(dir.path().join("secret"), "s").unwrap();
         symlink(dir.path().join("secret"), root.join("in/escape")).unwrap();
-        let roots = DataRoots::new(std::slice::from_ref(&root)).unwrap();
+        let roots = DataRoots::new(&[Location::local(&root)]).unwrap();
         let root = root.canonicalize().unwrap();
 
-        assert_eq!(roots.resolve(&root.join("in/a.txt")), Ok(root.join("in/a.txt")));
+        assert_eq!(roots.resolve_path(&root.join("in/a.txt")), Ok(root.join("in/a.txt")));
         assert_eq!(
-            roots.resolve(&root.join("new/out")),
+            roots.resolve_path(&root.join("new/out")),
             Ok(root.join("new/out")),
             "not yet there"
         );
@@ -250,17 +269,20 @@ mod tests {
             PathBuf::from("/etc/passwd"),
             PathBuf::from("/etc/no-such"),
         ] {
-            let refused = roots.resolve(&outside).unwrap_err().to_string();
+            let refused = roots
+                .resolve(&Location::Local(outside.clone()))
+                .unwrap_err()
+                .to_string();
             assert_eq!(
                 refused,
                 format!("{} is outside the data roots this cluster serves", outside.display())
             );
         }
         assert!(
-            DataRoots::default().resolve(Path::new("/etc/passwd")).is_ok(),
+            DataRoots::default().resolve_path(Path::new("/etc/passwd")).is_ok(),
             "no roots: open"
         );
-        assert!(DataRoots::new(&[dir.path().join("none")]).is_err());
+        assert!(DataRoots::new(&[Location::local(dir.path().join("none"))]).is_err());
     }
 
     #[test]
@@ -270,7 +292,7 @@ mod tests {
         std::fs::create_dir_all(root.join("out")).unwrap();
         std::fs::write(root.join("in.txt"), "inside").unwrap();
         std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
-        let roots = DataRoots::new(std::slice::from_ref(&root)).unwrap();
+        let roots = DataRoots::new(&[Location::local(&root)]).unwrap();
         let root = root.canonicalize().unwrap();
 
         let mut text = String::new();
@@ -303,13 +325,16 @@ mod tests {
 
     #[test]
     fn object_roots_admit_whole_segments_only() {
-        let roots = DataRoots::new(&[PathBuf::from("s3://b/data/")]).unwrap();
-        let resolve = |p: &str| roots.resolve(Path::new(p));
-        assert_eq!(resolve("s3://b/data/in/x").unwrap(), PathBuf::from("s3://b/data/in/x"));
+        let roots = DataRoots::new(&[Location::parse("s3://b/data/").unwrap()]).unwrap();
+        let resolve = |p: &str| roots.resolve(&Location::parse(p).unwrap());
+        assert_eq!(
+            resolve("s3://b/data/in/x").unwrap(),
+            Location::parse("s3://b/data/in/x").unwrap()
+        );
         assert!(resolve("s3://b/data").is_ok());
         assert!(resolve("s3://b/data2/x").is_err());
         assert!(resolve("s3://other/data/x").is_err());
-        assert!(resolve("s3://b/data/../secret").is_err(), "no climbing out");
+        assert!(Location::parse("s3://b/data/../secret").is_err(), "no climbing out");
         assert!(resolve("/tmp").is_err(), "an object root admits no local path");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use weft_core::compression::Compression;
-use weft_core::location::is_object;
+use weft_core::location::Location;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
 use weft_core::spec::{check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS};
 
@@ -144,7 +144,7 @@ impl JobArgs {
         };
         let spec = JobSpec {
             name: self.name.clone(),
-            inputs: self.input.iter().map(absolute).collect::<anyhow::Result<_>>()?,
+            inputs: self.input.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
             output: absolute(&self.output)?,
             reduce_tasks,
             program,
@@ -178,13 +178,16 @@ impl JobArgs {
     }
 }
 
-/// `path` made absolute (against the current directory), as a job names it; an object URL
-/// (`s3://bucket/key`) as it is.
-pub fn absolute(path: &PathBuf) -> anyhow::Result<PathBuf> {
-    if is_object(path) {
-        return Ok(path.clone());
+/// The location `path` names, as a job names it: a path made absolute (against the current
+/// directory), or an object URL (`s3://bucket/key`) checked.
+pub fn absolute(path: &Path) -> anyhow::Result<Location> {
+    match Location::from_path(path.to_path_buf())? {
+        Location::Local(path) => {
+            let absolute = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
+            Ok(Location::Local(absolute))
+        }
+        object => Ok(object),
     }
-    std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 
 /// Reads a file to ship: `PATH`, or `PATH#NAME` to give it another name.

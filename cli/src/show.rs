@@ -87,7 +87,7 @@ pub fn report(s: &JobStatus, spec: Option<&JobSpec>) -> String {
         s.reduces_total,
         s.running_attempts,
         s.failed_attempts,
-        s.output.display(),
+        s.output,
         s.priority,
     );
     if s.whole_files > 0 {

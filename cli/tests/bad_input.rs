@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use common::*;
 use weft_client::Client;
+use weft_core::location::Location;
 use weft_core::spec::{Builtin, JobSpec, Program};
 
 fn fails_with(cluster: &TestCluster, args: &[&str], message: &str) {
@@ -115,8 +116,10 @@ async fn refusals_carry_the_right_grpc_codes() {
         weft_client::ClientError::Rpc(status) => status.code(),
         other => panic!("expected a gRPC error, got {other}"),
     };
-    let wordcount =
-        |inputs: Vec<PathBuf>, output: PathBuf| JobSpec::new(inputs, output, Program::Builtin(Builtin::WordCount));
+    let wordcount = |inputs: Vec<PathBuf>, output: PathBuf| {
+        let inputs = inputs.into_iter().map(Location::Local).collect();
+        JobSpec::new(inputs, Location::Local(output), Program::Builtin(Builtin::WordCount))
+    };
 
     let missing = wordcount(vec![cluster.path("nope")], cluster.path("o1"));
     assert_eq!(

@@ -24,6 +24,7 @@ use common::*;
 use futures::StreamExt;
 use tonic::Code;
 use weft_client::{Client, ClientError, JobSpec, JobState, Program};
+use weft_core::location::Location;
 
 /// Writes a pattern over every byte of `path`, in place (its length kept), and syncs it.
 fn write_over(path: &Path) {
@@ -54,8 +55,8 @@ fn refusal<T>(result: Result<T, ClientError>) -> tonic::Status {
 /// A map-only streaming job whose map waits until `gate` exists.
 fn gated_job(cluster: &TestCluster, input: &Path, output: &str, gate: &Path) -> JobSpec {
     let mut spec = JobSpec::new(
-        vec![input.to_path_buf()],
-        cluster.path(output),
+        vec![Location::local(input)],
+        Location::local(cluster.path(output)),
         Program::Streaming {
             mapper: format!("while [ ! -e {} ]; do sleep 0.05; done; cat", gate.display()),
             reducer: None,
@@ -353,8 +354,8 @@ async fn a_database_removed_under_a_running_coordinator_takes_no_more_submits() 
         fs::remove_file(&file).unwrap();
     }
     let spec = JobSpec::new(
-        vec![input.clone()],
-        cluster.path("after"),
+        vec![Location::local(&input)],
+        Location::local(cluster.path("after")),
         Program::Builtin(weft_client::Builtin::WordCount),
     );
     let submitted = client.submit(&spec).await;

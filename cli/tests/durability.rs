@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use weft_client::{Builtin, Client, JobSpec, Program};
+use weft_core::location::Location;
 
 /// A mapper that is quick on the first three splits and, on the rest, waits until `gate`
 /// exists: the test decides when they may end.
@@ -156,8 +157,8 @@ fn every_acknowledged_submission_survives_a_kill_during_a_burst() {
                         reduce_tasks: 0,
                         name: format!("burst-{n}"),
                         ..JobSpec::new(
-                            vec![input.clone()],
-                            outputs.join(format!("out-{n}")),
+                            vec![Location::local(&input)],
+                            Location::local(outputs.join(format!("out-{n}"))),
                             Program::Builtin(Builtin::WordCount),
                         )
                     };

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use weft_core::location::Location;
 
 /// When the first and the last of a job's attempts of `kind` started.
 fn attempt_starts(status: &Value, kind: &str) -> (i64, i64) {
@@ -283,8 +284,8 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
     let counts = cluster.path("counts");
     let first = client
         .submit(&JobSpec::new(
-            vec![input.clone()],
-            &counts,
+            vec![Location::local(&input)],
+            Location::local(&counts),
             Program::Builtin(Builtin::WordCount),
         ))
         .await
@@ -293,8 +294,8 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
     let sorted = cluster.path("sorted");
     let second = first
         .then(JobSpec::new(
-            vec![counts.clone()],
-            &sorted,
+            vec![Location::local(&counts)],
+            Location::local(&sorted),
             Program::Builtin(Builtin::Sort),
         ))
         .await
@@ -304,8 +305,8 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
         .submit(&JobSpec {
             max_attempts: 1,
             ..JobSpec::new(
-                vec![input.clone()],
-                cluster.path("broken"),
+                vec![Location::local(&input)],
+                Location::local(cluster.path("broken")),
                 Program::Streaming {
                     mapper: "exit 3".into(),
                     reducer: None,
@@ -317,8 +318,8 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
         .unwrap();
     let never = broken
         .then(JobSpec::new(
-            vec![input.clone()],
-            cluster.path("never"),
+            vec![Location::local(&input)],
+            Location::local(cluster.path("never")),
             Program::Builtin(Builtin::Sort),
         ))
         .await

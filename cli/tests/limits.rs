@@ -17,6 +17,7 @@ use weft_client::{
     BatchOptions, Builtin, Client, ClientError, Credentials, DeferredList, JobSpec, JobState, Program, Task, TlsFiles,
     Token,
 };
+use weft_core::location::Location;
 use weft_proto::v1;
 
 /// A client of a secured `cluster` as `identity`, over TLS with the cluster's CA.
@@ -51,8 +52,8 @@ fn refusal<T>(result: Result<T, ClientError>) -> tonic::Status {
 /// A wordcount of `input` into the cluster's directory `output`.
 fn wordcount(cluster: &TestCluster, input: &Path, output: &str) -> JobSpec {
     JobSpec::new(
-        vec![input.to_path_buf()],
-        cluster.path(output),
+        vec![Location::local(input)],
+        Location::local(cluster.path(output)),
         Program::Builtin(Builtin::WordCount),
     )
 }
@@ -258,7 +259,7 @@ async fn streams_past_max_streams_per_connection_wait_for_one_to_end() {
     assert_eq!(other.cancel(meanwhile.id()).await.unwrap().state, JobState::Cancelled);
     let listed: Vec<_> = other.list(100).await.unwrap().into_iter().map(|j| j.output).collect();
     assert!(
-        !waiting.is_finished() && !listed.contains(&cluster.path("third")),
+        !waiting.is_finished() && !listed.contains(&Location::local(cluster.path("third"))),
         "the third request was served while two streams were open: {listed:?}"
     );
     assert!(

@@ -15,6 +15,7 @@ use common::*;
 use futures::StreamExt;
 use tonic::Code;
 use weft_client::{Builtin, Client, ClientError, Credentials, JobSpec, PeerRole, Program, Task, TlsFiles, Token};
+use weft_core::location::Location;
 use weft_proto::v1;
 
 /// A client of `cluster` as `identity` (`None`: no token), over TLS with the cluster's CA.
@@ -43,7 +44,11 @@ fn wordcount(cluster: &TestCluster, name: &str) -> JobSpec {
     if !input.exists() {
         write_corpus(&input, 2, 50, 5);
     }
-    JobSpec::new(vec![input], cluster.path(name), Program::Builtin(Builtin::WordCount))
+    JobSpec::new(
+        vec![Location::Local(input)],
+        Location::local(cluster.path(name)),
+        Program::Builtin(Builtin::WordCount),
+    )
 }
 
 fn streaming(cluster: &TestCluster, name: &str, mapper: &str) -> JobSpec {

@@ -11,22 +11,25 @@
 //!
 //! ```no_run
 //! use std::future::IntoFuture;
-//! use std::path::PathBuf;
 //! use weft_client::{Client, DeferredList, Fired, Task};
+//! use weft_client::Location;
 //! use weft_core::spec::{Builtin, JobSpec, Program};
 //!
 //! # async fn demo() -> Result<(), weft_client::ClientError> {
 //! let client = Client::connect("http://127.0.0.1:7070").await?;
 //!
 //! // A MapReduce job, followed to its end.
-//! let spec = JobSpec::new(vec![PathBuf::from("/data/books")], "/data/counts", Program::Builtin(Builtin::WordCount));
+//! let books = vec![Location::local("/data/books")];
+//! let spec = JobSpec::new(books, Location::local("/data/counts"), Program::Builtin(Builtin::WordCount));
 //! let job = client.submit(&spec).await?;
 //! let status = job.wait().await?;
 //! println!("{} {:?}", status.id, status.state);
 //!
 //! // Chains, and many jobs collected at once.
 //! let first = client.submit(&spec).await?;
-//! let mut sort = JobSpec::new(vec![PathBuf::from("/data/counts")], "/data/sorted", Program::Builtin(Builtin::Sort));
+//! // An object store works alike: Location::parse("s3://bucket/sorted") (a bad URL is an error).
+//! let counts = vec![Location::local("/data/counts")];
+//! let mut sort = JobSpec::new(counts, Location::local("/data/sorted"), Program::Builtin(Builtin::Sort));
 //! sort.reduce_tasks = 4;
 //! let second = first.then(sort).await?;
 //! let fired = DeferredList::from_futures([first.into_future(), second.into_future()]).await;
@@ -65,5 +68,6 @@ pub use tasks::{BatchEvent, BatchOptions, Task, TaskResult};
 pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
 pub use weft_auth::tokens::Token;
 pub use weft_core::deferred::{DeferredList, Fired};
+pub use weft_core::location::{Location, ObjectUrl};
 pub use weft_core::spec::{Builtin, JobSpec, Program};
 pub use weft_core::status::{JobCounts, JobState, JobStatus, Phase, WorkerStatus};

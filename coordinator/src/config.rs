@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use weft_auth::tls::TlsFiles;
 use weft_auth::tokens::Role;
+use weft_core::location::Location;
 use weft_core::work::{builtin, HandlerKind, HandlerName};
 
 use crate::task::BackupPolicy;
@@ -56,7 +57,7 @@ pub struct Security {
     /// Serve on a network address without TLS or tokens anyway.
     pub insecure: bool,
     /// Inputs and outputs must resolve inside one of these; empty: any path.
-    pub data_roots: Vec<PathBuf>,
+    pub data_roots: Vec<Location>,
 }
 
 /// Limits on what a request, a job or an identity may ask for.

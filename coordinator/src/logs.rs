@@ -123,6 +123,7 @@ fn parse_task(status: &JobStatus, task: &str) -> Result<(TaskKind, u32), String>
 
 #[cfg(test)]
 mod tests {
+    use weft_core::location::Location;
     use weft_core::work::JobId;
 
     use super::*;
@@ -152,7 +153,7 @@ mod tests {
             reduces_done: 0,
             failed_attempts: 0,
             error: None,
-            output: "/o".into(),
+            output: Location::local("/o"),
             priority: 0,
             after: vec![],
             created_ms: 0,

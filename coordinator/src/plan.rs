@@ -3,7 +3,6 @@
 //! at submit time too unless the job's inputs come from jobs it runs after.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use weft_core::partition::choose_split_points;
 pub use weft_core::plan::Plan;
@@ -11,7 +10,7 @@ use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
 use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
 
 use weft_auth::paths::{DataRoots, Outside};
-use weft_core::location::{is_object, ObjectUrl};
+use weft_core::location::Location;
 use weft_storage::StorageError;
 
 use crate::output::{Output, OutputClaim, OutputError};
@@ -67,13 +66,13 @@ pub enum PlanError {
 /// directory. Inputs that are in `produced_later` (outputs of the jobs it runs after) need
 /// not exist yet. A path outside the roots is refused before anything else is looked at, so
 /// that the refusal says nothing of whether it exists.
-pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> Result<OutputClaim, PlanError> {
+pub fn check(spec: &JobSpec, produced_later: &[Location], roots: &DataRoots) -> Result<OutputClaim, PlanError> {
     spec.validate()?;
     for input in &spec.inputs {
         roots.resolve(input)?;
     }
     let output = roots.resolve(&spec.output)?;
-    let present: Vec<PathBuf> = spec
+    let present: Vec<Location> = spec
         .inputs
         .iter()
         .filter(|input| !produced_later.iter().any(|p| same_path(p, input)))
@@ -87,26 +86,29 @@ pub fn check(spec: &JobSpec, produced_later: &[PathBuf], roots: &DataRoots) -> R
     Ok(Output::claim(&output, spec.output_compression)?)
 }
 
-fn same_path(a: &Path, b: &Path) -> bool {
-    let normal = |p: &Path| match is_object(p) {
-        true => p.to_path_buf(),
-        false => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+fn same_path(a: &Location, b: &Location) -> bool {
+    let normal = |l: &Location| match l {
+        Location::Local(path) => Location::Local(std::path::absolute(path).unwrap_or_else(|_| path.clone())),
+        Location::Object(_) => l.clone(),
     };
     normal(a) == normal(b)
 }
 
 /// The files and then the objects `inputs` stand for, with their sizes.
-fn list_inputs(inputs: &[PathBuf], recursive: bool) -> Result<Vec<(PathBuf, u64)>, PlanError> {
-    let (objects, files): (Vec<&PathBuf>, Vec<&PathBuf>) = inputs.iter().partition(|p| is_object(p));
+fn list_inputs(inputs: &[Location], recursive: bool) -> Result<Vec<(Location, u64)>, PlanError> {
+    let files: Vec<_> = inputs
+        .iter()
+        .filter_map(|l| l.as_local())
+        .map(|p| p.to_path_buf())
+        .collect();
     let mut listed = Vec::new();
     if !files.is_empty() {
-        let files: Vec<PathBuf> = files.into_iter().cloned().collect();
-        listed = expand_inputs(&files, recursive)?;
+        let expanded = expand_inputs(&files, recursive)?;
+        listed.extend(expanded.into_iter().map(|(path, size)| (Location::Local(path), size)));
     }
-    for input in objects {
-        let url = ObjectUrl::parse(&input.to_string_lossy()).map_err(StorageError::from)?;
-        for (object, size) in weft_storage::listing::list_objects(&url, recursive)? {
-            listed.push((PathBuf::from(object.to_string()), size));
+    for url in inputs.iter().filter_map(Location::as_object) {
+        for (object, size) in weft_storage::listing::list_objects(url, recursive)? {
+            listed.push((Location::Object(object), size));
         }
     }
     Ok(listed)
@@ -164,9 +166,9 @@ fn sample_lines(splits: &[Split]) -> Vec<Vec<u8>> {
     let per_split = (SORT_SAMPLE / splits.len().max(1)).max(1);
     let mut sample = Vec::new();
     for split in splits {
-        let opened = match is_object(&split.file) {
-            true => weft_storage::reader::open_lines(split),
-            false => SplitLines::open(split),
+        let opened = match &split.file {
+            Location::Object(url) => weft_storage::reader::open_lines(url, split),
+            Location::Local(path) => SplitLines::open(path, split),
         };
         let Ok(mut lines) = opened else {
             continue;

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weft_auth::tokens::Caller;
+use weft_core::location::Location;
 use weft_core::messages::{Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::spec::{JobSpec, Program};
 use weft_core::status::JobStatus;
-use weft_core::work::{Assignment, AttemptId, JobId, Work, WorkerId};
+use weft_core::work::{Assignment, AttemptId, JobId, PartDestination, Work, WorkerId};
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
@@ -79,7 +80,11 @@ impl Scheduler {
             reducer: None,
             combiner: None,
         };
-        let mut spec = JobSpec::new(vec![input.to_path_buf()], self.dir.path().join(output), program);
+        let mut spec = JobSpec::new(
+            vec![Location::local(input)],
+            Location::local(self.dir.path().join(output)),
+            program,
+        );
         spec.reduce_tasks = reduce_tasks;
         spec
     }
@@ -201,19 +206,19 @@ impl SimWorker {
     /// Reports `a` done: a map's output held here, or a part file written where it goes.
     pub(crate) fn succeed(&self, a: &Assignment) -> bool {
         let success = match &a.work {
-            Work::Map(m) if m.output_file.is_none() => Success::MapOutput {
+            Work::Map(m) if m.part.is_none() => Success::MapOutput {
                 partition_bytes: vec![10; m.reduce_tasks as usize],
                 records: 1,
             },
             Work::Map(m) => {
-                write_part(m.output_file.as_ref().unwrap(), a);
+                write_part(m.part.as_ref().unwrap(), a);
                 Success::Part {
                     records: 1,
                     upload_tags: Vec::new(),
                 }
             }
             Work::Reduce(r) => {
-                write_part(&r.output_file, a);
+                write_part(&r.part, a);
                 Success::Part {
                     records: 1,
                     upload_tags: Vec::new(),
@@ -244,6 +249,9 @@ impl SimWorker {
 }
 
 /// What a simulated attempt writes as its part: its task and attempt.
-fn write_part(path: &Path, a: &Assignment) {
+fn write_part(part: &PartDestination, a: &Assignment) {
+    let PartDestination::File(path) = part else {
+        panic!("simulated workers write part files only: {part:?}")
+    };
     std::fs::write(path, format!("{} attempt {}\n", a.task, a.attempt)).unwrap();
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use weft_coordinator::metrics::Metrics;
 
 use weft_coordinator::store::{Recovered, SqliteStore, StateStore, SCHEMA_VERSION};
+use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
 use weft_core::spec::{Builtin, Program};
 use weft_core::status::JobState;
@@ -38,7 +39,7 @@ fn a_weft_0_1_database_with_jobs_in_flight_is_migrated_and_recovered() {
     let (running, tasks) = &recovered.unfinished[0];
     assert_eq!(running.state, JobState::Running);
     assert_eq!(running.spec.name, "running at the crash");
-    assert_eq!(running.spec.inputs, [PathBuf::from("in")]);
+    assert_eq!(running.spec.inputs, [Location::local("in")]);
     assert_eq!((running.spec.reduce_tasks, running.spec.split_size), (2, 4096));
     let Program::Streaming { mapper, reducer, .. } = &running.spec.program else {
         panic!("{:?}", running.spec.program)
@@ -46,7 +47,7 @@ fn a_weft_0_1_database_with_jobs_in_flight_is_migrated_and_recovered() {
     assert!(mapper.contains("WEFT_FIXTURE_SLOW") && reducer.as_deref().unwrap().contains("awk"));
     let plan = running.plan.as_ref().unwrap();
     assert_eq!(plan.splits.len(), 7);
-    assert_eq!(plan.splits[0].file, PathBuf::from("/tmp/weft-v1-fixture/in/a.txt"));
+    assert_eq!(plan.splits[0].file, Location::local("/tmp/weft-v1-fixture/in/a.txt"));
     let mut committed: Vec<(TaskKind, u32)> = tasks.iter().map(|t| (t.kind, t.index)).collect();
     committed.sort();
     assert_eq!(committed, [(TaskKind::Map, 0), (TaskKind::Map, 1)]);

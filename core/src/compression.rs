@@ -6,6 +6,8 @@
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
+use crate::location::Location;
+
 /// A compression format of files, known by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -16,8 +18,13 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The format a file or object's name says it has, if any.
+    pub fn of_location(location: &Location) -> Option<Self> {
+        Self::of_file(Path::new(&*location.file_name()))
+    }
+
     /// The format a file's name says it has, if any.
-    pub fn of_path(path: &Path) -> Option<Self> {
+    pub fn of_file(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()? {
             "gz" => Some(Compression::Gzip),
             "zst" => Some(Compression::Zstd),
@@ -147,7 +154,7 @@ mod tests {
         std::fs::write(&zst, zstd::encode_all(&b"third\n"[..], 3).unwrap()).unwrap();
         let read = |path: &Path| {
             let mut text = String::new();
-            let codec = Compression::of_path(path).unwrap();
+            let codec = Compression::of_file(path).unwrap();
             codec
                 .decoder(File::open(path).unwrap())
                 .unwrap()
@@ -157,7 +164,7 @@ mod tests {
         };
         assert_eq!(read(&gz), "first\nsecond\n");
         assert_eq!(read(&zst), "third\n");
-        assert_eq!(Compression::of_path(Path::new("/a/b.txt")), None);
+        assert_eq!(Compression::of_file(Path::new("/a/b.txt")), None);
     }
 
     #[test]
@@ -175,7 +182,7 @@ mod tests {
             assert_eq!(text, "a\t1\nb\t2\n", "{codec:?}");
             assert_eq!(Compression::named(codec.name()), Some(codec));
             assert_eq!(
-                Compression::of_path(Path::new(&format!("part-00000{}", codec.extension()))),
+                Compression::of_file(Path::new(&format!("part-00000{}", codec.extension()))),
                 Some(codec)
             );
         }

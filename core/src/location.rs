@@ -1,9 +1,10 @@
 //! Where a job's data lives: a path on a disk every node mounts, or an object in an
-//! S3-compatible store, named `s3://bucket/key`. Both travel as paths (the spec's inputs and
-//! output, a split's file); this module tells them apart and takes the URLs apart.
+//! S3-compatible store, named `s3://bucket/key`. A [`Location`] is told apart once, where
+//! it enters as text (the command line, a wire message, the store), and travels typed from
+//! there: the spec's inputs and output, a split's file, the data roots, a part's target.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The scheme of object-store URLs.
 pub const S3_SCHEME: &str = "s3://";
@@ -27,13 +28,108 @@ pub struct BadUrl {
     pub why: &'static str,
 }
 
-impl ObjectUrl {
-    /// The URL `path` holds, if it is one (`s3://…`); an error if it is a bad one.
-    pub fn of_path(path: &Path) -> Option<Result<Self, BadUrl>> {
-        let text = path.to_str()?;
-        text.starts_with(S3_SCHEME).then(|| Self::parse(text))
+/// A file or directory on a disk, or an object or prefix in an object store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Location {
+    /// A path on a disk every node mounts.
+    Local(PathBuf),
+    /// An object, or a prefix of objects.
+    Object(ObjectUrl),
+}
+
+impl Location {
+    /// The location `text` names: an object for `s3://…` (an error if a bad URL), else a path.
+    pub fn parse(text: &str) -> Result<Self, BadUrl> {
+        match text.starts_with(S3_SCHEME) {
+            true => Ok(Location::Object(ObjectUrl::parse(text)?)),
+            false => Ok(Location::Local(PathBuf::from(text))),
+        }
     }
 
+    /// The location a path as typed names (a path that is not UTF-8 is a local one).
+    pub fn from_path(path: PathBuf) -> Result<Self, BadUrl> {
+        match path.to_str() {
+            Some(text) if text.starts_with(S3_SCHEME) => Ok(Location::Object(ObjectUrl::parse(text)?)),
+            _ => Ok(Location::Local(path)),
+        }
+    }
+
+    /// A local path.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        Location::Local(path.into())
+    }
+
+    /// The path, if local.
+    pub fn as_local(&self) -> Option<&Path> {
+        match self {
+            Location::Local(path) => Some(path),
+            Location::Object(_) => None,
+        }
+    }
+
+    /// The URL, if an object.
+    pub fn as_object(&self) -> Option<&ObjectUrl> {
+        match self {
+            Location::Local(_) => None,
+            Location::Object(url) => Some(url),
+        }
+    }
+
+    /// Whether nothing was given (an empty path).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Location::Local(path) if path.as_os_str().is_empty())
+    }
+
+    /// As text, a path that is not UTF-8 shown lossily (paths a job names are checked to
+    /// be text).
+    pub fn to_text(&self) -> String {
+        match self {
+            Location::Local(path) => path.to_string_lossy().into_owned(),
+            Location::Object(url) => url.to_string(),
+        }
+    }
+
+    /// Its path as text, `None` for a local path that is not UTF-8.
+    pub fn as_str(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Location::Local(path) => path.to_str().map(std::borrow::Cow::Borrowed),
+            Location::Object(url) => Some(std::borrow::Cow::Owned(url.to_string())),
+        }
+    }
+
+    /// Its last segment (a file's name), empty for none.
+    pub fn file_name(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Location::Local(path) => path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            Location::Object(url) => std::borrow::Cow::Borrowed(url.file_name()),
+        }
+    }
+
+    /// The file or object `name` beneath this one.
+    pub fn join(&self, name: &str) -> Self {
+        match self {
+            Location::Local(path) => Location::Local(path.join(name)),
+            Location::Object(url) => Location::Object(url.join(name)),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::Object(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+impl From<ObjectUrl> for Location {
+    fn from(url: ObjectUrl) -> Self {
+        Location::Object(url)
+    }
+}
+
+impl ObjectUrl {
     /// Parses `s3://bucket/key`.
     pub fn parse(text: &str) -> Result<Self, BadUrl> {
         let bad = |why| BadUrl {
@@ -97,11 +193,6 @@ impl fmt::Display for ObjectUrl {
     }
 }
 
-/// Whether `path` names an object store location rather than a file.
-pub fn is_object(path: &Path) -> bool {
-    path.to_str().is_some_and(|p| p.starts_with(S3_SCHEME))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,8 +209,17 @@ mod tests {
         );
         assert!(ObjectUrl::parse("s3:///key").is_err());
         assert!(ObjectUrl::parse("s3://b/a/../c").is_err());
-        assert!(ObjectUrl::of_path(Path::new("/data/in")).is_none());
-        assert!(is_object(Path::new("s3://b/k")) && !is_object(Path::new("b/k")));
+        assert_eq!(Location::parse("/data/in").unwrap(), Location::local("/data/in"));
+        assert_eq!(
+            Location::from_path("s3://b/k".into()).unwrap(),
+            Location::Object(ObjectUrl::parse("s3://b/k").unwrap())
+        );
+        assert!(Location::parse("s3:///k").is_err());
+        assert_eq!(
+            Location::parse("s3://b/k/").unwrap().join("x").to_string(),
+            "s3://b/k/x"
+        );
+        assert_eq!(Location::local("/a/b.gz").file_name(), "b.gz");
     }
 
     #[test]

@@ -24,6 +24,6 @@ impl Plan {
     /// The compressed input files, each read whole by one map task.
     pub fn whole_files(&self) -> u32 {
         let pieces = self.splits.iter().chain(self.packed.values().flatten());
-        pieces.filter(|s| Compression::of_path(&s.file).is_some()).count() as u32
+        pieces.filter(|s| Compression::of_location(&s.file).is_some()).count() as u32
     }
 }

@@ -1,10 +1,10 @@
 //! What a job is: its inputs, output, program and limits, and the checks that need no
 //! filesystem. The coordinator adds the filesystem checks when it accepts a job.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::compression::Compression;
+use crate::location::{BadUrl, Location};
 use crate::setup::{validate_files, SetupError, ShippedFile, TaskSetup};
 
 /// The default largest split: 64 MiB, as in Hadoop.
@@ -21,9 +21,9 @@ pub struct JobSpec {
     /// A name for people; defaults to the program's name.
     pub name: String,
     /// Input files; a directory stands for the files directly inside it.
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<Location>,
     /// Output directory; must not exist or be empty.
-    pub output: PathBuf,
+    pub output: Location,
     /// Reduce tasks; 0 makes a map-only job.
     pub reduce_tasks: u32,
     /// What runs in the tasks.
@@ -186,6 +186,9 @@ pub enum SpecError {
     /// Files, variables or keys that cannot work.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// An `s3://` URL that names no object.
+    #[error(transparent)]
+    BadLocation(#[from] BadUrl),
     /// A path given by name that is not UTF-8 (files found in an input directory may have
     /// any name; the paths a job names travel as text).
     #[error("{flag} {path:?} is not UTF-8: rename it, or give its directory")]
@@ -204,11 +207,11 @@ pub const MAX_REDUCE_TASKS: u32 = 10_000_000;
 
 impl JobSpec {
     /// A job with the defaults: one reduce task, 64 MiB splits, 4 attempts, no timeout.
-    pub fn new(inputs: Vec<PathBuf>, output: impl Into<PathBuf>, program: Program) -> Self {
+    pub fn new(inputs: Vec<Location>, output: Location, program: Program) -> Self {
         Self {
             name: String::new(),
             inputs,
-            output: output.into(),
+            output,
             reduce_tasks: 1,
             program,
             split_size: DEFAULT_SPLIT_SIZE,
@@ -229,7 +232,7 @@ impl JobSpec {
         if self.inputs.is_empty() {
             return Err(SpecError::NoInput);
         }
-        if self.output.as_os_str().is_empty() {
+        if self.output.is_empty() {
             return Err(SpecError::NoOutput);
         }
         self.check_paths_are_text()?;
@@ -296,10 +299,10 @@ impl JobSpec {
             .map(|p| ("--input", p))
             .chain([("--output", &self.output)]);
         for (flag, path) in named {
-            if path.to_str().is_none() {
+            if path.as_str().is_none() {
                 return Err(SpecError::NotUtf8 {
                     flag,
-                    path: path.to_string_lossy().into_owned(),
+                    path: path.to_text(),
                 });
             }
         }
@@ -337,8 +340,8 @@ mod tests {
     fn spec(program: Program) -> JobSpec {
         JobSpec {
             name: String::new(),
-            inputs: vec!["in".into()],
-            output: "out".into(),
+            inputs: vec![Location::local("in")],
+            output: Location::local("out"),
             reduce_tasks: 1,
             program,
             split_size: DEFAULT_SPLIT_SIZE,

@@ -8,8 +8,8 @@ use crate::spec::{Builtin, JobSpec, Program};
 /// its bytes are kept with the job, not its source path.
 pub fn job_flags(spec: &JobSpec) -> String {
     let mut flags: Vec<String> = vec!["--input".into()];
-    flags.extend(spec.inputs.iter().map(|p| quote(&p.to_string_lossy())));
-    flags.extend(["--output".into(), quote(&spec.output.to_string_lossy())]);
+    flags.extend(spec.inputs.iter().map(|p| quote(&p.to_text())));
+    flags.extend(["--output".into(), quote(&spec.output.to_text())]);
     let mut flag = |name: &str, value: &str| {
         flags.push(format!("--{name}"));
         flags.push(quote(value));
@@ -119,8 +119,8 @@ pub fn to_json(spec: &JobSpec) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "name": spec.name,
-        "inputs": spec.inputs.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
-        "output": spec.output.to_string_lossy(),
+        "inputs": spec.inputs.iter().map(|p| p.to_text()).collect::<Vec<_>>(),
+        "output": spec.output.to_text(),
         "reduce_tasks": spec.reduce_tasks,
         "app": app,
         "pattern": pattern,
@@ -161,6 +161,7 @@ pub fn size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::location::Location;
 
     #[test]
     fn sizes_are_said_as_a_user_would_give_them() {
@@ -178,8 +179,8 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
         let mut spec = JobSpec::new(
-            vec!["/in".into()],
-            "/out dir",
+            vec![Location::local("/in")],
+            Location::local("/out dir"),
             Program::Streaming {
                 mapper: "cut -f1".into(),
                 reducer: Some("uniq -c".into()),

@@ -9,12 +9,13 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::compression::Compression;
+use crate::location::Location;
 
 /// A byte range of one input file: the input of one map task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
-    /// The file.
-    pub file: PathBuf,
+    /// The file or object.
+    pub file: Location,
     /// First byte of the range.
     pub start: u64,
     /// Bytes in the range.
@@ -27,11 +28,11 @@ pub const SPLIT_SLOP: f64 = 1.1;
 
 /// Cuts each `(file, size)` into ranges of `split_size` bytes, the last one up to
 /// [`SPLIT_SLOP`] times that; empty files give none, and a compressed one is one split.
-pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
+pub fn plan_splits(files: &[(Location, u64)], split_size: u64) -> Vec<Split> {
     assert!(split_size > 0, "split size is validated before planning");
     let mut splits = Vec::new();
     for (file, size) in files {
-        if Compression::of_path(file).is_some() {
+        if Compression::of_location(file).is_some() {
             // A compressed file cannot be entered in the middle: one split, read whole.
             if *size > 0 {
                 splits.push(Split {
@@ -64,7 +65,7 @@ pub fn plan_splits(files: &[(PathBuf, u64)], split_size: u64) -> Vec<Split> {
 /// Like [`plan_splits`], with files smaller than `combine` bytes packed together, whole and
 /// in order, into map inputs of about `combine` bytes each (Hadoop's
 /// `CombineFileInputFormat`): each map input is its first split and the whole files after it.
-pub fn plan_packed_splits(files: &[(PathBuf, u64)], split_size: u64, combine: u64) -> Vec<(Split, Vec<Split>)> {
+pub fn plan_packed_splits(files: &[(Location, u64)], split_size: u64, combine: u64) -> Vec<(Split, Vec<Split>)> {
     let (small, large): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(_, size)| *size < combine);
     let mut inputs: Vec<(Split, Vec<Split>)> = plan_splits(&large, split_size)
         .into_iter()
@@ -113,13 +114,13 @@ pub type AnyLines = SplitLines<Box<dyn BufRead + Send>>;
 impl AnyLines {
     /// Opens `split`'s file positioned at the first line the split owns (a compressed file,
     /// which is one split, is read whole and decompressed).
-    pub fn open(split: &Split) -> io::Result<Self> {
-        Self::in_file(File::open(&split.file)?, split)
+    pub fn open(path: &Path, split: &Split) -> io::Result<Self> {
+        Self::in_file(File::open(path)?, split)
     }
 
     /// Reads `split`'s lines from `file`, its file opened already.
     pub fn in_file(file: File, split: &Split) -> io::Result<Self> {
-        if let Some(codec) = Compression::of_path(&split.file) {
+        if let Some(codec) = Compression::of_location(&split.file) {
             let decoded = BufReader::with_capacity(256 << 10, codec.decoder(file)?);
             return Ok(SplitLines::whole(Box::new(decoded)));
         }
@@ -248,12 +249,8 @@ impl<R: BufRead> SplitLines<R> {
 }
 
 /// The exact byte range `[begin, end)` holding the lines `split` owns (what
-/// [`SplitLines`] reads), so the range can be copied as it is.
-pub fn line_range(split: &Split) -> io::Result<(u64, u64)> {
-    line_range_in(&File::open(&split.file)?, split)
-}
-
-/// [`line_range`] in `file`, `split`'s file opened already.
+/// [`SplitLines`] reads) in `file`, `split`'s file opened already, so the range can be
+/// copied as it is.
 pub fn line_range_in(file: &File, split: &Split) -> io::Result<(u64, u64)> {
     let mut reader = BufReader::new(file);
     line_range_of(&mut reader, split.start, split.length)
@@ -410,18 +407,30 @@ mod tests {
 
     #[test]
     fn planning_covers_every_byte_once() {
-        let splits = plan_splits(&[("a".into(), 10), ("b".into(), 0), ("c".into(), 3)], 4);
-        let ranges: Vec<_> = splits
-            .iter()
-            .map(|s| (s.file.to_str().unwrap(), s.start, s.length))
-            .collect();
-        assert_eq!(ranges, vec![("a", 0, 4), ("a", 4, 4), ("a", 8, 2), ("c", 0, 3)]);
+        let splits = plan_splits(
+            &[
+                (Location::local("a"), 10),
+                (Location::local("b"), 0),
+                (Location::local("c"), 3),
+            ],
+            4,
+        );
+        let ranges: Vec<_> = splits.iter().map(|s| (s.file.to_text(), s.start, s.length)).collect();
+        assert_eq!(
+            ranges,
+            vec![
+                ("a".to_string(), 0, 4),
+                ("a".to_string(), 4, 4),
+                ("a".to_string(), 8, 2),
+                ("c".to_string(), 0, 3)
+            ]
+        );
     }
 
     #[test]
     fn a_last_split_within_the_slop_joins_the_one_before() {
         let lengths = |size, split_size| -> Vec<u64> {
-            plan_splits(&[("f".into(), size)], split_size)
+            plan_splits(&[(Location::local("f"), size)], split_size)
                 .iter()
                 .map(|s| s.length)
                 .collect()
@@ -445,7 +454,7 @@ mod tests {
         for text in texts {
             let whole = lines_of(text, 0, text.len() as u64);
             for split_size in 1..=text.len() as u64 + 1 {
-                let splits = plan_splits(&[("t".into(), text.len() as u64)], split_size);
+                let splits = plan_splits(&[(Location::local("t"), text.len() as u64)], split_size);
                 let joined: Vec<Vec<u8>> = splits.iter().flat_map(|s| lines_of(text, s.start, s.length)).collect();
                 assert_eq!(
                     joined,
@@ -470,7 +479,7 @@ mod tests {
             for capacity in [1, 2, 3, 5, 8, 64] {
                 for split_size in 1..=text.len() as u64 + 1 {
                     let mut joined = Vec::new();
-                    for split in plan_splits(&[("t".into(), text.len() as u64)], split_size) {
+                    for split in plan_splits(&[(Location::local("t"), text.len() as u64)], split_size) {
                         let (begin, end) =
                             line_range_of(&mut Cursor::new(text.to_vec()), split.start, split.length).unwrap();
                         let buffered = BufReader::with_capacity(capacity, Cursor::new(text.to_vec()));
@@ -494,7 +503,7 @@ mod tests {
     fn line_ranges_hold_exactly_the_lines_a_split_reads() {
         let text = b"alpha\nbeta\n\ngamma delta\nepsilon";
         for split_size in 1..=text.len() as u64 {
-            for split in plan_splits(&[("t".into(), text.len() as u64)], split_size) {
+            for split in plan_splits(&[(Location::local("t"), text.len() as u64)], split_size) {
                 let (begin, end) = line_range_of(&mut Cursor::new(text.to_vec()), split.start, split.length).unwrap();
                 let mut expected = Vec::new();
                 for line in lines_of(text, split.start, split.length) {
@@ -536,9 +545,9 @@ mod tests {
 
     #[test]
     fn small_files_pack_into_inputs_of_about_the_combine_size() {
-        let files: Vec<(PathBuf, u64)> = (0..10)
-            .map(|i| (PathBuf::from(format!("/s{i}")), 30))
-            .chain([(PathBuf::from("/big"), 210), (PathBuf::from("/empty"), 0)])
+        let files: Vec<(Location, u64)> = (0..10)
+            .map(|i| (Location::local(format!("/s{i}")), 30))
+            .chain([(Location::local("/big"), 210), (Location::local("/empty"), 0)])
             .collect();
         let inputs = plan_packed_splits(&files, 100, 100);
         let shape: Vec<usize> = inputs.iter().map(|(_, more)| 1 + more.len()).collect();

@@ -1,7 +1,6 @@
 //! The state machines of jobs and tasks, and the status snapshot clients watch.
 
-use std::path::PathBuf;
-
+use crate::location::Location;
 use crate::outcome::{Counters, OutcomeKind};
 use crate::work::{AttemptId, HandlerKind, HandlerName, JobId, TaskKind};
 
@@ -219,7 +218,7 @@ pub struct JobStatus {
     /// Why it failed.
     pub error: Option<String>,
     /// Its output directory.
-    pub output: PathBuf,
+    pub output: Location,
     /// Higher runs first among queued jobs.
     pub priority: i32,
     /// Jobs it runs after.
@@ -378,7 +377,7 @@ impl JobStatus {
             "failed_attempts": self.failed_attempts,
             "running_attempts": self.running_attempts,
             "error": self.error,
-            "output": self.output,
+            "output": self.output.to_text(),
             "priority": self.priority,
             "after": self.after.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "created_ms": self.created_ms,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compression::Compression;
+use crate::location::{Location, ObjectUrl};
 use crate::setup::TaskSetup;
 use crate::spec::Program;
 use crate::split::Split;
@@ -260,8 +261,8 @@ pub struct JobProgram {
     pub task_timeout: Option<Duration>,
     /// The permission bits of the part files it writes.
     pub output_mode: u32,
-    /// The directories its files must stay inside (resolved); empty: any path.
-    pub data_roots: Vec<PathBuf>,
+    /// The directories and prefixes its files must stay inside (resolved); empty: any.
+    pub data_roots: Vec<Location>,
     /// Variables, key layout and memory limit of streaming tasks.
     pub setup: TaskSetup,
     /// The names of the files shipped with the job, which a worker fetches from the
@@ -282,10 +283,8 @@ pub struct MapWork {
     pub more: Vec<Split>,
     /// The job's reduce tasks; 0 for a map-only job.
     pub reduce_tasks: u32,
-    /// A map-only job's part file, under its temporary name.
-    pub output_file: Option<PathBuf>,
-    /// An object-store part's multipart upload (its `output_file` is the part's URL).
-    pub upload: Option<String>,
+    /// A map-only job's part; none when reduce tasks take the map output.
+    pub part: Option<PartDestination>,
 }
 
 /// A reduce attempt's work: its partition is its task's index.
@@ -295,10 +294,36 @@ pub struct ReduceWork {
     pub program: Arc<JobProgram>,
     /// Where every map task's committed output is.
     pub maps: Vec<MapLocation>,
-    /// The part file, under its temporary name.
-    pub output_file: PathBuf,
-    /// An object-store part's multipart upload (its `output_file` is the part's URL).
-    pub upload: Option<String>,
+    /// The part.
+    pub part: PartDestination,
+}
+
+/// Where an attempt writes its part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartDestination {
+    /// The part file, under the attempt's temporary name in the output directory.
+    File(PathBuf),
+    /// The part's object, filled through the multipart upload the coordinator began for
+    /// the attempt.
+    Upload {
+        /// The part's object.
+        url: ObjectUrl,
+        /// The upload's id.
+        id: String,
+    },
+    /// The part's object, whose upload the coordinator could not begin (its log says why):
+    /// the attempt fails, and is retried.
+    NotBegun(ObjectUrl),
+}
+
+impl PartDestination {
+    /// The part file or object, as shown.
+    pub fn location(&self) -> Location {
+        match self {
+            PartDestination::File(path) => Location::Local(path.clone()),
+            PartDestination::Upload { url, .. } | PartDestination::NotBegun(url) => Location::Object(url.clone()),
+        }
+    }
 }
 
 /// Where a committed map attempt's output can be fetched.

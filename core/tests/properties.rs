@@ -3,9 +3,9 @@
 //! proptest throws at them, and damaged input is an error, never a panic.
 
 use std::io::Cursor;
-use std::path::PathBuf;
 
 use proptest::prelude::*;
+use weft_core::location::Location;
 use weft_core::record::{encode, RecordReader};
 use weft_core::spec::{check_reduce_tasks, Builtin, JobSpec, Program};
 use weft_core::split::{plan_splits, SplitLines};
@@ -90,7 +90,7 @@ proptest! {
 
     #[test]
     fn splits_read_every_line_exactly_once(text in text(), split_size in 1u64..200) {
-        let splits = plan_splits(&[(PathBuf::from("f"), text.len() as u64)], split_size);
+        let splits = plan_splits(&[(Location::local("f"), text.len() as u64)], split_size);
         let mut lines = Vec::new();
         let mut runs = Vec::new();
         let mut covered = 0;
@@ -130,7 +130,7 @@ proptest! {
             reduces_done: 0,
             failed_attempts: 0,
             error: None,
-            output: PathBuf::new(),
+            output: Location::local(""),
             priority: 0,
             after: Vec::new(),
             created_ms: 0,
@@ -182,7 +182,7 @@ proptest! {
         } else {
             Program::Builtin(Builtin::Grep { pattern: pattern.clone() })
         };
-        let mut spec = JobSpec::new(vec!["/in".into()], "/out", program);
+        let mut spec = JobSpec::new(vec![Location::local("/in")], Location::local("/out"), program);
         spec.reduce_tasks = reduce.unwrap_or(1);
         spec.split_size = split_size;
         spec.max_attempts = max_attempts;

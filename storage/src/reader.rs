@@ -76,39 +76,29 @@ impl Read for ObjectReader {
     }
 }
 
-/// The lines `split` (of an object) owns; a compressed object is read whole, decompressed.
-pub fn open_lines(split: &Split) -> io::Result<AnyLines> {
-    let url = object_of(split)?;
-    if let Some(codec) = Compression::of_path(&split.file) {
-        let decoded = codec.decoder(ObjectReader::open(&url, 0)?)?;
+/// The lines `split` owns of object `url` (its file); a compressed object is read whole,
+/// decompressed.
+pub fn open_lines(url: &ObjectUrl, split: &Split) -> io::Result<AnyLines> {
+    if let Some(codec) = Compression::of_location(&split.file) {
+        let decoded = codec.decoder(ObjectReader::open(url, 0)?)?;
         return Ok(SplitLines::whole(Box::new(BufReader::with_capacity(
             256 << 10,
             decoded,
         ))));
     }
-    let reader = ObjectReader::open(&url, split.start.saturating_sub(1))?;
+    let reader = ObjectReader::open(url, split.start.saturating_sub(1))?;
     let lines = SplitLines::positioned(BufReader::with_capacity(256 << 10, reader), split.start, split.length)?;
     Ok(lines.boxed())
 }
 
-/// The bytes of the lines `split` owns (decompressed, for a compressed object), for a
-/// streaming mapper's stdin.
-pub fn open_range(split: &Split) -> io::Result<Box<dyn Read + Send>> {
+/// The bytes of the lines `split` owns of object `url` (decompressed, for a compressed
+/// object), for a streaming mapper's stdin.
+pub fn open_range(url: &ObjectUrl, split: &Split) -> io::Result<Box<dyn Read + Send>> {
     Ok(Box::new(LinesRead {
-        lines: open_lines(split)?,
+        lines: open_lines(url, split)?,
         run: Vec::new(),
         at: 0,
     }))
-}
-
-fn object_of(split: &Split) -> io::Result<ObjectUrl> {
-    match ObjectUrl::of_path(&split.file) {
-        Some(url) => Ok(url.map_err(StorageError::from)?),
-        None => Err(io::Error::other(format!(
-            "{} is not an object URL",
-            split.file.display()
-        ))),
-    }
 }
 
 /// A split's lines as bytes again.

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::path::Path;
 
 // A fast hash, seeded per process: SipHash was a fifth of wordcount's map time.
 use foldhash::{HashSet, HashSetExt};
 use regex::bytes::Regex;
+use weft_core::location::Location;
 use weft_core::spec::Builtin;
 
 use crate::word_counts::WordCounts;
@@ -41,18 +41,24 @@ pub enum AppMapper {
 
 impl AppMapper {
     /// The mapper of `app` for a split of `file`.
-    pub fn new(app: &Builtin, file: &Path) -> Result<Self, String> {
+    pub fn new(app: &Builtin, file: &Location) -> Result<Self, String> {
         Ok(match app {
             Builtin::WordCount => AppMapper::WordCount(WordCounts::new()),
             Builtin::Indexer => AppMapper::Indexer {
-                doc: file
-                    .file_name()
-                    .map_or_else(Vec::new, |n| n.as_encoded_bytes().to_vec()),
+                doc: match file {
+                    Location::Local(path) => path
+                        .file_name()
+                        .map_or_else(Vec::new, |n| n.as_encoded_bytes().to_vec()),
+                    Location::Object(url) => url.file_name().as_bytes().to_vec(),
+                },
                 words: HashSet::new(),
             },
             Builtin::Grep { pattern } => AppMapper::Grep {
                 regex: Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?,
-                path: file.as_os_str().as_encoded_bytes().to_vec(),
+                path: match file {
+                    Location::Local(path) => path.as_os_str().as_encoded_bytes().to_vec(),
+                    Location::Object(url) => url.to_string().into_bytes(),
+                },
                 count: 0,
             },
             Builtin::Sort => AppMapper::Sort,
@@ -296,7 +302,7 @@ mod tests {
             records.push((k.to_vec(), v.to_vec()));
             Ok(())
         };
-        let mut mapper = AppMapper::new(app, Path::new("/in/doc")).unwrap();
+        let mut mapper = AppMapper::new(app, &Location::local("/in/doc")).unwrap();
         feed(&mut mapper, &mut emit);
         mapper.finish(&mut emit).unwrap();
         records.sort();

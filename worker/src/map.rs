@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use weft_auth::paths::DataRoots;
 use weft_core::compression::Compression;
-use weft_core::location::is_object;
+use weft_core::location::Location;
 use weft_core::partition::Partitioner;
 use weft_core::record::RecordReader;
 use weft_core::spec::{Builtin, Program};
@@ -198,9 +198,9 @@ fn map_streaming(
     let (mut lines_fed, mut bytes_fed, mut counters) = (0u64, 0u64, Counters::new());
     // One mapper per piece, so that each sees its own file's name.
     for piece in task.pieces() {
-        let input = match is_object(&piece.file) {
-            true => weft_storage::reader::open_range(piece)?,
-            false => readable_range(task.roots.open(&piece.file)?, piece)?,
+        let input = match &piece.file {
+            Location::Object(url) => weft_storage::reader::open_range(url, piece)?,
+            Location::Local(path) => readable_range(task.roots.open(path)?, piece)?,
         };
         let stdout = match &part {
             Some(part) => part.stdio()?,
@@ -254,16 +254,16 @@ fn map_streaming(
 
 /// The lines `split` owns, from a file beneath the data roots or from an object store.
 fn open_lines(roots: &DataRoots, split: &Split) -> io::Result<AnyLines> {
-    match is_object(&split.file) {
-        true => weft_storage::reader::open_lines(split),
-        false => SplitLines::in_file(roots.open(&split.file)?, split),
+    match &split.file {
+        Location::Object(url) => weft_storage::reader::open_lines(url, split),
+        Location::Local(path) => SplitLines::in_file(roots.open(path)?, split),
     }
 }
 
 /// The bytes of `file` a mapper reads for `split`: the exact range of the lines it owns, or
 /// a compressed file whole, decompressed.
 fn readable_range(mut file: File, split: &Split) -> io::Result<Box<dyn Read + Send>> {
-    if let Some(codec) = Compression::of_path(&split.file) {
+    if let Some(codec) = Compression::of_location(&split.file) {
         return codec.decoder(file);
     }
     let (begin, end) = line_range_in(&file, split)?;

@@ -165,9 +165,9 @@ impl TaskEnv {
 
     /// This environment for a mapper reading `file` (a task that packs small files runs one
     /// mapper per file).
-    pub fn reading(&self, file: &std::path::Path) -> TaskEnv {
+    pub fn reading(&self, file: &weft_core::location::Location) -> TaskEnv {
         let mut env = self.clone();
-        let name = file.to_string_lossy();
+        let name = file.to_text();
         for (var, value) in &mut env.vars {
             if Self::INPUT_FILE_VARS.contains(&var.as_str()) {
                 *value = name.to_string();

@@ -2,12 +2,13 @@
 //! coordinator's cancellation, the worker's shutdown, or the task timeout; the result is
 //! the [`Report`] the session sends back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weft_auth::paths::DataRoots;
+use weft_core::location::Location;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
 use weft_core::spec::Program;
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
@@ -57,7 +58,7 @@ pub async fn run_attempt(
     let attempt = assignment.attempt;
     let timeout = assignment.timeout.or_else(|| task_timeout(&assignment.work));
     let held_output = match &assignment.work {
-        Work::Map(m) if m.output_file.is_none() => assignment.task.job(),
+        Work::Map(m) if m.part.is_none() => assignment.task.job(),
         _ => None,
     };
     switch.start();
@@ -156,7 +157,7 @@ struct Running {
 /// What a streaming command sees of its task: weft's variables and Hadoop's names for the
 /// same, the job's own variables, and its directory and memory limit.
 /// A mapper gets its input file's name; a reducer its partition.
-fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, input_file: Option<&Path>) -> TaskEnv {
+fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, input_file: Option<&Location>) -> TaskEnv {
     let job = a.task.job().map(|j| j.to_string()).unwrap_or_default();
     let (letter, is_map) = match a.task.kind() {
         TaskKind::Map => ("m", true),
@@ -179,7 +180,7 @@ fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, input_f
     ];
     match input_file {
         Some(file) => {
-            let file = file.to_string_lossy();
+            let file = file.to_text();
             vars.extend(TaskEnv::INPUT_FILE_VARS.map(|var| (var.to_string(), file.to_string())));
         }
         None => vars.push(("WEFT_PARTITION".into(), index.to_string())),
@@ -247,8 +248,8 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
     let env = task_env(a, &work.program, sandbox.as_ref(), Some(&work.split.file));
     let cleanup = output_dir.clone();
     let staged = ctx.scratch.join(format!("{}.part", a.attempt));
-    let temp_part = match &work.output_file {
-        Some(file) => match PartTarget::new(file, work.upload.as_deref(), staged) {
+    let temp_part = match &work.part {
+        Some(destination) => match PartTarget::new(destination, staged) {
             Ok(target) => Some(target),
             Err(reason) => return failed(reason),
         },
@@ -344,7 +345,7 @@ async fn reduce(
             };
             let env = task_env(a, &work.program, sandbox.as_ref(), None);
             let staged = ctx.scratch.join(format!("{}.part", a.attempt));
-            let target = match PartTarget::new(&work.output_file, work.upload.as_deref(), staged) {
+            let target = match PartTarget::new(&work.part, staged) {
                 Ok(target) => target,
                 Err(reason) => {
                     let _ = tokio::fs::remove_dir_all(&scratch).await;
@@ -359,7 +360,7 @@ async fn reduce(
                 let roots = DataRoots::resolved(program.data_roots.clone());
                 let part = part_target
                     .create(&roots, program.output_mode)
-                    .map_err(|e| format!("cannot create {}: {e}", work.output_file.display()))?;
+                    .map_err(|e| format!("cannot create {}: {e}", work.part.location()))?;
                 let result = run_reduce(&program, runs, &dir, part, &env, &switch);
                 drop(sandbox);
                 let (records, counters) = result?;

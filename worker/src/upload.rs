@@ -5,10 +5,11 @@
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use weft_auth::paths::DataRoots;
 use weft_core::location::ObjectUrl;
+use weft_core::work::PartDestination;
 
 /// An attempt's part, being written.
 #[derive(Debug, Clone)]
@@ -27,21 +28,19 @@ pub enum PartTarget {
 }
 
 impl PartTarget {
-    /// The target of part `output_file`: an upload if it is an object URL (which must come
-    /// with its upload), staged at `local`.
-    pub fn new(output_file: &Path, upload: Option<&str>, local: PathBuf) -> Result<Self, String> {
-        match ObjectUrl::of_path(output_file) {
-            None => Ok(PartTarget::File(output_file.to_path_buf())),
-            Some(url) => {
-                let url = url.map_err(|e| e.to_string())?;
-                let id = upload
-                    .ok_or_else(|| format!("the coordinator could not begin an upload of {url} (its log says why)"))?;
-                Ok(PartTarget::Upload {
-                    url,
-                    id: id.to_string(),
-                    local,
-                })
-            }
+    /// The target of a part bound for `destination`: the file itself, or for an upload a
+    /// local file at `local` first.
+    pub fn new(destination: &PartDestination, local: PathBuf) -> Result<Self, String> {
+        match destination {
+            PartDestination::File(path) => Ok(PartTarget::File(path.clone())),
+            PartDestination::Upload { url, id } => Ok(PartTarget::Upload {
+                url: url.clone(),
+                id: id.clone(),
+                local,
+            }),
+            PartDestination::NotBegun(url) => Err(format!(
+                "the coordinator could not begin an upload of {url} (its log says why)"
+            )),
         }
     }
 

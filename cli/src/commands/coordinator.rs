@@ -12,6 +12,7 @@ use weft_auth::tokens::Role;
 use weft_client::PeerRole;
 use weft_coordinator::config::{HandlerRoles, Limits, Security};
 use weft_coordinator::{CoordinatorConfig, Listeners};
+use weft_core::location::Location;
 use weft_core::work::HandlerName;
 
 use super::TlsArgs;
@@ -135,7 +136,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tls,
         tokens,
         insecure: args.insecure,
-        data_roots: args.data_root,
+        data_roots: args
+            .data_root
+            .into_iter()
+            .map(Location::from_path)
+            .collect::<Result<_, _>>()
+            .context("--data-root")?,
     };
     config.limits = Limits {
         max_message_bytes: (args.max_message as usize).max(1 << 20),

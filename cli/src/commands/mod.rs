@@ -89,10 +89,7 @@ pub fn report(result: Result<JobStatus, ClientError>) -> anyhow::Result<ExitCode
         Ok(status) => {
             eprintln!(
                 "job {} succeeded: {} map and {} reduce tasks, output in {}",
-                status.id,
-                status.maps_total,
-                status.reduces_total,
-                status.output.display()
+                status.id, status.maps_total, status.reduces_total, status.output
             );
             eprint!("{}", crate::show::counters(&status));
             Ok(ExitCode::SUCCESS)

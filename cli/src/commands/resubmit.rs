@@ -91,7 +91,7 @@ impl Args {
             spec.output = absolute(output)?;
         }
         if let Some(inputs) = &self.input {
-            spec.inputs = inputs.iter().map(absolute).collect::<anyhow::Result<_>>()?;
+            spec.inputs = inputs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?;
         }
         if let Some(recursive) = self.recursive {
             spec.listing.recursive = recursive;

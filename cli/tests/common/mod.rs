@@ -547,7 +547,7 @@ pub fn read_parts(output: &Path) -> Vec<String> {
 
 /// A part's text, decompressed if its name says it is compressed.
 pub fn read_part(path: &Path) -> String {
-    let Some(codec) = weft_core::compression::Compression::of_path(path) else {
+    let Some(codec) = weft_core::compression::Compression::of_file(path) else {
         return fs::read_to_string(path).unwrap();
     };
     let mut text = String::new();

@@ -77,7 +77,7 @@ impl Expects {
 
     fn of(work: &Work) -> Self {
         match work {
-            Work::Map(m) if m.output_file.is_some() => Expects::Part { reduce: false },
+            Work::Map(m) if m.part.is_some() => Expects::Part { reduce: false },
             Work::Map(_) => Expects::MapOutput,
             Work::Reduce(_) => Expects::Part { reduce: true },
             Work::Queue(_) => Expects::Queue,

@@ -13,7 +13,6 @@ mod lost_output;
 mod record;
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +24,9 @@ use weft_core::deferred::{DeferredList, Fired};
 use weft_core::outcome::{Counters, Success};
 use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
 use weft_core::status::{JobStatus, Phase, TaskState};
-use weft_core::work::{Assignment, AttemptId, JobId, JobProgram, MapWork, ReduceWork, TaskId, TaskKind, Work};
+use weft_core::work::{
+    Assignment, AttemptId, JobId, JobProgram, MapWork, PartDestination, ReduceWork, TaskId, TaskKind, Work,
+};
 
 use crate::cluster::{Cluster, Owner};
 use crate::config::CoordinatorConfig;
@@ -153,7 +154,7 @@ impl Job {
             split_points: plan.plan.split_points.clone(),
             task_timeout: plan.spec.task_timeout,
             output_mode: plan.spec.output_mode,
-            data_roots: engine.roots.paths().to_vec(),
+            data_roots: engine.roots.roots(),
             setup: plan.spec.setup.clone(),
             files: plan.spec.files.iter().map(|f| f.name.clone()).collect(),
             output_compression: plan.spec.output_compression,
@@ -453,35 +454,37 @@ impl Job {
 
     /// Where `attempt` writes part `part`, and for an object store the upload it fills. An
     /// upload that cannot be begun leaves the attempt none: it fails, and is retried.
-    fn part_destination(&self, part: u32, attempt: AttemptId) -> (PathBuf, Option<String>) {
+    fn part_destination(&self, part: u32, attempt: AttemptId) -> PartDestination {
         match self.plan.output.attempt_part(part, attempt) {
-            Ok((file, Some(id))) => {
+            Ok(PartDestination::Upload { url, id }) => {
                 // Recorded, so that a restarted coordinator can abort it if it stays open.
                 let upload = UploadRecord {
                     attempt,
                     part,
-                    url: file.to_string_lossy().into_owned(),
+                    url: url.clone(),
                     id: id.clone(),
                     tags: None,
                 };
                 self.store.write(vec![Write::BeginUpload { job: self.id, upload }]);
-                (file, Some(id))
+                PartDestination::Upload { url, id }
             }
-            Ok(local) => local,
+            Ok(destination) => destination,
             Err(e) => {
                 tracing::warn!(part, attempt, error = %e, "cannot begin the part's upload");
-                (self.plan.output.root(), None)
+                let url = self
+                    .plan
+                    .output
+                    .unbegun_part(part)
+                    .expect("only an object store begins uploads");
+                PartDestination::NotBegun(url)
             }
         }
     }
 
     fn map_assignment(&self, m: u32, attempt: AttemptId, number: u32) -> Assignment {
-        let (output_file, upload) = match self.plan.spec.reduce_tasks {
-            0 => {
-                let (file, upload) = self.part_destination(m, attempt);
-                (Some(file), upload)
-            }
-            _ => (None, None),
+        let part = match self.plan.spec.reduce_tasks {
+            0 => Some(self.part_destination(m, attempt)),
+            _ => None,
         };
         Assignment {
             attempt,
@@ -492,15 +495,14 @@ impl Job {
                 split: self.plan.plan.splits[m as usize].clone(),
                 more: self.plan.plan.packed.get(&m).cloned().unwrap_or_default(),
                 reduce_tasks: self.plan.spec.reduce_tasks,
-                output_file,
-                upload,
+                part,
             }),
             timeout: self.plan.spec.task_timeout,
         }
     }
 
     fn reduce_assignment(&self, r: u32, attempt: AttemptId, number: u32) -> Assignment {
-        let (output_file, upload) = self.part_destination(r, attempt);
+        let part = self.part_destination(r, attempt);
         Assignment {
             attempt,
             number,
@@ -508,8 +510,7 @@ impl Job {
             work: Work::Reduce(ReduceWork {
                 program: self.program.clone(),
                 maps: self.board().map_locations(),
-                output_file,
-                upload,
+                part,
             }),
             timeout: self.plan.spec.task_timeout,
         }

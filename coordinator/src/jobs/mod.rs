@@ -12,7 +12,6 @@ mod queue;
 mod recovery;
 mod registry;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_auth::tokens::{Caller, Role};
+use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus};
@@ -178,7 +178,7 @@ impl Jobs {
     /// The jobs `after` names, which must exist and be `owner`'s to see, and their output
     /// directories (inputs of this job may be among them). Jobs that ended before this
     /// coordinator started are looked up in the store, and their ends kept for the queue.
-    fn resolve_after(&self, after: &[String], owner: &Caller) -> Result<(Vec<JobId>, Vec<PathBuf>), SubmitError> {
+    fn resolve_after(&self, after: &[String], owner: &Caller) -> Result<(Vec<JobId>, Vec<Location>), SubmitError> {
         let mut ids = Vec::new();
         let mut outputs = Vec::new();
         for name in after {

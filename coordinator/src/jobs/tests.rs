@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft_core::location::Location;
 use weft_core::outcome::{AttemptOutcome, OutcomeKind, Success};
 use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
 use weft_core::status::JobState;
@@ -22,8 +23,8 @@ fn outcomes(s: &Scheduler, job: weft_core::work::JobId, task: TaskId) -> Vec<(At
         .collect()
 }
 
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
+fn names(dir: &Location) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.as_local().expect("a directory"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -117,7 +118,7 @@ async fn a_straggler_gets_one_backup_and_the_first_commit_wins(store: Arc<dyn St
     for m in 0..3 {
         assert_eq!(outcomes(&s, job, TaskId::Map(job, m)).len(), 1, "map {m} ran once");
     }
-    let part = std::fs::read_to_string(status.output.join("part-00003")).unwrap();
+    let part = std::fs::read_to_string(status.output.as_local().unwrap().join("part-00003")).unwrap();
     assert!(part.ends_with(&format!("attempt {}\n", backup.attempt)), "{part}");
 }
 
@@ -162,7 +163,7 @@ async fn a_late_report_from_a_lost_attempt_is_rejected(store: Arc<dyn StateStore
     let status = s.ended(job).await;
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(names(&status.output), ["_SUCCESS", "part-00000"]);
-    let part = std::fs::read_to_string(status.output.join("part-00000")).unwrap();
+    let part = std::fs::read_to_string(status.output.as_local().unwrap().join("part-00000")).unwrap();
     assert!(part.ends_with(&format!("attempt {}\n", retry.attempt)), "{part}");
     s.settled().await;
     assert_eq!(

@@ -203,6 +203,7 @@ fn remove_abandoned(root: &Path) -> Result<(), DirError> {
 mod tests {
     use super::super::{Output, OutputClaim, OutputError};
     use super::*;
+    use weft_core::location::Location;
 
     fn dir_of(output: Output) -> OutputDir {
         match output {
@@ -213,7 +214,7 @@ mod tests {
 
     /// A claim of `root` as a job's output.
     fn claim(root: &Path) -> Result<OutputClaim, DirError> {
-        match Output::claim(root, None) {
+        match Output::claim(&Location::local(root), None) {
             Ok(claim) => Ok(claim),
             Err(OutputError::Dir(e)) => Err(e),
             Err(other) => panic!("{other}"),

@@ -10,12 +10,11 @@ mod names;
 mod objects;
 
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use weft_core::compression::Compression;
-use weft_core::location::ObjectUrl;
-use weft_core::work::AttemptId;
+use weft_core::location::{Location, ObjectUrl};
+use weft_core::work::{AttemptId, PartDestination};
 use weft_storage::StorageError;
 
 pub use directory::{DirError, OutputDir};
@@ -45,37 +44,32 @@ pub enum Output {
 impl Output {
     /// Claims the output `root` (a directory or an `s3://` prefix) for a job, checking that
     /// it is usable and empty.
-    pub fn claim(root: &Path, compression: Option<Compression>) -> Result<OutputClaim, OutputError> {
-        match ObjectUrl::of_path(root) {
-            Some(url) => {
-                let url = url.map_err(StorageError::from)?;
-                weft_storage::check_output(&url)?;
-                Ok(OutputClaim {
-                    output: Some(Output::Objects(Arc::new(ObjectOutput::new(
-                        url,
-                        names::suffix(compression),
-                    )))),
-                })
+    pub fn claim(root: &Location, compression: Option<Compression>) -> Result<OutputClaim, OutputError> {
+        let output = match root {
+            Location::Object(url) => {
+                weft_storage::check_output(url)?;
+                Output::Objects(Arc::new(ObjectOutput::new(url.clone(), names::suffix(compression))))
             }
-            None => Ok(OutputClaim {
-                output: Some(Output::Dir(OutputDir::claim(root, compression)?)),
-            }),
-        }
+            Location::Local(dir) => Output::Dir(OutputDir::claim(dir, compression)?),
+        };
+        Ok(OutputClaim { output: Some(output) })
     }
 
     /// The output of a job claimed before a restart.
-    pub fn reopen(root: &Path, compression: Option<Compression>) -> Self {
-        match ObjectUrl::of_path(root).and_then(Result::ok) {
-            Some(url) => Output::Objects(Arc::new(ObjectOutput::new(url, names::suffix(compression)))),
-            None => Output::Dir(OutputDir::reopen(root, compression)),
+    pub fn reopen(root: &Location, compression: Option<Compression>) -> Self {
+        match root {
+            Location::Object(url) => {
+                Output::Objects(Arc::new(ObjectOutput::new(url.clone(), names::suffix(compression))))
+            }
+            Location::Local(dir) => Output::Dir(OutputDir::reopen(dir, compression)),
         }
     }
 
-    /// The directory, or the prefix's URL.
-    pub fn root(&self) -> PathBuf {
+    /// The directory, or the prefix.
+    pub fn root(&self) -> Location {
         match self {
-            Output::Dir(dir) => dir.root().to_path_buf(),
-            Output::Objects(objects) => PathBuf::from(objects.prefix().to_string()),
+            Output::Dir(dir) => Location::Local(dir.root().to_path_buf()),
+            Output::Objects(objects) => Location::Object(objects.prefix().clone()),
         }
     }
 
@@ -88,14 +82,23 @@ impl Output {
         }
     }
 
-    /// Where `attempt` writes part `part`, and the upload it fills for an object store.
-    pub fn attempt_part(&self, part: u32, attempt: AttemptId) -> io::Result<(PathBuf, Option<String>)> {
+    /// Where `attempt` writes part `part`: its file, or its object and the upload that
+    /// fills it.
+    pub fn attempt_part(&self, part: u32, attempt: AttemptId) -> Result<PartDestination, StorageError> {
         match self {
-            Output::Dir(dir) => Ok((dir.temp_part(part, attempt), None)),
+            Output::Dir(dir) => Ok(PartDestination::File(dir.temp_part(part, attempt))),
             Output::Objects(objects) => {
-                let (url, upload) = objects.begin(part, attempt)?;
-                Ok((url, Some(upload)))
+                let (url, id) = objects.begin(part, attempt)?;
+                Ok(PartDestination::Upload { url, id })
             }
+        }
+    }
+
+    /// Part `part`'s object, for an attempt whose upload could not be begun.
+    pub fn unbegun_part(&self, part: u32) -> Option<ObjectUrl> {
+        match self {
+            Output::Dir(_) => None,
+            Output::Objects(objects) => Some(objects.part_url(part)),
         }
     }
 

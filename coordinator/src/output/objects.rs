@@ -7,7 +7,6 @@
 //! to commit is the only one whose bytes can become the part.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use weft_core::location::ObjectUrl;
@@ -69,12 +68,12 @@ impl ObjectOutput {
     }
 
     /// Begins `attempt`'s upload of part `part`: returns the part's URL and the upload's id.
-    pub fn begin(&self, part: u32, attempt: AttemptId) -> Result<(PathBuf, String), StorageError> {
+    pub fn begin(&self, part: u32, attempt: AttemptId) -> Result<(ObjectUrl, String), StorageError> {
         let url = self.part_url(part);
         let id = upload::begin(&url)?;
         let upload = Upload { part, id: id.clone() };
         self.uploads.lock().expect("uploads lock").open.insert(attempt, upload);
-        Ok((PathBuf::from(url.to_string()), id))
+        Ok((url, id))
     }
 
     /// Records that `attempt` is part `part`'s committed attempt, with its pieces' tags.
@@ -137,9 +136,7 @@ impl ObjectOutput {
 /// Aborts uploads a coordinator that stopped left open, whose attempts never committed.
 pub fn abort_left_open<'a>(uploads: impl IntoIterator<Item = &'a UploadRecord>) {
     for upload in uploads {
-        let aborted = ObjectUrl::parse(&upload.url)
-            .map_err(StorageError::from)
-            .and_then(|url| upload::abort(&url, &upload.id));
+        let aborted = upload::abort(&upload.url, &upload.id);
         if let Err(e) = aborted {
             tracing::warn!(part = %upload.url, error = %e, "cannot abort an upload left open: a bucket lifecycle rule must");
         }

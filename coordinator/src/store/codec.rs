@@ -4,13 +4,14 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use weft_core::compression::Compression;
+use weft_core::location::{BadUrl, Location};
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
 use weft_core::spec::{Builtin, InputListing, JobSpec, Program, SpecError};
 use weft_core::split::Split;
@@ -30,6 +31,9 @@ pub enum DecodeError {
     /// A shipped file's bytes are not base64.
     #[error("shipped file {0:?} is not base64")]
     Base64(String),
+    /// An `s3://` URL that names no object.
+    #[error(transparent)]
+    Location(#[from] BadUrl),
     /// A program that no longer exists.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -41,7 +45,8 @@ impl From<serde_json::Error> for DecodeError {
     }
 }
 
-/// A path: `"text"`, or `{"hex": "…"}` for bytes that are not UTF-8.
+/// A location: `"text"` (a path, or an `s3://` URL), or `{"hex": "…"}` for a path whose
+/// bytes are not UTF-8.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum StoredPath {
@@ -49,23 +54,29 @@ enum StoredPath {
     Bytes { hex: String },
 }
 
-impl From<&Path> for StoredPath {
-    fn from(path: &Path) -> Self {
-        match path.to_str() {
-            Some(text) => StoredPath::Text(text.to_string()),
+impl From<&Location> for StoredPath {
+    fn from(location: &Location) -> Self {
+        match location.as_str() {
+            Some(text) => StoredPath::Text(text.into_owned()),
             None => StoredPath::Bytes {
-                hex: path.as_os_str().as_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+                hex: location
+                    .as_local()
+                    .map(|path| path.as_os_str().as_bytes())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
             },
         }
     }
 }
 
-impl TryFrom<StoredPath> for PathBuf {
+impl TryFrom<StoredPath> for Location {
     type Error = DecodeError;
 
     fn try_from(path: StoredPath) -> Result<Self, DecodeError> {
         match path {
-            StoredPath::Text(text) => Ok(PathBuf::from(text)),
+            StoredPath::Text(text) => Ok(Location::parse(&text)?),
             StoredPath::Bytes { hex } => {
                 let digit = |i: usize| {
                     hex.get(i..i + 2)
@@ -73,14 +84,14 @@ impl TryFrom<StoredPath> for PathBuf {
                         .ok_or_else(|| DecodeError::Hex(hex.clone()))
                 };
                 let bytes = (0..hex.len()).step_by(2).map(digit).collect::<Result<Vec<u8>, _>>()?;
-                Ok(PathBuf::from(OsString::from_vec(bytes)))
+                Ok(Location::Local(PathBuf::from(OsString::from_vec(bytes))))
             }
         }
     }
 }
 
-fn paths(stored: Vec<StoredPath>) -> Result<Vec<PathBuf>, DecodeError> {
-    stored.into_iter().map(PathBuf::try_from).collect()
+fn locations(stored: Vec<StoredPath>) -> Result<Vec<Location>, DecodeError> {
+    stored.into_iter().map(Location::try_from).collect()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,8 +185,8 @@ pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
     };
     let stored = StoredSpec {
         name: spec.name.clone(),
-        inputs: spec.inputs.iter().map(|p| p.as_path().into()).collect(),
-        output: spec.output.as_path().into(),
+        inputs: spec.inputs.iter().map(StoredPath::from).collect(),
+        output: (&spec.output).into(),
         reduce_tasks: spec.reduce_tasks,
         program,
         split_size: spec.split_size,
@@ -221,7 +232,7 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
     };
     Ok(JobSpec {
         name: stored.name,
-        inputs: paths(stored.inputs)?,
+        inputs: locations(stored.inputs)?,
         output: stored.output.try_into()?,
         reduce_tasks: stored.reduce_tasks,
         program,
@@ -279,7 +290,7 @@ struct StoredPlan {
 type StoredSplit = (StoredPath, u64, u64);
 
 fn split_to_store(s: &Split) -> StoredSplit {
-    (s.file.as_path().into(), s.start, s.length)
+    ((&s.file).into(), s.start, s.length)
 }
 
 fn splits_from_store(stored: Vec<StoredSplit>) -> Result<Vec<Split>, DecodeError> {
@@ -347,8 +358,12 @@ mod tests {
     fn specs_and_plans_keep_paths_that_are_not_utf8() {
         let odd = PathBuf::from(OsString::from_vec(b"/in/bad\xffname.txt".to_vec()));
         let mut spec = JobSpec::new(
-            vec![odd.clone(), "/in/plain".into()],
-            "/out",
+            vec![
+                Location::Local(odd.clone()),
+                Location::local("/in/plain"),
+                Location::parse("s3://b/in").unwrap(),
+            ],
+            Location::local("/out"),
             Program::Builtin(Builtin::Grep { pattern: "a|b".into() }),
         );
         spec.task_timeout = Some(Duration::from_secs(3));
@@ -359,14 +374,14 @@ mod tests {
 
         let plan = Plan {
             splits: vec![Split {
-                file: odd.clone(),
+                file: Location::Local(odd.clone()),
                 start: 0,
                 length: 9,
             }],
             packed: [(
                 0,
                 vec![Split {
-                    file: odd,
+                    file: Location::Local(odd),
                     start: 0,
                     length: 4,
                 }],
@@ -383,7 +398,7 @@ mod tests {
         let v1 =
             r#"{"splits":[["/tmp/in/a.txt",0,4096],["/tmp/in/a.txt",4096,10]],"split_points":[],"input_bytes":4106}"#;
         let plan = decode_plan(v1).unwrap();
-        assert_eq!(plan.splits[1].file, PathBuf::from("/tmp/in/a.txt"));
+        assert_eq!(plan.splits[1].file, Location::local("/tmp/in/a.txt"));
         assert_eq!(encode_plan(&plan).unwrap(), v1);
     }
 

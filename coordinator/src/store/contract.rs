@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use weft_core::location::{Location, ObjectUrl};
 use weft_core::outcome::OutcomeKind;
 use weft_core::spec::{Builtin, JobSpec, Program};
 use weft_core::split::Split;
@@ -67,7 +68,11 @@ pub(crate) use on_every_store;
 
 /// A job record to store.
 pub(crate) fn job(seq: u64, state: JobState) -> JobRecord {
-    let mut spec = JobSpec::new(vec!["/in".into()], "/out", Program::Builtin(Builtin::WordCount));
+    let mut spec = JobSpec::new(
+        vec![Location::local("/in")],
+        Location::local("/out"),
+        Program::Builtin(Builtin::WordCount),
+    );
     spec.priority = 2;
     JobRecord {
         id: JobId::new(seq),
@@ -111,7 +116,7 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
         .unwrap();
     let plan = weft_core::plan::Plan {
         splits: vec![Split {
-            file: "/in".into(),
+            file: Location::local("/in"),
             start: 0,
             length: 10,
         }],
@@ -193,7 +198,7 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
     let upload = |attempt, id: &str| UploadRecord {
         attempt,
         part: attempt as u32 % 2,
-        url: format!("s3://b/out/part-0000{attempt}"),
+        url: ObjectUrl::parse(&format!("s3://b/out/part-0000{attempt}")).unwrap(),
         id: id.into(),
         tags: None,
     };

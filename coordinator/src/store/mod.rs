@@ -22,6 +22,7 @@ use weft_core::spec::JobSpec;
 use weft_core::status::{JobCounts, JobState};
 use weft_core::work::{AttemptId, JobId, TaskKind};
 
+use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
 pub use memory::MemoryStore;
@@ -161,8 +162,8 @@ pub struct UploadRecord {
     pub attempt: AttemptId,
     /// The part.
     pub part: u32,
-    /// The part's object, `s3://bucket/key`.
-    pub url: String,
+    /// The part's object.
+    pub url: ObjectUrl,
     /// The upload's id.
     pub id: String,
     /// Once its attempt committed: its pieces' tags, to complete it with at job commit.

@@ -27,6 +27,7 @@ use super::{
     now_ms, AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, TaskRecord,
     UploadRecord, Write,
 };
+use weft_core::location::ObjectUrl;
 
 /// Why a group commit failed, as the writer thread tells it to those waiting.
 #[derive(Debug, Clone)]
@@ -285,10 +286,14 @@ impl StateStore for SqliteStore {
                 let tags = tags.map(|t| serde_json::from_str(&t)).transpose().map_err(|e| {
                     rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
                 })?;
+                let url: String = row.get(2)?;
+                let url = ObjectUrl::parse(&url).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+                })?;
                 Ok(UploadRecord {
                     attempt: row.get::<_, i64>(0)? as AttemptId,
                     part: row.get(1)?,
-                    url: row.get(2)?,
+                    url,
                     id: row.get(3)?,
                     tags,
                 })
@@ -780,7 +785,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                     .map_err(unwritable)?;
                 tx.execute(
                     "INSERT OR REPLACE INTO uploads (attempt, job_id, part, url, upload_id, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![upload.attempt as i64, job.to_string(), upload.part, upload.url, upload.id, tags],
+                    params![upload.attempt as i64, job.to_string(), upload.part, upload.url.to_string(), upload.id, tags],
                 )?;
             }
             Write::CommitUpload { attempt, tags } => {

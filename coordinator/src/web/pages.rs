@@ -62,7 +62,7 @@ impl JobLive {
         let job = views::job_rows(std::slice::from_ref(status)).remove(0);
         Self {
             job,
-            output: status.output.display().to_string(),
+            output: status.output.to_string(),
             timeline: views::timeline(status),
             counters: status.counters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             can_cancel: !status.state.is_final(),

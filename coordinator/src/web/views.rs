@@ -94,16 +94,11 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
     let mut lines = vec![
         SpecLine {
             key: "inputs",
-            value: spec
-                .inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            value: spec.inputs.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
         },
         SpecLine {
             key: "output",
-            value: spec.output.display().to_string(),
+            value: spec.output.to_string(),
         },
     ];
     match &spec.program {
@@ -449,6 +444,7 @@ pub fn batch_json(b: &BatchView) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use weft_core::location::Location;
     use weft_core::work::{JobId, TaskKind};
 
     use super::*;
@@ -481,7 +477,7 @@ mod tests {
             reduces_done: 4,
             failed_attempts: 0,
             error: None,
-            output: "/out".into(),
+            output: Location::local("/out"),
             priority: 0,
             after: vec![],
             created_ms: 0,
@@ -584,7 +580,11 @@ mod tests {
 
     #[test]
     fn a_spec_reads_as_its_flags_say_it() {
-        let spec = JobSpec::new(vec!["/in".into()], "/out", Program::Builtin(Builtin::WordCount));
+        let spec = JobSpec::new(
+            vec![Location::local("/in")],
+            Location::local("/out"),
+            Program::Builtin(Builtin::WordCount),
+        );
         let lines: Vec<(&str, String)> = spec_lines(&spec).into_iter().map(|l| (l.key, l.value)).collect();
         assert!(lines.contains(&("app", "wordcount".into())), "{:?}", lines);
         assert!(lines.contains(&("split size", "64 MiB".into())), "{:?}", lines);
@@ -593,8 +593,8 @@ mod tests {
             "no empty after row: {lines:?}"
         );
         let grep = JobSpec::new(
-            vec!["/in".into()],
-            "/out",
+            vec![Location::local("/in")],
+            Location::local("/out"),
             Program::Builtin(Builtin::Grep {
                 pattern: "err(or)?".into(),
             }),

@@ -1,11 +1,11 @@
 //! Jobs on the wire: specs (client → coordinator, and as older coordinators stored them),
 //! programs (coordinator → worker), and status snapshots (coordinator → client).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use prost::Message;
 use weft_core::compression::Compression;
+use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
 use weft_core::spec::{self, Builtin, InputListing, JobSpec, Program, SpecError};
@@ -19,8 +19,8 @@ impl From<&JobSpec> for v1::JobSpec {
     fn from(spec: &JobSpec) -> Self {
         v1::JobSpec {
             name: spec.name.clone(),
-            inputs: spec.inputs.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-            output: spec.output.to_string_lossy().into_owned(),
+            inputs: spec.inputs.iter().map(Location::to_text).collect(),
+            output: spec.output.to_text(),
             reduce_tasks: spec.reduce_tasks,
             program: Some(match &spec.program {
                 Program::Builtin(app) => v1::job_spec::Program::App(app.into()),
@@ -148,11 +148,7 @@ pub fn program_to_wire(program: &JobProgram) -> v1::Program {
         split_points: program.split_points.clone(),
         task_timeout_secs: program.task_timeout.map_or(0, |t| t.as_secs()),
         output_mode: program.output_mode,
-        data_roots: program
-            .data_roots
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
+        data_roots: program.data_roots.iter().map(Location::to_text).collect(),
         env: env_to_wire(&program.setup.env),
         keys: keys_to_wire(program.setup.keys),
         task_memory: program.setup.task_memory.unwrap_or(0),
@@ -176,7 +172,11 @@ pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertErro
             0 => spec::DEFAULT_OUTPUT_MODE,
             mode => mode,
         },
-        data_roots: program.data_roots.into_iter().map(PathBuf::from).collect(),
+        data_roots: program
+            .data_roots
+            .iter()
+            .map(|root| Location::parse(root))
+            .collect::<Result<_, _>>()?,
         setup: setup_from_wire(program.env, program.keys, program.task_memory),
         files: program.files,
         output_compression: compression_from_wire(&program.output_compression)?,
@@ -218,8 +218,12 @@ impl TryFrom<v1::JobSpec> for JobSpec {
         };
         let spec = JobSpec {
             name: wire.name,
-            inputs: wire.inputs.into_iter().map(PathBuf::from).collect(),
-            output: PathBuf::from(wire.output),
+            inputs: wire
+                .inputs
+                .iter()
+                .map(|input| Location::parse(input))
+                .collect::<Result<_, _>>()?,
+            output: Location::parse(&wire.output)?,
             reduce_tasks: wire.reduce_tasks,
             program,
             split_size: match wire.split_size {
@@ -366,7 +370,7 @@ pub fn status_to_wire(s: &JobStatus) -> v1::JobStatus {
         reduces_done: s.reduces_done,
         failed_attempts: s.failed_attempts,
         error: s.error.clone().unwrap_or_default(),
-        output: s.output.to_string_lossy().into_owned(),
+        output: s.output.to_text(),
         priority: s.priority,
         after: s.after.iter().map(JobId::to_string).collect(),
         created_ms: s.created_ms,
@@ -419,7 +423,7 @@ pub fn status_from_wire(s: v1::JobStatus) -> Result<JobStatus, ConvertError> {
         reduces_done: s.reduces_done,
         failed_attempts: s.failed_attempts,
         error: (!s.error.is_empty()).then_some(s.error),
-        output: PathBuf::from(s.output),
+        output: Location::parse(&s.output)?,
         priority: s.priority,
         after: s.after.iter().map(|a| a.parse()).collect::<Result<_, _>>()?,
         created_ms: s.created_ms,
@@ -481,8 +485,8 @@ mod tests {
         ) {
             let spec = JobSpec {
                 name,
-                inputs: paths.iter().map(PathBuf::from).collect(),
-                output: PathBuf::from("/out"),
+                inputs: paths.iter().map(Location::local).collect(),
+                output: Location::local("/out"),
                 reduce_tasks,
                 program: Program::Streaming { mapper, reducer, combiner: None },
                 split_size,
@@ -508,8 +512,8 @@ mod tests {
     fn job_specs_survive_the_wire_and_the_old_store() {
         let spec = JobSpec {
             name: "count".into(),
-            inputs: vec!["/data/a".into(), "/data/b".into()],
-            output: "/out".into(),
+            inputs: vec![Location::local("/data/a"), Location::parse("s3://b/data/b").unwrap()],
+            output: Location::local("/out"),
             reduce_tasks: 3,
             program: Program::Streaming {
                 mapper: "tr ' ' '\\n'".into(),
@@ -564,7 +568,7 @@ mod tests {
             reduces_done: 0,
             failed_attempts: 4,
             error: Some("boom".into()),
-            output: "/out".into(),
+            output: Location::local("/out"),
             priority: -1,
             after: vec![JobId::new(0)],
             created_ms: 1,
@@ -621,7 +625,7 @@ mod tests {
             reduces_done: 0,
             failed_attempts: 0,
             error: None,
-            output: PathBuf::new(),
+            output: Location::local(""),
             priority: 0,
             after: vec![],
             created_ms: 0,

@@ -18,6 +18,7 @@ pub use job::{
 pub use session::{reports_to_wire, to_worker_wire, Received};
 
 use prost::Message;
+use weft_core::location::BadUrl;
 use weft_core::spec::SpecError;
 use weft_core::work::{BadHandlerName, BadId};
 
@@ -30,6 +31,9 @@ pub enum ConvertError {
     /// An id that does not parse.
     #[error(transparent)]
     BadId(#[from] BadId),
+    /// An `s3://` URL that names no object.
+    #[error(transparent)]
+    BadLocation(#[from] BadUrl),
     /// A job spec or program that is not valid.
     #[error(transparent)]
     Spec(#[from] SpecError),

@@ -2,46 +2,71 @@
 //! welcome, assignments, cancellations and forgotten jobs the other.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft_core::location::{BadUrl, Location};
 use weft_core::messages::{FromWorker, HeldOutput, Registration, ToWorker};
 
 use super::batch::{handlers_from_wire, handlers_to_wire};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::split::Split;
-use weft_core::work::{Assignment, BatchId, HandlerName, MapLocation, MapWork, QueueTask, ReduceWork, TaskId, Work};
+use weft_core::work::{
+    Assignment, BatchId, HandlerName, MapLocation, MapWork, PartDestination, QueueTask, ReduceWork, TaskId, Work,
+};
 
 use super::{program_from_wire, program_to_wire, split_by_size, ConvertError};
 use crate::v1::{self, assignment, attempt_report::Outcome, coordinator_message, worker_message};
 
-/// A path as text; empty when it is not UTF-8 (paths that may not be are sent as bytes
-/// beside it).
-fn path_to_wire(path: PathBuf) -> String {
-    path.into_os_string().into_string().unwrap_or_default()
-}
-
-/// The path a `string` field and its `bytes` twin carry.
-/// A path's bytes when it is not UTF-8 (then its text on the wire is empty).
-fn path_bytes(path: &std::path::Path) -> Vec<u8> {
-    match path.to_str() {
-        Some(_) => Vec::new(),
-        None => path.as_os_str().as_bytes().to_vec(),
+/// A location as text and, for a local path that is not UTF-8, its bytes (then its text
+/// on the wire is empty).
+fn location_to_wire(location: Location) -> (String, Vec<u8>) {
+    match location {
+        Location::Local(path) => match path.into_os_string().into_string() {
+            Ok(text) => (text, Vec::new()),
+            Err(raw) => (String::new(), raw.into_vec()),
+        },
+        Location::Object(url) => (url.to_string(), Vec::new()),
     }
 }
 
-fn path_from_wire(text: String, bytes: Vec<u8>) -> PathBuf {
+/// The location a `string` field and its `bytes` twin carry.
+fn location_from_wire(text: String, bytes: Vec<u8>) -> Result<Location, BadUrl> {
     if bytes.is_empty() {
-        PathBuf::from(text)
+        Location::parse(&text)
     } else {
-        PathBuf::from(OsString::from_vec(bytes))
+        Ok(Location::Local(PathBuf::from(OsString::from_vec(bytes))))
     }
 }
 
-fn optional_path(path: String) -> Option<PathBuf> {
-    (!path.is_empty()).then(|| PathBuf::from(path))
+fn split_to_wire(split: Split) -> (String, Vec<u8>, u64, u64) {
+    let (file, file_bytes) = location_to_wire(split.file);
+    (file, file_bytes, split.start, split.length)
+}
+
+/// A part's destination as its `output_file` and `upload_id` fields.
+fn part_to_wire(part: Option<PartDestination>) -> (String, String) {
+    match part {
+        None => (String::new(), String::new()),
+        Some(PartDestination::File(path)) => (path.to_string_lossy().into_owned(), String::new()),
+        Some(PartDestination::Upload { url, id }) => (url.to_string(), id),
+        Some(PartDestination::NotBegun(url)) => (url.to_string(), String::new()),
+    }
+}
+
+/// The destination `output_file` and `upload_id` name; an object without an upload is one
+/// the coordinator could not begin.
+fn part_from_wire(output_file: String, upload_id: String) -> Result<Option<PartDestination>, BadUrl> {
+    if output_file.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(match Location::parse(&output_file)? {
+        Location::Local(path) => PartDestination::File(path),
+        Location::Object(url) if upload_id.is_empty() => PartDestination::NotBegun(url),
+        Location::Object(url) => PartDestination::Upload { url, id: upload_id },
+    }))
 }
 
 /// The wire name of a task's job or batch.
@@ -80,41 +105,51 @@ fn assignments_to_wire(assignments: Vec<Assignment>) -> Vec<v1::Assignment> {
 /// `a` on the wire, of the job or batch named `owner`.
 fn assignment_to_wire(a: Assignment, owner: String) -> v1::Assignment {
     let work = match a.work {
-        Work::Map(m) => assignment::Work::Map(v1::MapWork {
-            program: Some(program_to_wire(&m.program)),
-            file_bytes: path_bytes(&m.split.file),
-            file: path_to_wire(m.split.file),
-            start: m.split.start,
-            length: m.split.length,
-            more: m
-                .more
-                .into_iter()
-                .map(|piece| v1::FilePiece {
-                    file_bytes: path_bytes(&piece.file),
-                    file: path_to_wire(piece.file),
-                    start: piece.start,
-                    length: piece.length,
-                })
-                .collect(),
-            reduce_tasks: m.reduce_tasks,
-            output_file: m.output_file.map(path_to_wire).unwrap_or_default(),
-            upload_id: m.upload.unwrap_or_default(),
-        }),
-        Work::Reduce(r) => assignment::Work::Reduce(v1::ReduceWork {
-            program: Some(program_to_wire(&r.program)),
-            partition: a.task.index(),
-            maps: r
-                .maps
-                .into_iter()
-                .map(|m| v1::MapLocation {
-                    map_task: m.task,
-                    map_attempt: m.attempt,
-                    shuffle_address: m.shuffle_address,
-                })
-                .collect(),
-            output_file: path_to_wire(r.output_file),
-            upload_id: r.upload.unwrap_or_default(),
-        }),
+        Work::Map(m) => {
+            let (file, file_bytes, start, length) = split_to_wire(m.split);
+            let (output_file, upload_id) = part_to_wire(m.part);
+            assignment::Work::Map(v1::MapWork {
+                program: Some(program_to_wire(&m.program)),
+                file_bytes,
+                file,
+                start,
+                length,
+                more: m
+                    .more
+                    .into_iter()
+                    .map(|piece| {
+                        let (file, file_bytes, start, length) = split_to_wire(piece);
+                        v1::FilePiece {
+                            file_bytes,
+                            file,
+                            start,
+                            length,
+                        }
+                    })
+                    .collect(),
+                reduce_tasks: m.reduce_tasks,
+                output_file,
+                upload_id,
+            })
+        }
+        Work::Reduce(r) => {
+            let (output_file, upload_id) = part_to_wire(Some(r.part));
+            assignment::Work::Reduce(v1::ReduceWork {
+                program: Some(program_to_wire(&r.program)),
+                partition: a.task.index(),
+                maps: r
+                    .maps
+                    .into_iter()
+                    .map(|m| v1::MapLocation {
+                        map_task: m.task,
+                        map_attempt: m.attempt,
+                        shuffle_address: m.shuffle_address,
+                    })
+                    .collect(),
+                output_file,
+                upload_id,
+            })
+        }
         Work::Queue(q) => assignment::Work::Queue(v1::QueueTask {
             handler: q.handler.to_string(),
             payload: q.payload,
@@ -143,22 +178,23 @@ impl TryFrom<v1::Assignment> for Assignment {
                 let work = MapWork {
                     program: program(m.program)?,
                     split: Split {
-                        file: path_from_wire(m.file, m.file_bytes),
+                        file: location_from_wire(m.file, m.file_bytes)?,
                         start: m.start,
                         length: m.length,
                     },
                     more: m
                         .more
                         .into_iter()
-                        .map(|piece| Split {
-                            file: path_from_wire(piece.file, piece.file_bytes),
-                            start: piece.start,
-                            length: piece.length,
+                        .map(|piece| {
+                            Ok(Split {
+                                file: location_from_wire(piece.file, piece.file_bytes)?,
+                                start: piece.start,
+                                length: piece.length,
+                            })
                         })
-                        .collect(),
+                        .collect::<Result<_, BadUrl>>()?,
                     reduce_tasks: m.reduce_tasks,
-                    output_file: optional_path(m.output_file),
-                    upload: (!m.upload_id.is_empty()).then_some(m.upload_id),
+                    part: part_from_wire(m.output_file, m.upload_id)?,
                 };
                 (TaskId::Map(a.job_id.parse()?, a.task_index), Work::Map(work))
             }
@@ -175,8 +211,7 @@ impl TryFrom<v1::Assignment> for Assignment {
                 let work = ReduceWork {
                     program: program(r.program)?,
                     maps,
-                    output_file: PathBuf::from(r.output_file),
-                    upload: (!r.upload_id.is_empty()).then_some(r.upload_id),
+                    part: part_from_wire(r.output_file, r.upload_id)?.ok_or(ConvertError::Missing("output_file"))?,
                 };
                 (TaskId::Reduce(a.job_id.parse()?, r.partition), Work::Reduce(work))
             }
@@ -449,6 +484,7 @@ impl TryFrom<v1::CoordinatorMessage> for Received {
 
 #[cfg(test)]
 mod tests {
+    use weft_core::location::ObjectUrl;
     use weft_core::spec::{Builtin, Program};
     use weft_core::work::{JobId, JobProgram};
 
@@ -460,7 +496,7 @@ mod tests {
             split_points: vec![b"m".to_vec()],
             task_timeout: Some(Duration::from_secs(9)),
             output_mode: 0o600,
-            data_roots: vec!["/data".into()],
+            data_roots: vec![Location::local("/data"), Location::parse("s3://b/data").unwrap()],
             setup: weft_core::setup::TaskSetup {
                 env: vec![("A".into(), "b".into())],
                 keys: weft_core::setup::KeyLayout {
@@ -494,18 +530,17 @@ mod tests {
             work: Work::Map(MapWork {
                 program: program(),
                 split: Split {
-                    file: "/in/a".into(),
+                    file: Location::local("/in/a"),
                     start: 10,
                     length: 20,
                 },
                 more: vec![Split {
-                    file: std::ffi::OsString::from_vec(b"/in/odd\xff".to_vec()).into(),
+                    file: Location::local(std::ffi::OsString::from_vec(b"/in/odd\xff".to_vec())),
                     start: 0,
                     length: 5,
                 }],
                 reduce_tasks: 0,
-                output_file: Some("/out/.weft-tmp/part-00003.attempt-7".into()),
-                upload: None,
+                part: Some(PartDestination::File("/out/.weft-tmp/part-00003.attempt-7".into())),
             }),
             timeout: Some(Duration::from_secs(30)),
         });
@@ -520,8 +555,10 @@ mod tests {
                     attempt: 7,
                     shuffle_address: "w:1".into(),
                 }],
-                output_file: "s3://bucket/out/part-00001".into(),
-                upload: Some("upload-8".into()),
+                part: PartDestination::Upload {
+                    url: ObjectUrl::parse("s3://bucket/out/part-00001").unwrap(),
+                    id: "upload-8".into(),
+                },
             }),
             timeout: None,
         });
@@ -550,8 +587,7 @@ mod tests {
             work: Work::Reduce(ReduceWork {
                 program: program(),
                 maps: vec![],
-                output_file: "/out/part-00000".into(),
-                upload: None,
+                part: PartDestination::NotBegun(ObjectUrl::parse("s3://bucket/out/part-00000").unwrap()),
             }),
             timeout: None,
         };
