@@ -1,7 +1,7 @@
 //! The state database breaking under a running coordinator. Its files (`weft.db`, its WAL
 //! `weft.db-wal` and the WAL's shared-memory index `weft.db-shm`) are damaged for real,
 //! by writing over them, while the coordinator runs; the store finds the damage when its
-//! writer next reads the database (`store::sqlite::Writer::commit`: `SQLITE_NOTADB` or
+//! writer next reads the database (`store::sqlite::writer::Writer::commit`: `SQLITE_NOTADB` or
 //! `SQLITE_CORRUPT` is `Severity::Fatal`), and the coordinator must then say so: health
 //! `NOT_SERVING`, submits `UNAVAILABLE` naming the database and what to do, and no job
 //! reported as something it is not.

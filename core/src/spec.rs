@@ -76,6 +76,20 @@ pub enum Program {
     },
 }
 
+impl Program {
+    /// The kind name of streaming programs.
+    pub const STREAMING: &'static str = "streaming";
+
+    /// The name of its kind, by which workers find what runs it: the app's name, or
+    /// [`Self::STREAMING`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Program::Builtin(app) => app.name(),
+            Program::Streaming { .. } => Self::STREAMING,
+        }
+    }
+}
+
 /// The built-in apps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Builtin {

@@ -8,9 +8,11 @@
 //! - [`map`] → [`mapout`] → [`store`]: a map attempt, its partitioned sorted output, on disk;
 //! - [`shuffle`]: serving that output to reducers;
 //! - [`fetch`] → [`merge`] → [`reduce`]: a reducer fetching, merging and reducing;
-//! - [`apps`], [`handlers`] and [`process`]: the built-in apps, the queue handlers (built
-//!   in, linked in through the [`builder`], or warm commands), and streaming commands,
-//!   which run under the [`shim`].
+//! - [`programs`]: the kinds of map/reduce program by name, each mapping and reducing in
+//!   its own way: the built-in [`apps`], and streaming commands ([`process`], run under
+//!   the [`shim`]);
+//! - [`handlers`]: the queue handlers (built in, linked in through the [`builder`], or
+//!   warm commands).
 //!
 //! Only [`server`], [`session`], [`shuffle`] and [`fetch`] speak gRPC; the rest works on
 //! the domain types of `weft_core`. [`metrics`] counts what the worker does, for
@@ -31,6 +33,7 @@ pub mod merge;
 pub mod metrics;
 pub mod part;
 pub mod process;
+pub mod programs;
 pub mod reduce;
 pub mod runner;
 pub mod sandbox;

@@ -177,19 +177,6 @@ impl TaskEnv {
     }
 }
 
-/// Limits this process's address space; for `pre_exec` (setrlimit is async-signal-safe).
-pub fn limit_memory(bytes: u64) -> io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
-    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
-    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// A running `sh -c` command.
 pub struct Shell {
     child: Child,
@@ -249,7 +236,7 @@ impl Shell {
             if let Some(bytes) = env.memory {
                 // SAFETY: limit_memory only calls setrlimit, which is async-signal-safe.
                 unsafe {
-                    shell.pre_exec(move || limit_memory(bytes));
+                    shell.pre_exec(move || shim::limit_memory(bytes));
                 }
             }
             shell

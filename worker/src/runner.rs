@@ -10,17 +10,16 @@ use tokio_util::sync::CancellationToken;
 use weft_auth::paths::DataRoots;
 use weft_core::location::Location;
 use weft_core::outcome::{AttemptOutcome, Counters, Report, Success};
-use weft_core::spec::Program;
 use weft_core::status::counters::{REDUCE_OUTPUT_RECORDS, SHUFFLE_BYTES};
 use weft_core::work::{Assignment, AttemptId, JobProgram, MapWork, ReduceWork, TaskId, TaskKind, Work};
 
 use crate::fetch::Fetcher;
 use crate::handlers::{CallError, Handlers};
 use crate::logs::{AttemptLog, LogDir};
-use crate::map::{run_map, MapTask};
+use crate::map::MapTask;
 use crate::metrics::WorkerMetrics;
 use crate::process::{KillSwitch, TaskEnv};
-use crate::reduce::run_reduce;
+use crate::programs::{run_map, run_reduce, Programs};
 use crate::sandbox::{Sandbox, Sandboxes};
 use crate::store::{MapOutputStore, TASK_FILE};
 use crate::upload::PartTarget;
@@ -43,6 +42,8 @@ pub struct WorkerContext {
     pub logs: LogDir,
     /// The queue handlers it serves.
     pub handlers: Handlers,
+    /// The kinds of map/reduce program it runs.
+    pub programs: Programs,
     /// Streaming attempts' working directories.
     pub sandboxes: Sandboxes,
 }
@@ -196,10 +197,16 @@ fn task_env(a: Running, program: &JobProgram, sandbox: Option<&Sandbox>, input_f
     }
 }
 
-/// A fresh directory for a streaming attempt (built-in apps run no commands and need none).
-async fn sandbox_for(ctx: &WorkerContext, a: Running, program: &JobProgram) -> Result<Option<Sandbox>, String> {
-    match (&program.program, a.task.job()) {
-        (Program::Streaming { .. }, Some(job)) => ctx.sandboxes.prepare(job, a.attempt, &program.files).await.map(Some),
+/// A fresh directory for an attempt of a program that runs commands (built-in apps run
+/// none and need none).
+async fn sandbox_for(
+    ctx: &WorkerContext,
+    a: Running,
+    program: &JobProgram,
+    runs_commands: bool,
+) -> Result<Option<Sandbox>, String> {
+    match (runs_commands, a.task.job()) {
+        (true, Some(job)) => ctx.sandboxes.prepare(job, a.attempt, &program.files).await.map(Some),
         _ => Ok(None),
     }
 }
@@ -240,8 +247,12 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
     let Some(job) = a.task.job() else {
         return failed("a map task without a job".into());
     };
+    let kind = match ctx.programs.of(&work.program.program) {
+        Ok(kind) => kind,
+        Err(reason) => return failed(reason),
+    };
     let output_dir = ctx.store.attempt_dir(job, a.attempt);
-    let sandbox = match sandbox_for(&ctx, a, &work.program).await {
+    let sandbox = match sandbox_for(&ctx, a, &work.program, kind.runs_commands()).await {
         Ok(sandbox) => sandbox,
         Err(reason) => return failed(reason),
     };
@@ -271,7 +282,7 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
             env,
             sort_buffer: ctx.sort_buffer,
         };
-        let result = run_map(task, &switch);
+        let result = run_map(&*kind, task, &switch);
         drop(sandbox);
         let tags = match (&result, &part) {
             (Ok(_), Some(part)) => part.deliver()?,
@@ -317,6 +328,10 @@ async fn reduce(
     let Some(job) = a.task.job() else {
         return failed("a reduce task without a job".into());
     };
+    let kind = match ctx.programs.of(&work.program.program) {
+        Ok(kind) => kind,
+        Err(reason) => return failed(reason),
+    };
     let partition = a.task.index();
     // Made only if something spills to disk: most reducers never need it.
     let scratch = ctx.scratch.join(a.attempt.to_string());
@@ -336,7 +351,7 @@ async fn reduce(
         Err(f) => failed(f.reason),
         Ok((runs, fetched_bytes)) => {
             ctx.metrics.fetched_bytes.inc_by(fetched_bytes);
-            let sandbox = match sandbox_for(&ctx, a, &work.program).await {
+            let sandbox = match sandbox_for(&ctx, a, &work.program, kind.runs_commands()).await {
                 Ok(sandbox) => sandbox,
                 Err(reason) => {
                     let _ = tokio::fs::remove_dir_all(&scratch).await;
@@ -361,7 +376,7 @@ async fn reduce(
                 let part = part_target
                     .create(&roots, program.output_mode)
                     .map_err(|e| format!("cannot create {}: {e}", work.part.location()))?;
-                let result = run_reduce(&program, runs, &dir, part, &env, &switch);
+                let result = run_reduce(&*kind, &program, runs, &dir, part, &env, &switch);
                 drop(sandbox);
                 let (records, counters) = result?;
                 Ok((records, counters, part_target.deliver()?))

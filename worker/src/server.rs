@@ -25,6 +25,7 @@ use crate::handlers::command::CommandHandler;
 use crate::handlers::{Handlers, RegisterError};
 use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
+use crate::programs::Programs;
 use crate::runner::WorkerContext;
 use crate::sandbox::Sandboxes;
 use crate::session::{run_session, Identity, SessionEnd};
@@ -198,6 +199,7 @@ pub async fn run_with(
         metrics: metrics.clone(),
         logs: logs.clone(),
         handlers,
+        programs: Programs::builtin(),
         sandboxes,
     });
     tracing::info!(?config, %shuffle_address, work_dir = %work_dir.path.display(), "worker starting");

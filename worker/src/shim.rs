@@ -78,7 +78,7 @@ fn shim(command: OsString, memory: Option<u64>) -> i32 {
         shell.pre_exec(move || {
             libc::sigprocmask(libc::SIG_UNBLOCK, &stopping, std::ptr::null_mut());
             match memory {
-                Some(bytes) => crate::process::limit_memory(bytes),
+                Some(bytes) => limit_memory(bytes),
                 None => Ok(()),
             }
         });
@@ -191,4 +191,17 @@ fn children_of(parent: i32) -> Vec<i32> {
             (ppid == parent).then_some(pid)
         })
         .collect()
+}
+
+/// Limits this process's address space; for `pre_exec` (setrlimit is async-signal-safe).
+pub fn limit_memory(bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

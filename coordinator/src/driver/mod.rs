@@ -4,10 +4,12 @@
 //!
 //! - [`board`]: every task's state, its committed attempt and the job's counters;
 //! - [`record`]: attempts and commits, written to the store as they happen;
+//! - [`assign`]: what each attempt is sent, and where it writes its part;
 //! - [`adopt`]: after a coordinator restart, what the job committed before it;
 //! - [`lost_output`]: map output lost with its worker, computed again.
 
 mod adopt;
+mod assign;
 mod board;
 mod lost_output;
 mod record;
@@ -24,15 +26,13 @@ use weft_core::deferred::{DeferredList, Fired};
 use weft_core::outcome::{Counters, Success};
 use weft_core::status::counters::{BACKUP_ATTEMPTS, FAILED_ATTEMPTS};
 use weft_core::status::{JobStatus, Phase, TaskState};
-use weft_core::work::{
-    Assignment, AttemptId, JobId, JobProgram, MapWork, PartDestination, ReduceWork, TaskId, TaskKind, Work,
-};
+use weft_core::work::{AttemptId, JobId, JobProgram, TaskId, TaskKind};
 
 use crate::cluster::{Cluster, Owner};
 use crate::config::CoordinatorConfig;
 use crate::output::SUCCESS_MARKER;
 use crate::plan::{JobPlan, PlanError};
-use crate::store::{StateStore, UploadRecord, Write};
+use crate::store::{StateStore, Write};
 use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 pub use adopt::PriorCommits;
@@ -149,16 +149,7 @@ impl Job {
         prior: Option<PriorCommits>,
     ) -> Arc<Self> {
         let maps = plan.plan.splits.len() as u32;
-        let program = Arc::new(JobProgram {
-            program: plan.spec.program.clone(),
-            split_points: plan.plan.split_points.clone(),
-            task_timeout: plan.spec.task_timeout,
-            output_mode: plan.spec.output_mode,
-            data_roots: engine.roots.roots(),
-            setup: plan.spec.setup.clone(),
-            files: plan.spec.files.iter().map(|f| f.name.clone()).collect(),
-            output_compression: plan.spec.output_compression,
-        });
+        let program = Arc::new(assign::program(&plan, &engine.roots));
         status.send_modify(|s| {
             s.maps_total = maps;
             s.whole_files = plan.plan.whole_files();
@@ -450,69 +441,5 @@ impl Job {
         }
         .instrument(span)
         .await
-    }
-
-    /// Where `attempt` writes part `part`, and for an object store the upload it fills. An
-    /// upload that cannot be begun leaves the attempt none: it fails, and is retried.
-    fn part_destination(&self, part: u32, attempt: AttemptId) -> PartDestination {
-        match self.plan.output.attempt_part(part, attempt) {
-            Ok(PartDestination::Upload { url, id }) => {
-                // Recorded, so that a restarted coordinator can abort it if it stays open.
-                let upload = UploadRecord {
-                    attempt,
-                    part,
-                    url: url.clone(),
-                    id: id.clone(),
-                    tags: None,
-                };
-                self.store.write(vec![Write::BeginUpload { job: self.id, upload }]);
-                PartDestination::Upload { url, id }
-            }
-            Ok(destination) => destination,
-            Err(e) => {
-                tracing::warn!(part, attempt, error = %e, "cannot begin the part's upload");
-                let url = self
-                    .plan
-                    .output
-                    .unbegun_part(part)
-                    .expect("only an object store begins uploads");
-                PartDestination::NotBegun(url)
-            }
-        }
-    }
-
-    fn map_assignment(&self, m: u32, attempt: AttemptId, number: u32) -> Assignment {
-        let part = match self.plan.spec.reduce_tasks {
-            0 => Some(self.part_destination(m, attempt)),
-            _ => None,
-        };
-        Assignment {
-            attempt,
-            number,
-            task: TaskId::Map(self.id, m),
-            work: Work::Map(MapWork {
-                program: self.program.clone(),
-                split: self.plan.plan.splits[m as usize].clone(),
-                more: self.plan.plan.packed.get(&m).cloned().unwrap_or_default(),
-                reduce_tasks: self.plan.spec.reduce_tasks,
-                part,
-            }),
-            timeout: self.plan.spec.task_timeout,
-        }
-    }
-
-    fn reduce_assignment(&self, r: u32, attempt: AttemptId, number: u32) -> Assignment {
-        let part = self.part_destination(r, attempt);
-        Assignment {
-            attempt,
-            number,
-            task: TaskId::Reduce(self.id, r),
-            work: Work::Reduce(ReduceWork {
-                program: self.program.clone(),
-                maps: self.board().map_locations(),
-                part,
-            }),
-            timeout: self.plan.spec.task_timeout,
-        }
     }
 }
