@@ -9,7 +9,9 @@ use clap::Args;
 use weft_core::compression::Compression;
 use weft_core::location::Location;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
-use weft_core::spec::{check_reduce_tasks, Builtin, InputListing, JobSpec, Program, DEFAULT_MAX_ATTEMPTS};
+use weft_core::spec::{
+    check_reduce_tasks, Builtin, InputListing, JobSpec, PartitionerKind, Program, DEFAULT_MAX_ATTEMPTS,
+};
 
 /// What to run, on what.
 #[derive(Debug, Args)]
@@ -96,6 +98,11 @@ pub struct JobArgs {
     /// Write the parts compressed: gzip (part-00000.gz) or zstd (part-00000.zst).
     #[arg(long, value_name = "FORMAT", value_parser = parse_compression)]
     pub output_compression: Option<Compression>,
+    /// How map output is split among reduce tasks: hash, or range (split points sampled
+    /// from the input's keys when the job is planned, so the parts in order are sorted);
+    /// default: range for --app sort, hash otherwise.
+    #[arg(long, value_name = "KIND", value_parser = parse_partitioner)]
+    pub partitioner: Option<PartitionerKind>,
 }
 
 /// [`weft_core::spec::DEFAULT_SPLIT_SIZE`] as `--help` shows it.
@@ -111,6 +118,10 @@ pub fn parse_reduce_tasks(text: &str) -> Result<i64, String> {
 
 fn parse_compression(text: &str) -> Result<Compression, String> {
     Compression::named(text).ok_or_else(|| format!("{text:?} is not a format weft writes: give gzip or zstd"))
+}
+
+fn parse_partitioner(text: &str) -> Result<PartitionerKind, String> {
+    PartitionerKind::from_name(text).map_err(|e| e.to_string())
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -172,6 +183,7 @@ impl JobArgs {
                 task_memory: self.task_memory,
             },
             output_compression: self.output_compression,
+            partitioner: self.partitioner,
         };
         spec.validate()?;
         Ok(spec)

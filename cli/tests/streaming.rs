@@ -179,6 +179,52 @@ fn a_secondary_sort_keeps_each_user_in_one_part_with_timestamps_ascending() {
 }
 
 #[test]
+fn a_range_partitioner_sampled_at_plan_time_makes_the_parts_in_order_a_total_order() {
+    let cluster = TestCluster::start(2, 2, &[]);
+    let input = cluster.path("pairs");
+    fs::create_dir_all(&input).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut expected = Vec::new();
+    for f in 0..4 {
+        let mut text = String::new();
+        for i in 0..5000 {
+            let line = format!("k{:08}\tv-{f}-{i}", rng.random_range(0..100_000_000u64));
+            text.push_str(&line);
+            text.push('\n');
+            expected.push(line);
+        }
+        fs::write(input.join(format!("part-{f}.tsv")), text).unwrap();
+    }
+    let output = cluster.path("ordered");
+    let job = JobFlags::new(&input, &output)
+        .streaming("cat", "cat")
+        .flag("--partitioner", "range")
+        .flag("--reduce-tasks", "4")
+        .flag("--split-size", "64KiB");
+    let id = cluster.submit_wait(&job);
+
+    let parts = read_parts(&output);
+    assert_eq!(parts.len(), 4);
+    let sizes: Vec<usize> = parts.iter().map(|p| p.lines().count()).collect();
+    // Split points from a sample of the input's keys share the records out: no part empty,
+    // none holding most of them (a hash partitioner also would; what it would not do is
+    // the order below).
+    assert!(sizes.iter().all(|&n| n > 2_000 && n < 10_000), "{sizes:?}");
+    let keys: Vec<String> = read_keyed_lines(&output).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "the parts in order are sorted by key"
+    );
+    let mut got: Vec<String> = parts.iter().flat_map(|p| p.lines().map(str::to_string)).collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every record once");
+    // The job's flags say it, as `weft status` (and so a resubmit) shows them.
+    let status = String::from_utf8_lossy(&cluster.weft(&["status", &id]).stdout).into_owned();
+    assert!(status.contains("--partitioner range"), "{status}");
+}
+
+#[test]
 fn globs_and_trees_expand_on_the_coordinator() {
     let cluster = TestCluster::start(1, 2, &[]);
     let logs = cluster.path("logs");
@@ -284,6 +330,21 @@ fn reducers_may_stop_early_failures_are_their_own_and_ignored_flags_are_refused(
             .flag("--key-fields", "2")
             .flag("--partition-fields", "3"),
         "--partition-fields 3 must be between 1 and --key-fields (2)",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .flag("--mapper", "cat")
+            .flag("--reduce-tasks", "2")
+            .flag("--key-fields", "2")
+            .flag("--partition-fields", "1")
+            .flag("--partitioner", "range"),
+        "--partitioner range splits whole keys into ranges",
+    );
+    refused(
+        JobFlags::new(&input, &out)
+            .flag("--mapper", "cat")
+            .flag("--partitioner", "spiral"),
+        "give hash or range",
     );
     refused(
         JobFlags::new(&input, &out)

@@ -1,12 +1,12 @@
 //! Planning a job: the checks that need the filesystem, done at submit time, and the plan
-//! itself (splits, and for the sort app a sample of keys for its range partitioner), made
-//! at submit time too unless the job's inputs come from jobs it runs after.
+//! itself (splits, and for a range partitioner split points from a sample of the input's
+//! keys), made at submit time too unless the job's inputs come from jobs it runs after.
 
 use std::collections::BTreeMap;
 
 use weft_core::partition::choose_split_points;
 pub use weft_core::plan::Plan;
-use weft_core::spec::{Builtin, JobSpec, Program, SpecError};
+use weft_core::spec::{JobSpec, PartitionerKind, SpecError};
 use weft_core::split::{expand_inputs, plan_packed_splits, plan_splits, InputError, Split, SplitLines};
 
 use weft_auth::paths::{DataRoots, Outside};
@@ -15,8 +15,8 @@ use weft_storage::StorageError;
 
 use crate::output::{Output, OutputClaim, OutputError};
 
-/// Keys sampled for the sort app's split points.
-const SORT_SAMPLE: usize = 10_000;
+/// Keys sampled for a range partitioner's split points.
+const KEY_SAMPLE: usize = 10_000;
 
 /// A job ready to run.
 #[derive(Debug)]
@@ -115,7 +115,7 @@ fn list_inputs(inputs: &[Location], recursive: bool) -> Result<Vec<(Location, u6
 }
 
 /// Plans a checked job: its splits (of files resolved inside the data roots, if there are
-/// any: workers open them beneath the roots), and the sort app's split points.
+/// any: workers open them beneath the roots), and a range partitioner's split points.
 pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan, PlanError> {
     let mut files = list_inputs(&spec.inputs, spec.listing.recursive)?;
     if !roots.is_open() {
@@ -147,9 +147,9 @@ pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan
             max: max_splits,
         });
     }
-    let split_points = match spec.program {
-        Program::Builtin(Builtin::Sort) if spec.reduce_tasks > 1 => {
-            choose_split_points(sample_lines(&splits), spec.reduce_tasks)
+    let split_points = match spec.partitioner() {
+        PartitionerKind::Range if spec.reduce_tasks > 1 => {
+            choose_split_points(sample_keys(spec, &splits), spec.reduce_tasks)
         }
         _ => Vec::new(),
     };
@@ -161,9 +161,10 @@ pub fn plan(spec: &JobSpec, roots: &DataRoots, max_splits: usize) -> Result<Plan
     })
 }
 
-/// Lines from the start of each split, up to [`SORT_SAMPLE`] in all.
-fn sample_lines(splits: &[Split]) -> Vec<Vec<u8>> {
-    let per_split = (SORT_SAMPLE / splits.len().max(1)).max(1);
+/// The keys of lines from the start of each split, up to [`KEY_SAMPLE`] in all, for a
+/// range partitioner's split points.
+fn sample_keys(spec: &JobSpec, splits: &[Split]) -> Vec<Vec<u8>> {
+    let per_split = (KEY_SAMPLE / splits.len().max(1)).max(1);
     let mut sample = Vec::new();
     for split in splits {
         let opened = match &split.file {
@@ -175,7 +176,7 @@ fn sample_lines(splits: &[Split]) -> Vec<Vec<u8>> {
         };
         for _ in 0..per_split {
             match lines.next_line() {
-                Ok(Some(line)) => sample.push(line.to_vec()),
+                Ok(Some(line)) => sample.push(spec.program.input_key(line, spec.setup.keys).to_vec()),
                 _ => break,
             }
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::compression::Compression;
 use crate::location::{BadUrl, Location};
-use crate::setup::{validate_files, SetupError, ShippedFile, TaskSetup};
+use crate::setup::{validate_files, KeyLayout, SetupError, ShippedFile, TaskSetup};
 
 /// The default largest split: 64 MiB, as in Hadoop.
 pub const DEFAULT_SPLIT_SIZE: u64 = 64 << 20;
@@ -48,6 +48,43 @@ pub struct JobSpec {
     pub setup: TaskSetup,
     /// Parts are written compressed in this format.
     pub output_compression: Option<Compression>,
+    /// How map output is split among the reduce tasks; `None`: as the program prefers
+    /// ([`Program::default_partitioner`]).
+    pub partitioner: Option<PartitionerKind>,
+}
+
+/// How map output is split among the reduce tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionerKind {
+    /// A stable hash of the key (or of its leading fields): even loads, no order between
+    /// parts.
+    Hash,
+    /// Ranges of keys, with split points the coordinator samples from the input when it
+    /// plans the job: part i holds smaller keys than part i+1, so the parts in order are
+    /// sorted (Hadoop's `TotalOrderPartitioner`). The sample is of the input's keys, so
+    /// it fits mappers that keep their input's keys (`cat`, a filter, the sort app).
+    Range,
+}
+
+impl PartitionerKind {
+    /// Every kind.
+    pub const ALL: [PartitionerKind; 2] = [PartitionerKind::Hash, PartitionerKind::Range];
+
+    /// "hash" or "range", as `--partitioner` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionerKind::Hash => "hash",
+            PartitionerKind::Range => "range",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Result<Self, SpecError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| SpecError::UnknownPartitioner(name.to_string()))
+    }
 }
 
 /// How a job's inputs become map tasks, beyond their paths (globs are always expanded).
@@ -77,6 +114,25 @@ pub enum Program {
 }
 
 impl Program {
+    /// The partitioner the program's jobs get unless they name one: ranges for the sort
+    /// app (its parts in order are the sorted input), hashing for the rest.
+    pub fn default_partitioner(&self) -> PartitionerKind {
+        match self {
+            Program::Builtin(Builtin::Sort) => PartitionerKind::Range,
+            _ => PartitionerKind::Hash,
+        }
+    }
+
+    /// The key of an input line as the program's map sees it, for sampling a range
+    /// partitioner's split points: the whole line for an app, the key of the job's key
+    /// layout for streaming commands.
+    pub fn input_key<'a>(&self, line: &'a [u8], keys: KeyLayout) -> &'a [u8] {
+        match self {
+            Program::Builtin(_) => line,
+            Program::Streaming { .. } => keys.split(line).0,
+        }
+    }
+
     /// The kind name of streaming programs.
     pub const STREAMING: &'static str = "streaming";
 
@@ -194,6 +250,12 @@ pub enum SpecError {
     /// `--combine-splits 0`.
     #[error("--combine-splits must be at least 1 byte")]
     ZeroCombineSize,
+    /// `--partitioner` named no partitioner.
+    #[error("unknown --partitioner {0:?}: give hash or range")]
+    UnknownPartitioner(String),
+    /// A range partitioner with keys partitioned on their leading fields.
+    #[error("--partitioner range splits whole keys into ranges: drop --partition-fields, or use --partitioner hash")]
+    RangeOnLeadingFields,
     /// `--output-compression` named no format weft writes.
     #[error("unknown --output-compression {0:?}: give gzip or zstd")]
     UnknownCompression(String),
@@ -238,7 +300,13 @@ impl JobSpec {
             files: Vec::new(),
             setup: TaskSetup::default(),
             output_compression: None,
+            partitioner: None,
         }
+    }
+
+    /// How its map output is split among its reduce tasks.
+    pub fn partitioner(&self) -> PartitionerKind {
+        self.partitioner.unwrap_or_else(|| self.program.default_partitioner())
     }
 
     /// Checks what needs no filesystem: counts, the program, the pattern.
@@ -264,6 +332,9 @@ impl JobSpec {
             return Err(SpecError::ZeroCombineSize);
         }
         self.setup.validate()?;
+        if self.partitioner() == PartitionerKind::Range && self.setup.keys.hashed_fields().is_some() {
+            return Err(SpecError::RangeOnLeadingFields);
+        }
         validate_files(&self.files)?;
         match &self.program {
             Program::Builtin(app) => {
@@ -368,6 +439,7 @@ mod tests {
             files: Vec::new(),
             setup: TaskSetup::default(),
             output_compression: None,
+            partitioner: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub fn job_flags(spec: &JobSpec) -> String {
         flag("name", &spec.name);
     }
     flag("output-mode", &format!("0{:o}", spec.output_mode));
+    if let Some(kind) = spec.partitioner {
+        flag("partitioner", kind.name());
+    }
     if let Some(codec) = spec.output_compression {
         flag("output-compression", codec.name());
     }
@@ -141,6 +144,7 @@ pub fn to_json(spec: &JobSpec) -> serde_json::Value {
         "recursive": spec.listing.recursive,
         "combine_splits": spec.listing.combine_splits,
         "output_compression": spec.output_compression.map(|c| c.name()),
+        "partitioner": spec.partitioner().name(),
         "command": job_flags(spec),
     })
 }

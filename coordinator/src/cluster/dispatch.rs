@@ -11,17 +11,24 @@
 //! A queue task's attempts wait in their owner's lane for the task's handler and go only to
 //! a worker that serves it; job tasks run on any worker. A worker with credit that serves
 //! nothing waiting is passed over, not stopped at.
+//!
+//! [`Cluster`]'s part: numbering identities, queueing attempts ([`Cluster::dispatch`],
+//! [`Cluster::enqueue`]), workers' credit, the pump, keeping an owner off a worker, and
+//! what waits and what is free, for batches, backups and the metrics.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use weft_core::messages::ToWorker;
-use weft_core::work::{Assignment, AttemptId, BatchId, JobId, WorkerId};
+use weft_core::work::{Assignment, AttemptId, BatchId, HandlerName, JobId, Work, WorkerId};
 
-use super::attempt::{AttemptEntry, Placement};
+use super::attempt::{Attempt, AttemptEntry, Placement};
 use super::handlers::{HandlerId, HandlerSet};
-use super::State;
+use super::{Cluster, State};
+use crate::metrics::ClusterGauges;
 
 /// Who an attempt is for, for fair sharing: a job or a task batch, and who submitted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +217,138 @@ impl FairShare {
     }
 }
 
+impl Cluster {
+    /// The number of the identity `name`, for [`Owner`]s: the same name, the same number.
+    pub fn identity(&self, name: &str) -> u32 {
+        let mut state = self.lock();
+        let next = state.identities.len() as u32;
+        *state.identities.entry(name.to_string()).or_insert(next)
+    }
+
+    /// Queues an attempt for `owner` and sends it to the next worker with a free slot.
+    /// `build` makes the assignment from the attempt's id.
+    pub fn dispatch(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> Assignment) -> Attempt {
+        let attempt = self.enqueue(owner, build);
+        self.pump();
+        attempt
+    }
+
+    /// Queues an attempt like [`Cluster::dispatch`] but sends it nowhere until the next
+    /// [`Cluster::pump`]: many attempts queued this way go out in few messages.
+    pub fn enqueue(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> Assignment) -> Attempt {
+        let (done, outcome) = oneshot::channel();
+        let mut state = self.lock();
+        let id = state.ids.next();
+        let assignment = build(id);
+        let lane = match &assignment.work {
+            Work::Queue(task) => Some(state.handlers.id(&task.handler)),
+            Work::Map(_) | Work::Reduce(_) => None,
+        };
+        state
+            .attempts
+            .insert(id, AttemptEntry::new(owner.key, assignment, done));
+        state.share.push(owner, lane, id);
+        Attempt {
+            id,
+            cluster: self.clone(),
+            outcome,
+            finished: false,
+        }
+    }
+
+    /// The worker has `slots` more free slots.
+    pub fn grant_credit(&self, worker: WorkerId, slots: u32) {
+        let mut state = self.lock();
+        state.workers.grant_credit(worker, slots);
+        state.pump();
+    }
+
+    /// Sends waiting attempts to workers with free slots, one message per worker.
+    pub fn pump(&self) {
+        self.lock().pump();
+    }
+
+    /// Keeps `owner`'s attempts off `worker` from now on, unless that would leave it no
+    /// connected worker; returns whether it newly did.
+    pub fn exclude(&self, owner: u64, worker: WorkerId) -> bool {
+        let mut state = self.lock();
+        let usable = state
+            .workers
+            .entries
+            .keys()
+            .filter(|w| **w != worker && !state.share.is_excluded(owner, **w))
+            .count();
+        if !state.workers.entries.contains_key(&worker) || usable == 0 {
+            return false;
+        }
+        state.share.exclude(owner, worker)
+    }
+
+    /// Tells every worker that `job` ended, so that they delete its map output.
+    pub fn forget_job(&self, job: JobId) {
+        let mut state = self.lock();
+        state.share.clear_exclusions(job.seq());
+        state.workers.broadcast(&ToWorker::Forget(vec![job]));
+    }
+
+    /// How many of `owner`'s attempts run now.
+    pub fn running(&self, owner: u64) -> u32 {
+        self.lock().share.running(owner)
+    }
+
+    /// The handlers that attempts of `owner` wait for and no connected worker serves.
+    pub fn unserved_waiting(&self, owner: u64) -> Vec<HandlerName> {
+        let state = self.lock();
+        let mut names: Vec<HandlerName> = state
+            .share
+            .waiting_lanes(owner, |id| state.attempts.contains_key(&id))
+            .into_iter()
+            .filter_map(|handler| state.handlers.unserved_name(handler))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// How many attempts the connected workers would take at once: those they run and the
+    /// credit they have left (slots and prefetch), draining workers aside.
+    pub fn capacity(&self) -> usize {
+        let state = self.lock();
+        let entries = state.workers.entries.values().filter(|w| !w.draining);
+        entries.map(|w| w.credit as usize + w.running.len()).sum()
+    }
+
+    /// Whether a backup attempt could start now: nothing waits for a slot and some worker
+    /// has a free one.
+    pub fn has_idle_slot(&self) -> bool {
+        let state = self.lock();
+        state.waiting().next().is_none() && state.workers.has_credit()
+    }
+
+    /// How many attempts wait for a slot.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting().count()
+    }
+
+    /// Workers, slots and waiting attempts now, for the metrics.
+    pub fn gauges(&self) -> ClusterGauges {
+        let state = self.lock();
+        let entries = state.workers.entries.values();
+        ClusterGauges {
+            workers: state.workers.entries.len() as u64,
+            slots: entries.clone().map(|w| u64::from(w.slots)).sum(),
+            busy_slots: entries.map(|w| w.running.len() as u64).sum(),
+            waiting: state.waiting().count() as u64,
+        }
+    }
+}
+
 impl State {
+    /// The attempts waiting for a slot (not the cancelled ones still queued).
+    fn waiting(&self) -> impl Iterator<Item = AttemptId> + '_ {
+        self.share.queued().filter(|id| self.attempts.contains_key(id))
+    }
+
     /// Matches waiting attempts with workers that have credit, one message per worker.
     pub(super) fn pump(&mut self) {
         let mut batches: FxHashMap<WorkerId, Vec<Assignment>> = FxHashMap::default();

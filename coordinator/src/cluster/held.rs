@@ -1,11 +1,16 @@
 //! Map outputs that workers announce holding when they join: what lets a restarted
 //! coordinator's jobs adopt the work done before the restart instead of running those maps
 //! again, and what tells a worker which of its outputs belong to ended jobs.
+//!
+//! [`Cluster::register`] adds what a worker holds before it tells of the join
+//! ([`Cluster::worker_joined`]): a job waiting to adopt an output looks again then.
 
 use std::collections::HashMap;
 
-use weft_core::messages::HeldOutput;
+use weft_core::messages::{HeldOutput, ToWorker};
 use weft_core::work::{AttemptId, JobId, MapLocation, WorkerId};
+
+use super::Cluster;
 
 struct Held {
     worker: WorkerId,
@@ -70,6 +75,27 @@ impl HeldOutputs {
     pub(super) fn forget(&mut self, worker: WorkerId, jobs: &[JobId]) {
         self.outputs
             .retain(|(job, _), held| !(held.worker == worker && jobs.contains(job)));
+    }
+}
+
+impl Cluster {
+    /// A held output of `job`'s map `task`: `attempt`'s if it is held, else any other.
+    pub fn held_output(&self, job: JobId, task: u32, attempt: Option<AttemptId>) -> Option<MapLocation> {
+        self.lock().held.find(job, task, attempt)
+    }
+
+    /// The jobs whose map output a worker announced holding.
+    pub fn held_jobs(&self, worker: WorkerId) -> Vec<JobId> {
+        self.lock().held.jobs_of(worker)
+    }
+
+    /// Tells one worker to delete these jobs' map output.
+    pub fn forget_on(&self, worker: WorkerId, jobs: Vec<JobId>) {
+        let mut state = self.lock();
+        state.held.forget(worker, &jobs);
+        if let Some(w) = state.workers.entries.get(&worker) {
+            w.send(ToWorker::Forget(jobs));
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 use tokio::sync::mpsc;
-use weft_core::outcome::Success;
-use weft_core::work::{BatchId, HandlerName, QueueTask, TaskId, Work};
+use weft_core::messages::{HeldOutput, Registration, ToWorker};
+use weft_core::outcome::{AttemptOutcome, Report, Success};
+use weft_core::work::{Assignment, BatchId, HandlerKind, HandlerName, JobId, QueueTask, TaskId, Work, WorkerId};
 
 use super::*;
 
@@ -41,6 +42,12 @@ fn assigned(rx: &mut mpsc::UnboundedReceiver<ToWorker>) -> Vec<AttemptId> {
         }
     }
     ids
+}
+
+/// A worker at `address` with `slots` joins; and what the cluster sends it.
+fn join(cluster: &Cluster, address: &str, slots: u32) -> (WorkerId, mpsc::UnboundedReceiver<ToWorker>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (cluster.register(Registration::new(address, slots), tx), rx)
 }
 
 #[tokio::test]
@@ -109,7 +116,7 @@ async fn a_lost_worker_loses_its_attempts_and_is_announced() {
             shuffle_address: "w:1".into()
         }
     );
-    assert_eq!(cluster.worker_count(), 0);
+    assert!(cluster.workers().is_empty());
 }
 
 #[tokio::test]
@@ -158,7 +165,7 @@ async fn a_report_of_the_wrong_kind_is_rejected_and_fails_the_attempt() {
     assert!(!cluster.report(w, wrong));
     assert!(matches!(attempt.await.outcome, AttemptOutcome::Failed(why) if why.contains("rejected report")));
     assert!(!cluster.report(w, done(id, b"")), "and nothing more is taken from it");
-    assert_eq!(cluster.rejected_reports(), 2);
+    assert_eq!(cluster.metrics().rejected_reports.get(), 2);
 }
 
 fn task_for(handler: &str) -> impl FnOnce(AttemptId) -> Assignment + '_ {
@@ -199,10 +206,8 @@ async fn tasks_go_only_to_workers_that_serve_their_handler_and_wait_for_one() {
     let name = |n: &str| HandlerName::new(n).unwrap();
     assert_eq!(cluster.unserved(&[name("resize"), name("echo")]), [name("resize")]);
     assert!(cluster.served_handlers().contains(&name("render")));
-    let roster = cluster.watch_roster();
     let (tx_late, mut rx_late) = mpsc::unbounded_channel();
     let late = cluster.register(serving("late:1", 1, &[("resize", HandlerKind::Command)]), tx_late);
-    assert!(roster.has_changed().unwrap());
     cluster.grant_credit(late, 1);
     assert_eq!(
         assigned(&mut rx_late),
@@ -220,3 +225,92 @@ const BATCH: Owner = Owner {
     priority: 0,
     fill_slots: true,
 };
+
+#[tokio::test]
+async fn a_draining_worker_gets_nothing_more_and_is_remembered_once_it_leaves() {
+    let cluster = cluster();
+    let (a, mut rx_a) = join(&cluster, "a:1", 2);
+    let (b, mut rx_b) = join(&cluster, "b:1", 2);
+    cluster.grant_credit(a, 2);
+    cluster.grant_credit(b, 2);
+    cluster.drain(a);
+    let _attempts: Vec<Attempt> = (0..2).map(|_| cluster.dispatch(JOB, queue_task)).collect();
+    assert!(assigned(&mut rx_a).is_empty(), "a drains");
+    assert_eq!(assigned(&mut rx_b).len(), 2);
+    assert_eq!(cluster.capacity(), 2, "a draining worker's slots are not counted");
+    cluster.remove_worker(a, SESSION_CLOSED);
+    assert_eq!(cluster.workers().iter().map(|w| w.id).collect::<Vec<_>>(), [b]);
+    let departed = cluster.departed();
+    assert_eq!((departed.len(), departed[0].id, departed[0].draining), (1, a, true));
+    assert_eq!(departed[0].left.as_ref().unwrap().1, SESSION_CLOSED);
+}
+
+#[tokio::test]
+async fn an_owner_kept_off_a_worker_runs_elsewhere_until_its_job_is_forgotten() {
+    let cluster = cluster();
+    let (a, mut rx_a) = join(&cluster, "a:1", 2);
+    let (b, mut rx_b) = join(&cluster, "b:1", 2);
+    assert!(cluster.exclude(JOB.key, a));
+    assert!(!cluster.exclude(JOB.key, a), "already kept off it");
+    assert!(!cluster.exclude(JOB.key, b), "that would leave the owner no worker");
+    cluster.grant_credit(a, 2);
+    cluster.grant_credit(b, 2);
+    let _attempts: Vec<Attempt> = (0..2).map(|_| cluster.dispatch(JOB, queue_task)).collect();
+    assert_eq!((assigned(&mut rx_a).len(), assigned(&mut rx_b).len()), (0, 2));
+    assert_eq!(cluster.running(JOB.key), 2);
+    cluster.forget_job(JobId::new(JOB.key));
+    let next = cluster.dispatch(JOB, queue_task);
+    assert_eq!(assigned(&mut rx_a), [next.id()], "the exclusion ended with the job");
+    assert!(assigned(&mut rx_b).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_past_its_timeout_and_the_lease_is_stopped_on_its_worker() {
+    let cluster = cluster();
+    let (w, mut rx) = join(&cluster, "w:1", 1);
+    cluster.grant_credit(w, 1);
+    let timeout = Duration::from_millis(10);
+    let attempt = cluster.dispatch(JOB, |id| Assignment {
+        timeout: Some(timeout),
+        ..queue_task(id)
+    });
+    let id = attempt.id();
+    assert_eq!(assigned(&mut rx), [id]);
+    assert_eq!(cluster.placement(id).unwrap().0.worker, w);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(cluster.running_longer_than(JOB.key, Duration::from_millis(20)), [id]);
+    assert_eq!(
+        cluster.expire_attempts(),
+        0,
+        "the worker has a lease (50 ms) to report it"
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(cluster.expire_attempts(), 1);
+    assert_eq!(rx.try_recv().unwrap(), ToWorker::Cancel(vec![id]));
+    assert_eq!(attempt.await.outcome, AttemptOutcome::TimedOut(timeout));
+    assert_eq!(cluster.placement(id), None);
+}
+
+#[tokio::test]
+async fn held_outputs_are_known_when_a_join_is_told_and_go_with_their_worker() {
+    let cluster = cluster();
+    let (kept, ended) = (JobId::new(7), JobId::new(8));
+    let joined = cluster.worker_joined();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let held = |job, attempt| HeldOutput { job, task: 0, attempt };
+    let registration = Registration {
+        held: vec![held(kept, 3), held(ended, 4)],
+        ..Registration::new("w:1", 1)
+    };
+    let w = cluster.register(registration, tx);
+    tokio::time::timeout(Duration::from_secs(5), joined)
+        .await
+        .expect("the join is told");
+    assert_eq!(cluster.held_output(kept, 0, Some(3)).unwrap().shuffle_address, "w:1");
+    assert_eq!(cluster.held_jobs(w), [kept, ended]);
+    cluster.forget_on(w, vec![ended]);
+    assert_eq!(rx.try_recv().unwrap(), ToWorker::Forget(vec![ended]));
+    assert_eq!(cluster.held_jobs(w), [kept]);
+    cluster.remove_worker(w, "test");
+    assert_eq!(cluster.held_output(kept, 0, None), None);
+}

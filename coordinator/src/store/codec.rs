@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use weft_core::compression::Compression;
 use weft_core::location::{BadUrl, Location};
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
-use weft_core::spec::{Builtin, InputListing, JobSpec, Program, SpecError};
+use weft_core::spec::{Builtin, InputListing, JobSpec, PartitionerKind, Program, SpecError};
 use weft_core::split::Split;
 use weft_core::work::TaskKind;
 
@@ -140,6 +140,8 @@ struct StoredSpec {
     combine_splits: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output_compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partitioner: Option<String>,
 }
 
 /// A shipped file, its bytes in base64.
@@ -211,6 +213,7 @@ pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
         recursive: spec.listing.recursive,
         combine_splits: spec.listing.combine_splits,
         output_compression: spec.output_compression.map(|c| c.name().to_string()),
+        partitioner: spec.partitioner.map(|p| p.name().to_string()),
     };
     serde_json::to_string(&stored)
 }
@@ -268,6 +271,10 @@ pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
             },
             task_memory: stored.task_memory,
         },
+        partitioner: stored
+            .partitioner
+            .map(|name| PartitionerKind::from_name(&name))
+            .transpose()?,
         output_compression: match stored.output_compression {
             None => None,
             Some(name) => Some(Compression::named(&name).ok_or(SpecError::UnknownCompression(name))?),

@@ -136,6 +136,7 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
     let timeout = spec.task_timeout.map_or("none".to_string(), duration);
     for (key, value) in [
         ("reduce tasks", spec.reduce_tasks.to_string()),
+        ("partitioner", spec.partitioner().name().to_string()),
         ("split size", bytes(spec.split_size)),
         ("max attempts", spec.max_attempts.to_string()),
         ("task timeout", timeout),

@@ -8,7 +8,7 @@ use weft_core::compression::Compression;
 use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
-use weft_core::spec::{self, Builtin, InputListing, JobSpec, Program, SpecError};
+use weft_core::spec::{self, Builtin, InputListing, JobSpec, PartitionerKind, Program, SpecError};
 use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus, Phase, WorkerStatus};
 use weft_core::work::{JobId, JobProgram, TaskKind};
 
@@ -39,6 +39,7 @@ impl From<&JobSpec> for v1::JobSpec {
             recursive: spec.listing.recursive,
             combine_splits: spec.listing.combine_splits.unwrap_or(0),
             output_compression: compression_to_wire(spec.output_compression),
+            partitioner: spec.partitioner.map(|p| p.name().to_string()).unwrap_or_default(),
         }
     }
 }
@@ -248,6 +249,10 @@ impl TryFrom<v1::JobSpec> for JobSpec {
             files: files_from_wire(wire.files),
             setup: setup_from_wire(wire.env, wire.keys, wire.task_memory),
             output_compression: compression_from_wire(&wire.output_compression)?,
+            partitioner: match wire.partitioner.as_str() {
+                "" => None,
+                name => Some(PartitionerKind::from_name(name)?),
+            },
         };
         spec.validate()?;
         Ok(spec)
@@ -499,6 +504,7 @@ mod tests {
                 files: Vec::new(),
                 setup: TaskSetup::default(),
                 output_compression: None,
+                partitioner: None,
             };
             prop_assume!(spec.validate().is_ok());
             prop_assert_eq!(JobSpec::try_from(v1::JobSpec::from(&spec)), Ok(spec));
@@ -544,6 +550,7 @@ mod tests {
                 task_memory: Some(1 << 30),
             },
             output_compression: Some(Compression::Zstd),
+            partitioner: Some(PartitionerKind::Hash),
         };
         let wire = v1::JobSpec::from(&spec);
         assert_eq!(spec_from_stored_v1(&wire.encode_to_vec()), Ok(spec.clone()));

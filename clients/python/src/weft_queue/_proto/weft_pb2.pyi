@@ -36,7 +36,7 @@ JOB_PHASE_REDUCE: JobPhase
 JOB_PHASE_DONE: JobPhase
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode", "files", "env", "keys", "task_memory", "recursive", "combine_splits", "output_compression")
+    __slots__ = ("name", "inputs", "output", "reduce_tasks", "app", "streaming", "split_size", "max_attempts", "task_timeout_secs", "priority", "after", "output_mode", "files", "env", "keys", "task_memory", "recursive", "combine_splits", "output_compression", "partitioner")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class JobSpec(_message.Message):
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     COMBINE_SPLITS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONER_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
     output: str
@@ -75,7 +76,8 @@ class JobSpec(_message.Message):
     recursive: bool
     combine_splits: int
     output_compression: str
-    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ..., files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., recursive: bool = ..., combine_splits: _Optional[int] = ..., output_compression: _Optional[str] = ...) -> None: ...
+    partitioner: str
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., output: _Optional[str] = ..., reduce_tasks: _Optional[int] = ..., app: _Optional[_Union[BuiltinApp, _Mapping]] = ..., streaming: _Optional[_Union[StreamingCommands, _Mapping]] = ..., split_size: _Optional[int] = ..., max_attempts: _Optional[int] = ..., task_timeout_secs: _Optional[int] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., output_mode: _Optional[int] = ..., files: _Optional[_Iterable[_Union[ShippedFile, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[EnvVar, _Mapping]]] = ..., keys: _Optional[_Union[KeyLayout, _Mapping]] = ..., task_memory: _Optional[int] = ..., recursive: bool = ..., combine_splits: _Optional[int] = ..., output_compression: _Optional[str] = ..., partitioner: _Optional[str] = ...) -> None: ...
 
 class ShippedFile(_message.Message):
     __slots__ = ("name", "contents", "executable")
