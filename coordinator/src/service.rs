@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
-use weft_core::spec::{JobSpec, Program};
+use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{check_payload, BatchSettings, HandlerName, JobId, QueueTask};
 use weft_proto::convert::{
@@ -217,9 +217,9 @@ impl JobService for JobApi {
         let caller = caller(&request);
         let submitted = async {
             let spec = JobSpec::try_from(request.into_inner()).map_err(invalid_spec)?;
-            match spec.program {
-                Program::Streaming { .. } => require(&caller, Role::Commands, "submitting streaming commands")?,
-                Program::Builtin(_) => require(&caller, Role::Submit, "submitting a job")?,
+            match spec.program.runs_commands() {
+                true => require(&caller, Role::Commands, "submitting streaming commands")?,
+                false => require(&caller, Role::Submit, "submitting a job")?,
             }
             if spec.reduce_tasks > self.limits.max_reduce_tasks {
                 return Err(Status::invalid_argument(format!(

@@ -114,6 +114,12 @@ pub enum Program {
 }
 
 impl Program {
+    /// Whether its tasks run commands the submitter wrote (which takes the `commands` role
+    /// to submit, and a sandbox to run).
+    pub fn runs_commands(&self) -> bool {
+        matches!(self, Program::Streaming { .. })
+    }
+
     /// The partitioner the program's jobs get unless they name one: ranges for the sort
     /// app (its parts in order are the sorted input), hashing for the rest.
     pub fn default_partitioner(&self) -> PartitionerKind {
