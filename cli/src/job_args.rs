@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use weft_core::app::App;
 use weft_core::compression::Compression;
 use weft_core::location::Location;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup, MAX_SHIPPED_BYTES};
-use weft_core::spec::{
-    check_reduce_tasks, Builtin, InputListing, JobSpec, PartitionerKind, Program, DEFAULT_MAX_ATTEMPTS,
-};
+use weft_core::spec::{check_reduce_tasks, InputListing, JobSpec, PartitionerKind, Program, DEFAULT_MAX_ATTEMPTS};
 
 /// What to run, on what.
 #[derive(Debug, Args)]
@@ -46,7 +45,10 @@ pub struct JobArgs {
     /// A built-in app: wordcount, indexer, grep (with --pattern) or sort.
     #[arg(long, value_name = "NAME", conflicts_with = "mapper")]
     pub app: Option<String>,
-    /// grep: the regular expression.
+    /// An argument of the app, by name. Repeatable.
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
+    pub app_args: Vec<String>,
+    /// grep: the regular expression (`--arg pattern=REGEX` for short).
     #[arg(long, value_name = "REGEX")]
     pub pattern: Option<String>,
     /// Streaming mapper, run with `sh -c`: reads lines on stdin, writes key<TAB>value lines.
@@ -139,18 +141,26 @@ impl JobArgs {
                 if let Some((flag, _)) = commands.iter().find(|(_, c)| c.is_some()) {
                     bail!("{flag} goes with --mapper, not with --app {app}: a built-in app brings its own");
                 }
-                Program::Builtin(Builtin::from_name(app, self.pattern.as_deref())?)
-            }
-            (None, Some(mapper)) => {
-                if self.pattern.is_some() {
-                    bail!("--pattern goes with --app grep");
+                let mut named = App::new(app.as_str());
+                for text in &self.app_args {
+                    let (name, value) = text
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("--arg {text:?} is not NAME=VALUE"))?;
+                    named = named.with_arg(name, value);
                 }
-                Program::Streaming {
-                    mapper: mapper.clone(),
-                    reducer: self.reducer.clone(),
-                    combiner: self.combiner.clone(),
+                if let Some(pattern) = &self.pattern {
+                    named = named.with_arg("pattern", pattern.as_str());
                 }
+                Program::App(named)
             }
+            (None, Some(_)) if self.pattern.is_some() || !self.app_args.is_empty() => {
+                bail!("--arg and --pattern go with --app: streaming commands take their arguments in --mapper and --reducer")
+            }
+            (None, Some(mapper)) => Program::Streaming {
+                mapper: mapper.clone(),
+                reducer: self.reducer.clone(),
+                combiner: self.combiner.clone(),
+            },
             _ => bail!("say what to run: --app NAME, or --mapper CMD (with --reducer CMD)"),
         };
         let spec = JobSpec {

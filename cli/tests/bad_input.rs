@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use common::*;
 use weft_client::Client;
+use weft_core::app::App;
 use weft_core::location::Location;
-use weft_core::spec::{Builtin, JobSpec, Program};
+use weft_core::spec::{JobSpec, Program};
 
 fn fails_with(cluster: &TestCluster, args: &[&str], message: &str) {
     let output = cluster.weft(args);
@@ -82,6 +83,27 @@ fn bad_jobs_are_refused_clearly_and_the_cluster_keeps_working() {
         &["submit", "--input", s(&input), "--output", s(&out), "--app", "pagerank"],
         "unknown app \"pagerank\"",
     );
+    let app = |extra: &[&'static str]| {
+        let mut args = vec!["submit", "--input", s(&input), "--output", s(&out), "--app"];
+        args.extend_from_slice(extra);
+        args
+    };
+    fails_with(&cluster, &app(&["grep"]), "the grep app needs --arg pattern=REGEX");
+    fails_with(
+        &cluster,
+        &app(&["wordcount", "--arg", "top=10"]),
+        "the wordcount app takes no argument \"top\": it takes no arguments",
+    );
+    fails_with(
+        &cluster,
+        &app(&["grep", "--arg", "pattern=(", "--wait"]),
+        "invalid pattern for the grep app: ",
+    );
+    fails_with(
+        &cluster,
+        &app(&["grep", "--arg", "fox"]),
+        "--arg \"fox\" is not NAME=VALUE",
+    );
 
     // A mapper that does not exist: accepted, then the job fails with that reason.
     let job = JobFlags::new(&input, &out)
@@ -118,7 +140,7 @@ async fn refusals_carry_the_right_grpc_codes() {
     };
     let wordcount = |inputs: Vec<PathBuf>, output: PathBuf| {
         let inputs = inputs.into_iter().map(Location::Local).collect();
-        JobSpec::new(inputs, Location::Local(output), Program::Builtin(Builtin::WordCount))
+        JobSpec::new(inputs, Location::Local(output), Program::app("wordcount"))
     };
 
     let missing = wordcount(vec![cluster.path("nope")], cluster.path("o1"));
@@ -142,7 +164,7 @@ async fn refusals_carry_the_right_grpc_codes() {
     );
 
     let mut bad_pattern = wordcount(vec![input.clone()], cluster.path("o2"));
-    bad_pattern.program = Program::Builtin(Builtin::Grep { pattern: "(".into() });
+    bad_pattern.program = Program::App(App::new("grep").with_arg("pattern", "("));
     assert_eq!(
         code(client.submit(&bad_pattern).await.err().unwrap()),
         tonic::Code::InvalidArgument

@@ -356,7 +356,7 @@ async fn a_database_removed_under_a_running_coordinator_takes_no_more_submits() 
     let spec = JobSpec::new(
         vec![Location::local(&input)],
         Location::local(cluster.path("after")),
-        Program::Builtin(weft_client::Builtin::WordCount),
+        Program::app("wordcount"),
     );
     let submitted = client.submit(&spec).await;
     let Ok(job) = submitted else {

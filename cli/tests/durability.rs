@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use weft_client::{Builtin, Client, JobSpec, Program};
+use weft_client::{Client, JobSpec, Program};
 use weft_core::location::Location;
 
 /// A mapper that is quick on the first three splits and, on the rest, waits until `gate`
@@ -159,7 +159,7 @@ fn every_acknowledged_submission_survives_a_kill_during_a_burst() {
                         ..JobSpec::new(
                             vec![Location::local(&input)],
                             Location::local(outputs.join(format!("out-{n}"))),
-                            Program::Builtin(Builtin::WordCount),
+                            Program::app("wordcount"),
                         )
                     };
                     async move { client.submit(&spec).await.map(|handle| handle.id().to_string()) }

@@ -275,7 +275,7 @@ case "$WEFT_TASK_ID:$WEFT_ATTEMPT" in *-m-00000:1) exit 1 ;; esac"#
 
 #[tokio::test]
 async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list() {
-    use weft_client::{Builtin, Client, DeferredList, Fired, JobSpec, Program};
+    use weft_client::{Client, DeferredList, Fired, JobSpec, Program};
 
     let cluster = TestCluster::start(2, 2, &[]);
     let input = cluster.path("input");
@@ -286,7 +286,7 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
         .submit(&JobSpec::new(
             vec![Location::local(&input)],
             Location::local(&counts),
-            Program::Builtin(Builtin::WordCount),
+            Program::app("wordcount"),
         ))
         .await
         .unwrap();
@@ -296,7 +296,7 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
         .then(JobSpec::new(
             vec![Location::local(&counts)],
             Location::local(&sorted),
-            Program::Builtin(Builtin::Sort),
+            Program::app("sort"),
         ))
         .await
         .unwrap();
@@ -320,7 +320,7 @@ async fn the_client_chains_jobs_with_then_and_collects_them_in_a_deferred_list()
         .then(JobSpec::new(
             vec![Location::local(&input)],
             Location::local(cluster.path("never")),
-            Program::Builtin(Builtin::Sort),
+            Program::app("sort"),
         ))
         .await
         .unwrap();

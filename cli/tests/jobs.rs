@@ -58,6 +58,13 @@ fn grep_counts_matching_lines_per_file_and_sort_orders_globally() {
         })
         .collect();
     assert_eq!(read_keyed_output(&out), expected);
+    let by_name = cluster.path("grep-by-name");
+    cluster.submit_wait(
+        &JobFlags::new(&input, &by_name)
+            .app("grep")
+            .flag("--arg", "pattern=fox|Straße"),
+    );
+    assert_eq!(read_keyed_output(&by_name), expected, "--arg pattern= is --pattern");
 
     let out = cluster.path("sorted");
     let job = JobFlags::new(&input, &out)

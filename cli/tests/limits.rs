@@ -14,8 +14,7 @@ use common::*;
 use futures::StreamExt;
 use tonic::Code;
 use weft_client::{
-    BatchOptions, Builtin, Client, ClientError, Credentials, DeferredList, JobSpec, JobState, Program, Task, TlsFiles,
-    Token,
+    BatchOptions, Client, ClientError, Credentials, DeferredList, JobSpec, JobState, Program, Task, TlsFiles, Token,
 };
 use weft_core::location::Location;
 use weft_proto::v1;
@@ -54,7 +53,7 @@ fn wordcount(cluster: &TestCluster, input: &Path, output: &str) -> JobSpec {
     JobSpec::new(
         vec![Location::local(input)],
         Location::local(cluster.path(output)),
-        Program::Builtin(Builtin::WordCount),
+        Program::app("wordcount"),
     )
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures::StreamExt;
 use tonic::Code;
-use weft_client::{Builtin, Client, ClientError, Credentials, JobSpec, PeerRole, Program, Task, TlsFiles, Token};
+use weft_client::{Client, ClientError, Credentials, JobSpec, PeerRole, Program, Task, TlsFiles, Token};
 use weft_core::location::Location;
 use weft_proto::v1;
 
@@ -47,7 +47,7 @@ fn wordcount(cluster: &TestCluster, name: &str) -> JobSpec {
     JobSpec::new(
         vec![Location::Local(input)],
         Location::local(cluster.path(name)),
-        Program::Builtin(Builtin::WordCount),
+        Program::app("wordcount"),
     )
 }
 

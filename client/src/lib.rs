@@ -13,14 +13,14 @@
 //! use std::future::IntoFuture;
 //! use weft_client::{Client, DeferredList, Fired, Task};
 //! use weft_client::Location;
-//! use weft_core::spec::{Builtin, JobSpec, Program};
+//! use weft_core::spec::{JobSpec, Program};
 //!
 //! # async fn demo() -> Result<(), weft_client::ClientError> {
 //! let client = Client::connect("http://127.0.0.1:7070").await?;
 //!
 //! // A MapReduce job, followed to its end.
 //! let books = vec![Location::local("/data/books")];
-//! let spec = JobSpec::new(books, Location::local("/data/counts"), Program::Builtin(Builtin::WordCount));
+//! let spec = JobSpec::new(books, Location::local("/data/counts"), Program::app("wordcount"));
 //! let job = client.submit(&spec).await?;
 //! let status = job.wait().await?;
 //! println!("{} {:?}", status.id, status.state);
@@ -29,7 +29,7 @@
 //! let first = client.submit(&spec).await?;
 //! // An object store works alike: Location::parse("s3://bucket/sorted") (a bad URL is an error).
 //! let counts = vec![Location::local("/data/counts")];
-//! let mut sort = JobSpec::new(counts, Location::local("/data/sorted"), Program::Builtin(Builtin::Sort));
+//! let mut sort = JobSpec::new(counts, Location::local("/data/sorted"), Program::app("sort"));
 //! sort.reduce_tasks = 4;
 //! let second = first.then(sort).await?;
 //! let fired = DeferredList::from_futures([first.into_future(), second.into_future()]).await;
@@ -67,7 +67,8 @@ pub use submitter::TaskSubmitter;
 pub use tasks::{BatchEvent, BatchOptions, Task, TaskResult};
 pub use weft_auth::tls::{PeerRole, TlsFiles, TlsMaterial};
 pub use weft_auth::tokens::Token;
+pub use weft_core::app::App;
 pub use weft_core::deferred::{DeferredList, Fired};
 pub use weft_core::location::{Location, ObjectUrl};
-pub use weft_core::spec::{Builtin, JobSpec, Program};
+pub use weft_core::spec::{JobSpec, Program};
 pub use weft_core::status::{JobCounts, JobState, JobStatus, Phase, WorkerStatus};

@@ -6,9 +6,10 @@ use std::time::Duration;
 use weft_coordinator::metrics::Metrics;
 
 use weft_coordinator::store::{Recovered, SqliteStore, StateStore, SCHEMA_VERSION};
+use weft_core::app::App;
 use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
-use weft_core::spec::{Builtin, Program};
+use weft_core::spec::Program;
 use weft_core::status::JobState;
 use weft_core::work::{JobId, TaskKind};
 
@@ -57,7 +58,7 @@ fn a_weft_0_1_database_with_jobs_in_flight_is_migrated_and_recovered() {
         (waiting.state, waiting.after.as_slice()),
         (JobState::Waiting, [JobId::new(2)].as_slice())
     );
-    assert_eq!(waiting.spec.program, Program::Builtin(Builtin::Sort));
+    assert_eq!(waiting.spec.program, Program::app("sort"));
     assert!(waiting.plan.is_none(), "it plans when it starts");
 
     let (queued, _) = &recovered.unfinished[2];
@@ -69,9 +70,7 @@ fn a_weft_0_1_database_with_jobs_in_flight_is_migrated_and_recovered() {
     );
     assert_eq!(
         spec.program,
-        Program::Builtin(Builtin::Grep {
-            pattern: "fox|dog".into()
-        })
+        Program::App(App::new("grep").with_arg("pattern", "fox|dog"))
     );
 
     let done = store.job(JobId::new(1)).unwrap().unwrap();

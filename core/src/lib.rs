@@ -2,7 +2,8 @@
 //! the client all need. Nothing here knows about gRPC: `weft_proto::convert` turns wire
 //! messages into these types at the edges.
 //!
-//! - [`spec`]: [`JobSpec`](spec::JobSpec), what a job is, and its checks.
+//! - [`spec`]: [`JobSpec`](spec::JobSpec), what a job is, and its checks; [`app`]: the
+//!   built-in apps a job may name, with their arguments.
 //! - [`work`]: the ids of jobs, batches, tasks and attempts ([`TaskId`](work::TaskId)'s
 //!   `Display` is the one task-id format), and the [`Assignment`](work::Assignment) of an
 //!   attempt to a worker, holding its job's program once.
@@ -26,6 +27,7 @@
 //! Start with [`spec`] and [`work`], then [`split`] → [`partition`] → [`merge`]: the data
 //! path.
 
+pub mod app;
 pub mod compression;
 pub mod deferred;
 pub mod error_text;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::app::{app_names, App};
 use crate::compression::Compression;
 use crate::location::{BadUrl, Location};
 use crate::setup::{validate_files, KeyLayout, SetupError, ShippedFile, TaskSetup};
@@ -99,8 +100,8 @@ pub struct InputListing {
 /// What the map and reduce tasks run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Program {
-    /// A program that ships inside weft.
-    Builtin(Builtin),
+    /// An app that ships inside weft, with its arguments.
+    App(App),
     /// Hadoop Streaming: commands run with `sh -c`, records as `key<TAB>value` lines.
     Streaming {
         /// Reads the split's lines on stdin, writes records on stdout.
@@ -114,18 +115,25 @@ pub enum Program {
 }
 
 impl Program {
+    /// The app called `name`, with no arguments.
+    pub fn app(name: impl Into<String>) -> Self {
+        Program::App(App::new(name))
+    }
+
     /// Whether its tasks run commands the submitter wrote (which takes the `commands` role
     /// to submit, and a sandbox to run).
     pub fn runs_commands(&self) -> bool {
         matches!(self, Program::Streaming { .. })
     }
 
-    /// The partitioner the program's jobs get unless they name one: ranges for the sort
-    /// app (its parts in order are the sorted input), hashing for the rest.
+    /// The partitioner the program's jobs get unless they name one: the app's
+    /// ([`AppKind::partitioner`]: ranges for sort), hashing for the rest.
+    ///
+    /// [`AppKind::partitioner`]: crate::app::AppKind::partitioner
     pub fn default_partitioner(&self) -> PartitionerKind {
         match self {
-            Program::Builtin(Builtin::Sort) => PartitionerKind::Range,
-            _ => PartitionerKind::Hash,
+            Program::App(app) => app.kind().map_or(PartitionerKind::Hash, |kind| kind.partitioner),
+            Program::Streaming { .. } => PartitionerKind::Hash,
         }
     }
 
@@ -134,7 +142,7 @@ impl Program {
     /// layout for streaming commands.
     pub fn input_key<'a>(&self, line: &'a [u8], keys: KeyLayout) -> &'a [u8] {
         match self {
-            Program::Builtin(_) => line,
+            Program::App(_) => line,
             Program::Streaming { .. } => keys.split(line).0,
         }
     }
@@ -144,56 +152,10 @@ impl Program {
 
     /// The name of its kind, by which workers find what runs it: the app's name, or
     /// [`Self::STREAMING`].
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &str {
         match self {
-            Program::Builtin(app) => app.name(),
+            Program::App(app) => &app.name,
             Program::Streaming { .. } => Self::STREAMING,
-        }
-    }
-}
-
-/// The built-in apps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Builtin {
-    /// word, count.
-    WordCount,
-    /// word, `N doc1,doc2,...`.
-    Indexer,
-    /// input file path, number of lines matching `pattern`.
-    Grep {
-        /// A regular expression (Rust `regex` syntax).
-        pattern: String,
-    },
-    /// The input lines, globally sorted bytewise.
-    Sort,
-}
-
-impl Builtin {
-    /// The names `--app` accepts.
-    pub const NAMES: [&'static str; 4] = ["wordcount", "indexer", "grep", "sort"];
-
-    /// Looks an app up by name; `pattern` is grep's regular expression.
-    pub fn from_name(name: &str, pattern: Option<&str>) -> Result<Self, SpecError> {
-        match (name, pattern) {
-            ("wordcount", None) => Ok(Builtin::WordCount),
-            ("indexer", None) => Ok(Builtin::Indexer),
-            ("sort", None) => Ok(Builtin::Sort),
-            ("grep", Some(pattern)) => Ok(Builtin::Grep {
-                pattern: pattern.to_string(),
-            }),
-            ("grep", None) => Err(SpecError::MissingPattern),
-            (app, Some(_)) if Self::NAMES.contains(&app) => Err(SpecError::PatternWithoutGrep(app.into())),
-            (other, _) => Err(SpecError::UnknownApp(other.to_string())),
-        }
-    }
-
-    /// The app's name, as `--app` takes it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Builtin::WordCount => "wordcount",
-            Builtin::Indexer => "indexer",
-            Builtin::Grep { .. } => "grep",
-            Builtin::Sort => "sort",
         }
     }
 }
@@ -202,17 +164,38 @@ impl Builtin {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     /// `--app` named no built-in.
-    #[error("unknown app {0:?}: the built-in apps are {names}", names = Builtin::NAMES.join(", "))]
+    #[error("unknown app {0:?}: the built-in apps are {names}", names = app_names().join(", "))]
     UnknownApp(String),
-    /// grep without its pattern.
-    #[error("the grep app needs --pattern REGEX")]
-    MissingPattern,
-    /// `--pattern` with an app that takes none.
-    #[error("--pattern goes with --app grep, not --app {0}")]
-    PatternWithoutGrep(String),
-    /// The pattern does not compile.
-    #[error("invalid --pattern: {0}")]
-    BadPattern(String),
+    /// An app without an argument it needs.
+    #[error("the {app} app needs --arg {arg}={what}")]
+    MissingArgument {
+        /// The app.
+        app: &'static str,
+        /// The argument's name.
+        arg: &'static str,
+        /// What its value is.
+        what: &'static str,
+    },
+    /// An argument the app does not take.
+    #[error("the {app} app takes no argument {arg:?}: it takes {takes}")]
+    UnexpectedArgument {
+        /// The app.
+        app: &'static str,
+        /// The argument given.
+        arg: String,
+        /// What it takes.
+        takes: String,
+    },
+    /// An argument's value the app cannot use.
+    #[error("invalid {arg} for the {app} app: {reason}")]
+    BadArgument {
+        /// The app.
+        app: &'static str,
+        /// The argument's name.
+        arg: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Neither an app nor a mapper.
     #[error("say what to run: --app NAME, or --mapper CMD (with --reducer CMD)")]
     NoProgram,
@@ -248,7 +231,7 @@ pub enum SpecError {
         /// The flag.
         flag: &'static str,
         /// The app.
-        app: &'static str,
+        app: String,
     },
     /// A command a map-only job would never run.
     #[error("--{0} is never run with --reduce-tasks 0 (a map-only job writes its mapper's output): drop one of them")]
@@ -315,7 +298,7 @@ impl JobSpec {
         self.partitioner.unwrap_or_else(|| self.program.default_partitioner())
     }
 
-    /// Checks what needs no filesystem: counts, the program, the pattern.
+    /// Checks what needs no filesystem: counts, the program and its arguments.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.inputs.is_empty() {
             return Err(SpecError::NoInput);
@@ -343,16 +326,17 @@ impl JobSpec {
         }
         validate_files(&self.files)?;
         match &self.program {
-            Program::Builtin(app) => {
+            Program::App(app) => {
+                app.check()?;
                 let flag = match self.files.is_empty() {
                     false => Some("--file"),
                     true => self.setup.first_set_flag(),
                 };
                 if let Some(flag) = flag {
-                    return Err(SpecError::StreamingOnly { flag, app: app.name() });
-                }
-                if let Builtin::Grep { pattern } = app {
-                    regex::bytes::Regex::new(pattern).map_err(|e| SpecError::BadPattern(e.to_string()))?;
+                    return Err(SpecError::StreamingOnly {
+                        flag,
+                        app: app.name.clone(),
+                    });
                 }
             }
             Program::Streaming {
@@ -405,10 +389,7 @@ impl JobSpec {
         if !self.name.is_empty() {
             return self.name.clone();
         }
-        match &self.program {
-            Program::Builtin(app) => app.name().to_string(),
-            Program::Streaming { .. } => "streaming".to_string(),
-        }
+        self.program.kind().to_string()
     }
 }
 
@@ -450,19 +431,6 @@ mod tests {
     }
 
     #[test]
-    fn apps_are_found_by_name() {
-        assert_eq!(Builtin::from_name("wordcount", None), Ok(Builtin::WordCount));
-        assert_eq!(
-            Builtin::from_name("grep", Some("a+")),
-            Ok(Builtin::Grep { pattern: "a+".into() })
-        );
-        assert_eq!(Builtin::from_name("grep", None), Err(SpecError::MissingPattern));
-        let unknown = Builtin::from_name("pagerank", None).unwrap_err();
-        assert!(unknown.to_string().contains("pagerank"));
-        assert!(unknown.to_string().contains("wordcount"));
-    }
-
-    #[test]
     fn negative_reduce_count_is_refused_with_the_number() {
         let err = check_reduce_tasks(-1).unwrap_err();
         assert_eq!(err.to_string(), "--reduce-tasks must be between 0 and 10000000, got -1");
@@ -471,20 +439,20 @@ mod tests {
 
     #[test]
     fn bad_pattern_and_empty_commands_are_refused() {
-        let grep = spec(Program::Builtin(Builtin::Grep { pattern: "(".into() }));
-        assert!(matches!(grep.validate(), Err(SpecError::BadPattern(_))));
+        let grep = spec(Program::App(App::new("grep").with_arg("pattern", "(")));
+        assert!(matches!(grep.validate(), Err(SpecError::BadArgument { .. })));
         let streaming = spec(Program::Streaming {
             mapper: " ".into(),
             reducer: None,
             combiner: None,
         });
         assert_eq!(streaming.validate(), Err(SpecError::EmptyCommand("mapper")));
-        assert_eq!(spec(Program::Builtin(Builtin::Sort)).validate(), Ok(()));
+        assert_eq!(spec(Program::app("sort")).validate(), Ok(()));
     }
 
     #[test]
     fn what_a_job_would_ignore_is_refused() {
-        let mut app = spec(Program::Builtin(Builtin::WordCount));
+        let mut app = spec(Program::app("wordcount"));
         app.setup.keys.fields = 2;
         let err = app.validate().unwrap_err().to_string();
         assert_eq!(

@@ -2,7 +2,7 @@
 //! again (for `weft status`), and as JSON (the `spec` of `weft status --json` and of the
 //! dashboard's `/api/jobs/ID`).
 
-use crate::spec::{Builtin, JobSpec, Program};
+use crate::spec::{JobSpec, Program};
 
 /// The JOB-FLAGS of `spec`, quoted for a POSIX shell. A shipped file shows as `--file NAME`:
 /// its bytes are kept with the job, not its source path.
@@ -15,10 +15,10 @@ pub fn job_flags(spec: &JobSpec) -> String {
         flags.push(quote(value));
     };
     match &spec.program {
-        Program::Builtin(app) => {
-            flag("app", app.name());
-            if let Builtin::Grep { pattern } = app {
-                flag("pattern", pattern);
+        Program::App(app) => {
+            flag("app", &app.name);
+            for (name, value) in &app.args {
+                flag("arg", &format!("{name}={value}"));
             }
         }
         Program::Streaming {
@@ -95,20 +95,16 @@ pub fn quote(text: &str) -> String {
 
 /// The spec as JSON: every field, shipped files by name and size.
 pub fn to_json(spec: &JobSpec) -> serde_json::Value {
-    let (app, pattern, mapper, reducer, combiner) = match &spec.program {
-        Program::Builtin(app) => {
-            let pattern = match app {
-                Builtin::Grep { pattern } => Some(pattern.clone()),
-                _ => None,
-            };
-            (Some(app.name()), pattern, None, None, None)
-        }
+    let (app, args, mapper, reducer, combiner) = match &spec.program {
+        Program::App(app) => (Some(&app.name), Some(&app.args), None, None, None),
         Program::Streaming {
             mapper,
             reducer,
             combiner,
         } => (None, None, Some(mapper), reducer.as_ref(), combiner.as_ref()),
     };
+    // grep's pattern keeps the key it had before apps took any arguments.
+    let pattern = args.and_then(|args| args.get("pattern"));
     let files: Vec<serde_json::Value> = spec
         .files
         .iter()
@@ -126,6 +122,7 @@ pub fn to_json(spec: &JobSpec) -> serde_json::Value {
         "output": spec.output.to_text(),
         "reduce_tasks": spec.reduce_tasks,
         "app": app,
+        "args": args,
         "pattern": pattern,
         "mapper": mapper,
         "reducer": reducer,

@@ -5,9 +5,10 @@
 use std::io::Cursor;
 
 use proptest::prelude::*;
+use weft_core::app::App;
 use weft_core::location::Location;
 use weft_core::record::{encode, RecordReader};
-use weft_core::spec::{check_reduce_tasks, Builtin, JobSpec, Program};
+use weft_core::spec::{check_reduce_tasks, JobSpec, Program};
 use weft_core::split::{plan_splits, SplitLines};
 use weft_core::status::{JobState, JobStatus, Phase, TaskState};
 use weft_core::work::JobId;
@@ -180,7 +181,7 @@ proptest! {
         let program = if streaming {
             Program::Streaming { mapper: mapper.clone(), reducer: None, combiner: None }
         } else {
-            Program::Builtin(Builtin::Grep { pattern: pattern.clone() })
+            Program::App(App::new("grep").with_arg("pattern", pattern.clone()))
         };
         let mut spec = JobSpec::new(vec![Location::local("/in")], Location::local("/out"), program);
         spec.reduce_tasks = reduce.unwrap_or(1);

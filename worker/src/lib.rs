@@ -9,7 +9,7 @@
 //! - [`shuffle`]: serving that output to reducers;
 //! - [`fetch`] → [`merge`] → [`reduce`]: a reducer fetching, merging and reducing;
 //! - [`programs`]: the kinds of map/reduce program by name, each mapping and reducing in
-//!   its own way: the built-in [`apps`], and streaming commands ([`process`], run under
+//!   its own way: the built-in [`programs::apps`], and streaming commands ([`process`], run under
 //!   the [`shim`]);
 //! - [`handlers`]: the queue handlers (built in, linked in through the [`builder`], or
 //!   warm commands).
@@ -19,7 +19,6 @@
 //! `/metrics` on its HTTP listener (`--http`).
 
 pub mod aggregate;
-pub mod apps;
 pub mod builder;
 pub mod config;
 pub mod fetch;

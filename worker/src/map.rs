@@ -63,32 +63,6 @@ pub struct MapTask<'a> {
     pub sort_buffer: usize,
 }
 
-/// How a task fails: an I/O error, or a command that failed.
-pub enum TaskFailure {
-    /// Reading, writing or spilling failed.
-    Io(io::Error),
-    /// A streaming command failed; the reason names it.
-    Command(String),
-}
-
-impl TaskFailure {
-    /// What the attempt's report says: the command's reason, or the I/O error of a `phase`
-    /// ("map", "reduce") that was not stopped.
-    pub fn reason(self, phase: &str, switch: &KillSwitch) -> String {
-        match self {
-            TaskFailure::Io(e) if switch.tripped() => format!("stopped: {e}"),
-            TaskFailure::Io(e) => format!("{phase} I/O error: {e}"),
-            TaskFailure::Command(reason) => reason,
-        }
-    }
-}
-
-impl From<io::Error> for TaskFailure {
-    fn from(e: io::Error) -> Self {
-        TaskFailure::Io(e)
-    }
-}
-
 /// The writer of `task`'s partitioned, sorted output, each spill through `combiner`.
 pub fn output_writer(
     task: &MapTask<'_>,

@@ -315,11 +315,11 @@ impl Shell {
 
     /// Waits for the command; returns the counters it reported, or an error naming how it
     /// ended and the tail of its stderr.
-    pub fn wait(mut self) -> Result<Counters, String> {
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| format!("waiting for {:?}: {e}", self.command))?;
+    pub fn wait(mut self) -> Result<Counters, CommandError> {
+        let status = self.child.wait().map_err(|source| CommandError::Wait {
+            command: self.command.clone(),
+            source,
+        })?;
         // What the command left running in the background dies with it (and lets go of stderr).
         self.guard.take();
         let stderr = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
@@ -330,8 +330,25 @@ impl Shell {
         if let Some(limit) = self.memory {
             reason.push_str(&memory_note(limit, &stderr.tail));
         }
-        Err(reason)
+        Err(CommandError::Failed(reason))
     }
+}
+
+/// How a command a task ran failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Waiting for it failed.
+    #[error("waiting for {command:?}: {source}")]
+    Wait {
+        /// The command.
+        command: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// It ended unsuccessfully: how, the tail of its stderr, and whether it ran out of its
+    /// memory limit.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What an allocation that failed says on stderr, in the common runtimes (C, Python, Rust,
@@ -389,7 +406,7 @@ mod tests {
             &switch,
         )
         .unwrap();
-        let err = shell.wait().unwrap_err();
+        let err = shell.wait().unwrap_err().to_string();
         assert!(err.contains("exited with status 3"), "{err}");
         assert!(err.contains("oops"), "{err}");
     }
@@ -421,7 +438,7 @@ mod tests {
         .unwrap();
         let started = std::time::Instant::now();
         switch.trip();
-        let err = shell.wait().unwrap_err();
+        let err = shell.wait().unwrap_err().to_string();
         assert!(err.contains("signal 9"), "{err}");
         assert!(started.elapsed().as_secs() < 5);
         assert!(Shell::spawn("true", &TaskEnv::default(), Stdio::null(), Stdio::null(), &switch).is_err());
@@ -491,7 +508,8 @@ mod tests {
         let err = Shell::spawn(hog, &env, Stdio::null(), Stdio::null(), &switch)
             .unwrap()
             .wait()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("memory limit hit"), "{err}");
     }
 }

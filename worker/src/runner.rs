@@ -19,10 +19,10 @@ use crate::logs::{AttemptLog, LogDir};
 use crate::map::MapTask;
 use crate::metrics::WorkerMetrics;
 use crate::process::{KillSwitch, TaskEnv};
-use crate::programs::{run_map, run_reduce, Programs};
-use crate::sandbox::{Sandbox, Sandboxes};
+use crate::programs::{run_map, run_reduce, ProgramError, Programs, UnknownKind};
+use crate::sandbox::{Sandbox, SandboxError, Sandboxes};
 use crate::store::{MapOutputStore, TASK_FILE};
-use crate::upload::PartTarget;
+use crate::upload::{PartError, PartTarget};
 
 /// What every attempt on this worker shares.
 pub struct WorkerContext {
@@ -204,15 +204,42 @@ async fn sandbox_for(
     a: Running,
     program: &JobProgram,
     runs_commands: bool,
-) -> Result<Option<Sandbox>, String> {
+) -> Result<Option<Sandbox>, SandboxError> {
     match (runs_commands, a.task.job()) {
         (true, Some(job)) => ctx.sandboxes.prepare(job, a.attempt, &program.files).await.map(Some),
         _ => Ok(None),
     }
 }
 
-fn failed(reason: String) -> (AttemptOutcome, Counters) {
-    (AttemptOutcome::Failed(reason), Counters::new())
+/// Why a map or reduce attempt failed; its text is the attempt's reason.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    /// The assignment names no job.
+    #[error("a {0} task without a job")]
+    NoJob(&'static str),
+    /// The job's program is of a kind this worker does not run.
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownKind),
+    /// The attempt's directory could not be made.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The part could not be written where it goes.
+    #[error(transparent)]
+    Part(#[from] PartError),
+    /// The program failed.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    /// Fetching the partition failed, and no map's output is to blame (the fetcher's
+    /// words).
+    #[error("{0}")]
+    Fetch(String),
+    /// The attempt's thread panicked.
+    #[error("{0} task panicked: {1}")]
+    Panicked(&'static str, String),
+}
+
+fn failed(error: impl Into<AttemptError>) -> (AttemptOutcome, Counters) {
+    (AttemptOutcome::Failed(error.into().to_string()), Counters::new())
 }
 
 /// Runs the work of an assignment; returns its outcome and, on success, its counters.
@@ -234,7 +261,7 @@ async fn execute(
         Work::Reduce(work) => Box::pin(reduce(ctx, running, work, switch)).await,
         Work::Queue(task) => match ctx.handlers.run(task, &switch, &stop).await {
             Ok(output) => (AttemptOutcome::Succeeded(Success::Queue(output)), Counters::new()),
-            Err(CallError::Failed(reason)) => failed(reason),
+            Err(CallError::Failed(reason)) => (AttemptOutcome::Failed(reason), Counters::new()),
             Err(CallError::Interrupted(reason)) => {
                 tracing::debug!(%reason, "a queue task was interrupted: handed back");
                 (AttemptOutcome::HandedBack, Counters::new())
@@ -245,7 +272,7 @@ async fn execute(
 
 async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwitch) -> (AttemptOutcome, Counters) {
     let Some(job) = a.task.job() else {
-        return failed("a map task without a job".into());
+        return failed(AttemptError::NoJob("map"));
     };
     let kind = match ctx.programs.of(&work.program.program) {
         Ok(kind) => kind,
@@ -288,10 +315,10 @@ async fn map(ctx: Arc<WorkerContext>, a: Running, work: MapWork, switch: KillSwi
             (Ok(_), Some(part)) => part.deliver()?,
             _ => Vec::new(),
         };
-        result.map(|r| (r, tags))
+        Ok((result?, tags))
     })
     .await
-    .unwrap_or_else(|e| Err(format!("map task panicked: {e}")));
+    .unwrap_or_else(|e| Err(AttemptError::Panicked("map", e.to_string())));
     match result {
         Ok((r, upload_tags)) if temp_part.is_some() => {
             let part = Success::Part {
@@ -326,7 +353,7 @@ async fn reduce(
     switch: KillSwitch,
 ) -> (AttemptOutcome, Counters) {
     let Some(job) = a.task.job() else {
-        return failed("a reduce task without a job".into());
+        return failed(AttemptError::NoJob("reduce"));
     };
     let kind = match ctx.programs.of(&work.program.program) {
         Ok(kind) => kind,
@@ -348,7 +375,7 @@ async fn reduce(
             };
             (fetch_failed, Counters::new())
         }
-        Err(f) => failed(f.reason),
+        Err(f) => failed(AttemptError::Fetch(f.reason)),
         Ok((runs, fetched_bytes)) => {
             ctx.metrics.fetched_bytes.inc_by(fetched_bytes);
             let sandbox = match sandbox_for(&ctx, a, &work.program, kind.runs_commands()).await {
@@ -375,14 +402,17 @@ async fn reduce(
                 let roots = DataRoots::resolved(program.data_roots.clone());
                 let part = part_target
                     .create(&roots, program.output_mode)
-                    .map_err(|e| format!("cannot create {}: {e}", work.part.location()))?;
+                    .map_err(|source| PartError::Create {
+                        location: work.part.location().to_string(),
+                        source,
+                    })?;
                 let result = run_reduce(&*kind, &program, runs, &dir, part, &env, &switch);
                 drop(sandbox);
                 let (records, counters) = result?;
                 Ok((records, counters, part_target.deliver()?))
             })
             .await
-            .unwrap_or_else(|e| Err(format!("reduce task panicked: {e}")));
+            .unwrap_or_else(|e| Err(AttemptError::Panicked("reduce", e.to_string())));
             match result {
                 Ok((records, mut counters, upload_tags)) => {
                     counters.insert(SHUFFLE_BYTES.into(), fetched_bytes);

@@ -45,7 +45,7 @@ impl Sandboxes {
 
     /// Makes `attempt`'s directory, with `job`'s shipped files in it when it has any
     /// (`names`).
-    pub async fn prepare(&self, job: JobId, attempt: AttemptId, names: &[String]) -> Result<Sandbox, String> {
+    pub async fn prepare(&self, job: JobId, attempt: AttemptId, names: &[String]) -> Result<Sandbox, SandboxError> {
         let files = match names.is_empty() {
             true => Arc::default(),
             false => self.files(job).await?,
@@ -56,12 +56,15 @@ impl Sandboxes {
         let dir = sandbox.dir.clone();
         tokio::task::spawn_blocking(move || write_sandbox(&dir, &files))
             .await
-            .map_err(|e| format!("preparing the task's directory panicked: {e}"))?
-            .map_err(|e| format!("cannot prepare the task's directory {}: {e}", sandbox.dir.display()))?;
+            .map_err(|e| SandboxError::Panicked(e.to_string()))?
+            .map_err(|source| SandboxError::Write {
+                dir: sandbox.dir.clone(),
+                source,
+            })?;
         Ok(sandbox)
     }
 
-    async fn files(&self, job: JobId) -> Result<Files, String> {
+    async fn files(&self, job: JobId) -> Result<Files, SandboxError> {
         let cell = {
             let mut fetched = self.fetched.lock().expect("sandboxes lock poisoned");
             match fetched.iter().find(|(j, _)| *j == job) {
@@ -84,12 +87,31 @@ impl Sandboxes {
                 let response = self.coordinator.clone().job_files(request).await;
                 match response {
                     Ok(files) => Ok(Arc::new(files_from_wire(files.into_inner().files))),
-                    Err(status) => Err(format!("cannot fetch the job's shipped files: {}", status.message())),
+                    Err(status) => Err(SandboxError::Fetch(status.message().to_string())),
                 }
             })
             .await?;
         Ok(files.clone())
     }
+}
+
+/// Why an attempt's directory could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The coordinator did not give the job's shipped files.
+    #[error("cannot fetch the job's shipped files: {0}")]
+    Fetch(String),
+    /// Writing the directory failed.
+    #[error("cannot prepare the task's directory {}: {source}", dir.display())]
+    Write {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing the directory panicked.
+    #[error("preparing the task's directory panicked: {0}")]
+    Panicked(String),
 }
 
 fn write_sandbox(dir: &Path, files: &[ShippedFile]) -> std::io::Result<()> {

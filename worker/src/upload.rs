@@ -12,6 +12,25 @@ use weft_core::location::ObjectUrl;
 use weft_core::work::PartDestination;
 
 /// An attempt's part, being written.
+/// Why a part cannot be written where it goes.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    /// The coordinator sent an object's URL without the upload it should have begun.
+    #[error("the coordinator could not begin an upload of {0} (its log says why)")]
+    NotBegun(ObjectUrl),
+    /// Uploading the finished part failed.
+    #[error("uploading the part: {0}")]
+    Upload(weft_storage::StorageError),
+    /// The part's file could not be made.
+    #[error("cannot create {location}: {source}")]
+    Create {
+        /// Where the part goes.
+        location: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub enum PartTarget {
     /// The part file, beneath the data roots.
@@ -30,7 +49,7 @@ pub enum PartTarget {
 impl PartTarget {
     /// The target of a part bound for `destination`: the file itself, or for an upload a
     /// local file at `local` first.
-    pub fn new(destination: &PartDestination, local: PathBuf) -> Result<Self, String> {
+    pub fn new(destination: &PartDestination, local: PathBuf) -> Result<Self, PartError> {
         match destination {
             PartDestination::File(path) => Ok(PartTarget::File(path.clone())),
             PartDestination::Upload { url, id } => Ok(PartTarget::Upload {
@@ -38,9 +57,7 @@ impl PartTarget {
                 id: id.clone(),
                 local,
             }),
-            PartDestination::NotBegun(url) => Err(format!(
-                "the coordinator could not begin an upload of {url} (its log says why)"
-            )),
+            PartDestination::NotBegun(url) => Err(PartError::NotBegun(url.clone())),
         }
     }
 
@@ -61,12 +78,11 @@ impl PartTarget {
 
     /// The part is complete: uploads it (blocking) and returns its pieces' tags; a part
     /// file needs nothing more.
-    pub fn deliver(&self) -> Result<Vec<String>, String> {
+    pub fn deliver(&self) -> Result<Vec<String>, PartError> {
         match self {
             PartTarget::File(_) => Ok(Vec::new()),
             PartTarget::Upload { url, id, local } => {
-                let tags =
-                    weft_storage::upload::upload_file(url, id, local).map_err(|e| format!("uploading the part: {e}"));
+                let tags = weft_storage::upload::upload_file(url, id, local).map_err(PartError::Upload);
                 let _ = std::fs::remove_file(local);
                 tags
             }

@@ -112,10 +112,10 @@ impl Args {
                     }
                 }
             }
-            Program::Builtin(app) if commands.iter().any(|c| c.is_some()) => {
-                anyhow::bail!("job {} runs --app {}: it takes no commands", self.job, app.name())
+            Program::App(app) if commands.iter().any(|c| c.is_some()) => {
+                anyhow::bail!("job {} runs --app {}: it takes no commands", self.job, app.name)
             }
-            Program::Builtin(_) => {}
+            Program::App(_) => {}
         }
         if let Some(r) = self.reduce_tasks {
             spec.reduce_tasks = check_reduce_tasks(r)?;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use weft_core::app::{App, AppArgs};
 use weft_core::compression::Compression;
 use weft_core::location::{BadUrl, Location};
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
-use weft_core::spec::{Builtin, InputListing, JobSpec, PartitionerKind, Program, SpecError};
+use weft_core::spec::{InputListing, JobSpec, PartitionerKind, Program, SpecError};
 use weft_core::split::Split;
 use weft_core::work::TaskKind;
 
@@ -99,8 +100,12 @@ fn locations(stored: Vec<StoredPath>) -> Result<Vec<Location>, DecodeError> {
 enum StoredProgram {
     App {
         name: String,
+        /// grep's pattern, also in `args`: coordinators before apps took arguments read
+        /// only this.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pattern: Option<String>,
+        #[serde(default, skip_serializing_if = "AppArgs::is_empty")]
+        args: AppArgs,
     },
     Streaming {
         mapper: String,
@@ -168,12 +173,10 @@ fn default_output_mode() -> u32 {
 /// A spec as the store keeps it.
 pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
     let program = match &spec.program {
-        Program::Builtin(app) => StoredProgram::App {
-            name: app.name().to_string(),
-            pattern: match app {
-                Builtin::Grep { pattern } => Some(pattern.clone()),
-                _ => None,
-            },
+        Program::App(app) => StoredProgram::App {
+            name: app.name.clone(),
+            pattern: app.arg("pattern").map(str::to_string),
+            args: app.args.clone(),
         },
         Program::Streaming {
             mapper,
@@ -222,7 +225,16 @@ pub fn encode_spec(spec: &JobSpec) -> Result<String, serde_json::Error> {
 pub fn decode_spec(json: &str) -> Result<JobSpec, DecodeError> {
     let stored: StoredSpec = serde_json::from_str(json)?;
     let program = match stored.program {
-        StoredProgram::App { name, pattern } => Program::Builtin(Builtin::from_name(&name, pattern.as_deref())?),
+        StoredProgram::App {
+            name,
+            pattern,
+            mut args,
+        } => {
+            if let Some(pattern) = pattern {
+                args.entry("pattern".to_string()).or_insert(pattern);
+            }
+            Program::App(App { name, args })
+        }
         StoredProgram::Streaming {
             mapper,
             reducer,
@@ -371,7 +383,7 @@ mod tests {
                 Location::parse("s3://b/in").unwrap(),
             ],
             Location::local("/out"),
-            Program::Builtin(Builtin::Grep { pattern: "a|b".into() }),
+            Program::App(App::new("grep").with_arg("pattern", "a|b")),
         );
         spec.task_timeout = Some(Duration::from_secs(3));
         spec.after = vec!["job-000001".into()];

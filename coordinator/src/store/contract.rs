@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use weft_core::location::{Location, ObjectUrl};
 use weft_core::outcome::OutcomeKind;
-use weft_core::spec::{Builtin, JobSpec, Program};
+use weft_core::spec::{JobSpec, Program};
 use weft_core::split::Split;
 use weft_core::status::JobState;
 use weft_core::work::{JobId, TaskKind};
@@ -71,7 +71,7 @@ pub(crate) fn job(seq: u64, state: JobState) -> JobRecord {
     let mut spec = JobSpec::new(
         vec![Location::local("/in")],
         Location::local("/out"),
-        Program::Builtin(Builtin::WordCount),
+        Program::app("wordcount"),
     );
     spec.priority = 2;
     JobRecord {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use weft_core::outcome::OutcomeKind;
-use weft_core::spec::{Builtin, JobSpec, Program};
+use weft_core::spec::{JobSpec, Program};
 use weft_core::status::{AttemptInfo, JobState, JobStatus, WorkerStatus};
 
 use crate::batch::BatchView;
@@ -102,17 +102,15 @@ pub fn spec_lines(spec: &JobSpec) -> Vec<SpecLine> {
         },
     ];
     match &spec.program {
-        Program::Builtin(app) => {
+        Program::App(app) => {
             lines.push(SpecLine {
                 key: "app",
-                value: app.name().to_string(),
+                value: app.name.clone(),
             });
-            if let Builtin::Grep { pattern } = app {
-                lines.push(SpecLine {
-                    key: "pattern",
-                    value: pattern.clone(),
-                });
-            }
+            lines.extend(app.args.iter().map(|(name, value)| SpecLine {
+                key: "arg",
+                value: format!("{name}={value}"),
+            }));
         }
         Program::Streaming {
             mapper,
@@ -445,6 +443,7 @@ pub fn batch_json(b: &BatchView) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use weft_core::app::App;
     use weft_core::location::Location;
     use weft_core::work::{JobId, TaskKind};
 
@@ -584,7 +583,7 @@ mod tests {
         let spec = JobSpec::new(
             vec![Location::local("/in")],
             Location::local("/out"),
-            Program::Builtin(Builtin::WordCount),
+            Program::app("wordcount"),
         );
         let lines: Vec<(&str, String)> = spec_lines(&spec).into_iter().map(|l| (l.key, l.value)).collect();
         assert!(lines.contains(&("app", "wordcount".into())), "{:?}", lines);
@@ -596,12 +595,10 @@ mod tests {
         let grep = JobSpec::new(
             vec![Location::local("/in")],
             Location::local("/out"),
-            Program::Builtin(Builtin::Grep {
-                pattern: "err(or)?".into(),
-            }),
+            Program::App(App::new("grep").with_arg("pattern", "err(or)?")),
         );
         let lines: Vec<(&str, String)> = spec_lines(&grep).into_iter().map(|l| (l.key, l.value)).collect();
-        assert!(lines.contains(&("app", "grep".into())) && lines.contains(&("pattern", "err(or)?".into())));
+        assert!(lines.contains(&("app", "grep".into())) && lines.contains(&("arg", "pattern=err(or)?".into())));
     }
 
     #[test]

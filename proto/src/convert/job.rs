@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use prost::Message;
+use weft_core::app::{App, AppArgs};
 use weft_core::compression::Compression;
 use weft_core::location::Location;
 use weft_core::outcome::OutcomeKind;
 use weft_core::setup::{KeyLayout, ShippedFile, TaskSetup};
-use weft_core::spec::{self, Builtin, InputListing, JobSpec, PartitionerKind, Program, SpecError};
+use weft_core::spec::{self, InputListing, JobSpec, PartitionerKind, Program, SpecError};
 use weft_core::status::{AttemptInfo, JobCounts, JobState, JobStatus, Phase, WorkerStatus};
 use weft_core::work::{JobId, JobProgram, TaskKind};
 
@@ -23,7 +24,7 @@ impl From<&JobSpec> for v1::JobSpec {
             output: spec.output.to_text(),
             reduce_tasks: spec.reduce_tasks,
             program: Some(match &spec.program {
-                Program::Builtin(app) => v1::job_spec::Program::App(app.into()),
+                Program::App(app) => v1::job_spec::Program::App(app.into()),
                 Program::Streaming { .. } => v1::job_spec::Program::Streaming(streaming_to_wire(&spec.program)),
             }),
             split_size: spec.split_size,
@@ -111,15 +112,12 @@ pub fn files_to_wire(files: &[ShippedFile]) -> v1::ShippedFiles {
     }
 }
 
-impl From<&Builtin> for v1::BuiltinApp {
-    fn from(app: &Builtin) -> Self {
-        let pattern = match app {
-            Builtin::Grep { pattern } => pattern.clone(),
-            _ => String::new(),
-        };
+impl From<&App> for v1::BuiltinApp {
+    fn from(app: &App) -> Self {
         v1::BuiltinApp {
-            name: app.name().to_string(),
-            pattern,
+            name: app.name.clone(),
+            pattern: app.arg("pattern").unwrap_or_default().to_string(),
+            args: app.args.clone().into_iter().collect(),
         }
     }
 }
@@ -135,7 +133,7 @@ fn streaming_to_wire(program: &Program) -> v1::StreamingCommands {
             reducer: reducer.clone().unwrap_or_default(),
             combiner: combiner.clone().unwrap_or_default(),
         },
-        Program::Builtin(_) => v1::StreamingCommands::default(),
+        Program::App(_) => v1::StreamingCommands::default(),
     }
 }
 
@@ -143,7 +141,7 @@ fn streaming_to_wire(program: &Program) -> v1::StreamingCommands {
 pub fn program_to_wire(program: &JobProgram) -> v1::Program {
     v1::Program {
         kind: Some(match &program.program {
-            Program::Builtin(app) => v1::program::Kind::App(app.into()),
+            Program::App(app) => v1::program::Kind::App(app.into()),
             Program::Streaming { .. } => v1::program::Kind::Streaming(streaming_to_wire(&program.program)),
         }),
         split_points: program.split_points.clone(),
@@ -161,7 +159,7 @@ pub fn program_to_wire(program: &JobProgram) -> v1::Program {
 /// The program in a wire message, checked.
 pub fn program_from_wire(program: v1::Program) -> Result<JobProgram, ConvertError> {
     let program_kind = match program.kind {
-        Some(v1::program::Kind::App(app)) => Program::Builtin(builtin_from_wire(&app)?),
+        Some(v1::program::Kind::App(app)) => Program::App(app_from_wire(app)),
         Some(v1::program::Kind::Streaming(s)) => streaming_from_wire(s),
         None => return Err(SpecError::NoProgram.into()),
     };
@@ -188,9 +186,13 @@ fn timeout_from_secs(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-fn builtin_from_wire(app: &v1::BuiltinApp) -> Result<Builtin, SpecError> {
-    let pattern = (!app.pattern.is_empty()).then_some(app.pattern.as_str());
-    Builtin::from_name(&app.name, pattern)
+/// The app in a wire message, as it is: [`JobSpec::validate`] checks it.
+fn app_from_wire(app: v1::BuiltinApp) -> App {
+    let mut args: AppArgs = app.args.into_iter().collect();
+    if !app.pattern.is_empty() {
+        args.entry("pattern".to_string()).or_insert(app.pattern);
+    }
+    App { name: app.name, args }
 }
 
 fn streaming_from_wire(s: v1::StreamingCommands) -> Program {
@@ -208,7 +210,7 @@ impl TryFrom<v1::JobSpec> for JobSpec {
     /// Applies the defaults for zero fields and runs [`JobSpec::validate`].
     fn try_from(wire: v1::JobSpec) -> Result<Self, SpecError> {
         let program = match wire.program {
-            Some(v1::job_spec::Program::App(app)) => Program::Builtin(builtin_from_wire(&app)?),
+            Some(v1::job_spec::Program::App(app)) => Program::App(app_from_wire(app)),
             Some(v1::job_spec::Program::Streaming(s)) => {
                 if s.mapper.is_empty() {
                     return Err(SpecError::NoProgram);
@@ -653,7 +655,7 @@ mod tests {
             output: "o".into(),
             program: Some(v1::job_spec::Program::App(v1::BuiltinApp {
                 name: "nope".into(),
-                pattern: String::new(),
+                ..Default::default()
             })),
             ..Default::default()
         };
@@ -663,5 +665,25 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(status_from_wire(bad_id), Err(ConvertError::BadId(_))));
+    }
+
+    #[test]
+    fn an_apps_arguments_travel_by_name_and_greps_pattern_also_in_its_old_field() {
+        let grep = App::new("grep").with_arg("pattern", "fox");
+        let wire = v1::BuiltinApp::from(&grep);
+        assert_eq!(wire.pattern, "fox");
+        assert_eq!(app_from_wire(wire), grep);
+        let from_an_older_peer = v1::BuiltinApp {
+            name: "grep".into(),
+            pattern: "fox".into(),
+            ..Default::default()
+        };
+        assert_eq!(app_from_wire(from_an_older_peer), grep);
+        let both = v1::BuiltinApp {
+            name: "grep".into(),
+            pattern: "old".into(),
+            args: [("pattern".to_string(), "fox".to_string())].into_iter().collect(),
+        };
+        assert_eq!(app_from_wire(both), grep);
     }
 }

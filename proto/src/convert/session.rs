@@ -485,14 +485,14 @@ impl TryFrom<v1::CoordinatorMessage> for Received {
 #[cfg(test)]
 mod tests {
     use weft_core::location::ObjectUrl;
-    use weft_core::spec::{Builtin, Program};
+    use weft_core::spec::Program;
     use weft_core::work::{JobId, JobProgram};
 
     use super::*;
 
     fn program() -> Arc<JobProgram> {
         Arc::new(JobProgram {
-            program: Program::Builtin(Builtin::Sort),
+            program: Program::app("sort"),
             split_points: vec![b"m".to_vec()],
             task_timeout: Some(Duration::from_secs(9)),
             output_mode: 0o600,

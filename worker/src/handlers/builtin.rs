@@ -80,7 +80,7 @@ impl Handler for Exec {
                         ));
                     }
                 }
-                shell.wait()?;
+                shell.wait().map_err(|e| e.to_string())?;
                 Ok(output)
             })
             .await

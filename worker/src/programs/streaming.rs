@@ -11,9 +11,10 @@ use weft_core::location::Location;
 use weft_core::spec::Program;
 use weft_core::split::{line_range_in, Split};
 
+use super::TaskFailure;
 use super::{MapReduce, ReduceTask};
 use crate::aggregate::{is_aggregate, Aggregate};
-use crate::map::{output_writer, MapResult, MapTask, TaskFailure};
+use crate::map::{output_writer, MapResult, MapTask};
 use crate::mapout::{append_line, Combiner};
 use crate::part::{CommandOutput, PartWriter};
 use crate::process::{Counters, KillSwitch, Shell};
@@ -113,10 +114,10 @@ fn commands(program: &Program) -> Result<(&str, Option<&str>, Option<&str>), Tas
             reducer,
             combiner,
         } => Ok((mapper, reducer.as_deref(), combiner.as_deref())),
-        other => Err(TaskFailure::Command(format!(
-            "{} is not a streaming program",
-            other.kind()
-        ))),
+        other => Err(TaskFailure::NotThisKind {
+            given: other.kind().to_string(),
+            expected: "a streaming program",
+        }),
     }
 }
 
@@ -180,9 +181,7 @@ fn map(
         for (name, n) in status? {
             *counters.entry(name).or_default() += n;
         }
-        let (lines, bytes) = feeder
-            .join()
-            .map_err(|_| TaskFailure::Command("input feeder panicked".into()))??;
+        let (lines, bytes) = feeder.join().map_err(|_| TaskFailure::Panicked("the input feeder"))??;
         lines_fed += lines;
         bytes_fed += bytes;
     }
@@ -237,7 +236,7 @@ fn feed(mut input: impl Read, mut stdin: impl Write, switch: KillSwitch) -> io::
 /// task's reason, not an I/O error.
 fn aggregate_failure(e: io::Error) -> TaskFailure {
     match e.kind() {
-        io::ErrorKind::InvalidData => TaskFailure::Command(e.to_string()),
+        io::ErrorKind::InvalidData => TaskFailure::BadRecords(e),
         _ => TaskFailure::Io(e),
     }
 }

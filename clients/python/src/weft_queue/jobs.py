@@ -86,6 +86,7 @@ def job_spec(
     *,
     app: Optional[str] = None,
     pattern: str = "",
+    args: Mapping[str, str] = {},
     mapper: Optional[str] = None,
     reducer: Optional[str] = None,
     combiner: Optional[str] = None,
@@ -105,8 +106,9 @@ def job_spec(
     combine_splits: int = 0,
     output_compression: str = "",
 ) -> pb.JobSpec:
-    """A job spec: a built-in ``app`` (wordcount, indexer, grep with ``pattern``, sort) or
-    streaming commands (``mapper``, and optionally ``reducer`` and ``combiner``).
+    """A job spec: a built-in ``app`` (wordcount, indexer, grep with ``pattern``, sort) with
+    its ``args`` by name (``pattern`` is ``args={"pattern": ...}`` for short), or streaming
+    commands (``mapper``, and optionally ``reducer`` and ``combiner``).
 
     Streaming jobs also take ``files`` (local paths, read now and shipped with the job: each
     attempt finds them in its working directory), ``env`` (variables for the commands),
@@ -138,7 +140,11 @@ def job_spec(
         spec.keys.partition_fields = partition_fields
     if app is not None:
         spec.app.name = app
-        spec.app.pattern = pattern
+        spec.app.args.update(args)
+        if pattern:
+            spec.app.args["pattern"] = pattern
+        # Coordinators from before apps took arguments read grep's pattern here.
+        spec.app.pattern = spec.app.args.get("pattern", "")
     else:
         spec.streaming.mapper = mapper or ""
         spec.streaming.reducer = reducer or ""

@@ -106,12 +106,21 @@ class KeyLayout(_message.Message):
     def __init__(self, fields: _Optional[int] = ..., partition_fields: _Optional[int] = ...) -> None: ...
 
 class BuiltinApp(_message.Message):
-    __slots__ = ("name", "pattern")
+    __slots__ = ("name", "pattern", "args")
+    class ArgsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     pattern: str
-    def __init__(self, name: _Optional[str] = ..., pattern: _Optional[str] = ...) -> None: ...
+    args: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., pattern: _Optional[str] = ..., args: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StreamingCommands(_message.Message):
     __slots__ = ("mapper", "reducer", "combiner")

@@ -1,32 +1,33 @@
-//! The built-in apps as a kind of program: each maps lines in-process with its
-//! [`AppMapper`] and reduces with its [`AppReducer`]; a map-only job runs the reducer over
-//! the attempt's own sorted output.
+//! The apps as a kind of program: [`InProcess`] runs a [`LineApp`] in the worker's
+//! process, its mapper over each piece of the task's input and its reducer over the merged
+//! partition; a map-only job runs the reducer over the attempt's own sorted output.
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::Path;
 
+use weft_core::app::App;
 use weft_core::record::RecordReader;
-use weft_core::spec::{Builtin, Program};
+use weft_core::spec::Program;
 
-use super::{MapReduce, ReduceTask};
-use crate::apps::{AppMapper, AppReducer};
-use crate::map::{open_lines, output_writer, MapResult, MapTask, TaskFailure};
+use super::{LineApp, LineMapper, LineReducer};
+use crate::map::{open_lines, output_writer, MapResult, MapTask};
 use crate::part::PartWriter;
 use crate::process::{Counters, KillSwitch};
+use crate::programs::{MapReduce, ReduceTask, TaskFailure};
 use crate::reduce::{drain, input_records};
 use crate::store::DATA_FILE;
 
-/// The built-in apps: which one is the job's program.
-pub struct App;
+/// An app that runs in the worker's process, as a kind of program.
+pub struct InProcess<A>(pub A);
 
-impl MapReduce for App {
+impl<A: LineApp> MapReduce for InProcess<A> {
     fn map(&self, task: &MapTask<'_>, switch: &KillSwitch) -> Result<MapResult, TaskFailure> {
         let app = app_of(&task.program.program)?;
         let mut out = output_writer(task, None, switch)?;
         let (mut lines_read, mut bytes_read) = (0u64, 0u64);
         for piece in task.pieces() {
-            let mut mapper = AppMapper::new(app, &piece.file).map_err(TaskFailure::Command)?;
+            let mut mapper = self.0.mapper(app, &piece.file)?;
             let mut lines = open_lines(task.roots, piece)?;
             let mut emit = |k: &[u8], v: &[u8]| out.add(k, v);
             while let Some(run) = lines.next_lines()? {
@@ -44,7 +45,7 @@ impl MapReduce for App {
             Some(part) => {
                 let part = part.create(task.roots, task.program.output_mode)?;
                 let part = PartWriter::new(part, task.program.output_compression)?;
-                let written = reduce_local(&task.output_dir, app, part)?;
+                let written = self.reduce_local(&task.output_dir, app, part)?;
                 MapResult::new(Vec::new(), written, input, Counters::new())
             }
         })
@@ -52,7 +53,8 @@ impl MapReduce for App {
 
     fn reduce(&self, task: ReduceTask<'_>, switch: &KillSwitch) -> Result<(u64, Counters), TaskFailure> {
         let app = app_of(&task.program.program)?;
-        let mut reducer = AppReducer::new(app, PartWriter::new(task.part, task.program.output_compression)?);
+        let part = PartWriter::new(task.part, task.program.output_compression)?;
+        let mut reducer = self.0.reducer(app, part);
         let read = drain(task.merger, switch, |k, v| reducer.push(k, v))?;
         let (out, written) = reducer.finish()?;
         out.finish()?;
@@ -60,22 +62,27 @@ impl MapReduce for App {
     }
 }
 
-fn app_of(program: &Program) -> Result<&Builtin, TaskFailure> {
-    match program {
-        Program::Builtin(app) => Ok(app),
-        other => Err(TaskFailure::Command(format!("{} is not a built-in app", other.kind()))),
+impl<A: LineApp> InProcess<A> {
+    /// Map-only jobs: the app's reducer over this attempt's own sorted output.
+    fn reduce_local(&self, dir: &Path, app: &App, part: PartWriter) -> io::Result<u64> {
+        let mut reader = RecordReader::new(BufReader::new(File::open(dir.join(DATA_FILE))?));
+        let mut reducer = self.0.reducer(app, part);
+        while reader.advance()? {
+            reducer.push(reader.key(), reader.value())?;
+        }
+        let (out, records) = reducer.finish()?;
+        out.finish()?;
+        std::fs::remove_dir_all(dir)?;
+        Ok(records)
     }
 }
 
-/// Map-only built-in jobs: the app's reduce function over this attempt's own sorted output.
-fn reduce_local(dir: &Path, app: &Builtin, part: PartWriter) -> io::Result<u64> {
-    let mut reader = RecordReader::new(BufReader::new(File::open(dir.join(DATA_FILE))?));
-    let mut reducer = AppReducer::new(app, part);
-    while reader.advance()? {
-        reducer.push(reader.key(), reader.value())?;
+fn app_of(program: &Program) -> Result<&App, TaskFailure> {
+    match program {
+        Program::App(app) => Ok(app),
+        other => Err(TaskFailure::NotThisKind {
+            given: other.kind().to_string(),
+            expected: "an app",
+        }),
     }
-    let (out, records) = reducer.finish()?;
-    out.finish()?;
-    std::fs::remove_dir_all(dir)?;
-    Ok(records)
 }
