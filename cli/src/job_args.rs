@@ -48,7 +48,7 @@ pub struct JobArgs {
     /// An argument of the app, by name. Repeatable.
     #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub app_args: Vec<String>,
-    /// grep: the regular expression (`--arg pattern=REGEX` for short).
+    /// grep: the regular expression (short for `--arg pattern=REGEX`).
     #[arg(long, value_name = "REGEX")]
     pub pattern: Option<String>,
     /// Streaming mapper, run with `sh -c`: reads lines on stdin, writes key<TAB>value lines.
@@ -142,14 +142,15 @@ impl JobArgs {
                     bail!("{flag} goes with --mapper, not with --app {app}: a built-in app brings its own");
                 }
                 let mut named = App::new(app.as_str());
-                for text in &self.app_args {
+                let pattern = self.pattern.as_ref().map(|p| format!("pattern={p}"));
+                for text in self.app_args.iter().chain(&pattern) {
                     let (name, value) = text
                         .split_once('=')
                         .ok_or_else(|| anyhow::anyhow!("--arg {text:?} is not NAME=VALUE"))?;
+                    if named.arg(name).is_some() {
+                        bail!("the argument {name:?} is given twice (--pattern is --arg pattern=…)");
+                    }
                     named = named.with_arg(name, value);
-                }
-                if let Some(pattern) = &self.pattern {
-                    named = named.with_arg("pattern", pattern.as_str());
                 }
                 Program::App(named)
             }

@@ -104,6 +104,16 @@ fn bad_jobs_are_refused_clearly_and_the_cluster_keeps_working() {
         &app(&["grep", "--arg", "fox"]),
         "--arg \"fox\" is not NAME=VALUE",
     );
+    fails_with(
+        &cluster,
+        &app(&["grep", "--pattern", "a", "--arg", "pattern=b"]),
+        "the argument \"pattern\" is given twice",
+    );
+    fails_with(
+        &cluster,
+        &app(&["grep", "--pattern", ""]),
+        "the grep app needs --arg pattern=REGEX",
+    );
 
     // A mapper that does not exist: accepted, then the job fails with that reason.
     let job = JobFlags::new(&input, &out)

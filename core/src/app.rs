@@ -1,6 +1,7 @@
 //! The apps that ship inside weft, as a job names them and the coordinator checks them: an
 //! [`App`] is a name and its arguments; [`APPS`] says, for each app, the arguments it takes,
-//! how it checks them and the partitioner it prefers. Workers run them (`worker/src/apps`).
+//! how it checks them and the partitioner it prefers. Workers run them
+//! (`worker/src/programs/apps`).
 //!
 //! A new app is its worker implementation, its registration beside it, and one entry in
 //! [`APPS`]: the wire, the store, the command line and the dashboard carry any name and
@@ -47,11 +48,13 @@ impl App {
         APPS.iter().find(|kind| kind.name == self.name)
     }
 
-    /// Checks that the app exists, that it is given exactly the arguments it needs, and
-    /// that they are valid.
+    /// Checks that the app exists, that it is given exactly the arguments it needs (an
+    /// empty value is none: older peers send an empty `pattern` for "no pattern"), and that
+    /// they are valid.
     pub fn check(&self) -> Result<(), SpecError> {
         let kind = self.kind().ok_or_else(|| SpecError::UnknownApp(self.name.clone()))?;
-        if let Some(arg) = kind.args.iter().find(|arg| !self.args.contains_key(arg.name)) {
+        let given = |name: &str| self.arg(name).is_some_and(|value| !value.is_empty());
+        if let Some(arg) = kind.args.iter().find(|arg| !given(arg.name)) {
             return Err(SpecError::MissingArgument {
                 app: kind.name,
                 arg: arg.name,
@@ -178,6 +181,8 @@ mod tests {
         );
         let missing = App::new("grep").check().unwrap_err();
         assert_eq!(missing.to_string(), "the grep app needs --arg pattern=REGEX");
+        let empty = App::new("grep").with_arg("pattern", "").check().unwrap_err();
+        assert_eq!(empty, missing, "an empty value is none");
         let unexpected = App::new("sort").with_arg("pattern", "x").check().unwrap_err();
         assert_eq!(
             unexpected.to_string(),

@@ -1,6 +1,6 @@
-//! A map attempt: what every kind of program's map shares (the task, its result, how it
-//! fails, reading the lines a split owns, the partitioned output writer); the kind itself
-//! ([`crate::programs`]) maps.
+//! A map attempt: what every kind of program's map shares (the task, its result, reading the
+//! lines a split owns, the partitioned output writer); the kind itself
+//! ([`crate::programs`]) maps, and says how it failed.
 
 use std::io;
 use std::path::PathBuf;

@@ -11,7 +11,6 @@ use weft_auth::paths::DataRoots;
 use weft_core::location::ObjectUrl;
 use weft_core::work::PartDestination;
 
-/// An attempt's part, being written.
 /// Why a part cannot be written where it goes.
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {
@@ -31,6 +30,7 @@ pub enum PartError {
     },
 }
 
+/// An attempt's part, being written.
 #[derive(Debug, Clone)]
 pub enum PartTarget {
     /// The part file, beneath the data roots.

@@ -107,7 +107,7 @@ def job_spec(
     output_compression: str = "",
 ) -> pb.JobSpec:
     """A job spec: a built-in ``app`` (wordcount, indexer, grep with ``pattern``, sort) with
-    its ``args`` by name (``pattern`` is ``args={"pattern": ...}`` for short), or streaming
+    its ``args`` by name (``pattern=...`` is short for ``args={"pattern": ...}``), or streaming
     commands (``mapper``, and optionally ``reducer`` and ``combiner``).
 
     Streaming jobs also take ``files`` (local paths, read now and shipped with the job: each
