@@ -118,7 +118,7 @@ pub async fn serve_on(
         roots,
     };
     let jobs = Jobs::new(engine, recovered.next_seq, shutdown.clone());
-    jobs.recover(recovered.unfinished)?;
+    jobs.recover(recovered.unfinished).await?;
     let background = TaskTracker::new();
     background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
     background.spawn(jobs.clone().run_queue());

@@ -73,8 +73,12 @@ fn job_ref(request: Request<v1::JobRef>) -> Result<JobId, Status> {
 
 impl JobApi {
     /// The status of a job `caller` may see: its own, or any for an admin.
-    fn visible_status(&self, caller: &Caller, id: JobId, action: &str) -> Result<JobStatus, Status> {
-        let status = self.jobs.status(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+    async fn visible_status(&self, caller: &Caller, id: JobId, action: &str) -> Result<JobStatus, Status> {
+        let status = self
+            .jobs
+            .status(id)
+            .await?
+            .ok_or_else(|| unknown_job(&id.to_string()))?;
         require_owner(caller, &status.owner, &id.to_string(), action)?;
         Ok(status)
     }
@@ -237,14 +241,18 @@ impl JobService for JobApi {
     async fn get_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        let status = self.visible_status(&caller, id, "see")?;
+        let status = self.visible_status(&caller, id, "see").await?;
         Ok(Response::new(status_to_wire(&status)))
     }
 
     async fn get_job_spec(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobSpec>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        let record = self.jobs.record(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        let record = self
+            .jobs
+            .record(id)
+            .await?
+            .ok_or_else(|| unknown_job(&id.to_string()))?;
         require_owner(&caller, &record.owner, &id.to_string(), "see")?;
         Ok(Response::new(v1::JobSpec::from(&record.spec)))
     }
@@ -255,15 +263,21 @@ impl JobService for JobApi {
             0 => 100,
             n => n as usize,
         };
-        let jobs = self.jobs.list(limit, &caller)?.iter().map(status_to_wire).collect();
-        let state_counts = counts_to_wire(&self.jobs.counts()?);
+        let jobs = self
+            .jobs
+            .list(limit, &caller)
+            .await?
+            .iter()
+            .map(status_to_wire)
+            .collect();
+        let state_counts = counts_to_wire(&self.jobs.counts().await?);
         Ok(Response::new(v1::JobList { jobs, state_counts }))
     }
 
     async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        self.visible_status(&caller, id, "cancel")?;
+        self.visible_status(&caller, id, "cancel").await?;
         let status = self
             .jobs
             .cancel(id)
@@ -286,7 +300,7 @@ impl JobService for JobApi {
         let caller = caller(&request);
         let r = request.into_inner();
         let id: JobId = r.job_id.parse().map_err(|_| unknown_job(&r.job_id))?;
-        let status = self.visible_status(&caller, id, "read the logs of")?;
+        let status = self.visible_status(&caller, id, "read the logs of").await?;
         let chosen: Vec<AttemptInfo> = select(&status, &r.task, r.attempt)
             .map_err(Status::invalid_argument)?
             .into_iter()
@@ -322,8 +336,8 @@ impl JobService for JobApi {
     async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        self.visible_status(&caller, id, "see")?;
-        let watcher = self.jobs.watch(id)?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        self.visible_status(&caller, id, "see").await?;
+        let watcher = self.jobs.watch(id).await?.ok_or_else(|| unknown_job(&id.to_string()))?;
         let updates = status_updates(watcher).map(|s| Ok(status_to_wire(&s)));
         Ok(Response::new(Box::pin(self.guarded(caller, updates))))
     }

@@ -106,6 +106,7 @@ impl WorkerService for WorkerApi {
         let record = self
             .jobs
             .record(id)
+            .await
             .map_err(|e| Status::unavailable(e.to_string()))?
             .ok_or_else(|| Status::not_found(format!("no job {id}")))?;
         Ok(Response::new(files_to_wire(&record.spec.files)))

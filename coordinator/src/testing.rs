@@ -98,7 +98,7 @@ impl Scheduler {
     pub(crate) async fn wait_for(&self, job: JobId, what: &str, check: impl Fn(&JobStatus) -> bool) -> JobStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let status = self.jobs.status(job).unwrap().unwrap();
+            let status = self.jobs.status(job).await.unwrap().unwrap();
             if check(&status) {
                 return status;
             }
@@ -116,8 +116,8 @@ impl Scheduler {
     }
 
     /// The attempts the store holds for `job`.
-    pub(crate) fn attempts(&self, job: JobId) -> Vec<AttemptRecord> {
-        self.store.attempts(job).unwrap()
+    pub(crate) async fn attempts(&self, job: JobId) -> Vec<AttemptRecord> {
+        self.store.attempts(job).await.unwrap()
     }
 
     /// Waits until every change written so far is in the store.

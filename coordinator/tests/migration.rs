@@ -1,6 +1,7 @@
 //! A state database written by weft 0.1 with jobs in flight opens in this weft: it is
 //! migrated in place, and every job comes back as it was.
 
+use futures::executor::block_on;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weft_coordinator::metrics::Metrics;
@@ -73,13 +74,13 @@ fn a_weft_0_1_database_with_jobs_in_flight_is_migrated_and_recovered() {
         Program::App(App::new("grep").with_arg("pattern", "fox|dog"))
     );
 
-    let done = store.job(JobId::new(1)).unwrap().unwrap();
+    let done = block_on(store.job(JobId::new(1))).unwrap().unwrap();
     assert_eq!(
         (done.state, done.spec.name.as_str()),
         (JobState::Succeeded, "done before the crash")
     );
     assert_eq!(done.counters["weft:map_input_records"], 700);
-    let attempts = store.attempts(JobId::new(2)).unwrap();
+    let attempts = block_on(store.attempts(JobId::new(2))).unwrap();
     let lost = attempts.iter().filter(|a| a.outcome == Some(OutcomeKind::Lost)).count();
     assert_eq!(
         (attempts.len(), lost),

@@ -94,7 +94,7 @@ impl Jobs {
         // A place among the owner's unfinished jobs, taken now and held while the job is
         // planned and written: submits that come together cannot all pass the count.
         let _place = self.take_place(&owner.name)?;
-        let (after, produced_later) = self.resolve_after(&spec.after, &owner)?;
+        let (after, produced_later) = self.resolve_after(&spec.after, &owner).await?;
         let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
         let (spec, claim, plan) = tokio::task::spawn_blocking(move || -> Result<_, PlanError> {
             let claim = check(&spec, &produced_later, &roots)?;
@@ -178,7 +178,11 @@ impl Jobs {
     /// The jobs `after` names, which must exist and be `owner`'s to see, and their output
     /// directories (inputs of this job may be among them). Jobs that ended before this
     /// coordinator started are looked up in the store, and their ends kept for the queue.
-    fn resolve_after(&self, after: &[String], owner: &Caller) -> Result<(Vec<JobId>, Vec<Location>), SubmitError> {
+    async fn resolve_after(
+        &self,
+        after: &[String],
+        owner: &Caller,
+    ) -> Result<(Vec<JobId>, Vec<Location>), SubmitError> {
         let mut ids = Vec::new();
         let mut outputs = Vec::new();
         for name in after {
@@ -194,7 +198,7 @@ impl Jobs {
                 Some((job_owner, output)) if owner.owns(&job_owner) => output,
                 Some(_) => return Err(unknown().into()),
                 None => {
-                    let record = self.engine.store.job(id)?.ok_or_else(unknown)?;
+                    let record = self.engine.store.job(id).await?.ok_or_else(unknown)?;
                     if !owner.owns(&record.owner) {
                         return Err(unknown().into());
                     }
@@ -218,7 +222,7 @@ impl Jobs {
             .get(&id)
             .map(|e| (e.state(), e.tracked.clone(), e.cancel.clone()));
         let Some((state, tracked, cancel)) = found else {
-            return self.status(id);
+            return self.status(id).await;
         };
         // The token first: a queued job the queue starts meanwhile ends at once, cancelled.
         cancel.cancel();
@@ -235,20 +239,27 @@ impl Jobs {
         self.wake.notify_one();
         let mut watcher = tracked.status.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(10), watcher.wait_for(|s| s.state.is_final())).await;
-        self.status(id)
+        self.status(id).await
     }
 
     /// A job's status now, with its attempts.
-    pub fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+    pub async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         let live = self.lock().jobs.get(&id).map(|e| e.tracked.status.borrow().clone());
         let mut status = match live {
             Some(status) => self.with_running(status),
-            None => match self.engine.store.job(id)? {
-                Some(record) => self.stored_status(&record)?,
+            None => match self.engine.store.job(id).await? {
+                Some(record) => self.stored_status(&record).await?,
                 None => return Ok(None),
             },
         };
-        status.attempts = self.engine.store.attempts(id)?.into_iter().map(attempt_info).collect();
+        status.attempts = self
+            .engine
+            .store
+            .attempts(id)
+            .await?
+            .into_iter()
+            .map(attempt_info)
+            .collect();
         // Attempts running now are stored without their worker: the cluster knows it. One
         // without an outcome that the cluster has not placed was stopped with its job, waits
         // for a slot, or was lost with the coordinator that ran it.
@@ -269,10 +280,10 @@ impl Jobs {
 
     /// The status of a job this coordinator does not run, from the store: with the tasks
     /// it committed counted, so that progress survives a restart.
-    fn stored_status(&self, record: &JobRecord) -> Result<JobStatus, StoreError> {
+    async fn stored_status(&self, record: &JobRecord) -> Result<JobStatus, StoreError> {
         let mut status = status_of(record);
         if status.state != JobState::Succeeded {
-            for task in self.engine.store.committed_tasks(record.id)? {
+            for task in self.engine.store.committed_tasks(record.id).await? {
                 match task.kind {
                     TaskKind::Map => status.maps_done += 1,
                     TaskKind::Reduce => status.reduces_done += 1,
@@ -285,31 +296,31 @@ impl Jobs {
 
     /// A job's status as it changes; for a job that ended before this coordinator started,
     /// a channel holding its final status.
-    pub fn watch(&self, id: JobId) -> Result<Option<watch::Receiver<JobStatus>>, StoreError> {
+    pub async fn watch(&self, id: JobId) -> Result<Option<watch::Receiver<JobStatus>>, StoreError> {
         if let Some(entry) = self.lock().jobs.get(&id) {
             return Ok(Some(entry.tracked.status.subscribe()));
         }
-        Ok(self.status(id)?.map(|s| watch::channel(s).1))
+        Ok(self.status(id).await?.map(|s| watch::channel(s).1))
     }
 
     /// The newest jobs `caller` may see, up to `limit`, with live progress for those this
     /// coordinator runs.
-    pub fn list(&self, limit: usize, caller: &Caller) -> Result<Vec<JobStatus>, StoreError> {
+    pub async fn list(&self, limit: usize, caller: &Caller) -> Result<Vec<JobStatus>, StoreError> {
         let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
-        let records = self.engine.store.jobs(limit, owner)?;
+        let records = self.engine.store.jobs(limit, owner).await?;
         let live: Vec<Option<JobStatus>> = {
             let registry = self.lock();
             let status = |r: &JobRecord| registry.jobs.get(&r.id).map(|e| e.tracked.status.borrow().clone());
             records.iter().map(status).collect()
         };
-        records
-            .iter()
-            .zip(live)
-            .map(|(record, live)| match live {
-                Some(status) => Ok(self.with_running(status)),
-                None => self.stored_status(record),
-            })
-            .collect()
+        let mut statuses = Vec::with_capacity(records.len());
+        for (record, live) in records.iter().zip(live) {
+            statuses.push(match live {
+                Some(status) => self.with_running(status),
+                None => self.stored_status(record).await?,
+            });
+        }
+        Ok(statuses)
     }
 
     /// The status of a job this coordinator runs, with its attempts running now counted
@@ -323,14 +334,14 @@ impl Jobs {
     }
 
     /// A job's record in the store: its spec, plan and owner.
-    pub fn record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.engine.store.job(id)
+    pub async fn record(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.engine.store.job(id).await
     }
 
     /// Every job in the store, counted by state: those that ended before this coordinator
     /// started, or past their retention in memory, included.
-    pub fn counts(&self) -> Result<JobCounts, StoreError> {
-        self.engine.store.job_counts()
+    pub async fn counts(&self) -> Result<JobCounts, StoreError> {
+        self.engine.store.job_counts().await
     }
 
     /// How many jobs this coordinator holds in memory (unfinished ones, and ended ones

@@ -13,22 +13,22 @@ use crate::store::{JobRecord, StoreError, TaskRecord, Write};
 
 impl Jobs {
     /// Takes back the jobs a previous run of the coordinator left unfinished.
-    pub fn recover(&self, unfinished: Vec<(JobRecord, Vec<TaskRecord>)>) -> Result<(), StoreError> {
+    pub async fn recover(&self, unfinished: Vec<(JobRecord, Vec<TaskRecord>)>) -> Result<(), StoreError> {
         let known: Vec<JobId> = unfinished.iter().map(|(r, _)| r.id).collect();
         let mut earlier = Vec::new();
         for (record, _) in &unfinished {
             for dep in record.after.iter().filter(|d| !known.contains(d)) {
-                if let Some(ended) = self.engine.store.job(*dep)? {
+                if let Some(ended) = self.engine.store.job(*dep).await? {
                     earlier.push((*dep, (ended.state, ended.error)));
                 }
             }
         }
-        let mut registry = self.lock();
-        registry.ended_earlier.extend(earlier);
+        let mut entries = Vec::new();
         for (record, tasks) in unfinished {
             tracing::info!(job = %record.id, state = ?record.state, committed = tasks.len(), "recovering job");
             let output = Output::reopen(&record.spec.output, record.spec.output_compression);
-            self.restore_uploads(record.id, &output, &tasks)?;
+            self.restore_uploads(record.id, &output, &tasks).await?;
+            let attempts = self.engine.store.attempts(record.id).await?;
             let tracked = Tracked::new(record.id, status_of(&record), output);
             let entry = Entry {
                 owner: record.owner,
@@ -37,11 +37,14 @@ impl Jobs {
                 tracked,
                 cancel: CancellationToken::new(),
                 plan: record.plan,
-                prior: Some(PriorCommits::new(tasks, &self.engine.store.attempts(record.id)?)),
+                prior: Some(PriorCommits::new(tasks, &attempts)),
                 started: false,
             };
-            registry.jobs.insert(record.id, entry);
+            entries.push((record.id, entry));
         }
+        let mut registry = self.lock();
+        registry.ended_earlier.extend(earlier);
+        registry.jobs.extend(entries);
         drop(registry);
         self.wake.notify_one();
         Ok(())
@@ -50,8 +53,8 @@ impl Jobs {
     /// The uploads a job began before the restart: those of attempts that committed are
     /// taken back (completed at job commit, their tasks not run again); the rest, which no
     /// one will fill or complete, are aborted.
-    fn restore_uploads(&self, job: JobId, output: &Output, committed: &[TaskRecord]) -> Result<(), StoreError> {
-        let uploads = self.engine.store.open_uploads(job)?;
+    async fn restore_uploads(&self, job: JobId, output: &Output, committed: &[TaskRecord]) -> Result<(), StoreError> {
+        let uploads = self.engine.store.open_uploads(job).await?;
         let (kept, doomed): (Vec<_>, Vec<_>) = uploads.into_iter().partition(|u| {
             u.tags.is_some() && committed.iter().any(|t| t.attempt == u.attempt) && matches!(output, Output::Objects(_))
         });

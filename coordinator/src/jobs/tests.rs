@@ -15,8 +15,9 @@ use crate::store::contract::on_every_store;
 use crate::store::StateStore;
 use crate::testing::{Scheduler, SimWorker};
 
-fn outcomes(s: &Scheduler, job: weft_core::work::JobId, task: TaskId) -> Vec<(AttemptId, Option<OutcomeKind>)> {
+async fn outcomes(s: &Scheduler, job: weft_core::work::JobId, task: TaskId) -> Vec<(AttemptId, Option<OutcomeKind>)> {
     s.attempts(job)
+        .await
         .into_iter()
         .filter(|a| a.kind == task.kind() && a.index == task.index())
         .map(|a| (a.id, a.outcome))
@@ -53,7 +54,7 @@ async fn a_task_is_retried_until_max_attempts_then_its_job_fails(store: Arc<dyn 
     assert_eq!(status.counters[FAILED_ATTEMPTS], 3);
     assert!(worker.drain().is_empty(), "no fourth attempt");
     s.settled().await;
-    let attempts = s.attempts(job);
+    let attempts = s.attempts(job).await;
     assert_eq!(attempts.len(), 3);
     assert!(attempts.iter().all(|a| a.outcome == Some(OutcomeKind::Failed)));
     assert_eq!(attempts[2].reason.as_deref(), Some("boom 3"));
@@ -102,21 +103,25 @@ async fn a_straggler_gets_one_backup_and_the_first_commit_wins(store: Arc<dyn St
     );
     assert_eq!(status.counters[BACKUP_ATTEMPTS], 1, "only the straggler got a backup");
     s.settled().await;
-    let committed = s.store.committed_tasks(job).unwrap();
+    let committed = s.store.committed_tasks(job).await.unwrap();
     let map3 = committed
         .iter()
         .find(|t| t.kind == TaskKind::Map && t.index == 3)
         .unwrap();
     assert_eq!(map3.attempt, backup.attempt, "the first to finish commits");
     assert_eq!(
-        outcomes(&s, job, straggler.task),
+        outcomes(&s, job, straggler.task).await,
         [
             (straggler.attempt, Some(OutcomeKind::Cancelled)),
             (backup.attempt, Some(OutcomeKind::Succeeded))
         ]
     );
     for m in 0..3 {
-        assert_eq!(outcomes(&s, job, TaskId::Map(job, m)).len(), 1, "map {m} ran once");
+        assert_eq!(
+            outcomes(&s, job, TaskId::Map(job, m)).await.len(),
+            1,
+            "map {m} ran once"
+        );
     }
     let part = std::fs::read_to_string(status.output.as_local().unwrap().join("part-00003")).unwrap();
     assert!(part.ends_with(&format!("attempt {}\n", backup.attempt)), "{part}");
@@ -144,7 +149,7 @@ async fn no_backup_without_a_straggler(store: Arc<dyn StateStore>) {
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(status.counters[BACKUP_ATTEMPTS], 0);
     s.settled().await;
-    assert_eq!(s.attempts(job).len(), 5, "one attempt per task");
+    assert_eq!(s.attempts(job).await.len(), 5, "one attempt per task");
 }
 
 async fn a_late_report_from_a_lost_attempt_is_rejected(store: Arc<dyn StateStore>) {
@@ -167,7 +172,7 @@ async fn a_late_report_from_a_lost_attempt_is_rejected(store: Arc<dyn StateStore
     assert!(part.ends_with(&format!("attempt {}\n", retry.attempt)), "{part}");
     s.settled().await;
     assert_eq!(
-        outcomes(&s, job, first.task),
+        outcomes(&s, job, first.task).await,
         [
             (first.attempt, Some(OutcomeKind::Lost)),
             (retry.attempt, Some(OutcomeKind::Succeeded))
@@ -215,9 +220,9 @@ async fn map_output_lost_with_its_worker_runs_again(store: Arc<dyn StateStore>) 
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!((status.maps_done, status.reduces_done), (2, 1));
     s.settled().await;
-    assert_eq!(outcomes(&s, job, on_b.task).len(), 2);
+    assert_eq!(outcomes(&s, job, on_b.task).await.len(), 2);
     assert_eq!(
-        outcomes(&s, job, on_a.task).len(),
+        outcomes(&s, job, on_a.task).await.len(),
         1,
         "the output that survived is kept"
     );
@@ -271,11 +276,14 @@ async fn cancel_stops_running_attempts_and_leaves_no_output(store: Arc<dyn State
     assert!(names(&status.output).is_empty(), "committed parts are removed");
     s.settled().await;
     assert_eq!(
-        outcomes(&s, running, m1.task),
+        outcomes(&s, running, m1.task).await,
         [(m1.attempt, Some(OutcomeKind::Cancelled))]
     );
-    assert!(s.attempts(queued).is_empty(), "a queued job never reached a worker");
-    let stored = s.store.job(running).unwrap().unwrap();
+    assert!(
+        s.attempts(queued).await.is_empty(),
+        "a queued job never reached a worker"
+    );
+    let stored = s.store.job(running).await.unwrap().unwrap();
     assert_eq!(stored.state, JobState::Cancelled);
 }
 
@@ -293,7 +301,7 @@ async fn queued_jobs_start_by_priority_under_the_running_limit(store: Arc<dyn St
         let a = worker.next().await;
         let job = a.task.job().unwrap();
         for other in [first, low, urgent].into_iter().filter(|j| *j != job) {
-            let state = s.jobs.status(other).unwrap().unwrap().state;
+            let state = s.jobs.status(other).await.unwrap().unwrap().state;
             assert_ne!(state, JobState::Running, "one job runs at a time");
         }
         order.push(job);
@@ -335,7 +343,7 @@ async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coor
     assert!(good.succeed(&retry) || silent.succeed(&retry));
     assert_eq!(s.ended(job).await.state, JobState::Succeeded);
     s.settled().await;
-    let first = &s.attempts(job)[0];
+    let first = &s.attempts(job).await[0];
     assert_eq!(first.outcome, Some(OutcomeKind::Failed));
     assert!(
         first.reason.as_deref().unwrap().starts_with("no progress for"),
@@ -365,7 +373,7 @@ async fn attempts_without_progress_or_past_their_timeout_are_stopped_by_the_coor
     assert!(good.succeed(&retry));
     assert_eq!(s.ended(job).await.state, JobState::Succeeded);
     s.settled().await;
-    assert_eq!(s.attempts(job)[0].outcome, Some(OutcomeKind::TimedOut));
+    assert_eq!(s.attempts(job).await[0].outcome, Some(OutcomeKind::TimedOut));
 }
 
 async fn a_worker_that_hands_back_everything_cannot_run_a_task_forever(store: Arc<dyn StateStore>) {
@@ -411,7 +419,7 @@ async fn a_worker_whose_attempts_keep_failing_is_excluded_from_the_job(store: Ar
         bad.fail(&a, "bad disk again");
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    while !s.jobs.status(job).unwrap().unwrap().state.is_final() {
+    while !s.jobs.status(job).await.unwrap().unwrap().state.is_final() {
         if let Ok(a) = tokio::time::timeout(Duration::from_millis(100), good.next()).await {
             assert!(good.succeed(&a));
         }
@@ -442,7 +450,7 @@ async fn ended_jobs_leave_memory_after_their_retention_and_stay_queryable(store:
         assert!(std::time::Instant::now() < deadline, "ended jobs stayed in memory");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let first = s.jobs.status(ids[0]).unwrap().expect("still in the store");
+    let first = s.jobs.status(ids[0]).await.unwrap().expect("still in the store");
     assert_eq!(
         (first.state, first.maps_done, first.maps_total),
         (JobState::Succeeded, 2, 2)
@@ -456,7 +464,7 @@ async fn ended_jobs_leave_memory_after_their_retention_and_stay_queryable(store:
         assert!(worker.succeed(&a));
     }
     assert_eq!(s.ended(after).await.state, JobState::Succeeded);
-    let counts = s.jobs.counts().unwrap();
+    let counts = s.jobs.counts().await.unwrap();
     assert_eq!(
         (counts.get(JobState::Succeeded), counts.total()),
         (4, 4),
@@ -530,19 +538,19 @@ async fn ended_jobs_leave_memory_once_retained_for_long_enough_and_stay_queryabl
     assert_eq!(s.jobs.in_memory(), 1, "only the young job is in memory");
 
     // The old job is still found, from the store, as it ended.
-    let found = s.jobs.status(old).unwrap().expect("in the store");
+    let found = s.jobs.status(old).await.unwrap().expect("in the store");
     assert_eq!(
         (found.state, found.maps_done, found.maps_total, found.ended_ms.is_some()),
         (JobState::Succeeded, 1, 1, true)
     );
     assert_eq!(found.attempts.len(), 1);
     assert_eq!(found.attempts[0].outcome, Some(OutcomeKind::Succeeded));
-    let watched = s.jobs.watch(old).unwrap().expect("a watch of a stored job");
+    let watched = s.jobs.watch(old).await.unwrap().expect("a watch of a stored job");
     assert_eq!(watched.borrow().state, JobState::Succeeded);
-    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).unwrap();
+    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).await.unwrap();
     let ids: Vec<_> = listed.iter().map(|j| (j.id, j.state)).collect();
     assert_eq!(ids, [(young, JobState::Succeeded), (old, JobState::Succeeded)]);
-    assert_eq!(s.jobs.record(old).unwrap().unwrap().spec.output, old_ended.output);
+    assert_eq!(s.jobs.record(old).await.unwrap().unwrap().spec.output, old_ended.output);
 }
 
 async fn the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does(store: Arc<dyn StateStore>) {
@@ -554,8 +562,8 @@ async fn the_jobs_list_counts_a_running_jobs_attempts_as_its_status_does(store: 
     for _ in 0..4 {
         running.push(worker.next().await);
     }
-    let one = s.jobs.status(job).unwrap().unwrap();
-    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).unwrap();
+    let one = s.jobs.status(job).await.unwrap().unwrap();
+    let listed = s.jobs.list(10, &weft_auth::tokens::Caller::open()).await.unwrap();
     assert_eq!(one.running_attempts, 4);
     assert_eq!(listed.iter().find(|j| j.id == job).unwrap().running_attempts, 4);
     for a in &running {

@@ -165,7 +165,7 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
         )
         .await
         .unwrap();
-    let read = store.job(first.id).unwrap().unwrap();
+    let read = store.job(first.id).await.unwrap().unwrap();
     assert_eq!(
         read,
         JobRecord {
@@ -173,24 +173,27 @@ async fn jobs_tasks_and_attempts_read_back_as_written(store: Arc<dyn StateStore>
             ..first
         }
     );
-    assert_eq!(store.committed_tasks(first.id).unwrap(), [task]);
+    assert_eq!(store.committed_tasks(first.id).await.unwrap(), [task]);
     assert_eq!(
-        store.attempts(first.id).unwrap(),
+        store.attempts(first.id).await.unwrap(),
         [ended],
         "an attempt's end replaces its start"
     );
-    let failed = store.job(second.id).unwrap().unwrap();
+    let failed = store.job(second.id).await.unwrap().unwrap();
     assert_eq!(
         (failed.state, failed.error.as_deref()),
         (JobState::Failed, Some("boom"))
     );
     assert!(failed.ended_ms.is_some());
-    let newest: Vec<JobId> = store.jobs(10, None).unwrap().iter().map(|j| j.id).collect();
+    let newest: Vec<JobId> = store.jobs(10, None).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(newest, [second.id, first.id]);
-    assert_eq!(store.jobs(1, None).unwrap().len(), 1);
-    assert_eq!(store.jobs(10, Some("alice")).unwrap().len(), 2);
-    assert!(store.jobs(10, Some("bob")).unwrap().is_empty(), "only the owner's");
-    assert_eq!(store.job(JobId::new(9)).unwrap(), None);
+    assert_eq!(store.jobs(1, None).await.unwrap().len(), 1);
+    assert_eq!(store.jobs(10, Some("alice")).await.unwrap().len(), 2);
+    assert!(
+        store.jobs(10, Some("bob")).await.unwrap().is_empty(),
+        "only the owner's"
+    );
+    assert_eq!(store.job(JobId::new(9)).await.unwrap(), None);
 }
 
 async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
@@ -209,7 +212,10 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
     ]
     .map(|(job, upload)| Write::BeginUpload { job, upload });
     store.write_durably(begun.to_vec(), Persist::Once).await.unwrap();
-    assert_eq!(store.open_uploads(first).unwrap(), [upload(3, "u3"), upload(5, "u5")]);
+    assert_eq!(
+        store.open_uploads(first).await.unwrap(),
+        [upload(3, "u3"), upload(5, "u5")]
+    );
     let tags = vec!["\"etag-1\"".to_string(), "\"etag-2\"".to_string()];
     let changes = vec![
         Write::CommitUpload {
@@ -224,7 +230,7 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
         ..upload(5, "u5")
     };
     assert_eq!(
-        store.open_uploads(first).unwrap(),
+        store.open_uploads(first).await.unwrap(),
         [committed],
         "tags kept, the aborted one gone"
     );
@@ -232,12 +238,12 @@ async fn uploads_are_kept_per_job_until_they_end(store: Arc<dyn StateStore>) {
         .write_durably(vec![Write::EndUploads(first)], Persist::Once)
         .await
         .unwrap();
-    assert!(store.open_uploads(first).unwrap().is_empty());
-    assert_eq!(store.open_uploads(second).unwrap(), [upload(4, "u4")]);
+    assert!(store.open_uploads(first).await.unwrap().is_empty());
+    assert_eq!(store.open_uploads(second).await.unwrap(), [upload(4, "u4")]);
 }
 
 async fn jobs_are_counted_by_state_whoever_owns_them(store: Arc<dyn StateStore>) {
-    assert_eq!(store.job_counts().unwrap().total(), 0);
+    assert_eq!(store.job_counts().await.unwrap().total(), 0);
     let mut bobs = job(3, JobState::Running);
     bobs.owner = "bob".into();
     let inserts = [job(1, JobState::Queued), job(2, JobState::Queued), bobs];
@@ -260,7 +266,7 @@ async fn jobs_are_counted_by_state_whoever_owns_them(store: Arc<dyn StateStore>)
         )
         .await
         .unwrap();
-    let counts = store.job_counts().unwrap();
+    let counts = store.job_counts().await.unwrap();
     let mut want = weft_core::status::JobCounts::default();
     want.add(JobState::Queued, 1);
     want.add(JobState::Running, 1);

@@ -11,7 +11,8 @@ use weft_core::work::{AttemptId, JobId, TaskKind};
 use tokio::sync::watch;
 
 use super::{
-    now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, TaskRecord, UploadRecord, Write,
+    now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
+    UploadRecord, Write,
 };
 
 #[derive(Default)]
@@ -113,47 +114,52 @@ impl StateStore for MemoryStore {
         self.health.subscribe()
     }
 
-    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self.lock().jobs.get(&id).cloned())
+    fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>> {
+        ready(self.lock().jobs.get(&id).cloned())
     }
 
-    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError> {
+    fn jobs<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<JobRecord>> {
         let tables = self.lock();
         let visible = tables
             .jobs
             .values()
             .rev()
             .filter(|j| owner.is_none_or(|o| j.owner == o));
-        Ok(visible.take(limit).cloned().collect())
+        ready(visible.take(limit).cloned().collect())
     }
 
-    fn job_counts(&self) -> Result<JobCounts, StoreError> {
+    fn job_counts(&self) -> StoreRead<'_, JobCounts> {
         let mut counts = JobCounts::default();
         for job in self.lock().jobs.values() {
             counts.add(job.state, 1);
         }
-        Ok(counts)
+        ready(counts)
     }
 
-    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+    fn attempts(&self, job: JobId) -> StoreRead<'_, Vec<AttemptRecord>> {
         let tables = self.lock();
         let of_job = tables.attempts.values().filter(|(j, _)| *j == job);
-        Ok(of_job.map(|(_, a)| a.clone()).collect())
+        ready(of_job.map(|(_, a)| a.clone()).collect())
     }
 
-    fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+    fn committed_tasks(&self, job: JobId) -> StoreRead<'_, Vec<TaskRecord>> {
         let tables = self.lock();
         let of_job = tables.tasks.iter().filter(|((j, _, _), _)| *j == job);
-        Ok(of_job.map(|(_, t)| t.clone()).collect())
+        ready(of_job.map(|(_, t)| t.clone()).collect())
     }
 
-    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError> {
+    fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>> {
         let tables = self.lock();
         let of_job = tables.uploads.values().filter(|(j, _)| *j == job);
-        Ok(of_job.map(|(_, u)| u.clone()).collect())
+        ready(of_job.map(|(_, u)| u.clone()).collect())
     }
 
     fn close(&self) {
         self.lock().closed = true;
     }
+}
+
+/// A read already done.
+fn ready<'a, T: Send + 'a>(value: T) -> StoreRead<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
 }

@@ -29,6 +29,12 @@ pub use memory::MemoryStore;
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
+/// A read of the store: a future, so that a store across a network (PostgreSQL) waits for
+/// its reply without holding a thread of the runtime. None is on the scheduler's hot path:
+/// dispatch, reports and commits never read the store; status queries, job lists, the
+/// dashboard, `after` dependencies on ended jobs and recovery do.
+pub type StoreRead<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
 /// What the scheduler needs of its durable state.
 pub trait StateStore: Send + Sync {
     /// Queues changes; they reach the disk with the next group commit (tried again until
@@ -44,22 +50,22 @@ pub trait StateStore: Send + Sync {
     fn health(&self) -> watch::Receiver<StoreHealth>;
 
     /// One job.
-    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+    fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>>;
 
     /// The newest jobs, newest first, up to `limit`; only `owner`'s if given.
-    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError>;
+    fn jobs<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<JobRecord>>;
 
     /// How many jobs it holds in each state, whoever owns them.
-    fn job_counts(&self) -> Result<JobCounts, StoreError>;
+    fn job_counts(&self) -> StoreRead<'_, JobCounts>;
 
     /// A job's attempts, in the order they started.
-    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;
+    fn attempts(&self, job: JobId) -> StoreRead<'_, Vec<AttemptRecord>>;
 
     /// The tasks a job committed, in no particular order.
-    fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
+    fn committed_tasks(&self, job: JobId) -> StoreRead<'_, Vec<TaskRecord>>;
 
     /// The multipart uploads begun for a job's parts and not yet ended.
-    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError>;
+    fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>>;
 
     /// Writes what is pending and stops writing.
     fn close(&self);

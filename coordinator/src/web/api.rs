@@ -27,10 +27,10 @@ pub struct ListQuery {
 const DEFAULT_LIMIT: usize = 100;
 
 /// The job `id` names, if `caller` may see it.
-pub fn visible_job(web: &Web, caller: &Caller, id: &str, action: &str) -> Result<JobStatus, Refusal> {
+pub async fn visible_job(web: &Web, caller: &Caller, id: &str, action: &str) -> Result<JobStatus, Refusal> {
     let unknown = || Refusal::NotFound(format!("no job {id}"));
     let id: JobId = id.parse().map_err(|_| unknown())?;
-    let status = web.jobs.status(id)?.ok_or_else(unknown)?;
+    let status = web.jobs.status(id).await?.ok_or_else(unknown)?;
     crate::auth::require_owner(caller, &status.owner, &id.to_string(), action)
         .map_err(|denied| Refusal::Forbidden(denied.message().to_string()))?;
     Ok(status)
@@ -38,7 +38,7 @@ pub fn visible_job(web: &Web, caller: &Caller, id: &str, action: &str) -> Result
 
 /// Cancels the job `id` names for `caller`; its status after.
 pub async fn cancel_job(web: &Web, caller: &Caller, id: &str) -> Result<JobStatus, Refusal> {
-    let status = visible_job(web, caller, id, "cancel")?;
+    let status = visible_job(web, caller, id, "cancel").await?;
     let status = web
         .jobs
         .cancel(status.id)
@@ -50,30 +50,31 @@ pub async fn cancel_job(web: &Web, caller: &Caller, id: &str) -> Result<JobStatu
 
 /// `GET /api/jobs`: the newest jobs the caller may see.
 pub async fn jobs(State(web): State<Web>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
-    let answer = || -> Result<_, Refusal> {
+    let answer = async {
         let caller = reader(&web, &headers)?;
         let jobs = web
             .jobs
-            .list(query.limit.unwrap_or(DEFAULT_LIMIT).min(10_000), &caller)?;
-        Ok(Json(
+            .list(query.limit.unwrap_or(DEFAULT_LIMIT).min(10_000), &caller)
+            .await?;
+        Ok::<_, Refusal>(Json(
             json!({ "jobs": jobs.iter().map(JobStatus::to_json).collect::<Vec<_>>() }),
         ))
     };
-    answer().into_response()
+    answer.await.into_response()
 }
 
 /// `GET /api/jobs/{id}`: one job with its attempts and its spec.
 pub async fn job(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let answer = || -> Result<_, Refusal> {
+    let answer = async {
         let caller = reader(&web, &headers)?;
-        let status = visible_job(&web, &caller, &id, "see")?;
+        let status = visible_job(&web, &caller, &id, "see").await?;
         let mut json = status.to_json();
-        if let Some(record) = web.jobs.record(status.id)? {
+        if let Some(record) = web.jobs.record(status.id).await? {
             json["spec"] = weft_core::spec_view::to_json(&record.spec);
         }
-        Ok(Json(json))
+        Ok::<_, Refusal>(Json(json))
     };
-    answer().into_response()
+    answer.await.into_response()
 }
 
 /// `POST /api/jobs/{id}/cancel`: cancels a job; its status after.
@@ -116,11 +117,11 @@ pub async fn batches(State(web): State<Web>, headers: HeaderMap) -> Response {
 
 /// `GET /api/overview`: every job in the store by state, workers, slots, waiting attempts, running batches.
 pub async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
-    let answer = || -> Result<_, Refusal> {
+    let answer = async {
         reader(&web, &headers)?;
         let gauges = web.cluster.gauges();
-        Ok(Json(json!({
-            "jobs": web.jobs.counts()?.to_json(),
+        Ok::<_, Refusal>(Json(json!({
+            "jobs": web.jobs.counts().await?.to_json(),
             "workers": gauges.workers,
             "slots": gauges.slots,
             "busy_slots": gauges.busy_slots,
@@ -128,5 +129,5 @@ pub async fn overview(State(web): State<Web>, headers: HeaderMap) -> Response {
             "batches": web.batches.batches().len(),
         })))
     };
-    answer().into_response()
+    answer.await.into_response()
 }

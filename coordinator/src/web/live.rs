@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use futures::Stream;
 use weft_auth::tokens::Caller;
 
@@ -25,11 +26,14 @@ const EVERY: Duration = Duration::from_secs(1);
 /// What one look at a live part gives: its HTML, and whether it is the last.
 type Look = Option<(String, bool)>;
 
+/// One look at a live part, to come.
+type Looking = BoxFuture<'static, Look>;
+
 /// A stream of `look()`'s changes, until it says last, shutdown or revocation.
 fn updates(
     web: &Web,
     caller: Caller,
-    mut look: impl FnMut() -> Look + Send + 'static,
+    mut look: impl FnMut() -> Looking + Send + 'static,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let (shutdown, gate) = (web.shutdown.clone(), web.gate.clone());
     async_stream(move |sender| async move {
@@ -43,7 +47,11 @@ fn updates(
             if !gate.still_admits(&caller) {
                 return;
             }
-            let Some((html, last)) = look() else { return };
+            let looked = tokio::select! {
+                looked = look() => looked,
+                () = shutdown.cancelled() => return,
+            };
+            let Some((html, last)) = looked else { return };
             if html != last_sent {
                 if sender.send(Event::default().event("update").data(&html)).await.is_err() {
                     return;
@@ -85,8 +93,11 @@ pub async fn jobs(State(web): State<Web>, headers: HeaderMap) -> Response {
     };
     let (looking, seen_by) = (web.clone(), caller.clone());
     sse(updates(&web, caller, move || {
-        let live = JobsLive::now(&looking, &seen_by).ok()?;
-        Some((live.render().ok()?, false))
+        let (looking, seen_by) = (looking.clone(), seen_by.clone());
+        Box::pin(async move {
+            let live = JobsLive::now(&looking, &seen_by).await.ok()?;
+            Some((live.render().ok()?, false))
+        })
     }))
 }
 
@@ -96,15 +107,18 @@ pub async fn job(State(web): State<Web>, headers: HeaderMap, Path(id): Path<Stri
         Ok(asker) => asker,
         Err(refusal) => return refusal.into_response(),
     };
-    if let Err(refusal) = visible_job(&web, &asker.caller, &id, "see") {
+    if let Err(refusal) = visible_job(&web, &asker.caller, &id, "see").await {
         return refusal.into_response();
     }
     let csrf = asker.csrf().unwrap_or_default().to_string();
     let (looking, seen_by) = (web.clone(), asker.caller.clone());
     sse(updates(&web, asker.caller, move || {
-        let status = visible_job(&looking, &seen_by, &id, "see").ok()?;
-        let last = status.state.is_final();
-        Some((JobLive::of(&status, &csrf).render().ok()?, last))
+        let (looking, seen_by, id, csrf) = (looking.clone(), seen_by.clone(), id.clone(), csrf.clone());
+        Box::pin(async move {
+            let status = visible_job(&looking, &seen_by, &id, "see").await.ok()?;
+            let last = status.state.is_final();
+            Some((JobLive::of(&status, &csrf).render().ok()?, last))
+        })
     }))
 }
 
@@ -116,6 +130,7 @@ pub async fn workers(State(web): State<Web>, headers: HeaderMap) -> Response {
     };
     let looking = web.clone();
     sse(updates(&web, caller, move || {
-        Some((WorkersLive::now(&looking).render().ok()?, false))
+        let live = WorkersLive::now(&looking).render().ok();
+        Box::pin(std::future::ready(live.map(|html| (html, false))))
     }))
 }

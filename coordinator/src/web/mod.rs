@@ -94,6 +94,7 @@ async fn metrics(State(web): State<Web>, headers: axum::http::HeaderMap) -> Resp
     let counts = web
         .jobs
         .counts()
+        .await
         .inspect_err(|e| tracing::warn!("jobs are not counted in this scrape: {e}"))
         .ok();
     web.metrics.refresh(counts.as_ref(), web.cluster.gauges());

@@ -30,7 +30,7 @@ pub struct JobsLive {
 
 impl JobsLive {
     /// What `caller` sees now.
-    pub fn now(web: &Web, caller: &Caller) -> Result<Self, Refusal> {
+    pub async fn now(web: &Web, caller: &Caller) -> Result<Self, Refusal> {
         let gauges = web.cluster.gauges();
         let batches = web.batches.visible_to(caller);
         Ok(Self {
@@ -38,7 +38,7 @@ impl JobsLive {
             busy_slots: gauges.busy_slots,
             slots: gauges.slots,
             waiting: gauges.waiting,
-            jobs: views::job_rows(&web.jobs.list(200, caller)?),
+            jobs: views::job_rows(&web.jobs.list(200, caller).await?),
             batches: views::batch_rows(&batches),
         })
     }
@@ -116,74 +116,103 @@ fn render(template: &impl Template) -> Result<String, Refusal> {
         .map_err(|e| Refusal::Internal(format!("page rendering failed: {e}")))
 }
 
-/// Builds a page for whoever asks: refusals as pages (sign-in goes to `/login`).
-fn page(
-    web: &Web,
-    headers: &HeaderMap,
-    build: impl FnOnce(&Caller, &str) -> Result<(String, String, String, Vec<SpecLine>), Refusal>,
-) -> Response {
-    let asker = match who(web, headers) {
-        Ok(asker) => asker,
-        Err(refusal) => return refusal.for_page(),
-    };
-    if let Err(refusal) = sessions::require(&asker.caller, weft_auth::tokens::Role::Read, "reading the dashboard") {
-        return refusal.for_page();
-    }
-    let (csrf, cookie) = page_session(web, &asker);
-    let built = build(&asker.caller, &csrf).and_then(|(title, live_url, live, spec)| {
-        render(&Page {
-            title,
-            who: format!("{} ({})", asker.caller.name, asker.caller.role),
+/// Who asks for a page, once they may read the dashboard; refusals come as pages (sign-in
+/// goes to `/login`).
+struct Viewer {
+    caller: Caller,
+    csrf: String,
+    cookie: Option<header::HeaderValue>,
+}
+
+/// What a page shows: its title, its live part's URL and HTML, and the job's spec lines.
+type PageParts = (String, String, String, Vec<SpecLine>);
+
+impl Viewer {
+    fn of(web: &Web, headers: &HeaderMap) -> Result<Self, Refusal> {
+        let asker = who(web, headers)?;
+        sessions::require(&asker.caller, weft_auth::tokens::Role::Read, "reading the dashboard")?;
+        let (csrf, cookie) = page_session(web, &asker);
+        Ok(Self {
+            caller: asker.caller,
             csrf,
-            live_url,
-            live,
-            spec,
+            cookie,
         })
-    });
-    match built {
-        Ok(html) => {
-            let mut response = Html(html).into_response();
-            if let Some(cookie) = cookie {
-                response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+
+    /// The page of `built` parts, or the refusal as a page.
+    fn page(self, built: Result<PageParts, Refusal>) -> Response {
+        let who = format!("{} ({})", self.caller.name, self.caller.role);
+        let html = built.and_then(|(title, live_url, live, spec)| {
+            render(&Page {
+                title,
+                who,
+                csrf: self.csrf,
+                live_url,
+                live,
+                spec,
+            })
+        });
+        match html {
+            Ok(html) => {
+                let mut response = Html(html).into_response();
+                if let Some(cookie) = self.cookie {
+                    response.headers_mut().insert(header::SET_COOKIE, cookie);
+                }
+                response
             }
-            response
+            Err(refusal) => refusal.for_page(),
         }
-        Err(refusal) => refusal.for_page(),
     }
 }
 
 /// `GET /`: the jobs.
 pub async fn jobs(State(web): State<Web>, headers: HeaderMap) -> Response {
-    page(&web, &headers, |caller, _| {
-        let live = render(&JobsLive::now(&web, caller)?)?;
+    let viewer = match Viewer::of(&web, &headers) {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.for_page(),
+    };
+    let built = async {
+        let live = render(&JobsLive::now(&web, &viewer.caller).await?)?;
         Ok(("jobs".into(), "/live/jobs".into(), live, Vec::new()))
-    })
+    };
+    let built = built.await;
+    viewer.page(built)
 }
 
 /// `GET /jobs/{id}`: one job.
 pub async fn job(State(web): State<Web>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    page(&web, &headers, |caller, csrf| {
-        let status = visible_job(&web, caller, &id, "see")?;
+    let viewer = match Viewer::of(&web, &headers) {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.for_page(),
+    };
+    let built = async {
+        let status = visible_job(&web, &viewer.caller, &id, "see").await?;
         let spec = web
             .jobs
-            .record(status.id)?
+            .record(status.id)
+            .await?
             .map_or_else(Vec::new, |record| views::spec_lines(&record.spec));
-        let live = render(&JobLive::of(&status, csrf))?;
+        let live = render(&JobLive::of(&status, &viewer.csrf))?;
         Ok((
             format!("{} {}", status.id, status.name),
             format!("/live/jobs/{}", status.id),
             live,
             spec,
         ))
-    })
+    };
+    let built = built.await;
+    viewer.page(built)
 }
 
 /// `GET /workers`: the workers.
 pub async fn workers(State(web): State<Web>, headers: HeaderMap) -> Response {
-    page(&web, &headers, |_, _| {
-        let live = render(&WorkersLive::now(&web))?;
-        Ok(("workers".into(), "/live/workers".into(), live, Vec::new()))
-    })
+    let viewer = match Viewer::of(&web, &headers) {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.for_page(),
+    };
+    let built =
+        render(&WorkersLive::now(&web)).map(|live| ("workers".into(), "/live/workers".into(), live, Vec::new()));
+    viewer.page(built)
 }
 
 #[derive(Template)]
@@ -204,7 +233,7 @@ pub async fn log(State(web): State<Web>, headers: HeaderMap, Path((id, attempt))
         Ok(caller) => caller,
         Err(refusal) => return refusal.for_page(),
     };
-    let status = match visible_job(&web, &caller, &id, "read the logs of") {
+    let status = match visible_job(&web, &caller, &id, "read the logs of").await {
         Ok(status) => status,
         Err(refusal) => return refusal.for_page(),
     };

@@ -31,7 +31,8 @@ use weft_core::work::JobId;
 
 use super::schema::{migrate, DecodeV1Spec};
 use super::{
-    AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, TaskRecord, UploadRecord, Write,
+    AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
+    UploadRecord, Write,
 };
 use file::open_connection;
 use read::recover;
@@ -153,28 +154,28 @@ impl StateStore for SqliteStore {
         self.health.clone()
     }
 
-    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.read(|conn| read::job(conn, id))
+    fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>> {
+        Box::pin(async move { self.read(|conn| read::job(conn, id)) })
     }
 
-    fn jobs(&self, limit: usize, owner: Option<&str>) -> Result<Vec<JobRecord>, StoreError> {
-        self.read(|conn| read::jobs(conn, limit, owner))
+    fn jobs<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<JobRecord>> {
+        Box::pin(async move { self.read(|conn| read::jobs(conn, limit, owner)) })
     }
 
-    fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        self.read(read::job_counts)
+    fn job_counts(&self) -> StoreRead<'_, JobCounts> {
+        Box::pin(async move { self.read(read::job_counts) })
     }
 
-    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.read(|conn| read::attempts(conn, job))
+    fn attempts(&self, job: JobId) -> StoreRead<'_, Vec<AttemptRecord>> {
+        Box::pin(async move { self.read(|conn| read::attempts(conn, job)) })
     }
 
-    fn committed_tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read(|conn| read::committed_tasks(conn, job))
+    fn committed_tasks(&self, job: JobId) -> StoreRead<'_, Vec<TaskRecord>> {
+        Box::pin(async move { self.read(|conn| read::committed_tasks(conn, job)) })
     }
 
-    fn open_uploads(&self, job: JobId) -> Result<Vec<UploadRecord>, StoreError> {
-        self.read(|conn| read::open_uploads(conn, job))
+    fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>> {
+        Box::pin(async move { self.read(|conn| read::open_uploads(conn, job)) })
     }
 
     fn close(&self) {
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!(tasks[0].attempt, 41);
         assert_eq!(recovered.next_attempt, 43);
         assert_eq!(recovered.next_seq, 3);
-        let attempts = store.attempts(JobId::new(1)).unwrap();
+        let attempts = futures::executor::block_on(store.attempts(JobId::new(1))).unwrap();
         assert_eq!(
             attempts[0].outcome,
             Some(OutcomeKind::Lost),
@@ -323,7 +324,7 @@ mod tests {
         store.write(vec![first]);
         let second = Write::InsertJob(job(2, JobState::Queued).into());
         rt.block_on(store.write_durably(vec![second], Persist::Once)).unwrap();
-        assert!(store.job(JobId::new(2)).unwrap().is_some());
+        assert!(rt.block_on(store.job(JobId::new(2))).unwrap().is_some());
         assert_eq!(*store.health().borrow(), StoreHealth::Writing);
     }
 }

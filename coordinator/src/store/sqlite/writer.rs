@@ -419,13 +419,19 @@ mod tests {
 
         let (store, recovered) = open(dir.path()).unwrap();
         assert!(recovered.unfinished.iter().all(|(j, _)| j.id != JobId::new(1)));
-        assert_eq!(store.job(JobId::new(1)).unwrap().unwrap().state, JobState::Cancelled);
+        assert_eq!(
+            futures::executor::block_on(store.job(JobId::new(1)))
+                .unwrap()
+                .unwrap()
+                .state,
+            JobState::Cancelled
+        );
         assert!(
-            store.job(JobId::new(3)).unwrap().is_some(),
+            futures::executor::block_on(store.job(JobId::new(3))).unwrap().is_some(),
             "the change nobody waited for was kept and written"
         );
         assert!(
-            store.job(JobId::new(2)).unwrap().is_none(),
+            futures::executor::block_on(store.job(JobId::new(2))).unwrap().is_none(),
             "the refused submit was not written"
         );
     }
