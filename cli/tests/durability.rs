@@ -136,7 +136,19 @@ const BURST_AT_MOST: usize = 100_000;
 
 #[test]
 fn every_acknowledged_submission_survives_a_kill_during_a_burst() {
-    let mut cluster = TestCluster::start(0, 1, &[]);
+    every_acknowledged_submission_survives_a_kill_during_a_burst_on(TestCluster::start(0, 1, &[]));
+}
+
+#[test]
+fn every_acknowledged_submission_survives_a_kill_during_a_burst_on_postgres() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(weft_coordinator::store::postgres::test_server::TestServer::get().database_url());
+    every_acknowledged_submission_survives_a_kill_during_a_burst_on(TestCluster::start(0, 1, &["--state", &state]));
+}
+
+/// Kills the coordinator of `cluster` during a burst of submits; after a restart every job
+/// it acknowledged is there, whole, and runs.
+fn every_acknowledged_submission_survives_a_kill_during_a_burst_on(mut cluster: TestCluster) {
     let input = cluster.path("input");
     write_corpus(&input, 1, 5, 41);
     let outputs = cluster.path("outputs");

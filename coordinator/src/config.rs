@@ -1,6 +1,7 @@
 //! The coordinator's configuration, in one place: where it serves, how it schedules, how it
 //! is secured, and its limits.
 
+use crate::store::PostgresTarget;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,8 +18,10 @@ use crate::task::BackupPolicy;
 pub struct CoordinatorConfig {
     /// Where gRPC is served.
     pub listen: SocketAddr,
-    /// Where the coordinator keeps its state.
+    /// Where the coordinator keeps its state: SQLite's file, unless [`Self::postgres`].
     pub state_dir: PathBuf,
+    /// The state on PostgreSQL instead (`--state postgres://…`).
+    pub postgres: Option<PostgresTarget>,
     /// A worker silent this long loses its attempts.
     pub lease_timeout: Duration,
     /// When stragglers get backup attempts.
@@ -105,6 +108,7 @@ impl CoordinatorConfig {
         Self {
             listen,
             state_dir,
+            postgres: None,
             lease_timeout: Duration::from_secs(10),
             backup: BackupPolicy::default(),
             progress_timeout: Some(Duration::from_secs(600)),

@@ -82,7 +82,7 @@ impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
-            StoreError::WriterGone(_) => Code::Unavailable,
+            StoreError::WriterGone(_) | StoreError::Postgres { .. } => Code::Unavailable,
             _ => Code::Internal,
         };
         Status::new(code, e.to_string())

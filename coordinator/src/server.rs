@@ -25,7 +25,7 @@ use crate::logs::LogReader;
 use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
-use crate::store::{SqliteStore, StateStore, StoreHealth, Write};
+use crate::store::{PostgresStore, SqliteStore, StateStore, StoreHealth, Write};
 use crate::web::{self, Web};
 
 /// What the coordinator's listener serves, for the rule that a network listener is secured.
@@ -98,8 +98,16 @@ pub async fn serve_on(
     }
     tracing::info!(?config, %address, "coordinator starting");
     let metrics = Arc::new(Metrics::new());
-    let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec, metrics.store_commit.clone())?;
-    let store: Arc<dyn StateStore> = Arc::new(store);
+    let (store, recovered): (Arc<dyn StateStore>, _) = match &config.postgres {
+        Some(target) => {
+            let (store, recovered) = PostgresStore::open(target, metrics.store_commit.clone()).await?;
+            (Arc::new(store), recovered)
+        }
+        None => {
+            let (store, recovered) = SqliteStore::open(&config.state_dir, v1_spec, metrics.store_commit.clone())?;
+            (Arc::new(store), recovered)
+        }
+    };
     let config = Arc::new(config);
     let reserving = store.clone();
     let cluster = Cluster::new(

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use weft_auth::tokens::Role;
 use weft_client::PeerRole;
 use weft_coordinator::config::{HandlerRoles, Limits, Security};
+use weft_coordinator::store::PostgresTarget;
 use weft_coordinator::{CoordinatorConfig, Listeners};
 use weft_core::location::Location;
 use weft_core::work::HandlerName;
@@ -34,9 +35,22 @@ pub struct Args {
     /// dashboard and API still ask for one).
     #[arg(long)]
     metrics_public: bool,
-    /// Where the coordinator keeps its state.
+    /// Where the coordinator keeps its state (an SQLite database), unless --state says
+    /// PostgreSQL.
     #[arg(long, default_value = "weft-state", value_name = "DIR")]
     state_dir: PathBuf,
+    /// Keep the state on PostgreSQL, where several coordinators can reach it:
+    /// postgres://USER@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]. A host other
+    /// than loopback gets TLS (sslmode=require) unless the URL says otherwise. The password
+    /// comes from --state-password-file or $PGPASSWORD, never the URL.
+    #[arg(long, env = "WEFT_STATE", value_name = "URL")]
+    state: Option<String>,
+    /// A file holding the PostgreSQL password (its first line).
+    #[arg(long, value_name = "FILE")]
+    state_password_file: Option<PathBuf>,
+    /// The CA that signed the PostgreSQL server's certificate (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    state_ca: Option<PathBuf>,
     #[command(flatten)]
     tls: TlsArgs,
     /// The token book: who may call, with which role (default: DIR/tokens of --tls-dir,
@@ -124,7 +138,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let book = args.tls.ca.tls_dir.as_ref()?.join("tokens");
         book.exists().then_some(book)
     });
+    let postgres = postgres_target(&args)?;
     let mut config = CoordinatorConfig::new(args.listen, args.state_dir);
+    config.postgres = postgres;
     config.lease_timeout = args.lease_timeout;
     config.backup.min_runtime = args.backup_after;
     config.progress_timeout = never_if_zero(args.progress_timeout);
@@ -170,4 +186,47 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     weft_coordinator::serve_on(config, Listeners { grpc, http }, shutdown_on_signals()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PostgreSQL store `--state` names, with its password from a file or `$PGPASSWORD`.
+fn postgres_target(args: &Args) -> anyhow::Result<Option<PostgresTarget>> {
+    let Some(url) = &args.state else {
+        return Ok(None);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!("--state {url:?} is not a PostgreSQL URL: give postgres://USER@HOST[:PORT]/DATABASE (or leave it out for SQLite under --state-dir)");
+    }
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--state is not a PostgreSQL URL weft can read: {e}"))?;
+    if config.get_password().is_some() {
+        anyhow::bail!("--state holds a password, which `ps` and logs would show: give it in --state-password-file FILE or $PGPASSWORD");
+    }
+    let password = match &args.state_password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --state-password-file {}", path.display()))?;
+            Some(text.lines().next().unwrap_or_default().to_string())
+        }
+        None => std::env::var("PGPASSWORD").ok(),
+    };
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        config.password(password);
+    }
+    let loopback = config.get_hosts().iter().all(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        tokio_postgres::config::Host::Unix(_) => true,
+    });
+    if !loopback && !url.contains("sslmode=") {
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
+    if !loopback && config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        tracing::warn!("--state says sslmode=disable: the state database is reached without TLS");
+    }
+    Ok(Some(PostgresTarget {
+        config,
+        ca_file: args.state_ca.clone(),
+    }))
 }

@@ -1,6 +1,7 @@
 //! The contract every [`StateStore`] keeps, and the means to run a test on each store:
-//! `on_every_store!(scenario)` makes two tests of `async fn scenario(Arc<dyn StateStore>)`,
-//! one on [`MemoryStore`], one on a real [`SqliteStore`] in a temporary directory.
+//! `on_every_store!(scenario)` makes three tests of `async fn scenario(Arc<dyn StateStore>)`:
+//! one on [`MemoryStore`], one on a real [`SqliteStore`] in a temporary directory, and one
+//! on a real [`PostgresStore`], a fresh database on a server the tests start.
 
 use std::sync::Arc;
 
@@ -43,6 +44,19 @@ pub(crate) fn sqlite() -> Opened {
     }
 }
 
+/// A fresh PostgreSQL store: a new database on this test binary's server.
+pub(crate) async fn postgres() -> Opened {
+    let config = super::postgres::test_server::TestServer::get().database().await;
+    let target = super::postgres::PostgresTarget { config, ca_file: None };
+    let (store, _) = PostgresStore::open(&target, prometheus_client::metrics::histogram::Histogram::new([1.0]))
+        .await
+        .unwrap();
+    Opened {
+        store: Arc::new(store),
+        _dir: None,
+    }
+}
+
 /// Runs `async fn $scenario(store: Arc<dyn StateStore>)` on each kind of store.
 macro_rules! on_every_store {
     ($($scenario:ident),* $(,)?) => {
@@ -59,6 +73,15 @@ macro_rules! on_every_store {
                     let opened = $crate::store::contract::sqlite();
                     super::$scenario(opened.store.clone()).await;
                     opened.store.close();
+                }
+
+                #[tokio::test]
+                async fn on_postgres() {
+                    let opened = $crate::store::contract::postgres().await;
+                    super::$scenario(opened.store.clone()).await;
+                    let store = opened.store.clone();
+                    // Closing joins the writer thread: off the runtime's thread.
+                    tokio::task::spawn_blocking(move || store.close()).await.unwrap();
                 }
             }
         )*

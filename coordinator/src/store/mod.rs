@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod memory;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 
@@ -26,6 +27,7 @@ use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresStore, PostgresTarget};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
@@ -69,6 +71,30 @@ pub trait StateStore: Send + Sync {
 
     /// Writes what is pending and stops writing.
     fn close(&self);
+}
+
+/// Changes sent together to a store's writer, and who waits for them, told `Ok` or the
+/// writer's error `E` once they are written or given up.
+pub(crate) struct Batch<E> {
+    /// The changes.
+    pub(crate) changes: Vec<Write>,
+    /// Who waits, and how hard the write tries.
+    pub(crate) waiter: Option<(tokio::sync::oneshot::Sender<Result<(), E>>, Persist)>,
+}
+
+impl<E> Batch<E> {
+    /// Tells the waiter, if any, how it went.
+    pub(crate) fn finish(self, result: Result<(), E>) {
+        if let Some((done, _)) = self.waiter {
+            let _ = done.send(result);
+        }
+    }
+
+    /// Whether a failure that may pass ends this batch (its waiter is told) rather than
+    /// keeping it.
+    pub(crate) fn gives_up(&self) -> bool {
+        matches!(self.waiter, Some((_, Persist::Once)))
+    }
 }
 
 /// How hard a durable write tries.
@@ -300,6 +326,37 @@ pub enum StoreError {
     /// The writer stopped: the coordinator is shutting down, or the database broke.
     #[error("the state writer stopped: {0}")]
     WriterGone(String),
+    /// PostgreSQL could not be reached, or refused a query or a change.
+    #[error("the state database on PostgreSQL at {target}: {detail}")]
+    Postgres {
+        /// `host:port/database`.
+        target: String,
+        /// What PostgreSQL (or the connection) said.
+        detail: String,
+    },
+    /// A newer weft made the PostgreSQL database's schema.
+    #[error("the state database on PostgreSQL at {target} has schema version {found}, newer than this weft's {SCHEMA_VERSION}; run a newer weft")]
+    NewerPostgresSchema {
+        /// `host:port/database`.
+        target: String,
+        /// The version found.
+        found: i64,
+    },
+}
+
+impl StoreError {
+    /// A PostgreSQL error at `target`, with its SQLSTATE and message when the server sent
+    /// one, else the connection's error and its causes.
+    pub fn postgres(target: &str, e: &tokio_postgres::Error) -> Self {
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => weft_core::error_text::chain(e),
+        };
+        StoreError::Postgres {
+            target: target.to_string(),
+            detail,
+        }
+    }
 }
 
 /// Milliseconds since the epoch.

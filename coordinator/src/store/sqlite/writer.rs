@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, ErrorCode};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::apply::apply;
 use super::file::DatabaseFile;
-use crate::store::{Persist, StoreError, StoreHealth, Write};
+use crate::store::{StoreError, StoreHealth};
 
 /// Why a group commit failed, as the writer thread tells it to those waiting.
 #[derive(Debug, Clone)]
@@ -77,26 +77,8 @@ pub(super) fn damaged(path: &Path, detail: &str) -> StoreError {
     ))
 }
 
-pub(super) type Done = oneshot::Sender<Result<(), WriteFailure>>;
-
-/// Changes sent together, and who waits for them.
-pub(super) struct Batch {
-    pub(super) changes: Vec<Write>,
-    pub(super) waiter: Option<(Done, Persist)>,
-}
-
-impl Batch {
-    fn finish(self, result: Result<(), WriteFailure>) {
-        if let Some((done, _)) = self.waiter {
-            let _ = done.send(result);
-        }
-    }
-
-    /// Whether a failure ends this batch (its waiter is told) rather than keeping it.
-    fn gives_up(&self) -> bool {
-        matches!(self.waiter, Some((_, Persist::Once)))
-    }
-}
+/// Changes sent together to the writer thread, and who waits for them.
+pub(super) type Batch = crate::store::Batch<WriteFailure>;
 
 /// Longest wait between tries of a commit that failed for a reason that may pass.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -305,6 +287,10 @@ impl Writer {
 mod tests {
     use std::path::Path;
     use std::thread::JoinHandle;
+
+    use tokio::sync::oneshot;
+
+    use crate::store::{Persist, Write};
 
     use weft_core::outcome::Counters;
     use weft_core::status::JobState;

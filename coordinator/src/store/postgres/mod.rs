@@ -1,0 +1,531 @@
+//! The store on PostgreSQL, for clusters: the same contract as the SQLite store, kept in a
+//! database that several coordinators reach and that operators already replicate and back
+//! up. Reads go through a small pool of connections, each a round trip awaited on the
+//! runtime; writes go to one writer thread that commits whatever is pending in a single
+//! transaction (group commit) over a connection of its own, as the SQLite store's writer
+//! does.
+//!
+//! - [`schema`]: the tables and the schema version;
+//! - [`rows`]: changes and reads in PostgreSQL's words.
+
+mod rows;
+mod schema;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use std::path::PathBuf;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use prometheus_client::metrics::histogram::Histogram;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use weft_core::status::JobCounts;
+use weft_core::work::JobId;
+
+use self::rows::RowError;
+use super::{
+    AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
+    UploadRecord, Write,
+};
+
+/// Connections the reads share.
+const READ_CONNECTIONS: usize = 8;
+/// Longest wait between tries of a commit that failed for a reason that may pass.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a stopping coordinator keeps trying to write what is pending.
+const CLOSING_GRACE: Duration = Duration::from_secs(10);
+/// Batches in one group commit, at most.
+const GROUP: usize = 4096;
+
+/// Where a PostgreSQL store is, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct PostgresTarget {
+    /// Host, port, database, user, password (never shown: its `Debug` hides it), and
+    /// `sslmode`.
+    pub config: Config,
+    /// The CA that signed the server's certificate; `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PostgresTarget {
+    /// The connector for TLS to the server (used unless `sslmode=disable`): certificates
+    /// checked against the CA file or the system's roots.
+    fn tls(&self, target: &str) -> Result<MakeRustlsConnect, StoreError> {
+        let failed = |detail: String| StoreError::Postgres {
+            target: target.to_string(),
+            detail,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| failed(format!("cannot read the CA file {}: {e}", path.display())))?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| failed(format!("the CA file {} is not PEM: {e}", path.display())))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| failed(format!("the CA file {}: {e}", path.display())))?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(MakeRustlsConnect::new(tls))
+    }
+}
+
+/// The coordinator's state in a PostgreSQL database.
+pub struct PostgresStore {
+    pool: Pool,
+    /// Where it is, for messages: `host:port/database`, never a password.
+    target: String,
+    writes: Mutex<Option<mpsc::UnboundedSender<Batch>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    health: Arc<watch::Sender<StoreHealth>>,
+}
+
+impl PostgresStore {
+    /// Opens the store `config` names: creates its tables or checks their version, marks
+    /// the attempts that were running lost, and returns what it held.
+    pub async fn open(at: &PostgresTarget, commit_latency: Histogram) -> Result<(Self, Recovered), StoreError> {
+        let config = at.config.clone();
+        let target = target_of(&config);
+        let tls = at.tls(&target)?;
+        let mut client = connect(&config, tls.clone(), &target).await?;
+        schema::migrate(&mut client, &target).await?;
+        let recovered = rows::recover(&client).await.map_err(|e| read_failed(&target, e))?;
+        drop(client);
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(READ_CONNECTIONS)
+            .build()
+            .map_err(|e| StoreError::Postgres {
+                target: target.clone(),
+                detail: e.to_string(),
+            })?;
+        let health = Arc::new(watch::channel(StoreHealth::Writing).0);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let writer = Writer {
+            config,
+            tls,
+            target: target.clone(),
+            client: None,
+            health: health.clone(),
+            pending: Vec::new(),
+            backoff: None,
+            commit_latency,
+        };
+        let thread = std::thread::Builder::new()
+            .name("weft-pg-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the writer thread");
+                runtime.block_on(writer.run(receiver));
+            })
+            .map_err(|e| StoreError::WriterGone(format!("cannot start the writer thread: {e}")))?;
+        let store = Self {
+            pool,
+            target,
+            writes: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(thread)),
+            health,
+        };
+        Ok((store, recovered))
+    }
+
+    fn send(&self, batch: Batch) -> Result<(), Batch> {
+        match &*self.writes.lock().expect("store lock poisoned") {
+            Some(sender) => sender.send(batch).map_err(|e| e.0),
+            None => Err(batch),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Postgres {
+            target: self.target.clone(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl StateStore for PostgresStore {
+    fn write(&self, changes: Vec<Write>) {
+        let _ = self.send(Batch { changes, waiter: None });
+    }
+
+    fn write_durably(
+        &self,
+        changes: Vec<Write>,
+        persist: Persist,
+    ) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (done, written) = oneshot::channel();
+            let batch = Batch {
+                changes,
+                waiter: Some((done, persist)),
+            };
+            if self.send(batch).is_err() {
+                return Err(StoreError::WriterGone("the store is closed".into()));
+            }
+            written
+                .await
+                .unwrap_or_else(|_| Err(StoreError::WriterGone("the writer stopped".into())))
+        })
+    }
+
+    fn health(&self) -> watch::Receiver<StoreHealth> {
+        self.health.subscribe()
+    }
+
+    fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::job(&**client, id).await.map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn jobs<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<JobRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::jobs(&**client, limit, owner)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn job_counts(&self) -> StoreRead<'_, JobCounts> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::job_counts(&**client)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn attempts(&self, job: JobId) -> StoreRead<'_, Vec<AttemptRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::attempts(&**client, job)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn committed_tasks(&self, job: JobId) -> StoreRead<'_, Vec<TaskRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::committed_tasks(&**client, job)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            rows::open_uploads(&**client, job)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn close(&self) {
+        self.writes.lock().expect("store lock poisoned").take();
+        if let Some(writer) = self.writer.lock().expect("store lock poisoned").take() {
+            let _ = writer.join();
+        }
+        self.pool.close();
+    }
+}
+
+/// `host:port/database` of `config`, for messages (never its password).
+fn target_of(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or_default())
+}
+
+/// A connection of its own, its driving task spawned on the current runtime.
+async fn connect(config: &Config, tls: MakeRustlsConnect, target: &str) -> Result<Client, StoreError> {
+    let (client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| StoreError::postgres(target, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("a PostgreSQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+fn read_failed(target: &str, e: RowError) -> StoreError {
+    match e {
+        RowError::Database(e) => StoreError::postgres(target, &e),
+        unreadable => StoreError::Postgres {
+            target: target.to_string(),
+            detail: unreadable.to_string(),
+        },
+    }
+}
+
+/// Whether a failure may pass (the connection, the server's resources, a restart):
+/// keep the changes and try again. Otherwise the database refused the changes themselves.
+fn may_pass(e: &RowError) -> bool {
+    match e {
+        RowError::Database(e) => match e.as_db_error() {
+            None => true,
+            Some(db) => ["08", "53", "57", "40", "58"]
+                .iter()
+                .any(|class| db.code().code().starts_with(class)),
+        },
+        RowError::Unreadable { .. } => false,
+    }
+}
+
+/// Changes sent together to the writer thread, and who waits for them.
+type Batch = super::Batch<StoreError>;
+
+/// The writer: applies batches as they come, everything pending in one transaction; keeps
+/// what a lost connection or a full disk refused and tries again; drops (and reports) what
+/// the database refuses.
+struct Writer {
+    config: Config,
+    tls: MakeRustlsConnect,
+    target: String,
+    client: Option<Client>,
+    health: Arc<watch::Sender<StoreHealth>>,
+    pending: Vec<Batch>,
+    backoff: Option<Duration>,
+    commit_latency: Histogram,
+}
+
+impl Writer {
+    async fn run(mut self, mut incoming: mpsc::UnboundedReceiver<Batch>) {
+        let mut closing_since: Option<Instant> = None;
+        loop {
+            if closing_since.is_none() {
+                if self.pending.is_empty() {
+                    match incoming.recv().await {
+                        Some(batch) => self.pending.push(batch),
+                        None => closing_since = Some(Instant::now()),
+                    }
+                }
+                while self.pending.len() < GROUP {
+                    match incoming.try_recv() {
+                        Ok(batch) => self.pending.push(batch),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closing_since.get_or_insert_with(Instant::now);
+                            break;
+                        }
+                    }
+                }
+            }
+            if self.pending.is_empty() {
+                if closing_since.is_some() {
+                    return;
+                }
+                continue;
+            }
+            if closing_since.is_some_and(|since| since.elapsed() > CLOSING_GRACE) {
+                let lost: usize = self.pending.iter().map(|b| b.changes.len()).sum();
+                tracing::error!(changes = lost, target = %self.target, "stopping with changes PostgreSQL did not take");
+                return;
+            }
+            if let Err(reason) = self.commit().await {
+                self.retry_later(reason).await;
+            }
+        }
+    }
+
+    /// Commits what is pending, all in one transaction; when the database refuses it, each
+    /// batch alone, dropping those it refuses. Fails only for a reason that may pass.
+    async fn commit(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let pending = std::mem::take(&mut self.pending);
+        match self.commit_together(&pending).await {
+            Ok(()) => {
+                self.commit_latency.observe(started.elapsed().as_secs_f64());
+                self.written();
+                pending.into_iter().for_each(|b| b.finish(Ok(())));
+                return Ok(());
+            }
+            Err(e) if may_pass(&e) => {
+                self.pending = pending;
+                return Err(e.to_string());
+            }
+            Err(_) => {}
+        }
+        // Something in it is refused: find which, alone.
+        let mut batches = pending.into_iter();
+        while let Some(batch) = batches.next() {
+            match self.commit_together(std::slice::from_ref(&batch)).await {
+                Ok(()) => batch.finish(Ok(())),
+                Err(e) if may_pass(&e) => {
+                    self.pending = std::iter::once(batch).chain(batches).collect();
+                    return Err(e.to_string());
+                }
+                Err(e) => {
+                    tracing::error!(target = %self.target, "PostgreSQL refused a change, dropped: {e}");
+                    batch.finish(Err(StoreError::Postgres {
+                        target: self.target.clone(),
+                        detail: e.to_string(),
+                    }));
+                }
+            }
+        }
+        self.written();
+        Ok(())
+    }
+
+    async fn commit_together(&mut self, batches: &[Batch]) -> Result<(), RowError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            let (client, connection) = self.config.connect(self.tls.clone()).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            self.client = Some(client);
+        }
+        let client = self.client.as_mut().expect("connected above");
+        let tx = client.transaction().await?;
+        for batch in batches {
+            rows::apply(&tx, &batch.changes).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn written(&mut self) {
+        self.backoff = None;
+        self.health.send_if_modified(|h| {
+            let changed = *h != StoreHealth::Writing;
+            *h = StoreHealth::Writing;
+            changed
+        });
+    }
+
+    /// After a failure that may pass: tells those who would not wait, says so, and waits.
+    async fn retry_later(&mut self, reason: String) {
+        tracing::warn!(target = %self.target, "a commit to PostgreSQL failed, trying again: {reason}");
+        let (given_up, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(Batch::gives_up);
+        self.pending = kept;
+        for batch in given_up {
+            batch.finish(Err(StoreError::Postgres {
+                target: self.target.clone(),
+                detail: reason.clone(),
+            }));
+        }
+        self.health.send_replace(StoreHealth::Retrying { reason });
+        self.client = None;
+        let backoff = self
+            .backoff
+            .map_or(Duration::from_millis(50), |b| (b * 2).min(MAX_BACKOFF));
+        self.backoff = Some(backoff);
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(any(test, feature = "test-server"))]
+pub mod test_server;
+
+#[cfg(test)]
+mod tests {
+    use super::test_server::TestServer;
+    use super::*;
+    use crate::store::SCHEMA_VERSION;
+
+    async fn target() -> PostgresTarget {
+        PostgresTarget {
+            config: TestServer::get().database().await,
+            ca_file: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_schema_newer_than_this_weft_is_refused_with_what_to_do() {
+        let at = target().await;
+        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        tokio::task::spawn_blocking(move || store.close()).await.unwrap();
+        let client = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
+        client
+            .execute("UPDATE weft_schema SET version = version + 1", &[])
+            .await
+            .unwrap();
+        let refused = PostgresStore::open(&at, Histogram::new([1.0])).await.err().unwrap();
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("has schema version {}", SCHEMA_VERSION + 1))
+                && message.contains("run a newer weft"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_coordinator_opening_the_same_database_finds_what_the_first_wrote() {
+        let at = target().await;
+        let (first, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        assert!(recovered.unfinished.is_empty());
+        let job = crate::store::contract::job(7, weft_core::status::JobState::Queued);
+        first
+            .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
+            .await
+            .unwrap();
+        let (second, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        assert_eq!(recovered.unfinished.len(), 1);
+        assert_eq!(recovered.next_seq, 8);
+        assert_eq!(second.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
+        tokio::task::spawn_blocking(move || {
+            first.close();
+            second.close();
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_without_the_password() {
+        let mut config = Config::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user("weft")
+            .dbname("state")
+            .password("hunter2");
+        let at = PostgresTarget { config, ca_file: None };
+        let refused = PostgresStore::open(&at, Histogram::new([1.0])).await.err().unwrap();
+        let message = refused.to_string();
+        assert!(message.contains(&format!("127.0.0.1:{port}/state")), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!format!("{at:?}").contains("hunter2"));
+    }
+}
