@@ -165,7 +165,7 @@ class WeftCluster:
     every connection (the coordinator's, the workers' shuffle servers) and a bearer token on
     every client call, as a cluster on a network runs."""
 
-    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=(), env=None, workers=2, pin=None):
+    def __init__(self, slots, prefetch=0, secure=False, observed=False, worker=("weft", "worker"), worker_flags=(), env=None, workers=2, pin=None, state=None):
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
         self.port = free_port()
         http_ports = [free_port() for _ in range(1 + workers)] if observed else []
@@ -182,7 +182,9 @@ class WeftCluster:
             tls = ["--tls-dir", secrets]
             self.client_env.update(WEFT_TLS_DIR=str(secrets), WEFT_TOKEN_FILE=str(secrets / "admin.token"))
         self.url = f"{'https' if secure else 'http'}://127.0.0.1:{self.port}"
-        self.coordinator = subprocess.Popen([*pinned, RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
+        # `state`: a PostgreSQL URL for the coordinator's state (else SQLite in the state dir).
+        stored = ["--state", state] if state else []
+        self.coordinator = subprocess.Popen([*pinned, RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.dir / "state", *stored, *tls, *http(0)], env=quiet, stderr=subprocess.DEVNULL)
         self.workers = [
             subprocess.Popen([*pinned, RELEASE / worker[0], *worker[1:], "--coordinator", self.url, "--slots", str(slots), "--prefetch", str(prefetch), "--work-dir", self.dir / f"work-{i}", *tls, *http(1 + i), *worker_flags], env=quiet, stderr=subprocess.DEVNULL)
             for i in range(workers)
@@ -247,7 +249,7 @@ class Watcher:
         log(f"   watched: {self.scrapes} scrapes of /metrics")
 
 
-def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks=None, workers=2, pin=None, kill_after=None, process_peaks=None, killed=None):
+def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks=None, workers=2, pin=None, kill_after=None, process_peaks=None, killed=None, state=None):
     # One slot per worker: two workers on two cores, as `weft run` sets them (two slots each
     # would run four tasks on two cores: 3.5 s against 2.8-3.1 s on the 1 GiB wordcount).
     # `worker_peaks`, a list: each worker's own peak RSS (its process tree) goes in it;
@@ -255,7 +257,7 @@ def weft_cluster_job(flags, secure=False, observed=False, env=None, worker_peaks
     # coordinator, each worker, each of their children). `kill_after`: seconds after the
     # submission at which the first worker is killed (SIGKILL), mid-job; `killed`, a list: the
     # seconds into the job at which it was killed go in it.
-    cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env, workers=workers, pin=pin)
+    cluster = WeftCluster(slots=1, secure=secure, observed=observed, env=env, workers=workers, pin=pin, state=state)
     try:
         started = time.perf_counter()
         proc = subprocess.Popen([*cluster.pinned, RELEASE / "weft", "submit", "--coordinator", cluster.url, "--wait", *flags], env=cluster.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -744,6 +746,100 @@ def recovery(size):
     return {"title": f"recovery: wordcount of {total / (1 << 20):.0f} MiB with a worker killed mid-map", "unit": "MB/s", "bytes": total, "results": results}
 
 
+class PostgresServer:
+    """A PostgreSQL server for the state benchmark, from Debian's `postgresql` package
+    (installed when missing), in a temporary directory on a free loopback port, run as the
+    `postgres` user under root (initdb and pg_ctl refuse root); durable as shipped (fsync,
+    synchronous commit), as the SQLite store is (synchronous=FULL)."""
+
+    def __init__(self):
+        if not self.bin():
+            log("   installing postgresql from Debian's packages")
+            sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+            subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, capture_output=True,
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-pg-"))
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.dir, user="postgres")
+        self.port = free_port()
+        self.run("initdb", "-D", self.dir / "data", "--auth=trust", "--username=weft", "-E", "UTF8")
+        self.run("pg_ctl", "-D", self.dir / "data", "-l", self.dir / "log", "-w", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+        self.databases = 0
+
+    @staticmethod
+    def bin():
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        return found[-1].parent if found else None
+
+    def run(self, program, *args):
+        subprocess.run([*self.as_user, self.bin() / program, *map(str, args)], check=True, capture_output=True)
+
+    def database(self):
+        """A fresh database's URL, as `weft coordinator --state` takes it."""
+        self.databases += 1
+        name = f"bench_{self.databases}"
+        subprocess.run([self.bin() / "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "weft", "-d", "postgres", "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+        return f"postgres://weft@127.0.0.1:{self.port}/{name}?sslmode=disable"
+
+    def close(self):
+        subprocess.run([*self.as_user, self.bin() / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def state(size, jobs):
+    """What the coordinator's state store costs, SQLite (the default) against PostgreSQL (a
+    server on loopback, started here), in one run: a burst of `jobs` submits, 32 at a time,
+    each timed to its acknowledgement (the job durable in the store), on a coordinator with
+    no workers; and the wordcount on a secured cluster."""
+    data, _, total = text_data(size)
+    out = fresh_dir(WORK / "state-out")
+    tiny = out / "tiny.txt"
+    tiny.write_text("a few words\n")
+    burst, counted = [], []
+    server = None
+    try:
+        server = PostgresServer()
+        stores = [("SQLite", lambda: None), ("PostgreSQL", server.database)]
+    except Exception as e:
+        stores = [("SQLite", lambda: None)]
+        burst.append(Measured("weft, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
+        counted.append(Measured("weft, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
+    job = ["--input", data, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(total // 8, 1 << 20))]
+    for name, database in stores:
+        system = f"weft, state on {name}"
+        log(f"   {system}: {jobs:,} submits")
+        try:
+            cluster = WeftCluster(slots=1, secure=True, workers=0, state=database())
+            try:
+                seconds, rss, printed = timed([RELEASE / "submits", cluster.url, tiny, out / f"burst-{name}", str(jobs)], env=cluster.client_env)
+                stats = json.loads(printed.strip().splitlines()[-1])
+                measured = Measured(system, stats["seconds"], rss + cluster.rss(), note=f"a submit's latency p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms")
+                measured.tasks = jobs
+                burst.insert(len([b for b in burst if b.seconds]), measured)
+            finally:
+                cluster.close()
+        except Exception as e:
+            burst.append(Measured(system, error=str(e)))
+        log(f"   {system}: the wordcount")
+        try:
+            seconds, rss = weft_cluster_job([*job, "--output", out / f"wordcount-{name}"], secure=True, state=database())
+            counted.insert(len([c for c in counted if c.seconds]), Measured(system, seconds, rss))
+        except Exception as e:
+            counted.append(Measured(system, error=str(e)))
+    if all(r.seconds for r in counted) and len(counted) == 2 and read_counts(out / "wordcount-SQLite") != read_counts(out / "wordcount-PostgreSQL"):
+        counted[1] = Measured(counted[1].system, error="its counts differ from the run on SQLite")
+    for r in burst:
+        r.tasks = jobs
+    if server:
+        server.close()
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        {"title": f"the state store: {jobs:,} job submits, 32 at a time, each to its acknowledgement", "unit": "jobs/s", "results": burst},
+        {"title": f"the state store: wordcount of {total / (1 << 20):.0f} MiB, secured cluster", "unit": "MB/s", "bytes": total, "results": counted},
+    ]
+
+
 def streaming(size, rounds):
     """weft's own cost around user code: a Python streaming mapper and reducer on one worker
     of one slot, one split, every process on CPU 0, against the same scripts piped by hand
@@ -1000,14 +1096,15 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, security, observed, objects (the last three only when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, state, security, observed, objects (the last three only when named)")
     parser.add_argument("--streaming-size", type=parse_size, default=32 << 20, help="text for the streaming overhead (default 32MiB)")
     parser.add_argument("--big-size", type=parse_size, default=10 << 30, help="the larger sort of bigsort (default 10GiB)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
+    parser.add_argument("--submits", type=int, default=1_000, help="job submits in the state store's burst (default 1000)")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "handlers", "scale", "wide", "recovery", "streaming"}
+    only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "handlers", "scale", "wide", "recovery", "streaming", "state"}
     started = time.time()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1040,6 +1137,7 @@ def main():
         ("wide", lambda: wide(args.wide_tasks)),
         ("recovery", lambda: recovery(args.size)),
         ("streaming", lambda: streaming(args.streaming_size, 3)),
+        ("state", lambda: state(args.size, args.submits)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
         ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
         ("objects", lambda: objects(args.size)),

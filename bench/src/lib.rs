@@ -6,6 +6,8 @@
 //!   collected with a `DeferredList`, and the latency of single tasks one at a time;
 //! - `sim-workers`: many simulated workers speaking the worker protocol from one process,
 //!   draining a large batch of queued tasks: the coordinator's dispatch rate.
+//! - `submits`: a burst of job submissions, each timed to its acknowledgement: what the
+//!   coordinator's state store costs a submit.
 
 /// Percentile `p` (0–100) of sorted `samples`.
 pub fn percentile(samples: &[f64], p: f64) -> f64 {

@@ -27,7 +27,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use weft_core::status::JobCounts;
 use weft_core::work::JobId;
 
-use self::rows::RowError;
+use self::rows::{Change, Prepared, RowError};
 use super::{
     AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
     UploadRecord, Write,
@@ -127,6 +127,7 @@ impl PostgresStore {
             tls,
             target: target.clone(),
             client: None,
+            prepared: Prepared::default(),
             health: health.clone(),
             pending: Vec::new(),
             backoff: None,
@@ -317,6 +318,8 @@ struct Writer {
     tls: MakeRustlsConnect,
     target: String,
     client: Option<Client>,
+    /// The statements `client` prepared.
+    prepared: Prepared,
     health: Arc<watch::Sender<StoreHealth>>,
     pending: Vec<Batch>,
     backoff: Option<Duration>,
@@ -403,18 +406,22 @@ impl Writer {
     }
 
     async fn commit_together(&mut self, batches: &[Batch]) -> Result<(), RowError> {
+        let changes: Vec<Change> = batches
+            .iter()
+            .flat_map(|b| &b.changes)
+            .map(rows::statement_of)
+            .collect::<Result<_, _>>()?;
         if self.client.as_ref().is_none_or(Client::is_closed) {
             let (client, connection) = self.config.connect(self.tls.clone()).await?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
             self.client = Some(client);
+            self.prepared = Prepared::default();
         }
         let client = self.client.as_mut().expect("connected above");
         let tx = client.transaction().await?;
-        for batch in batches {
-            rows::apply(&tx, &batch.changes).await?;
-        }
+        rows::apply(&tx, &mut self.prepared, &changes).await?;
         tx.commit().await?;
         Ok(())
     }

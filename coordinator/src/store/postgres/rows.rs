@@ -2,7 +2,10 @@
 //! transaction; the reads turn rows into records with the store's codec, as the SQLite
 //! store's do.
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row, Statement, Transaction};
 use weft_core::location::ObjectUrl;
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::status::{JobCounts, JobState};
@@ -38,134 +41,157 @@ fn json<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String, Ro
     serde_json::to_string(value).map_err(|e| unreadable(what, e))
 }
 
-/// Writes `changes` in `tx`.
-pub(super) async fn apply(tx: &Transaction<'_>, changes: &[Write]) -> Result<(), RowError> {
-    for write in changes {
-        match write {
-            Write::InsertJob(job) => {
-                let plan = job
-                    .plan
-                    .as_ref()
-                    .map(encode_plan)
-                    .transpose()
-                    .map_err(|e| unreadable("plan", e))?;
-                let after = job.after.iter().map(JobId::to_string).collect::<Vec<_>>().join(",");
-                tx.execute(
-                    "INSERT INTO jobs (id, seq, spec, priority, after, state, error, created_ms, ended_ms, plan, counters, owner)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    &[
-                        &job.id.to_string(),
-                        &(job.id.seq() as i64),
-                        &encode_spec(&job.spec).map_err(|e| unreadable("spec", e))?,
-                        &job.spec.priority,
-                        &after,
-                        &job.state.name(),
-                        &job.error,
-                        &job.created_ms,
-                        &job.ended_ms,
-                        &plan,
-                        &json(&job.counters, "counters")?,
-                        &job.owner,
-                    ],
-                )
-                .await?;
-            }
-            Write::SavePlan { job, plan } => {
-                let plan = encode_plan(plan).map_err(|e| unreadable("plan", e))?;
-                tx.execute("UPDATE jobs SET plan = $2 WHERE id = $1", &[&job.to_string(), &plan])
-                    .await?;
-            }
-            Write::JobState {
-                job,
-                state,
-                error,
-                counters,
-            } => {
-                let ended = state.is_final().then(now_ms);
-                tx.execute(
-                    "UPDATE jobs SET state = $2, error = $3, ended_ms = COALESCE(ended_ms, $4), counters = $5 WHERE id = $1",
-                    &[&job.to_string(), &state.name(), error, &ended, &json(counters, "counters")?],
-                )
-                .await?;
-            }
-            Write::CommitTask { job, task } => {
-                tx.execute(
-                    "INSERT INTO tasks (job_id, kind, idx, attempt, counters) VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (job_id, kind, idx) DO UPDATE SET attempt = excluded.attempt, counters = excluded.counters",
-                    &[
-                        &job.to_string(),
-                        &kind_code(task.kind),
-                        &i64::from(task.index),
-                        &(task.attempt as i64),
-                        &json(&task.counters, "counters")?,
-                    ],
-                )
-                .await?;
-            }
-            Write::Attempt { job, attempt } => {
-                tx.execute(
-                    "INSERT INTO attempts (id, job_id, kind, idx, number, worker, outcome, reason, started_ms, ended_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (id) DO UPDATE SET job_id = excluded.job_id, kind = excluded.kind, idx = excluded.idx,
-                        number = excluded.number, worker = excluded.worker, outcome = excluded.outcome,
-                        reason = excluded.reason, started_ms = excluded.started_ms, ended_ms = excluded.ended_ms",
-                    &[
-                        &(attempt.id as i64),
-                        &job.to_string(),
-                        &kind_code(attempt.kind),
-                        &i64::from(attempt.index),
-                        &i64::from(attempt.number),
-                        &attempt.worker,
-                        &attempt.outcome.map(OutcomeKind::name),
-                        &attempt.reason,
-                        &attempt.started_ms,
-                        &attempt.ended_ms,
-                    ],
-                )
-                .await?;
-            }
-            Write::ReserveAttempts(up_to) => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('attempt_reserved', $1)
-                     ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)",
-                    &[&(*up_to as i64)],
-                )
-                .await?;
-            }
-            Write::BeginUpload { job, upload } => {
-                let tags = upload.tags.as_ref().map(|t| json(t, "tags")).transpose()?;
-                tx.execute(
-                    "INSERT INTO uploads (attempt, job_id, part, url, upload_id, tags) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (attempt) DO UPDATE SET job_id = excluded.job_id, part = excluded.part,
-                        url = excluded.url, upload_id = excluded.upload_id, tags = excluded.tags",
-                    &[
-                        &(upload.attempt as i64),
-                        &job.to_string(),
-                        &i64::from(upload.part),
-                        &upload.url.to_string(),
-                        &upload.id,
-                        &tags,
-                    ],
-                )
-                .await?;
-            }
-            Write::CommitUpload { attempt, tags } => {
-                tx.execute(
-                    "UPDATE uploads SET tags = $2 WHERE attempt = $1",
-                    &[&(*attempt as i64), &json(tags, "tags")?],
-                )
-                .await?;
-            }
-            Write::ForgetUpload(attempt) => {
-                tx.execute("DELETE FROM uploads WHERE attempt = $1", &[&(*attempt as i64)])
-                    .await?;
-            }
-            Write::EndUploads(job) => {
-                tx.execute("DELETE FROM uploads WHERE job_id = $1", &[&job.to_string()])
-                    .await?;
-            }
+/// A value a change binds.
+type Value = Box<dyn ToSql + Sync + Send>;
+
+/// One statement of a change, and what it binds.
+pub(super) struct Change {
+    /// The statement, one of a few: prepared once per connection.
+    pub(super) sql: &'static str,
+    /// Its parameters, in order.
+    pub(super) values: Vec<Value>,
+}
+
+fn change(sql: &'static str, values: Vec<Value>) -> Change {
+    Change { sql, values }
+}
+
+fn value<T: ToSql + Sync + Send + 'static>(v: T) -> Value {
+    Box::new(v)
+}
+
+/// The statements that make `write`.
+pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
+    Ok(match write {
+        Write::InsertJob(job) => {
+            let plan = job
+                .plan
+                .as_ref()
+                .map(encode_plan)
+                .transpose()
+                .map_err(|e| unreadable("plan", e))?;
+            let after = job.after.iter().map(JobId::to_string).collect::<Vec<_>>().join(",");
+            change(
+                "INSERT INTO jobs (id, seq, spec, priority, after, state, error, created_ms, ended_ms, plan, counters, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                vec![
+                    value(job.id.to_string()),
+                    value(job.id.seq() as i64),
+                    value(encode_spec(&job.spec).map_err(|e| unreadable("spec", e))?),
+                    value(job.spec.priority),
+                    value(after),
+                    value(job.state.name()),
+                    value(job.error.clone()),
+                    value(job.created_ms),
+                    value(job.ended_ms),
+                    value(plan),
+                    value(json(&job.counters, "counters")?),
+                    value(job.owner.clone()),
+                ],
+            )
+        }
+        Write::SavePlan { job, plan } => change(
+            "UPDATE jobs SET plan = $2 WHERE id = $1",
+            vec![
+                value(job.to_string()),
+                value(encode_plan(plan).map_err(|e| unreadable("plan", e))?),
+            ],
+        ),
+        Write::JobState {
+            job,
+            state,
+            error,
+            counters,
+        } => change(
+            "UPDATE jobs SET state = $2, error = $3, ended_ms = COALESCE(ended_ms, $4), counters = $5 WHERE id = $1",
+            vec![
+                value(job.to_string()),
+                value(state.name()),
+                value(error.clone()),
+                value(state.is_final().then(now_ms)),
+                value(json(counters, "counters")?),
+            ],
+        ),
+        Write::CommitTask { job, task } => change(
+            "INSERT INTO tasks (job_id, kind, idx, attempt, counters) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (job_id, kind, idx) DO UPDATE SET attempt = excluded.attempt, counters = excluded.counters",
+            vec![
+                value(job.to_string()),
+                value(kind_code(task.kind)),
+                value(i64::from(task.index)),
+                value(task.attempt as i64),
+                value(json(&task.counters, "counters")?),
+            ],
+        ),
+        Write::Attempt { job, attempt } => change(
+            "INSERT INTO attempts (id, job_id, kind, idx, number, worker, outcome, reason, started_ms, ended_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET job_id = excluded.job_id, kind = excluded.kind, idx = excluded.idx,
+                number = excluded.number, worker = excluded.worker, outcome = excluded.outcome,
+                reason = excluded.reason, started_ms = excluded.started_ms, ended_ms = excluded.ended_ms",
+            vec![
+                value(attempt.id as i64),
+                value(job.to_string()),
+                value(kind_code(attempt.kind)),
+                value(i64::from(attempt.index)),
+                value(i64::from(attempt.number)),
+                value(attempt.worker.clone()),
+                value(attempt.outcome.map(OutcomeKind::name)),
+                value(attempt.reason.clone()),
+                value(attempt.started_ms),
+                value(attempt.ended_ms),
+            ],
+        ),
+        Write::ReserveAttempts(up_to) => change(
+            "INSERT INTO meta (key, value) VALUES ('attempt_reserved', $1)
+             ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)",
+            vec![value(*up_to as i64)],
+        ),
+        Write::BeginUpload { job, upload } => change(
+            "INSERT INTO uploads (attempt, job_id, part, url, upload_id, tags) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (attempt) DO UPDATE SET job_id = excluded.job_id, part = excluded.part,
+                url = excluded.url, upload_id = excluded.upload_id, tags = excluded.tags",
+            vec![
+                value(upload.attempt as i64),
+                value(job.to_string()),
+                value(i64::from(upload.part)),
+                value(upload.url.to_string()),
+                value(upload.id.clone()),
+                value(upload.tags.as_ref().map(|t| json(t, "tags")).transpose()?),
+            ],
+        ),
+        Write::CommitUpload { attempt, tags } => change(
+            "UPDATE uploads SET tags = $2 WHERE attempt = $1",
+            vec![value(*attempt as i64), value(json(tags, "tags")?)],
+        ),
+        Write::ForgetUpload(attempt) => change("DELETE FROM uploads WHERE attempt = $1", vec![value(*attempt as i64)]),
+        Write::EndUploads(job) => change("DELETE FROM uploads WHERE job_id = $1", vec![value(job.to_string())]),
+    })
+}
+
+/// The statements a connection prepared, by their text: each is parsed and planned once
+/// per connection, not once per change.
+#[derive(Default)]
+pub(super) struct Prepared(HashMap<&'static str, Statement>);
+
+/// Runs `changes` in `tx`, pipelined: every statement is sent before the first reply is
+/// awaited, so that a group commit of many changes costs about one round trip, not one each.
+pub(super) async fn apply(tx: &Transaction<'_>, prepared: &mut Prepared, changes: &[Change]) -> Result<(), RowError> {
+    for change in changes {
+        if !prepared.0.contains_key(change.sql) {
+            let statement = tx.prepare(change.sql).await?;
+            prepared.0.insert(change.sql, statement);
         }
     }
+    let bound: Vec<(&Statement, Vec<&(dyn ToSql + Sync)>)> = changes
+        .iter()
+        .map(|c| {
+            let values = c.values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+            (&prepared.0[c.sql], values)
+        })
+        .collect();
+    let runs = bound.iter().map(|(statement, values)| tx.execute(*statement, values));
+    futures::future::try_join_all(runs).await?;
     Ok(())
 }
 
