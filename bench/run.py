@@ -756,16 +756,21 @@ class PostgresServer:
         if not self.bin():
             log("   installing postgresql from Debian's packages")
             sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-            subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, capture_output=True,
-                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+            apt = dict(capture_output=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+            subprocess.run(sudo + ["apt-get", "update", "-qq"], **apt)
+            subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"], check=True, **apt)
         self.dir = Path(tempfile.mkdtemp(prefix="weft-bench-pg-"))
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.dir, user="postgres")
-        self.port = free_port()
-        self.run("initdb", "-D", self.dir / "data", "--auth=trust", "--username=weft", "-E", "UTF8")
-        self.run("pg_ctl", "-D", self.dir / "data", "-l", self.dir / "log", "-w", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
         self.databases = 0
+        try:
+            if self.as_user:
+                shutil.chown(self.dir, user="postgres")
+            self.port = free_port()
+            self.run("initdb", "-D", self.dir / "data", "--auth=trust", "--username=weft", "-E", "UTF8")
+            self.run("pg_ctl", "-D", self.dir / "data", "-l", self.dir / "log", "-w", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+        except Exception:
+            self.close()
+            raise
 
     @staticmethod
     def bin():
@@ -783,7 +788,8 @@ class PostgresServer:
         return f"postgres://weft@127.0.0.1:{self.port}/{name}?sslmode=disable"
 
     def close(self):
-        subprocess.run([*self.as_user, self.bin() / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop"], capture_output=True)
+        if self.bin() and (self.dir / "data").exists():
+            subprocess.run([*self.as_user, self.bin() / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -806,6 +812,25 @@ def state(size, jobs):
         burst.append(Measured("weft, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
         counted.append(Measured("weft, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
     job = ["--input", data, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(total // 8, 1 << 20))]
+    try:
+        state_runs(stores, jobs, job, tiny, out, burst, counted)
+    finally:
+        if server:
+            server.close()
+    if all(r.seconds for r in counted) and len(counted) == 2 and read_counts(out / "wordcount-SQLite") != read_counts(out / "wordcount-PostgreSQL"):
+        counted[1] = Measured(counted[1].system, error="its counts differ from the run on SQLite")
+    for r in burst:
+        r.tasks = jobs
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        {"title": f"the state store: {jobs:,} job submits, 32 at a time, each to its acknowledgement", "unit": "jobs/s", "results": burst},
+        {"title": f"the state store: wordcount of {total / (1 << 20):.0f} MiB, secured cluster", "unit": "MB/s", "bytes": total, "results": counted},
+    ]
+
+
+def state_runs(stores, jobs, job, tiny, out, burst, counted):
+    """The burst and the wordcount on each store; rows go in `burst` and `counted`, the
+    measured ones first."""
     for name, database in stores:
         system = f"weft, state on {name}"
         log(f"   {system}: {jobs:,} submits")
@@ -827,17 +852,6 @@ def state(size, jobs):
             counted.insert(len([c for c in counted if c.seconds]), Measured(system, seconds, rss))
         except Exception as e:
             counted.append(Measured(system, error=str(e)))
-    if all(r.seconds for r in counted) and len(counted) == 2 and read_counts(out / "wordcount-SQLite") != read_counts(out / "wordcount-PostgreSQL"):
-        counted[1] = Measured(counted[1].system, error="its counts differ from the run on SQLite")
-    for r in burst:
-        r.tasks = jobs
-    if server:
-        server.close()
-    shutil.rmtree(out, ignore_errors=True)
-    return [
-        {"title": f"the state store: {jobs:,} job submits, 32 at a time, each to its acknowledgement", "unit": "jobs/s", "results": burst},
-        {"title": f"the state store: wordcount of {total / (1 << 20):.0f} MiB, secured cluster", "unit": "MB/s", "bytes": total, "results": counted},
-    ]
 
 
 def streaming(size, rounds):

@@ -222,7 +222,9 @@ pub async fn serve_on(
     jobs.stopped().await;
     background.close();
     background.wait().await;
-    store.close();
+    // Closing waits for the writer to write what is pending: off the runtime's threads.
+    let closing = store.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     tracing::info!("coordinator stopped");
     Ok(result?)
 }

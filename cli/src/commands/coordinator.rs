@@ -39,7 +39,7 @@ pub struct Args {
     /// PostgreSQL.
     #[arg(long, default_value = "weft-state", value_name = "DIR")]
     state_dir: PathBuf,
-    /// Keep the state on PostgreSQL, where several coordinators can reach it:
+    /// Keep the state on PostgreSQL (one coordinator at a time holds a database):
     /// postgres://USER@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]. A host other
     /// than loopback gets TLS (sslmode=require) unless the URL says otherwise. The password
     /// comes from --state-password-file or $PGPASSWORD, never the URL.
@@ -193,12 +193,16 @@ fn postgres_target(args: &Args) -> anyhow::Result<Option<PostgresTarget>> {
     let Some(url) = &args.state else {
         return Ok(None);
     };
+    // The value itself is never shown: it may hold a password.
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        anyhow::bail!("--state {url:?} is not a PostgreSQL URL: give postgres://USER@HOST[:PORT]/DATABASE (or leave it out for SQLite under --state-dir)");
+        anyhow::bail!("--state is not a PostgreSQL URL: give postgres://USER@HOST[:PORT]/DATABASE (or leave it out for SQLite under --state-dir)");
     }
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--state is not a PostgreSQL URL weft can read: {e}"))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        anyhow::anyhow!(
+            "--state is not a PostgreSQL URL weft can read: {}",
+            weft_core::error_text::chain(&e)
+        )
+    })?;
     if config.get_password().is_some() {
         anyhow::bail!("--state holds a password, which `ps` and logs would show: give it in --state-password-file FILE or $PGPASSWORD");
     }
@@ -213,17 +217,20 @@ fn postgres_target(args: &Args) -> anyhow::Result<Option<PostgresTarget>> {
     if let Some(password) = password.filter(|p| !p.is_empty()) {
         config.password(password);
     }
-    let loopback = config.get_hosts().iter().all(|host| match host {
-        tokio_postgres::config::Host::Tcp(name) => {
-            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        tokio_postgres::config::Host::Unix(_) => true,
-    });
+    let loopback = config.get_hostaddrs().iter().all(|ip| ip.is_loopback())
+        && config.get_hosts().iter().all(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
     if !loopback && !url.contains("sslmode=") {
         config.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
-    if !loopback && config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-        tracing::warn!("--state says sslmode=disable: the state database is reached without TLS");
+    if !loopback && config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        tracing::warn!(
+            "--state does not require TLS (sslmode=require): the state database may be reached in the clear"
+        );
     }
     Ok(Some(PostgresTarget {
         config,

@@ -348,13 +348,9 @@ impl StoreError {
     /// A PostgreSQL error at `target`, with its SQLSTATE and message when the server sent
     /// one, else the connection's error and its causes.
     pub fn postgres(target: &str, e: &tokio_postgres::Error) -> Self {
-        let detail = match e.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => weft_core::error_text::chain(e),
-        };
         StoreError::Postgres {
             target: target.to_string(),
-            detail,
+            detail: postgres::describe(e),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The store on PostgreSQL, for clusters: the same contract as the SQLite store, kept in a
-//! database that several coordinators reach and that operators already replicate and back
-//! up. Reads go through a small pool of connections, each a round trip awaited on the
+//! database that operators already replicate and back up. One coordinator at a time holds
+//! it (an advisory lock on a connection kept for its life); standbys that wait for it are
+//! the next step. Reads go through a small pool of connections, each a round trip awaited on the
 //! runtime; writes go to one writer thread that commits whatever is pending in a single
 //! transaction (group commit) over a connection of its own, as the SQLite store's writer
 //! does.
@@ -10,6 +11,8 @@
 
 mod rows;
 mod schema;
+
+pub(crate) use rows::describe;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -41,6 +44,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const CLOSING_GRACE: Duration = Duration::from_secs(10);
 /// Batches in one group commit, at most.
 const GROUP: usize = 4096;
+/// A commit that has had no answer this long is given up (and tried again on a new
+/// connection): the server or the network stopped answering.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may go without an answer to what it sent before the kernel drops
+/// it (`TCP_USER_TIMEOUT`), and the idle time before keepalives start.
+const SILENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a read waits for a pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// How long a coordinator waits for the one before it on this database to let go of it (a
+/// killed one's connections take a moment to close).
+const HOLD_WAIT: Duration = Duration::from_secs(15);
+/// The advisory lock a coordinator holds on its database while it runs.
+const HOLD_LOCK: i64 = 0x7765_6674_0001;
 
 /// Where a PostgreSQL store is, and how to reach it.
 #[derive(Debug, Clone)]
@@ -88,6 +106,8 @@ impl PostgresTarget {
 /// The coordinator's state in a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// The connection that holds the database for this coordinator (its advisory lock).
+    _holder: Client,
     /// Where it is, for messages: `host:port/database`, never a password.
     target: String,
     writes: Mutex<Option<mpsc::UnboundedSender<Batch>>>,
@@ -98,14 +118,22 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Opens the store `config` names: creates its tables or checks their version, marks
     /// the attempts that were running lost, and returns what it held.
+    ///
+    /// One coordinator at a time holds a database: it keeps an advisory lock on it for as
+    /// long as it runs, and one that finds the lock held waits a little (for a killed one's
+    /// connections to close), then refuses to start.
     pub async fn open(at: &PostgresTarget, commit_latency: Histogram) -> Result<(Self, Recovered), StoreError> {
-        let config = at.config.clone();
+        let mut config = at.config.clone();
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.keepalives_idle(SILENT_TIMEOUT).tcp_user_timeout(SILENT_TIMEOUT);
         let target = target_of(&config);
         let tls = at.tls(&target)?;
-        let mut client = connect(&config, tls.clone(), &target).await?;
-        schema::migrate(&mut client, &target).await?;
-        let recovered = rows::recover(&client).await.map_err(|e| read_failed(&target, e))?;
-        drop(client);
+        let mut holder = connect(&config, tls.clone(), &target).await?;
+        hold(&holder, &target, HOLD_WAIT).await?;
+        schema::migrate(&mut holder, &target).await?;
+        let recovered = rows::recover(&holder).await.map_err(|e| read_failed(&target, e))?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -115,6 +143,9 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(READ_CONNECTIONS)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Postgres {
                 target: target.clone(),
@@ -145,6 +176,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::WriterGone(format!("cannot start the writer thread: {e}")))?;
         let store = Self {
             pool,
+            _holder: holder,
             target,
             writes: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
@@ -258,6 +290,34 @@ impl StateStore for PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Takes the database for this coordinator: its advisory lock, on `holder`'s session,
+/// waiting up to `wait` for one before it to let go.
+async fn hold(holder: &Client, target: &str, wait: Duration) -> Result<(), StoreError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let row = holder
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&HOLD_LOCK])
+            .await
+            .map_err(|e| StoreError::postgres(target, &e))?;
+        if row.get::<_, bool>(0) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Postgres {
+                target: target.to_string(),
+                detail: "another coordinator is running on this database: one at a time (stop the other, or give this one its own database)".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `host:port/database` of `config`, for messages (never its password).
 fn target_of(config: &Config) -> String {
     let host = match config.get_hosts().first() {
@@ -297,9 +357,12 @@ fn read_failed(target: &str, e: RowError) -> StoreError {
 /// keep the changes and try again. Otherwise the database refused the changes themselves.
 fn may_pass(e: &RowError) -> bool {
     match e {
+        RowError::Connect(_) | RowError::TimedOut(_) => true,
+        // A connection lost, resources short, the server shutting down, a conflict, a
+        // read-only server (a standby, or a primary demoted by a failover), a lock held.
         RowError::Database(e) => match e.as_db_error() {
-            None => true,
-            Some(db) => ["08", "53", "57", "40", "58"]
+            None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+            Some(db) => ["08", "53", "57", "40", "58", "25", "55"]
                 .iter()
                 .any(|class| db.code().code().starts_with(class)),
         },
@@ -370,9 +433,10 @@ impl Writer {
     async fn commit(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let pending = std::mem::take(&mut self.pending);
-        match self.commit_together(&pending).await {
+        let together = self.commit_together(&pending).await;
+        self.commit_latency.observe(started.elapsed().as_secs_f64());
+        match together {
             Ok(()) => {
-                self.commit_latency.observe(started.elapsed().as_secs_f64());
                 self.written();
                 pending.into_iter().for_each(|b| b.finish(Ok(())));
                 return Ok(());
@@ -406,13 +470,24 @@ impl Writer {
     }
 
     async fn commit_together(&mut self, batches: &[Batch]) -> Result<(), RowError> {
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.commit_unbounded(batches)).await {
+            Ok(done) => done,
+            Err(_) => {
+                // The connection is in an unknown state: a new one next time.
+                self.client = None;
+                Err(RowError::TimedOut(COMMIT_TIMEOUT))
+            }
+        }
+    }
+
+    async fn commit_unbounded(&mut self, batches: &[Batch]) -> Result<(), RowError> {
         let changes: Vec<Change> = batches
             .iter()
             .flat_map(|b| &b.changes)
             .map(rows::statement_of)
             .collect::<Result<_, _>>()?;
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) = self.config.connect(self.tls.clone()).await?;
+            let (client, connection) = self.config.connect(self.tls.clone()).await.map_err(RowError::Connect)?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -435,9 +510,9 @@ impl Writer {
         });
     }
 
-    /// After a failure that may pass: tells those who would not wait, says so, and waits.
+    /// After a failure that may pass: tells those who would not wait, says so (once), and
+    /// waits before the next try of what is kept.
     async fn retry_later(&mut self, reason: String) {
-        tracing::warn!(target = %self.target, "a commit to PostgreSQL failed, trying again: {reason}");
         let (given_up, kept): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.pending).into_iter().partition(Batch::gives_up);
         self.pending = kept;
@@ -447,8 +522,14 @@ impl Writer {
                 detail: reason.clone(),
             }));
         }
+        if !matches!(*self.health.borrow(), StoreHealth::Retrying { .. }) {
+            tracing::warn!(target = %self.target, "a commit to PostgreSQL failed, trying again: {reason}");
+        }
         self.health.send_replace(StoreHealth::Retrying { reason });
         self.client = None;
+        if self.pending.is_empty() {
+            return;
+        }
         let backoff = self
             .backoff
             .map_or(Duration::from_millis(50), |b| (b * 2).min(MAX_BACKOFF));
@@ -493,7 +574,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_second_coordinator_opening_the_same_database_finds_what_the_first_wrote() {
+    async fn one_coordinator_at_a_time_holds_a_database_and_the_next_finds_what_it_wrote() {
         let at = target().await;
         let (first, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
         assert!(recovered.unfinished.is_empty());
@@ -502,16 +583,20 @@ mod tests {
             .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
             .await
             .unwrap();
+        let other = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
+        let refused = hold(&other, "test", Duration::ZERO).await.err().unwrap();
+        assert!(
+            refused
+                .to_string()
+                .contains("another coordinator is running on this database"),
+            "{refused}"
+        );
+        tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
         let (second, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
         assert_eq!(recovered.unfinished.len(), 1);
         assert_eq!(recovered.next_seq, 8);
         assert_eq!(second.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
-        tokio::task::spawn_blocking(move || {
-            first.close();
-            second.close();
-        })
-        .await
-        .unwrap();
+        tokio::task::spawn_blocking(move || drop(second)).await.unwrap();
     }
 
     #[tokio::test]

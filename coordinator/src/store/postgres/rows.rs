@@ -17,9 +17,16 @@ use crate::store::{now_ms, AttemptRecord, JobRecord, Recovered, TaskRecord, Uplo
 /// Why a row could not be read or a change could not be put in words.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RowError {
+    /// The server could not be reached or would not let weft in (down, unknown database,
+    /// a password or a rule that changed): nothing about the changes.
+    #[error("cannot connect: {}", describe(.0))]
+    Connect(tokio_postgres::Error),
     /// The database refused or failed.
-    #[error(transparent)]
+    #[error("{}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
+    /// No answer in time (a server or a network that stopped answering).
+    #[error("no answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// A column held what the store does not write.
     #[error("{what}: {detail}")]
     Unreadable {
@@ -28,6 +35,15 @@ pub(super) enum RowError {
         /// Why.
         detail: String,
     },
+}
+
+/// What a PostgreSQL error says: the server's message and SQLSTATE, or the client's error
+/// with its causes (its own `Display` says only its kind).
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => weft_core::error_text::chain(e),
+    }
 }
 
 fn unreadable(what: &'static str, detail: impl std::fmt::Display) -> RowError {
