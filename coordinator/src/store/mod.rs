@@ -13,6 +13,7 @@ pub mod memory;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
+mod writing;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,7 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresStore, PostgresTarget};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
+pub(crate) use writing::Batch;
 
 /// A read of the store: a future, so that a store across a network (PostgreSQL) waits for
 /// its reply without holding a thread of the runtime. None is on the scheduler's hot path:
@@ -71,30 +73,6 @@ pub trait StateStore: Send + Sync {
 
     /// Writes what is pending and stops writing.
     fn close(&self);
-}
-
-/// Changes sent together to a store's writer, and who waits for them, told `Ok` or the
-/// writer's error `E` once they are written or given up.
-pub(crate) struct Batch<E> {
-    /// The changes.
-    pub(crate) changes: Vec<Write>,
-    /// Who waits, and how hard the write tries.
-    pub(crate) waiter: Option<(tokio::sync::oneshot::Sender<Result<(), E>>, Persist)>,
-}
-
-impl<E> Batch<E> {
-    /// Tells the waiter, if any, how it went.
-    pub(crate) fn finish(self, result: Result<(), E>) {
-        if let Some((done, _)) = self.waiter {
-            let _ = done.send(result);
-        }
-    }
-
-    /// Whether a failure that may pass ends this batch (its waiter is told) rather than
-    /// keeping it.
-    pub(crate) fn gives_up(&self) -> bool {
-        matches!(self.waiter, Some((_, Persist::Once)))
-    }
 }
 
 /// How hard a durable write tries.

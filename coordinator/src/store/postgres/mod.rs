@@ -31,6 +31,7 @@ use weft_core::status::JobCounts;
 use weft_core::work::JobId;
 
 use self::rows::{Change, Prepared, RowError};
+use super::writing::{self, Next, GROUP};
 use super::{
     AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
     UploadRecord, Write,
@@ -38,12 +39,6 @@ use super::{
 
 /// Connections the reads share.
 const READ_CONNECTIONS: usize = 8;
-/// Longest wait between tries of a commit that failed for a reason that may pass.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How long a stopping coordinator keeps trying to write what is pending.
-const CLOSING_GRACE: Duration = Duration::from_secs(10);
-/// Batches in one group commit, at most.
-const GROUP: usize = 4096;
 /// A commit that has had no answer this long is given up (and tried again on a new
 /// connection): the server or the network stopped answering.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -411,16 +406,10 @@ impl Writer {
                     }
                 }
             }
-            if self.pending.is_empty() {
-                if closing_since.is_some() {
-                    return;
-                }
-                continue;
-            }
-            if closing_since.is_some_and(|since| since.elapsed() > CLOSING_GRACE) {
-                let lost: usize = self.pending.iter().map(|b| b.changes.len()).sum();
-                tracing::error!(changes = lost, target = %self.target, "stopping with changes PostgreSQL did not take");
-                return;
+            match writing::next(&self.pending, closing_since, &format!("PostgreSQL at {}", self.target)) {
+                Next::Wait => continue,
+                Next::Stop => return,
+                Next::Commit => {}
             }
             if let Err(reason) = self.commit().await {
                 self.retry_later(reason).await;
@@ -530,9 +519,7 @@ impl Writer {
         if self.pending.is_empty() {
             return;
         }
-        let backoff = self
-            .backoff
-            .map_or(Duration::from_millis(50), |b| (b * 2).min(MAX_BACKOFF));
+        let backoff = writing::next_backoff(self.backoff);
         self.backoff = Some(backoff);
         tokio::time::sleep(backoff).await;
     }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::apply::apply;
 use super::file::DatabaseFile;
+use crate::store::writing::{self, Next, GROUP};
 use crate::store::{StoreError, StoreHealth};
 
 /// Why a group commit failed, as the writer thread tells it to those waiting.
@@ -80,13 +81,6 @@ pub(super) fn damaged(path: &Path, detail: &str) -> StoreError {
 /// Changes sent together to the writer thread, and who waits for them.
 pub(super) type Batch = crate::store::Batch<WriteFailure>;
 
-/// Longest wait between tries of a commit that failed for a reason that may pass.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How long a stopping coordinator keeps trying to write what is pending.
-const CLOSING_GRACE: Duration = Duration::from_secs(10);
-/// Batches in one group commit, at most.
-const GROUP: usize = 4096;
-
 /// The writer thread: applies batches as they come, everything pending in one transaction;
 /// keeps what a full disk refused and tries again; drops (and reports) what the database
 /// refuses; stops writing, and says so, once the database is damaged.
@@ -127,16 +121,10 @@ impl Writer {
             } else if let Some(at) = self.retry_at {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
-            if self.pending.is_empty() {
-                if closing_since.is_some() {
-                    return;
-                }
-                continue;
-            }
-            if closing_since.is_some_and(|since| since.elapsed() > CLOSING_GRACE) {
-                let lost: usize = self.pending.iter().map(|b| b.changes.len()).sum();
-                tracing::error!(changes = lost, "stopping with changes the state database did not take");
-                return;
+            match writing::next(&self.pending, closing_since, "the state database") {
+                Next::Wait => continue,
+                Next::Stop => return,
+                Next::Commit => {}
             }
             if self.commit() == Some(Severity::Fatal) {
                 self.refuse_all(incoming);
@@ -219,9 +207,7 @@ impl Writer {
         let (given_up, kept) = self.pending.drain(..).partition::<Vec<_>, _>(Batch::gives_up);
         given_up.into_iter().for_each(|b| b.finish(Err(failure.clone())));
         self.pending = kept;
-        let delay = self
-            .backoff
-            .map_or(Duration::from_millis(50), |d| (d * 2).min(MAX_BACKOFF));
+        let delay = writing::next_backoff(self.backoff);
         self.backoff = Some(delay);
         // Nothing kept: the next change is tried as it comes.
         self.retry_at = (!self.pending.is_empty()).then(|| Instant::now() + delay);
