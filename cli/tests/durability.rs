@@ -146,6 +146,100 @@ fn every_acknowledged_submission_survives_a_kill_during_a_burst_on_postgres() {
     every_acknowledged_submission_survives_a_kill_during_a_burst_on(TestCluster::start(0, 1, &["--state", &state]));
 }
 
+/// PostgreSQL stops under a running coordinator (which reaches it over TLS, with a
+/// password from a file): submits and reads are refused as unavailable, a cancel is not
+/// acknowledged until it is written, a running job goes on and `weft wait` on it keeps
+/// waiting; once the server is back everything
+/// acknowledged is there, across a `kill -9`, and the password is in no message.
+#[test]
+fn a_postgres_outage_refuses_submits_keeps_what_was_acknowledged_and_recovers() {
+    use weft_coordinator::store::postgres::test_server::{Options, OwnServer};
+    const PASSWORD: &str = "correct-horse-battery";
+    let server = OwnServer::start(Options {
+        tls: true,
+        password: Some(PASSWORD.into()),
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = format!("{}?sslmode=require", runtime.block_on(server.database_url()));
+    let secret = tempfile::tempdir().unwrap();
+    let password_file = secret.path().join("password");
+    fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let ca = server.ca_file();
+    let mut cluster = TestCluster::start(
+        1,
+        2,
+        &[
+            "--state",
+            &state,
+            "--state-ca",
+            s(&ca),
+            "--state-password-file",
+            s(&password_file),
+            "--max-running-jobs",
+            "1",
+        ],
+    );
+    let input = cluster.path("in");
+    let files = write_corpus(&input, 3, 40, 21);
+    let expected = expected_ascii_wordcount(&files);
+    let gate = cluster.path("gate");
+    let gated = format!("while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}", s(&gate));
+    let job = |out: &str, mapper: &str| JobFlags::new(&input, &cluster.path(out)).streaming(mapper, SUM_REDUCER);
+    let running = cluster.submit(&job("running", &gated), &[]);
+    let queued = cluster.submit(&job("queued", &gated), &[]);
+    cluster.wait_status(&running, Duration::from_secs(60), "its maps to run", |status| {
+        status["state"] == "running" && status["running_attempts"].as_u64() > Some(0)
+    });
+
+    server.stop();
+    let waiting = cluster.spawn_weft(&["wait", &running]);
+    let refused = cluster.weft(&job("refused", ASCII_WORD_MAPPER).after(&["submit"]));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(said.contains("PostgreSQL at 127.0.0.1"), "{said}");
+    // A job's status holds its attempts, which are read from the database: unavailable too.
+    let status = cluster.weft(&["status", &running]);
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        !status.status.success() && said.contains("PostgreSQL at 127.0.0.1"),
+        "{said}"
+    );
+    let mut cancel = cluster.spawn_weft(&["cancel", &queued]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        cancel.try_wait().unwrap().is_none(),
+        "the cancel returned before it was written: {:?}",
+        finish(cancel)
+    );
+    // The running job's maps end while the server is down.
+    fs::write(&gate, "").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    server.restart();
+    let (ok, err) = finish(cancel);
+    assert!(ok, "the cancel goes through once the server is back: {err}");
+    let ended = cluster.wait_status(&running, Duration::from_secs(60), "the running job to end", |status| {
+        status["state"] != "running"
+    });
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let (ok, err) = finish(waiting);
+    assert!(ok, "`weft wait` from before the outage sees the job succeed: {err}");
+    assert_eq!(read_counts(&cluster.path("running")), expected);
+    let after = cluster.submit_wait(&job("after", ASCII_WORD_MAPPER));
+
+    cluster.kill_coordinator();
+    cluster.restart_coordinator(1);
+    assert_eq!(cluster.status_json(&queued)["state"], "cancelled");
+    assert_eq!(cluster.status_json(&running)["state"], "succeeded");
+    assert_eq!(cluster.status_json(&after)["state"], "succeeded");
+    let listed = cluster.weft(&["jobs", "--json"]);
+    assert_ok(&listed, &cluster);
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(jobs.len(), 3, "the refused submit left nothing: {jobs:?}");
+    assert!(!cluster.path("refused").exists());
+    assert!(!cluster.logs().contains(PASSWORD));
+}
+
 /// Kills the coordinator of `cluster` during a burst of submits; after a restart every job
 /// it acknowledged is there, whole, and runs.
 fn every_acknowledged_submission_survives_a_kill_during_a_burst_on(mut cluster: TestCluster) {

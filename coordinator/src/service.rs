@@ -83,6 +83,13 @@ impl JobApi {
         Ok(status)
     }
 
+    /// Refuses unless `caller` may act on the job: its own, or any for an admin. Reads
+    /// nothing for a job this coordinator runs.
+    async fn check_visible(&self, caller: &Caller, id: JobId, action: &str) -> Result<(), Status> {
+        let owner = self.jobs.owner(id).await?.ok_or_else(|| unknown_job(&id.to_string()))?;
+        require_owner(caller, &owner, &id.to_string(), action)
+    }
+
     /// A stream that ends at shutdown, or when `caller`'s token is revoked.
     fn guarded<T: Send + 'static>(
         &self,
@@ -277,7 +284,7 @@ impl JobService for JobApi {
     async fn cancel_job(&self, request: Request<v1::JobRef>) -> Result<Response<v1::JobStatus>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        self.visible_status(&caller, id, "cancel").await?;
+        self.check_visible(&caller, id, "cancel").await?;
         let status = self
             .jobs
             .cancel(id)
@@ -336,7 +343,7 @@ impl JobService for JobApi {
     async fn watch_job(&self, request: Request<v1::JobRef>) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = caller(&request);
         let id = job_ref(request)?;
-        self.visible_status(&caller, id, "see").await?;
+        self.check_visible(&caller, id, "see").await?;
         let watcher = self.jobs.watch(id).await?.ok_or_else(|| unknown_job(&id.to_string()))?;
         let updates = status_updates(watcher).map(|s| Ok(status_to_wire(&s)));
         Ok(Response::new(Box::pin(self.guarded(caller, updates))))

@@ -242,6 +242,20 @@ impl Jobs {
         self.status(id).await
     }
 
+    /// Who owns a job: from memory for a job this coordinator runs (no read, so that a
+    /// cancel or a watch goes on while the store cannot be read), else from the store.
+    pub async fn owner(&self, id: JobId) -> Result<Option<String>, StoreError> {
+        let live = self
+            .lock()
+            .jobs
+            .get(&id)
+            .map(|e| e.tracked.status.borrow().owner.clone());
+        match live {
+            Some(owner) => Ok(Some(owner)),
+            None => Ok(self.engine.store.job(id).await?.map(|record| record.owner)),
+        }
+    }
+
     /// A job's status now, with its attempts.
     pub async fn status(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
         let live = self.lock().jobs.get(&id).map(|e| e.tracked.status.borrow().clone());

@@ -530,9 +530,10 @@ pub mod test_server;
 
 #[cfg(test)]
 mod tests {
-    use super::test_server::TestServer;
+    use super::test_server::{Options, OwnServer, TestServer};
     use super::*;
     use crate::store::SCHEMA_VERSION;
+    use tokio_postgres::config::SslMode;
 
     async fn target() -> PostgresTarget {
         PostgresTarget {
@@ -584,6 +585,105 @@ mod tests {
         assert_eq!(recovered.next_seq, 8);
         assert_eq!(second.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
         tokio::task::spawn_blocking(move || drop(second)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_that_asks_for_tls_and_a_password_is_reached_with_both_and_nothing_less() {
+        let server = OwnServer::start(Options {
+            tls: true,
+            password: Some("correct-horse".into()),
+        });
+        let mut config = server.database().await;
+        config.password("correct-horse").ssl_mode(SslMode::Require);
+        let with = |config: &Config, ca_file: PathBuf| PostgresTarget {
+            config: config.clone(),
+            ca_file: Some(ca_file),
+        };
+
+        let at = with(&config, server.ca_file());
+        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let job = crate::store::contract::job(3, weft_core::status::JobState::Queued);
+        store
+            .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
+            .await
+            .unwrap();
+        assert_eq!(store.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
+        tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
+
+        let refused = |at: PostgresTarget| async move {
+            PostgresStore::open(&at, Histogram::new([1.0]))
+                .await
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        let plain = refused(with(config.clone().ssl_mode(SslMode::Disable), server.ca_file())).await;
+        assert!(plain.contains("no encryption"), "{plain}");
+        let forged = refused(with(&config, server.other_ca_file())).await;
+        assert!(forged.to_lowercase().contains("certificate"), "{forged}");
+        let wrong = refused(with(config.clone().password("battery-staple"), server.ca_file())).await;
+        assert!(wrong.contains("password authentication failed"), "{wrong}");
+        for message in [plain, forged, wrong] {
+            assert!(
+                !message.contains("correct-horse") && !message.contains("battery-staple"),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_refuses_what_would_not_wait_keeps_the_rest_and_recovers() {
+        let server = OwnServer::start(Options::default());
+        let at = PostgresTarget {
+            config: server.database().await,
+            ca_file: None,
+        };
+        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let mut health = store.health();
+        let before = crate::store::contract::job(1, weft_core::status::JobState::Queued);
+        store
+            .write_durably(vec![Write::InsertJob(before.clone().into())], Persist::Once)
+            .await
+            .unwrap();
+
+        server.stop();
+        let during = crate::store::contract::job(2, weft_core::status::JobState::Queued);
+        let refused = store
+            .write_durably(vec![Write::InsertJob(during.clone().into())], Persist::Once)
+            .await
+            .expect_err("a submit is refused while the server is down");
+        let status = tonic::Status::from(refused);
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unavailable,
+            "a client may try again later: {status}"
+        );
+        health
+            .wait_for(|h| matches!(h, StoreHealth::Retrying { .. }))
+            .await
+            .unwrap();
+        assert!(
+            store.job(before.id).await.is_err(),
+            "a read fails while the server is down"
+        );
+        // What must not be lost waits for the server.
+        let kept = crate::store::contract::job(3, weft_core::status::JobState::Queued);
+        let waiting = store.write_durably(vec![Write::InsertJob(kept.clone().into())], Persist::UntilWritten);
+        let waiting = tokio::time::timeout(Duration::from_secs(2), waiting).await;
+        assert!(waiting.is_err(), "written while the server was down: {waiting:?}");
+        store.write(vec![Write::InsertJob(during.clone().into())]);
+
+        server.restart();
+        health.wait_for(|h| *h == StoreHealth::Writing).await.unwrap();
+        let kept_again = crate::store::contract::job(4, weft_core::status::JobState::Queued);
+        store
+            .write_durably(vec![Write::InsertJob(kept_again.clone().into())], Persist::UntilWritten)
+            .await
+            .unwrap();
+        for job in [before, during, kept, kept_again] {
+            assert_eq!(store.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
+        }
+        tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
     }
 
     #[tokio::test]
