@@ -793,11 +793,12 @@ class PostgresServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def state(size, jobs):
+def state(size, jobs, rounds):
     """What the coordinator's state store costs, SQLite (the default) against PostgreSQL (a
     server on loopback, started here), in one run: a burst of `jobs` submits, 32 at a time,
     each timed to its acknowledgement (the job durable in the store), on a coordinator with
-    no workers; and the wordcount on a secured cluster."""
+    no workers; and the wordcount on a secured cluster. Each store `rounds` times,
+    alternately (which goes first swaps each round); the median of each, with the spread."""
     data, _, total = text_data(size)
     out = fresh_dir(WORK / "state-out")
     tiny = out / "tiny.txt"
@@ -813,7 +814,7 @@ def state(size, jobs):
         counted.append(Measured("weft, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
     job = ["--input", data, "--app", "wordcount", "--reduce-tasks", "2", "--split-size", str(max(total // 8, 1 << 20))]
     try:
-        state_runs(stores, jobs, job, tiny, out, burst, counted)
+        state_runs(stores, rounds, jobs, job, tiny, out, burst, counted)
     finally:
         if server:
             server.close()
@@ -828,30 +829,44 @@ def state(size, jobs):
     ]
 
 
-def state_runs(stores, jobs, job, tiny, out, burst, counted):
-    """The burst and the wordcount on each store; rows go in `burst` and `counted`, the
-    measured ones first."""
-    for name, database in stores:
-        system = f"weft, state on {name}"
-        log(f"   {system}: {jobs:,} submits")
-        try:
-            cluster = WeftCluster(slots=1, secure=True, workers=0, state=database())
+def state_runs(stores, rounds, jobs, job, tiny, out, burst, counted):
+    """The burst and the wordcount on each store, `rounds` times alternately; a row for
+    each store's median goes in `burst` and `counted`, the measured ones first."""
+    samples = {name: {"burst": [], "counted": []} for name, _ in stores}
+    failed = {}
+    for round_ in range(rounds):
+        for name, database in stores if round_ % 2 == 0 else stores[::-1]:
+            if name in failed:
+                continue
+            system = f"weft, state on {name}"
             try:
-                seconds, rss, printed = timed([RELEASE / "submits", cluster.url, tiny, out / f"burst-{name}", str(jobs)], env=cluster.client_env)
-                stats = json.loads(printed.strip().splitlines()[-1])
-                measured = Measured(system, stats["seconds"], rss + cluster.rss(), note=f"a submit's latency p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms")
-                measured.tasks = jobs
-                burst.insert(len([b for b in burst if b.seconds]), measured)
-            finally:
-                cluster.close()
-        except Exception as e:
-            burst.append(Measured(system, error=str(e)))
-        log(f"   {system}: the wordcount")
-        try:
-            seconds, rss = weft_cluster_job([*job, "--output", out / f"wordcount-{name}"], secure=True, state=database())
-            counted.insert(len([c for c in counted if c.seconds]), Measured(system, seconds, rss))
-        except Exception as e:
-            counted.append(Measured(system, error=str(e)))
+                log(f"   {system}, round {round_ + 1}: {jobs:,} submits")
+                cluster = WeftCluster(slots=1, secure=True, workers=0, state=database())
+                try:
+                    _, rss, printed = timed([RELEASE / "submits", cluster.url, tiny, out / f"burst-{name}-{round_}", str(jobs)], env=cluster.client_env)
+                    stats = json.loads(printed.strip().splitlines()[-1])
+                    samples[name]["burst"].append((stats["seconds"], rss + cluster.rss(), stats))
+                finally:
+                    cluster.close()
+                log(f"   {system}, round {round_ + 1}: the wordcount")
+                target = out / f"wordcount-{name}"
+                shutil.rmtree(target, ignore_errors=True)
+                seconds, rss = weft_cluster_job([*job, "--output", target], secure=True, state=database())
+                samples[name]["counted"].append((seconds, rss, None))
+            except Exception as e:
+                failed[name] = str(e)
+    for name, _ in stores:
+        system = f"weft, state on {name}"
+        for rows, kind in ((burst, "burst"), (counted, "counted")):
+            runs = sorted(samples[name][kind], key=lambda r: r[0])
+            if name in failed or not runs:
+                rows.append(Measured(system, error=failed.get(name, "no run")))
+                continue
+            seconds, rss, stats = runs[len(runs) // 2]
+            note = f"median of {len(runs)}: " + ", ".join(f"{r[0]:.2f}" for r in runs) + " s"
+            if stats:
+                note += f"; its submit latency p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms"
+            rows.insert(len([r for r in rows if r.seconds]), Measured(system, seconds, rss, note=note))
 
 
 def streaming(size, rounds):
@@ -1113,7 +1128,7 @@ def main():
     parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, state, security, observed, objects (the last three only when named)")
     parser.add_argument("--streaming-size", type=parse_size, default=32 << 20, help="text for the streaming overhead (default 32MiB)")
     parser.add_argument("--big-size", type=parse_size, default=10 << 30, help="the larger sort of bigsort (default 10GiB)")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security and observed comparisons (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security, observed and state comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     parser.add_argument("--submits", type=int, default=1_000, help="job submits in the state store's burst (default 1000)")
@@ -1151,7 +1166,7 @@ def main():
         ("wide", lambda: wide(args.wide_tasks)),
         ("recovery", lambda: recovery(args.size)),
         ("streaming", lambda: streaming(args.streaming_size, 3)),
-        ("state", lambda: state(args.size, args.submits)),
+        ("state", lambda: state(args.size, args.submits, args.rounds)),
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
         ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
         ("objects", lambda: objects(args.size)),
