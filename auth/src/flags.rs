@@ -10,7 +10,8 @@ use crate::tls::{PeerRole, TlsError, TlsFiles};
 /// Where client commands find the coordinator.
 #[derive(Debug, clap::Args)]
 pub struct CoordinatorUrl {
-    /// The coordinator's URL: http://HOST:PORT, or https://HOST:PORT to speak TLS.
+    /// The coordinator's URL: http://HOST:PORT, or https://HOST:PORT to speak TLS; several,
+    /// comma-separated, for a leader and its standbys (the one that leads is used).
     #[arg(
         long = "coordinator",
         env = "WEFT_COORDINATOR",

@@ -98,7 +98,15 @@ impl Client {
 
     /// Connects to the coordinator at `url` with `credentials`: `https://` speaks TLS with
     /// their CA (and fails without one), and their token goes with every request.
+    ///
+    /// `url` may list several coordinators, comma-separated (a leader and its standbys):
+    /// the one that leads is used.
     pub async fn connect_with(url: &str, credentials: &Credentials) -> Result<Self, ClientError> {
+        let leader = match url.contains(',') {
+            true => leader_among(url, credentials.tls.as_ref(), Duration::from_secs(5)).await?,
+            false => url.to_string(),
+        };
+        let url = leader.as_str();
         let channel = connect_channel(
             url,
             credentials.tls.as_ref(),
@@ -273,6 +281,27 @@ pub(crate) fn job_ref(id: &str) -> v1::JobRef {
 
 /// A connection to a server of `role` at `url`, TLS or not as its scheme says. Failures are
 /// [`ClientError::Connect`], with the causes spelled out.
+/// The coordinator that leads among the comma-separated `urls`: the first that says it
+/// leads, or the one a standby names when it is in the list.
+async fn leader_among(urls: &str, tls: Option<&TlsMaterial>, timeout: Duration) -> Result<String, ClientError> {
+    let candidates: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let mut heard = Vec::new();
+    for candidate in &candidates {
+        match crate::health::leadership(candidate, tls, timeout).await {
+            Ok(None) => return Ok(candidate.to_string()),
+            Ok(Some(l)) if l.leading => return Ok(candidate.to_string()),
+            Ok(Some(l)) if candidates.contains(&l.leader.as_str()) => return Ok(l.leader),
+            Ok(Some(l)) if l.leader.is_empty() => heard.push(format!("{candidate}: stands by, no leader known yet")),
+            Ok(Some(l)) => heard.push(format!("{candidate}: stands by for {}", l.leader)),
+            Err(e) => heard.push(format!("{candidate}: {e}")),
+        }
+    }
+    Err(ClientError::Connect {
+        url: urls.to_string(),
+        reason: format!("none of them leads ({})", heard.join("; ")),
+    })
+}
+
 pub(crate) async fn connect_channel(
     url: &str,
     tls: Option<&TlsMaterial>,

@@ -61,7 +61,7 @@ mod tasks;
 
 pub use client::{AttemptLog, Client, Credentials, CredentialsError};
 pub use error::ClientError;
-pub use health::check_health;
+pub use health::{check_health, leadership, Leadership};
 pub use job::JobHandle;
 pub use submitter::TaskSubmitter;
 pub use tasks::{BatchEvent, BatchOptions, Task, TaskResult};

@@ -20,8 +20,15 @@ pub struct CoordinatorConfig {
     pub listen: SocketAddr,
     /// Where the coordinator keeps its state: SQLite's file, unless [`Self::postgres`].
     pub state_dir: PathBuf,
-    /// The state on PostgreSQL instead (`--state postgres://…`).
+    /// The state on PostgreSQL instead (`--state postgres://…`), where coordinators may
+    /// stand by for the one that leads.
     pub postgres: Option<PostgresTarget>,
+    /// How long the leader's lease on a PostgreSQL state lasts without renewal: how soon a
+    /// standby takes over from a leader that died.
+    pub leader_lease: Duration,
+    /// Where clients and workers reach this coordinator, as standbys tell them; `None`:
+    /// its listen address.
+    pub advertise: Option<String>,
     /// A worker silent this long loses its attempts.
     pub lease_timeout: Duration,
     /// When stragglers get backup attempts.
@@ -109,6 +116,8 @@ impl CoordinatorConfig {
             listen,
             state_dir,
             postgres: None,
+            leader_lease: Duration::from_secs(10),
+            advertise: None,
             lease_timeout: Duration::from_secs(10),
             backup: BackupPolicy::default(),
             progress_timeout: Some(Duration::from_secs(600)),

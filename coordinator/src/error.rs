@@ -44,6 +44,10 @@ pub enum CoordinatorError {
     /// A data root cannot be used.
     #[error("{0}")]
     DataRoots(std::io::Error),
+    /// It led its PostgreSQL state and another coordinator took the lease (or it could not
+    /// renew it in time): it stopped so as to change nothing more.
+    #[error("stopped: no longer the leader ({0}); start it again to stand by")]
+    Deposed(String),
 }
 
 impl From<PlanError> for Status {
@@ -82,7 +86,7 @@ impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         let code = match &e {
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
-            StoreError::WriterGone(_) | StoreError::Postgres { .. } => Code::Unavailable,
+            StoreError::WriterGone(_) | StoreError::Postgres { .. } | StoreError::Deposed(_) => Code::Unavailable,
             _ => Code::Internal,
         };
         Status::new(code, e.to_string())

@@ -31,6 +31,7 @@ pub mod driver;
 pub mod error;
 pub mod in_flight;
 pub mod jobs;
+pub mod leader;
 pub mod logs;
 pub mod metrics;
 pub mod output;

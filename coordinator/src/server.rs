@@ -12,6 +12,7 @@ use weft_auth::listen::Listener;
 use weft_auth::paths::DataRoots;
 use weft_auth::tls::{install_crypto, PeerRole, RequirePeer};
 use weft_proto::convert::MAX_MESSAGE_BYTES;
+use weft_proto::v1::leader_service_server::LeaderServiceServer;
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
 
 use crate::auth::{ClientAuth, Gate};
@@ -21,11 +22,12 @@ use crate::config::CoordinatorConfig;
 use crate::driver::Engine;
 use crate::error::CoordinatorError;
 use crate::jobs::Jobs;
+use crate::leader::{serve_standby, LeaderApi};
 use crate::logs::LogReader;
 use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
-use crate::store::{PostgresStore, SqliteStore, StateStore, StoreHealth, Write};
+use crate::store::{LeaseTerms, PostgresStore, SqliteStore, Standing, StateStore, StoreHealth, Write};
 use crate::web::{self, Web};
 
 /// What the coordinator's listener serves, for the rule that a network listener is secured.
@@ -98,9 +100,49 @@ pub async fn serve_on(
     }
     tracing::info!(?config, %address, "coordinator starting");
     let metrics = Arc::new(Metrics::new());
+    let advertised = config.advertise.clone().unwrap_or_else(|| {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", shown(address))
+    });
+    let standing = Arc::new(tokio::sync::watch::channel(Standing::Campaigning).0);
+    let leader_api = LeaderApi {
+        standing: config.postgres.is_some().then(|| standing.subscribe()),
+        address: advertised.clone(),
+    };
+    let mut listener = listener;
     let (store, recovered): (Arc<dyn StateStore>, _) = match &config.postgres {
         Some(target) => {
-            let (store, recovered) = PostgresStore::open(target, metrics.store_commit.clone()).await?;
+            let terms = LeaseTerms {
+                term: config.leader_lease,
+                holder: format!("{} pid {}", shown(address), std::process::id()),
+                address: advertised.clone(),
+            };
+            // Until it leads, the listener serves as a standby's.
+            let std_listener = listener.into_std().map_err(CoordinatorError::Listen)?;
+            let duplicate = std_listener.try_clone().map_err(CoordinatorError::Listen)?;
+            listener = TcpListener::from_std(std_listener).map_err(CoordinatorError::Listen)?;
+            let standby_stop = CancellationToken::new();
+            let standby = tokio::spawn(serve_standby(
+                TcpListener::from_std(duplicate).map_err(CoordinatorError::Listen)?,
+                tls.as_ref().map(|t| t.server_config()),
+                leader_api.clone(),
+                standby_stop.clone(),
+            ));
+            let opened = tokio::select! {
+                opened = PostgresStore::open(target, &terms, standing.clone(), metrics.store_commit.clone()) => opened,
+                () = shutdown.cancelled() => {
+                    standby_stop.cancel();
+                    let _ = standby.await;
+                    tracing::info!("coordinator stopped while standing by");
+                    return Ok(());
+                }
+            };
+            // The standby's server stops taking connections and lets those it has go (its
+            // callers come back to this one's); not waited for, so that the leader serves
+            // at once.
+            standby_stop.cancel();
+            drop(standby);
+            let (store, recovered) = opened?;
             (Arc::new(store), recovered)
         }
         None => {
@@ -162,6 +204,12 @@ pub async fn serve_on(
     let worker_service = WorkerServiceServer::new(worker_api)
         .max_decoding_message_size(peers)
         .max_encoding_message_size(peers);
+    let deposed = Arc::new(std::sync::OnceLock::new());
+    background.spawn(step_down_when_deposed(
+        standing.subscribe(),
+        deposed.clone(),
+        shutdown.clone(),
+    ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<JobServiceServer<JobApi>>().await;
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
@@ -184,12 +232,7 @@ pub async fn serve_on(
         };
         let scheme = if https.is_some() { "https" } else { "http" };
         // An address that listens on every interface is not one to open: name this host.
-        let shown = if address.ip().is_unspecified() {
-            let host = hostname::get().map_or_else(|_| "THIS_HOST".into(), |h| h.to_string_lossy().into_owned());
-            format!("{host}:{}", address.port())
-        } else {
-            address.to_string()
-        };
+        let shown = shown(address);
         tracing::info!(%address, "dashboard on {scheme}://{shown}/, metrics on {scheme}://{shown}/metrics");
         background.spawn(weft_observe::http::serve(
             http,
@@ -207,6 +250,7 @@ pub async fn serve_on(
     }
     let result = server
         .add_service(health_service)
+        .add_service(LeaderServiceServer::new(leader_api))
         .add_service(InterceptedService::new(job_service, ClientAuth(gate)))
         .add_service(InterceptedService::new(
             worker_service,
@@ -226,7 +270,41 @@ pub async fn serve_on(
     let closing = store.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     tracing::info!("coordinator stopped");
+    if let Some(reason) = deposed.get() {
+        return Err(CoordinatorError::Deposed(reason.clone()));
+    }
     Ok(result?)
+}
+
+/// Stops the coordinator when it no longer leads its PostgreSQL state, keeping why.
+async fn step_down_when_deposed(
+    mut standing: tokio::sync::watch::Receiver<Standing>,
+    deposed: Arc<std::sync::OnceLock<String>>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        found = standing.wait_for(|s| matches!(s, Standing::Deposed { .. })) => {
+            if let Ok(found) = found {
+                if let Standing::Deposed { reason } = &*found {
+                    let _ = deposed.set(reason.clone());
+                }
+                drop(found);
+                shutdown.cancel();
+            }
+        }
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// An address to name this coordinator by: its host's name where it listens on every
+/// interface.
+fn shown(address: std::net::SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        let host = hostname::get().map_or_else(|_| "THIS_HOST".into(), |h| h.to_string_lossy().into_owned());
+        format!("{host}:{}", address.port())
+    } else {
+        address.to_string()
+    }
 }
 
 /// Reads a spec as weft 0.1 stored it (its wire message), for the store's migration.

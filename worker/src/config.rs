@@ -10,7 +10,8 @@ use weft_core::work::HandlerName;
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The coordinator's URL, like `http://127.0.0.1:7070`.
+    /// The coordinator's URL, like `http://127.0.0.1:7070`; several, comma-separated, for a
+    /// leader and its standbys: the worker joins whichever leads.
     pub coordinator: String,
     /// Attempts run at once.
     pub slots: u32,
@@ -46,6 +47,15 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// Each coordinator's URL.
+    pub fn coordinators(&self) -> Vec<&str> {
+        self.coordinator
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     /// The defaults for a worker of `coordinator`.
     pub fn new(coordinator: String) -> Self {
         Self {

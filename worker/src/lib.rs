@@ -24,6 +24,7 @@ pub mod config;
 pub mod fetch;
 pub mod flags;
 pub mod handlers;
+pub mod leaders;
 pub mod letters;
 pub mod logs;
 pub mod map;

@@ -25,20 +25,21 @@ type Files = Arc<Vec<ShippedFile>>;
 /// Makes attempts' directories under one root.
 pub struct Sandboxes {
     root: PathBuf,
-    coordinator: WorkerServiceClient<Channel>,
+    /// Each coordinator (a leader and its standbys): the files come from whichever leads.
+    coordinators: Vec<WorkerServiceClient<Channel>>,
     /// The jobs whose files were fetched last, newest at the back.
     fetched: Mutex<VecDeque<(JobId, Arc<OnceCell<Files>>)>>,
 }
 
 impl Sandboxes {
     /// Attempts' directories go under `root` (emptied now); shipped files come from
-    /// `coordinator`.
-    pub fn new(root: PathBuf, coordinator: WorkerServiceClient<Channel>) -> std::io::Result<Self> {
+    /// whichever of `coordinators` leads.
+    pub fn new(root: PathBuf, coordinators: Vec<WorkerServiceClient<Channel>>) -> std::io::Result<Self> {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)?;
         Ok(Self {
             root,
-            coordinator,
+            coordinators,
             fetched: Mutex::new(VecDeque::new()),
         })
     }
@@ -84,11 +85,18 @@ impl Sandboxes {
                 let request = v1::JobRef {
                     job_id: job.to_string(),
                 };
-                let response = self.coordinator.clone().job_files(request).await;
-                match response {
-                    Ok(files) => Ok(Arc::new(files_from_wire(files.into_inner().files))),
-                    Err(status) => Err(SandboxError::Fetch(status.message().to_string())),
+                // A standby (or one down) answers UNAVAILABLE: the next is asked.
+                let mut refused = SandboxError::Fetch("no coordinator to ask".into());
+                for coordinator in &self.coordinators {
+                    match coordinator.clone().job_files(request.clone()).await {
+                        Ok(files) => return Ok(Arc::new(files_from_wire(files.into_inner().files))),
+                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                            refused = SandboxError::Fetch(status.message().to_string())
+                        }
+                        Err(status) => return Err(SandboxError::Fetch(status.message().to_string())),
+                    }
                 }
+                Err(refused)
             })
             .await?;
         Ok(files.clone())

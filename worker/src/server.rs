@@ -23,6 +23,7 @@ use crate::config::WorkerConfig;
 use crate::fetch::{Fetcher, OwnOutput};
 use crate::handlers::command::CommandHandler;
 use crate::handlers::{Handlers, RegisterError};
+use crate::leaders::{self, Says};
 use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
 use crate::programs::Programs;
@@ -149,14 +150,23 @@ pub async fn run_with(
     let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
     let shuffle_address = match config.advertise.clone() {
         Some(address) => address,
-        None if bound.ip().is_unspecified() => format!("{}:{}", outbound_host(&config.coordinator).await, bound.port()),
+        None if bound.ip().is_unspecified() => {
+            format!("{}:{}", outbound_host(config.coordinators()[0]).await, bound.port())
+        }
         None => bound.to_string(),
     };
-    let endpoint = endpoint(&config.coordinator, tls.as_ref(), PeerRole::Coordinator)?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(10));
+    let coordinators = config
+        .coordinators()
+        .into_iter()
+        .map(|url| {
+            let endpoint = endpoint(url, tls.as_ref(), PeerRole::Coordinator)?
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(10));
+            Ok((url.to_string(), endpoint))
+        })
+        .collect::<Result<Vec<_>, TlsError>>()?;
 
     let work_dir = WorkDir::new(config.work_dir.clone())?;
     let store = MapOutputStore::open(work_dir.path.join("map-output")).map_err(|source| WorkerError::WorkDir {
@@ -169,11 +179,16 @@ pub async fn run_with(
         path: scratch.clone(),
         source,
     })?;
-    let coordinator = WorkerServiceClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let each_coordinator = coordinators
+        .iter()
+        .map(|(_, endpoint)| {
+            WorkerServiceClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        })
+        .collect();
     let sandboxes =
-        Sandboxes::new(work_dir.path.join("tasks"), coordinator).map_err(|source| WorkerError::WorkDir {
+        Sandboxes::new(work_dir.path.join("tasks"), each_coordinator).map_err(|source| WorkerError::WorkDir {
             path: work_dir.path.join("tasks"),
             source,
         })?;
@@ -271,40 +286,67 @@ pub async fn run_with(
         prefetch: config.prefetch,
         drain_timeout: config.drain_timeout,
     };
+    // With one coordinator, a backoff that grows to 5 s; with a leader and standbys, each is
+    // tried in turn, and a round that found none leading waits at most half a second, so
+    // that a new leader is joined at once.
+    let longest = if coordinators.len() > 1 {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(5)
+    };
     let mut backoff = Duration::from_millis(100);
+    let mut next = 0;
+    // The newest lease epoch a coordinator led with: one that says less is stale.
+    let mut newest_epoch = 0;
     while !shutdown.is_cancelled() {
+        let (url, endpoint) = &coordinators[next];
+        next = (next + 1) % coordinators.len();
         match endpoint.connect().await {
-            Ok(channel) => {
-                let client = WorkerServiceClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                let session = run_session(client, &me, &ctx, &shutdown, &health).await;
-                health
-                    .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
-                    .await;
-                match session {
-                    SessionEnd::Shutdown => break,
-                    SessionEnd::Lost(reason) => {
-                        tracing::warn!(%reason, "lost the coordinator; reconnecting");
-                        backoff = Duration::from_millis(100);
-                    }
-                    // Not reset: a server that answers but never welcomes is not hammered.
-                    SessionEnd::NotWelcomed(reason) => {
-                        tracing::warn!(%reason, retry_in = ?backoff, "the coordinator did not take the session")
+            Ok(channel) => match leaders::ask(channel.clone()).await {
+                Says::Leads(epoch) if epoch >= newest_epoch => {
+                    newest_epoch = epoch;
+                    let others = coordinators
+                        .iter()
+                        .filter(|(other, _)| other != url)
+                        .map(|(other, endpoint)| (other.clone(), endpoint.connect_lazy()))
+                        .collect();
+                    let client = WorkerServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    let superseded = leaders::superseded(others, epoch);
+                    let session = run_session(client, &me, &ctx, &shutdown, &health, superseded).await;
+                    health
+                        .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
+                        .await;
+                    match session {
+                        SessionEnd::Shutdown => break,
+                        SessionEnd::Lost(reason) => {
+                            tracing::warn!(%reason, coordinator = %url, "lost the coordinator; reconnecting");
+                            backoff = Duration::from_millis(100);
+                        }
+                        // Not reset: a server that answers but never welcomes is not hammered.
+                        SessionEnd::NotWelcomed(reason) => {
+                            tracing::warn!(%reason, coordinator = %url, retry_in = ?backoff, "the coordinator did not take the session")
+                        }
                     }
                 }
-            }
+                says => tracing::debug!(coordinator = %url, ?says, "not the leader: trying the next"),
+            },
             Err(e) => tracing::warn!(
                 error = %weft_core::error_text::chain(&e),
+                coordinator = %url,
                 retry_in = ?backoff,
                 "cannot reach the coordinator"
             ),
+        }
+        if next != 0 {
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = shutdown.cancelled() => break,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(longest);
     }
     shuffle_stop.cancel();
     let _ = shuffle.await;
@@ -320,15 +362,18 @@ async fn check_root(config: &WorkerConfig, bound: std::net::SocketAddr) -> Resul
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
-    let authority = config.coordinator.split("://").nth(1).unwrap_or(&config.coordinator);
-    let authority = authority.split('/').next().unwrap_or(authority);
-    let coordinator_local = match tokio::net::lookup_host(authority).await {
-        Ok(addresses) => {
-            let addresses: Vec<_> = addresses.collect();
-            !addresses.is_empty() && addresses.iter().all(|a| is_loopback(a.ip()))
-        }
-        Err(_) => false,
-    };
+    let mut coordinator_local = true;
+    for url in config.coordinators() {
+        let authority = url.split("://").nth(1).unwrap_or(url);
+        let authority = authority.split('/').next().unwrap_or(authority);
+        coordinator_local &= match tokio::net::lookup_host(authority).await {
+            Ok(addresses) => {
+                let addresses: Vec<_> = addresses.collect();
+                !addresses.is_empty() && addresses.iter().all(|a| is_loopback(a.ip()))
+            }
+            Err(_) => false,
+        };
+    }
     if coordinator_local && is_loopback(bound.ip()) {
         tracing::warn!("running as root: every task's commands run as root too");
         Ok(())

@@ -104,14 +104,17 @@ fn attempt_span(a: &Assignment) -> tracing::Span {
     }
 }
 
-/// Runs one session to its end.
+/// Runs one session to its end; `superseded` resolves (with why) when another coordinator
+/// leads in this one's place: the session ends as lost.
 pub async fn run_session(
     mut client: WorkerServiceClient<Channel>,
     me: &Identity,
     ctx: &Arc<WorkerContext>,
     shutdown: &CancellationToken,
     health: &tonic_health::server::HealthReporter,
+    superseded: impl std::future::Future<Output = String>,
 ) -> SessionEnd {
+    tokio::pin!(superseded);
     let (out, outbound) = mpsc::channel(1024);
     let out = Outbox(out);
     let hostname = hostname::get()
@@ -155,6 +158,8 @@ pub async fn run_session(
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     let mut draining = false;
     let mut hand_back_at: Option<Instant> = None;
+    // Whether this coordinator was superseded: it may be paused, and is not waited for.
+    let mut left_behind = false;
 
     let session = tracing::info_span!("session", worker);
     let end = async {
@@ -218,6 +223,10 @@ pub async fn run_session(
                     Incoming::Message(ToWorker::Assign(_) | ToWorker::Welcome { .. }) => {}
                     Incoming::Closed(reason) => break SessionEnd::Lost(reason),
                 },
+                reason = &mut superseded => {
+                    left_behind = true;
+                    break SessionEnd::Lost(reason);
+                }
                 Some(first) = reports.recv() => {
                     let mut batch = vec![first];
                     while let Ok(report) = reports.try_recv() {
@@ -263,11 +272,14 @@ pub async fn run_session(
     attempts.close();
     attempts.wait().await;
     drop(out);
-    // Let the coordinator see the last reports and the end of the stream before leaving.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Ok(Some(_)) = inbound.message().await {}
-    })
-    .await;
+    // Let the coordinator see the last reports and the end of the stream before leaving
+    // (not one another leads in place of).
+    let linger = if left_behind {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
+    let _ = tokio::time::timeout(linger, async { while let Ok(Some(_)) = inbound.message().await {} }).await;
     end
 }
 

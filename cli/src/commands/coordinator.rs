@@ -39,7 +39,8 @@ pub struct Args {
     /// PostgreSQL.
     #[arg(long, default_value = "weft-state", value_name = "DIR")]
     state_dir: PathBuf,
-    /// Keep the state on PostgreSQL (one coordinator at a time holds a database):
+    /// Keep the state on PostgreSQL, where several coordinators may run: one leads, the
+    /// others stand by and take over when its lease runs out:
     /// postgres://USER@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]. A host other
     /// than loopback gets TLS (sslmode=require) unless the URL says otherwise. The password
     /// comes from --state-password-file or $PGPASSWORD, never the URL.
@@ -65,6 +66,14 @@ pub struct Args {
     /// without any, every path this coordinator's user can reach is open to submitters.
     #[arg(long, value_name = "DIR")]
     data_root: Vec<PathBuf>,
+    /// With --state on PostgreSQL: how long the leader's lease lasts without renewal, so
+    /// how soon a standby takes over from a leader that died (at least 2).
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = leader_lease)]
+    leader_lease: Duration,
+    /// The URL clients and workers reach this coordinator at, which standbys tell them
+    /// (default: http(s)://the --listen address, this host's name for 0.0.0.0).
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
     /// A worker silent this long loses its tasks.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
     lease_timeout: Duration,
@@ -122,6 +131,14 @@ pub struct Args {
     handler_roles: Vec<(HandlerName, Role)>,
 }
 
+fn leader_lease(text: &str) -> Result<Duration, String> {
+    let lease = seconds(text)?;
+    if lease < Duration::from_secs(2) {
+        return Err("the leader's lease is at least 2 seconds: a shorter one would be lost to a pause".into());
+    }
+    Ok(lease)
+}
+
 fn handler_role(text: &str) -> Result<(HandlerName, Role), String> {
     let (name, role) = HandlerName::with_value(text, "ROLE")?;
     let role = Role::from_name(role.trim()).ok_or_else(|| {
@@ -142,6 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = CoordinatorConfig::new(args.listen, args.state_dir);
     config.postgres = postgres;
     config.lease_timeout = args.lease_timeout;
+    config.leader_lease = args.leader_lease;
+    config.advertise = args.advertise;
     config.backup.min_runtime = args.backup_after;
     config.progress_timeout = never_if_zero(args.progress_timeout);
     config.max_running_jobs = args.max_running_jobs;

@@ -1,4 +1,5 @@
-//! `weft health`: whether a coordinator or a worker serves (exit 0) or not (exit 1).
+//! `weft health`: whether a coordinator or a worker serves (exit 0) or not (exit 1); for a
+//! coordinator, whether it leads or stands by (`--leader`: exit 0 only if it leads).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub struct Args {
     /// "weft.worker.session" serves only while it is joined to a coordinator.
     #[arg(long, default_value = "")]
     service: String,
+    /// Exit 0 only if the coordinator leads (a standby serves, but does not lead).
+    #[arg(long, conflicts_with = "worker")]
+    leader: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value = "3", value_name = "SECS", value_parser = crate::units::seconds)]
     timeout: Duration,
@@ -38,11 +42,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(files) => Some(files.load()?),
         None => None,
     };
-    let (line, code) = match weft_client::check_health(&url, role, tls.as_ref(), &args.service, timeout).await {
+    let (mut line, mut code) = match weft_client::check_health(&url, role, tls.as_ref(), &args.service, timeout).await {
         Ok(true) => ("serving".to_string(), ExitCode::SUCCESS),
         Ok(false) => ("not serving".to_string(), ExitCode::FAILURE),
         Err(e) => (e.to_string(), ExitCode::FAILURE),
     };
+    if role == PeerRole::Coordinator && code == ExitCode::SUCCESS {
+        match weft_client::leadership(&url, tls.as_ref(), timeout).await {
+            Ok(Some(l)) if l.leading && l.epoch > 0 => line.push_str(&format!(", leading (epoch {})", l.epoch)),
+            Ok(Some(l)) if l.leading => {}
+            Ok(Some(l)) => {
+                match l.leader.as_str() {
+                    "" => line.push_str(", standing by (no leader known yet)"),
+                    leader => line.push_str(&format!(", standing by (the leader is at {leader})")),
+                }
+                if args.leader {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                line.push_str(&format!(", but who leads is unknown: {e}"));
+                if args.leader {
+                    code = ExitCode::FAILURE;
+                }
+            }
+        }
+    }
     println!("{url}: {line}");
     Ok(code)
 }

@@ -386,7 +386,7 @@ impl Drop for TestCluster {
 
 /// `weft coordinator` on loopback `port` with its state under `dir`; its log is the
 /// `n`th coordinator log there.
-fn spawn_coordinator(dir: &Path, port: u16, flags: &[String], n: usize) -> (Child, PathBuf) {
+pub fn spawn_coordinator(dir: &Path, port: u16, flags: &[String], n: usize) -> (Child, PathBuf) {
     let log = dir.join(format!("coordinator-{n}.log"));
     let child = Command::new(weft_bin())
         .args(["coordinator", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])

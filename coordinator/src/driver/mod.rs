@@ -32,7 +32,7 @@ use crate::cluster::{Cluster, Owner};
 use crate::config::CoordinatorConfig;
 use crate::output::SUCCESS_MARKER;
 use crate::plan::{JobPlan, PlanError};
-use crate::store::{StateStore, Write};
+use crate::store::{Persist, StateStore, Write};
 use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 pub use adopt::PriorCommits;
@@ -73,6 +73,10 @@ pub enum JobError {
     /// The success marker could not be written.
     #[error("cannot write {SUCCESS_MARKER}: {0}")]
     Succeed(io::Error),
+    /// This coordinator is no longer sure to lead (its lease ran out by its clock, or
+    /// another took it): it leaves the output to the one that leads.
+    #[error("this coordinator no longer leads: the output is left to the one that does")]
+    NotLeading,
     /// The job's inputs could not be planned when it started.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -195,7 +199,7 @@ impl Job {
                 }
             };
             let end = tokio::select! {
-                result = phases => match result.and_then(|()| self.commit_job()) {
+                result = phases => match async { result?; self.commit_job().await }.await {
                     Ok(()) => JobEnd::Succeeded,
                     Err(e) => JobEnd::Failed(e),
                 },
@@ -223,9 +227,17 @@ impl Job {
         }
     }
 
-    /// Every part is in place: `_SUCCESS`, last.
-    fn commit_job(&self) -> Result<(), JobError> {
+    /// Every part is in place: `_SUCCESS`, last, once a commit checked by the lease's epoch
+    /// went through and while the lease holds by this coordinator's clock.
+    async fn commit_job(&self) -> Result<(), JobError> {
         let mode = self.plan.spec.output_mode;
+        self.store
+            .write_durably(Vec::new(), Persist::UntilWritten)
+            .await
+            .map_err(|_| JobError::NotLeading)?;
+        if !self.store.may_act() {
+            return Err(JobError::NotLeading);
+        }
         self.plan.output.succeed(mode).map_err(JobError::Succeed)?;
         self.store.write(vec![Write::EndUploads(self.id)]);
         Ok(())
@@ -382,6 +394,9 @@ impl Job {
                 tags: tags.clone(),
             };
             self.store.write(vec![committed]);
+        }
+        if !self.store.may_act() {
+            return Err(JobError::NotLeading);
         }
         // A rename and a directory fsync: on a blocking thread, not on the async threads
         // every connection of the coordinator shares (one, on a small machine).

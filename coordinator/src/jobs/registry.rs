@@ -173,7 +173,10 @@ pub(super) async fn set_state(
     }
     let mut changes = Vec::new();
     if state.is_final() && state != JobState::Succeeded {
-        job.output.abandon();
+        // Not by a coordinator that is no longer sure to lead: the output is the leader's.
+        if store.may_act() {
+            job.output.abandon();
+        }
         changes.push(Write::EndUploads(job.id));
     }
     changes.push(Write::JobState {

@@ -48,7 +48,7 @@ pub(crate) fn sqlite() -> Opened {
 pub(crate) async fn postgres() -> Opened {
     let config = super::postgres::test_server::TestServer::get().database().await;
     let target = super::postgres::PostgresTarget { config, ca_file: None };
-    let (store, _) = PostgresStore::open(&target, prometheus_client::metrics::histogram::Histogram::new([1.0]))
+    let (store, _, _) = super::postgres::open_as(&target, "test", std::time::Duration::from_secs(10))
         .await
         .unwrap();
     Opened {

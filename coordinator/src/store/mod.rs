@@ -28,6 +28,7 @@ use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
 pub use memory::MemoryStore;
+pub use postgres::lease::{LeaseTerms, Standing};
 pub use postgres::{PostgresStore, PostgresTarget};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
@@ -52,6 +53,14 @@ pub trait StateStore: Send + Sync {
 
     /// Whether changes are being written.
     fn health(&self) -> watch::Receiver<StoreHealth>;
+
+    /// Whether this coordinator may act on outputs now (rename a part into place, write
+    /// `_SUCCESS`, remove a failed job's parts, complete or abort uploads): on a store that
+    /// coordinators share, only while its lease holds by its own clock; always on a store
+    /// of one host.
+    fn may_act(&self) -> bool {
+        true
+    }
 
     /// One job.
     fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>>;
@@ -312,6 +321,9 @@ pub enum StoreError {
         /// What PostgreSQL (or the connection) said.
         detail: String,
     },
+    /// This coordinator no longer leads its PostgreSQL database: another took the lease.
+    #[error("this coordinator no longer leads: {0}")]
+    Deposed(String),
     /// A newer weft made the PostgreSQL database's schema.
     #[error("the state database on PostgreSQL at {target} has schema version {found}, newer than this weft's {SCHEMA_VERSION}; run a newer weft")]
     NewerPostgresSchema {

@@ -1,14 +1,16 @@
 //! The store on PostgreSQL, for clusters: the same contract as the SQLite store, kept in a
-//! database that operators already replicate and back up. One coordinator at a time holds
-//! it (an advisory lock on a connection kept for its life); standbys that wait for it are
-//! the next step. Reads go through a small pool of connections, each a round trip awaited on the
+//! database that operators already replicate and back up. Many coordinators may run on
+//! one database: one leads, by a lease with an epoch ([`lease`]), the others stand by until
+//! it lapses; every transaction of the leader's writer is fenced by its epoch. Reads go through a small pool of connections, each a round trip awaited on the
 //! runtime; writes go to one writer thread that commits whatever is pending in a single
 //! transaction (group commit) over a connection of its own, as the SQLite store's writer
 //! does.
 //!
 //! - [`schema`]: the tables and the schema version;
-//! - [`rows`]: changes and reads in PostgreSQL's words.
+//! - [`rows`]: changes and reads in PostgreSQL's words;
+//! - [`lease`]: who leads, and the fence on the leader's writes.
 
+pub mod lease;
 mod rows;
 mod schema;
 
@@ -30,6 +32,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use weft_core::status::JobCounts;
 use weft_core::work::JobId;
 
+use self::lease::{LeaseClock, LeaseTerms, Standing};
 use self::rows::{Change, Prepared, RowError};
 use super::writing::{self, Next, GROUP};
 use super::{
@@ -49,11 +52,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const SILENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read waits for a pooled connection.
 const POOL_WAIT: Duration = Duration::from_secs(10);
-/// How long a coordinator waits for the one before it on this database to let go of it (a
-/// killed one's connections take a moment to close).
-const HOLD_WAIT: Duration = Duration::from_secs(15);
-/// The advisory lock a coordinator holds on its database while it runs.
-const HOLD_LOCK: i64 = 0x7765_6674_0001;
 
 /// Where a PostgreSQL store is, and how to reach it.
 #[derive(Debug, Clone)]
@@ -98,11 +96,15 @@ impl PostgresTarget {
     }
 }
 
-/// The coordinator's state in a PostgreSQL database.
+/// The coordinator's state in a PostgreSQL database, while this coordinator leads it.
 pub struct PostgresStore {
     pool: Pool,
-    /// The connection that holds the database for this coordinator (its advisory lock).
-    _holder: Client,
+    /// Asks the lease's keeper to give the lease up (at a clean stop), and waits for it.
+    release: Mutex<Option<oneshot::Sender<std::sync::mpsc::Sender<()>>>>,
+    /// Until when this coordinator's lease holds by its clock.
+    clock: Arc<LeaseClock>,
+    /// Where it stands: deposed, it acts on nothing.
+    standing: Arc<watch::Sender<Standing>>,
     /// Where it is, for messages: `host:port/database`, never a password.
     target: String,
     writes: Mutex<Option<mpsc::UnboundedSender<Batch>>>,
@@ -111,13 +113,18 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Opens the store `config` names: creates its tables or checks their version, marks
-    /// the attempts that were running lost, and returns what it held.
-    ///
-    /// One coordinator at a time holds a database: it keeps an advisory lock on it for as
-    /// long as it runs, and one that finds the lock held waits a little (for a killed one's
-    /// connections to close), then refuses to start.
-    pub async fn open(at: &PostgresTarget, commit_latency: Histogram) -> Result<(Self, Recovered), StoreError> {
+    /// Opens the store `at` names once this coordinator leads it: creates its tables or
+    /// checks their version, waits for the lease (telling `standing` that it stands by
+    /// meanwhile), marks the attempts that were running lost, and returns what it held.
+    /// While it leads, a keeper renews the lease; `standing` says when it is lost
+    /// ([`Standing::Deposed`]): the store then commits nothing more and the coordinator must
+    /// stop.
+    pub async fn open(
+        at: &PostgresTarget,
+        terms: &LeaseTerms,
+        standing: Arc<watch::Sender<Standing>>,
+        commit_latency: Histogram,
+    ) -> Result<(Self, Recovered), StoreError> {
         let mut config = at.config.clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -126,9 +133,29 @@ impl PostgresStore {
         let target = target_of(&config);
         let tls = at.tls(&target)?;
         let mut holder = connect(&config, tls.clone(), &target).await?;
-        hold(&holder, &target, HOLD_WAIT).await?;
         schema::migrate(&mut holder, &target).await?;
+        let (epoch, clock) = lease::campaign(&mut holder, terms, &target, &standing).await?;
+        let standing_kept = standing.clone();
+        standing.send_replace(Standing::Leading { epoch });
         let recovered = rows::recover(&holder).await.map_err(|e| read_failed(&target, e))?;
+        let (release, released) = oneshot::channel();
+        {
+            let (config, tls, at) = (config.clone(), tls.clone(), target.clone());
+            let connect = move || {
+                let (config, tls, at) = (config.clone(), tls.clone(), at.clone());
+                async move { connect(&config, tls, &at).await }
+            };
+            let keeper = lease::Keeper {
+                client: Some(holder),
+                connect,
+                terms: terms.clone(),
+                epoch,
+                target: target.clone(),
+                standing: standing.clone(),
+                clock: clock.clone(),
+            };
+            tokio::spawn(keeper.run(released));
+        }
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -158,6 +185,9 @@ impl PostgresStore {
             pending: Vec::new(),
             backoff: None,
             commit_latency,
+            epoch,
+            standing,
+            deposed: None,
         };
         let thread = std::thread::Builder::new()
             .name("weft-pg-writer".into())
@@ -171,7 +201,9 @@ impl PostgresStore {
             .map_err(|e| StoreError::WriterGone(format!("cannot start the writer thread: {e}")))?;
         let store = Self {
             pool,
-            _holder: holder,
+            release: Mutex::new(Some(release)),
+            clock,
+            standing: standing_kept,
             target,
             writes: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(thread)),
@@ -222,6 +254,10 @@ impl StateStore for PostgresStore {
 
     fn health(&self) -> watch::Receiver<StoreHealth> {
         self.health.subscribe()
+    }
+
+    fn may_act(&self) -> bool {
+        self.clock.holds() && !matches!(*self.standing.borrow(), Standing::Deposed { .. })
     }
 
     fn job(&self, id: JobId) -> StoreRead<'_, Option<JobRecord>> {
@@ -282,34 +318,19 @@ impl StateStore for PostgresStore {
             let _ = writer.join();
         }
         self.pool.close();
+        // Gives the lease up, so that a standby leads at once: once all is written.
+        if let Some(release) = self.release.lock().expect("store lock poisoned").take() {
+            let (done, released) = std::sync::mpsc::channel();
+            if release.send(done).is_ok() {
+                let _ = released.recv_timeout(Duration::from_secs(3));
+            }
+        }
     }
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// Takes the database for this coordinator: its advisory lock, on `holder`'s session,
-/// waiting up to `wait` for one before it to let go.
-async fn hold(holder: &Client, target: &str, wait: Duration) -> Result<(), StoreError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let row = holder
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&HOLD_LOCK])
-            .await
-            .map_err(|e| StoreError::postgres(target, &e))?;
-        if row.get::<_, bool>(0) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(StoreError::Postgres {
-                target: target.to_string(),
-                detail: "another coordinator is running on this database: one at a time (stop the other, or give this one its own database)".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -361,7 +382,7 @@ fn may_pass(e: &RowError) -> bool {
                 .iter()
                 .any(|class| db.code().code().starts_with(class)),
         },
-        RowError::Unreadable { .. } => false,
+        RowError::Unreadable { .. } | RowError::Fenced => false,
     }
 }
 
@@ -382,6 +403,11 @@ struct Writer {
     pending: Vec<Batch>,
     backoff: Option<Duration>,
     commit_latency: Histogram,
+    /// The lease's epoch this writer's transactions are fenced by.
+    epoch: i64,
+    standing: Arc<watch::Sender<Standing>>,
+    /// Why this coordinator no longer leads, once it does not: nothing more is committed.
+    deposed: Option<String>,
 }
 
 impl Writer {
@@ -411,6 +437,12 @@ impl Writer {
                 Next::Stop => return,
                 Next::Commit => {}
             }
+            if let Some(reason) = &self.deposed {
+                std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .for_each(|b| b.finish(Err(StoreError::Deposed(reason.clone()))));
+                continue;
+            }
             if let Err(reason) = self.commit().await {
                 self.retry_later(reason).await;
             }
@@ -434,6 +466,19 @@ impl Writer {
                 self.pending = pending;
                 return Err(e.to_string());
             }
+            Err(RowError::Fenced) => {
+                let reason = format!(
+                    "another coordinator took the lease (this one's epoch was {})",
+                    self.epoch
+                );
+                tracing::error!(target = %self.target, "no longer the leader, nothing more is written: {reason}");
+                self.standing.send_replace(Standing::Deposed { reason: reason.clone() });
+                pending
+                    .into_iter()
+                    .for_each(|b| b.finish(Err(StoreError::Deposed(reason.clone()))));
+                self.deposed = Some(reason);
+                return Ok(());
+            }
             Err(_) => {}
         }
         // Something in it is refused: find which, alone.
@@ -441,7 +486,7 @@ impl Writer {
         while let Some(batch) = batches.next() {
             match self.commit_together(std::slice::from_ref(&batch)).await {
                 Ok(()) => batch.finish(Ok(())),
-                Err(e) if may_pass(&e) => {
+                Err(e) if may_pass(&e) || matches!(e, RowError::Fenced) => {
                     self.pending = std::iter::once(batch).chain(batches).collect();
                     return Err(e.to_string());
                 }
@@ -485,7 +530,7 @@ impl Writer {
         }
         let client = self.client.as_mut().expect("connected above");
         let tx = client.transaction().await?;
-        rows::apply(&tx, &mut self.prepared, &changes).await?;
+        rows::apply(&tx, &mut self.prepared, self.epoch, &changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -528,6 +573,25 @@ impl Writer {
 #[cfg(any(test, feature = "test-server"))]
 pub mod test_server;
 
+/// Opens the store `at` names as a coordinator `holder` with a lease of `term`, for tests:
+/// what it stands on, beside the store.
+#[cfg(test)]
+pub(crate) async fn open_as(
+    at: &PostgresTarget,
+    holder: &str,
+    term: Duration,
+) -> Result<(PostgresStore, Recovered, watch::Receiver<Standing>), StoreError> {
+    let standing = Arc::new(watch::channel(Standing::Campaigning).0);
+    let watching = standing.subscribe();
+    let terms = LeaseTerms {
+        term,
+        holder: holder.to_string(),
+        address: format!("http://{holder}"),
+    };
+    let (store, recovered) = PostgresStore::open(at, &terms, standing, Histogram::new([1.0])).await?;
+    Ok((store, recovered, watching))
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_server::{Options, OwnServer, TestServer};
@@ -545,14 +609,14 @@ mod tests {
     #[tokio::test]
     async fn a_schema_newer_than_this_weft_is_refused_with_what_to_do() {
         let at = target().await;
-        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let (store, _, _) = open_as(&at, "test", Duration::from_secs(10)).await.unwrap();
         tokio::task::spawn_blocking(move || store.close()).await.unwrap();
         let client = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
         client
             .execute("UPDATE weft_schema SET version = version + 1", &[])
             .await
             .unwrap();
-        let refused = PostgresStore::open(&at, Histogram::new([1.0])).await.err().unwrap();
+        let refused = open_as(&at, "test", Duration::from_secs(10)).await.err().unwrap();
         let message = refused.to_string();
         assert!(
             message.contains(&format!("has schema version {}", SCHEMA_VERSION + 1))
@@ -562,29 +626,126 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_coordinator_at_a_time_holds_a_database_and_the_next_finds_what_it_wrote() {
+    async fn a_second_coordinator_stands_by_until_the_leader_stops_then_finds_what_it_wrote() {
         let at = target().await;
-        let (first, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let (first, recovered, standing) = open_as(&at, "first", Duration::from_secs(10)).await.unwrap();
         assert!(recovered.unfinished.is_empty());
+        assert_eq!(*standing.borrow(), Standing::Leading { epoch: 1 });
         let job = crate::store::contract::job(7, weft_core::status::JobState::Queued);
         first
             .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
             .await
             .unwrap();
-        let other = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
-        let refused = hold(&other, "test", Duration::ZERO).await.err().unwrap();
-        assert!(
-            refused
-                .to_string()
-                .contains("another coordinator is running on this database"),
-            "{refused}"
-        );
+        let second = tokio::spawn({
+            let at = at.clone();
+            async move { open_as(&at, "second", Duration::from_secs(10)).await }
+        });
+        // The second stands by, naming the leader, for as long as the first leads.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!second.is_finished(), "a second coordinator leads beside the first");
+        // A clean stop gives the lease up: the second leads at once, and finds the job.
+        let stopped = Instant::now();
         tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
-        let (second, recovered) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let (second, recovered, standing) = second.await.unwrap().unwrap();
+        assert!(stopped.elapsed() < Duration::from_secs(3), "{:?}", stopped.elapsed());
+        assert_eq!(*standing.borrow(), Standing::Leading { epoch: 2 });
         assert_eq!(recovered.unfinished.len(), 1);
         assert_eq!(recovered.next_seq, 8);
         assert_eq!(second.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
         tokio::task::spawn_blocking(move || drop(second)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_standby_names_the_leader() {
+        let at = target().await;
+        let (first, _, _) = open_as(&at, "first", Duration::from_secs(10)).await.unwrap();
+        let standing = Arc::new(watch::channel(Standing::Campaigning).0);
+        let mut watching = standing.subscribe();
+        let terms = LeaseTerms {
+            term: Duration::from_secs(10),
+            holder: "second".into(),
+            address: "http://second".into(),
+        };
+        let second = tokio::spawn({
+            let at = at.clone();
+            async move {
+                PostgresStore::open(&at, &terms, standing, Histogram::new([1.0]))
+                    .await
+                    .map(|_| ())
+            }
+        });
+        let told = watching
+            .wait_for(|s| matches!(s, Standing::Standby { .. }))
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(
+            told,
+            Standing::Standby {
+                leader: "http://first".into()
+            }
+        );
+        second.abort();
+        tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_leader_whose_lease_ran_out_is_replaced_commits_nothing_more_and_steps_down() {
+        let at = target().await;
+        let term = Duration::from_secs(2);
+        let (old, _, mut old_standing) = open_as(&at, "old", term).await.unwrap();
+        let before = crate::store::contract::job(1, weft_core::status::JobState::Queued);
+        old.write_durably(vec![Write::InsertJob(before.clone().into())], Persist::Once)
+            .await
+            .unwrap();
+        // As if the old leader were paused past its lease: its expiry passes in the
+        // database's clock while its process goes on (its keeper has not noticed yet).
+        let other = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
+        other
+            .execute("UPDATE weft_leader SET expires_at = now() - interval '1 second'", &[])
+            .await
+            .unwrap();
+        let took_over = Instant::now();
+        let (new, recovered, new_standing) = open_as(&at, "new", term).await.unwrap();
+        assert!(
+            took_over.elapsed()
+                >= LeaseTerms {
+                    term,
+                    holder: String::new(),
+                    address: String::new()
+                }
+                .margin(),
+            "a new leader waits the margin after a lease that ran out"
+        );
+        assert_eq!(*new_standing.borrow(), Standing::Leading { epoch: 2 });
+        assert_eq!(recovered.unfinished.len(), 1);
+
+        let late = crate::store::contract::job(2, weft_core::status::JobState::Queued);
+        let refused = old
+            .write_durably(vec![Write::InsertJob(late.clone().into())], Persist::UntilWritten)
+            .await
+            .expect_err("the old leader's write is fenced");
+        assert!(matches!(refused, StoreError::Deposed(_)), "{refused}");
+        old_standing
+            .wait_for(|s| matches!(s, Standing::Deposed { .. }))
+            .await
+            .unwrap();
+        assert_eq!(
+            new.job(late.id).await.unwrap(),
+            None,
+            "the old leader wrote after the new one took over"
+        );
+        // The new leader goes on writing.
+        let after = crate::store::contract::job(3, weft_core::status::JobState::Queued);
+        new.write_durably(vec![Write::InsertJob(after.clone().into())], Persist::Once)
+            .await
+            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            drop(old);
+            drop(new)
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -601,7 +762,7 @@ mod tests {
         };
 
         let at = with(&config, server.ca_file());
-        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let (store, _, _) = open_as(&at, "test", Duration::from_secs(10)).await.unwrap();
         let job = crate::store::contract::job(3, weft_core::status::JobState::Queued);
         store
             .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
@@ -611,7 +772,7 @@ mod tests {
         tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
 
         let refused = |at: PostgresTarget| async move {
-            PostgresStore::open(&at, Histogram::new([1.0]))
+            open_as(&at, "test", Duration::from_secs(10))
                 .await
                 .err()
                 .expect("refused")
@@ -638,7 +799,7 @@ mod tests {
             config: server.database().await,
             ca_file: None,
         };
-        let (store, _) = PostgresStore::open(&at, Histogram::new([1.0])).await.unwrap();
+        let (store, _, _) = open_as(&at, "test", Duration::from_secs(10)).await.unwrap();
         let mut health = store.health();
         let before = crate::store::contract::job(1, weft_core::status::JobState::Queued);
         store
@@ -701,7 +862,7 @@ mod tests {
             .dbname("state")
             .password("hunter2");
         let at = PostgresTarget { config, ca_file: None };
-        let refused = PostgresStore::open(&at, Histogram::new([1.0])).await.err().unwrap();
+        let refused = open_as(&at, "test", Duration::from_secs(10)).await.err().unwrap();
         let message = refused.to_string();
         assert!(message.contains(&format!("127.0.0.1:{port}/state")), "{message}");
         assert!(!message.contains("hunter2"), "{message}");

@@ -27,6 +27,9 @@ pub(super) enum RowError {
     /// No answer in time (a server or a network that stopped answering).
     #[error("no answer within {0:?}")]
     TimedOut(std::time::Duration),
+    /// The lease's epoch is no longer this coordinator's: another leads.
+    #[error("fenced: another coordinator leads")]
+    Fenced,
     /// A column held what the store does not write.
     #[error("{what}: {detail}")]
     Unreadable {
@@ -192,7 +195,18 @@ pub(super) struct Prepared(HashMap<&'static str, Statement>);
 
 /// Runs `changes` in `tx`, pipelined: every statement is sent before the first reply is
 /// awaited, so that a group commit of many changes costs about one round trip, not one each.
-pub(super) async fn apply(tx: &Transaction<'_>, prepared: &mut Prepared, changes: &[Change]) -> Result<(), RowError> {
+/// Applies `changes` in `tx`, pipelined, behind the fence of `epoch`: nothing is committed
+/// unless the lease is still this coordinator's.
+pub(super) async fn apply(
+    tx: &Transaction<'_>,
+    prepared: &mut Prepared,
+    epoch: i64,
+    changes: &[Change],
+) -> Result<(), RowError> {
+    if !prepared.0.contains_key(super::lease::FENCE) {
+        let statement = tx.prepare(super::lease::FENCE).await?;
+        prepared.0.insert(super::lease::FENCE, statement);
+    }
     for change in changes {
         if !prepared.0.contains_key(change.sql) {
             let statement = tx.prepare(change.sql).await?;
@@ -206,8 +220,13 @@ pub(super) async fn apply(tx: &Transaction<'_>, prepared: &mut Prepared, changes
             (&prepared.0[c.sql], values)
         })
         .collect();
+    let fence_values: [&(dyn ToSql + Sync); 1] = [&epoch];
+    let fence = tx.execute(&prepared.0[super::lease::FENCE], &fence_values);
     let runs = bound.iter().map(|(statement, values)| tx.execute(*statement, values));
-    futures::future::try_join_all(runs).await?;
+    let (fenced, _) = futures::future::try_join(fence, futures::future::try_join_all(runs)).await?;
+    if fenced != 1 {
+        return Err(RowError::Fenced);
+    }
     Ok(())
 }
 

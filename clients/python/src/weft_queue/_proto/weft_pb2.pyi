@@ -659,3 +659,17 @@ class AttemptLogChunk(_message.Message):
     data: bytes
     error: str
     def __init__(self, attempt_id: _Optional[int] = ..., task_id: _Optional[str] = ..., number: _Optional[int] = ..., worker: _Optional[str] = ..., data: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
+class LeaderRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LeaderInfo(_message.Message):
+    __slots__ = ("leading", "leader", "epoch")
+    LEADING_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    leading: bool
+    leader: str
+    epoch: int
+    def __init__(self, leading: bool = ..., leader: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...

@@ -510,9 +510,92 @@ class JobService(object):
             _registered_method=True)
 
 
-class WorkerServiceStub(object):
+class LeaderServiceStub(object):
     """What workers call on the coordinator.
+    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    alike, to any caller (it names only an address), so that a client or a probe given
+    several coordinators finds the leader.
     """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetLeader = channel.unary_unary(
+                '/weft.v1.LeaderService/GetLeader',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.LeaderRequest.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.LeaderInfo.FromString,
+                _registered_method=True)
+
+
+class LeaderServiceServicer(object):
+    """What workers call on the coordinator.
+    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    alike, to any caller (it names only an address), so that a client or a probe given
+    several coordinators finds the leader.
+    """
+
+    def GetLeader(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_LeaderServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeader,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.LeaderRequest.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.LeaderInfo.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'weft.v1.LeaderService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('weft.v1.LeaderService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class LeaderService(object):
+    """What workers call on the coordinator.
+    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    alike, to any caller (it names only an address), so that a client or a probe given
+    several coordinators finds the leader.
+    """
+
+    @staticmethod
+    def GetLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.LeaderService/GetLeader',
+            weft__queue_dot___proto_dot_weft__pb2.LeaderRequest.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.LeaderInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class WorkerServiceStub(object):
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -533,8 +616,7 @@ class WorkerServiceStub(object):
 
 
 class WorkerServiceServicer(object):
-    """What workers call on the coordinator.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def Session(self, request_iterator, context):
         """One session per connected worker; its end means the worker is gone.
@@ -572,8 +654,7 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkerService(object):
-    """What workers call on the coordinator.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     @staticmethod
     def Session(request_iterator,

@@ -1,0 +1,325 @@
+//! Two coordinators on one PostgreSQL state: one leads, the other stands by (serving health
+//! and `GetLeader`, refusing the rest with the leader's address) and takes over when the
+//! leader is killed or paused past its lease. A worker and clients given both addresses
+//! follow the leader; every job ends exact; a leader paused past its lease steps down when
+//! it wakes.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The leader's lease in these tests (the least allowed, for speed).
+const LEASE: Duration = Duration::from_secs(2);
+
+/// Two coordinators on one database and one worker that knows both.
+struct Pair {
+    dir: tempfile::TempDir,
+    ports: [u16; 2],
+    coordinators: [Option<Child>; 2],
+    flags: Vec<String>,
+    started: usize,
+    worker: Option<Child>,
+}
+
+impl Pair {
+    /// Coordinator 0 starts first and leads; coordinator 1 stands by; then the worker.
+    fn start(state: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let flags = [
+            "--state",
+            state,
+            "--leader-lease",
+            &LEASE.as_secs().to_string(),
+            "--recovery-grace",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut pair = Self {
+            dir,
+            ports: [free_port(), free_port()],
+            coordinators: [None, None],
+            flags,
+            started: 0,
+            worker: None,
+        };
+        pair.start_coordinator(0);
+        pair.wait_leading(0, Duration::from_secs(30));
+        pair.start_coordinator(1);
+        wait_until(Duration::from_secs(30), "the second coordinator to stand by", || {
+            pair.health(1, false).1.contains("standing by")
+        });
+        let worker = Command::new(weft_bin())
+            .args(["worker", "--coordinator", &pair.urls(), "--slots", "2", "--work-dir"])
+            .arg(pair.dir.path().join("work"))
+            .env("WEFT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(pair.dir.path().join("worker.log")).unwrap())
+            .spawn()
+            .unwrap();
+        pair.worker = Some(worker);
+        wait_until(Duration::from_secs(30), "the worker to join the leader", || {
+            pair.all_logs().contains("worker joined")
+        });
+        pair
+    }
+
+    fn start_coordinator(&mut self, i: usize) {
+        let (child, _) = spawn_coordinator(self.dir.path(), self.ports[i], &self.flags, self.started);
+        self.started += 1;
+        self.coordinators[i] = Some(child);
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// Both coordinators, as workers and clients are given them.
+    fn urls(&self) -> String {
+        format!("{},{}", self.url(0), self.url(1))
+    }
+
+    /// `weft ARGS` given both coordinators.
+    fn weft(&self, args: &[&str]) -> Output {
+        Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_COORDINATOR", self.urls())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `weft health [--leader]` of coordinator `i`: whether it exited 0, and what it said.
+    fn health(&self, i: usize, leader: bool) -> (bool, String) {
+        let url = self.url(i);
+        let mut args = vec!["health", "--coordinator", &url];
+        if leader {
+            args.push("--leader");
+        }
+        let output = Command::new(weft_bin()).args(&args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        )
+    }
+
+    fn wait_leading(&self, i: usize, timeout: Duration) {
+        wait_until(timeout, &format!("coordinator {i} to lead"), || self.health(i, true).0);
+    }
+
+    fn kill(&mut self, i: usize, signal: &str) {
+        let child = self.coordinators[i].as_mut().expect("it runs");
+        signal_pid(child.id(), signal);
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn status(&self, job: &str) -> serde_json::Value {
+        let output = self.weft(&["status", "--json", job]);
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.all_logs()
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// `weft wait JOB`, which must succeed.
+    fn wait_succeeded(&self, job: &str) {
+        let waited = self.weft(&["wait", job]);
+        assert!(
+            waited.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&waited.stderr),
+            self.all_logs()
+        );
+    }
+
+    fn all_logs(&self) -> String {
+        let mut all = String::new();
+        let mut entries: Vec<_> = fs::read_dir(self.dir.path()).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".log") {
+                all += &format!("--- {name}\n{}", fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for child in self.coordinators.iter_mut().flatten().chain(self.worker.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn submitted(output: &Output, pair: &Pair) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        pair.all_logs()
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A job whose maps wait for `gate` before they count words.
+fn gated_job(pair: &Pair, input: &std::path::Path, out: &str, gate: &std::path::Path) -> Output {
+    let mapper = format!("while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}", s(gate));
+    let flags = JobFlags::new(input, &pair.path(out))
+        .streaming(&mapper, SUM_REDUCER)
+        .flag("--reduce-tasks", "2");
+    pair.weft(&flags.after(&["submit"]))
+}
+
+fn state_url() -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(weft_coordinator::store::postgres::test_server::TestServer::get().database_url())
+}
+
+#[test]
+fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
+    let mut pair = Pair::start(&state_url());
+    let (ok, said) = pair.health(1, false);
+    assert!(ok, "a standby is healthy: {said}");
+    assert!(said.contains(&format!("the leader is at {}", pair.url(0))), "{said}");
+    let (leads, said) = pair.health(1, true);
+    assert!(!leads, "a standby does not lead: {said}");
+    // A call the leader serves is refused by the standby, naming the leader.
+    let refused = Command::new(weft_bin())
+        .args(["jobs", "--coordinator", &pair.url(1)])
+        .output()
+        .unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains(&pair.url(0)), "{why}");
+
+    let input = pair.path("in");
+    let files = write_corpus(&input, 4, 60, 7);
+    let gate = pair.path("gate");
+    let job = submitted(&gated_job(&pair, &input, "out", &gate), &pair);
+    wait_until(Duration::from_secs(60), "the job's maps to run", || {
+        pair.status(&job)["running_attempts"].as_u64() > Some(0)
+    });
+
+    pair.kill(0, "KILL");
+    let killed = Instant::now();
+    pair.wait_leading(1, LEASE + Duration::from_secs(20));
+    let took = killed.elapsed();
+    assert!(
+        took <= LEASE + Duration::from_secs(5),
+        "the standby took {took:?} to lead after the leader died (lease {LEASE:?})"
+    );
+    eprintln!("the standby led {took:?} after the leader was killed");
+    fs::write(&gate, "").unwrap();
+    pair.wait_succeeded(&job);
+    assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
+    // The killed one, started again, stands by for the new leader.
+    pair.start_coordinator(0);
+    wait_until(Duration::from_secs(30), "the old leader to stand by", || {
+        pair.health(0, false)
+            .1
+            .contains(&format!("the leader is at {}", pair.url(1)))
+    });
+    let after = pair.weft(&["status", &job]);
+    assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
+    if std::env::var_os("WEFT_TEST_SHOW_LOGS").is_some() {
+        eprintln!("{}", pair.all_logs());
+    }
+}
+
+#[test]
+fn a_leader_paused_past_its_lease_is_left_for_its_successor_and_steps_down_touching_nothing() {
+    let mut pair = Pair::start(&state_url());
+    let input = pair.path("in");
+    let files = write_corpus(&input, 4, 60, 11);
+    let gate = pair.path("gate");
+    // Map-only: each map's part is renamed into the output by the coordinator that commits
+    // it, the action a deposed leader must not take.
+    let mapper = format!("while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}", s(&gate));
+    let flags = JobFlags::new(&input, &pair.path("out"))
+        .flag("--mapper", &mapper)
+        .flag("--reduce-tasks", "0");
+    let job = submitted(&pair.weft(&flags.after(&["submit"])), &pair);
+    wait_until(Duration::from_secs(60), "the job's maps to run", || {
+        pair.status(&job)["running_attempts"].as_u64() > Some(0)
+    });
+    let ran = pair.status(&job)["running_attempts"].as_u64().unwrap();
+
+    pair.kill(0, "STOP");
+    let paused = Instant::now();
+    // The maps end while the leader sleeps: their reports wait in its socket, for it to
+    // commit the parts when it wakes, were it not fenced.
+    fs::write(&gate, "").unwrap();
+    wait_until(Duration::from_secs(30), "the paused leader's maps to end", || {
+        fs::read_to_string(pair.path("worker.log"))
+            .unwrap_or_default()
+            .matches("attempt ended")
+            .count() as u64
+            >= ran
+    });
+    pair.wait_leading(1, LEASE + Duration::from_secs(20));
+    // The worker leaves the paused leader for its successor without waiting for the old
+    // connection to time out.
+    wait_until(
+        LEASE + Duration::from_secs(5),
+        "the worker to join the new leader",
+        || {
+            fs::read_to_string(pair.dir.path().join("coordinator-1.log"))
+                .unwrap_or_default()
+                .contains("worker joined")
+        },
+    );
+    let joined = paused.elapsed();
+    pair.kill(0, "CONT");
+    let old = pair.coordinators[0].as_mut().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = old.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old leader did not step down\n{}",
+            pair.all_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!exited.success(), "a deposed leader exits with an error: {exited}");
+    let logs = pair.all_logs();
+    assert!(logs.contains("no longer the leader"), "{logs}");
+
+    pair.wait_succeeded(&job);
+    let mut counts = std::collections::BTreeMap::new();
+    for part in read_parts(&pair.path("out")) {
+        for line in part.lines() {
+            let (word, one) = line.split_once('\t').unwrap();
+            *counts.entry(word.to_string()).or_insert(0) += one.parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(counts, expected_ascii_wordcount(&files), "each part once, none twice");
+    let names: Vec<String> = fs::read_dir(pair.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "_SUCCESS" || n.starts_with("part-")),
+        "{names:?}\n{logs}"
+    );
+    eprintln!("the worker joined the new leader {joined:?} after the old one was paused");
+    if std::env::var_os("WEFT_TEST_SHOW_LOGS").is_some() {
+        eprintln!("{}", pair.all_logs());
+    }
+}

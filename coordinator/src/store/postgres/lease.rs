@@ -1,0 +1,253 @@
+//! Leadership of a PostgreSQL database: many coordinators may run on one database, one
+//! leads. The leader holds a lease, a row (`weft_leader`) with an expiry in the database's
+//! clock and an epoch, raised by every new leader: a fencing token. The leader renews the
+//! lease every third of its term; every transaction of its writer first checks that the
+//! epoch is still its own (`FENCE`, under a share lock that a takeover waits for), so a
+//! leader that was paused or cut off, and whose lease another took, commits nothing.
+//!
+//! A coordinator started again at the address of one that was killed takes its lease at
+//! once: it could bind that address, so the other no longer runs (a paused one would still
+//! hold it).
+//!
+//! A leader also keeps a local deadline, from the moment it sent its last renewal that
+//! succeeded, shorter than the term by a margin for clock drift: past it (renewals failing,
+//! or a pause) it steps down without asking the database. A new leader that took over a
+//! lease that ran out (rather than one released at a clean shutdown) waits that margin
+//! before it acts, so that the two never act at once while clocks drift less than it.
+//!
+//! The table sits beside `weft_schema` as PostgreSQL's own machinery, not in the schema
+//! both stores share: an SQLite store belongs to one host, whose file lock does this job.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::store::StoreError;
+
+/// What a coordinator asks of the lease.
+#[derive(Debug, Clone)]
+pub struct LeaseTerms {
+    /// How long a lease lasts without renewal: how long a dead leader's work waits.
+    pub term: Duration,
+    /// Who campaigns, for messages (host and process).
+    pub holder: String,
+    /// Where clients and workers reach this coordinator, told to them by standbys.
+    pub address: String,
+}
+
+impl LeaseTerms {
+    /// The part of the term a leader does not count on, for clocks that drift: a fifth,
+    /// at least 500 ms.
+    pub fn margin(&self) -> Duration {
+        (self.term / 5).max(Duration::from_millis(500))
+    }
+}
+
+/// Where a coordinator stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Not yet known: the database has not answered.
+    Campaigning,
+    /// Another coordinator leads, reached at `leader`.
+    Standby {
+        /// The leader's address as it gave it.
+        leader: String,
+    },
+    /// This coordinator leads, with this epoch.
+    Leading {
+        /// Its fencing token.
+        epoch: i64,
+    },
+    /// This coordinator led and no longer does: it must stop.
+    Deposed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Until when a leader may act by its own clock: the moment it sent its last renewal that
+/// went through, plus the term, less the margin. Shared by the lease's keeper, which moves
+/// it on, and by whoever asks before acting on outputs.
+#[derive(Debug)]
+pub struct LeaseClock {
+    base: Instant,
+    /// Milliseconds after `base`.
+    deadline: AtomicU64,
+}
+
+impl LeaseClock {
+    fn until(deadline: Instant) -> Self {
+        let clock = Self {
+            base: Instant::now(),
+            deadline: AtomicU64::new(0),
+        };
+        clock.extend(deadline);
+        clock
+    }
+
+    fn extend(&self, deadline: Instant) {
+        let ms = deadline.saturating_duration_since(self.base).as_millis() as u64;
+        self.deadline.store(ms, Ordering::Release);
+    }
+
+    /// Whether the lease still holds by this coordinator's clock.
+    pub fn holds(&self) -> bool {
+        (self.base.elapsed().as_millis() as u64) < self.deadline.load(Ordering::Acquire)
+    }
+
+    fn deadline(&self) -> Instant {
+        self.base + Duration::from_millis(self.deadline.load(Ordering::Acquire))
+    }
+}
+
+/// The table, made by whichever coordinator comes first.
+const TABLE: &str = "SET client_min_messages TO warning;
+    CREATE TABLE IF NOT EXISTS weft_leader (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        epoch BIGINT NOT NULL,
+        holder TEXT NOT NULL,
+        address TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    INSERT INTO weft_leader VALUES (1, 0, '', '', '-infinity') ON CONFLICT DO NOTHING";
+
+/// The first statement of every transaction of a leader's writer: one row while the epoch
+/// is its own, and a takeover waits for the transaction to end.
+pub(super) const FENCE: &str = "SELECT 1 FROM weft_leader WHERE one = 1 AND epoch = $1 FOR SHARE";
+
+/// How often a standby looks at the lease.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Waits until this coordinator leads `client`'s database, telling `standing` where it
+/// stands meanwhile; its epoch, and the clock of its lease. After a takeover of a lease
+/// that ran out, waits the margin first.
+pub(super) async fn campaign(
+    client: &mut Client,
+    terms: &LeaseTerms,
+    target: &str,
+    standing: &watch::Sender<Standing>,
+) -> Result<(i64, Arc<LeaseClock>), StoreError> {
+    let failed = |e: tokio_postgres::Error| StoreError::postgres(target, &e);
+    client.batch_execute(TABLE).await.map_err(failed)?;
+    let mut told: Option<String> = None;
+    loop {
+        let tx = client.transaction().await.map_err(failed)?;
+        let row = tx
+            .query_one(
+                "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity' FROM weft_leader WHERE one = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+        let (epoch, holder, address, lapsed, released): (i64, String, String, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        // A lease held under this coordinator's own address was left by one that no longer
+        // runs: this one listens there (a live one, even paused, would still hold the port).
+        let left_by_predecessor = !lapsed && address == terms.address;
+        if lapsed || left_by_predecessor {
+            let sent = Instant::now();
+            tx.execute(
+                "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, expires_at = now() + make_interval(secs => $4) WHERE one = 1",
+                &[&(epoch + 1), &terms.holder, &terms.address, &terms.term.as_secs_f64()],
+            )
+            .await
+            .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            if left_by_predecessor {
+                tracing::info!(%target, previous = %holder, "taking over the lease a coordinator at this address left when it stopped");
+            } else if !released {
+                tracing::info!(%target, previous = %holder, margin = ?terms.margin(), "taking over a lease that ran out: waiting the margin first");
+                tokio::time::sleep(terms.margin()).await;
+            }
+            tracing::info!(%target, epoch = epoch + 1, "leading");
+            let clock = Arc::new(LeaseClock::until(sent + terms.term - terms.margin()));
+            return Ok((epoch + 1, clock));
+        }
+        tx.commit().await.map_err(failed)?;
+        if told.as_deref() != Some(address.as_str()) {
+            tracing::info!(%target, leader = %address, %holder, "standing by: another coordinator leads");
+            standing.send_replace(Standing::Standby {
+                leader: address.clone(),
+            });
+            told = Some(address);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Keeps the lease of `epoch` while this coordinator leads: renews it every third of the
+/// term (connecting again with `connect` when its connection is lost); tells `standing`
+/// when it is lost (another took it, or no renewal went through before the local
+/// deadline). At `release`, gives it up and ends.
+pub(super) struct Keeper<C> {
+    /// The connection renewals go over, while it lasts.
+    pub(super) client: Option<Client>,
+    /// Makes a new one.
+    pub(super) connect: C,
+    pub(super) terms: LeaseTerms,
+    pub(super) epoch: i64,
+    /// Where the database is, for messages.
+    pub(super) target: String,
+    pub(super) standing: Arc<watch::Sender<Standing>>,
+    pub(super) clock: Arc<LeaseClock>,
+}
+
+impl<C, F> Keeper<C>
+where
+    C: Fn() -> F,
+    F: std::future::Future<Output = Result<Client, StoreError>>,
+{
+    pub(super) async fn run(mut self, mut release: tokio::sync::oneshot::Receiver<std::sync::mpsc::Sender<()>>) {
+        let (epoch, clock, target) = (self.epoch, self.clock.clone(), self.target.clone());
+        let term = self.terms.term.as_secs_f64();
+        let every = self.terms.term / 3;
+        let reason = loop {
+            let deadline = clock.deadline();
+            let sent = Instant::now();
+            let renewed = tokio::time::timeout_at(deadline.into(), async {
+                if self.client.as_ref().is_none_or(Client::is_closed) {
+                    self.client = Some((self.connect)().await?);
+                }
+                let client = self.client.as_ref().expect("connected above");
+                client
+                    .execute(
+                        "UPDATE weft_leader SET expires_at = now() + make_interval(secs => $2) WHERE one = 1 AND epoch = $1",
+                        &[&epoch, &term],
+                    )
+                    .await
+                    .map_err(|e| StoreError::postgres(&target, &e))
+            })
+            .await;
+            match renewed {
+                Ok(Ok(1)) => clock.extend(sent + self.terms.term - self.terms.margin()),
+                Ok(Ok(_)) => break "another coordinator took the lease".to_string(),
+                Ok(Err(e)) => tracing::warn!(%target, "renewing the lease failed, trying again: {e}"),
+                Err(_) => break "the lease could not be renewed in time".to_string(),
+            }
+            let next = every.min(clock.deadline().saturating_duration_since(Instant::now()));
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                asked = &mut release => {
+                    if let Some(client) = &self.client {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), client.execute(
+                            "UPDATE weft_leader SET expires_at = '-infinity' WHERE one = 1 AND epoch = $1",
+                            &[&epoch],
+                        )).await;
+                    }
+                    if let Ok(done) = asked {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+            if !clock.holds() {
+                break "the lease could not be renewed in time".to_string();
+            }
+        };
+        tracing::error!(%target, epoch, "no longer the leader: {reason}");
+        self.standing.send_replace(Standing::Deposed { reason });
+    }
+}
