@@ -5,6 +5,7 @@
     bench/run.py --weft-only --only security [--rounds 5]   # what TLS and tokens cost
     bench/run.py --weft-only --only observed [--rounds 5]   # what the dashboard and scrapes cost
     bench/run.py --weft-only --only objects                 # one 1 GiB object in S3 (moto), counted
+    bench/run.py --weft-only --only takeover [--kills 20] [--lease 10]   # standbys taking over from killed leaders
 
 Installs what it needs (a venv under target/bench-venv from PyPI; redis-server from Debian's
 packages for Celery), builds weft and the bench programs in release mode, generates the data,
@@ -869,6 +870,106 @@ def state_runs(stores, rounds, jobs, job, tiny, out, burst, counted):
             rows.insert(len([r for r in rows if r.seconds]), Measured(system, seconds, rss, note=note))
 
 
+def takeover(kills, lease, grace):
+    """How long a standby takes to lead after the leader dies: two coordinators on one
+    PostgreSQL state (a server on loopback, started here), `--leader-lease LEASE`, and a
+    worker given both. Each of `kills` rounds submits a job whose maps run until cancelled,
+    kills the leader (SIGKILL) once they run, and reads from the other's log when it led and
+    when it dispatched its first attempt (the recovered job's maps, after
+    `--recovery-grace GRACE`); then the job is cancelled and the killed one started again to
+    stand by for the next round, in which it is the other that is killed. The median and
+    the worst of each, against the target of lease + 5 s."""
+    server = PostgresServer()
+    base = Path(tempfile.mkdtemp(prefix="weft-bench-takeover-"))
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    env = dict(os.environ, WEFT_COORDINATOR=",".join(urls))
+    state = server.database()
+    procs, logs, worker = [None, None], [None, None], None
+    started = [0]
+
+    def start(i):
+        started[0] += 1
+        logs[i] = base / f"coordinator-{i}-{started[0]}.log"
+        procs[i] = subprocess.Popen(
+            [RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{ports[i]}", "--state-dir", base / f"state-{i}", "--state", state,
+             "--leader-lease", str(lease), "--recovery-grace", str(grace)],
+            env=dict(os.environ, WEFT_LOG="info,weft_coordinator::driver=debug"), stderr=open(logs[i], "w"))
+
+    def health(i, *flags):
+        return subprocess.run([RELEASE / "weft", "health", "--coordinator", urls[i], *flags], capture_output=True, text=True)
+
+    def wait(what, check, timeout=60):
+        deadline = time.time() + timeout
+        while not check():
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def logged_after(i, needle, after):
+        stamp = re.compile(r"^(\S+?)(\.\d{1,6})\d*Z ")
+        for line in logs[i].read_text(errors="replace").splitlines():
+            found = stamp.match(line)
+            if needle in line and found:
+                when = datetime.datetime.fromisoformat(found.group(1) + found.group(2) + "+00:00").timestamp()
+                if when > after:
+                    return when
+        return None
+
+    led, dispatched = [], []
+    try:
+        start(0)
+        wait("the first coordinator to lead", lambda: health(0, "--leader").returncode == 0)
+        start(1)
+        wait("the second to stand by", lambda: "standing by" in health(1).stdout)
+        worker = subprocess.Popen([RELEASE / "weft", "worker", "--coordinator", ",".join(urls), "--slots", "2", "--work-dir", base / "work"],
+                                  env=dict(os.environ, WEFT_LOG="warn"), stderr=subprocess.DEVNULL)
+        inputs = base / "in"
+        inputs.mkdir()
+        for n in range(2):
+            (inputs / f"{n}.txt").write_text("a line\n")
+        leader = 0
+        for round_ in range(kills):
+            out = base / f"out-{round_}"
+            submitted = subprocess.run([RELEASE / "weft", "submit", "--input", inputs, "--output", out, "--mapper", "sleep 3600", "--reduce-tasks", "0"],
+                                       env=env, capture_output=True, text=True, check=True)
+            job = submitted.stdout.strip()
+            def running():
+                status = subprocess.run([RELEASE / "weft", "status", "--json", job], env=env, capture_output=True, text=True)
+                return status.returncode == 0 and json.loads(status.stdout).get("running_attempts", 0) > 0
+            wait("the job's maps to run", running)
+            standby = 1 - leader
+            killed = time.time()
+            procs[leader].send_signal(signal.SIGKILL)
+            procs[leader].wait()
+            wait("the standby to lead and dispatch", lambda: logged_after(standby, "dispatch task=", killed), timeout=lease + 120)
+            led.append(logged_after(standby, "leading", killed) - killed)
+            dispatched.append(logged_after(standby, "dispatch task=", killed) - killed)
+            log(f"   kill {round_ + 1}: led after {led[-1]:.2f} s, first dispatch after {dispatched[-1]:.2f} s")
+            subprocess.run([RELEASE / "weft", "cancel", job], env=env, capture_output=True)
+            start(leader)
+            wait("the killed one to stand by", lambda: "standing by" in health(leader).stdout)
+            leader = standby
+    except Exception as e:
+        return {"title": f"takeover after the leader is killed ({kills} kills, lease {lease} s)", "unit": "s⁻¹", "results": [Measured("weft, takeover", error=str(e))]}
+    finally:
+        for p in [*procs, worker]:
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+        server.close()
+        shutil.rmtree(base, ignore_errors=True)
+    results = []
+    for what, times in (("the standby leads", led), (f"its first dispatch (recovery grace {grace} s)", dispatched)):
+        ordered = sorted(times)
+        median, worst = ordered[len(ordered) // 2], ordered[-1]
+        verdict = "within" if worst <= lease + 5 else "BEYOND"
+        r = Measured(f"weft, the leader killed → {what}", median, 0, note=f"median of {len(times)}; worst {worst:.2f} s, {verdict} the target of lease + 5 s = {lease + 5} s; all: " + ", ".join(f"{t:.2f}" for t in times))
+        r.tasks = 1
+        results.append(r)
+    return {"title": f"takeover after the leader is killed ({kills} kills, --leader-lease {lease})", "unit": "s⁻¹", "results": results}
+
+
 def streaming(size, rounds):
     """weft's own cost around user code: a Python streaming mapper and reducer on one worker
     of one slot, one split, every process on CPU 0, against the same scripts piped by hand
@@ -1125,13 +1226,16 @@ def main():
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="data per data benchmark (default 1GiB)")
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks in the work-queue batch (default 100000)")
     parser.add_argument("--scale-tasks", type=int, default=1_000_000, help="tasks the simulated workers drain (default 1000000)")
-    parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, state, security, observed, objects (the last three only when named)")
+    parser.add_argument("--only", help="comma-separated: wordcount, wordcount-world, sort, bigsort, queue, handlers, scale, wide, recovery, streaming, state, security, observed, objects, takeover (the last four only when named)")
     parser.add_argument("--streaming-size", type=parse_size, default=32 << 20, help="text for the streaming overhead (default 32MiB)")
     parser.add_argument("--big-size", type=parse_size, default=10 << 30, help="the larger sort of bigsort (default 10GiB)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side in the security, observed and state comparisons (default 5)")
     parser.add_argument("--wide-tasks", type=int, default=100_000, help="reduce tasks of the wide job (default 100000)")
     parser.add_argument("--weft-only", action="store_true", help="run weft alone (no other system installed)")
     parser.add_argument("--submits", type=int, default=1_000, help="job submits in the state store's burst (default 1000)")
+    parser.add_argument("--kills", type=int, default=20, help="leaders killed in the takeover section (default 20)")
+    parser.add_argument("--lease", type=int, default=10, help="--leader-lease of the takeover section's coordinators (default 10)")
+    parser.add_argument("--recovery-grace", type=int, default=1, help="--recovery-grace of the takeover section's coordinators (default 1)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "handlers", "scale", "wide", "recovery", "streaming", "state"}
     started = time.time()
@@ -1170,6 +1274,7 @@ def main():
         ("security", lambda: security(args.size, args.tasks, args.rounds)),
         ("observed", lambda: observed(args.size, args.tasks, args.rounds)),
         ("objects", lambda: objects(args.size)),
+        ("takeover", lambda: takeover(args.kills, args.lease, args.recovery_grace)),
     ]:
         if name in only:
             log(f"== {name}")

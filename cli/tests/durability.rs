@@ -177,6 +177,9 @@ fn a_postgres_outage_refuses_submits_keeps_what_was_acknowledged_and_recovers() 
             s(&password_file),
             "--max-running-jobs",
             "1",
+            // The outage must not outlast the lease: a leader that cannot renew it steps down.
+            "--leader-lease",
+            "60",
         ],
     );
     let input = cluster.path("in");

@@ -1,7 +1,7 @@
 //! Two coordinators on one PostgreSQL state: one leads, the other stands by (serving health
 //! and `GetLeader`, refusing the rest with the leader's address) and takes over when the
 //! leader is killed or paused past its lease. A worker and clients given both addresses
-//! follow the leader; every job ends exact; a leader paused past its lease steps down when
+//! follow the leader (a `weft wait` from before the takeover included); every job ends exact; a leader paused past its lease steps down when
 //! it wakes.
 
 mod common;
@@ -91,6 +91,18 @@ impl Pair {
             .env("WEFT_COORDINATOR", self.urls())
             .stdin(Stdio::null())
             .output()
+            .unwrap()
+    }
+
+    /// `weft ARGS` given both coordinators, in the background.
+    fn spawn_weft(&self, args: &[&str]) -> Child {
+        Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_COORDINATOR", self.urls())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap()
     }
 
@@ -214,6 +226,9 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
         pair.status(&job)["running_attempts"].as_u64() > Some(0)
     });
 
+    // A client waiting on the leader follows it to its successor.
+    let waiting = pair.spawn_weft(&["wait", &job]);
+    std::thread::sleep(Duration::from_millis(300));
     pair.kill(0, "KILL");
     let killed = Instant::now();
     pair.wait_leading(1, LEASE + Duration::from_secs(20));
@@ -225,6 +240,8 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
     eprintln!("the standby led {took:?} after the leader was killed");
     fs::write(&gate, "").unwrap();
     pair.wait_succeeded(&job);
+    let (ok, err) = finish(waiting);
+    assert!(ok, "`weft wait` from before the takeover sees the job succeed: {err}");
     assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
     // The killed one, started again, stands by for the new leader.
     pair.start_coordinator(0);

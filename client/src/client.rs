@@ -2,6 +2,7 @@
 //! on every request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
@@ -87,6 +88,9 @@ impl Interceptor for Bearer {
 #[derive(Clone)]
 pub struct Client {
     pub(crate) jobs: JobServiceClient<InterceptedService<Channel, Bearer>>,
+    /// Given several coordinators (a leader and its standbys): them and the credentials,
+    /// to find the leader again after a takeover.
+    pub(crate) coordinators: Option<Arc<(String, Credentials)>>,
 }
 
 impl Client {
@@ -102,10 +106,12 @@ impl Client {
     /// `url` may list several coordinators, comma-separated (a leader and its standbys):
     /// the one that leads is used.
     pub async fn connect_with(url: &str, credentials: &Credentials) -> Result<Self, ClientError> {
-        let leader = match url.contains(',') {
+        let several = url.contains(',');
+        let leader = match several {
             true => leader_among(url, credentials.tls.as_ref(), Duration::from_secs(5)).await?,
             false => url.to_string(),
         };
+        let coordinators = several.then(|| Arc::new((url.to_string(), credentials.clone())));
         let url = leader.as_str();
         let channel = connect_channel(
             url,
@@ -128,7 +134,7 @@ impl Client {
         let jobs = JobServiceClient::with_interceptor(channel, Bearer(bearer))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { jobs })
+        Ok(Self { jobs, coordinators })
     }
 
     /// Submits a job; resolves once the coordinator accepted it. Its paths must be UTF-8
@@ -279,8 +285,6 @@ pub(crate) fn job_ref(id: &str) -> v1::JobRef {
     v1::JobRef { job_id: id.to_string() }
 }
 
-/// A connection to a server of `role` at `url`, TLS or not as its scheme says. Failures are
-/// [`ClientError::Connect`], with the causes spelled out.
 /// The coordinator that leads among the comma-separated `urls`: the first that says it
 /// leads, or the one a standby names when it is in the list.
 async fn leader_among(urls: &str, tls: Option<&TlsMaterial>, timeout: Duration) -> Result<String, ClientError> {
@@ -290,7 +294,15 @@ async fn leader_among(urls: &str, tls: Option<&TlsMaterial>, timeout: Duration) 
         match crate::health::leadership(candidate, tls, timeout).await {
             Ok(None) => return Ok(candidate.to_string()),
             Ok(Some(l)) if l.leading => return Ok(candidate.to_string()),
-            Ok(Some(l)) if candidates.contains(&l.leader.as_str()) => return Ok(l.leader),
+            // The leader a standby names, once it says so itself.
+            Ok(Some(l)) if candidates.contains(&l.leader.as_str()) => {
+                if let Ok(Some(named)) = crate::health::leadership(&l.leader, tls, timeout).await {
+                    if named.leading {
+                        return Ok(l.leader);
+                    }
+                }
+                heard.push(format!("{candidate}: stands by for {}, which does not lead", l.leader));
+            }
             Ok(Some(l)) if l.leader.is_empty() => heard.push(format!("{candidate}: stands by, no leader known yet")),
             Ok(Some(l)) => heard.push(format!("{candidate}: stands by for {}", l.leader)),
             Err(e) => heard.push(format!("{candidate}: {e}")),
@@ -302,6 +314,17 @@ async fn leader_among(urls: &str, tls: Option<&TlsMaterial>, timeout: Duration) 
     })
 }
 
+impl Client {
+    /// A client of whichever coordinator leads now, for a client given several: `None`
+    /// for one given a single coordinator, or when none leads yet.
+    pub(crate) async fn of_leader_now(&self) -> Option<Client> {
+        let (urls, credentials) = &**self.coordinators.as_ref()?;
+        Client::connect_with(urls, credentials).await.ok()
+    }
+}
+
+/// A connection to a server of `role` at `url`, TLS or not as its scheme says. Failures are
+/// [`ClientError::Connect`], with the causes spelled out.
 pub(crate) async fn connect_channel(
     url: &str,
     tls: Option<&TlsMaterial>,

@@ -114,7 +114,7 @@ pub async fn serve_on(
         Some(target) => {
             let terms = LeaseTerms {
                 term: config.leader_lease,
-                holder: format!("{} pid {}", shown(address), std::process::id()),
+                holder: crate::store::holder_here(),
                 address: advertised.clone(),
             };
             // Until it leads, the listener serves as a standby's.

@@ -17,6 +17,9 @@ use weft_core::work::{AttemptId, JobId};
 use weft_proto::convert::files_from_wire;
 use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
+/// How long a coordinator may take to give a job's shipped files.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How many jobs' shipped files a worker keeps in memory.
 const JOBS_KEPT: usize = 4;
 
@@ -88,9 +91,14 @@ impl Sandboxes {
                 // A standby (or one down) answers UNAVAILABLE: the next is asked.
                 let mut refused = SandboxError::Fetch("no coordinator to ask".into());
                 for coordinator in &self.coordinators {
-                    match coordinator.clone().job_files(request.clone()).await {
+                    // A coordinator that is paused or cut off does not hold up the others.
+                    let mut asked = tonic::Request::new(request.clone());
+                    asked.set_timeout(FETCH_TIMEOUT);
+                    match coordinator.clone().job_files(asked).await {
                         Ok(files) => return Ok(Arc::new(files_from_wire(files.into_inner().files))),
-                        Err(status) if status.code() == tonic::Code::Unavailable => {
+                        Err(status)
+                            if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+                        {
                             refused = SandboxError::Fetch(status.message().to_string())
                         }
                         Err(status) => return Err(SandboxError::Fetch(status.message().to_string())),

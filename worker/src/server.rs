@@ -36,6 +36,9 @@ use crate::store::MapOutputStore;
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// `--coordinator` names no coordinator.
+    #[error("--coordinator names no coordinator: give its URL, like http://HOST:7070 (several, comma-separated, for a leader and its standbys)")]
+    NoCoordinator,
     /// The shuffle service cannot listen.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -130,6 +133,9 @@ pub async fn run_with(
     mut handlers: Handlers,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
+    if config.coordinators().is_empty() {
+        return Err(WorkerError::NoCoordinator);
+    }
     for (name, command) in &config.command_handlers {
         let pool = CommandHandler::new(name.clone(), command.clone(), config.slots.max(1) as usize);
         handlers.insert(name.as_str(), HandlerKind::Command, Arc::new(pool))?;
@@ -330,6 +336,12 @@ pub async fn run_with(
                         }
                     }
                 }
+                Says::Leads(stale) => tracing::warn!(
+                    coordinator = %url,
+                    epoch = stale,
+                    newest = newest_epoch,
+                    "it says it leads with an older lease epoch than another did: not joined"
+                ),
                 says => tracing::debug!(coordinator = %url, ?says, "not the leader: trying the next"),
             },
             Err(e) => tracing::warn!(

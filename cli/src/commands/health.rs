@@ -31,44 +31,56 @@ pub struct Args {
     timeout: Duration,
 }
 
-/// Checks the server.
+/// Checks the server; given several coordinators (comma-separated), each, one line each:
+/// exit 0 when one of them serves (with `--leader`, when one of them leads).
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (url, role) = match args.worker {
-        Some(worker) => (worker, PeerRole::Worker),
-        None => (args.coordinator.url, PeerRole::Coordinator),
+    let (urls, role) = match &args.worker {
+        Some(worker) => (worker.clone(), PeerRole::Worker),
+        None => (args.coordinator.url.clone(), PeerRole::Coordinator),
     };
-    let timeout = args.timeout;
     let tls = match args.ca.files(None, None, None) {
         Some(files) => Some(files.load()?),
         None => None,
     };
-    let (mut line, mut code) = match weft_client::check_health(&url, role, tls.as_ref(), &args.service, timeout).await {
-        Ok(true) => ("serving".to_string(), ExitCode::SUCCESS),
-        Ok(false) => ("not serving".to_string(), ExitCode::FAILURE),
-        Err(e) => (e.to_string(), ExitCode::FAILURE),
-    };
-    if role == PeerRole::Coordinator && code == ExitCode::SUCCESS {
-        match weft_client::leadership(&url, tls.as_ref(), timeout).await {
-            Ok(Some(l)) if l.leading && l.epoch > 0 => line.push_str(&format!(", leading (epoch {})", l.epoch)),
-            Ok(Some(l)) if l.leading => {}
-            Ok(Some(l)) => {
-                match l.leader.as_str() {
-                    "" => line.push_str(", standing by (no leader known yet)"),
-                    leader => line.push_str(&format!(", standing by (the leader is at {leader})")),
-                }
-                if args.leader {
-                    code = ExitCode::FAILURE;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                line.push_str(&format!(", but who leads is unknown: {e}"));
-                if args.leader {
-                    code = ExitCode::FAILURE;
-                }
-            }
-        }
+    let mut any = false;
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let (line, ok) = check(url, role, tls.as_ref(), &args).await;
+        println!("{url}: {line}");
+        any |= ok;
     }
-    println!("{url}: {line}");
-    Ok(code)
+    Ok(if any { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// One server's line, and whether it passes.
+async fn check(url: &str, role: PeerRole, tls: Option<&weft_client::TlsMaterial>, args: &Args) -> (String, bool) {
+    let timeout = args.timeout;
+    let mut line = match weft_client::check_health(url, role, tls, &args.service, timeout).await {
+        Ok(true) => "serving".to_string(),
+        Ok(false) => return ("not serving".to_string(), false),
+        Err(e) => return (e.to_string(), false),
+    };
+    if role != PeerRole::Coordinator {
+        return (line, true);
+    }
+    let leads = match weft_client::leadership(url, tls, timeout).await {
+        Ok(Some(l)) if l.leading => {
+            if l.epoch > 0 {
+                line.push_str(&format!(", leading (epoch {})", l.epoch));
+            }
+            true
+        }
+        Ok(Some(l)) => {
+            match l.leader.as_str() {
+                "" => line.push_str(", standing by (no leader known yet)"),
+                leader => line.push_str(&format!(", standing by (the leader is at {leader})")),
+            }
+            false
+        }
+        Ok(None) => true,
+        Err(e) => {
+            line.push_str(&format!(", but who leads is unknown: {e}"));
+            false
+        }
+    };
+    (line, leads || !args.leader)
 }

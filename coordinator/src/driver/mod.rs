@@ -235,10 +235,11 @@ impl Job {
             .write_durably(Vec::new(), Persist::UntilWritten)
             .await
             .map_err(|_| JobError::NotLeading)?;
-        if !self.store.may_act() {
+        let may_act = || self.store.may_act();
+        if !may_act() {
             return Err(JobError::NotLeading);
         }
-        self.plan.output.succeed(mode).map_err(JobError::Succeed)?;
+        self.plan.output.succeed(mode, &may_act).map_err(JobError::Succeed)?;
         self.store.write(vec![Write::EndUploads(self.id)]);
         Ok(())
     }
@@ -395,16 +396,23 @@ impl Job {
             };
             self.store.write(vec![committed]);
         }
-        if !self.store.may_act() {
-            return Err(JobError::NotLeading);
-        }
         // A rename and a directory fsync: on a blocking thread, not on the async threads
-        // every connection of the coordinator shares (one, on a small machine).
-        let output = self.plan.output.clone();
-        tokio::task::spawn_blocking(move || output.commit_part(part, attempt, tags))
-            .await
-            .unwrap_or_else(|joined| Err(std::io::Error::other(joined)))
-            .map_err(|source| JobError::CommitPart { part, source })
+        // every connection of the coordinator shares (one, on a small machine). Only by a
+        // coordinator that leads, asked right before.
+        let (output, store) = (self.plan.output.clone(), self.store.clone());
+        let committed = tokio::task::spawn_blocking(move || {
+            if !store.may_act() {
+                return Ok(false);
+            }
+            output.commit_part(part, attempt, tags).map(|()| true)
+        })
+        .await
+        .unwrap_or_else(|joined| Err(std::io::Error::other(joined)))
+        .map_err(|source| JobError::CommitPart { part, source })?;
+        match committed {
+            true => Ok(()),
+            false => Err(JobError::NotLeading),
+        }
     }
 
     async fn run_reduce(self: Arc<Self>, r: u32) -> Result<(), JobError> {

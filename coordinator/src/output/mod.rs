@@ -114,11 +114,13 @@ impl Output {
         }
     }
 
-    /// Every part is committed: `_SUCCESS`, last.
-    pub fn succeed(&self, mode: u32) -> io::Result<()> {
+    /// Every part is committed: `_SUCCESS`, last; nothing while `may_act` says no (this
+    /// coordinator no longer leads), asked before each step.
+    pub fn succeed(&self, mode: u32, may_act: &dyn Fn() -> bool) -> io::Result<()> {
         match self {
+            Output::Dir(_) if !may_act() => Err(io::Error::other("this coordinator no longer leads")),
             Output::Dir(dir) => dir.succeed(mode),
-            Output::Objects(objects) => Ok(objects.succeed()?),
+            Output::Objects(objects) => Ok(objects.succeed(may_act)?),
         }
     }
 

@@ -99,8 +99,14 @@ impl ObjectOutput {
         self.uploads.lock().expect("uploads lock").committed.contains_key(&part)
     }
 
-    /// Completes the committed uploads, aborts the rest, writes `_SUCCESS`.
-    pub fn succeed(&self) -> Result<(), StorageError> {
+    /// Completes the committed uploads, aborts the rest, writes `_SUCCESS`; each step only
+    /// while `may_act` (this coordinator leads): one that stops leading midway leaves the
+    /// rest to its successor, which completes them from the store.
+    pub fn succeed(&self, may_act: &dyn Fn() -> bool) -> Result<(), StorageError> {
+        let stop = |url: &ObjectUrl| StorageError::Other {
+            url: url.to_string(),
+            detail: "this coordinator no longer leads: the output is left to the one that does".into(),
+        };
         let (committed, mut open) = {
             let mut uploads = self.uploads.lock().expect("uploads lock");
             (
@@ -113,9 +119,18 @@ impl ObjectOutput {
                 url: self.part_url(part).to_string(),
                 detail: format!("attempt {attempt} committed the part but no upload of it is known"),
             })?;
+            if !may_act() {
+                return Err(stop(&self.part_url(upload.part)));
+            }
             upload::complete(&self.part_url(upload.part), &upload.id, &tags)?;
         }
+        if !may_act() {
+            return Err(stop(&self.prefix));
+        }
         self.abort_all(open.into_values());
+        if !may_act() {
+            return Err(stop(&self.prefix));
+        }
         upload::put(&self.prefix.join(SUCCESS_MARKER), Vec::new())
     }
 

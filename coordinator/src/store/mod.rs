@@ -28,7 +28,7 @@ use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
 pub use memory::MemoryStore;
-pub use postgres::lease::{LeaseTerms, Standing};
+pub use postgres::lease::{holder_here, LeaseTerms, Standing};
 pub use postgres::{PostgresStore, PostgresTarget};
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;

@@ -103,9 +103,9 @@ impl LeaseClock {
     }
 }
 
-/// The table, made by whichever coordinator comes first.
-const TABLE: &str = "SET client_min_messages TO warning;
-    CREATE TABLE IF NOT EXISTS weft_leader (
+/// The table, made under the migration lock (`schema::migrate`) by whichever coordinator
+/// comes first.
+pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS weft_leader (
         one INTEGER PRIMARY KEY CHECK (one = 1),
         epoch BIGINT NOT NULL,
         holder TEXT NOT NULL,
@@ -115,67 +115,157 @@ const TABLE: &str = "SET client_min_messages TO warning;
     INSERT INTO weft_leader VALUES (1, 0, '', '', '-infinity') ON CONFLICT DO NOTHING";
 
 /// The first statement of every transaction of a leader's writer: one row while the epoch
-/// is its own, and a takeover waits for the transaction to end.
-pub(super) const FENCE: &str = "SELECT 1 FROM weft_leader WHERE one = 1 AND epoch = $1 FOR SHARE";
+/// is its own. Its key-share lock lets the leader's renewals through, and makes a takeover
+/// (`FOR UPDATE`) wait for the transaction to end.
+pub(super) const FENCE: &str = "SELECT 1 FROM weft_leader WHERE one = 1 AND epoch = $1 FOR KEY SHARE";
 
 /// How often a standby looks at the lease.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Waits until this coordinator leads `client`'s database, telling `standing` where it
-/// stands meanwhile; its epoch, and the clock of its lease. After a takeover of a lease
-/// that ran out, waits the margin first.
-pub(super) async fn campaign(
-    client: &mut Client,
+/// This machine (its name and boot), as a lease's holder names it: a holder of this
+/// machine whose process is gone left its lease behind.
+fn this_machine() -> String {
+    let host = hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    format!("{host} boot {}", boot.trim())
+}
+
+/// Who holds a lease: this machine and this process.
+pub fn holder_here() -> String {
+    format!("{} pid {}", this_machine(), std::process::id())
+}
+
+/// Whether `holder` was a process of this machine that no longer runs: its lease may be
+/// taken at once (it was killed, and nothing of it can act).
+fn left_behind_here(holder: &str) -> bool {
+    let Some(pid) = holder
+        .strip_prefix(&this_machine())
+        .and_then(|rest| rest.strip_prefix(" pid "))
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits until this coordinator leads the database, telling `standing` where it stands
+/// meanwhile; its epoch, and the clock of its lease. A standby reads the lease without
+/// locking it, and locks it only once it looks free: lapsed, given up, or left by a
+/// process of this machine that is gone. After a takeover of a lapsed lease, waits the
+/// margin first. A failure that may pass (the server restarting) is waited out over a new
+/// connection from `connect`.
+pub(super) async fn campaign<C, F>(
+    mut client: Client,
+    connect: &C,
     terms: &LeaseTerms,
     target: &str,
     standing: &watch::Sender<Standing>,
-) -> Result<(i64, Arc<LeaseClock>), StoreError> {
-    let failed = |e: tokio_postgres::Error| StoreError::postgres(target, &e);
-    client.batch_execute(TABLE).await.map_err(failed)?;
+) -> Result<(i64, Arc<LeaseClock>, Client), StoreError>
+where
+    C: Fn() -> F,
+    F: std::future::Future<Output = Result<Client, StoreError>>,
+{
     let mut told: Option<String> = None;
+    let mut failing = false;
     loop {
-        let tx = client.transaction().await.map_err(failed)?;
-        let row = tx
-            .query_one(
-                "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity' FROM weft_leader WHERE one = 1 FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(failed)?;
-        let (epoch, holder, address, lapsed, released): (i64, String, String, bool, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-        // A lease held under this coordinator's own address was left by one that no longer
-        // runs: this one listens there (a live one, even paused, would still hold the port).
-        let left_by_predecessor = !lapsed && address == terms.address;
-        if lapsed || left_by_predecessor {
-            let sent = Instant::now();
-            tx.execute(
-                "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, expires_at = now() + make_interval(secs => $4) WHERE one = 1",
-                &[&(epoch + 1), &terms.holder, &terms.address, &terms.term.as_secs_f64()],
-            )
-            .await
-            .map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
-            if left_by_predecessor {
-                tracing::info!(%target, previous = %holder, "taking over the lease a coordinator at this address left when it stopped");
-            } else if !released {
-                tracing::info!(%target, previous = %holder, margin = ?terms.margin(), "taking over a lease that ran out: waiting the margin first");
-                tokio::time::sleep(terms.margin()).await;
+        match try_take(&mut client, terms).await {
+            Ok(Taken::Led { epoch, clock, previous }) => {
+                match previous {
+                    Previous::Lapsed(holder) => {
+                        tracing::info!(%target, previous = %holder, margin = ?terms.margin(), "took over a lease that ran out: waiting the margin first");
+                        tokio::time::sleep(terms.margin()).await;
+                    }
+                    Previous::LeftHere(holder) => {
+                        tracing::info!(%target, previous = %holder, "took over the lease a killed coordinator of this machine left")
+                    }
+                    Previous::Released => {}
+                }
+                tracing::info!(%target, epoch, "leading");
+                return Ok((epoch, clock, client));
             }
-            tracing::info!(%target, epoch = epoch + 1, "leading");
-            let clock = Arc::new(LeaseClock::until(sent + terms.term - terms.margin()));
-            return Ok((epoch + 1, clock));
-        }
-        tx.commit().await.map_err(failed)?;
-        if told.as_deref() != Some(address.as_str()) {
-            tracing::info!(%target, leader = %address, %holder, "standing by: another coordinator leads");
-            standing.send_replace(Standing::Standby {
-                leader: address.clone(),
-            });
-            told = Some(address);
+            Ok(Taken::Held { holder, address }) => {
+                failing = false;
+                if told.as_deref() != Some(address.as_str()) {
+                    tracing::info!(%target, leader = %address, %holder, "standing by: another coordinator leads");
+                    standing.send_replace(Standing::Standby {
+                        leader: address.clone(),
+                    });
+                    told = Some(address);
+                }
+            }
+            Err(e) if super::error_may_pass(&e) || client.is_closed() => {
+                if !failing {
+                    tracing::warn!(%target, "the lease cannot be read, trying again: {}", super::describe(&e));
+                }
+                failing = true;
+                if client.is_closed() {
+                    if let Ok(again) = connect().await {
+                        client = again;
+                    }
+                }
+            }
+            Err(e) => return Err(StoreError::postgres(target, &e)),
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Who had the lease a coordinator took.
+enum Previous {
+    Lapsed(String),
+    LeftHere(String),
+    Released,
+}
+
+enum Taken {
+    Led {
+        epoch: i64,
+        clock: Arc<LeaseClock>,
+        previous: Previous,
+    },
+    Held {
+        holder: String,
+        address: String,
+    },
+}
+
+/// One look at the lease, and the takeover when it is free.
+async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, tokio_postgres::Error> {
+    const LOOK: &str =
+        "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity' FROM weft_leader WHERE one = 1";
+    let row = client.query_one(LOOK, &[]).await?;
+    let (holder, address, lapsed): (String, String, bool) = (row.get(1), row.get(2), row.get(3));
+    if !lapsed && !left_behind_here(&holder) {
+        return Ok(Taken::Held { holder, address });
+    }
+    // Before the transaction: its `now()`, the expiry's base, is not earlier than this.
+    let sent = Instant::now();
+    let tx = client.transaction().await?;
+    // A transaction of the old leader's writer holds the row: wait for it, a little.
+    tx.batch_execute("SET LOCAL lock_timeout = '2s'").await?;
+    let row = tx.query_one(&format!("{LOOK} FOR UPDATE"), &[]).await?;
+    let (epoch, holder, address, lapsed, released): (i64, String, String, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let previous = if released {
+        Previous::Released
+    } else if lapsed {
+        Previous::Lapsed(holder.clone())
+    } else if left_behind_here(&holder) {
+        Previous::LeftHere(holder.clone())
+    } else {
+        return Ok(Taken::Held { holder, address });
+    };
+    tx.execute(
+        "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, expires_at = now() + make_interval(secs => $4) WHERE one = 1",
+        &[&(epoch + 1), &terms.holder, &terms.address, &terms.term.as_secs_f64()],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Taken::Led {
+        epoch: epoch + 1,
+        clock: Arc::new(LeaseClock::until(sent + terms.term - terms.margin())),
+        previous,
+    })
 }
 
 /// Keeps the lease of `epoch` while this coordinator leads: renews it every third of the
@@ -221,13 +311,20 @@ where
                     .map_err(|e| StoreError::postgres(&target, &e))
             })
             .await;
+            // After a failure, tried again soon: a renewal that goes through before the
+            // deadline keeps the lead.
+            let mut next = every;
             match renewed {
                 Ok(Ok(1)) => clock.extend(sent + self.terms.term - self.terms.margin()),
                 Ok(Ok(_)) => break "another coordinator took the lease".to_string(),
-                Ok(Err(e)) => tracing::warn!(%target, "renewing the lease failed, trying again: {e}"),
+                Ok(Err(e)) => {
+                    tracing::warn!(%target, "renewing the lease failed, trying again: {e}");
+                    self.client = None;
+                    next = POLL;
+                }
                 Err(_) => break "the lease could not be renewed in time".to_string(),
             }
-            let next = every.min(clock.deadline().saturating_duration_since(Instant::now()));
+            let next = next.min(clock.deadline().saturating_duration_since(Instant::now()));
             tokio::select! {
                 () = tokio::time::sleep(next) => {}
                 asked = &mut release => {
@@ -249,5 +346,17 @@ where
         };
         tracing::error!(%target, epoch, "no longer the leader: {reason}");
         self.standing.send_replace(Standing::Deposed { reason });
+        // Given up at once, if it is still this one's, so that a standby need not wait for
+        // it to lapse.
+        if let Some(client) = self.client.as_ref().filter(|c| !c.is_closed()) {
+            let _ = tokio::time::timeout(
+                POLL,
+                client.execute(
+                    "UPDATE weft_leader SET expires_at = '-infinity' WHERE one = 1 AND epoch = $1",
+                    &[&epoch],
+                ),
+            )
+            .await;
+        }
     }
 }

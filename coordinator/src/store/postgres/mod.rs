@@ -130,32 +130,47 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.keepalives_idle(SILENT_TIMEOUT).tcp_user_timeout(SILENT_TIMEOUT);
+        // A transaction left open (a writer paused or cut off) would hold the lease's row
+        // from a takeover: the server ends it after the margin.
+        let idle = format!("-c idle_in_transaction_session_timeout={}", terms.margin().as_millis());
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {idle}"),
+            None => idle,
+        };
+        config.options(&options);
         let target = target_of(&config);
         let tls = at.tls(&target)?;
-        let mut holder = connect(&config, tls.clone(), &target).await?;
-        schema::migrate(&mut holder, &target).await?;
-        let (epoch, clock) = lease::campaign(&mut holder, terms, &target, &standing).await?;
-        let standing_kept = standing.clone();
-        standing.send_replace(Standing::Leading { epoch });
-        let recovered = rows::recover(&holder).await.map_err(|e| read_failed(&target, e))?;
-        let (release, released) = oneshot::channel();
-        {
+        let connect_again = {
             let (config, tls, at) = (config.clone(), tls.clone(), target.clone());
-            let connect = move || {
+            move || {
                 let (config, tls, at) = (config.clone(), tls.clone(), at.clone());
                 async move { connect(&config, tls, &at).await }
-            };
-            let keeper = lease::Keeper {
-                client: Some(holder),
-                connect,
-                terms: terms.clone(),
-                epoch,
-                target: target.clone(),
-                standing: standing.clone(),
-                clock: clock.clone(),
-            };
-            tokio::spawn(keeper.run(released));
-        }
+            }
+        };
+        let mut holder = connect(&config, tls.clone(), &target).await?;
+        schema::migrate(&mut holder, &target).await?;
+        let (epoch, clock, holder) = lease::campaign(holder, &connect_again, terms, &target, &standing).await?;
+        standing.send_replace(Standing::Leading { epoch });
+        let standing_kept = standing.clone();
+        // The lease is kept from now on, recovery included.
+        let (release, released) = oneshot::channel();
+        let keeper = lease::Keeper {
+            client: Some(holder),
+            connect: connect_again.clone(),
+            terms: terms.clone(),
+            epoch,
+            target: target.clone(),
+            standing: standing.clone(),
+            clock: clock.clone(),
+        };
+        tokio::spawn(keeper.run(released));
+        let mut recovering = connect(&config, tls.clone(), &target).await?;
+        let recovered = rows::recover(&mut recovering, epoch).await.map_err(|e| match e {
+            RowError::Fenced => {
+                StoreError::Deposed("another coordinator took the lease while this one recovered".into())
+            }
+            e => read_failed(&target, e),
+        })?;
         let manager = Manager::from_config(
             config.clone(),
             tls.clone(),
@@ -376,13 +391,20 @@ fn may_pass(e: &RowError) -> bool {
         RowError::Connect(_) | RowError::TimedOut(_) => true,
         // A connection lost, resources short, the server shutting down, a conflict, a
         // read-only server (a standby, or a primary demoted by a failover), a lock held.
-        RowError::Database(e) => match e.as_db_error() {
-            None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
-            Some(db) => ["08", "53", "57", "40", "58", "25", "55"]
-                .iter()
-                .any(|class| db.code().code().starts_with(class)),
-        },
+        RowError::Database(e) => error_may_pass(e),
         RowError::Unreadable { .. } | RowError::Fenced => false,
+    }
+}
+
+/// Whether an error of the database or the connection may pass: a connection lost,
+/// resources short, the server shutting down, a conflict, a read-only server (a standby,
+/// or a primary demoted by a failover), a lock held.
+fn error_may_pass(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+        Some(db) => ["08", "53", "57", "40", "58", "25", "55"]
+            .iter()
+            .any(|class| db.code().code().starts_with(class)),
     }
 }
 
@@ -689,37 +711,81 @@ mod tests {
         tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_leader_whose_lease_ran_out_is_replaced_commits_nothing_more_and_steps_down() {
+    /// Sets the lease as another coordinator would have left it.
+    async fn lease_left(at: &PostgresTarget, epoch: i64, holder: &str, expires: &str) {
+        let client = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
+        client
+            .execute(
+                &format!(
+                    "UPDATE weft_leader SET epoch = $1, holder = $2, address = 'http://gone', expires_at = {expires}"
+                ),
+                &[&epoch, &holder],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// A database whose lease table exists, and no coordinator runs on it.
+    async fn target_with_lease_table() -> PostgresTarget {
         let at = target().await;
+        let (store, _, _) = open_as(&at, "first", Duration::from_secs(10)).await.unwrap();
+        tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
+        at
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_ran_out_is_taken_after_the_margin_with_a_newer_epoch() {
+        let at = target_with_lease_table().await;
+        lease_left(&at, 7, "elsewhere pid 1", "now() - interval '1 second'").await;
         let term = Duration::from_secs(2);
-        let (old, _, mut old_standing) = open_as(&at, "old", term).await.unwrap();
+        let started = Instant::now();
+        let (store, _, standing) = open_as(&at, "new", term).await.unwrap();
+        let margin = LeaseTerms {
+            term,
+            holder: String::new(),
+            address: String::new(),
+        }
+        .margin();
+        assert!(started.elapsed() >= margin, "{:?}", started.elapsed());
+        assert_eq!(*standing.borrow(), Standing::Leading { epoch: 8 });
+        tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_a_killed_coordinator_of_this_machine_left_is_taken_at_once() {
+        let at = target_with_lease_table().await;
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let holder =
+            lease::holder_here().replace(&format!("pid {}", std::process::id()), &format!("pid {}", gone.id()));
+        lease_left(&at, 3, &holder, "now() + interval '1 hour'").await;
+        let started = Instant::now();
+        let (store, _, standing) = open_as(&at, "restarted", Duration::from_secs(10)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(*standing.borrow(), Standing::Leading { epoch: 4 });
+        tokio::task::spawn_blocking(move || drop(store)).await.unwrap();
+        // One held by a process that runs (this one) is not.
+        lease_left(&at, 5, &lease::holder_here(), "now() + interval '1 hour'").await;
+        let waiting = tokio::spawn({
+            let at = at.clone();
+            async move { open_as(&at, "other", Duration::from_secs(10)).await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "a live holder's lease was taken");
+        waiting.abort();
+    }
+
+    #[tokio::test]
+    async fn a_leader_whose_lease_another_took_commits_nothing_more_and_steps_down() {
+        let at = target().await;
+        let (old, _, mut old_standing) = open_as(&at, "old", Duration::from_secs(2)).await.unwrap();
         let before = crate::store::contract::job(1, weft_core::status::JobState::Queued);
         old.write_durably(vec![Write::InsertJob(before.clone().into())], Persist::Once)
             .await
             .unwrap();
-        // As if the old leader were paused past its lease: its expiry passes in the
-        // database's clock while its process goes on (its keeper has not noticed yet).
-        let other = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
-        other
-            .execute("UPDATE weft_leader SET expires_at = now() - interval '1 second'", &[])
-            .await
-            .unwrap();
-        let took_over = Instant::now();
-        let (new, recovered, new_standing) = open_as(&at, "new", term).await.unwrap();
-        assert!(
-            took_over.elapsed()
-                >= LeaseTerms {
-                    term,
-                    holder: String::new(),
-                    address: String::new()
-                }
-                .margin(),
-            "a new leader waits the margin after a lease that ran out"
-        );
-        assert_eq!(*new_standing.borrow(), Standing::Leading { epoch: 2 });
-        assert_eq!(recovered.unfinished.len(), 1);
-
+        assert!(old.may_act());
+        // As a new leader would, while the old one was paused or cut off.
+        lease_left(&at, 2, "new", "now() + interval '1 hour'").await;
         let late = crate::store::contract::job(2, weft_core::status::JobState::Queued);
         let refused = old
             .write_durably(vec![Write::InsertJob(late.clone().into())], Persist::UntilWritten)
@@ -730,22 +796,14 @@ mod tests {
             .wait_for(|s| matches!(s, Standing::Deposed { .. }))
             .await
             .unwrap();
+        assert!(!old.may_act(), "a deposed leader acts on no output");
         assert_eq!(
-            new.job(late.id).await.unwrap(),
+            old.job(late.id).await.unwrap(),
             None,
-            "the old leader wrote after the new one took over"
+            "the old leader wrote after another took over"
         );
-        // The new leader goes on writing.
-        let after = crate::store::contract::job(3, weft_core::status::JobState::Queued);
-        new.write_durably(vec![Write::InsertJob(after.clone().into())], Persist::Once)
-            .await
-            .unwrap();
-        tokio::task::spawn_blocking(move || {
-            drop(old);
-            drop(new)
-        })
-        .await
-        .unwrap();
+        assert!(old.job(before.id).await.unwrap().is_some());
+        tokio::task::spawn_blocking(move || drop(old)).await.unwrap();
     }
 
     #[tokio::test]

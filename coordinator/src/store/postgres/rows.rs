@@ -223,10 +223,12 @@ pub(super) async fn apply(
     let fence_values: [&(dyn ToSql + Sync); 1] = [&epoch];
     let fence = tx.execute(&prepared.0[super::lease::FENCE], &fence_values);
     let runs = bound.iter().map(|(statement, values)| tx.execute(*statement, values));
-    let (fenced, _) = futures::future::try_join(fence, futures::future::try_join_all(runs)).await?;
-    if fenced != 1 {
+    // Pipelined with the changes; its answer is looked at first, whatever theirs.
+    let (fenced, applied) = futures::future::join(fence, futures::future::try_join_all(runs)).await;
+    if fenced? != 1 {
         return Err(RowError::Fenced);
     }
+    applied?;
     Ok(())
 }
 
@@ -318,7 +320,13 @@ pub(super) async fn open_uploads(db: &impl GenericClient, job: JobId) -> Result<
 
 /// What the store held when opened: its attempts that were running marked lost, its
 /// unfinished jobs with their committed tasks, and the next ids.
-pub(super) async fn recover(db: &impl GenericClient) -> Result<Recovered, RowError> {
+/// What a new leader of lease `epoch` takes over: the attempts that were running marked
+/// lost (behind the fence), and the unfinished jobs with their committed tasks.
+pub(super) async fn recover(client: &mut tokio_postgres::Client, epoch: i64) -> Result<Recovered, RowError> {
+    let db = client.transaction().await?;
+    if db.execute(super::lease::FENCE, &[&epoch]).await? != 1 {
+        return Err(RowError::Fenced);
+    }
     db.execute(
         "UPDATE attempts SET outcome = $1, reason = 'the coordinator restarted', ended_ms = $2 WHERE outcome IS NULL",
         &[&OutcomeKind::Lost.name(), &now_ms()],
@@ -334,7 +342,7 @@ pub(super) async fn recover(db: &impl GenericClient) -> Result<Recovered, RowErr
     let mut unfinished = Vec::new();
     for row in &rows {
         let job = job_from_row(row)?;
-        let committed = committed_tasks(db, job.id).await?;
+        let committed = committed_tasks(&db, job.id).await?;
         unfinished.push((job, committed));
     }
     let reserved: Option<i64> = db
@@ -343,6 +351,7 @@ pub(super) async fn recover(db: &impl GenericClient) -> Result<Recovered, RowErr
         .map(|r| r.get(0));
     let max_attempt: Option<i64> = db.query_one("SELECT MAX(id) FROM attempts", &[]).await?.get(0);
     let last_seq: Option<i64> = db.query_one("SELECT MAX(seq) FROM jobs", &[]).await?.get(0);
+    db.commit().await?;
     Ok(Recovered {
         unfinished,
         next_attempt: reserved.unwrap_or(0).max(max_attempt.unwrap_or(0)) as u64 + 1,

@@ -26,9 +26,13 @@ pub(super) async fn migrate(client: &mut Client, target: &str) -> Result<(), Sto
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(failed)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS weft_schema (version BIGINT NOT NULL)")
-        .await
-        .map_err(failed)?;
+    tx.batch_execute(
+        "SET LOCAL client_min_messages TO warning; CREATE TABLE IF NOT EXISTS weft_schema (version BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(failed)?;
+    // Who leads: PostgreSQL's own machinery, beside the version, not in the shared schema.
+    tx.batch_execute(super::lease::TABLE).await.map_err(failed)?;
     let found: Option<i64> = tx
         .query_opt("SELECT version FROM weft_schema", &[])
         .await
