@@ -262,3 +262,13 @@ def test_the_wrong_way_into_a_secured_cluster_is_named(secured_cluster, tmp_path
     subprocess.run([secured_cluster.binary, "certs", "--dir", str(other)], check=True, capture_output=True)
     wrong_ca = refusal(secured_cluster.url, tls_ca=other / "ca.pem", token_file=secrets / "admin.token")
     assert "not one the CA given vouches for" in wrong_ca, wrong_ca
+
+
+def test_several_coordinators_reach_the_one_that_leads(cluster):
+    from conftest import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    with Client(f"{down},{cluster.url}") as client:
+        assert [f.result(timeout=30) for f in client.map("echo", [b"a", b"b"])] == [b"a", b"b"]
+    with pytest.raises(WeftError, match="none of the coordinators"):
+        Client(f"{down},http://127.0.0.1:{free_port()}")

@@ -1,6 +1,7 @@
 """How a client reaches the coordinator: its URL, the cluster's CA for ``https://``, and
 the bearer token, from arguments or the environment the ``weft`` command reads
-(``WEFT_COORDINATOR``, ``WEFT_TLS_DIR``, ``WEFT_TOKEN``, ``WEFT_TOKEN_FILE``)."""
+(``WEFT_COORDINATOR``, ``WEFT_TLS_DIR``, ``WEFT_TOKEN``, ``WEFT_TOKEN_FILE``). Several
+comma-separated URLs (a leader and its standbys) reach the one that leads."""
 
 from __future__ import annotations
 
@@ -38,10 +39,18 @@ class Connection:
         token_file: Optional[PathLike] = None,
     ) -> "Connection":
         url = url or os.environ.get("WEFT_COORDINATOR", "http://127.0.0.1:7070")
-        scheme, _, target = url.partition("://")
-        if not target or scheme not in ("http", "https"):
-            raise ValueError(f"bad coordinator URL {url!r}: give http://HOST:PORT or https://HOST:PORT")
-        target = target.rstrip("/")
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+        schemes = set()
+        targets = []
+        for one in urls:
+            scheme, _, target = one.partition("://")
+            if not target or scheme not in ("http", "https"):
+                raise ValueError(f"bad coordinator URL {one!r}: give http://HOST:PORT or https://HOST:PORT")
+            schemes.add(scheme)
+            targets.append(target.rstrip("/"))
+        if len(schemes) != 1:
+            raise ValueError(f"bad coordinator URLs {url!r}: give them all http:// or all https://")
+        scheme, target = schemes.pop(), targets[0]
         ca = None
         if scheme == "https":
             path = tls_ca
@@ -57,7 +66,51 @@ class Connection:
             token = pathlib.Path(token_file).read_text().strip()
         if token is None:
             token = os.environ.get("WEFT_TOKEN")
-        return cls(target=target, tls_ca=ca, token=token)
+        connection = cls(target=target, tls_ca=ca, token=token)
+        if len(targets) > 1:
+            connection.target = connection.leader_among(targets)
+        return connection
+
+    def leader_among(self, targets: List[str]) -> str:
+        """The target that leads: the first that says it leads, or the one a standby names
+        when it is in the list and says so itself."""
+        from ._proto.weft_pb2 import LeaderRequest
+        from ._proto.weft_pb2_grpc import LeaderServiceStub
+        from .errors import WeftError
+
+        scheme = "https" if self.tls_ca is not None else "http"
+
+        def ask(target: str) -> Any:
+            with Connection(target=target, tls_ca=self.tls_ca, token=None).channel() as channel:
+                try:
+                    return LeaderServiceStub(channel).GetLeader(LeaderRequest(), timeout=5)
+                except grpc.RpcError as e:
+                    if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                        return None  # a coordinator too old to say leads alone
+                    raise
+
+        heard = []
+        for target in targets:
+            try:
+                info = ask(target)
+            except grpc.RpcError as e:
+                heard.append(f"{target}: {e.details()}")
+                continue
+            if info is None or info.leading:
+                return target
+            named = info.leader.partition("://")[2].rstrip("/")
+            if named in targets:
+                try:
+                    again = ask(named)
+                except grpc.RpcError:
+                    again = None
+                if again is not None and again.leading:
+                    return named
+            heard.append(f"{target}: stands by for {info.leader or 'no leader known yet'}")
+        raise WeftError(
+            f"none of the coordinators {', '.join(f'{scheme}://{t}' for t in targets)} leads ({'; '.join(heard)})",
+            grpc.StatusCode.UNAVAILABLE,
+        )
 
     def options(self) -> List[Tuple[str, object]]:
         options: List[Tuple[str, object]] = [
