@@ -340,3 +340,39 @@ fn a_leader_paused_past_its_lease_is_left_for_its_successor_and_steps_down_touch
         eprintln!("{}", pair.all_logs());
     }
 }
+
+#[test]
+fn both_coordinators_rolled_one_after_the_other_while_a_job_runs_lose_nothing() {
+    let mut pair = Pair::start(&state_url());
+    let input = pair.path("in");
+    let files = write_corpus(&input, 6, 40, 5);
+    // Six maps of a second each on two slots: the job runs across both restarts.
+    let mapper = format!("sleep 1; {ASCII_WORD_MAPPER}");
+    let flags = JobFlags::new(&input, &pair.path("out"))
+        .streaming(&mapper, SUM_REDUCER)
+        .flag("--reduce-tasks", "2")
+        .flag("--split-size", "1MiB");
+    let job = submitted(&pair.weft(&flags.after(&["submit"])), &pair);
+    let waiting = pair.spawn_weft(&["wait", &job]);
+    for i in [0, 1] {
+        // A clean stop gives the lease up: the other leads at once, without the lease's wait.
+        pair.kill(i, "TERM");
+        let stopped = Instant::now();
+        pair.wait_leading(1 - i, Duration::from_secs(30));
+        assert!(
+            stopped.elapsed() < LEASE + Duration::from_secs(2),
+            "the standby took {:?} after a clean stop",
+            stopped.elapsed()
+        );
+        let exited = pair.coordinators[i].as_mut().unwrap().wait().unwrap();
+        assert!(exited.success(), "a coordinator stopped by SIGTERM exits 0: {exited}");
+        pair.start_coordinator(i);
+        wait_until(Duration::from_secs(30), "the restarted one to stand by", || {
+            pair.health(i, false).1.contains("standing by")
+        });
+    }
+    let (ok, err) = finish(waiting);
+    assert!(ok, "the job ends well across both restarts: {err}\n{}", pair.all_logs());
+    assert_eq!(pair.status(&job)["state"], "succeeded");
+    assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
+}

@@ -285,33 +285,50 @@ pub(crate) fn job_ref(id: &str) -> v1::JobRef {
     v1::JobRef { job_id: id.to_string() }
 }
 
+/// How long a client given several coordinators waits for one to lead while one of them
+/// stands by (a takeover under way).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(30);
+
 /// The coordinator that leads among the comma-separated `urls`: the first that says it
-/// leads, or the one a standby names when it is in the list.
+/// leads, or the one a standby names when it is in the list and says so itself. While
+/// none leads but one stands by (a takeover under way), asked again for up to
+/// [`TAKEOVER_WAIT`]; when none answers at all, refused at once.
 async fn leader_among(urls: &str, tls: Option<&TlsMaterial>, timeout: Duration) -> Result<String, ClientError> {
     let candidates: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-    let mut heard = Vec::new();
-    for candidate in &candidates {
-        match crate::health::leadership(candidate, tls, timeout).await {
-            Ok(None) => return Ok(candidate.to_string()),
-            Ok(Some(l)) if l.leading => return Ok(candidate.to_string()),
-            // The leader a standby names, once it says so itself.
-            Ok(Some(l)) if candidates.contains(&l.leader.as_str()) => {
-                if let Ok(Some(named)) = crate::health::leadership(&l.leader, tls, timeout).await {
-                    if named.leading {
-                        return Ok(l.leader);
+    let deadline = std::time::Instant::now() + TAKEOVER_WAIT;
+    loop {
+        let mut heard = Vec::new();
+        let mut standing_by = false;
+        for candidate in &candidates {
+            match crate::health::leadership(candidate, tls, timeout).await {
+                Ok(None) => return Ok(candidate.to_string()),
+                Ok(Some(l)) if l.leading => return Ok(candidate.to_string()),
+                Ok(Some(l)) => {
+                    standing_by = true;
+                    // The leader a standby names, once it says so itself.
+                    if candidates.contains(&l.leader.as_str()) {
+                        if let Ok(Some(named)) = crate::health::leadership(&l.leader, tls, timeout).await {
+                            if named.leading {
+                                return Ok(l.leader);
+                            }
+                        }
+                    }
+                    match l.leader.as_str() {
+                        "" => heard.push(format!("{candidate}: stands by, no leader known yet")),
+                        leader => heard.push(format!("{candidate}: stands by for {leader}, which does not lead")),
                     }
                 }
-                heard.push(format!("{candidate}: stands by for {}, which does not lead", l.leader));
+                Err(e) => heard.push(format!("{candidate}: {e}")),
             }
-            Ok(Some(l)) if l.leader.is_empty() => heard.push(format!("{candidate}: stands by, no leader known yet")),
-            Ok(Some(l)) => heard.push(format!("{candidate}: stands by for {}", l.leader)),
-            Err(e) => heard.push(format!("{candidate}: {e}")),
         }
+        if !standing_by || std::time::Instant::now() >= deadline {
+            return Err(ClientError::Connect {
+                url: urls.to_string(),
+                reason: format!("none of them leads ({})", heard.join("; ")),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(ClientError::Connect {
-        url: urls.to_string(),
-        reason: format!("none of them leads ({})", heard.join("; ")),
-    })
 }
 
 impl Client {
