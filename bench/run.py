@@ -872,8 +872,8 @@ def state_runs(stores, rounds, jobs, job, tiny, out, burst, counted):
 
 def takeover(kills, lease, grace):
     """How long a standby takes to lead after the leader dies: two coordinators on one
-    PostgreSQL state (a server on loopback, started here), `--leader-lease LEASE`, and a
-    worker given both. Each of `kills` rounds submits a job whose maps run until cancelled,
+    PostgreSQL state (a server on loopback, started here), each with a host name of its own
+    (as on two machines), `--leader-lease LEASE`, and a worker given both. Each of `kills` rounds submits a job whose maps run until cancelled,
     kills the leader (SIGKILL) once they run, and reads from the other's log when it led and
     when it dispatched its first attempt (the recovered job's maps, after
     `--recovery-grace GRACE`); then the job is cancelled and the killed one started again to
@@ -891,8 +891,11 @@ def takeover(kills, lease, grace):
     def start(i):
         started[0] += 1
         logs[i] = base / f"coordinator-{i}-{started[0]}.log"
+        # Each coordinator with a host name of its own (a UTS namespace), as on two machines:
+        # a standby then cannot tell the leader's process is gone, and waits out its lease.
+        own_host = ["unshare", "--user", "--map-root-user", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', f"weft-bench-host-{i}"]
         procs[i] = subprocess.Popen(
-            [RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{ports[i]}", "--state-dir", base / f"state-{i}", "--state", state,
+            [*own_host, RELEASE / "weft", "coordinator", "--listen", f"127.0.0.1:{ports[i]}", "--state-dir", base / f"state-{i}", "--state", state,
              "--leader-lease", str(lease), "--recovery-grace", str(grace)],
             env=dict(os.environ, WEFT_LOG="info,weft_coordinator::driver=debug"), stderr=open(logs[i], "w"))
 
