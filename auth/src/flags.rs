@@ -11,7 +11,8 @@ use crate::tls::{PeerRole, TlsError, TlsFiles};
 #[derive(Debug, clap::Args)]
 pub struct CoordinatorUrl {
     /// The coordinator's URL: http://HOST:PORT, or https://HOST:PORT to speak TLS; several,
-    /// comma-separated, for a leader and its standbys (the one that leads is used).
+    /// comma-separated, for a leader and its standbys (the one that leads is used; weft
+    /// health checks each).
     #[arg(
         long = "coordinator",
         env = "WEFT_COORDINATOR",

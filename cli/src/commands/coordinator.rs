@@ -66,12 +66,15 @@ pub struct Args {
     /// without any, every path this coordinator's user can reach is open to submitters.
     #[arg(long, value_name = "DIR")]
     data_root: Vec<PathBuf>,
-    /// With --state on PostgreSQL: how long the leader's lease lasts without renewal, so
-    /// how soon a standby takes over from a leader that died (at least 2).
+    /// With --state on PostgreSQL: how long the leader's lease lasts without renewal. A
+    /// standby takes over from a leader that died after it and a margin (a fifth, at least
+    /// 0.5 s); a leader that cannot renew it for that long less the margin (a PostgreSQL
+    /// outage) steps down and exits. A clean stop gives it up at once (at least 2).
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = leader_lease)]
     leader_lease: Duration,
-    /// The URL clients and workers reach this coordinator at, which standbys tell them
-    /// (default: http(s)://the --listen address, this host's name for 0.0.0.0).
+    /// The URL standbys name as the leader while this coordinator leads (GetLeader, weft
+    /// health, their refusals) (default: http(s)://the --listen address, this host's name
+    /// for 0.0.0.0).
     #[arg(long, value_name = "URL")]
     advertise: Option<String>,
     /// A worker silent this long loses its tasks.

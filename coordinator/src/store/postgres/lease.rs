@@ -5,9 +5,9 @@
 //! epoch is still its own (`FENCE`, under a share lock that a takeover waits for), so a
 //! leader that was paused or cut off, and whose lease another took, commits nothing.
 //!
-//! A coordinator started again at the address of one that was killed takes its lease at
-//! once: it could bind that address, so the other no longer runs (a paused one would still
-//! hold it).
+//! A coordinator on the machine of a leader whose process is gone (the lease names the host,
+//! its boot, its PID namespace and the process) takes its lease at once: the other was
+//! killed, and nothing of it can act. A paused one still has its process.
 //!
 //! A leader also keeps a local deadline, from the moment it sent its last renewal that
 //! succeeded, shorter than the term by a margin for clock drift: past it (renewals failing,
@@ -122,12 +122,14 @@ pub(super) const FENCE: &str = "SELECT 1 FROM weft_leader WHERE one = 1 AND epoc
 /// How often a standby looks at the lease.
 const POLL: Duration = Duration::from_millis(250);
 
-/// This machine (its name and boot), as a lease's holder names it: a holder of this
-/// machine whose process is gone left its lease behind.
+/// This machine (its name, its boot and this process's PID namespace, so that a process
+/// of another container is never taken for gone), as a lease's holder names it: a holder
+/// of this machine whose process is gone left its lease behind.
 fn this_machine() -> String {
     let host = hostname::get().map_or_else(|_| "unknown".into(), |h| h.to_string_lossy().into_owned());
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    format!("{host} boot {}", boot.trim())
+    let pids = std::fs::read_link("/proc/self/ns/pid").map_or_else(|_| "unknown".into(), |p| p.display().to_string());
+    format!("{host} boot {} {pids}", boot.trim())
 }
 
 /// Who holds a lease: this machine and this process.

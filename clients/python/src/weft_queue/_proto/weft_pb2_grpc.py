@@ -511,8 +511,7 @@ class JobService(object):
 
 
 class LeaderServiceStub(object):
-    """What workers call on the coordinator.
-    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    """Which coordinator leads. Every coordinator answers it, the leader and its standbys
     alike, to any caller (it names only an address), so that a client or a probe given
     several coordinators finds the leader.
     """
@@ -531,8 +530,7 @@ class LeaderServiceStub(object):
 
 
 class LeaderServiceServicer(object):
-    """What workers call on the coordinator.
-    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    """Which coordinator leads. Every coordinator answers it, the leader and its standbys
     alike, to any caller (it names only an address), so that a client or a probe given
     several coordinators finds the leader.
     """
@@ -560,8 +558,7 @@ def add_LeaderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LeaderService(object):
-    """What workers call on the coordinator.
-    Which coordinator leads. Every coordinator answers it, the leader and its standbys
+    """Which coordinator leads. Every coordinator answers it, the leader and its standbys
     alike, to any caller (it names only an address), so that a client or a probe given
     several coordinators finds the leader.
     """
@@ -595,7 +592,8 @@ class LeaderService(object):
 
 
 class WorkerServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """What workers call on the coordinator.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -616,7 +614,8 @@ class WorkerServiceStub(object):
 
 
 class WorkerServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """What workers call on the coordinator.
+    """
 
     def Session(self, request_iterator, context):
         """One session per connected worker; its end means the worker is gone.
@@ -654,7 +653,8 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkerService(object):
-    """Missing associated documentation comment in .proto file."""
+    """What workers call on the coordinator.
+    """
 
     @staticmethod
     def Session(request_iterator,
