@@ -272,3 +272,58 @@ def test_several_coordinators_reach_the_one_that_leads(cluster):
         assert [f.result(timeout=30) for f in client.map("echo", [b"a", b"b"])] == [b"a", b"b"]
     with pytest.raises(WeftError, match="none of the coordinators"):
         Client(f"{down},http://127.0.0.1:{free_port()}")
+
+
+def test_a_job_waited_for_follows_the_leader_to_its_successor(tmp_path: pathlib.Path):
+    """Given two coordinators, a waiter follows the job from the one that dies to the one
+    that then leads (here a second coordinator started on the same SQLite state, as a
+    restart elsewhere would be)."""
+    import time
+
+    from conftest import free_port, weft_binary
+
+    binary = weft_binary()
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    processes = []
+
+    def spawn(name, *args):
+        log = open(tmp_path / f"{name}.log", "wb")
+        process = subprocess.Popen([binary, *args], stdout=log, stderr=log)
+        processes.append(process)
+        return process
+
+    def coordinator(i):
+        return spawn(f"coordinator-{i}", "coordinator", "--listen", f"127.0.0.1:{ports[i]}",
+                     "--state-dir", str(tmp_path / "state"), "--recovery-grace", "1")
+
+    try:
+        first = coordinator(0)
+        spawn("worker", "worker", "--coordinator", ",".join(urls), "--slots", "2", "--work-dir", str(tmp_path / "work"))
+        source = tmp_path / "in.txt"
+        source.write_text("b a b\nc b\n")
+        deadline = time.monotonic() + 30
+        while subprocess.run([binary, "health", "--coordinator", urls[0]], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "the coordinator did not start"
+            time.sleep(0.1)
+        with Client(",".join(urls)) as client:
+            while not client.workers():
+                assert time.monotonic() < deadline, "the worker did not join"
+                time.sleep(0.1)
+            job = client.submit([str(source)], str(tmp_path / "out"), mapper="sleep 2; cat", reducer="cat", reduce_tasks=1)
+            seen = []
+            for status in job.watch():
+                seen.append(status.state)
+                if status.state == "running" and first.poll() is None:
+                    first.kill()
+                    first.wait()
+                    coordinator(1)
+            assert first.poll() is not None, f"the job never ran on the first coordinator: {seen}"
+            assert seen[-1] == "succeeded", seen
+            assert job.wait().state == "succeeded"
+        assert "recovering job" in (tmp_path / "coordinator-1.log").read_text()
+        assert (tmp_path / "out" / "part-00000").read_text().split("\n")[:3] == ["b a b", "c b", ""]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence
 
 import grpc
 
 from ._proto import weft_pb2 as pb
-from .connection import Connected
+from .connection import FOLLOW_FOR, Connected
 from .errors import JobFailed, ResultLost, WeftError
 from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
@@ -187,13 +188,36 @@ class Job:
         return self._client.cancel(self.id)
 
     def watch(self) -> Iterator[JobStatus]:
-        """The job's status now, then on every change, until it ends."""
+        """The job's status now, then on every change, until it ends. A client given several
+        coordinators follows the leader to its successor (for up to a minute without one);
+        the status is then given again from the new leader."""
         client = self._client
-        try:
-            for status in client._stub.WatchJob(pb.JobRef(job_id=self.id), metadata=client._metadata):
-                yield JobStatus.from_wire(status)
-        except grpc.RpcError as error:
-            raise WeftError.from_rpc(error) from None
+        following = bool(client._connection.targets)
+        lost_since: Optional[float] = None
+        while True:
+            finished = False
+            try:
+                for status in client._stub.WatchJob(pb.JobRef(job_id=self.id), metadata=client._metadata):
+                    lost_since = None
+                    seen = JobStatus.from_wire(status)
+                    finished = seen.finished
+                    yield seen
+                if finished or not following:
+                    return
+                failure: Optional[grpc.RpcError] = None
+            except grpc.RpcError as error:
+                passing = error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED)
+                if not passing or not following:
+                    raise WeftError.from_rpc(error) from None
+                failure = error
+            # The coordinator went away (a takeover): the one that leads now is watched.
+            lost_since = lost_since if lost_since is not None else time.monotonic()
+            if time.monotonic() - lost_since > FOLLOW_FOR:
+                if failure is not None:
+                    raise WeftError.from_rpc(failure) from None
+                return
+            time.sleep(0.25)
+            client._follow_leader()
 
     def wait(self) -> JobStatus:
         """Waits until the job ends; raises :class:`JobFailed` unless it succeeded."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
 
@@ -17,6 +18,10 @@ __all__ = ["Connection"]
 #: The name in the coordinator's certificate, checked instead of the address dialled.
 COORDINATOR_NAME = "coordinator.weft"
 MAX_MESSAGE_BYTES = 16 << 20
+#: How long a client given several coordinators waits for one to lead during a takeover.
+TAKEOVER_WAIT = 30.0
+#: How long a job's waiter looks for a leader after losing the one it watched.
+FOLLOW_FOR = 60.0
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -28,6 +33,8 @@ class Connection:
     target: str
     tls_ca: Optional[bytes]
     token: Optional[str]
+    #: Every coordinator given, when several were (a leader and its standbys).
+    targets: Optional[List[str]] = None
 
     @classmethod
     def resolve(
@@ -68,17 +75,33 @@ class Connection:
             token = os.environ.get("WEFT_TOKEN")
         connection = cls(target=target, tls_ca=ca, token=token)
         if len(targets) > 1:
+            connection.targets = targets
             connection.target = connection.leader_among(targets)
         return connection
 
     def leader_among(self, targets: List[str]) -> str:
         """The target that leads: the first that says it leads, or the one a standby names
-        when it is in the list and says so itself."""
+        when it is in the list and says so itself. While none leads but one stands by (a
+        takeover under way), asked again for up to 30 s; when none answers, refused at once."""
+        deadline = time.monotonic() + TAKEOVER_WAIT
+        while True:
+            found, standing_by, heard = self._look_for_leader(targets)
+            if found is not None:
+                return found
+            if not standing_by or time.monotonic() >= deadline:
+                from .errors import WeftError
+
+                scheme = "https" if self.tls_ca is not None else "http"
+                raise WeftError(
+                    f"none of the coordinators {', '.join(f'{scheme}://{t}' for t in targets)} leads ({'; '.join(heard)})",
+                    grpc.StatusCode.UNAVAILABLE,
+                )
+            time.sleep(0.25)
+
+    def _look_for_leader(self, targets: List[str]) -> Tuple[Optional[str], bool, List[str]]:
+        """One round: the leader if one says so, whether one stood by, and what each said."""
         from ._proto.weft_pb2 import LeaderRequest
         from ._proto.weft_pb2_grpc import LeaderServiceStub
-        from .errors import WeftError
-
-        scheme = "https" if self.tls_ca is not None else "http"
 
         def ask(target: str) -> Any:
             with Connection(target=target, tls_ca=self.tls_ca, token=None).channel() as channel:
@@ -90,6 +113,7 @@ class Connection:
                     raise
 
         heard = []
+        standing_by = False
         for target in targets:
             try:
                 info = ask(target)
@@ -97,7 +121,8 @@ class Connection:
                 heard.append(f"{target}: {e.details()}")
                 continue
             if info is None or info.leading:
-                return target
+                return target, True, heard
+            standing_by = True
             named = info.leader.partition("://")[2].rstrip("/")
             if named in targets:
                 try:
@@ -105,12 +130,9 @@ class Connection:
                 except grpc.RpcError:
                     again = None
                 if again is not None and again.leading:
-                    return named
+                    return named, True, heard
             heard.append(f"{target}: stands by for {info.leader or 'no leader known yet'}")
-        raise WeftError(
-            f"none of the coordinators {', '.join(f'{scheme}://{t}' for t in targets)} leads ({'; '.join(heard)})",
-            grpc.StatusCode.UNAVAILABLE,
-        )
+        return None, standing_by, heard
 
     def options(self) -> List[Tuple[str, object]]:
         options: List[Tuple[str, object]] = [
@@ -161,3 +183,25 @@ class Connected:
         self._channel: Any = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
         self._stub = JobServiceStub(self._channel)
         self._metadata = self._connection.metadata()
+
+    def _follow_leader(self) -> bool:
+        """After losing the coordinator, with several given: connects to the one that leads
+        now; whether there was one. Calls under way on the old channel fail."""
+        from ._proto.weft_pb2_grpc import JobServiceStub
+        from .errors import WeftError
+
+        targets = self._connection.targets
+        if not targets:
+            return False
+        try:
+            leader = self._connection.leader_among(targets)
+        except WeftError:
+            return False
+        if leader != self._connection.target:
+            self._connection.target = leader
+            old = self._channel
+            self._channel = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
+            self._stub = JobServiceStub(self._channel)
+            if not self.asynchronous:
+                old.close()
+        return True
