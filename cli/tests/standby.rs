@@ -252,9 +252,6 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
     });
     let after = pair.weft(&["status", &job]);
     assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
-    if std::env::var_os("WEFT_TEST_SHOW_LOGS").is_some() {
-        eprintln!("{}", pair.all_logs());
-    }
 }
 
 #[test]
@@ -336,9 +333,6 @@ fn a_leader_paused_past_its_lease_is_left_for_its_successor_and_steps_down_touch
         "{names:?}\n{logs}"
     );
     eprintln!("the worker joined the new leader {joined:?} after the old one was paused");
-    if std::env::var_os("WEFT_TEST_SHOW_LOGS").is_some() {
-        eprintln!("{}", pair.all_logs());
-    }
 }
 
 #[test]

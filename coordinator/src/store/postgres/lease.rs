@@ -330,12 +330,7 @@ where
             tokio::select! {
                 () = tokio::time::sleep(next) => {}
                 asked = &mut release => {
-                    if let Some(client) = &self.client {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), client.execute(
-                            "UPDATE weft_leader SET expires_at = '-infinity' WHERE one = 1 AND epoch = $1",
-                            &[&epoch],
-                        )).await;
-                    }
+                    self.give_up(Duration::from_secs(2)).await;
                     if let Ok(done) = asked {
                         let _ = done.send(());
                     }
@@ -350,15 +345,15 @@ where
         self.standing.send_replace(Standing::Deposed { reason });
         // Given up at once, if it is still this one's, so that a standby need not wait for
         // it to lapse.
+        self.give_up(POLL).await;
+    }
+
+    /// Gives the lease up, if it is still this one's, waiting at most `wait` for the
+    /// database: a standby then leads at once.
+    async fn give_up(&self, wait: Duration) {
         if let Some(client) = self.client.as_ref().filter(|c| !c.is_closed()) {
-            let _ = tokio::time::timeout(
-                POLL,
-                client.execute(
-                    "UPDATE weft_leader SET expires_at = '-infinity' WHERE one = 1 AND epoch = $1",
-                    &[&epoch],
-                ),
-            )
-            .await;
+            const RELEASE: &str = "UPDATE weft_leader SET expires_at = '-infinity' WHERE one = 1 AND epoch = $1";
+            let _ = tokio::time::timeout(wait, client.execute(RELEASE, &[&self.epoch])).await;
         }
     }
 }
