@@ -875,8 +875,9 @@ def takeover(kills, lease, grace):
     PostgreSQL state (a server on loopback, started here), each with a host name of its own
     (as on two machines), `--leader-lease LEASE`, and a worker given both. Each of `kills` rounds submits a job whose maps run until cancelled,
     kills the leader (SIGKILL) once they run, and reads from the other's log when it led and
-    when it dispatched its first attempt (the recovered job's maps, after
-    `--recovery-grace GRACE`); then the job is cancelled and the killed one started again to
+    when it dispatched its first attempt (the recovered job's maps: the running ones are
+    adopted from the worker that carried them over, logged as dispatched when claimed, or
+    dispatched again after `--recovery-grace GRACE`); then the job is cancelled and the killed one started again to
     stand by for the next round, in which it is the other that is killed. The median and
     the worst of each, against the target of lease + 5 s."""
     server = PostgresServer()

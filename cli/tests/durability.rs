@@ -113,10 +113,22 @@ fn a_coordinator_killed_in_the_reduce_phase_comes_back_without_running_maps_agai
         "{}",
         cluster.current_coordinator_log()
     );
+    // The reduces running at the crash went on on their worker, which carried them over to
+    // the restarted coordinator: adopted, not run again.
     let reduces = attempts_of(&after, "reduce");
+    let running = before["running_attempts"].as_u64().unwrap() as usize;
+    assert_eq!(reduces.len(), 3, "one attempt per reduce, none run again: {reduces:?}");
     assert!(
-        reduces.iter().any(|(_, _, outcome)| outcome == "lost"),
-        "the reduce attempts running at the crash are in the history as lost: {reduces:?}"
+        reduces
+            .iter()
+            .all(|(_, number, outcome)| *number == 1 && outcome == "succeeded"),
+        "{reduces:?}"
+    );
+    let log = cluster.current_coordinator_log();
+    let adopted = log.matches("carried-over attempt adopted").count();
+    assert!(
+        adopted >= running.max(1),
+        "{running} ran at the crash, {adopted} adopted\n{log}"
     );
     // The restarted coordinator numbers a task's attempts on from where they were: no
     // number (WEFT_ATTEMPT) names two attempts of one task.

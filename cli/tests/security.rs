@@ -243,6 +243,7 @@ async fn worker_session(
         held: vec![],
         reports_progress: false,
         handlers: vec![],
+        carried: vec![],
     });
     out.send(v1::WorkerMessage { kind: Some(register) }).await.unwrap();
     let mut client = v1::worker_service_client::WorkerServiceClient::new(channel);

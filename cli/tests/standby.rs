@@ -188,9 +188,14 @@ fn submitted(output: &Output, pair: &Pair) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// A job whose maps wait for `gate` before they count words.
+/// A job whose maps note each start in `starts`, then wait for `gate` before they count
+/// words.
 fn gated_job(pair: &Pair, input: &std::path::Path, out: &str, gate: &std::path::Path) -> Output {
-    let mapper = format!("while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}", s(gate));
+    let mapper = format!(
+        "echo started >> {}; while [ ! -e {} ]; do sleep 0.05; done; {ASCII_WORD_MAPPER}",
+        s(&pair.path("starts")),
+        s(gate)
+    );
     let flags = JobFlags::new(input, &pair.path(out))
         .streaming(&mapper, SUM_REDUCER)
         .flag("--reduce-tasks", "2");
@@ -238,11 +243,25 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
         "the standby took {took:?} to lead after the leader died (lease {LEASE:?})"
     );
     eprintln!("the standby led {took:?} after the leader was killed");
+    // The worker carried the maps it ran over to the new leader, which adopted them.
+    wait_until(
+        Duration::from_secs(20),
+        "the new leader to adopt the running maps",
+        || pair.all_logs().contains("carried-over attempt adopted"),
+    );
     fs::write(&gate, "").unwrap();
     pair.wait_succeeded(&job);
     let (ok, err) = finish(waiting);
     assert!(ok, "`weft wait` from before the takeover sees the job succeed: {err}");
     assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
+    let maps = pair.status(&job)["maps"]["total"].as_u64().unwrap();
+    let starts = fs::read_to_string(pair.path("starts")).unwrap().lines().count() as u64;
+    assert_eq!(
+        starts,
+        maps,
+        "no map ran twice: those running at the kill were adopted\n{}",
+        pair.all_logs()
+    );
     // The killed one, started again, stands by for the new leader.
     pair.start_coordinator(0);
     wait_until(Duration::from_secs(30), "the old leader to stand by", || {
@@ -340,8 +359,12 @@ fn both_coordinators_rolled_one_after_the_other_while_a_job_runs_lose_nothing() 
     let mut pair = Pair::start(&state_url());
     let input = pair.path("in");
     let files = write_corpus(&input, 6, 40, 5);
-    // Six maps of a second each on two slots: the job runs across both restarts.
-    let mapper = format!("sleep 1; {ASCII_WORD_MAPPER}");
+    // Six maps of a second each on two slots: the job runs across both restarts. Each notes
+    // its start: none runs twice, as the worker carries what runs over to the next leader.
+    let mapper = format!(
+        "echo started >> {}; sleep 1; {ASCII_WORD_MAPPER}",
+        s(&pair.path("starts"))
+    );
     let flags = JobFlags::new(&input, &pair.path("out"))
         .streaming(&mapper, SUM_REDUCER)
         .flag("--reduce-tasks", "2")
@@ -367,6 +390,14 @@ fn both_coordinators_rolled_one_after_the_other_while_a_job_runs_lose_nothing() 
     }
     let (ok, err) = finish(waiting);
     assert!(ok, "the job ends well across both restarts: {err}\n{}", pair.all_logs());
-    assert_eq!(pair.status(&job)["state"], "succeeded");
+    let status = pair.status(&job);
+    assert_eq!(status["state"], "succeeded");
     assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
+    let starts = fs::read_to_string(pair.path("starts")).unwrap().lines().count() as u64;
+    assert_eq!(
+        starts,
+        status["maps"]["total"].as_u64().unwrap(),
+        "no map ran twice\n{}",
+        pair.all_logs()
+    );
 }

@@ -107,19 +107,25 @@ impl Client {
     /// the one that leads is used.
     pub async fn connect_with(url: &str, credentials: &Credentials) -> Result<Self, ClientError> {
         let several = url.contains(',');
-        let leader = match several {
-            true => leader_among(url, credentials.tls.as_ref(), Duration::from_secs(5)).await?,
-            false => url.to_string(),
-        };
         let coordinators = several.then(|| Arc::new((url.to_string(), credentials.clone())));
+        let deadline = std::time::Instant::now() + TAKEOVER_WAIT;
+        let (leader, channel) = loop {
+            let leader = match several {
+                true => leader_among(url, credentials.tls.as_ref(), Duration::from_secs(5)).await?,
+                false => url.to_string(),
+            };
+            let timeout = Duration::from_secs(5);
+            match connect_channel(&leader, credentials.tls.as_ref(), PeerRole::Coordinator, timeout).await {
+                Ok(channel) => break (leader, channel),
+                // The leader just found stops (a rolling restart): look for the next one.
+                Err(e) if several && std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "the leader went as it was reached: looking again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let url = leader.as_str();
-        let channel = connect_channel(
-            url,
-            credentials.tls.as_ref(),
-            PeerRole::Coordinator,
-            Duration::from_secs(5),
-        )
-        .await?;
         let bearer = match &credentials.token {
             Some(token) => Some(
                 format!("Bearer {}", token.secret())

@@ -156,11 +156,13 @@ pub async fn serve_on(
         ClusterConfig {
             lease_timeout: config.lease_timeout,
             progress_timeout: config.progress_timeout,
+            recovery_grace: config.recovery_grace,
             metrics: metrics.clone(),
         },
         recovered.next_attempt,
         Box::new(move |up_to| reserving.write(vec![Write::ReserveAttempts(up_to)])),
     );
+    cluster.stops_with(shutdown.clone());
     let engine = Engine {
         cluster: cluster.clone(),
         config: config.clone(),
@@ -168,9 +170,14 @@ pub async fn serve_on(
         roots,
     };
     let jobs = Jobs::new(engine, recovered.next_seq, shutdown.clone());
-    jobs.recover(recovered.unfinished).await?;
+    jobs.recover(recovered.unfinished, recovered.interrupted).await?;
     let background = TaskTracker::new();
-    background.spawn(reap_leases(cluster.clone(), config.lease_timeout, shutdown.clone()));
+    background.spawn(reap_leases(
+        cluster.clone(),
+        store.clone(),
+        config.lease_timeout,
+        shutdown.clone(),
+    ));
     background.spawn(jobs.clone().run_queue());
     background.spawn(reload_on_sighup(gate.clone(), shutdown.clone()));
 
@@ -352,15 +359,26 @@ async fn report_store_health(
     }
 }
 
-/// Removes workers whose lease ran out, and stops attempts past their timeouts, checking
-/// four times a lease.
-async fn reap_leases(cluster: Arc<Cluster>, lease: std::time::Duration, shutdown: CancellationToken) {
+/// Removes workers whose lease ran out, stops attempts past their timeouts, and cancels the
+/// carried-over attempts no job claimed, checking four times a lease; not while the
+/// coordinator may not act (a leader woken past its lease, which steps down: everyone looks
+/// silent to it, and none of it is its to decide).
+async fn reap_leases(
+    cluster: Arc<Cluster>,
+    store: Arc<dyn StateStore>,
+    lease: std::time::Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval((lease / 4).max(std::time::Duration::from_millis(20)));
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if !store.may_act() {
+                    continue;
+                }
                 cluster.expire_leases();
                 cluster.expire_attempts();
+                cluster.expire_carried();
             }
             () = shutdown.cancelled() => return,
         }

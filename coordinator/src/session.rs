@@ -78,6 +78,7 @@ impl WorkerService for WorkerApi {
         if !stale.is_empty() {
             self.cluster.forget_on(worker, stale);
         }
+        self.cluster.cancel_carried_from_here(worker);
         let cluster = self.cluster.clone();
         let shutdown = self.shutdown.clone();
         self.readers.spawn(async move {

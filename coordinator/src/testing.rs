@@ -41,6 +41,7 @@ impl Scheduler {
         let cluster = Cluster::in_memory(ClusterConfig {
             lease_timeout: config.lease_timeout,
             progress_timeout: config.progress_timeout,
+            recovery_grace: config.recovery_grace,
             metrics: Default::default(),
         });
         let shutdown = CancellationToken::new();

@@ -19,6 +19,17 @@ pub struct HeldOutput {
     pub attempt: AttemptId,
 }
 
+/// A map or reduce attempt a worker kept running while it had no coordinator (or that ended
+/// then, its report not yet sent), announced when it registers so that the coordinator
+/// that took over can adopt it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CarriedAttempt {
+    /// Its job.
+    pub job: JobId,
+    /// The attempt.
+    pub attempt: AttemptId,
+}
+
 /// The first message of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -34,6 +45,8 @@ pub struct Registration {
     pub reports_progress: bool,
     /// The queue handlers it serves, and what kind each is.
     pub handlers: Vec<(HandlerName, HandlerKind)>,
+    /// Attempts it kept from an earlier session; their reports follow the welcome.
+    pub carried: Vec<CarriedAttempt>,
 }
 
 impl Registration {
@@ -47,6 +60,7 @@ impl Registration {
             held: Vec::new(),
             reports_progress: true,
             handlers: crate::work::builtin::all(),
+            carried: Vec::new(),
         }
     }
 }

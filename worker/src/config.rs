@@ -36,6 +36,10 @@ pub struct WorkerConfig {
     pub merge_buffer: usize,
     /// How long a shutting-down worker lets attempts finish before handing them back.
     pub drain_timeout: Duration,
+    /// How long map and reduce attempts keep running while the worker has no coordinator
+    /// (it restarts, or a standby takes over): the next one adopts them. Zero: they are
+    /// cancelled when the session ends.
+    pub carry_grace: Duration,
     /// The cluster's CA and this worker's certificate; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Serve map output on a network address without TLS anyway.
@@ -70,6 +74,7 @@ impl WorkerConfig {
             sort_buffer: 64 << 20,
             merge_buffer: 128 << 20,
             drain_timeout: Duration::from_secs(20),
+            carry_grace: Duration::from_secs(60),
             tls: None,
             insecure: false,
             allow_root: false,

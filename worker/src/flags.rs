@@ -49,6 +49,11 @@ pub struct WorkerFlags {
     /// Keep attempts' logs (for `weft logs` and the dashboard) this long.
     #[arg(long, default_value = "86400", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
     keep_logs: std::time::Duration,
+    /// How long map and reduce attempts keep running while the worker has no coordinator (a
+    /// restart, or a standby taking over): the coordinator that comes next adopts them
+    /// instead of running their tasks again. 0: cancel them when the session ends.
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
+    carry_grace: std::time::Duration,
     /// Map sort buffer, like 64MiB (a bare number is MiB; --sort-buffer-mb is the old name).
     #[arg(long, alias = "sort-buffer-mb", default_value = "64MiB", value_name = "SIZE", value_parser = weft_auth::flags::mebibytes)]
     sort_buffer: u64,
@@ -86,6 +91,7 @@ impl WorkerFlags {
         config.advertise = self.advertise.clone();
         config.http = self.http;
         config.keep_logs = self.keep_logs;
+        config.carry_grace = self.carry_grace;
         config.sort_buffer = self.sort_buffer as usize;
         config.merge_buffer = self.merge_buffer as usize;
         config.command_handlers = self.handlers.clone();

@@ -36,6 +36,7 @@ pub mod process;
 pub mod programs;
 pub mod reduce;
 pub mod runner;
+pub mod running;
 pub mod sandbox;
 pub mod server;
 pub mod session;

@@ -28,6 +28,7 @@ use crate::logs::LogDir;
 use crate::metrics::WorkerMetrics;
 use crate::programs::Programs;
 use crate::runner::WorkerContext;
+use crate::running::RunningAttempts;
 use crate::sandbox::Sandboxes;
 use crate::session::{run_session, Identity, SessionEnd};
 use crate::shuffle::{LogApi, ShuffleApi};
@@ -304,7 +305,10 @@ pub async fn run_with(
     let mut next = 0;
     // The newest lease epoch a coordinator led with: one that says less is stale.
     let mut newest_epoch = 0;
+    // Kept across sessions: what runs when a coordinator goes is carried to the next.
+    let mut held = RunningAttempts::new(me.slots);
     while !shutdown.is_cancelled() {
+        held.give_up_after(config.carry_grace);
         let (url, endpoint) = &coordinators[next];
         next = (next + 1) % coordinators.len();
         match endpoint.connect().await {
@@ -320,7 +324,7 @@ pub async fn run_with(
                         .max_decoding_message_size(MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(MAX_MESSAGE_BYTES);
                     let superseded = leaders::superseded(others, epoch);
-                    let session = run_session(client, &me, &ctx, &shutdown, &health, superseded).await;
+                    let session = run_session(client, &me, &ctx, &mut held, &shutdown, &health, superseded).await;
                     health
                         .set_service_status(SESSION_HEALTH, tonic_health::ServingStatus::NotServing)
                         .await;
@@ -360,6 +364,8 @@ pub async fn run_with(
         }
         backoff = (backoff * 2).min(longest);
     }
+    // Carried attempts no coordinator took: stopped before the worker goes.
+    held.stop().await;
     shuffle_stop.cancel();
     let _ = shuffle.await;
     tracing::info!("worker stopped");

@@ -1,9 +1,10 @@
-//! One session with the coordinator: register, grant a credit per free slot, run what is
-//! assigned, report results in batches, heartbeat; on shutdown, drain (finish or hand back
-//! what runs). The session ends when either side goes away. A gRPC edge: wire messages
-//! become [`ToWorker`] values and assignments here, and [`FromWorker`] values go out.
+//! One session with the coordinator: register (announcing the attempts carried over from
+//! the last session), grant a credit per free slot, run what is assigned, report results in
+//! batches, heartbeat; on shutdown, drain (finish or hand back what runs). The session ends
+//! when either side goes away; what runs then is carried over ([`RunningAttempts`]). A gRPC
+//! edge: wire messages become [`ToWorker`] values and assignments here, and [`FromWorker`]
+//! values go out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +12,17 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 use tracing::Instrument;
 use weft_core::messages::{FromWorker, Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report};
-use weft_core::work::{Assignment, AttemptId, TaskId, TaskKind, Work};
+use weft_core::work::{Assignment, TaskId, TaskKind, Work};
 use weft_proto::convert::{reports_to_wire, Received, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_client::WorkerServiceClient};
 
 use crate::process::KillSwitch;
 use crate::runner::{run_attempt, WorkerContext};
+use crate::running::{ended, RunningAttempt, RunningAttempts};
 
 /// How a session ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -104,12 +105,14 @@ fn attempt_span(a: &Assignment) -> tracing::Span {
     }
 }
 
-/// Runs one session to its end; `superseded` resolves (with why) when another coordinator
+/// Runs one session to its end, with the attempts the worker holds (carried over from the
+/// last session, announced); `superseded` resolves (with why) when another coordinator
 /// leads in this one's place: the session ends as lost.
 pub async fn run_session(
     mut client: WorkerServiceClient<Channel>,
     me: &Identity,
     ctx: &Arc<WorkerContext>,
+    held: &mut RunningAttempts,
     shutdown: &CancellationToken,
     health: &tonic_health::server::HealthReporter,
     superseded: impl std::future::Future<Output = String>,
@@ -127,6 +130,7 @@ pub async fn run_session(
         held: ctx.store.held(),
         reports_progress: true,
         handlers: ctx.handlers.announced(),
+        carried: held.carried(),
     }))
     .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {
@@ -148,13 +152,18 @@ pub async fn run_session(
         Incoming::Closed(reason) => return SessionEnd::NotWelcomed(reason),
         _ => return SessionEnd::NotWelcomed("the coordinator did not welcome the worker".into()),
     };
-    out.send(FromWorker::Credit(me.slots + me.prefetch)).await;
-    // At most `slots` attempts run; prefetched ones wait for a permit.
-    let slots = Arc::new(tokio::sync::Semaphore::new(me.slots as usize));
-
-    let attempts = TaskTracker::new();
-    let mut running: HashMap<AttemptId, RunningAttempt> = HashMap::new();
-    let (done, mut reports) = mpsc::unbounded_channel::<Report>();
+    held.rejoined();
+    // The attempts carried over hold slots (their reports give them back).
+    let credit = (me.slots + me.prefetch).saturating_sub(held.running.len() as u32);
+    out.send(FromWorker::Credit(credit)).await;
+    let RunningAttempts {
+        tracker: attempts,
+        running,
+        slots,
+        done,
+        reports,
+        ..
+    } = held;
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     let mut draining = false;
     let mut hand_back_at: Option<Instant> = None;
@@ -175,11 +184,8 @@ pub async fn run_session(
                             // locks its parent as it is made and dropped, once per task.
                             let token = CancellationToken::new();
                             let switch = KillSwitch::default();
-                            running.insert(assignment.attempt, RunningAttempt {
-                                cancel: token.clone(),
-                                switch: switch.clone(),
-                                reported: 0,
-                            });
+                            let running_attempt = RunningAttempt::new(assignment.task.job(), token.clone(), switch.clone());
+                            running.insert(assignment.attempt, running_attempt);
                             let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
                             let span = attempt_span(&assignment);
                             let queue = assignment.task.kind() == TaskKind::Queue;
@@ -232,11 +238,9 @@ pub async fn run_session(
                     while let Ok(report) = reports.try_recv() {
                         batch.push(report);
                     }
-                    for report in &batch {
-                        running.remove(&report.attempt);
-                    }
+                    let (batch, freed) = ended(running, batch);
                     // The freed slots go back as credit in the same message, unless draining.
-                    let credit = if draining { 0 } else { batch.len() as u32 };
+                    let credit = if draining { 0 } else { freed };
                     out.send(FromWorker::Reports { reports: batch, credit }).await;
                     if draining && running.is_empty() {
                         break SessionEnd::Shutdown;
@@ -266,11 +270,13 @@ pub async fn run_session(
     }
     .instrument(session)
     .await;
-    // Whatever still runs is handed back (a finished attempt whose report is not sent yet
-    // ignores it).
-    running.values().for_each(|a| a.cancel.cancel());
-    attempts.close();
-    attempts.wait().await;
+    match end {
+        // Whatever still runs is handed back (a finished attempt whose report is not sent
+        // yet ignores it).
+        SessionEnd::Shutdown => held.stop().await,
+        // Carried over, for the next coordinator to adopt.
+        _ => held.orphan(),
+    }
     drop(out);
     // Let the coordinator see the last reports and the end of the stream before leaving
     // (not one another leads in place of).
@@ -281,23 +287,6 @@ pub async fn run_session(
     };
     let _ = tokio::time::timeout(linger, async { while let Ok(Some(_)) = inbound.message().await {} }).await;
     end
-}
-
-/// An attempt this worker holds: its cancellation, and its progress as last reported.
-struct RunningAttempt {
-    cancel: CancellationToken,
-    switch: KillSwitch,
-    reported: u64,
-}
-
-impl RunningAttempt {
-    /// Whether it did work since the last call (or waits for a slot, which is no fault).
-    fn progressed(&mut self) -> bool {
-        let now = self.switch.progress();
-        let moved = now != self.reported || !self.switch.started();
-        self.reported = now;
-        moved
-    }
 }
 
 async fn sleep_until_or_never(at: Option<Instant>) {

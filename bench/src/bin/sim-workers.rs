@@ -55,6 +55,7 @@ async fn simulate(
         held: vec![],
         reports_progress: false,
         handlers: vec![],
+        carried: vec![],
     })))
     .await?;
     let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);

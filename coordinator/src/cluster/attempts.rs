@@ -30,7 +30,10 @@ impl Cluster {
         let mut state = self.lock();
         let now = Instant::now();
         for report in reports {
-            self.count(state.report(worker, report, now));
+            // Kept for its job to claim, if the worker carried it over from before a restart.
+            if let Err(report) = state.carried.keep_report(worker, report) {
+                self.count(state.report(worker, report, now));
+            }
         }
         if credit > 0 {
             state.workers.grant_credit(worker, credit);
@@ -85,7 +88,8 @@ impl Cluster {
         overdue.len()
     }
 
-    /// Drops an attempt; a running one is cancelled on its worker.
+    /// Drops an attempt; a running one is cancelled on its worker, unless the coordinator
+    /// stops ([`Cluster::stops_with`]).
     pub(super) fn cancel(&self, attempt: AttemptId) {
         let mut state = self.lock();
         let Some(entry) = state.attempts.remove(&attempt) else {
@@ -94,6 +98,9 @@ impl Cluster {
         let Some(placement) = entry.placement.clone() else {
             return; // still queued: the pump skips it
         };
+        if self.stopping() {
+            return; // carried over by its worker to the next coordinator
+        }
         entry.count_end(
             OutcomeKind::Cancelled,
             entry.started.map(|s| s.elapsed()),
@@ -137,7 +144,7 @@ impl Cluster {
 
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(super) enum Verdict {
     Accepted,
     /// The worker does not hold the attempt (any more).
     NotItsAttempt,
@@ -176,7 +183,7 @@ impl State {
         }
     }
 
-    fn report(&mut self, worker: WorkerId, report: Report, now: Instant) -> Verdict {
+    pub(super) fn report(&mut self, worker: WorkerId, report: Report, now: Instant) -> Verdict {
         let attempt = report.attempt;
         // One lookup: the attempts map is large and mostly out of cache.
         let entry = match self.attempts.entry(attempt) {

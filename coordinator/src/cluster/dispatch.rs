@@ -178,6 +178,17 @@ impl FairShare {
         }
     }
 
+    /// An attempt of `owner` runs already, carried over from before a restart: counted as
+    /// running without having waited.
+    pub(super) fn adopted(&mut self, owner: Owner) {
+        let queue = self.owners.entry(owner.key).or_default();
+        queue.identity = owner.identity;
+        queue.priority = owner.priority;
+        queue.fill_slots = owner.fill_slots;
+        queue.running += 1;
+        *self.identities.entry(owner.identity).or_default() += 1;
+    }
+
     /// One of `owner`'s attempts stopped running.
     pub(super) fn finished(&mut self, owner: u64) {
         if let Some(queue) = self.owners.get_mut(&owner) {

@@ -6,12 +6,14 @@
 //! - [`dispatch`]: attempts waiting per owner, fair share, the pump that sends them;
 //! - [`attempts`]: what becomes of a dispatched attempt: its worker's report, its timeout,
 //!   its cancellation;
-//! - [`held`]: map outputs workers announce after a coordinator restart.
+//! - [`held`]: map outputs workers announce after a coordinator restart;
+//! - [`carried`]: attempts workers kept running across a restart or takeover, for the
+//!   recovered jobs to claim.
 //!
 //! What they keep is one [`State`]: [`workers`] (the registry of workers and their credit),
 //! [`handlers`] (which handlers they serve), the fair share, the attempts' entries and their
 //! [`Attempt`] futures ([`attempt`]), [`ids`] (attempt ids, reserved durably before use) and
-//! the held outputs. The concerns share one lock because they change together on the hot
+//! the held outputs and carried attempts. The concerns share one lock because they change together on the hot
 //! path: a worker's reports free slots, grant credit and pump new attempts to it, and the
 //! pump reads the roster, the fair share and the attempts at once.
 //!
@@ -24,6 +26,7 @@
 
 mod attempt;
 mod attempts;
+mod carried;
 mod dispatch;
 mod handlers;
 mod held;
@@ -47,6 +50,7 @@ pub use roster::DEPARTED_KEPT;
 pub use workers::{WorkerSender, SESSION_CLOSED};
 
 use attempt::AttemptEntry;
+use carried::CarriedAttempts;
 use dispatch::FairShare;
 use handlers::HandlerRoster;
 use held::HeldOutputs;
@@ -72,6 +76,9 @@ pub struct ClusterConfig {
     pub lease_timeout: Duration,
     /// A map or reduce attempt without progress this long is stopped; `None`: never.
     pub progress_timeout: Option<Duration>,
+    /// How long an attempt a worker carried over from before a restart or takeover waits
+    /// for its job to claim it before it is cancelled.
+    pub recovery_grace: Duration,
     /// The coordinator's metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -83,6 +90,7 @@ impl ClusterConfig {
         Self {
             lease_timeout,
             progress_timeout: None,
+            recovery_grace: Duration::from_secs(5),
             metrics: Arc::default(),
         }
     }
@@ -97,6 +105,9 @@ pub struct Cluster {
     lost_workers: broadcast::Sender<LostWorker>,
     /// Notified when a worker joined, once what it holds is known.
     joined: Notify,
+    /// The coordinator's shutdown: once it fires, dropped attempts are left running on
+    /// their workers, for the next coordinator to adopt.
+    stopping: std::sync::OnceLock<tokio_util::sync::CancellationToken>,
 }
 
 /// Everything the cluster knows, under its one lock.
@@ -111,6 +122,7 @@ struct State {
     attempts: FxHashMap<AttemptId, AttemptEntry>,
     ids: AttemptIds,
     held: HeldOutputs,
+    carried: CarriedAttempts,
     /// The workers that left most recently, oldest first.
     departed: VecDeque<WorkerStatus>,
 }
@@ -130,12 +142,14 @@ impl Cluster {
                 attempts: FxHashMap::default(),
                 ids: AttemptIds::new(first_attempt, reserve),
                 held: HeldOutputs::default(),
+                carried: CarriedAttempts::default(),
                 departed: VecDeque::new(),
             }),
             config,
             first_attempt,
             lost_workers,
             joined: Notify::new(),
+            stopping: std::sync::OnceLock::new(),
         })
     }
 
@@ -143,6 +157,18 @@ impl Cluster {
     #[cfg(test)]
     pub fn in_memory(config: ClusterConfig) -> Arc<Self> {
         Self::new(config, 1, Box::new(|_| {}))
+    }
+
+    /// From when `shutdown` fires, attempts whose tasks are dropped (the coordinator stops,
+    /// or steps down) are left running on their workers rather than cancelled: the workers
+    /// carry them over to the coordinator that comes next.
+    pub fn stops_with(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let _ = self.stopping.set(shutdown);
+    }
+
+    /// Whether the coordinator stops, leaving attempts running for the next one.
+    pub fn stopping(&self) -> bool {
+        self.stopping.get().is_some_and(|s| s.is_cancelled())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -13,18 +13,28 @@ use super::{Cluster, LostWorker, WorkerSender};
 pub const DEPARTED_KEPT: usize = 50;
 
 impl Cluster {
-    /// Adds a worker as it registered (its slots, handlers, and the map outputs it holds
-    /// from earlier sessions); it gets work once it grants credit.
+    /// Adds a worker as it registered (its slots, handlers, and the map outputs it holds and
+    /// attempts it runs from earlier sessions); it gets work once it grants credit.
     pub fn register(&self, mut registration: Registration, sender: WorkerSender) -> WorkerId {
         let mut state = self.lock();
         let serves = state.handlers.join(&registration.handlers);
-        let (address, held) = (
+        let (address, held, carried) = (
             registration.shuffle_address.clone(),
             std::mem::take(&mut registration.held),
+            std::mem::take(&mut registration.carried),
         );
         let id = state.workers.add(registration, serves, sender);
-        // Before the join is told: a job that waits for it looks for these outputs next.
+        // Before the join is told: a job that waits for it looks for these outputs and
+        // attempts next.
         state.held.add(id, &address, held);
+        if !carried.is_empty() {
+            tracing::info!(worker = id, carried = carried.len(), "worker carried attempts over");
+            let placement = super::Placement {
+                worker: id,
+                shuffle_address: state.workers.entries[&id].shuffle_address.clone(),
+            };
+            state.carried.add(&placement, carried);
+        }
         drop(state);
         self.joined.notify_waiters();
         id
@@ -52,7 +62,8 @@ impl Cluster {
         self.lock().workers.drain(worker);
     }
 
-    /// Removes a worker: its running attempts resolve as lost.
+    /// Removes a worker: its running attempts resolve as lost (unless the coordinator stops:
+    /// then they are left to the worker to carry over).
     pub fn remove_worker(&self, worker: WorkerId, reason: &str) {
         let mut state = self.lock();
         let Some(entry) = state.workers.remove(worker) else {
@@ -60,12 +71,24 @@ impl Cluster {
         };
         state.handlers.leave(&entry.serves);
         state.held.remove_worker(worker);
+        state.carried.remove_worker(worker);
         let mut gone = entry.status(worker);
         gone.left = Some((crate::store::now_ms(), reason.to_string()));
         if state.departed.len() == DEPARTED_KEPT {
             state.departed.pop_front();
         }
         state.departed.push_back(gone);
+        if self.stopping() {
+            // The coordinator stops: what the worker runs is left to it, to carry over to the
+            // next coordinator, not lost (nor its map output replaced).
+            tracing::info!(
+                worker,
+                reason,
+                running = entry.running.len(),
+                "worker left with the coordinator"
+            );
+            return;
+        }
         match (entry.running.len(), entry.left_in_order(reason)) {
             (0, true) => tracing::info!(worker, reason, "worker left"),
             (0, false) => tracing::warn!(worker, reason, "worker lost"),

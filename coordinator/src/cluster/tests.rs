@@ -314,3 +314,81 @@ async fn held_outputs_are_known_when_a_join_is_told_and_go_with_their_worker() {
     cluster.remove_worker(w, "test");
     assert_eq!(cluster.held_output(kept, 0, None), None);
 }
+
+fn cancelled(rx: &mut mpsc::UnboundedReceiver<ToWorker>) -> Vec<AttemptId> {
+    let mut ids = Vec::new();
+    while let Ok(message) = rx.try_recv() {
+        if let ToWorker::Cancel(batch) = message {
+            ids.extend(batch);
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn carried_attempts_are_claimed_with_a_report_that_came_first_and_the_rest_cancelled() {
+    // A coordinator that took over: its own attempt ids start past the carried ones.
+    let mut config = ClusterConfig::with_lease(Duration::from_millis(50));
+    config.recovery_grace = Duration::from_millis(100);
+    let cluster = Cluster::new(config, 100, Box::new(|_| {}));
+    let job = JobId::new(1);
+    let carried = |attempt| weft_core::messages::CarriedAttempt { job, attempt };
+    let registration = Registration {
+        carried: vec![carried(7), carried(8), carried(9), carried(150)],
+        ..Registration::new("w:1", 4)
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let w = cluster.register(registration, tx);
+    cluster.cancel_carried_from_here(w);
+    assert_eq!(
+        cancelled(&mut rx),
+        [150],
+        "one this coordinator gave out was lost with its session already"
+    );
+    assert_eq!(cluster.carried(job, &[5, 8]), Some(8));
+    assert_eq!(cluster.carried(JobId::new(2), &[8]), None, "another job's");
+
+    // Attempt 7 ended while the worker had no coordinator: its report comes before the claim.
+    cluster.report_all(w, [done(7, b"seven")], 1);
+    let seven = cluster.claim_carried(JOB, queue_task(7)).expect("carried");
+    let finished = seven.await;
+    assert_eq!(
+        finished.outcome,
+        AttemptOutcome::Succeeded(Success::Queue(b"seven".to_vec()))
+    );
+    assert_eq!(finished.placement.unwrap().worker, w);
+
+    // Attempt 8 still runs: claimed, it resolves with its report like any attempt.
+    let eight = cluster.claim_carried(JOB, queue_task(8)).expect("carried");
+    assert!(cluster.claim_carried(JOB, queue_task(8)).is_none(), "claimed once");
+    assert!(cluster.report(w, done(8, b"eight")));
+    assert_eq!(
+        eight.await.outcome,
+        AttemptOutcome::Succeeded(Success::Queue(b"eight".to_vec()))
+    );
+
+    // Attempt 9 no job wants: cancelled once the grace is over.
+    assert_eq!(cluster.expire_carried(), 0, "within the grace");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(cluster.expire_carried(), 1);
+    assert_eq!(cancelled(&mut rx), [9]);
+    assert!(cluster.claim_carried(JOB, queue_task(9)).is_none());
+}
+
+#[tokio::test]
+async fn a_stopping_coordinator_leaves_dropped_attempts_running_on_their_workers() {
+    let cluster = cluster();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    cluster.stops_with(shutdown.clone());
+    let (w, mut rx) = join(&cluster, "w:1", 2);
+    cluster.grant_credit(w, 2);
+    let first = cluster.dispatch(JOB, queue_task);
+    let second = cluster.dispatch(JOB, queue_task);
+    assert_eq!(assigned(&mut rx).len(), 2);
+    let first_id = first.id();
+    drop(first);
+    assert_eq!(cancelled(&mut rx), [first_id], "dropped while running: cancelled");
+    shutdown.cancel();
+    drop(second);
+    assert!(cancelled(&mut rx).is_empty(), "left for the worker to carry over");
+}

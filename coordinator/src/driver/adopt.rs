@@ -1,15 +1,19 @@
-//! After a coordinator restart, what a job committed before it is adopted rather than run
-//! again: parts already renamed into place, and map outputs that reconnecting workers still
-//! hold (announced when they register).
+//! After a coordinator restart or a takeover, what a job did before it is adopted rather
+//! than run again: parts already renamed into place, attempts that workers kept running
+//! (announced when they register, claimed as the tasks' attempts), and map outputs that
+//! reconnecting workers still hold.
 
 use std::collections::HashMap;
 
-use weft_core::outcome::Counters;
+use weft_core::outcome::{AttemptOutcome, Counters};
 use weft_core::work::{AttemptId, TaskId, TaskKind};
 
 use super::record::TaskLog;
 use super::Job;
+use crate::cluster::Finished;
 use crate::store::{AttemptRecord, TaskRecord};
+use crate::task::Adopted;
+use crate::task::AttemptLog;
 
 /// What a job had done when the coordinator stopped, from the store: the tasks it
 /// committed, and how many attempts each task had launched (so that numbers go on, and an
@@ -18,18 +22,34 @@ use crate::store::{AttemptRecord, TaskRecord};
 pub struct PriorCommits {
     tasks: HashMap<(TaskKind, u32), TaskRecord>,
     launched: HashMap<(TaskKind, u32), u32>,
+    /// The attempts (id, number) that ran when the coordinator stopped, by task.
+    interrupted: HashMap<(TaskKind, u32), Vec<(AttemptId, u32)>>,
 }
 
 impl PriorCommits {
-    /// From the store's records of committed tasks and of attempts.
-    pub fn new(records: Vec<TaskRecord>, attempts: &[AttemptRecord]) -> Self {
+    /// From the store's records of committed tasks and of attempts, and of the attempts
+    /// that ran when the coordinator stopped.
+    pub fn new(records: Vec<TaskRecord>, attempts: &[AttemptRecord], interrupted: &[AttemptRecord]) -> Self {
         let tasks = records.into_iter().map(|t| ((t.kind, t.index), t)).collect();
         let mut launched: HashMap<(TaskKind, u32), u32> = HashMap::new();
         for a in attempts {
             let most = launched.entry((a.kind, a.index)).or_default();
             *most = (*most).max(a.number);
         }
-        Self { tasks, launched }
+        let mut running: HashMap<(TaskKind, u32), Vec<(AttemptId, u32)>> = HashMap::new();
+        for a in interrupted {
+            running.entry((a.kind, a.index)).or_default().push((a.id, a.number));
+        }
+        Self {
+            tasks,
+            launched,
+            interrupted: running,
+        }
+    }
+
+    /// The attempts of a task that ran when the coordinator stopped.
+    fn interrupted(&self, kind: TaskKind, index: u32) -> &[(AttemptId, u32)] {
+        self.interrupted.get(&(kind, index)).map_or(&[], Vec::as_slice)
     }
 
     /// Each task that had launched attempts, with how many.
@@ -47,20 +67,92 @@ impl PriorCommits {
 }
 
 impl Job {
-    /// For a recovered job: whether a task needs no run, because its part is in place or a
-    /// worker holds its map output; if so, it is committed on the board.
-    pub(super) fn adopt(&self, kind: TaskKind, index: u32) -> bool {
+    /// For a recovered job: whether a task that writes a part needs no run, because its part
+    /// is in place; if so, it is committed on the board.
+    pub(super) fn adopt_part(&self, kind: TaskKind, index: u32) -> bool {
         let Some(prior) = &self.prior else { return false };
-        let record = prior.get(kind, index);
-        if kind == TaskKind::Reduce || self.plan.spec.reduce_tasks == 0 {
-            if !self.plan.output.has_part(index) {
-                return false;
-            }
-            let counters = record.map(|r| r.counters.clone()).unwrap_or_default();
-            self.board()
-                .commit(kind, index, record.map(|r| r.attempt), None, counters);
-            return true;
+        if !(kind == TaskKind::Reduce || self.plan.spec.reduce_tasks == 0) || !self.plan.output.has_part(index) {
+            return false;
         }
+        let record = prior.get(kind, index);
+        let counters = record.map(|r| r.counters.clone()).unwrap_or_default();
+        self.board()
+            .commit(kind, index, record.map(|r| r.attempt), None, counters);
+        true
+    }
+
+    /// For a recovered job: the attempt of a task that a worker kept running across the
+    /// restart, claimed as the task's first attempt. Waits for that worker to rejoin up to
+    /// the recovery grace (counted from the recovery); `None` if the task ran nothing then,
+    /// or no worker came back with it.
+    pub(super) async fn claim_carried(&self, kind: TaskKind, index: u32) -> Option<Adopted> {
+        let interrupted = self.prior.as_ref()?.interrupted(kind, index);
+        if interrupted.is_empty() {
+            return None;
+        }
+        let ids: Vec<AttemptId> = interrupted.iter().map(|(id, _)| *id).collect();
+        let deadline = self.recovered + self.config.recovery_grace;
+        let adopted = loop {
+            let joined = self.cluster.worker_joined();
+            tokio::pin!(joined);
+            joined.as_mut().enable();
+            if let Some(id) = self.cluster.carried(self.id, &ids) {
+                let Some((_, number)) = interrupted.iter().find(|(a, _)| *a == id).copied() else {
+                    break None;
+                };
+                let assignment = match kind {
+                    TaskKind::Map => self.map_assignment(index, id, number),
+                    _ => self.reduce_assignment(index, id, number),
+                };
+                break self
+                    .cluster
+                    .claim_carried(self.owner, assignment)
+                    .map(|attempt| Adopted { attempt, number });
+            }
+            if tokio::time::timeout_at(deadline, joined).await.is_err() {
+                tracing::info!(
+                    ?kind,
+                    index,
+                    "no worker came back with the task's attempt: it runs again"
+                );
+                break None;
+            }
+        };
+        self.end_interrupted(kind, index, adopted.as_ref().map(|a| a.attempt.id()));
+        adopted
+    }
+
+    /// Records as lost the attempts of a task that ran when the coordinator stopped, but
+    /// the one `adopted`: no worker carried them over, or the task needs them no more. (The
+    /// store leaves them running until then, so that a coordinator that stops again before
+    /// this leaves them for the next to adopt.)
+    pub(super) fn end_interrupted(&self, kind: TaskKind, index: u32, adopted: Option<AttemptId>) {
+        let Some(prior) = &self.prior else { return };
+        let task = match kind {
+            TaskKind::Map => TaskId::Map(self.id, index),
+            _ => TaskId::Reduce(self.id, index),
+        };
+        let log = TaskLog {
+            store: &self.store,
+            cluster: &self.cluster,
+            task,
+        };
+        let lost = Finished::unreported(AttemptOutcome::Lost(
+            "the coordinator restarted, and no worker carried the attempt over".into(),
+        ));
+        for &(attempt, number) in prior.interrupted(kind, index) {
+            if Some(attempt) != adopted {
+                log.ended(attempt, number, &lost);
+            }
+        }
+    }
+
+    /// For a recovered job: whether map `index` needs no run, because a worker holds its
+    /// output; if so, it is committed on the board.
+    pub(super) fn adopt_held(&self, index: u32) -> bool {
+        let Some(prior) = &self.prior else { return false };
+        let kind = TaskKind::Map;
+        let record = prior.get(kind, index);
         let committed = record.map(|r| r.attempt);
         let Some(held) = self.cluster.held_output(self.id, index, committed) else {
             return false;
@@ -71,6 +163,7 @@ impl Job {
                 // Finished before the restart but not yet recorded: it commits now.
                 let log = TaskLog {
                     store: &self.store,
+                    cluster: &self.cluster,
                     task: TaskId::Map(self.id, index),
                 };
                 log.commit(held.attempt, Counters::new());
@@ -84,7 +177,8 @@ impl Job {
     }
 
     /// After a restart, gives workers time to come back and announce the map output they
-    /// hold: up to the recovery grace, less once every map's output is held somewhere.
+    /// hold: up to the recovery grace, less once every map's output is held somewhere (or
+    /// its attempt carried over).
     pub(super) async fn await_rejoining_workers(&self) {
         let Some(prior) = &self.prior else { return };
         let grace = self.config.recovery_grace;
@@ -95,7 +189,13 @@ impl Job {
             let joined = self.cluster.worker_joined();
             tokio::pin!(joined);
             joined.as_mut().enable();
-            let held = |m: u32| self.cluster.held_output(self.id, m, prior.map_attempt(m)).is_some();
+            // Held, or still running where a worker carried its attempt over.
+            let held = |m: u32| {
+                self.cluster.held_output(self.id, m, prior.map_attempt(m)).is_some() || {
+                    let running: Vec<AttemptId> = prior.interrupted(TaskKind::Map, m).iter().map(|(a, _)| *a).collect();
+                    !running.is_empty() && self.cluster.carried(self.id, &running).is_some()
+                }
+            };
             if (0..maps).all(held) {
                 tracing::info!("every map output is held by a worker");
                 return;

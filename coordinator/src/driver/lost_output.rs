@@ -60,7 +60,7 @@ impl Job {
         }
         tracing::warn!(map = m, attempt, reason, "map output lost: running the map again");
         self.publish(|_| {});
-        self.run_map_task(m, false).await?;
+        self.run_map_task(m, false, None).await?;
         self.publish(|_| {});
         Ok(())
     }

@@ -33,7 +33,7 @@ use crate::config::CoordinatorConfig;
 use crate::output::SUCCESS_MARKER;
 use crate::plan::{JobPlan, PlanError};
 use crate::store::{Persist, StateStore, Write};
-use crate::task::{run_task, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
+use crate::task::{run_task, Adopted, Exclusions, PhaseStats, TaskContext, TaskError, TaskHistory};
 
 pub use adopt::PriorCommits;
 use board::TaskBoard;
@@ -139,6 +139,8 @@ pub struct Job {
     /// Workers its attempts keep failing on.
     exclusions: Exclusions,
     prior: Option<PriorCommits>,
+    /// When the job was made: for a recovered job, when the recovery grace began.
+    recovered: tokio::time::Instant,
 }
 
 impl Job {
@@ -179,6 +181,7 @@ impl Job {
             reduce_phase: PhaseStats::timed(),
             exclusions: Exclusions::default(),
             prior,
+            recovered: tokio::time::Instant::now(),
         })
     }
 
@@ -327,8 +330,13 @@ impl Job {
     async fn run_map(self: Arc<Self>, m: u32) -> Result<(), JobError> {
         let span = tracing::info_span!("task", task = %TaskId::Map(self.id, m));
         async {
-            if !self.adopt(TaskKind::Map, m) {
-                self.run_map_task(m, true).await?;
+            if self.adopt_part(TaskKind::Map, m) {
+                self.end_interrupted(TaskKind::Map, m, None);
+            } else {
+                let carried = self.claim_carried(TaskKind::Map, m).await;
+                if carried.is_some() || !self.adopt_held(m) {
+                    self.run_map_task(m, true, carried).await?;
+                }
             }
             self.publish(|_| {});
             Ok(())
@@ -337,15 +345,18 @@ impl Job {
         .await
     }
 
-    /// Runs map `m` (again, after its output was lost, without backups) until it commits.
-    async fn run_map_task(&self, m: u32, backups: bool) -> Result<(), JobError> {
+    /// Runs map `m` (again, after its output was lost, without backups) until it commits,
+    /// first with the attempt `carried` over from before a restart if there is one.
+    async fn run_map_task(&self, m: u32, backups: bool, carried: Option<Adopted>) -> Result<(), JobError> {
         let task = TaskId::Map(self.id, m);
         let log = TaskLog {
             store: &self.store,
+            cluster: &self.cluster,
             task,
         };
         let ctx = self.context(TaskKind::Map, &self.map_phase, backups, &log);
         let mut history = self.start_task(task);
+        history.adopted = carried;
         let result = run_task(&ctx, &mut history, |id, n| self.map_assignment(m, id, n)).await;
         self.board().set_launched(TaskKind::Map, m, history.launched);
         let committed = result.map_err(|source| self.task_failed(task, source))?;
@@ -419,16 +430,20 @@ impl Job {
         let task = TaskId::Reduce(self.id, r);
         let span = tracing::info_span!("task", task = %task);
         async {
-            if self.adopt(TaskKind::Reduce, r) {
+            if self.adopt_part(TaskKind::Reduce, r) {
+                self.end_interrupted(TaskKind::Reduce, r, None);
                 self.publish(|_| {});
                 return Ok(());
             }
+            let carried = self.claim_carried(TaskKind::Reduce, r).await;
             let log = TaskLog {
                 store: &self.store,
+                cluster: &self.cluster,
                 task,
             };
             let ctx = self.context(TaskKind::Reduce, &self.reduce_phase, true, &log);
             let mut history = self.start_task(task);
+            history.adopted = carried;
             let mut reruns = 0;
             loop {
                 match run_task(&ctx, &mut history, |id, n| self.reduce_assignment(r, id, n)).await {

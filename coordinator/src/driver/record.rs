@@ -4,16 +4,18 @@
 
 use std::sync::Arc;
 
-use weft_core::outcome::Counters;
+use weft_core::outcome::{AttemptOutcome, Counters};
 use weft_core::work::{AttemptId, JobId, TaskId};
 
-use crate::cluster::Finished;
+use crate::cluster::{Cluster, Finished};
 use crate::store::{now_ms, AttemptRecord, StateStore, TaskRecord, Write};
 use crate::task::AttemptLog;
 
 /// The attempts of one task, written to the store.
 pub(super) struct TaskLog<'a> {
     pub(super) store: &'a Arc<dyn StateStore>,
+    /// Whether the coordinator stops: then attempts cut short are left running, not ended.
+    pub(super) cluster: &'a Cluster,
     pub(super) task: TaskId,
 }
 
@@ -61,6 +63,11 @@ impl AttemptLog for TaskLog<'_> {
     }
 
     fn ended(&self, attempt: AttemptId, number: u32, finished: &Finished) {
+        if finished.placement.is_none() && finished.outcome == AttemptOutcome::Cancelled && self.cluster.stopping() {
+            // Left to its worker, which carries it over to the next coordinator: the record
+            // says it runs, for that one to adopt.
+            return;
+        }
         let ended = now_ms();
         let ran_for = finished.ran_for.map_or(0, |d| d.as_millis() as i64);
         let worker = finished.placement.as_ref().map(|p| p.shuffle_address.to_string());

@@ -1,6 +1,8 @@
 //! Taking back, after a restart, the jobs a previous run of the coordinator left unfinished:
 //! each with its plan and what it committed, and the ends of the jobs they wait for.
 
+use std::collections::HashMap;
+
 use tokio_util::sync::CancellationToken;
 use weft_core::work::JobId;
 
@@ -9,11 +11,17 @@ use super::Jobs;
 use crate::driver::PriorCommits;
 use crate::output::abort_left_open;
 use crate::output::Output;
-use crate::store::{JobRecord, StoreError, TaskRecord, Write};
+use crate::store::{AttemptRecord, JobRecord, StoreError, TaskRecord, Write};
 
 impl Jobs {
     /// Takes back the jobs a previous run of the coordinator left unfinished.
-    pub async fn recover(&self, unfinished: Vec<(JobRecord, Vec<TaskRecord>)>) -> Result<(), StoreError> {
+    /// `interrupted` holds, by job, the attempts that ran when it stopped: workers may
+    /// carry them over.
+    pub async fn recover(
+        &self,
+        unfinished: Vec<(JobRecord, Vec<TaskRecord>)>,
+        mut interrupted: HashMap<JobId, Vec<AttemptRecord>>,
+    ) -> Result<(), StoreError> {
         let known: Vec<JobId> = unfinished.iter().map(|(r, _)| r.id).collect();
         let mut earlier = Vec::new();
         for (record, _) in &unfinished {
@@ -37,7 +45,11 @@ impl Jobs {
                 tracked,
                 cancel: CancellationToken::new(),
                 plan: record.plan,
-                prior: Some(PriorCommits::new(tasks, &attempts)),
+                prior: Some(PriorCommits::new(
+                    tasks,
+                    &attempts,
+                    &interrupted.remove(&record.id).unwrap_or_default(),
+                )),
                 started: false,
             };
             entries.push((record.id, entry));

@@ -253,6 +253,9 @@ pub enum Write {
 pub struct Recovered {
     /// Jobs not yet ended, in submission order, with their committed tasks.
     pub unfinished: Vec<(JobRecord, Vec<TaskRecord>)>,
+    /// The attempts that ran when the last coordinator stopped, by job, as they were then
+    /// (the store marks them lost: their workers may still run them, for the jobs to adopt).
+    pub interrupted: std::collections::HashMap<JobId, Vec<AttemptRecord>>,
     /// The first attempt id that is safe to use.
     pub next_attempt: AttemptId,
     /// The next job's sequence number.

@@ -1,7 +1,8 @@
 //! One task as a future: it dispatches attempts until one succeeds, retries failures up to
 //! the task's budget, and near the end of a phase starts a backup of a straggler
 //! ([`stragglers`]). The first success wins; the other attempts are dropped, which cancels
-//! them on their workers.
+//! them on their workers. A recovered job's task may begin with an attempt a worker carried
+//! over from before the restart ([`Adopted`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use tracing::Instrument;
 use weft_core::outcome::{AttemptOutcome, Counters, Success};
 use weft_core::work::{Assignment, AttemptId, TaskKind, WorkerId};
 
-use crate::cluster::{Cluster, Finished, Owner, Placement};
+use crate::cluster::{Attempt, Cluster, Finished, Owner, Placement};
 
 mod stragglers;
 pub use stragglers::{BackupPolicy, PhaseStats};
@@ -86,9 +87,26 @@ pub struct TaskContext<'a> {
     pub send_at_once: bool,
 }
 
+/// An attempt a worker carried over from before a restart or takeover, claimed for its task
+/// ([`Cluster::claim_carried`]): the task's first attempt, already running.
+pub struct Adopted {
+    /// The attempt.
+    pub attempt: Attempt,
+    /// Its number among the task's attempts.
+    pub number: u32,
+}
+
+impl std::fmt::Debug for Adopted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adopted({}, #{})", self.attempt.id(), self.number)
+    }
+}
+
 /// The attempts a task has made so far, kept across reruns of the task.
 #[derive(Debug, Default)]
 pub struct TaskHistory {
+    /// A running attempt to take as the first, instead of dispatching one.
+    pub adopted: Option<Adopted>,
     /// Attempts launched; the next one is number `launched + 1`.
     pub launched: u32,
     /// Attempts that failed.
@@ -162,17 +180,23 @@ async fn attempt_until_done(
     let metrics = ctx.cluster.metrics().kind(ctx.kind);
     // A backup runs beside its straggler; any other attempt after the first is a retry.
     let mut launch = |history: &mut TaskHistory, unended: &mut Unended<'_>, backup: bool| {
-        if backup {
-            metrics.backups.inc();
-        } else if history.launched > 0 {
-            metrics.retried.inc();
-        }
-        history.launched += 1;
-        let number = history.launched;
-        let attempt = if ctx.send_at_once {
-            ctx.cluster.dispatch(ctx.owner, |id| build(id, number))
-        } else {
-            ctx.cluster.enqueue(ctx.owner, |id| build(id, number))
+        let (attempt, number) = match history.adopted.take() {
+            Some(Adopted { attempt, number }) => (attempt, number),
+            None => {
+                if backup {
+                    metrics.backups.inc();
+                } else if history.launched > 0 {
+                    metrics.retried.inc();
+                }
+                history.launched += 1;
+                let number = history.launched;
+                let attempt = if ctx.send_at_once {
+                    ctx.cluster.dispatch(ctx.owner, |id| build(id, number))
+                } else {
+                    ctx.cluster.enqueue(ctx.owner, |id| build(id, number))
+                };
+                (attempt, number)
+            }
         };
         let id = attempt.id();
         unended.started(id, number);

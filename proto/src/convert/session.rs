@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::location::{BadUrl, Location};
-use weft_core::messages::{FromWorker, HeldOutput, Registration, ToWorker};
+use weft_core::messages::{CarriedAttempt, FromWorker, HeldOutput, Registration, ToWorker};
 
 use super::batch::{handlers_from_wire, handlers_to_wire};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
@@ -326,6 +326,14 @@ impl From<FromWorker> for v1::WorkerMessage {
                     .collect(),
                 reports_progress: r.reports_progress,
                 handlers: handlers_to_wire(&r.handlers),
+                carried: r
+                    .carried
+                    .into_iter()
+                    .map(|c| v1::CarriedAttempt {
+                        job_id: c.job.to_string(),
+                        attempt: c.attempt,
+                    })
+                    .collect(),
             }),
             FromWorker::Credit(slots) => Kind::Credit(slots),
             FromWorker::Heartbeat {
@@ -363,6 +371,16 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                         })
                     })
                     .collect::<Result<_, ConvertError>>()?;
+                let carried = r
+                    .carried
+                    .into_iter()
+                    .map(|c| {
+                        Ok(CarriedAttempt {
+                            job: c.job_id.parse()?,
+                            attempt: c.attempt,
+                        })
+                    })
+                    .collect::<Result<_, ConvertError>>()?;
                 FromWorker::Register(Registration {
                     shuffle_address: r.shuffle_address,
                     slots: r.slots,
@@ -370,6 +388,7 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                     held,
                     reports_progress: r.reports_progress,
                     handlers: handlers_from_wire(r.handlers)?,
+                    carried,
                 })
             }
             Kind::Credit(slots) => FromWorker::Credit(slots),
@@ -674,6 +693,10 @@ mod tests {
                 }],
                 reports_progress: true,
                 handlers: weft_core::work::builtin::all(),
+                carried: vec![CarriedAttempt {
+                    job: JobId::new(1),
+                    attempt: 7,
+                }],
             }),
             FromWorker::Heartbeat {
                 progressing: vec![4, 9],

@@ -327,12 +327,28 @@ pub(super) async fn recover(client: &mut tokio_postgres::Client, epoch: i64) -> 
     if db.execute(super::lease::FENCE, &[&epoch]).await? != 1 {
         return Err(RowError::Fenced);
     }
+    let mut interrupted: HashMap<JobId, Vec<AttemptRecord>> = HashMap::new();
+    let running = db
+        .query(
+            "SELECT id, kind, idx, number, worker, outcome, reason, started_ms, ended_ms, job_id
+             FROM attempts WHERE outcome IS NULL ORDER BY id",
+            &[],
+        )
+        .await?;
+    for row in &running {
+        let job: String = row.get(9);
+        let job = job.parse().map_err(|e| unreadable("job id", e))?;
+        interrupted.entry(job).or_default().push(attempt_from_row(row)?);
+    }
+    // Those of ended jobs are over; an unfinished job's stay running until its driver
+    // adopts them from the workers that carried them over, or marks them lost.
+    let ended = [JobState::Succeeded, JobState::Failed, JobState::Cancelled].map(JobState::name);
     db.execute(
-        "UPDATE attempts SET outcome = $1, reason = 'the coordinator restarted', ended_ms = $2 WHERE outcome IS NULL",
-        &[&OutcomeKind::Lost.name(), &now_ms()],
+        "UPDATE attempts SET outcome = $1, reason = 'the coordinator restarted', ended_ms = $2 \
+         WHERE outcome IS NULL AND job_id IN (SELECT id FROM jobs WHERE state IN ($3, $4, $5))",
+        &[&OutcomeKind::Lost.name(), &now_ms(), &ended[0], &ended[1], &ended[2]],
     )
     .await?;
-    let ended = [JobState::Succeeded, JobState::Failed, JobState::Cancelled].map(JobState::name);
     let rows = db
         .query(
             &format!("{JOB_COLUMNS} WHERE state NOT IN ($1, $2, $3) ORDER BY seq"),
@@ -354,6 +370,7 @@ pub(super) async fn recover(client: &mut tokio_postgres::Client, epoch: i64) -> 
     db.commit().await?;
     Ok(Recovered {
         unfinished,
+        interrupted,
         next_attempt: reserved.unwrap_or(0).max(max_attempt.unwrap_or(0)) as u64 + 1,
         next_seq: last_seq.unwrap_or(0) as u64 + 1,
     })

@@ -208,8 +208,26 @@ mod tests {
         SqliteStore::open(dir, |_| Err("no weft 0.1 specs here".into()), Histogram::new([1.0]))
     }
 
+    /// Job `job`'s attempt `id` of task 0 of `kind`, running.
+    fn running(job: u64, id: u64, kind: TaskKind) -> Write {
+        Write::Attempt {
+            job: JobId::new(job),
+            attempt: AttemptRecord {
+                id,
+                kind,
+                index: 0,
+                number: 1,
+                worker: "w:1".into(),
+                outcome: None,
+                reason: None,
+                started_ms: now_ms(),
+                ended_ms: None,
+            },
+        }
+    }
+
     #[tokio::test]
-    async fn unfinished_jobs_come_back_after_a_reopen_and_running_attempts_are_lost() {
+    async fn unfinished_jobs_come_back_after_a_reopen_with_their_running_attempts_and_those_of_ended_jobs_are_lost() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (store, recovered) = open(dir.path()).unwrap();
@@ -228,20 +246,8 @@ mod tests {
                                 counters: Counters::new(),
                             },
                         },
-                        Write::Attempt {
-                            job: JobId::new(1),
-                            attempt: AttemptRecord {
-                                id: 42,
-                                kind: TaskKind::Reduce,
-                                index: 0,
-                                number: 1,
-                                worker: "w:1".into(),
-                                outcome: None,
-                                reason: None,
-                                started_ms: now_ms(),
-                                ended_ms: None,
-                            },
-                        },
+                        running(1, 42, TaskKind::Reduce),
+                        running(2, 40, TaskKind::Map),
                     ],
                     Persist::Once,
                 )
@@ -261,10 +267,12 @@ mod tests {
         assert_eq!(recovered.next_seq, 3);
         let attempts = futures::executor::block_on(store.attempts(JobId::new(1))).unwrap();
         assert_eq!(
-            attempts[0].outcome,
-            Some(OutcomeKind::Lost),
-            "running attempts are lost on restart"
+            attempts[0].outcome, None,
+            "an unfinished job's running attempt stays running, for a worker to carry over"
         );
+        assert_eq!(recovered.interrupted[&JobId::new(1)][0].id, 42);
+        let ended = futures::executor::block_on(store.attempts(JobId::new(2))).unwrap();
+        assert_eq!(ended[0].outcome, Some(OutcomeKind::Lost), "an ended job's is over");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Reads: the store's records decoded from their rows, and what the database held when it
 //! was opened (with the attempts that were running marked lost).
 
+use std::collections::HashMap;
+
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
 use weft_core::location::ObjectUrl;
@@ -153,10 +155,33 @@ pub(super) fn committed_tasks(conn: &Connection, job: JobId) -> rusqlite::Result
 pub(super) fn recover(conn: &Connection) -> rusqlite::Result<Recovered> {
     // Whatever ran when the last coordinator stopped is no longer watched: its tasks run again
     // (or are adopted from the workers that report their output).
+    let mut interrupted: HashMap<JobId, Vec<AttemptRecord>> = HashMap::new();
+    let running = conn
+        .prepare(
+            "SELECT id, kind, idx, number, worker, outcome, reason, started_ms, ended_ms, job_id \
+             FROM attempts WHERE outcome IS NULL ORDER BY id",
+        )?
+        .query_map([], |row| {
+            let job: String = row.get(9)?;
+            let job = job.parse().map_err(|e| unreadable(9, "job id", e))?;
+            Ok((job, attempt_from_row(row)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(JobId, AttemptRecord)>>>()?;
+    for (job, attempt) in running {
+        interrupted.entry(job).or_default().push(attempt);
+    }
+    // Those of ended jobs are over; an unfinished job's stay running until its driver
+    // adopts them from the workers that carried them over, or marks them lost.
     conn.execute(
         "UPDATE attempts SET outcome = ?1, reason = 'the coordinator restarted', ended_ms = ?2 \
-         WHERE outcome IS NULL",
-        params![OutcomeKind::Lost.name(), now_ms()],
+         WHERE outcome IS NULL AND job_id IN (SELECT id FROM jobs WHERE state IN (?3, ?4, ?5))",
+        params![
+            OutcomeKind::Lost.name(),
+            now_ms(),
+            JobState::Succeeded.name(),
+            JobState::Failed.name(),
+            JobState::Cancelled.name()
+        ],
     )?;
     let ended = [JobState::Succeeded, JobState::Failed, JobState::Cancelled].map(JobState::name);
     let jobs: Vec<JobRecord> = conn
@@ -178,6 +203,7 @@ pub(super) fn recover(conn: &Connection) -> rusqlite::Result<Recovered> {
     let last_seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM jobs", [], |r| r.get(0))?;
     Ok(Recovered {
         unfinished,
+        interrupted,
         next_attempt,
         next_seq: last_seq.unwrap_or(0) as u64 + 1,
     })

@@ -342,20 +342,30 @@ class WorkerMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., credit: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., reports: _Optional[_Union[Reports, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("shuffle_address", "slots", "hostname", "held", "reports_progress", "handlers")
+    __slots__ = ("shuffle_address", "slots", "hostname", "held", "reports_progress", "handlers", "carried")
     SHUFFLE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     REPORTS_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     HANDLERS_FIELD_NUMBER: _ClassVar[int]
+    CARRIED_FIELD_NUMBER: _ClassVar[int]
     shuffle_address: str
     slots: int
     hostname: str
     held: _containers.RepeatedCompositeFieldContainer[HeldOutput]
     reports_progress: bool
     handlers: _containers.RepeatedCompositeFieldContainer[HandlerInfo]
-    def __init__(self, shuffle_address: _Optional[str] = ..., slots: _Optional[int] = ..., hostname: _Optional[str] = ..., held: _Optional[_Iterable[_Union[HeldOutput, _Mapping]]] = ..., reports_progress: bool = ..., handlers: _Optional[_Iterable[_Union[HandlerInfo, _Mapping]]] = ...) -> None: ...
+    carried: _containers.RepeatedCompositeFieldContainer[CarriedAttempt]
+    def __init__(self, shuffle_address: _Optional[str] = ..., slots: _Optional[int] = ..., hostname: _Optional[str] = ..., held: _Optional[_Iterable[_Union[HeldOutput, _Mapping]]] = ..., reports_progress: bool = ..., handlers: _Optional[_Iterable[_Union[HandlerInfo, _Mapping]]] = ..., carried: _Optional[_Iterable[_Union[CarriedAttempt, _Mapping]]] = ...) -> None: ...
+
+class CarriedAttempt(_message.Message):
+    __slots__ = ("job_id", "attempt")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class HandlerInfo(_message.Message):
     __slots__ = ("name", "kind")
