@@ -396,6 +396,209 @@ def step_ssh(c, files, inputs):
     return run([DEPLOY / "ssh" / "test-on-containers.sh", WEFT, inputs, c.data], env=env, timeout=900).stdout.strip()
 
 
+# The HA cluster: two coordinators on PostgreSQL (compose.ha.yaml).
+
+HA_LEASE = 3
+
+
+class HaCluster(Cluster):
+    """compose.ha.yaml's cluster: PostgreSQL, coordinator-a and coordinator-b on it, workers
+    given both; `weft` on this host given both too."""
+
+    SERVICES = ("coordinator-a", "coordinator-b")
+
+    def __init__(self, data, secrets):
+        project = f"{PROJECT}ha"
+        compose = ["docker-compose", "-p", project, "-f", str(DEPLOY / "compose.ha.yaml")]
+        super().__init__(data, secrets, compose=compose, project=project)
+        self.ports = {"coordinator-a": self.port, "coordinator-b": free_port()}
+        self.env.update(
+            WEFT_PORT_B=str(self.ports["coordinator-b"]),
+            WEFT_LEADER_LEASE=str(HA_LEASE),
+            WEFT_COORDINATOR=",".join(self.url(s) for s in self.SERVICES),
+        )
+
+    def url(self, service):
+        return f"https://127.0.0.1:{self.ports[service]}"
+
+    def container(self, service):
+        return self.containers(service)[0]
+
+    def leads(self, service):
+        return self.weft("health", "--leader", "--coordinator", self.url(service), check=False, timeout=30).returncode == 0
+
+    def leader(self):
+        return next((s for s in self.SERVICES if self.leads(s)), None)
+
+    def wait_leader(self, other_than=None, timeout=60):
+        """The coordinator that leads once one other than `other_than` does, and how long that took."""
+        started = time.time()
+        found = []
+        wait_until(lambda: found.append(self.leader()) or found[-1] not in (None, other_than), f"a leader other than {other_than}", timeout)
+        return found[-1], time.time() - started
+
+    def wait_standby(self, service, timeout=60):
+        def stands_by():
+            said = self.weft("health", "--coordinator", self.url(service), check=False, timeout=30)
+            return said.returncode == 0 and "standing by" in said.stdout
+        wait_until(stands_by, f"{service} to stand by", timeout)
+
+    def coordinator_log(self):
+        return "".join(run(["docker", "logs", self.container(s)], check=False).stderr for s in self.SERVICES)
+
+    def state(self, name):
+        return json.loads(run(["docker", "inspect", name]).stdout)[0]
+
+    def start_when_stepped_down(self, service, restarts_before):
+        """Waits for a deposed leader to step down and exit, then starts it again as a
+        supervisor would (compose's restart policy may have already; `docker kill` of a
+        signal marks a container stopped by hand, which that policy leaves alone)."""
+        name = self.container(service)
+        wait_until(lambda: "no longer the leader" in run(["docker", "logs", name], check=False).stderr, f"{service} to step down", 60)
+        wait_until(lambda: not self.state(name)["State"]["Running"] or self.state(name)["RestartCount"] > restarts_before,
+                   f"{service} to exit", 60)
+        run(["docker", "start", name], check=False)
+
+
+def noted_job(inputs, notes, map_sleep, reduce_sleep, reduces=3):
+    """A streaming job whose maps and reduces each append a line to `notes` as they start."""
+    flags = streaming(inputs, map_sleep, reduce_sleep, reduces)
+    flags[flags.index("--mapper") + 1] = f"echo map >> {notes}; " + MAPPER.format(sleep=map_sleep)
+    flags[flags.index("--reducer") + 1] = f"echo reduce >> {notes}; " + REDUCER.format(sleep=reduce_sleep)
+    return flags
+
+
+def ran_once(c, job, notes):
+    """Checks that no task of `job` started twice (beyond its backups): every attempt running
+    at a takeover was adopted by the new leader, not run again."""
+    status = c.status(job)
+    lines = notes.read_text().split()
+    backups = int(status.get("counters", {}).get("weft:backup_attempts", 0))
+    maps, reduces = lines.count("map"), lines.count("reduce")
+    want_maps, want_reduces = status["maps"]["total"], status["reduces"]["total"]
+    assert want_maps <= maps <= want_maps + backups and want_reduces <= reduces <= want_reduces + backups, (
+        f"tasks started {maps} maps for {want_maps}, {reduces} reduces for {want_reduces} ({backups} backups): "
+        f"a running attempt ran again")
+    return f"{maps} map and {reduces} reduce starts for {want_maps} + {want_reduces} tasks"
+
+
+def ha_round(ha, files, inputs, phase, fault):
+    """A job whose tasks note their starts; once its `phase` runs, `fault(ha, leader)` (which
+    says what it did); then the job must end exact with no task started twice, and the old
+    leader must stand by."""
+    notes = ha.data / f"notes-{ha.jobs + 1}"
+    job, out = ha.submit(*noted_job(inputs, notes, 1, 3))
+    if phase == "map":
+        ha.wait_status(job, "maps running", lambda s: s["maps"]["done"] >= 2 and s["running_attempts"] > 0)
+    else:
+        ha.wait_status(job, "reduces running", lambda s: s["phase"] == "reduce" and s["running_attempts"] > 0)
+    leader = ha.leader()
+    said = fault(ha, leader)
+    ha.wait_job(job)
+    result = check_counts(out, files)
+    once = ran_once(ha, job, notes)
+    ha.wait_standby(leader, timeout=120)
+    return f"{said} mid-{phase}; {result}; {once}"
+
+
+def kill_leader(ha, leader):
+    killed = time.time()
+    run(["docker", "kill", ha.container(leader)])
+    successor, _ = ha.wait_leader(other_than=leader)
+    took = time.time() - killed
+    run(["docker", "start", ha.container(leader)])
+    return f"kill -9 of {leader}: {successor} led {took:.1f} s later"
+
+
+def pause_leader(ha, leader):
+    name = ha.container(leader)
+    restarts = ha.state(name)["RestartCount"]
+    run(["docker", "kill", "--signal", "STOP", name])
+    successor, took = ha.wait_leader(other_than=leader)
+    time.sleep(HA_LEASE)
+    run(["docker", "kill", "--signal", "CONT", name])
+    # The old leader finds its lease taken, changes nothing and exits; started again, it
+    # stands by.
+    ha.start_when_stepped_down(leader, restarts)
+    return f"SIGSTOP of {leader} past its lease: {successor} led after {took:.1f} s; on SIGCONT it stepped down"
+
+
+def cut_leader_from_database(ha, leader):
+    name = ha.container(leader)
+    restarts = ha.state(name)["RestartCount"]
+    network = f"{ha.project}_state"
+    run(["docker", "network", "disconnect", network, name])
+    try:
+        successor, took = ha.wait_leader(other_than=leader)
+        wait_until(lambda: "no longer the leader" in run(["docker", "logs", name], check=False).stderr, f"{leader} to step down", 60)
+    finally:
+        run(["docker", "network", "connect", network, name], check=False)
+    ha.start_when_stepped_down(leader, restarts)
+    return f"{leader} cut off from PostgreSQL: it stepped down, {successor} led after {took:.1f} s"
+
+
+def ha_postgres_restart(ha, files, inputs):
+    job, out = ha.submit(*streaming(inputs, 1, 2))
+    ha.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 2)
+    postgres = ha.container("postgres")
+    run(["docker", "stop", "--time", "10", postgres])
+    refused = ha.weft("submit", "--output", ha.data / "never", "--input", inputs, "--app", "wordcount", check=False, timeout=120)
+    run(["docker", "start", postgres])
+    assert refused.returncode != 0, "a submit while PostgreSQL is down is refused"
+    ha.wait_leader(timeout=120)
+    ha.wait_job(job)
+    result = check_counts(out, files)
+    assert not (ha.data / "never" / "_SUCCESS").exists(), "the refused job ran"
+    later, later_out = ha.submit("--input", inputs, "--app", "wordcount", "--reduce-tasks", "2")
+    ha.wait_job(later)
+    check_counts(later_out, files, WORD)
+    why = refused.stderr.strip().splitlines()[-1][:160] if refused.stderr.strip() else "?"
+    return f"PostgreSQL stopped mid-job: a submit refused ({why}); the job {result}; a new job after ran exact"
+
+
+def ha_roll(ha, files, inputs):
+    notes = ha.data / f"notes-{ha.jobs + 1}"
+    job, out = ha.submit(*noted_job(inputs, notes, 1, 2))
+    ha.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 1)
+    for service in ha.SERVICES:
+        run(["docker", "restart", "--time", "30", ha.container(service)])
+        ha.wait_leader()
+        wait_until(lambda: ha.weft("health", "--coordinator", ha.url(service), check=False, timeout=30).returncode == 0, f"{service} back", 60)
+    ha.wait_job(job)
+    return f"both coordinators restarted one after the other mid-job: {check_counts(out, files)}; {ran_once(ha, job, notes)}"
+
+
+def step_ha(c, files, inputs):
+    """The two-coordinator cluster on PostgreSQL, through the faults a leader meets."""
+    run([DEPLOY / "postgres" / "build.sh"], capture=False)
+    ha = HaCluster(c.data, Path(c.env["WEFT_SECRETS"]))
+    said = []
+    try:
+        ha.up(3)
+        leader, _ = ha.wait_leader()
+        ha.wait_standby(next(s for s in ha.SERVICES if s != leader))
+        for name, scenario in [
+            ("kill -9 mid-map", lambda: ha_round(ha, files, inputs, "map", kill_leader)),
+            ("kill -9 mid-reduce", lambda: ha_round(ha, files, inputs, "reduce", kill_leader)),
+            ("pause", lambda: ha_round(ha, files, inputs, "map", pause_leader)),
+            ("cut from the database", lambda: ha_round(ha, files, inputs, "map", cut_leader_from_database)),
+            ("PostgreSQL restart", lambda: ha_postgres_restart(ha, files, inputs)),
+            ("rolling restart", lambda: ha_roll(ha, files, inputs)),
+        ]:
+            t = time.time()
+            said.append(scenario())
+            log(f"  ha: {name} ({time.time() - t:.1f} s): {said[-1]}")
+        jobs = json.loads(ha.weft("jobs", "--json").stdout)
+        failed = [j for j in jobs if j["state"] != "succeeded"]
+        assert not failed, f"jobs not succeeded: {failed}"
+        return f"{len(said)} faults, {len(jobs)} jobs, all succeeded exact"
+    except Exception:
+        log(ha.coordinator_log()[-6000:])
+        raise
+    finally:
+        ha.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+
+
 STEPS = [
     ("plain", step_plain),
     ("kill-workers", step_kill_workers),
@@ -404,6 +607,7 @@ STEPS = [
     ("scale-and-rolling-restart", step_scale_and_rolling_restart),
     ("ssh", step_ssh),
     ("s3", step_s3),
+    ("ha", step_ha),
 ]
 
 
@@ -432,7 +636,11 @@ def main():
     for f in files:
         f.chmod(0o644)
     secrets = Path(tempfile.mkdtemp(prefix="weft-secrets-"))
-    run([WEFT, "certs", "--dir", secrets])
+    # The HA cluster's PostgreSQL presents the coordinators' certificate: it names postgres.
+    run([WEFT, "certs", "--dir", secrets, "--host", "postgres"])
+    password = secrets / "state.password"
+    password.write_text(os.urandom(18).hex() + "\n")
+    password.chmod(0o600)
     if os.geteuid() == 0:
         for path in [secrets, *secrets.iterdir()]:
             os.chown(path, 10001, 10001)

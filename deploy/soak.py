@@ -11,13 +11,19 @@ random moments: a worker killed (SIGKILL) and started again, a worker paused (SI
 its lease and resumed, the coordinator killed and started again, the tmpfs worker's work
 directory filled up and freed.
 
+With --ha, the same against two coordinators with their state on PostgreSQL (a server of
+Debian's package started here, in the run's directory): the faults that hit the coordinator
+hit the leader instead, killed (SIGKILL) and started again as a standby, or paused (SIGSTOP)
+past its lease and resumed, when it steps down and exits and is started again; workers and
+clients are given both coordinators and follow the leader.
+
 At the end: every acknowledged job is in a final state; every succeeded job's output is
 exact against a computation in this process, each part once and nothing else beside it; a
 cancelled job left no part; no task process and no temporary file remains; the
 coordinator's memory is under a bound. One summary line says what ran and what was
 injected; a run that injected fewer than three faults of a kind fails.
 
-    deploy/soak.py [--seconds 120] [--seed N] [--keep]
+    deploy/soak.py [--seconds 120] [--seed N] [--ha] [--keep]
 """
 
 import argparse
@@ -45,6 +51,7 @@ MARKER = "weft-soak-task"
 ASCII_WORD_MAPPER = "tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
 SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 FAULTS = ["kill-worker", "pause-worker", "kill-coordinator", "fill-disk"]
+HA_FAULTS = ["kill-worker", "pause-worker", "kill-leader", "pause-leader", "fill-disk"]
 RSS_BOUND = 300 << 20
 BATCH_TASKS = 2000
 
@@ -54,18 +61,55 @@ def marked(command):
     return f": {MARKER}; {command}"
 
 
+class Postgres:
+    """A PostgreSQL server of Debian's package in `dir`, as the postgres user when run as root."""
+
+    def __init__(self, dir):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL's initdb is not installed (Debian's postgresql package)")
+        self.bin = bins[-1].parent
+        self.dir = dir
+        self.port = free_port()
+        dir.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(dir, "postgres")
+            os.chmod(dir.parent, 0o755)
+        self.run("initdb", "-D", dir / "data", "--username=weft", "--no-sync", "--auth=trust")
+        self.run("pg_ctl", "-D", dir / "data", "-l", dir / "server.log", "-w", "-o",
+                 f"-p {self.port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
+        self.url = f"postgres://weft@127.0.0.1:{self.port}/postgres"
+
+    def run(self, program, *args):
+        command = [str(self.bin / program), *map(str, args)]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True)
+
+    def stop(self):
+        try:
+            self.run("pg_ctl", "-D", self.dir / "data", "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+
+
 class Cluster:
     """The processes, their directories, and how to break and mend them."""
 
-    def __init__(self, root):
+    def __init__(self, root, ha=False):
         self.root = root
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.postgres = Postgres(root / "pg") if ha else None
+        self.ports = [free_port() for _ in range(2 if ha else 1)]
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.url = ",".join(self.urls)
         self.env = dict(os.environ, WEFT_COORDINATOR=self.url)
         self.lock = threading.Lock()
         self.kills_begun = self.kills_done = 0
-        self.coordinator = None
-        self.start_coordinator()
+        self.coordinators = [None] * len(self.ports)
+        for i in range(len(self.ports)):
+            self.start_coordinator(i)
+            if i == 0:
+                wait_until(lambda: self.leader() == 0, "the first coordinator to lead", 30)
         self.workers = [self.start_worker(i) for i in range(3)]
         self.tmpfs_work = root / "work-tmpfs"
         self.tmpfs_work.mkdir()
@@ -76,12 +120,22 @@ class Cluster:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to serve", 30)
 
-    def start_coordinator(self):
-        log_file = open(self.root / "coordinator.log", "a")
-        self.coordinator = subprocess.Popen(
-            [WEFT, "coordinator", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.root / "state",
+    def start_coordinator(self, i=0):
+        log_file = open(self.root / f"coordinator-{i}.log", "a")
+        state = ["--state", self.postgres.url, "--leader-lease", str(LEASE), "--recovery-grace", "2"] if self.postgres \
+            else ["--state-dir", self.root / "state"]
+        self.coordinators[i] = subprocess.Popen(
+            [WEFT, "coordinator", "--listen", f"127.0.0.1:{self.ports[i]}", *state,
              "--lease-timeout", str(LEASE), "--retain-for", "5", "--retain-jobs", "20"],
             stdout=subprocess.DEVNULL, stderr=log_file, env=dict(os.environ, WEFT_LOG="info"))
+
+    def leader(self):
+        """Which coordinator leads now (None while none does)."""
+        for i, url in enumerate(self.urls):
+            said = subprocess.run([WEFT, "health", "--leader", "--coordinator", url], capture_output=True, timeout=30)
+            if said.returncode == 0:
+                return i
+        return None
 
     def start_worker(self, i):
         log_file = open(self.root / f"worker-{i}.log", "a")
@@ -115,16 +169,46 @@ class Cluster:
         worker.send_signal(signal.SIGCONT)
 
     def kill_coordinator(self, rng):
+        """Kills the coordinator (with --ha, the leader) and starts it again."""
         with self.lock:
-            # Counted as begun before the kill and done once it serves again: a batch that
+            # Counted as begun before the kill and done once one leads again: a batch that
             # overlapped one can tell that the kill explains its broken stream.
             self.kills_begun += 1
-            self.coordinator.kill()
-            self.coordinator.wait()
+            i = (self.leader() or 0) if self.postgres else 0
+            self.coordinators[i].kill()
+            self.coordinators[i].wait()
             time.sleep(rng.uniform(0.2, 1.5))
-            self.start_coordinator()
-        wait_until(lambda: self.weft("health", check=False).returncode == 0, "the coordinator to come back", 30)
+            self.start_coordinator(i)
+        self.wait_serving()
         self.kills_done += 1
+
+    def pause_leader(self, rng):
+        """Pauses the leader past its lease; woken, it finds another in its place, steps down
+        and exits, and is started again (as a supervisor would)."""
+        with self.lock:
+            self.kills_begun += 1
+            i = self.leader()
+            if i is None:
+                self.kills_done += 1
+                return
+            leader = self.coordinators[i]
+            leader.send_signal(signal.SIGSTOP)
+            wait_until(lambda: self.leader() not in (None, i), "a standby to take over", 30)
+            time.sleep(rng.uniform(0, 1))
+            leader.send_signal(signal.SIGCONT)
+            try:
+                code = leader.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError("a leader paused past its lease did not step down")
+            if code == 0:
+                raise RuntimeError("a deposed leader exited 0")
+            self.start_coordinator(i)
+        self.wait_serving()
+        self.kills_done += 1
+
+    def wait_serving(self):
+        serving = ["health", "--leader"] if self.postgres else ["health"]
+        wait_until(lambda: self.weft(*serving, check=False).returncode == 0, "a coordinator to serve again", 30)
 
     def fill_disk(self, rng):
         filler = self.tmpfs_path() / "filler"
@@ -140,7 +224,8 @@ class Cluster:
         filler.unlink(missing_ok=True)
 
     def coordinator_rss(self):
-        for line in Path(f"/proc/{self.coordinator.pid}/status").read_text().splitlines():
+        i = (self.leader() or 0) if self.postgres else 0
+        for line in Path(f"/proc/{self.coordinators[i].pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
@@ -162,11 +247,15 @@ class Cluster:
                 os.kill(int(pid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        self.coordinator.send_signal(signal.SIGTERM)
-        try:
-            self.coordinator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.coordinator.kill()
+        for coordinator in self.coordinators:
+            coordinator.send_signal(signal.SIGTERM)
+        for coordinator in self.coordinators:
+            try:
+                coordinator.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                coordinator.kill()
+        if self.postgres:
+            self.postgres.stop()
 
 
 # What the jobs must produce, computed here.
@@ -233,6 +322,7 @@ class Soak:
         self.jobs = []
         self.jobs_lock = threading.Lock()
         self.faults = collections.Counter()
+        self.kinds = HA_FAULTS if cluster.postgres else FAULTS
         self.batches = collections.Counter()
         self.stop = threading.Event()
         self.errors = []
@@ -365,13 +455,15 @@ class Soak:
             "kill-worker": self.cluster.kill_worker,
             "pause-worker": self.cluster.pause_worker,
             "kill-coordinator": self.cluster.kill_coordinator,
+            "kill-leader": self.cluster.kill_coordinator,
+            "pause-leader": self.cluster.pause_leader,
             "fill-disk": self.cluster.fill_disk,
         }
         # Rounds of every kind of fault in a random order, a moment apart, until the end.
         order = []
         while not self.stop.wait(self.rng.uniform(0.5, 2.0)):
             if not order:
-                order = FAULTS[:]
+                order = self.kinds[:]
                 self.rng.shuffle(order)
             fault = order.pop()
             try:
@@ -452,6 +544,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=120, help="how long jobs are submitted and faults injected")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="the random seed (printed; give it to replay)")
+    parser.add_argument("--ha", action="store_true", help="two coordinators on PostgreSQL; the leader killed and paused")
     parser.add_argument("--keep", action="store_true", help="keep the directory of the run")
     args = parser.parse_args()
     log(f"== building weft and the queue load (release); seed {args.seed}")
@@ -471,7 +564,7 @@ def main():
                             "--seed", str(args.seed + i)], check=True, capture_output=True)
             data.append(sorted(d.iterdir()))
         (root / "out").mkdir()
-        cluster = Cluster(root)
+        cluster = Cluster(root, ha=args.ha)
         soak = Soak(cluster, data, args.seconds, rng)
         log(f"== soaking for {args.seconds} s")
         soak.run()
@@ -482,11 +575,11 @@ def main():
         if rss > RSS_BOUND:
             soak.errors.append(f"coordinator RSS {rss >> 20} MiB, over {RSS_BOUND >> 20} MiB")
         soak.errors += [f"left behind: {x}" for x in leftovers]
-        few = [f for f in FAULTS if soak.faults[f] < 3]
+        few = [f for f in soak.kinds if soak.faults[f] < 3]
         if few:
             soak.errors.append(f"fewer than three faults of {few}: {dict(soak.faults)}")
-        faults = ", ".join(f"{f} {soak.faults[f]}" for f in FAULTS)
-        log(f"soak: {time.time() - started:.0f} s, seed {args.seed}; {len(soak.jobs)} jobs "
+        faults = ", ".join(f"{f} {soak.faults[f]}" for f in soak.kinds)
+        log(f"soak{' (ha: two coordinators on PostgreSQL)' if args.ha else ''}: {time.time() - started:.0f} s, seed {args.seed}; {len(soak.jobs)} jobs "
             f"({states['succeeded']} succeeded, {states['cancelled']} cancelled, {states['failed']} failed), "
             f"{sum(soak.batches.values())} runs of batches of {BATCH_TASKS:,} tasks, every result checked "
             f"({soak.batches['cut by a coordinator kill, run again']} cut by a coordinator kill and run again); "

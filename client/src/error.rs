@@ -37,8 +37,12 @@ pub enum ClientError {
     #[error("task failed: {0}")]
     TaskFailed(String),
     /// The stream of results ended before this task's result came.
-    #[error("the coordinator stopped before reporting this task")]
+    #[error("the coordinator stopped before reporting this task: a batch is cut when its coordinator stops or another takes over; run the task again")]
     ResultLost,
+    /// The stream of results broke before this task's result came (the connection to the
+    /// coordinator was lost: it died, or another took over).
+    #[error("the batch was cut before this task's result came ({0}): a batch does not outlive its coordinator's restart or a takeover; run the task again")]
+    BatchCut(String),
 }
 
 impl From<tonic::Status> for ClientError {

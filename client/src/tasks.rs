@@ -267,12 +267,27 @@ pub(crate) async fn deliver(events: impl Stream<Item = Result<BatchEvent, Client
             }
             Ok(BatchEvent::Unserved { waiting, served }) => warn_unserved(&waiting, &served),
             Err(e) => {
-                failure = e;
+                failure = cut_by(e);
                 break;
             }
         }
     }
     fail_waiting(waiting, failure);
+}
+
+/// What a broken stream means for its tasks: a lost connection cut the batch.
+fn cut_by(error: ClientError) -> ClientError {
+    match error {
+        ClientError::Rpc(status)
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) =>
+        {
+            ClientError::BatchCut(status.message().to_string())
+        }
+        other => other,
+    }
 }
 
 /// Ends a stream: every task still waiting on it gets `failure`.
@@ -328,6 +343,24 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_broken_stream_cuts_the_batch_and_says_so_and_a_refusal_stays_itself() {
+        let waiting = Mutex::new(Waiting::default());
+        let (sender, result) = oneshot::channel();
+        waiting.lock().unwrap().results.insert(0, sender);
+        let broken = futures::stream::iter([Err(ClientError::Rpc(tonic::Status::unavailable("transport error")))]);
+        deliver(broken, &waiting).await;
+        let error = result.await.unwrap().unwrap_err().to_string();
+        assert!(
+            error.contains("the batch was cut")
+                && error.contains("transport error")
+                && error.contains("run the task again"),
+            "{error}"
+        );
+        let refused = cut_by(ClientError::Rpc(tonic::Status::permission_denied("no")));
+        assert!(matches!(refused, ClientError::Rpc(s) if s.code() == tonic::Code::PermissionDenied));
+    }
 
     /// Events: one result, then, after `delay`, the end; `ended` is set when the end is read.
     fn one_result_then_the_end(delay: Duration, ended: Arc<AtomicBool>) -> Events {

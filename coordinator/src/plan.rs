@@ -13,7 +13,7 @@ use weft_auth::paths::{DataRoots, Outside};
 use weft_core::location::Location;
 use weft_storage::StorageError;
 
-use crate::output::{Output, OutputClaim, OutputError};
+use crate::output::{DirError, Output, OutputClaim, OutputError};
 
 /// Keys sampled for a range partitioner's split points.
 const KEY_SAMPLE: usize = 10_000;
@@ -64,14 +64,25 @@ pub enum PlanError {
 
 /// Checks `spec` against the filesystem and the data roots, and claims its output
 /// directory. Inputs that are in `produced_later` (outputs of the jobs it runs after) need
-/// not exist yet. A path outside the roots is refused before anything else is looked at, so
-/// that the refusal says nothing of whether it exists.
-pub fn check(spec: &JobSpec, produced_later: &[Location], roots: &DataRoots) -> Result<OutputClaim, PlanError> {
+/// not exist yet; an output in `in_use` (an unfinished job's, as the store knows them) is
+/// refused before the directory is looked at, whichever host's lock holds it. A path
+/// outside the roots is refused before anything else is looked at, so that the refusal says
+/// nothing of whether it exists.
+pub fn check(
+    spec: &JobSpec,
+    produced_later: &[Location],
+    roots: &DataRoots,
+    in_use: &[Location],
+) -> Result<OutputClaim, PlanError> {
     spec.validate()?;
     for input in &spec.inputs {
         roots.resolve(input)?;
     }
     let output = roots.resolve(&spec.output)?;
+    if let Some(taken) = in_use.iter().find(|taken| same_path(taken, &output)) {
+        let shown = std::path::PathBuf::from(taken.to_text());
+        return Err(OutputError::Dir(DirError::InUse(shown)).into());
+    }
     let present: Vec<Location> = spec
         .inputs
         .iter()
@@ -182,4 +193,39 @@ fn sample_keys(spec: &JobSpec, splits: &[Split]) -> Vec<Vec<u8>> {
         }
     }
     sample
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::spec::{JobSpec, Program};
+
+    use super::*;
+
+    #[test]
+    fn an_unfinished_job_s_output_is_refused_whichever_host_holds_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "a line\n").unwrap();
+        let out = dir.path().join("out");
+        // What a running job claimed from another host: its temporary directory, unlocked
+        // here (that host's lock is not seen), and a committed part.
+        std::fs::create_dir_all(out.join(".weft-tmp")).unwrap();
+        std::fs::write(out.join("part-00000"), "x\t1\n").unwrap();
+        let program = Program::Streaming {
+            mapper: "cat".into(),
+            reducer: None,
+            combiner: None,
+        };
+        let spec = JobSpec::new(vec![Location::local(&input)], Location::local(&out), program);
+        let roots = DataRoots::default();
+        let refused = check(&spec, &[], &roots, &[Location::local(&out)]);
+        assert!(
+            matches!(refused, Err(PlanError::Output(OutputError::Dir(DirError::InUse(_))))),
+            "{refused:?}"
+        );
+        assert!(out.join("part-00000").exists(), "the running job's part is left alone");
+        // Unknown to the store, it was left by a job that died: cleared and claimed.
+        assert!(check(&spec, &[], &roots, &[]).is_ok());
+        assert!(!out.join("part-00000").exists());
+    }
 }

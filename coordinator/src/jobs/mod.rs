@@ -96,8 +96,9 @@ impl Jobs {
         let _place = self.take_place(&owner.name)?;
         let (after, produced_later) = self.resolve_after(&spec.after, &owner).await?;
         let (roots, max_splits) = (self.engine.roots.clone(), self.engine.config.limits.max_splits);
+        let in_use = self.outputs_in_use();
         let (spec, claim, plan) = tokio::task::spawn_blocking(move || -> Result<_, PlanError> {
-            let claim = check(&spec, &produced_later, &roots)?;
+            let claim = check(&spec, &produced_later, &roots, &in_use)?;
             let plan = if spec.after.is_empty() {
                 Some(plan(&spec, &roots, max_splits)?)
             } else {
@@ -367,6 +368,17 @@ impl Jobs {
     /// Whether `id` is a job that has not ended.
     pub fn is_unfinished(&self, id: JobId) -> bool {
         self.lock().jobs.get(&id).is_some_and(|e| !e.state().is_final())
+    }
+
+    /// The outputs of the unfinished jobs: the leader knows every one (they are in the
+    /// shared store), so that no new job takes one of them, whichever host claimed it.
+    fn outputs_in_use(&self) -> Vec<weft_core::location::Location> {
+        self.lock()
+            .jobs
+            .values()
+            .filter(|e| !e.state().is_final())
+            .map(|e| e.tracked.output.root())
+            .collect()
     }
 
     /// Waits for every job driver and admission to stop (after shutdown was cancelled).

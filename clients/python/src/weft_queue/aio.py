@@ -11,7 +11,7 @@ import grpc
 from ._proto import weft_pb2 as pb
 from .client import _warn_unserved
 from .connection import Connected
-from .errors import ResultLost, WeftError
+from .errors import STREAM_ENDED, ResultLost, WeftError, cut_by
 from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
 
@@ -102,14 +102,17 @@ class AsyncClient(Connected):
 
 async def _settle(call: "grpc.aio.StreamStreamCall", futures: "List[asyncio.Future[bytes]]", on_unserved: Optional[UnservedCallback]) -> None:
     pending = len(futures)
-    failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
+    failure: BaseException = ResultLost(STREAM_ENDED)
+    received = False
     try:
         async for message in call:
+            received = True
             pending -= settle(message, futures, on_unserved)
             if pending == 0:
                 break
     except grpc.RpcError as error:
-        failure = WeftError.from_rpc(error)
+        # Broken once it ran: the batch was cut; before any answer: a refusal, or no connection.
+        failure = cut_by(error) if received else WeftError.from_rpc(error)
     finally:
         fail_pending(futures, failure)
         call.cancel()

@@ -12,7 +12,7 @@ import grpc
 
 from ._proto import weft_pb2 as pb
 from .connection import FOLLOW_FOR, Connected
-from .errors import JobFailed, ResultLost, WeftError
+from .errors import STREAM_ENDED, JobFailed, ResultLost, WeftError, cut_by
 from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
 
@@ -160,14 +160,17 @@ class Client(Connected):
 def _settle(responses: Iterator[pb.QueueTaskResults], futures: List["Future[bytes]"], on_unserved: Optional[UnservedCallback]) -> None:
     """Sets each task's future as its result comes; what never comes ends as lost."""
     pending = len(futures)
-    failure: BaseException = ResultLost("the batch's stream ended before this task's result came")
+    failure: BaseException = ResultLost(STREAM_ENDED)
+    received = False
     try:
         for message in responses:
+            received = True
             pending -= settle(message, futures, on_unserved)
             if pending == 0:
                 break
     except grpc.RpcError as error:
-        failure = WeftError.from_rpc(error)
+        # Broken once it ran: the batch was cut; before any answer: a refusal, or no connection.
+        failure = cut_by(error) if received else WeftError.from_rpc(error)
     fail_pending(futures, failure)
 
 

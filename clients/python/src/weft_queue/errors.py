@@ -52,7 +52,26 @@ class TaskFailed(Exception):
 
 
 class ResultLost(Exception):
-    """The batch's stream ended before this task's result came."""
+    """The batch's stream ended before this task's result came: the batch was cut (its
+    coordinator stopped, or another took over; a batch does not outlive either)."""
+
+
+#: Why a task of a batch whose stream ended without its result has none.
+STREAM_ENDED = ("the batch's stream ended before this task's result came: a batch is cut when its coordinator "
+                "stops or another takes over; run the task again")
+
+#: Codes of a stream that broke, rather than being refused.
+_BROKEN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED)
+
+
+def cut_by(error: grpc.RpcError) -> Exception:
+    """What a batch's broken stream means for its tasks still waiting: a lost connection cut
+    the batch (:class:`ResultLost`); a refusal stays a :class:`WeftError`."""
+    failure = WeftError.from_rpc(error)
+    if failure.code in _BROKEN:
+        return ResultLost(f"the batch was cut before this task's result came ({failure}): a batch does not "
+                          "outlive its coordinator's restart or a takeover; run the task again")
+    return failure
 
 
 class JobFailed(Exception):
