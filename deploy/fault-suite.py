@@ -427,14 +427,15 @@ class HaCluster(Cluster):
     def leads(self, service):
         return self.weft("health", "--leader", "--coordinator", self.url(service), check=False, timeout=30).returncode == 0
 
-    def leader(self):
-        return next((s for s in self.SERVICES if self.leads(s)), None)
+    def leader(self, other_than=None):
+        """Which coordinator leads (not asking `other_than`, which may be paused), or None."""
+        return next((s for s in self.SERVICES if s != other_than and self.leads(s)), None)
 
     def wait_leader(self, other_than=None, timeout=60):
         """The coordinator that leads once one other than `other_than` does, and how long that took."""
         started = time.time()
         found = []
-        wait_until(lambda: found.append(self.leader()) or found[-1] not in (None, other_than), f"a leader other than {other_than}", timeout)
+        wait_until(lambda: found.append(self.leader(other_than)) or found[-1] is not None, f"a leader other than {other_than}", timeout)
         return found[-1], time.time() - started
 
     def wait_standby(self, service, timeout=60):
