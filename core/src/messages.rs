@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::outcome::Report;
-use crate::work::{Assignment, AttemptId, HandlerKind, HandlerName, JobId, WorkerId};
+use crate::work::{Assignment, AttemptId, HandlerKind, HandlerName, JobId, TaskKind, WorkerId};
 
 /// A map output that a worker holds from an earlier session, announced when it registers
 /// so that a restarted coordinator can adopt it.
@@ -28,6 +28,12 @@ pub struct CarriedAttempt {
     pub job: JobId,
     /// The attempt.
     pub attempt: AttemptId,
+    /// Its task: map or reduce.
+    pub kind: TaskKind,
+    /// The task's index.
+    pub index: u32,
+    /// Its number among the task's attempts.
+    pub number: u32,
 }
 
 /// The first message of a session.

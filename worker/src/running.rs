@@ -15,14 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_core::messages::CarriedAttempt;
 use weft_core::outcome::Report;
-use weft_core::work::{AttemptId, JobId};
+use weft_core::work::{AttemptId, TaskId};
 
 use crate::process::KillSwitch;
 
-/// An attempt this worker holds: its job (none for a queue task), its cancellation, and its
-/// progress as last reported.
+/// An attempt this worker holds: its task and number, its cancellation, and its progress as
+/// last reported.
 pub(crate) struct RunningAttempt {
-    pub(crate) job: Option<JobId>,
+    task: TaskId,
+    number: u32,
     pub(crate) cancel: CancellationToken,
     pub(crate) switch: KillSwitch,
     reported: u64,
@@ -31,10 +32,11 @@ pub(crate) struct RunningAttempt {
 }
 
 impl RunningAttempt {
-    /// A new attempt of `job`.
-    pub(crate) fn new(job: Option<JobId>, cancel: CancellationToken, switch: KillSwitch) -> Self {
+    /// A new attempt: number `number` of `task`.
+    pub(crate) fn new(task: TaskId, number: u32, cancel: CancellationToken, switch: KillSwitch) -> Self {
         Self {
-            job,
+            task,
+            number,
             cancel,
             switch,
             reported: 0,
@@ -85,7 +87,7 @@ impl RunningAttempts {
     /// The session ended without the worker leaving: queue attempts are cut, the others
     /// carried over to the next session.
     pub(crate) fn orphan(&mut self) {
-        for attempt in self.running.values_mut().filter(|a| a.job.is_none()) {
+        for attempt in self.running.values_mut().filter(|a| a.task.job().is_none()) {
             attempt.cut = true;
             attempt.cancel.cancel();
         }
@@ -105,7 +107,16 @@ impl RunningAttempts {
             .running
             .iter()
             .filter(|(_, a)| !a.cut)
-            .filter_map(|(id, a)| a.job.map(|job| CarriedAttempt { job, attempt: *id }))
+            .filter_map(|(id, a)| match a.task {
+                TaskId::Map(job, index) | TaskId::Reduce(job, index) => Some(CarriedAttempt {
+                    job,
+                    attempt: *id,
+                    kind: a.task.kind(),
+                    index,
+                    number: a.number,
+                }),
+                TaskId::Queue(..) => None,
+            })
             .collect();
         carried.sort_by_key(|c| c.attempt);
         carried
@@ -149,9 +160,61 @@ impl RunningAttempts {
 /// cut attempt's report is not sent, but its slot is freed).
 pub(crate) fn ended(running: &mut HashMap<AttemptId, RunningAttempt>, batch: Vec<Report>) -> (Vec<Report>, u32) {
     let freed = batch.len() as u32;
+    // A report of an attempt never held (a malformed assignment's failure) goes too.
     let to_send = batch
         .into_iter()
-        .filter(|r| running.remove(&r.attempt).is_some_and(|a| !a.cut))
+        .filter(|r| running.remove(&r.attempt).is_none_or(|a| !a.cut))
         .collect();
     (to_send, freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::outcome::AttemptOutcome;
+    use weft_core::work::{BatchId, JobId, TaskKind};
+
+    use super::*;
+
+    fn report(attempt: AttemptId) -> Report {
+        Report {
+            attempt,
+            outcome: AttemptOutcome::Failed("x".into()),
+            counters: Default::default(),
+        }
+    }
+
+    fn attempt(task: TaskId, number: u32) -> RunningAttempt {
+        RunningAttempt::new(task, number, CancellationToken::new(), KillSwitch::default())
+    }
+
+    #[test]
+    fn a_lost_session_cuts_queue_attempts_and_carries_the_others_with_their_tasks() {
+        let job = JobId::new(4);
+        let mut held = RunningAttempts::new(2);
+        held.running.insert(10, attempt(TaskId::Map(job, 3), 2));
+        held.running.insert(11, attempt(TaskId::Queue(BatchId::new(1), 0), 1));
+        held.orphan();
+        assert!(held.running[&11].cancel.is_cancelled(), "a queue attempt ends with its batch");
+        assert!(!held.running[&10].cancel.is_cancelled());
+        assert_eq!(
+            held.carried(),
+            [CarriedAttempt {
+                job,
+                attempt: 10,
+                kind: TaskKind::Map,
+                index: 3,
+                number: 2
+            }]
+        );
+        assert!(!held.give_up_after(Duration::from_secs(60)), "within the grace");
+        assert!(held.give_up_after(Duration::ZERO));
+        assert!(held.running[&10].cancel.is_cancelled(), "past it: cancelled");
+
+        // Reports: a cut attempt's stays here (its slot is freed all the same); one of an
+        // attempt never held (a malformed assignment's failure) goes.
+        let (sent, freed) = ended(&mut held.running, vec![report(10), report(11), report(12)]);
+        assert_eq!(sent.iter().map(|r| r.attempt).collect::<Vec<_>>(), [12]);
+        assert_eq!(freed, 3);
+        assert!(held.is_empty());
+    }
 }

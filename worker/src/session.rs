@@ -184,7 +184,7 @@ pub async fn run_session(
                             // locks its parent as it is made and dropped, once per task.
                             let token = CancellationToken::new();
                             let switch = KillSwitch::default();
-                            let running_attempt = RunningAttempt::new(assignment.task.job(), token.clone(), switch.clone());
+                            let running_attempt = RunningAttempt::new(assignment.task, assignment.number, token.clone(), switch.clone());
                             running.insert(assignment.attempt, running_attempt);
                             let (ctx, done, slots) = (ctx.clone(), done.clone(), slots.clone());
                             let span = attempt_span(&assignment);

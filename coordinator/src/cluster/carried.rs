@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use weft_core::messages::{CarriedAttempt, ToWorker};
 use weft_core::outcome::Report;
-use weft_core::work::{Assignment, AttemptId, JobId, WorkerId};
+use weft_core::work::{Assignment, AttemptId, JobId, TaskKind, WorkerId};
 
 use super::attempt::AttemptEntry;
 use super::{Attempt, Cluster, Owner, Placement};
@@ -20,6 +20,9 @@ use super::{Attempt, Cluster, Owner, Placement};
 /// One attempt a worker carried over.
 struct Carried {
     job: JobId,
+    kind: TaskKind,
+    index: u32,
+    number: u32,
     placement: Placement,
     /// When the worker announced it.
     announced: Instant,
@@ -40,6 +43,9 @@ impl CarriedAttempts {
         for c in carried {
             let entry = Carried {
                 job: c.job,
+                kind: c.kind,
+                index: c.index,
+                number: c.number,
                 placement: placement.clone(),
                 announced,
                 report: None,
@@ -84,13 +90,17 @@ impl CarriedAttempts {
 }
 
 impl Cluster {
-    /// Of `attempts` (of `job`), the one a connected worker carries and no job claimed yet.
-    pub fn carried(&self, job: JobId, attempts: &[AttemptId]) -> Option<AttemptId> {
+    /// An attempt of `job`'s task (`kind`, `index`) that a connected worker carries and no
+    /// job claimed yet, with its number: the newest, if several.
+    pub fn carried(&self, job: JobId, kind: TaskKind, index: u32) -> Option<(AttemptId, u32)> {
         let state = self.lock();
-        attempts
+        state
+            .carried
+            .attempts
             .iter()
-            .copied()
-            .find(|id| state.carried.attempts.get(id).is_some_and(|c| c.job == job))
+            .filter(|(_, c)| c.job == job && c.kind == kind && c.index == index)
+            .map(|(id, c)| (*id, c.number))
+            .max()
     }
 
     /// Takes a carried attempt as `owner`'s, with what its assignment would have been (for

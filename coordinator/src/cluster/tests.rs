@@ -1,7 +1,9 @@
 use tokio::sync::mpsc;
 use weft_core::messages::{HeldOutput, Registration, ToWorker};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
-use weft_core::work::{Assignment, BatchId, HandlerKind, HandlerName, JobId, QueueTask, TaskId, Work, WorkerId};
+use weft_core::work::{
+    Assignment, BatchId, HandlerKind, HandlerName, JobId, QueueTask, TaskId, TaskKind, Work, WorkerId,
+};
 
 use super::*;
 
@@ -332,7 +334,13 @@ async fn carried_attempts_are_claimed_with_a_report_that_came_first_and_the_rest
     config.recovery_grace = Duration::from_millis(100);
     let cluster = Cluster::new(config, 100, Box::new(|_| {}));
     let job = JobId::new(1);
-    let carried = |attempt| weft_core::messages::CarriedAttempt { job, attempt };
+    let carried = |attempt| weft_core::messages::CarriedAttempt {
+        job,
+        attempt,
+        kind: TaskKind::Map,
+        index: attempt as u32,
+        number: 1,
+    };
     let registration = Registration {
         carried: vec![carried(7), carried(8), carried(9), carried(150)],
         ..Registration::new("w:1", 4)
@@ -345,8 +353,9 @@ async fn carried_attempts_are_claimed_with_a_report_that_came_first_and_the_rest
         [150],
         "one this coordinator gave out was lost with its session already"
     );
-    assert_eq!(cluster.carried(job, &[5, 8]), Some(8));
-    assert_eq!(cluster.carried(JobId::new(2), &[8]), None, "another job's");
+    assert_eq!(cluster.carried(job, TaskKind::Map, 8), Some((8, 1)));
+    assert_eq!(cluster.carried(job, TaskKind::Reduce, 8), None, "another task's");
+    assert_eq!(cluster.carried(JobId::new(2), TaskKind::Map, 8), None, "another job's");
 
     // Attempt 7 ended while the worker had no coordinator: its report comes before the claim.
     cluster.report_all(w, [done(7, b"seven")], 1);

@@ -4,6 +4,7 @@
 //! reconnecting workers still hold.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use weft_core::outcome::{AttemptOutcome, Counters};
 use weft_core::work::{AttemptId, TaskId, TaskKind};
@@ -15,6 +16,9 @@ use crate::store::{AttemptRecord, TaskRecord};
 use crate::task::Adopted;
 use crate::task::AttemptLog;
 
+/// The attempts (id, number) of each task that ran when the coordinator stopped.
+type Interrupted = HashMap<(TaskKind, u32), Vec<(AttemptId, u32)>>;
+
 /// What a job had done when the coordinator stopped, from the store: the tasks it
 /// committed, and how many attempts each task had launched (so that numbers go on, and an
 /// attempt's number, `WEFT_ATTEMPT`, never names two attempts of one task).
@@ -22,8 +26,9 @@ use crate::task::AttemptLog;
 pub struct PriorCommits {
     tasks: HashMap<(TaskKind, u32), TaskRecord>,
     launched: HashMap<(TaskKind, u32), u32>,
-    /// The attempts (id, number) that ran when the coordinator stopped, by task.
-    interrupted: HashMap<(TaskKind, u32), Vec<(AttemptId, u32)>>,
+    /// The attempts (id, number) that ran when the coordinator stopped, by task, until
+    /// they are adopted or recorded lost.
+    interrupted: Mutex<Interrupted>,
 }
 
 impl PriorCommits {
@@ -36,20 +41,24 @@ impl PriorCommits {
             let most = launched.entry((a.kind, a.index)).or_default();
             *most = (*most).max(a.number);
         }
-        let mut running: HashMap<(TaskKind, u32), Vec<(AttemptId, u32)>> = HashMap::new();
+        let mut running = Interrupted::new();
         for a in interrupted {
             running.entry((a.kind, a.index)).or_default().push((a.id, a.number));
         }
         Self {
             tasks,
             launched,
-            interrupted: running,
+            interrupted: Mutex::new(running),
         }
     }
 
-    /// The attempts of a task that ran when the coordinator stopped.
-    fn interrupted(&self, kind: TaskKind, index: u32) -> &[(AttemptId, u32)] {
-        self.interrupted.get(&(kind, index)).map_or(&[], Vec::as_slice)
+    fn interrupted(&self) -> std::sync::MutexGuard<'_, Interrupted> {
+        self.interrupted.lock().expect("interrupted attempts poisoned")
+    }
+
+    /// Whether a task had an attempt running when the coordinator stopped, not yet settled.
+    fn was_running(&self, kind: TaskKind, index: u32) -> bool {
+        self.interrupted().contains_key(&(kind, index))
     }
 
     /// Each task that had launched attempts, with how many.
@@ -82,24 +91,26 @@ impl Job {
     }
 
     /// For a recovered job: the attempt of a task that a worker kept running across the
-    /// restart, claimed as the task's first attempt. Waits for that worker to rejoin up to
-    /// the recovery grace (counted from the recovery); `None` if the task ran nothing then,
-    /// or no worker came back with it.
+    /// restart, claimed as the task's first attempt. If the store says the task ran one
+    /// then, waits for a worker that carries one up to the recovery grace (counted from the
+    /// recovery); one a worker announced already is claimed even without a record (its start
+    /// was not written before the last leader stopped). `None`: nothing to claim. The
+    /// task's other interrupted attempts are recorded lost.
     pub(super) async fn claim_carried(&self, kind: TaskKind, index: u32) -> Option<Adopted> {
-        let interrupted = self.prior.as_ref()?.interrupted(kind, index);
-        if interrupted.is_empty() {
+        let prior = self.prior.as_ref()?;
+        let writes_part = kind == TaskKind::Reduce || self.plan.spec.reduce_tasks == 0;
+        if writes_part && matches!(self.plan.output, crate::output::Output::Objects(_)) {
+            // Its multipart upload was aborted at recovery: the attempt cannot complete.
+            self.end_interrupted(kind, index, None);
             return None;
         }
-        let ids: Vec<AttemptId> = interrupted.iter().map(|(id, _)| *id).collect();
+        let wait = prior.was_running(kind, index);
         let deadline = self.recovered + self.config.recovery_grace;
         let adopted = loop {
             let joined = self.cluster.worker_joined();
             tokio::pin!(joined);
             joined.as_mut().enable();
-            if let Some(id) = self.cluster.carried(self.id, &ids) {
-                let Some((_, number)) = interrupted.iter().find(|(a, _)| *a == id).copied() else {
-                    break None;
-                };
+            if let Some((id, number)) = self.cluster.carried(self.id, kind, index) {
                 let assignment = match kind {
                     TaskKind::Map => self.map_assignment(index, id, number),
                     _ => self.reduce_assignment(index, id, number),
@@ -109,15 +120,23 @@ impl Job {
                     .claim_carried(self.owner, assignment)
                     .map(|attempt| Adopted { attempt, number });
             }
-            if tokio::time::timeout_at(deadline, joined).await.is_err() {
-                tracing::info!(
-                    ?kind,
-                    index,
-                    "no worker came back with the task's attempt: it runs again"
-                );
+            if !wait || tokio::time::timeout_at(deadline, joined).await.is_err() {
+                if wait {
+                    tracing::info!(
+                        ?kind,
+                        index,
+                        "no worker came back with the task's attempt: it runs again"
+                    );
+                }
                 break None;
             }
         };
+        if let Some(adopted) = &adopted {
+            // Numbers go on past it, whether or not the store knew of it.
+            let mut board = self.board();
+            let launched = board.launched(kind, index).max(adopted.number);
+            board.set_launched(kind, index, launched);
+        }
         self.end_interrupted(kind, index, adopted.as_ref().map(|a| a.attempt.id()));
         adopted
     }
@@ -128,6 +147,21 @@ impl Job {
     /// this leaves them for the next to adopt.)
     pub(super) fn end_interrupted(&self, kind: TaskKind, index: u32, adopted: Option<AttemptId>) {
         let Some(prior) = &self.prior else { return };
+        let attempts = prior.interrupted().remove(&(kind, index)).unwrap_or_default();
+        self.record_lost(kind, index, attempts.into_iter().filter(|(a, _)| Some(*a) != adopted));
+    }
+
+    /// At the job's end: records as lost the interrupted attempts of the tasks it never
+    /// reached (it failed or was cancelled first).
+    pub(super) fn end_all_interrupted(&self) {
+        let Some(prior) = &self.prior else { return };
+        let left: Vec<_> = prior.interrupted().drain().collect();
+        for ((kind, index), attempts) in left {
+            self.record_lost(kind, index, attempts.into_iter());
+        }
+    }
+
+    fn record_lost(&self, kind: TaskKind, index: u32, attempts: impl Iterator<Item = (AttemptId, u32)>) {
         let task = match kind {
             TaskKind::Map => TaskId::Map(self.id, index),
             _ => TaskId::Reduce(self.id, index),
@@ -140,11 +174,19 @@ impl Job {
         let lost = Finished::unreported(AttemptOutcome::Lost(
             "the coordinator restarted, and no worker carried the attempt over".into(),
         ));
-        for &(attempt, number) in prior.interrupted(kind, index) {
-            if Some(attempt) != adopted {
-                log.ended(attempt, number, &lost);
-            }
+        for (attempt, number) in attempts {
+            log.ended(attempt, number, &lost);
         }
+    }
+
+    /// Whether map `index` committed before the restart and a worker holds that output:
+    /// then it is adopted (a carried attempt of it, a backup that lost, is not wanted).
+    pub(super) fn adopt_committed_held(&self, index: u32) -> bool {
+        let Some(committed) = self.prior.as_ref().and_then(|p| p.map_attempt(index)) else {
+            return false;
+        };
+        let held = self.cluster.held_output(self.id, index, Some(committed));
+        held.is_some_and(|h| h.attempt == committed) && self.adopt_held(index)
     }
 
     /// For a recovered job: whether map `index` needs no run, because a worker holds its
@@ -191,10 +233,8 @@ impl Job {
             joined.as_mut().enable();
             // Held, or still running where a worker carried its attempt over.
             let held = |m: u32| {
-                self.cluster.held_output(self.id, m, prior.map_attempt(m)).is_some() || {
-                    let running: Vec<AttemptId> = prior.interrupted(TaskKind::Map, m).iter().map(|(a, _)| *a).collect();
-                    !running.is_empty() && self.cluster.carried(self.id, &running).is_some()
-                }
+                self.cluster.held_output(self.id, m, prior.map_attempt(m)).is_some()
+                    || self.cluster.carried(self.id, TaskKind::Map, m).is_some()
             };
             if (0..maps).all(held) {
                 tracing::info!("every map output is held by a worker");

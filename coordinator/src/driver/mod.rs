@@ -210,6 +210,7 @@ impl Job {
                 () = cancel.cancelled() => JobEnd::Cancelled,
             };
             self.board().cancel_unfinished();
+            self.end_all_interrupted();
             self.publish(|_| {});
             end
         }
@@ -330,7 +331,8 @@ impl Job {
     async fn run_map(self: Arc<Self>, m: u32) -> Result<(), JobError> {
         let span = tracing::info_span!("task", task = %TaskId::Map(self.id, m));
         async {
-            if self.adopt_part(TaskKind::Map, m) {
+            // What committed is adopted first: a part in place, or the committed output held.
+            if self.adopt_part(TaskKind::Map, m) || self.adopt_committed_held(m) {
                 self.end_interrupted(TaskKind::Map, m, None);
             } else {
                 let carried = self.claim_carried(TaskKind::Map, m).await;

@@ -14,7 +14,8 @@ use super::batch::{handlers_from_wire, handlers_to_wire};
 use weft_core::outcome::{AttemptOutcome, Report, Success};
 use weft_core::split::Split;
 use weft_core::work::{
-    Assignment, BatchId, HandlerName, MapLocation, MapWork, PartDestination, QueueTask, ReduceWork, TaskId, Work,
+    Assignment, BatchId, HandlerName, MapLocation, MapWork, PartDestination, QueueTask, ReduceWork, TaskId, TaskKind,
+    Work,
 };
 
 use super::{program_from_wire, program_to_wire, split_by_size, ConvertError};
@@ -332,6 +333,9 @@ impl From<FromWorker> for v1::WorkerMessage {
                     .map(|c| v1::CarriedAttempt {
                         job_id: c.job.to_string(),
                         attempt: c.attempt,
+                        kind: c.kind.name().to_string(),
+                        index: c.index,
+                        number: c.number,
                     })
                     .collect(),
             }),
@@ -378,6 +382,17 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                         Ok(CarriedAttempt {
                             job: c.job_id.parse()?,
                             attempt: c.attempt,
+                            kind: match TaskKind::from_name(&c.kind) {
+                                Some(kind @ (TaskKind::Map | TaskKind::Reduce)) => kind,
+                                _ => {
+                                    return Err(ConvertError::UnknownName {
+                                        what: "carried task kind",
+                                        name: c.kind,
+                                    })
+                                }
+                            },
+                            index: c.index,
+                            number: c.number,
                         })
                     })
                     .collect::<Result<_, ConvertError>>()?;
@@ -696,6 +711,9 @@ mod tests {
                 carried: vec![CarriedAttempt {
                     job: JobId::new(1),
                     attempt: 7,
+                    kind: TaskKind::Reduce,
+                    index: 2,
+                    number: 3,
                 }],
             }),
             FromWorker::Heartbeat {

@@ -360,12 +360,18 @@ class Register(_message.Message):
     def __init__(self, shuffle_address: _Optional[str] = ..., slots: _Optional[int] = ..., hostname: _Optional[str] = ..., held: _Optional[_Iterable[_Union[HeldOutput, _Mapping]]] = ..., reports_progress: bool = ..., handlers: _Optional[_Iterable[_Union[HandlerInfo, _Mapping]]] = ..., carried: _Optional[_Iterable[_Union[CarriedAttempt, _Mapping]]] = ...) -> None: ...
 
 class CarriedAttempt(_message.Message):
-    __slots__ = ("job_id", "attempt")
+    __slots__ = ("job_id", "attempt", "kind", "index", "number")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     attempt: int
-    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    kind: str
+    index: int
+    number: int
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., kind: _Optional[str] = ..., index: _Optional[int] = ..., number: _Optional[int] = ...) -> None: ...
 
 class HandlerInfo(_message.Message):
     __slots__ = ("name", "kind")
