@@ -194,7 +194,10 @@ mod tests {
         held.running.insert(10, attempt(TaskId::Map(job, 3), 2));
         held.running.insert(11, attempt(TaskId::Queue(BatchId::new(1), 0), 1));
         held.orphan();
-        assert!(held.running[&11].cancel.is_cancelled(), "a queue attempt ends with its batch");
+        assert!(
+            held.running[&11].cancel.is_cancelled(),
+            "a queue attempt ends with its batch"
+        );
         assert!(!held.running[&10].cancel.is_cancelled());
         assert_eq!(
             held.carried(),
