@@ -130,7 +130,7 @@ class Cluster:
 
     def submit(self, *flags):
         self.jobs += 1
-        out = self.data / f"out-{self.jobs}"
+        out = self.data / f"{self.project}-out-{self.jobs}"
         job = self.weft("submit", "--output", out, *flags).stdout.strip()
         return job, out
 
