@@ -231,13 +231,7 @@ class Cluster:
         return 0
 
     def stop(self):
-        for worker in self.workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        terminate(self.workers)
         children = Path(f"/proc/{self.holder.pid}/task/{self.holder.pid}/children")
         inner = children.read_text().split() if children.exists() else []
         self.holder.kill()
@@ -247,15 +241,20 @@ class Cluster:
                 os.kill(int(pid), signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        for coordinator in self.coordinators:
-            coordinator.send_signal(signal.SIGTERM)
-        for coordinator in self.coordinators:
-            try:
-                coordinator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                coordinator.kill()
+        terminate(self.coordinators)
         if self.postgres:
             self.postgres.stop()
+
+
+def terminate(processes):
+    """SIGTERM to each, then up to 30 s for each to exit before it is killed."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 # What the jobs must produce, computed here.
