@@ -13,10 +13,12 @@ data), browser (the job appears and advances, every worker is listed, the cancel
 cancels; a screenshot goes to docs/dashboard-job.png), secured (tokens, cookies, CSRF, the
 listener rule), top (`weft top` in tmux shows the running job), traces (spans exported over
 OTLP reach a collector: job, task and attempt spans from the coordinator and the worker, with
-their ids).
+their ids), takeover (two coordinators on a PostgreSQL of its own: a standby's dashboard sends
+the browser on to the leader's; a job's page open when the leader is killed says so, and
+follows the job to the new leader once the killed one is back as a standby).
 
-Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver, tmux and
-libnss3-tools (`.ci/run` installs them).
+Builds target/release/weft; needs Debian's prometheus, chromium, chromium-driver, tmux,
+libnss3-tools and postgresql (`.ci/run` installs them).
 """
 
 import argparse
@@ -37,14 +39,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from harness import free_port, log, wait_until
+from harness import Postgres, free_port, log, wait_until
 
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
 WEFT = REPO / "target" / "release" / "weft"
 GRAFANA = DEPLOY / "grafana" / "weft-dashboard.json"
 SCREENSHOT = REPO / "docs" / "dashboard-job.png"
-STEPS = ["api", "logs", "prometheus", "browser", "secured", "top", "traces"]
+STEPS = ["api", "logs", "prometheus", "browser", "secured", "top", "traces", "takeover"]
 SLOW_MAPPER = "sleep 1; tr -cs 'A-Za-z' '\\n' | awk 'length($0) > 0 { print $0 \"\\t1\" }'"
 SUM = "awk -F'\\t' '{ s[$1] += $2 } END { for (k in s) print k \"\\t\" s[k] }'"
 
@@ -406,6 +408,81 @@ def step_browser(cluster, root):
         browser.stop()
 
 
+def step_takeover(_cluster, root):
+    """A browser follows a job across a takeover: sent from the standby's dashboard to the
+    leader's, told when the leader is killed, and brought to the new leader's once the
+    killed coordinator is back (as a supervisor restarts it) and sends it on."""
+    database = Postgres(root / "takeover-db")
+    processes = {}
+    ports = [free_port(), free_port()]
+    dashboards = [f"http://127.0.0.1:{free_port()}" for _ in ports]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    env = dict(os.environ, WEFT_COORDINATOR=",".join(urls))
+    logs = root / "takeover"
+    logs.mkdir()
+
+    def spawn(name, args):
+        log_file = open(logs / f"{name}.log", "a")
+        processes[name] = subprocess.Popen([str(a) for a in [WEFT, *args]], stdout=subprocess.DEVNULL,
+                                           stderr=log_file, env=dict(os.environ, WEFT_LOG="info"))
+
+    def start(i):
+        spawn(f"coordinator-{i}", [
+            "coordinator", "--listen", urls[i].removeprefix("http://"), "--http", dashboards[i].removeprefix("http://"),
+            "--state", database.url, "--leader-lease", "2", "--recovery-grace", "1", "--state-dir", logs / f"state-{i}"])
+
+    def health(i, *flags):
+        return subprocess.run([WEFT, "health", "--coordinator", urls[i], *flags], capture_output=True, text=True)
+
+    def weft(*args):
+        done = subprocess.run([str(a) for a in [WEFT, *args]], capture_output=True, text=True, env=env, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"weft {' '.join(map(str, args))}: {done.stderr.strip()[-800:]}")
+        return done.stdout.strip()
+
+    browser = None
+    try:
+        start(0)
+        wait_until(lambda: health(0, "--leader").returncode == 0, "the first coordinator to lead", 30)
+        start(1)
+        wait_until(lambda: "standing by" in health(1).stdout, "the second to stand by", 30)
+        spawn("worker", ["worker", "--coordinator", ",".join(urls), "--slots", "2", "--work-dir", logs / "work"])
+        inputs = make_input(root / "in-takeover", files=12, lines=200)
+        job = weft("submit", "--input", inputs, "--output", root / "out-takeover", "--name", "across a takeover",
+                   "--mapper", SLOW_MAPPER.replace("sleep 1", "sleep 2"), "--reducer", SUM)
+        browser = Browser(root)
+        here = lambda: browser.script("return window.location.href;")  # noqa: E731
+        browser.go(f"{dashboards[1]}/jobs/{job}")
+        wait_until(lambda: here().startswith(dashboards[0]), "the standby to send the browser to the leader", 20)
+        wait_until(lambda: browser.text("#job-state") == "running", "the job to run on the leader's page", 60)
+        processes["coordinator-0"].kill()
+        processes["coordinator-0"].wait()
+        killed = time.time()
+        wait_until(lambda: browser.count("p.lost") == 1, "the page to say it lost the coordinator", 20)
+        wait_until(lambda: health(1, "--leader").returncode == 0, "the standby to lead", 30)
+        led = time.time() - killed
+        start(0)
+        wait_until(lambda: here().startswith(dashboards[1]), "the page to follow the job to the new leader", 60)
+        followed = time.time() - killed
+        wait_until(lambda: browser.text("#job-state") == "succeeded", "the job to succeed on the new leader's page", 120)
+        state = json.loads(weft("status", job, "--json"))["state"]
+        assert state == "succeeded", state
+        return (f"{job}: the standby's dashboard sent the browser to the leader's; after a kill -9 of the leader "
+                f"the page said so, the standby led {led:.1f} s later, and the page followed the job to it "
+                f"{followed:.1f} s after the kill (the killed one restarted as a standby), where it succeeded")
+    finally:
+        if browser:
+            browser.stop()
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        database.stop()
+
+
 def check_timeline(browser, status):
     """A job's page draws a bar for every attempt that reached a worker, none covering
     another: in each lane the bars, as laid out by the browser, do not overlap."""
@@ -625,8 +702,8 @@ def main():
             log(f"== {step}")
             if step == "secured":
                 result = step_secured(root)
-            elif step == "traces":
-                result = step_traces(None, root)
+            elif step in ("traces", "takeover"):
+                result = globals()[f"step_{step}"](None, root)
             else:
                 result = globals()[f"step_{step}"](cluster, root)
             log(f"   ok ({time.time() - started:.1f} s): {result}")

@@ -41,7 +41,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import free_port, log, wait_until
+from harness import Postgres, free_port, log, wait_until
 
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent
@@ -59,38 +59,6 @@ BATCH_TASKS = 2000
 def marked(command):
     """A task command that can be told apart from every other process on the machine."""
     return f": {MARKER}; {command}"
-
-
-class Postgres:
-    """A PostgreSQL server of Debian's package in `dir`, as the postgres user when run as root."""
-
-    def __init__(self, dir):
-        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        if not bins:
-            raise RuntimeError("PostgreSQL's initdb is not installed (Debian's postgresql package)")
-        self.bin = bins[-1].parent
-        self.dir = dir
-        self.port = free_port()
-        dir.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(dir, "postgres")
-            os.chmod(dir.parent, 0o755)
-        self.run("initdb", "-D", dir / "data", "--username=weft", "--no-sync", "--auth=trust")
-        self.run("pg_ctl", "-D", dir / "data", "-l", dir / "server.log", "-w", "-o",
-                 f"-p {self.port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
-        self.url = f"postgres://weft@127.0.0.1:{self.port}/postgres"
-
-    def run(self, program, *args):
-        command = [str(self.bin / program), *map(str, args)]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True)
-
-    def stop(self):
-        try:
-            self.run("pg_ctl", "-D", self.dir / "data", "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
 
 
 class Cluster:

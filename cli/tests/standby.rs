@@ -1,8 +1,9 @@
 //! Two coordinators on one PostgreSQL state: one leads, the other stands by (serving health
 //! and `GetLeader`, refusing the rest with the leader's address) and takes over when the
 //! leader is killed or paused past its lease. A worker and clients given both addresses
-//! follow the leader (a `weft wait` from before the takeover included); every job ends exact; a leader paused past its lease steps down when
-//! it wakes.
+//! follow the leader (a `weft wait` from before the takeover included); a standby's
+//! dashboard sends browsers on to the leader's and refuses its API naming the leader; every
+//! job ends exact; a leader paused past its lease steps down when it wakes.
 
 mod common;
 
@@ -20,6 +21,8 @@ const LEASE: Duration = Duration::from_secs(2);
 struct Pair {
     dir: tempfile::TempDir,
     ports: [u16; 2],
+    /// Their dashboards' (`--http`) ports.
+    http_ports: [u16; 2],
     coordinators: [Option<Child>; 2],
     flags: Vec<String>,
     started: usize,
@@ -43,6 +46,7 @@ impl Pair {
         let mut pair = Self {
             dir,
             ports: [free_port(), free_port()],
+            http_ports: [free_port(), free_port()],
             coordinators: [None, None],
             flags,
             started: 0,
@@ -70,13 +74,20 @@ impl Pair {
     }
 
     fn start_coordinator(&mut self, i: usize) {
-        let (child, _) = spawn_coordinator(self.dir.path(), self.ports[i], &self.flags, self.started);
+        let mut flags = self.flags.clone();
+        flags.extend(["--http".to_string(), self.http(i)]);
+        let (child, _) = spawn_coordinator(self.dir.path(), self.ports[i], &flags, self.started);
         self.started += 1;
         self.coordinators[i] = Some(child);
     }
 
     fn url(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// The address of coordinator `i`'s dashboard.
+    fn http(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.http_ports[i])
     }
 
     /// Both coordinators, as workers and clients are given them.
@@ -202,6 +213,40 @@ fn gated_job(pair: &Pair, input: &std::path::Path, out: &str, gate: &std::path::
     pair.weft(&flags.after(&["submit"]))
 }
 
+/// A GET of `path` on the dashboard at `http` answers `307` to `to`.
+fn sent_on(http: &str, path: &str, to: &str) {
+    let (code, head, body) = http_answer(http, path);
+    assert_eq!(code, 307, "GET {path}: {head}\n{body}");
+    let location = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("location").then(|| value.trim().to_string())
+    });
+    assert_eq!(location.as_deref(), Some(to), "{head}");
+}
+
+/// A GET of `path` on the dashboard at `http` is refused (`503`), naming the `leader`.
+fn refused_naming(http: &str, path: &str, leader: &str) {
+    let (code, head, body) = http_answer(http, path);
+    assert_eq!(code, 503, "GET {path}: {head}\n{body}");
+    let said: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(said["leader"], leader, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains(&format!("weft-leader: {leader}")),
+        "{head}"
+    );
+}
+
+/// `weft_coordinator_leading` in the metrics of the dashboard at `http`.
+fn leading_metric(http: &str) -> u64 {
+    let (code, text) = http_get(http, "/metrics");
+    assert_eq!(code, 200, "{text}");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weft_coordinator_leading "))
+        .unwrap_or_else(|| panic!("no weft_coordinator_leading in\n{text}"));
+    line.trim().parse().unwrap()
+}
+
 fn state_url() -> String {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(weft_coordinator::store::postgres::test_server::TestServer::get().database_url())
@@ -222,6 +267,20 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
         .unwrap();
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && why.contains(&pair.url(0)), "{why}");
+    // So does the standby's dashboard: a page goes on to the leader's, the API is refused.
+    let leaders_dashboard = format!("http://{}", pair.http(0));
+    assert!(
+        said.contains(&format!("its dashboard at {leaders_dashboard}")),
+        "{said}"
+    );
+    sent_on(
+        &pair.http(1),
+        "/workers?x=1",
+        &format!("{leaders_dashboard}/workers?x=1"),
+    );
+    refused_naming(&pair.http(1), "/api/jobs", &pair.url(0));
+    assert_eq!(leading_metric(&pair.http(0)), 1);
+    assert_eq!(leading_metric(&pair.http(1)), 0);
 
     let input = pair.path("in");
     let files = write_corpus(&input, 4, 60, 7);
@@ -253,6 +312,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
     pair.wait_succeeded(&job);
     let (ok, err) = finish(waiting);
     assert!(ok, "`weft wait` from before the takeover sees the job succeed: {err}");
+    // The new leader's dashboard shows the job, which the old leader took.
+    let (code, body) = http_get(&pair.http(1), &format!("/api/jobs/{job}"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"succeeded\""), "{body}");
+    assert_eq!(leading_metric(&pair.http(1)), 1);
     assert_eq!(read_counts(&pair.path("out")), expected_ascii_wordcount(&files));
     let maps = pair.status(&job)["maps"]["total"].as_u64().unwrap();
     let starts = fs::read_to_string(pair.path("starts")).unwrap().lines().count() as u64;
@@ -269,6 +333,13 @@ fn a_standby_takes_over_from_a_killed_leader_and_the_job_ends_exact() {
             .1
             .contains(&format!("the leader is at {}", pair.url(1)))
     });
+    // Its dashboard now sends browsers to the new leader's.
+    sent_on(
+        &pair.http(0),
+        &format!("/jobs/{job}"),
+        &format!("http://{}/jobs/{job}", pair.http(1)),
+    );
+    refused_naming(&pair.http(0), "/live/jobs", &pair.url(1));
     let after = pair.weft(&["status", &job]);
     assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
 }

@@ -42,6 +42,8 @@ pub struct Leadership {
     pub leader: String,
     /// The leader's lease epoch, when it leads a PostgreSQL state (0 otherwise).
     pub epoch: u64,
+    /// The leader's dashboard (empty: not known, or it serves none).
+    pub dashboard: String,
 }
 
 /// Asks the coordinator at `url` who leads (no token needed). `None`: a coordinator too old
@@ -61,6 +63,7 @@ pub async fn leadership(
                 leading: info.leading,
                 leader: info.leader,
                 epoch: info.epoch,
+                dashboard: info.dashboard,
             }))
         }
         Err(status) if status.code() == tonic::Code::Unimplemented => Ok(None),

@@ -29,6 +29,9 @@ pub struct CoordinatorConfig {
     /// Where clients and workers reach this coordinator, as standbys tell them; `None`:
     /// its listen address.
     pub advertise: Option<String>,
+    /// Where browsers reach this coordinator's dashboard, as standbys send them; `None`:
+    /// its `--http` address.
+    pub advertise_http: Option<String>,
     /// A worker silent this long loses its attempts.
     pub lease_timeout: Duration,
     /// When stragglers get backup attempts.
@@ -118,6 +121,7 @@ impl CoordinatorConfig {
             postgres: None,
             leader_lease: Duration::from_secs(10),
             advertise: None,
+            advertise_http: None,
             lease_timeout: Duration::from_secs(10),
             backup: BackupPolicy::default(),
             progress_timeout: Some(Duration::from_secs(600)),

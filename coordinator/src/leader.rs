@@ -30,6 +30,8 @@ pub struct LeaderApi {
     pub standing: Option<watch::Receiver<Standing>>,
     /// Where clients and workers reach this coordinator.
     pub address: String,
+    /// Where browsers reach its dashboard (empty: it serves none).
+    pub dashboard: String,
 }
 
 impl LeaderApi {
@@ -41,6 +43,7 @@ impl LeaderApi {
                     leading: true,
                     leader: self.address.clone(),
                     epoch: 0,
+                    dashboard: self.dashboard.clone(),
                 }
             }
         };
@@ -49,11 +52,13 @@ impl LeaderApi {
                 leading: true,
                 leader: self.address.clone(),
                 epoch: epoch as u64,
+                dashboard: self.dashboard.clone(),
             },
-            Standing::Standby { leader } => LeaderInfo {
+            Standing::Standby { leader, dashboard } => LeaderInfo {
                 leading: false,
                 leader,
                 epoch: 0,
+                dashboard,
             },
             Standing::Campaigning | Standing::Deposed { .. } => LeaderInfo::default(),
         }
@@ -70,7 +75,7 @@ impl LeaderService for LeaderApi {
 /// What a standby says to a call it cannot serve.
 fn refusal(standing: &Standing) -> Status {
     let mut status = match standing {
-        Standing::Standby { leader } => {
+        Standing::Standby { leader, .. } => {
             Status::unavailable(format!("this coordinator is a standby: the leader is at {leader}"))
         }
         Standing::Leading { .. } => {
@@ -78,7 +83,7 @@ fn refusal(standing: &Standing) -> Status {
         }
         _ => Status::unavailable("this coordinator is starting: it does not lead yet"),
     };
-    if let Standing::Standby { leader } = standing {
+    if let Standing::Standby { leader, .. } = standing {
         if let Ok(value) = leader.parse() {
             status.metadata_mut().insert(LEADER_METADATA, value);
         }

@@ -89,6 +89,8 @@ pub struct Metrics {
     slots: Gauge,
     busy_slots: Gauge,
     waiting: Gauge,
+    /// 1 while this coordinator leads, 0 while it stands by.
+    leading: Gauge,
 }
 
 impl Default for Metrics {
@@ -176,6 +178,12 @@ impl Metrics {
             registry.register(name, help, gauge.clone());
             gauge
         });
+        let leading = Gauge::default();
+        registry.register(
+            "coordinator_leading",
+            "1 while this coordinator leads (on SQLite, always), 0 while it stands by",
+            leading.clone(),
+        );
         Self {
             registry,
             kinds,
@@ -186,7 +194,13 @@ impl Metrics {
             slots,
             busy_slots,
             waiting,
+            leading,
         }
+    }
+
+    /// This coordinator leads from now on.
+    pub fn leads(&self) {
+        self.leading.set(1);
     }
 
     /// The metrics of tasks of `kind`.

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
 use crate::store::{LeaseTerms, PostgresStore, SqliteStore, Standing, StateStore, StoreHealth, Write};
+use crate::web::standby::StandbyWeb;
 use crate::web::{self, Web};
 
 /// What the coordinator's listener serves, for the rule that a network listener is secured.
@@ -104,44 +105,84 @@ pub async fn serve_on(
         let scheme = if tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", shown(address))
     });
+    let https = tls.as_ref().map(|t| t.https_server_config(false)).transpose()?;
+    let dashboard = match &http {
+        Some(http) => {
+            let address = http.local_addr().map_err(CoordinatorError::Listen)?;
+            DASHBOARD.check(address, tls.is_some(), gate.asks_for_tokens(), config.security.insecure)?;
+            let scheme = if https.is_some() { "https" } else { "http" };
+            // An address that listens on every interface is not one to open: name this host.
+            let shown = shown(address);
+            tracing::info!(%address, "dashboard on {scheme}://{shown}/, metrics on {scheme}://{shown}/metrics");
+            config
+                .advertise_http
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{shown}"))
+        }
+        None => String::new(),
+    };
     let standing = Arc::new(tokio::sync::watch::channel(Standing::Campaigning).0);
     let leader_api = LeaderApi {
         standing: config.postgres.is_some().then(|| standing.subscribe()),
         address: advertised.clone(),
+        dashboard: dashboard.clone(),
     };
-    let mut listener = listener;
+    let (mut listener, mut http) = (listener, http);
     let (store, recovered): (Arc<dyn StateStore>, _) = match &config.postgres {
         Some(target) => {
             let terms = LeaseTerms {
                 term: config.leader_lease,
                 holder: crate::store::holder_here(),
                 address: advertised.clone(),
+                dashboard: dashboard.clone(),
             };
             // Until it leads, the listener serves as a standby's.
-            let std_listener = listener.into_std().map_err(CoordinatorError::Listen)?;
-            let duplicate = std_listener.try_clone().map_err(CoordinatorError::Listen)?;
-            listener = TcpListener::from_std(std_listener).map_err(CoordinatorError::Listen)?;
+            let (own, duplicate) = duplicate_listener(listener)?;
+            listener = own;
             let standby_stop = CancellationToken::new();
             let standby = tokio::spawn(serve_standby(
-                TcpListener::from_std(duplicate).map_err(CoordinatorError::Listen)?,
+                duplicate,
                 tls.as_ref().map(|t| t.server_config()),
                 leader_api.clone(),
                 standby_stop.clone(),
             ));
+            // The dashboard's listener, too, serves as a standby's meanwhile.
+            let standby_web = match http.take() {
+                Some(own) => {
+                    let (own, duplicate) = duplicate_listener(own)?;
+                    http = Some(own);
+                    let web = StandbyWeb {
+                        standing: standing.subscribe(),
+                        gate: gate.clone(),
+                        metrics: metrics.clone(),
+                        metrics_public: config.metrics_public,
+                    };
+                    Some(tokio::spawn(weft_observe::http::serve(
+                        duplicate,
+                        web::standby::router(web),
+                        https.clone(),
+                        standby_stop.clone(),
+                    )))
+                }
+                None => None,
+            };
             let opened = tokio::select! {
                 opened = PostgresStore::open(target, &terms, standing.clone(), metrics.store_commit.clone()) => opened,
                 () = shutdown.cancelled() => {
                     standby_stop.cancel();
                     let _ = standby.await;
+                    if let Some(standby_web) = standby_web {
+                        let _ = standby_web.await;
+                    }
                     tracing::info!("coordinator stopped while standing by");
                     return Ok(());
                 }
             };
-            // The standby's server stops taking connections and lets those it has go (its
-            // callers come back to this one's); not waited for, so that the leader serves
-            // at once.
+            // The standby's servers stop taking connections and let those they have go
+            // (their callers come back to this one's); not waited for, so that the leader
+            // serves at once.
             standby_stop.cancel();
-            drop(standby);
+            drop((standby, standby_web));
             let (store, recovered) = opened?;
             (Arc::new(store), recovered)
         }
@@ -150,6 +191,7 @@ pub async fn serve_on(
             (Arc::new(store), recovered)
         }
     };
+    metrics.leads();
     let config = Arc::new(config);
     let reserving = store.clone();
     let cluster = Cluster::new(
@@ -222,9 +264,6 @@ pub async fn serve_on(
     health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
     background.spawn(report_store_health(store.health(), health, shutdown.clone()));
     if let Some(http) = http {
-        let address = http.local_addr().map_err(CoordinatorError::Listen)?;
-        DASHBOARD.check(address, tls.is_some(), gate.asks_for_tokens(), config.security.insecure)?;
-        let https = tls.as_ref().map(|t| t.https_server_config(false)).transpose()?;
         let web = Web {
             jobs: jobs.clone(),
             cluster: cluster.clone(),
@@ -237,10 +276,6 @@ pub async fn serve_on(
             tls: https.is_some(),
             shutdown: shutdown.clone(),
         };
-        let scheme = if https.is_some() { "https" } else { "http" };
-        // An address that listens on every interface is not one to open: name this host.
-        let shown = shown(address);
-        tracing::info!(%address, "dashboard on {scheme}://{shown}/, metrics on {scheme}://{shown}/metrics");
         background.spawn(weft_observe::http::serve(
             http,
             web::router(web),
@@ -281,6 +316,17 @@ pub async fn serve_on(
         return Err(CoordinatorError::Deposed(reason.clone()));
     }
     Ok(result?)
+}
+
+/// The listener, and a second one on the same socket (a standby's server accepts on it
+/// until the leader's own does).
+fn duplicate_listener(listener: TcpListener) -> Result<(TcpListener, TcpListener), CoordinatorError> {
+    let own = listener.into_std().map_err(CoordinatorError::Listen)?;
+    let duplicate = own.try_clone().map_err(CoordinatorError::Listen)?;
+    Ok((
+        TcpListener::from_std(own).map_err(CoordinatorError::Listen)?,
+        TcpListener::from_std(duplicate).map_err(CoordinatorError::Listen)?,
+    ))
 }
 
 /// Stops the coordinator when it no longer leads its PostgreSQL state, keeping why.

@@ -77,6 +77,11 @@ pub struct Args {
     /// for 0.0.0.0).
     #[arg(long, value_name = "URL")]
     advertise: Option<String>,
+    /// The URL of this coordinator's dashboard (--http) that standbys send browsers to
+    /// while it leads (default: http(s)://the --http address, this host's name for
+    /// 0.0.0.0).
+    #[arg(long, value_name = "URL")]
+    advertise_http: Option<String>,
     /// A worker silent this long loses its tasks.
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = seconds)]
     lease_timeout: Duration,
@@ -164,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.lease_timeout = args.lease_timeout;
     config.leader_lease = args.leader_lease;
     config.advertise = args.advertise;
+    config.advertise_http = args.advertise_http;
     config.backup.min_runtime = args.backup_after;
     config.progress_timeout = never_if_zero(args.progress_timeout);
     config.max_running_jobs = args.max_running_jobs;

@@ -70,9 +70,12 @@ async fn check(url: &str, role: PeerRole, tls: Option<&weft_client::TlsMaterial>
             true
         }
         Ok(Some(l)) => {
-            match l.leader.as_str() {
-                "" => line.push_str(", standing by (no leader known yet)"),
-                leader => line.push_str(&format!(", standing by (the leader is at {leader})")),
+            match (l.leader.as_str(), l.dashboard.as_str()) {
+                ("", _) => line.push_str(", standing by (no leader known yet)"),
+                (leader, "") => line.push_str(&format!(", standing by (the leader is at {leader})")),
+                (leader, dashboard) => line.push_str(&format!(
+                    ", standing by (the leader is at {leader}, its dashboard at {dashboard})"
+                )),
             }
             false
         }

@@ -404,6 +404,12 @@ pub fn spawn_coordinator(dir: &Path, port: u16, flags: &[String], n: usize) -> (
 /// `GET http://ADDRESS/PATH` over HTTP/1.1 on a plain socket: (status code, body). For a
 /// coordinator's or worker's `--http` listener on loopback.
 pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_answer(address, path);
+    (status, body)
+}
+
+/// `GET http://ADDRESS/PATH` as [`http_get`]: (status code, head, body).
+pub fn http_answer(address: &str, path: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -422,7 +428,7 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     } else {
         body.to_string()
     };
-    (status, body)
+    (status, head.to_string(), body)
 }
 
 /// The body of a chunked HTTP/1.1 answer.

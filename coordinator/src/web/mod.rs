@@ -6,7 +6,9 @@
 //! - [`api`]: the JSON API under `/api/`, the same data the pages show;
 //! - [`pages`]: the HTML pages (askama templates in `coordinator/templates/`, every string
 //!   escaped);
-//! - [`live`]: Server-Sent Events that push re-rendered parts of a page as they change.
+//! - [`live`]: Server-Sent Events that push re-rendered parts of a page as they change;
+//! - [`standby`]: what a standby serves instead, until it leads: browsers sent on to the
+//!   leader's dashboard, the rest refused naming the leader.
 //!
 //! The listener follows the same rule as gRPC's (loopback, TLS, or `--insecure`); on a
 //! coordinator with a token book, everything but `/login` (and `/metrics` when opened to
@@ -16,6 +18,7 @@ mod api;
 mod live;
 mod pages;
 mod sessions;
+pub mod standby;
 mod views;
 
 use std::sync::Arc;

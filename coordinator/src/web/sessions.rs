@@ -270,7 +270,8 @@ fn refused(e: &AuthError) -> Refusal {
     Refusal::BadToken(e.to_string())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The bearer token of `Authorization`, if sent.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()

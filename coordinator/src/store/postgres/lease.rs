@@ -36,6 +36,9 @@ pub struct LeaseTerms {
     pub holder: String,
     /// Where clients and workers reach this coordinator, told to them by standbys.
     pub address: String,
+    /// Where browsers reach this coordinator's dashboard (empty: it serves none), where
+    /// standbys send them.
+    pub dashboard: String,
 }
 
 impl LeaseTerms {
@@ -55,6 +58,8 @@ pub enum Standing {
     Standby {
         /// The leader's address as it gave it.
         leader: String,
+        /// The leader's dashboard (empty: it serves none, or is too old to say).
+        dashboard: String,
     },
     /// This coordinator leads, with this epoch.
     Leading {
@@ -112,7 +117,8 @@ pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS weft_leader (
         address TEXT NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     );
-    INSERT INTO weft_leader VALUES (1, 0, '', '', '-infinity') ON CONFLICT DO NOTHING";
+    INSERT INTO weft_leader VALUES (1, 0, '', '', '-infinity') ON CONFLICT DO NOTHING;
+    ALTER TABLE weft_leader ADD COLUMN IF NOT EXISTS dashboard TEXT NOT NULL DEFAULT ''";
 
 /// The first statement of every transaction of a leader's writer: one row while the epoch
 /// is its own. Its key-share lock lets the leader's renewals through, and makes a takeover
@@ -167,7 +173,7 @@ where
     C: Fn() -> F,
     F: std::future::Future<Output = Result<Client, StoreError>>,
 {
-    let mut told: Option<String> = None;
+    let mut told: Option<Standing> = None;
     let mut failing = false;
     loop {
         match try_take(&mut client, terms).await {
@@ -185,14 +191,20 @@ where
                 tracing::info!(%target, epoch, "leading");
                 return Ok((epoch, clock, client));
             }
-            Ok(Taken::Held { holder, address }) => {
+            Ok(Taken::Held {
+                holder,
+                address,
+                dashboard,
+            }) => {
                 failing = false;
-                if told.as_deref() != Some(address.as_str()) {
-                    tracing::info!(%target, leader = %address, %holder, "standing by: another coordinator leads");
-                    standing.send_replace(Standing::Standby {
-                        leader: address.clone(),
-                    });
-                    told = Some(address);
+                let leader = Standing::Standby {
+                    leader: address,
+                    dashboard,
+                };
+                if told.as_ref() != Some(&leader) {
+                    tracing::info!(%target, ?leader, %holder, "standing by: another coordinator leads");
+                    standing.send_replace(leader.clone());
+                    told = Some(leader);
                 }
             }
             Err(e) if super::error_may_pass(&e) || client.is_closed() => {
@@ -228,17 +240,23 @@ enum Taken {
     Held {
         holder: String,
         address: String,
+        dashboard: String,
     },
 }
 
 /// One look at the lease, and the takeover when it is free.
 async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, tokio_postgres::Error> {
-    const LOOK: &str =
-        "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity' FROM weft_leader WHERE one = 1";
+    const LOOK: &str = "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity', dashboard \
+         FROM weft_leader WHERE one = 1";
     let row = client.query_one(LOOK, &[]).await?;
-    let (holder, address, lapsed): (String, String, bool) = (row.get(1), row.get(2), row.get(3));
+    let (holder, address, lapsed, dashboard): (String, String, bool, String) =
+        (row.get(1), row.get(2), row.get(3), row.get(5));
     if !lapsed && !left_behind_here(&holder) {
-        return Ok(Taken::Held { holder, address });
+        return Ok(Taken::Held {
+            holder,
+            address,
+            dashboard,
+        });
     }
     // Before the transaction: its `now()`, the expiry's base, is not earlier than this.
     let sent = Instant::now();
@@ -246,8 +264,8 @@ async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, toki
     // A transaction of the old leader's writer holds the row: wait for it, a little.
     tx.batch_execute("SET LOCAL lock_timeout = '2s'").await?;
     let row = tx.query_one(&format!("{LOOK} FOR UPDATE"), &[]).await?;
-    let (epoch, holder, address, lapsed, released): (i64, String, String, bool, bool) =
-        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let (epoch, holder, address, lapsed, released, dashboard): (i64, String, String, bool, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
     let previous = if released {
         Previous::Released
     } else if lapsed {
@@ -255,11 +273,22 @@ async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, toki
     } else if left_behind_here(&holder) {
         Previous::LeftHere(holder.clone())
     } else {
-        return Ok(Taken::Held { holder, address });
+        return Ok(Taken::Held {
+            holder,
+            address,
+            dashboard,
+        });
     };
     tx.execute(
-        "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, expires_at = now() + make_interval(secs => $4) WHERE one = 1",
-        &[&(epoch + 1), &terms.holder, &terms.address, &terms.term.as_secs_f64()],
+        "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, dashboard = $5, \
+         expires_at = now() + make_interval(secs => $4) WHERE one = 1",
+        &[
+            &(epoch + 1),
+            &terms.holder,
+            &terms.address,
+            &terms.term.as_secs_f64(),
+            &terms.dashboard,
+        ],
     )
     .await?;
     tx.commit().await?;

@@ -609,6 +609,7 @@ pub(crate) async fn open_as(
         term,
         holder: holder.to_string(),
         address: format!("http://{holder}"),
+        dashboard: format!("http://{holder}:8080"),
     };
     let (store, recovered) = PostgresStore::open(at, &terms, standing, Histogram::new([1.0])).await?;
     Ok((store, recovered, watching))
@@ -687,6 +688,7 @@ mod tests {
             term: Duration::from_secs(10),
             holder: "second".into(),
             address: "http://second".into(),
+            dashboard: String::new(),
         };
         let second = tokio::spawn({
             let at = at.clone();
@@ -704,7 +706,8 @@ mod tests {
         assert_eq!(
             told,
             Standing::Standby {
-                leader: "http://first".into()
+                leader: "http://first".into(),
+                dashboard: "http://first:8080".into(),
             }
         );
         second.abort();
@@ -744,6 +747,7 @@ mod tests {
             term,
             holder: String::new(),
             address: String::new(),
+            dashboard: String::new(),
         }
         .margin();
         assert!(started.elapsed() >= margin, "{:?}", started.elapsed());

@@ -681,11 +681,13 @@ class LeaderRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LeaderInfo(_message.Message):
-    __slots__ = ("leading", "leader", "epoch")
+    __slots__ = ("leading", "leader", "epoch", "dashboard")
     LEADING_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    DASHBOARD_FIELD_NUMBER: _ClassVar[int]
     leading: bool
     leader: str
     epoch: int
-    def __init__(self, leading: bool = ..., leader: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+    dashboard: str
+    def __init__(self, leading: bool = ..., leader: _Optional[str] = ..., epoch: _Optional[int] = ..., dashboard: _Optional[str] = ...) -> None: ...
