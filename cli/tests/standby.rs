@@ -13,6 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use weft_core::location::Location;
+use weft_core::spec::{JobSpec, Program};
 
 /// The leader's lease in these tests (the least allowed, for speed).
 const LEASE: Duration = Duration::from_secs(2);
@@ -442,6 +444,10 @@ fn both_coordinators_rolled_one_after_the_other_while_a_job_runs_lose_nothing() 
         .flag("--split-size", "1MiB");
     let job = submitted(&pair.weft(&flags.after(&["submit"])), &pair);
     let waiting = pair.spawn_weft(&["wait", &job]);
+    // A client connected before the rolls, used after each: it follows the leader.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(weft_client::Client::connect(&pair.urls())).unwrap();
+    let mut second = None;
     for i in [0, 1] {
         // A clean stop gives the lease up: the other leads at once, without the lease's wait.
         pair.kill(i, "TERM");
@@ -458,7 +464,25 @@ fn both_coordinators_rolled_one_after_the_other_while_a_job_runs_lose_nothing() 
         wait_until(Duration::from_secs(30), "the restarted one to stand by", || {
             pair.health(i, false).1.contains("standing by")
         });
+        // The client's coordinator came back a standby, which refuses it naming the leader:
+        // a read and a submit go on to the leader (the submit once: it did not run).
+        let status = runtime.block_on(client.status(&job));
+        assert!(status.is_ok(), "the client follows the leader: {status:?}");
+        if i == 0 {
+            let spec = JobSpec::new(
+                vec![Location::Local(input.clone())],
+                Location::Local(pair.path("out-2")),
+                Program::app("wordcount"),
+            );
+            let handle = runtime.block_on(client.submit(&spec));
+            second = Some(handle.unwrap_or_else(|e| panic!("a submit refused by a standby goes to the leader: {e}")));
+        }
     }
+    let second = second.unwrap();
+    runtime.block_on(second.wait()).unwrap();
+    let jobs = runtime.block_on(client.list(10)).unwrap();
+    assert_eq!(jobs.len(), 2, "one job each submit: {jobs:?}");
+    assert_eq!(read_counts(&pair.path("out-2")), expected_wordcount(&files));
     let (ok, err) = finish(waiting);
     assert!(ok, "the job ends well across both restarts: {err}\n{}", pair.all_logs());
     let status = pair.status(&job);

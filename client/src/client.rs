@@ -2,7 +2,7 @@
 //! on every request.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
@@ -84,10 +84,15 @@ impl Interceptor for Bearer {
     }
 }
 
-/// A connection to a coordinator; cheap to clone.
+/// The job service's client, with the caller's token.
+pub(crate) type JobStub = JobServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A connection to a coordinator; cheap to clone (clones share it, and follow the leader
+/// together).
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) jobs: JobServiceClient<InterceptedService<Channel, Bearer>>,
+    /// The leader's job service (replaced when a call finds that another leads now).
+    jobs: Arc<RwLock<JobStub>>,
     /// Given several coordinators (a leader and its standbys): them and the credentials,
     /// to find the leader again after a takeover.
     pub(crate) coordinators: Option<Arc<(String, Credentials)>>,
@@ -140,14 +145,55 @@ impl Client {
         let jobs = JobServiceClient::with_interceptor(channel, Bearer(bearer))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { jobs, coordinators })
+        Ok(Self {
+            jobs: Arc::new(RwLock::new(jobs)),
+            coordinators,
+        })
+    }
+
+    /// The job service of the coordinator this client uses now.
+    pub(crate) fn stub(&self) -> JobStub {
+        self.jobs.read().expect("client lock poisoned").clone()
+    }
+
+    /// Sends `call` to the leader. Given several coordinators, a call refused
+    /// `Unavailable` goes once more to the one that leads now (waiting for one as
+    /// [`connect_with`](Self::connect_with) does), which this client uses from then on:
+    /// a call that `changes` something only when a standby refused it (naming the leader:
+    /// it did not run), so that a submit whose answer was lost with its leader is not sent
+    /// twice; any other call whenever it was refused or its coordinator was gone.
+    async fn on_leader<T, F, Fut>(&self, changes: bool, call: F) -> Result<T, Status>
+    where
+        F: Fn(JobStub) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let refused = match call(self.stub()).await {
+            Err(status) if status.code() == tonic::Code::Unavailable && self.coordinators.is_some() => status,
+            answered => return answered,
+        };
+        if changes && !refused.metadata().contains_key(weft_proto::LEADER_METADATA) {
+            return Err(refused);
+        }
+        let Some(leader) = self.of_leader_now().await else {
+            return Err(refused);
+        };
+        let stub = leader.stub();
+        *self.jobs.write().expect("client lock poisoned") = stub.clone();
+        tracing::debug!(error = %refused, "the coordinator did not lead: sent again to the leader");
+        call(stub).await
     }
 
     /// Submits a job; resolves once the coordinator accepted it. Its paths must be UTF-8
     /// (they travel as text); the coordinator checks the rest.
     pub async fn submit(&self, spec: &JobSpec) -> Result<JobHandle, ClientError> {
         spec.check_paths_are_text()?;
-        let response = self.jobs.clone().submit_job(v1::JobSpec::from(spec)).await?;
+        let wire = v1::JobSpec::from(spec);
+        let response = self
+            .on_leader(true, |mut jobs| {
+                let wire = wire.clone();
+                async move { jobs.submit_job(wire).await }
+            })
+            .await?;
         Ok(self.job(response.into_inner().job_id))
     }
 
@@ -162,13 +208,17 @@ impl Client {
 
     /// A job's status now.
     pub async fn status(&self, id: &str) -> Result<JobStatus, ClientError> {
-        let response = self.jobs.clone().get_job(job_ref(id)).await?;
+        let response = self
+            .on_leader(false, |mut jobs| async move { jobs.get_job(job_ref(id)).await })
+            .await?;
         Ok(status_from_wire(response.into_inner())?)
     }
 
     /// The spec `id` was submitted with, shipped files included.
     pub async fn spec(&self, id: &str) -> Result<JobSpec, ClientError> {
-        let response = self.jobs.clone().get_job_spec(job_ref(id)).await?;
+        let response = self
+            .on_leader(false, |mut jobs| async move { jobs.get_job_spec(job_ref(id)).await })
+            .await?;
         Ok(JobSpec::try_from(response.into_inner())?)
     }
 
@@ -182,9 +232,9 @@ impl Client {
     /// all zero from a coordinator too old to send them).
     pub async fn list_with_counts(&self, limit: u32) -> Result<(Vec<JobStatus>, JobCounts), ClientError> {
         let list = self
-            .jobs
-            .clone()
-            .list_jobs(v1::ListJobsRequest { limit })
+            .on_leader(false, |mut jobs| async move {
+                jobs.list_jobs(v1::ListJobsRequest { limit }).await
+            })
             .await?
             .into_inner();
         let counts = counts_from_wire(&list.state_counts);
@@ -201,7 +251,13 @@ impl Client {
             task: task.to_string(),
             attempt,
         };
-        let mut pieces = self.jobs.clone().get_logs(request).await?.into_inner();
+        let mut pieces = self
+            .on_leader(false, |mut jobs| {
+                let request = request.clone();
+                async move { jobs.get_logs(request).await }
+            })
+            .await?
+            .into_inner();
         let mut logs: Vec<AttemptLog> = Vec::new();
         while let Some(piece) = pieces.message().await? {
             match logs.last_mut() {
@@ -223,7 +279,11 @@ impl Client {
 
     /// The workers connected to the coordinator, by id.
     pub async fn workers(&self) -> Result<Vec<WorkerStatus>, ClientError> {
-        let response = self.jobs.clone().list_workers(v1::ListWorkersRequest {}).await?;
+        let response = self
+            .on_leader(false, |mut jobs| async move {
+                jobs.list_workers(v1::ListWorkersRequest {}).await
+            })
+            .await?;
         Ok(response
             .into_inner()
             .workers
@@ -234,7 +294,10 @@ impl Client {
 
     /// Cancels a job; returns its status after.
     pub async fn cancel(&self, id: &str) -> Result<JobStatus, ClientError> {
-        let response = self.jobs.clone().cancel_job(job_ref(id)).await?;
+        // Cancelling twice is cancelling once.
+        let response = self
+            .on_leader(false, |mut jobs| async move { jobs.cancel_job(job_ref(id)).await })
+            .await?;
         Ok(status_from_wire(response.into_inner())?)
     }
 

@@ -44,13 +44,7 @@ impl JobHandle {
 
     /// The job's status on every change, ending with its final state.
     pub async fn progress(&self) -> Result<impl Stream<Item = Result<JobStatus, ClientError>>, ClientError> {
-        let stream = self
-            .client
-            .jobs
-            .clone()
-            .watch_job(job_ref(&self.id))
-            .await?
-            .into_inner();
+        let stream = self.client.stub().watch_job(job_ref(&self.id)).await?.into_inner();
         Ok(stream.map(|s| Ok(status_from_wire(s?)?)))
     }
 

@@ -140,7 +140,7 @@ pub(crate) async fn events(
     client: &Client,
     parts: impl Stream<Item = v1::TaskBatch> + Send + 'static,
 ) -> Result<impl Stream<Item = Result<BatchEvent, ClientError>> + Send + 'static, ClientError> {
-    let stream = client.jobs.clone().run_task_stream(parts).await?.into_inner();
+    let stream = client.stub().run_task_stream(parts).await?.into_inner();
     Ok(stream.flat_map(|message| {
         let events: Vec<Result<BatchEvent, ClientError>> = match message {
             Err(status) => vec![Err(ClientError::Rpc(status))],

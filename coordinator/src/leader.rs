@@ -20,8 +20,7 @@ use weft_proto::v1::{job_service_server, worker_service_server, LeaderInfo, Lead
 
 use crate::store::Standing;
 
-/// The metadata key of a standby's refusals that names the leader.
-pub const LEADER_METADATA: &str = "weft-leader";
+pub use weft_proto::LEADER_METADATA;
 
 /// `GetLeader`, from where this coordinator stands.
 #[derive(Clone)]

@@ -14,3 +14,7 @@ pub mod v1 {
 
 pub mod convert;
 pub mod incoming;
+
+/// The metadata key (and the dashboard's HTTP header) by which a standby coordinator names
+/// the leader when it refuses a call.
+pub const LEADER_METADATA: &str = "weft-leader";

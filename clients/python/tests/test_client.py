@@ -321,6 +321,23 @@ def test_a_job_waited_for_follows_the_leader_to_its_successor(tmp_path: pathlib.
             assert first.poll() is not None, f"the job never ran on the first coordinator: {seen}"
             assert seen[-1] == "succeeded", seen
             assert job.wait().state == "succeeded"
+
+            # Clients that use the second coordinator when it dies, and the first leads
+            # again: their next calls follow the leader.
+            async def after_another_takeover():
+                async with AsyncClient(",".join(urls)) as later:
+                    processes[-1].kill()
+                    processes[-1].wait()
+                    coordinator(0)
+                    up = time.monotonic() + 30
+                    while subprocess.run([binary, "health", "--coordinator", urls[0]], capture_output=True).returncode:
+                        assert time.monotonic() < up, "the first coordinator did not start again"
+                        time.sleep(0.1)
+                    return await later.status(job.id)
+
+            assert asyncio.run(after_another_takeover()).state == "succeeded"
+            assert client.status(job.id).state == "succeeded"
+            assert [j.id for j in client.jobs()] == [job.id]
         assert "recovering job" in (tmp_path / "coordinator-1.log").read_text()
         assert (tmp_path / "out" / "part-00000").read_text().split("\n")[:3] == ["b a b", "c b", ""]
     finally:

@@ -40,25 +40,35 @@ class AsyncClient(Connected):
             reader.cancel()
         await self._channel.close(grace=None)
 
+    async def _call(self, method: str, request: object, *, changes: bool = False) -> Any:
+        """Calls ``method`` of the job service on the leader; given several coordinators,
+        once more on the one that leads now when it was refused UNAVAILABLE (see
+        :meth:`Connected._may_follow`)."""
+        try:
+            return await getattr(self._stub, method)(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            leader = await asyncio.to_thread(self._leader_now) if self._may_follow(error, changes) else None
+            if leader is None:
+                raise WeftError.from_rpc(error) from None
+        old = self._channel
+        self._use(leader)
+        if old is not self._channel:
+            await old.close(grace=None)
+        try:
+            return await getattr(self._stub, method)(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise WeftError.from_rpc(error) from None
+
     async def submit(self, inputs: List[str], output: str, **spec: object) -> str:
         """Submits a job; returns its id once it is durable."""
-        try:
-            response = await self._stub.SubmitJob(job_spec(inputs, output, **spec), metadata=self._metadata)  # type: ignore[arg-type]
-        except grpc.RpcError as error:
-            raise WeftError.from_rpc(error) from None
-        return response.job_id
+        response = await self._call("SubmitJob", job_spec(inputs, output, **spec), changes=True)  # type: ignore[arg-type]
+        return str(response.job_id)
 
     async def status(self, job_id: str) -> JobStatus:
-        try:
-            return JobStatus.from_wire(await self._stub.GetJob(pb.JobRef(job_id=job_id), metadata=self._metadata))
-        except grpc.RpcError as error:
-            raise WeftError.from_rpc(error) from None
+        return JobStatus.from_wire(await self._call("GetJob", pb.JobRef(job_id=job_id)))
 
     async def workers(self) -> List[WorkerInfo]:
-        try:
-            listed = await self._stub.ListWorkers(pb.ListWorkersRequest(), metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise WeftError.from_rpc(error) from None
+        listed = await self._call("ListWorkers", pb.ListWorkersRequest())
         return [WorkerInfo.from_wire(w) for w in listed.workers]
 
     async def run_tasks(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Sequence
 
 import grpc
 
@@ -47,9 +47,17 @@ class Client(Connected):
         """Closes the connection; batches still running are cancelled."""
         self._channel.close()
 
-    def _call(self, method: Callable[..., object], request: object) -> object:
+    def _call(self, method: str, request: object, *, changes: bool = False) -> object:
+        """Calls ``method`` of the job service on the leader; given several coordinators,
+        once more on the one that leads now when it was refused UNAVAILABLE (see
+        :meth:`Connected._may_follow`)."""
         try:
-            return method(request, metadata=self._metadata)
+            return getattr(self._stub, method)(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            if not self._may_follow(error, changes) or not self._follow_leader():
+                raise WeftError.from_rpc(error) from None
+        try:
+            return getattr(self._stub, method)(request, metadata=self._metadata)
         except grpc.RpcError as error:
             raise WeftError.from_rpc(error) from None
 
@@ -59,7 +67,7 @@ class Client(Connected):
         """Submits a job (see :func:`weft_queue.jobs.job_spec` for the options); returns it
         once it is durable."""
         request = job_spec(inputs, output, **spec)  # type: ignore[arg-type]
-        response = self._call(self._stub.SubmitJob, request)
+        response = self._call("SubmitJob", request, changes=True)
         return Job(self, response.job_id)  # type: ignore[attr-defined]
 
     def job(self, job_id: str) -> "Job":
@@ -67,19 +75,19 @@ class Client(Connected):
         return Job(self, job_id)
 
     def status(self, job_id: str) -> JobStatus:
-        return JobStatus.from_wire(self._call(self._stub.GetJob, pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
+        return JobStatus.from_wire(self._call("GetJob", pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
 
     def jobs(self, limit: int = 100) -> List[JobStatus]:
         """The newest jobs: the caller's own, or every job for an admin."""
-        listed = self._call(self._stub.ListJobs, pb.ListJobsRequest(limit=limit))
+        listed = self._call("ListJobs", pb.ListJobsRequest(limit=limit))
         return [JobStatus.from_wire(j) for j in listed.jobs]  # type: ignore[attr-defined]
 
     def cancel(self, job_id: str) -> JobStatus:
-        return JobStatus.from_wire(self._call(self._stub.CancelJob, pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
+        return JobStatus.from_wire(self._call("CancelJob", pb.JobRef(job_id=job_id)))  # type: ignore[arg-type]
 
     def workers(self) -> List[WorkerInfo]:
         """The connected workers, with the handlers each serves."""
-        listed = self._call(self._stub.ListWorkers, pb.ListWorkersRequest())
+        listed = self._call("ListWorkers", pb.ListWorkersRequest())
         return [WorkerInfo.from_wire(w) for w in listed.workers]  # type: ignore[attr-defined]
 
     # Task batches -----------------------------------------------------------------------

@@ -22,6 +22,8 @@ MAX_MESSAGE_BYTES = 16 << 20
 TAKEOVER_WAIT = 30.0
 #: How long a job's waiter looks for a leader after losing the one it watched.
 FOLLOW_FOR = 60.0
+#: The metadata key by which a standby names the leader when it refuses a call.
+LEADER_METADATA = "weft-leader"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -187,21 +189,47 @@ class Connected:
     def _follow_leader(self) -> bool:
         """After losing the coordinator, with several given: connects to the one that leads
         now; whether there was one. Calls under way on the old channel fail."""
-        from ._proto.weft_pb2_grpc import JobServiceStub
+        leader = self._leader_now()
+        if leader is None:
+            return False
+        self._use(leader)
+        return True
+
+    def _leader_now(self) -> Optional[str]:
+        """The coordinator that leads now, with several given (waiting through a takeover as
+        :meth:`Connection.leader_among` does); None with one given, or when none leads."""
         from .errors import WeftError
 
         targets = self._connection.targets
         if not targets:
-            return False
+            return None
         try:
-            leader = self._connection.leader_among(targets)
+            return self._connection.leader_among(targets)
         except WeftError:
+            return None
+
+    def _use(self, leader: str) -> None:
+        """Calls go to ``leader`` from now on."""
+        from ._proto.weft_pb2_grpc import JobServiceStub
+
+        if leader == self._connection.target:
+            return
+        self._connection.target = leader
+        old = self._channel
+        self._channel = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
+        self._stub = JobServiceStub(self._channel)
+        if not self.asynchronous:
+            old.close()
+
+    def _may_follow(self, error: grpc.RpcError, changes: bool) -> bool:
+        """Whether a call that failed with ``error`` may go once more to the coordinator
+        that leads now: with several given, a call refused UNAVAILABLE; one that
+        ``changes`` something (a submit) only when a standby refused it, naming the leader
+        (it did not run), so that a submit whose answer was lost with its leader is not
+        sent twice."""
+        if not self._connection.targets or error.code() != grpc.StatusCode.UNAVAILABLE:  # type: ignore[attr-defined]
             return False
-        if leader != self._connection.target:
-            self._connection.target = leader
-            old = self._channel
-            self._channel = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
-            self._stub = JobServiceStub(self._channel)
-            if not self.asynchronous:
-                old.close()
-        return True
+        if not changes:
+            return True
+        said = [*(error.initial_metadata() or ()), *(error.trailing_metadata() or ())]  # type: ignore[attr-defined]
+        return any(key == LEADER_METADATA for key, _ in said)
