@@ -17,7 +17,13 @@ function lookForTheLeader() {
   document.body.insertBefore(notice, document.body.firstChild);
   looking = window.setInterval(function () {
     window.fetch(window.location.href, { cache: "no-store", redirect: "manual", credentials: "same-origin" })
-      .then(function () { window.location.reload(); }, function () { /* not answering yet */ });
+      .then(function (answer) {
+        // A coordinator's answer (a page, a redirect, a standby's 503 page that looks
+        // again by itself), not a proxy's 502 or 504 for one that is still gone.
+        if (answer.ok || answer.type === "opaqueredirect" || answer.status === 503) {
+          window.location.reload();
+        }
+      }, function () { /* not answering yet */ });
   }, 3000);
 }
 document.querySelectorAll("[data-live]").forEach(function (part) {

@@ -156,6 +156,7 @@ pub async fn serve_on(
                         gate: gate.clone(),
                         metrics: metrics.clone(),
                         metrics_public: config.metrics_public,
+                        own_dashboard: dashboard.clone(),
                     };
                     Some(tokio::spawn(weft_observe::http::serve(
                         duplicate,

@@ -37,6 +37,9 @@ pub struct StandbyWeb {
     pub metrics: Arc<Metrics>,
     /// Whether `/metrics` is open to anyone who reaches the listener.
     pub metrics_public: bool,
+    /// This coordinator's own dashboard, where it never sends a browser (a lease it held
+    /// in a process before this one names it until it runs out).
+    pub own_dashboard: String,
 }
 
 /// The router of a standby's HTTP side.
@@ -77,6 +80,7 @@ async fn metrics(State(web): State<StandbyWeb>, headers: HeaderMap) -> Response 
 async fn elsewhere(State(web): State<StandbyWeb>, method: Method, uri: Uri) -> Response {
     let standing = web.standing.borrow().clone();
     let (leader, dashboard) = match &standing {
+        Standing::Standby { leader, dashboard } if *dashboard == web.own_dashboard => (leader.clone(), String::new()),
         Standing::Standby { leader, dashboard } => (leader.clone(), dashboard.clone()),
         _ => Default::default(),
     };

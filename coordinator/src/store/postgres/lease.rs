@@ -109,7 +109,11 @@ impl LeaseClock {
 }
 
 /// The table, made under the migration lock (`schema::migrate`) by whichever coordinator
-/// comes first.
+/// comes first. The leader's dashboard came later: its columns are added only where they
+/// are missing (an `ALTER TABLE` locks the row's table even when it changes nothing, which
+/// would hold the leader's renewals back at every start), and the dashboard is the
+/// leader's only when written with its epoch (a coordinator too old to write it leaves the
+/// one before's).
 pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS weft_leader (
         one INTEGER PRIMARY KEY CHECK (one = 1),
         epoch BIGINT NOT NULL,
@@ -118,7 +122,13 @@ pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS weft_leader (
         expires_at TIMESTAMPTZ NOT NULL
     );
     INSERT INTO weft_leader VALUES (1, 0, '', '', '-infinity') ON CONFLICT DO NOTHING;
-    ALTER TABLE weft_leader ADD COLUMN IF NOT EXISTS dashboard TEXT NOT NULL DEFAULT ''";
+    DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                       AND table_name = 'weft_leader' AND column_name = 'dashboard_epoch') THEN
+            ALTER TABLE weft_leader ADD COLUMN IF NOT EXISTS dashboard TEXT NOT NULL DEFAULT '',
+                ADD COLUMN IF NOT EXISTS dashboard_epoch BIGINT NOT NULL DEFAULT 0;
+        END IF;
+    END $$";
 
 /// The first statement of every transaction of a leader's writer: one row while the epoch
 /// is its own. Its key-share lock lets the leader's renewals through, and makes a takeover
@@ -246,8 +256,8 @@ enum Taken {
 
 /// One look at the lease, and the takeover when it is free.
 async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, tokio_postgres::Error> {
-    const LOOK: &str = "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity', dashboard \
-         FROM weft_leader WHERE one = 1";
+    const LOOK: &str = "SELECT epoch, holder, address, expires_at < now(), expires_at = '-infinity', \
+         CASE WHEN dashboard_epoch = epoch THEN dashboard ELSE '' END FROM weft_leader WHERE one = 1";
     let row = client.query_one(LOOK, &[]).await?;
     let (holder, address, lapsed, dashboard): (String, String, bool, String) =
         (row.get(1), row.get(2), row.get(3), row.get(5));
@@ -280,7 +290,7 @@ async fn try_take(client: &mut Client, terms: &LeaseTerms) -> Result<Taken, toki
         });
     };
     tx.execute(
-        "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, dashboard = $5, \
+        "UPDATE weft_leader SET epoch = $1, holder = $2, address = $3, dashboard = $5, dashboard_epoch = $1, \
          expires_at = now() + make_interval(secs => $4) WHERE one = 1",
         &[
             &(epoch + 1),

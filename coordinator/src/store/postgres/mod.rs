@@ -710,6 +710,28 @@ mod tests {
                 dashboard: "http://first:8080".into(),
             }
         );
+        // A coordinator too old to write its dashboard takes the lease: the first's is not
+        // named as its.
+        let client = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
+        client
+            .execute(
+                "UPDATE weft_leader SET epoch = epoch + 1, holder = 'old', address = 'http://old' WHERE one = 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        let told = watching
+            .wait_for(|s| matches!(s, Standing::Standby { leader, .. } if leader == "http://old"))
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(
+            told,
+            Standing::Standby {
+                leader: "http://old".into(),
+                dashboard: String::new(),
+            }
+        );
         second.abort();
         tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
     }
