@@ -91,8 +91,9 @@ pub(crate) type JobStub = JobServiceClient<InterceptedService<Channel, Bearer>>;
 /// together).
 #[derive(Clone)]
 pub struct Client {
-    /// The leader's job service (replaced when a call finds that another leads now).
-    jobs: Arc<RwLock<JobStub>>,
+    /// The leader's job service (replaced when a call finds that another leads now), and
+    /// how many times it was.
+    jobs: Arc<RwLock<(u64, JobStub)>>,
     /// Given several coordinators (a leader and its standbys): them and the credentials,
     /// to find the leader again after a takeover.
     pub(crate) coordinators: Option<Arc<(String, Credentials)>>,
@@ -146,14 +147,14 @@ impl Client {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self {
-            jobs: Arc::new(RwLock::new(jobs)),
+            jobs: Arc::new(RwLock::new((0, jobs))),
             coordinators,
         })
     }
 
     /// The job service of the coordinator this client uses now.
     pub(crate) fn stub(&self) -> JobStub {
-        self.jobs.read().expect("client lock poisoned").clone()
+        self.jobs.read().expect("client lock poisoned").1.clone()
     }
 
     /// Sends `call` to the leader. Given several coordinators, a call refused
@@ -167,7 +168,8 @@ impl Client {
         F: Fn(JobStub) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
-        let refused = match call(self.stub()).await {
+        let (used, stub) = self.jobs.read().expect("client lock poisoned").clone();
+        let refused = match call(stub).await {
             Err(status) if status.code() == tonic::Code::Unavailable && self.coordinators.is_some() => status,
             answered => return answered,
         };
@@ -178,7 +180,13 @@ impl Client {
             return Err(refused);
         };
         let stub = leader.stub();
-        *self.jobs.write().expect("client lock poisoned") = stub.clone();
+        {
+            // Unless another call replaced it meanwhile (with a leader found later).
+            let mut jobs = self.jobs.write().expect("client lock poisoned");
+            if jobs.0 == used {
+                *jobs = (used + 1, stub.clone());
+            }
+        }
         tracing::debug!(error = %refused, "the coordinator did not lead: sent again to the leader");
         call(stub).await
     }

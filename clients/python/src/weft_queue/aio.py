@@ -38,7 +38,8 @@ class AsyncClient(Connected):
         """Closes the connection; batches still running are cancelled."""
         for reader in list(self._readers):
             reader.cancel()
-        await self._channel.close(grace=None)
+        for channel in [*self._retired, self._channel]:
+            await channel.close(grace=None)
 
     async def _call(self, method: str, request: object, *, changes: bool = False) -> Any:
         """Calls ``method`` of the job service on the leader; given several coordinators,
@@ -50,10 +51,7 @@ class AsyncClient(Connected):
             leader = await asyncio.to_thread(self._leader_now) if self._may_follow(error, changes) else None
             if leader is None:
                 raise WeftError.from_rpc(error) from None
-        old = self._channel
         self._use(leader)
-        if old is not self._channel:
-            await old.close(grace=None)
         try:
             return await getattr(self._stub, method)(request, metadata=self._metadata)
         except grpc.RpcError as error:

@@ -45,7 +45,8 @@ class Client(Connected):
 
     def close(self) -> None:
         """Closes the connection; batches still running are cancelled."""
-        self._channel.close()
+        for channel in [*self._retired, self._channel]:
+            channel.close()
 
     def _call(self, method: str, request: object, *, changes: bool = False) -> object:
         """Calls ``method`` of the job service on the leader; given several coordinators,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
@@ -185,6 +186,9 @@ class Connected:
         self._channel: Any = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
         self._stub = JobServiceStub(self._channel)
         self._metadata = self._connection.metadata()
+        #: Channels of coordinators that no longer led, closed with the client.
+        self._retired: List[Any] = []
+        self._switching = threading.Lock()
 
     def _follow_leader(self) -> bool:
         """After losing the coordinator, with several given: connects to the one that leads
@@ -212,14 +216,15 @@ class Connected:
         """Calls go to ``leader`` from now on."""
         from ._proto.weft_pb2_grpc import JobServiceStub
 
-        if leader == self._connection.target:
-            return
-        self._connection.target = leader
-        old = self._channel
-        self._channel = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
-        self._stub = JobServiceStub(self._channel)
-        if not self.asynchronous:
-            old.close()
+        with self._switching:
+            if leader == self._connection.target:
+                return
+            self._connection.target = leader
+            # Calls under way on the old channel (another thread's) end there: it is closed
+            # with the client, not now.
+            self._retired.append(self._channel)
+            self._channel = self._connection.aio_channel() if self.asynchronous else self._connection.channel()
+            self._stub = JobServiceStub(self._channel)
 
     def _may_follow(self, error: grpc.RpcError, changes: bool) -> bool:
         """Whether a call that failed with ``error`` may go once more to the coordinator

@@ -698,18 +698,16 @@ mod tests {
                     .map(|_| ())
             }
         });
+        let standby_of = |leader: &str, dashboard: &str| Standing::Standby {
+            leader: leader.into(),
+            dashboard: dashboard.into(),
+        };
         let told = watching
             .wait_for(|s| matches!(s, Standing::Standby { .. }))
             .await
             .unwrap()
             .clone();
-        assert_eq!(
-            told,
-            Standing::Standby {
-                leader: "http://first".into(),
-                dashboard: "http://first:8080".into(),
-            }
-        );
+        assert_eq!(told, standby_of("http://first", "http://first:8080"));
         // A coordinator too old to write its dashboard takes the lease: the first's is not
         // named as its.
         let client = connect(&at.config, at.tls("test").unwrap(), "test").await.unwrap();
@@ -725,13 +723,7 @@ mod tests {
             .await
             .unwrap()
             .clone();
-        assert_eq!(
-            told,
-            Standing::Standby {
-                leader: "http://old".into(),
-                dashboard: String::new(),
-            }
-        );
+        assert_eq!(told, standby_of("http://old", ""));
         second.abort();
         tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
     }
