@@ -71,6 +71,8 @@ enum Command {
     GenerateText(generate_text::Args),
     /// Run a job on this machine, with an embedded coordinator and workers.
     Run(run::Args),
+    /// Back up and restore a coordinator's state database.
+    Admin(admin::Args),
 }
 
 impl Command {
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
             Command::Certs(args) => certs::run(args),
             Command::GenerateText(args) => generate_text::run(args),
             Command::Run(args) => run::run(args).await,
+            Command::Admin(args) => admin::run(args),
         }
     });
     let result = match runtime.block_on(command) {

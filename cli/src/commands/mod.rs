@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (a clap `Args`) and what it does (`run`).
 
+pub mod admin;
 pub mod cancel;
 pub mod certs;
 pub mod coordinator;

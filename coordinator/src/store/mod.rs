@@ -327,6 +327,14 @@ pub enum StoreError {
     /// This coordinator no longer leads its PostgreSQL database: another took the lease.
     #[error("this coordinator no longer leads: {0}")]
     Deposed(String),
+    /// A backup could not be taken or restored.
+    #[error("{path}: {detail}")]
+    Copy {
+        /// The file it was about.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// A newer weft made the PostgreSQL database's schema.
     #[error("the state database on PostgreSQL at {target} has schema version {found}, newer than this weft's {SCHEMA_VERSION}; run a newer weft")]
     NewerPostgresSchema {

@@ -9,11 +9,13 @@
 //! - [`file`]: opening the database file, and checking it is still the one opened;
 //! - [`read`]: records decoded from their rows, and what a database held when opened;
 //! - [`writer`]: the writer thread and its group commits, retries and refusals;
-//! - [`apply`]: one transaction of changes, as SQL.
+//! - [`apply`]: one transaction of changes, as SQL;
+//! - [`backup`]: an online copy of the database, and its restore.
 //!
 //! The tables and their migrations are in [`schema`](crate::store::schema).
 
 mod apply;
+pub mod backup;
 mod file;
 mod read;
 mod writer;
