@@ -550,7 +550,17 @@ def ha_postgres_restart(ha, files, inputs):
     ha.wait_job(job)
     result = check_counts(out, files)
     assert not (ha.data / "never" / "_SUCCESS").exists(), "the refused job ran"
-    later, later_out = ha.submit("--input", inputs, "--app", "wordcount", "--reduce-tasks", "2")
+    # Submits are refused (UNAVAILABLE, nothing written) until the server accepts
+    # connections again: PostgreSQL starting up says so for a while after `docker start`.
+    later = None
+    deadline = time.time() + 120
+    while later is None:
+        try:
+            later, later_out = ha.submit("--input", inputs, "--app", "wordcount", "--reduce-tasks", "2")
+        except RuntimeError as e:
+            if "PostgreSQL at" not in str(e) or time.time() > deadline:
+                raise
+            time.sleep(0.5)
     ha.wait_job(later)
     check_counts(later_out, files, WORD)
     why = refused.stderr.strip().splitlines()[-1][:160] if refused.stderr.strip() else "?"
