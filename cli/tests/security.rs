@@ -244,6 +244,7 @@ async fn worker_session(
         reports_progress: false,
         handlers: vec![],
         carried: vec![],
+        version: String::new(),
     });
     out.send(v1::WorkerMessage { kind: Some(register) }).await.unwrap();
     let mut client = v1::worker_service_client::WorkerServiceClient::new(channel);

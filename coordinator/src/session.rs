@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use weft_core::messages::{FromWorker, ToWorker};
+use weft_core::version::{worker_may_join, Version};
 use weft_core::work::{JobId, WorkerId};
 use weft_proto::convert::{files_to_wire, to_worker_wire, MESSAGE_BUDGET};
 use weft_proto::v1::{self, worker_service_server::WorkerService};
@@ -55,6 +56,13 @@ impl WorkerService for WorkerApi {
         if registration.shuffle_address.is_empty() {
             return Err(invalid_request("Register needs the worker's shuffle address"));
         }
+        let version = match worker_may_join(&registration.version, Version::current()) {
+            Ok(version) => version,
+            Err(skew) => {
+                tracing::warn!(address = %registration.shuffle_address, host = %registration.hostname, %skew, "worker refused");
+                return Err(Status::failed_precondition(skew.to_string()));
+            }
+        };
         let (sender, outbound) = mpsc::unbounded_channel();
         let (address, slots, host) = (
             registration.shuffle_address.clone(),
@@ -63,7 +71,7 @@ impl WorkerService for WorkerApi {
         );
         let handlers: Vec<String> = registration.handlers.iter().map(|(name, _)| name.to_string()).collect();
         let worker = self.cluster.register(registration, sender.clone());
-        tracing::info!(worker, %address, slots, %host, handlers = %handlers.join(","), "worker joined");
+        tracing::info!(worker, %address, slots, %host, %version, handlers = %handlers.join(","), "worker joined");
         let _ = sender.send(ToWorker::Welcome {
             worker,
             heartbeat_interval: self.heartbeat_interval,

@@ -45,4 +45,5 @@ pub mod spec;
 pub mod spec_view;
 pub mod split;
 pub mod status;
+pub mod version;
 pub mod work;

@@ -53,6 +53,8 @@ pub struct Registration {
     pub handlers: Vec<(HandlerName, HandlerKind)>,
     /// Attempts it kept from an earlier session; their reports follow the welcome.
     pub carried: Vec<CarriedAttempt>,
+    /// Its weft version; empty from workers older than the field.
+    pub version: String,
 }
 
 impl Registration {
@@ -67,6 +69,7 @@ impl Registration {
             reports_progress: true,
             handlers: crate::work::builtin::all(),
             carried: Vec::new(),
+            version: crate::version::VERSION.to_string(),
         }
     }
 }

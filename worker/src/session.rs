@@ -131,6 +131,7 @@ pub async fn run_session(
         reports_progress: true,
         handlers: ctx.handlers.announced(),
         carried: held.carried(),
+        version: weft_core::version::VERSION.to_string(),
     }))
     .await;
     let mut inbound = match client.session(ReceiverStream::new(outbound)).await {

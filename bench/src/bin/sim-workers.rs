@@ -56,6 +56,7 @@ async fn simulate(
         reports_progress: false,
         handlers: vec![],
         carried: vec![],
+        version: weft_core::version::VERSION.into(),
     })))
     .await?;
     let mut client = WorkerServiceClient::new(channel).max_decoding_message_size(256 << 20);

@@ -338,6 +338,7 @@ impl From<FromWorker> for v1::WorkerMessage {
                         number: c.number,
                     })
                     .collect(),
+                version: r.version,
             }),
             FromWorker::Credit(slots) => Kind::Credit(slots),
             FromWorker::Heartbeat {
@@ -404,6 +405,7 @@ impl TryFrom<v1::WorkerMessage> for FromWorker {
                     reports_progress: r.reports_progress,
                     handlers: handlers_from_wire(r.handlers)?,
                     carried,
+                    version: r.version,
                 })
             }
             Kind::Credit(slots) => FromWorker::Credit(slots),
@@ -708,6 +710,7 @@ mod tests {
                 }],
                 reports_progress: true,
                 handlers: weft_core::work::builtin::all(),
+                version: "0.1.0".into(),
                 carried: vec![CarriedAttempt {
                     job: JobId::new(1),
                     attempt: 7,

@@ -342,7 +342,7 @@ class WorkerMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., credit: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., reports: _Optional[_Union[Reports, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("shuffle_address", "slots", "hostname", "held", "reports_progress", "handlers", "carried")
+    __slots__ = ("shuffle_address", "slots", "hostname", "held", "reports_progress", "handlers", "carried", "version")
     SHUFFLE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -350,6 +350,7 @@ class Register(_message.Message):
     REPORTS_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     HANDLERS_FIELD_NUMBER: _ClassVar[int]
     CARRIED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     shuffle_address: str
     slots: int
     hostname: str
@@ -357,7 +358,8 @@ class Register(_message.Message):
     reports_progress: bool
     handlers: _containers.RepeatedCompositeFieldContainer[HandlerInfo]
     carried: _containers.RepeatedCompositeFieldContainer[CarriedAttempt]
-    def __init__(self, shuffle_address: _Optional[str] = ..., slots: _Optional[int] = ..., hostname: _Optional[str] = ..., held: _Optional[_Iterable[_Union[HeldOutput, _Mapping]]] = ..., reports_progress: bool = ..., handlers: _Optional[_Iterable[_Union[HandlerInfo, _Mapping]]] = ..., carried: _Optional[_Iterable[_Union[CarriedAttempt, _Mapping]]] = ...) -> None: ...
+    version: str
+    def __init__(self, shuffle_address: _Optional[str] = ..., slots: _Optional[int] = ..., hostname: _Optional[str] = ..., held: _Optional[_Iterable[_Union[HeldOutput, _Mapping]]] = ..., reports_progress: bool = ..., handlers: _Optional[_Iterable[_Union[HandlerInfo, _Mapping]]] = ..., carried: _Optional[_Iterable[_Union[CarriedAttempt, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class CarriedAttempt(_message.Message):
     __slots__ = ("job_id", "attempt", "kind", "index", "number")
