@@ -412,7 +412,11 @@ class HaCluster(Cluster):
         compose = ["docker-compose", "-p", project, "-f", str(DEPLOY / "compose.ha.yaml")]
         super().__init__(data, secrets, compose=compose, project=project)
         self.ports = {"coordinator-a": self.port, "coordinator-b": free_port()}
+        # The log store: beside the data, not inside it (a coordinator refuses that).
+        self.logs = Path(tempfile.mkdtemp(prefix="weft-logs-"))
+        self.logs.chmod(0o1777)
         self.env.update(
+            WEFT_LOGS=str(self.logs),
             WEFT_PORT_B=str(self.ports["coordinator-b"]),
             WEFT_LEADER_LEASE=str(HA_LEASE),
             WEFT_COORDINATOR=",".join(self.url(s) for s in self.SERVICES),
@@ -579,6 +583,24 @@ def ha_roll(ha, files, inputs):
     return f"both coordinators restarted one after the other mid-job: {check_counts(out, files)}; {ran_once(ha, job, notes)}"
 
 
+def ha_worker_logs(ha, files, inputs):
+    """A job, then every worker killed: `weft logs` still shows each attempt's log, read from
+    the log store the coordinators and workers share (compose.ha.yaml's WEFT_LOGS)."""
+    job, out = ha.submit(*streaming(inputs, 0, 0))
+    ha.wait_job(job)
+    result = check_counts(out, files)
+    attempts = len(ha.status(job)["attempts"])
+    workers = ha.containers("worker")
+    for name in workers:
+        run(["docker", "kill", name])
+    text = ha.weft("logs", job).stdout
+    assert "(no log:" not in text and text.count("ended succeeded") == attempts, (
+        f"{job}: {attempts} attempts, logs once their workers were killed:\n{text[-3000:]}")
+    for name in workers:
+        run(["docker", "start", name])
+    return f"{result}; {attempts} attempts' logs read after kill -9 of all {len(workers)} workers"
+
+
 def step_ha(c, files, inputs):
     """The two-coordinator cluster on PostgreSQL, through the faults a leader meets."""
     run([DEPLOY / "postgres" / "build.sh"], capture=False)
@@ -595,6 +617,7 @@ def step_ha(c, files, inputs):
             ("cut from the database", lambda: ha_round(ha, files, inputs, "map", cut_leader_from_database)),
             ("PostgreSQL restart", lambda: ha_postgres_restart(ha, files, inputs)),
             ("rolling restart", lambda: ha_roll(ha, files, inputs)),
+            ("workers killed, logs kept", lambda: ha_worker_logs(ha, files, inputs)),
         ]:
             t = time.time()
             said.append(scenario())
@@ -608,6 +631,7 @@ def step_ha(c, files, inputs):
         raise
     finally:
         ha.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+        shutil.rmtree(ha.logs, ignore_errors=True)
 
 
 STEPS = [
@@ -647,8 +671,8 @@ def main():
     for f in files:
         f.chmod(0o644)
     secrets = Path(tempfile.mkdtemp(prefix="weft-secrets-"))
-    # The HA cluster's PostgreSQL presents the coordinators' certificate: it names postgres.
-    run([WEFT, "certs", "--dir", secrets, "--host", "postgres"])
+    # The HA cluster's PostgreSQL presents a certificate of its own, for the name postgres.
+    run([WEFT, "certs", "--dir", secrets, "--server", "postgres"])
     password = secrets / "state.password"
     password.write_text(os.urandom(18).hex() + "\n")
     password.chmod(0o600)

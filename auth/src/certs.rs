@@ -4,7 +4,9 @@
 //! The directory holds `ca.pem` (every node and client needs it), `ca.key`, the
 //! coordinator's and the workers' certificates and keys (`coordinator.pem`/`.key`,
 //! `worker.pem`/`.key`), the coordinator's token book (`tokens`, hashes only) and one
-//! `NAME.token` per client identity. Keys and tokens are `0600`, the directory `0700`. Run
+//! `NAME.token` per client identity, and a server certificate (`NAME.pem`/`.key`) for each
+//! service the cluster runs beside weft that asks for one (its PostgreSQL). Keys and tokens
+//! are `0600`, the directory `0700`. Run
 //! again, it keeps what is there (the CA and every key) and adds what is missing: new
 //! identities get tokens, new host names need a fresh `coordinator.pem` (remove it first).
 
@@ -35,6 +37,9 @@ pub struct CertsRequest {
     pub tokens: Vec<(String, Role)>,
     /// How long the coordinator's and workers' certificates are valid.
     pub days: u32,
+    /// Services the cluster runs beside weft (its PostgreSQL), each given a server
+    /// certificate of the cluster's CA for its name, as `NAME.pem` and `NAME.key`.
+    pub servers: Vec<String>,
 }
 
 /// Why certificates could not be made.
@@ -54,6 +59,9 @@ pub enum CertsError {
     /// An identity name that cannot be a file name or a token book entry.
     #[error("bad identity {0:?}: use letters, digits, '-', '_' and '.'")]
     BadIdentity(String),
+    /// A server name that is not a host name, or is one of weft's own files.
+    #[error("bad server name {0:?}: give a host name (letters, digits, '-' and '.'), not ca, coordinator or worker")]
+    BadServer(String),
 }
 
 /// What a run made, kept or added, file by file, for the command to report.
@@ -93,6 +101,17 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
             return Err(CertsError::BadIdentity(name.clone()));
         }
     }
+    for server in &request.servers {
+        let host = !server.is_empty()
+            && server
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+            && !server.starts_with(['.', '-'])
+            && !["ca", "coordinator", "worker", "tokens"].contains(&server.as_str());
+        if !host {
+            return Err(CertsError::BadServer(server.clone()));
+        }
+    }
     let dir = &request.dir;
     fs::create_dir_all(dir).map_err(io(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
@@ -126,14 +145,15 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
         coordinator_names.extend(DEFAULT_HOSTS.map(String::from));
     }
     coordinator_names.extend(request.hosts.iter().cloned());
-    leaf(
-        dir,
-        PeerRole::Coordinator,
-        coordinator_names,
-        request.days,
-        &issuer,
-        &mut report,
-    )?;
+    let both = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let coordinator = Leaf {
+        stem: PeerRole::Coordinator.file_stem(),
+        common_name: PeerRole::Coordinator.name(),
+        names: coordinator_names,
+        // Both serve and dial: the coordinator dials workers to read attempts' logs.
+        usages: both.to_vec(),
+    };
+    coordinator.make(dir, request.days, &issuer, &mut report)?;
     let unnamed = hosts_not_named(&dir.join("coordinator.pem"), &request.hosts)?;
     if !unnamed.is_empty() {
         report.warnings.push(format!(
@@ -144,14 +164,23 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
             unnamed.join(", ")
         ));
     }
-    leaf(
-        dir,
-        PeerRole::Worker,
-        vec![PeerRole::Worker.name().to_string()],
-        request.days,
-        &issuer,
-        &mut report,
-    )?;
+    let worker = Leaf {
+        stem: PeerRole::Worker.file_stem(),
+        common_name: PeerRole::Worker.name(),
+        names: vec![PeerRole::Worker.name().to_string()],
+        // A worker dials the coordinator and its peers, and serves its map output.
+        usages: both.to_vec(),
+    };
+    worker.make(dir, request.days, &issuer, &mut report)?;
+    for server in &request.servers {
+        let service = Leaf {
+            stem: server,
+            common_name: server,
+            names: vec![server.clone()],
+            usages: vec![ExtendedKeyUsagePurpose::ServerAuth],
+        };
+        service.make(dir, request.days, &issuer, &mut report)?;
+    }
 
     let book_path = dir.join("tokens");
     let mut new_lines = String::new();
@@ -228,38 +257,42 @@ fn name(common_name: &str) -> DistinguishedName {
     name
 }
 
-/// A role's certificate and key, unless both are there.
-fn leaf(
-    dir: &Path,
-    role: PeerRole,
+/// A certificate to issue: its files' stem, its subject, the names it is valid for and
+/// what it may be used for.
+struct Leaf<'a> {
+    stem: &'a str,
+    common_name: &'a str,
     names: Vec<String>,
-    days: u32,
-    issuer: &Issuer<'_, KeyPair>,
-    report: &mut CertsReport,
-) -> Result<(), CertsError> {
-    let cert_path = dir.join(format!("{}.pem", role.file_stem()));
-    let key_path = dir.join(format!("{}.key", role.file_stem()));
-    if cert_path.exists() && key_path.exists() {
-        report.kept.extend([cert_path, key_path]);
-        return Ok(());
-    }
-    let mut params = CertificateParams::new(names)?;
-    params.distinguished_name = name(role.name());
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = match role {
-        // Both serve and dial: a worker dials the coordinator and its peers, the coordinator
-        // dials workers to read attempts' logs.
-        PeerRole::Coordinator | PeerRole::Worker => {
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+    usages: Vec<ExtendedKeyUsagePurpose>,
+}
+
+impl Leaf<'_> {
+    /// Writes `STEM.pem` and `STEM.key`, unless both are there.
+    fn make(
+        self,
+        dir: &Path,
+        days: u32,
+        issuer: &Issuer<'_, KeyPair>,
+        report: &mut CertsReport,
+    ) -> Result<(), CertsError> {
+        let cert_path = dir.join(format!("{}.pem", self.stem));
+        let key_path = dir.join(format!("{}.key", self.stem));
+        if cert_path.exists() && key_path.exists() {
+            report.kept.extend([cert_path, key_path]);
+            return Ok(());
         }
-    };
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(1);
-    params.not_after = now + Duration::days(i64::from(days.max(1)));
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, issuer)?;
-    write_secret(&key_path, &key.serialize_pem(), report)?;
-    write_public(&cert_path, &cert.pem(), report)
+        let mut params = CertificateParams::new(self.names)?;
+        params.distinguished_name = name(self.common_name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = self.usages;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(i64::from(days.max(1)));
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, issuer)?;
+        write_secret(&key_path, &key.serialize_pem(), report)?;
+        write_public(&cert_path, &cert.pem(), report)
+    }
 }
 
 fn write_secret(path: &Path, text: &str, report: &mut CertsReport) -> Result<(), CertsError> {
@@ -298,6 +331,37 @@ mod tests {
             hosts: vec!["localhost".into(), "127.0.0.1".into()],
             tokens: vec![("admin".into(), Role::Admin), ("reader".into(), Role::Read)],
             days: 30,
+            servers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_service_beside_weft_gets_a_server_certificate_for_its_own_name() {
+        crate::tls::install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let mut with_database = request(dir.path());
+        with_database.servers = vec!["postgres".into(), "db.weft.svc".into()];
+        let report = make(&with_database).unwrap();
+        for stem in ["postgres", "db.weft.svc"] {
+            let (pem, key) = (
+                dir.path().join(format!("{stem}.pem")),
+                dir.path().join(format!("{stem}.key")),
+            );
+            assert!(report.made.contains(&pem) && report.made.contains(&key), "{report:?}");
+            assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                hosts_not_named(&pem, &[stem.to_string()]).unwrap(),
+                Vec::<String>::new()
+            );
+            assert_eq!(hosts_not_named(&pem, &["coordinator.weft".into()]).unwrap().len(), 1);
+        }
+        // Again: kept.
+        let again = make(&with_database).unwrap();
+        assert!(again.kept.contains(&dir.path().join("postgres.pem")), "{again:?}");
+        for bad in ["", "coordinator", "../x", "a b", ".hidden"] {
+            let mut wrong = request(dir.path());
+            wrong.servers = vec![bad.into()];
+            assert!(matches!(make(&wrong), Err(CertsError::BadServer(_))), "{bad:?}");
         }
     }
 

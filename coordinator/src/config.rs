@@ -46,6 +46,11 @@ pub struct CoordinatorConfig {
     pub retain_for: Duration,
     /// At most this many ended jobs stay in memory.
     pub retain_jobs: usize,
+    /// Where workers copy attempts' logs when they end (their `--log-store`): read once an
+    /// attempt has ended, or its worker is gone; `None`: logs are read from workers only.
+    pub log_store: Option<weft_storage::logs::LogStore>,
+    /// Logs in the log store are removed this long after they were written.
+    pub keep_logs: Duration,
     /// How long a restarted coordinator waits for workers to announce the map output they
     /// hold before it runs those maps again.
     pub recovery_grace: Duration,
@@ -129,6 +134,8 @@ impl CoordinatorConfig {
             retain_for: Duration::from_secs(3600),
             retain_jobs: 1000,
             recovery_grace: Duration::from_secs(5),
+            log_store: None,
+            keep_logs: Duration::from_secs(24 * 3600),
             security: Security::default(),
             limits: Limits::default(),
             handler_roles: HandlerRoles::default(),

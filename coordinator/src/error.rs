@@ -79,6 +79,7 @@ fn storage_code(e: &StorageError) -> Code {
         StorageError::Denied { .. } => Code::PermissionDenied,
         StorageError::NotEmpty(_) => Code::AlreadyExists,
         StorageError::Other { .. } => Code::Unavailable,
+        StorageError::Io { .. } => Code::Internal,
     }
 }
 

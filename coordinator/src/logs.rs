@@ -1,6 +1,8 @@
-//! Attempts' logs, read from the workers that ran them (their `LogService`), for `weft
-//! logs` and the dashboard: which attempts a request names, and a connection per worker,
-//! over TLS with the coordinator's own certificate when the cluster has one.
+//! Attempts' logs, for `weft logs` and the dashboard: which attempts a request names, and
+//! where their logs are read. A running attempt's log is read from its worker (its
+//! `LogService`, over TLS with the coordinator's own certificate when the cluster has one);
+//! an ended one's from the log store (`--log-store`), where workers copy logs as attempts
+//! end, so that it outlives its worker. Either place stands in when the other has nothing.
 
 use std::time::Duration;
 
@@ -10,15 +12,19 @@ use weft_core::status::{AttemptInfo, JobStatus};
 use weft_core::work::{TaskId, TaskKind};
 use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::{self, log_service_client::LogServiceClient};
+use weft_storage::logs::LogStore;
+use weft_storage::StorageError;
 
-/// Reads logs from workers.
+/// Reads logs from workers and the log store.
 pub struct LogReader {
     channels: WorkerChannels,
+    store: Option<LogStore>,
 }
 
 impl LogReader {
-    /// A reader speaking TLS with `tls` (the coordinator's material), or plaintext.
-    pub fn new(tls: Option<TlsMaterial>) -> Self {
+    /// A reader speaking TLS with `tls` (the coordinator's material), or plaintext, to
+    /// workers, and reading `store` if there is one.
+    pub fn new(tls: Option<TlsMaterial>, store: Option<LogStore>) -> Self {
         let tune = |endpoint: Endpoint| {
             endpoint
                 .connect_timeout(Duration::from_secs(3))
@@ -26,11 +32,45 @@ impl LogReader {
         };
         Self {
             channels: WorkerChannels::new(tls, tune),
+            store,
         }
     }
 
+    /// The log of `attempt` (of `task`): from the log store first once the attempt has
+    /// ended, from its worker first while it runs; or why neither has it.
+    pub async fn read(&self, attempt: &AttemptInfo, task: TaskId) -> Result<Vec<u8>, String> {
+        let Some(store) = &self.store else {
+            return self.read_on_worker(&attempt.worker, task, attempt.id).await;
+        };
+        let kept = || {
+            let (store, id) = (store.clone(), attempt.id);
+            let named = store.to_string();
+            async move {
+                tokio::task::spawn_blocking(move || store.read(task, id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| match e {
+                        StorageError::NotFound(_) => format!("not in the log store {named}"),
+                        e => format!("the log store: {e}"),
+                    })
+            }
+        };
+        let (first, second) = if attempt.outcome.is_some() {
+            match kept().await {
+                Ok(data) => return Ok(data),
+                Err(why) => (why, self.read_on_worker(&attempt.worker, task, attempt.id).await),
+            }
+        } else {
+            match self.read_on_worker(&attempt.worker, task, attempt.id).await {
+                Ok(data) => return Ok(data),
+                Err(why) => (why, kept().await),
+            }
+        };
+        second.map_err(|also| format!("{first}; {also}"))
+    }
+
     /// The log of `attempt` (of `task`) on `worker`, or why it cannot be read.
-    pub async fn read(&self, worker: &str, task: TaskId, attempt: u64) -> Result<Vec<u8>, String> {
+    async fn read_on_worker(&self, worker: &str, task: TaskId, attempt: u64) -> Result<Vec<u8>, String> {
         if worker.is_empty() {
             return Err("the attempt never reached a worker".into());
         }

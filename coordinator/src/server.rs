@@ -3,6 +3,7 @@
 //! on SIGHUP, and graceful shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,7 @@ use weft_auth::tls::{install_crypto, PeerRole, RequirePeer};
 use weft_proto::convert::MAX_MESSAGE_BYTES;
 use weft_proto::v1::leader_service_server::LeaderServiceServer;
 use weft_proto::v1::{job_service_server::JobServiceServer, worker_service_server::WorkerServiceServer};
+use weft_storage::logs::LogStore;
 
 use crate::auth::{ClientAuth, Gate};
 use crate::batch::BatchBoard;
@@ -223,9 +225,12 @@ pub async fn serve_on(
     ));
     background.spawn(jobs.clone().run_queue());
     background.spawn(reload_on_sighup(gate.clone(), shutdown.clone()));
+    if let Some(log_store) = config.log_store.clone() {
+        background.spawn(sweep_log_store(log_store, config.keep_logs, shutdown.clone()));
+    }
 
     let batches = Arc::new(BatchBoard::default());
-    let logs = Arc::new(LogReader::new(tls.clone()));
+    let logs = Arc::new(LogReader::new(tls.clone(), config.log_store.clone()));
     let job_api = JobApi {
         jobs: jobs.clone(),
         cluster: cluster.clone(),
@@ -367,6 +372,24 @@ fn v1_spec(bytes: &[u8]) -> Result<weft_core::spec::JobSpec, String> {
 }
 
 /// Reads the token book again on every SIGHUP, until shutdown.
+/// Removes the logs in the log store older than `keep`, every tenth of it (at most
+/// hourly), while this coordinator leads.
+async fn sweep_log_store(store: LogStore, keep: Duration, shutdown: CancellationToken) {
+    let every = (keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.sweep(keep)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(removed)) => tracing::info!(logs = removed, "removed old logs from the log store"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the log store"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 async fn reload_on_sighup(gate: Arc<Gate>, shutdown: CancellationToken) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: the token book will not be reloaded");

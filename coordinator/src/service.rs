@@ -317,7 +317,7 @@ impl JobService for JobApi {
         let pieces = futures::stream::iter(chosen).then(move |a| {
             let (reader, task) = (reader.clone(), task_of(&status, &a));
             async move {
-                let read = reader.read(&a.worker, task, a.id).await;
+                let read = reader.read(&a, task).await;
                 let head = v1::AttemptLogChunk {
                     attempt_id: a.id,
                     task_id: task.to_string(),

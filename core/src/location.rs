@@ -105,6 +105,16 @@ impl Location {
         }
     }
 
+    /// Whether this is `root` or beneath it: in whole path components on a disk (as
+    /// written, not resolved), in whole segments in an object store.
+    pub fn is_within(&self, root: &Location) -> bool {
+        match (self, root) {
+            (Location::Local(path), Location::Local(root)) => path.starts_with(root),
+            (Location::Object(url), Location::Object(root)) => url.is_within(root),
+            _ => false,
+        }
+    }
+
     /// The file or object `name` beneath this one.
     pub fn join(&self, name: &str) -> Self {
         match self {

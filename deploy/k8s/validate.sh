@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Renders the kustomize base (deploy/k8s) and its object-storage variant (deploy/k8s-s3)
+# Renders the kustomize base (deploy/k8s), its object-storage variant (deploy/k8s-s3) and
+# its high-availability variant (deploy/k8s-ha)
 # and validates every resource against a pinned Kubernetes version's schemas
 # (kubernetes-validate from PyPI, installed into a venv under target/).
 #
@@ -24,13 +25,38 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
 fi
 rendered="$(mktemp --suffix=.yaml)"
 trap 'rm -f "$rendered"' EXIT
-for variant in "$here" "$here/../k8s-s3"; do
+for variant in "$here" "$here/../k8s-s3" "$here/../k8s-ha"; do
   "${render[@]}" "$variant" >"$rendered"
   "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered"
   name="deploy/$(basename "$(cd "$variant" && pwd)")"
   echo "$name: $(grep -c '^kind:' "$rendered") resources valid against Kubernetes $version"
 done
+ha="$(mktemp --suffix=.yaml)"
+trap 'rm -f "$rendered" "$ha"' EXIT
+"${render[@]}" "$here/../k8s-ha" >"$ha"
+"${render[@]}" "$here/../k8s-s3" >"$rendered"
 if grep -q 'weft-data$' "$rendered" && grep -q 'claimName: weft-data' "$rendered"; then
   echo "deploy/k8s-s3 still mounts the shared volume" >&2
   exit 1
 fi
+# The HA variant: two coordinators with no volume of their own, on the database, and both
+# given to the workers.
+python3 - "$ha" <<'PY'
+import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+coordinator = next(d for d in docs if "kind: StatefulSet" in d and "name: weft-coordinator\n" in d)
+worker = next(d for d in docs if "kind: Deployment" in d and "name: weft-worker" in d)
+config = next(d for d in docs if "kind: ConfigMap" in d)
+checks = {
+    "two coordinator replicas": "replicas: 2" in coordinator,
+    "no state volume on the coordinators": "volumeClaimTemplates" not in coordinator and "/var/lib/weft/state" not in coordinator,
+    "the state on PostgreSQL": "--state=$(WEFT_STATE_URL)" in coordinator,
+    "each coordinator advertises its own name": "--advertise=https://$(POD_NAME).weft-coordinators" in coordinator,
+    "workers given every coordinator": "--coordinator=$(WEFT_COORDINATORS)" in worker
+        and "weft-coordinator-0.weft-coordinators" in config and "weft-coordinator-1.weft-coordinators" in config,
+    "logs in the log store": "--log-store=$(WEFT_LOG_STORE)" in worker and "--log-store=$(WEFT_LOG_STORE)" in coordinator,
+}
+failed = [name for name, ok in checks.items() if not ok]
+if failed:
+    sys.exit("deploy/k8s-ha: " + ", ".join(failed))
+PY

@@ -12,6 +12,8 @@ data=/var/lib/postgresql/data
 
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
+# Its own on a fresh volume (a Kubernetes claim mounted at /var/lib/postgresql is root's).
+install -d -o postgres -g postgres -m 0700 "$data"
 if [ ! -s "$data/PG_VERSION" ]; then
   install -o postgres -g postgres -m 0600 "$WEFT_STATE_PASSWORD_FILE" /tmp/weft-password
   as_postgres "$bin/initdb" -D "$data" -U weft --pwfile=/tmp/weft-password \

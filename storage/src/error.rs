@@ -30,6 +30,14 @@ pub enum StorageError {
     /// The output prefix holds objects already.
     #[error("output {0} is not empty: choose a new prefix or empty this one")]
     NotEmpty(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Anything else the store or the network said.
     #[error("{url}: {detail}")]
     Other {

@@ -8,6 +8,7 @@
 //! - [`listing`]: the objects an input names, with their sizes, as splits are planned.
 //! - [`reader`]: a range of an object as a blocking, streaming `Read`: a map never holds its
 //!   split in memory.
+//! - [`logs`]: the log store, where attempts' logs are kept once they end.
 //! - [`upload`]: parts as multipart uploads the coordinator begins and completes and the
 //!   workers only fill, so that no attempt but the committed one can make a part.
 //!
@@ -17,6 +18,7 @@
 mod client;
 mod error;
 pub mod listing;
+pub mod logs;
 pub mod reader;
 pub mod upload;
 

@@ -27,6 +27,9 @@ pub struct WorkerConfig {
     pub http: Option<SocketAddr>,
     /// Attempts' logs are kept this long after their job last wrote one.
     pub keep_logs: Duration,
+    /// Where attempts' logs are copied when they end, to outlive this worker; `None`: they
+    /// stay only here.
+    pub log_store: Option<weft_storage::logs::LogStore>,
     /// The address announced to the coordinator; `None`: the listen address (with this
     /// host's name if it listens on every interface).
     pub advertise: Option<String>,
@@ -70,6 +73,7 @@ impl WorkerConfig {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             http: None,
             keep_logs: Duration::from_secs(24 * 3600),
+            log_store: None,
             advertise: None,
             sort_buffer: 64 << 20,
             merge_buffer: 128 << 20,

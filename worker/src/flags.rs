@@ -49,6 +49,12 @@ pub struct WorkerFlags {
     /// Keep attempts' logs (for `weft logs` and the dashboard) this long.
     #[arg(long, default_value = "86400", value_name = "SECS", value_parser = weft_auth::flags::seconds)]
     keep_logs: std::time::Duration,
+    /// Copy each attempt's log here when it ends, so that `weft logs` and the dashboard
+    /// still show it once this worker is gone: a directory every coordinator mounts too, or
+    /// s3://bucket/prefix (credentials from the AWS_* variables). Give coordinators the
+    /// same --log-store.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    log_store: Option<weft_storage::logs::LogStore>,
     /// How long map and reduce attempts keep running while the worker has no coordinator (a
     /// restart, or a standby taking over): the coordinator that comes next adopts them
     /// instead of running their tasks again. 0: cancel them when the session ends.
@@ -91,6 +97,7 @@ impl WorkerFlags {
         config.advertise = self.advertise.clone();
         config.http = self.http;
         config.keep_logs = self.keep_logs;
+        config.log_store = self.log_store.clone();
         config.carry_grace = self.carry_grace;
         config.sort_buffer = self.sort_buffer as usize;
         config.merge_buffer = self.merge_buffer as usize;

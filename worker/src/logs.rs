@@ -3,7 +3,9 @@
 //! it (start, end, outcome), in `WORK_DIR/logs/JOB/TASK.ATTEMPT.log`. A log stops growing at
 //! [`MAX_LOG_BYTES`]; a job's logs go once they are older than the retention (`--keep-logs`).
 //! The coordinator reads them through the worker's `LogService` for `weft logs` and the
-//! dashboard.
+//! dashboard; with `--log-store`, an attempt's log is also copied there when it ends
+//! (before the attempt's end is reported), where the coordinator finds it once the worker
+//! is gone.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -12,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use weft_core::work::{AttemptId, TaskId};
+use weft_storage::logs::{log_name, sweep_dirs, LogStore};
 
 /// A log keeps at most this much; what comes after is counted, not kept.
 pub const MAX_LOG_BYTES: u64 = 4 << 20;
@@ -20,20 +23,37 @@ pub const MAX_LOG_BYTES: u64 = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct LogDir {
     root: PathBuf,
+    /// Where ended attempts' logs are copied, if anywhere.
+    store: Option<LogStore>,
 }
 
 impl LogDir {
     /// Logs under `root` (made if missing).
     pub fn open(root: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        Ok(Self { root, store: None })
+    }
+
+    /// The same, copying every ended attempt's log into `store` too.
+    pub fn copying_to(self, store: Option<LogStore>) -> Self {
+        Self { store, ..self }
+    }
+
+    /// Copies the ended attempt's log into the log store, if there is one; a copy that
+    /// fails is logged (the attempt's result stands).
+    pub fn keep(&self, task: TaskId, attempt: AttemptId) {
+        let (Some(store), Some(file)) = (&self.store, self.path(task, attempt)) else {
+            return;
+        };
+        if let Err(e) = store.keep(task, attempt, &file) {
+            tracing::warn!(%task, attempt, store = %store, error = %e, "cannot copy this attempt's log to the log store");
+        }
     }
 
     /// The file of one attempt's log. Task ids and attempt ids are the coordinator's own
     /// formats (letters, digits and dashes), so they cannot lead outside the directory.
     pub fn path(&self, task: TaskId, attempt: AttemptId) -> Option<PathBuf> {
-        let job = task.job()?;
-        Some(self.root.join(job.to_string()).join(format!("{task}.{attempt}.log")))
+        log_name(task, attempt).map(|name| self.root.join(name))
     }
 
     /// Starts the log of an attempt of a job's task; `None` for queue tasks (their
@@ -69,21 +89,7 @@ impl LogDir {
 
     /// Removes the logs of jobs untouched for longer than `keep`; returns how many jobs'.
     pub fn sweep(&self, keep: Duration) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return 0;
-        };
-        let now = SystemTime::now();
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| now.duration_since(modified).unwrap_or_default() > keep);
-            if old && std::fs::remove_dir_all(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        removed
+        sweep_dirs(&self.root, keep)
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn run_attempt(
         _ => None,
     };
     switch.start();
-    let (kind, started) = (assignment.task.kind(), std::time::Instant::now());
+    let (task, kind, started) = (assignment.task, assignment.task.kind(), std::time::Instant::now());
     let log = start_log(&ctx.logs, &assignment).await;
     if let Some(log) = &log {
         switch.keep_log(log.clone());
@@ -99,6 +99,10 @@ pub async fn run_attempt(
             started.elapsed().as_secs_f64()
         ));
         log.finish();
+        // Copied before the end is reported: an attempt reported ended has its log in the
+        // log store (if the copy could be made), whatever becomes of this worker.
+        let (logs, task) = (ctx.logs.clone(), task);
+        let _ = tokio::task::spawn_blocking(move || logs.keep(task, attempt)).await;
     }
     ctx.metrics
         .attempt_ended(kind, outcome.kind(), started.elapsed().as_secs_f64());

@@ -199,10 +199,12 @@ pub async fn run_with(
             path: work_dir.path.join("tasks"),
             source,
         })?;
-    let logs = LogDir::open(work_dir.path.join("logs")).map_err(|source| WorkerError::WorkDir {
-        path: work_dir.path.join("logs"),
-        source,
-    })?;
+    let logs = LogDir::open(work_dir.path.join("logs"))
+        .map_err(|source| WorkerError::WorkDir {
+            path: work_dir.path.join("logs"),
+            source,
+        })?
+        .copying_to(config.log_store.clone());
     tokio::spawn(sweep_logs(logs.clone(), config.keep_logs, shutdown.clone()));
     let metrics = Arc::new(WorkerMetrics::new());
     metrics.slots.set(i64::from(config.slots.max(1)));

@@ -19,6 +19,11 @@ pub struct Args {
     /// coordinator.weft). Repeatable; default: localhost and 127.0.0.1.
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
+    /// A service the cluster runs beside weft, like its PostgreSQL: a server certificate of
+    /// the cluster's CA for the host name NAME goes to DIR/NAME.pem and DIR/NAME.key (give
+    /// coordinators ca.pem as its --state-ca). Repeatable.
+    #[arg(long = "server", value_name = "NAME")]
+    servers: Vec<String>,
     /// A client identity and its role (read, submit, commands or admin): its token goes to
     /// DIR/NAME.token. Repeatable; default: admin:admin.
     #[arg(long = "token", value_name = "NAME:ROLE", value_parser = parse_token)]
@@ -51,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         hosts,
         tokens,
         days: args.days,
+        servers: args.servers,
     })?;
     for made in &report.made {
         eprintln!("wrote {}", made.display());

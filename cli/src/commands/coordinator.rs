@@ -15,6 +15,7 @@ use weft_coordinator::store::PostgresTarget;
 use weft_coordinator::{CoordinatorConfig, Listeners};
 use weft_core::location::Location;
 use weft_core::work::HandlerName;
+use weft_storage::logs::LogStore;
 
 use super::TlsArgs;
 use crate::signals::shutdown_on_signals;
@@ -105,6 +106,15 @@ pub struct Args {
     /// At most this many ended jobs stay in memory.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     retain_jobs: usize,
+    /// Where workers copy attempts' logs as they end (give them the same --log-store): a
+    /// directory this coordinator mounts too, or s3://bucket/prefix. `weft logs` and the
+    /// dashboard read an ended attempt's log there, so it outlives its worker. It must not
+    /// lie inside a --data-root (submitters could read every job's logs as input).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    log_store: Option<LogStore>,
+    /// Logs in the log store are removed this long after they were written.
+    #[arg(long, default_value = "86400", value_name = "SECS", value_parser = seconds)]
+    keep_logs: Duration,
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
     recovery_grace: Duration,
@@ -176,6 +186,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.retain_for = args.retain_for;
     config.retain_jobs = args.retain_jobs;
     config.recovery_grace = args.recovery_grace;
+    config.keep_logs = args.keep_logs;
+    config.log_store = args.log_store;
     config.security = Security {
         tls,
         tokens,
@@ -187,6 +199,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()
             .context("--data-root")?,
     };
+    if let Some(store) = &config.log_store {
+        let store = store.location();
+        if let Some(root) = config.security.data_roots.iter().find(|root| store.is_within(root)) {
+            anyhow::bail!(
+                "--log-store {store} lies inside --data-root {root}: anyone who may submit could read every job's \
+                 logs as a job's input; keep the logs outside the data roots"
+            );
+        }
+    }
     config.limits = Limits {
         max_message_bytes: (args.max_message as usize).max(1 << 20),
         max_batch_tasks: args.max_batch_tasks,

@@ -241,7 +241,7 @@ pub async fn log(State(web): State<Web>, headers: HeaderMap, Path((id, attempt))
         return Refusal::NotFound(format!("{id} has no attempt {attempt}")).for_page();
     };
     let task = crate::logs::task_of(&status, info);
-    let read = web.logs.read(&info.worker, task, attempt).await;
+    let read = web.logs.read(info, task).await;
     let page = LogPage {
         title: format!("{task} attempt {}", info.number),
         job: status.id.to_string(),

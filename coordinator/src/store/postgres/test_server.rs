@@ -259,6 +259,7 @@ fn make_certs(dir: &Path) {
         hosts: Vec::new(),
         tokens: Vec::new(),
         days: 1,
+        servers: Vec::new(),
     })
     .unwrap();
 }
