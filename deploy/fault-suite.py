@@ -5,9 +5,10 @@ Builds the image, makes the cluster's certificates and tokens (`weft certs`), br
 secured compose cluster (a coordinator and 3 workers, each its own container and address,
 TLS and tokens everywhere, jobs confined to the data directory), submits jobs from this host
 with `weft` over TLS as admin, breaks machines while they run (docker kill, network
-disconnect, coordinator kill, scaling, rolling restarts, the ssh deploy script, and the
-object-storage variant against an S3 server with a worker killed) and checks every output
-exactly against a computation in this process.
+disconnect, coordinator kill, scaling, rolling restarts, the ssh deploy script, the
+object-storage variant against an S3 server with a worker killed, and the HA cluster on
+PostgreSQL: a rolling upgrade from an older commit's build, then a leader's faults) and
+checks every output exactly against a computation in this process.
 
     deploy/fault-suite.py [--only STEP[,STEP...]] [--keep]
 
@@ -36,6 +37,9 @@ WEFT = REPO / "target" / "release" / "weft"
 PROJECT = f"weftfaults{os.getpid()}"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", str(DEPLOY / "compose.yaml")]
 LEASE = 3
+# The rolling upgrade starts from this commit's build: the last that landed before
+# Register.version (the version-skew check) and the log store, so the upgrade crosses both.
+UPGRADE_FROM = "dcc4c6b"
 # moto (an S3 server from PyPI) for the object-storage step, in the venv the tests use.
 S3_VENV = REPO / "target" / "s3-venv"
 
@@ -79,8 +83,8 @@ class Cluster:
         self.env.update(env or {})
         self.jobs = 0
 
-    def compose(self, *args, check=True):
-        return run(self.command + list(args), check=check, env=self.env)
+    def compose(self, *args, check=True, command=None, env=None):
+        return run((command or self.command) + list(args), check=check, env={**self.env, **(env or {})})
 
     def weft(self, *args, check=True, timeout=600):
         return run([WEFT, *args], check=check, env=self.env, timeout=timeout)
@@ -571,16 +575,65 @@ def ha_postgres_restart(ha, files, inputs):
     return f"PostgreSQL stopped mid-job: a submit refused ({why}); the job {result}; a new job after ran exact"
 
 
-def ha_roll(ha, files, inputs):
+def build_upgrade_from(work):
+    """The image of UPGRADE_FROM's weft (`weft:upgrade-from`) and that commit's
+    compose.ha.yaml. A debug build of a worktree of that commit, in this checkout's target
+    directory, so the dependencies the tests built are reused (the fault suite runs after
+    them; the debug `weft` it leaves is removed, so the next build makes this checkout's
+    again)."""
+    tree = work / "upgrade-from"
+    run(["git", "-C", REPO, "worktree", "add", "--force", "--detach", tree, UPGRADE_FROM])
+    try:
+        env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target"))
+        subprocess.run(["cargo", "build", "--locked", "--bin", "weft"], cwd=tree, env=env, check=True, timeout=1200)
+        binary = work / "weft-upgrade-from"
+        shutil.copy(REPO / "target" / "debug" / "weft", binary)
+        (REPO / "target" / "debug" / "weft").unlink()
+        run([DEPLOY / "docker" / "build.sh", "weft:upgrade-from"], env=dict(os.environ, WEFT_BINARY=str(binary)), capture=False)
+        compose_file = work / "compose.ha.upgrade-from.yaml"
+        shutil.copy(tree / "deploy" / "compose.ha.yaml", compose_file)
+        return compose_file
+    finally:
+        run(["git", "-C", REPO, "worktree", "remove", "--force", tree], check=False)
+
+
+def ha_upgrade(ha, files, inputs):
+    """A rolling upgrade from UPGRADE_FROM's build and compose file to this one's, jobs running
+    throughout: the standby, then the leader (a clean stop hands the lease on) during one job,
+    whose attempts must not run twice; then the workers one at a time (each drained by
+    SIGTERM, then replaced; what a drained worker held runs again) during another. Both jobs
+    and one after must end exact, and every container must run the new image."""
+    new = dict(WEFT_IMAGE="weft:latest")
     notes = ha.data / f"notes-{ha.jobs + 1}"
     job, out = ha.submit(*noted_job(inputs, notes, 1, 2))
     ha.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 1)
-    for service in ha.SERVICES:
-        run(["docker", "restart", "--time", "30", ha.container(service)])
+    leader = ha.leader()
+    standby = next(s for s in ha.SERVICES if s != leader)
+    for service in (standby, leader):
+        # Recreated from this build's file and image: stopped cleanly (SIGTERM), so a leader
+        # hands its lease to the standby at once; it comes back as a standby.
+        ha.compose("up", "-d", "--no-deps", service, env=new)
         ha.wait_leader()
-        wait_until(lambda: ha.weft("health", "--coordinator", ha.url(service), check=False, timeout=30).returncode == 0, f"{service} back", 60)
+        ha.wait_standby(service, timeout=120)
     ha.wait_job(job)
-    return f"both coordinators restarted one after the other mid-job: {check_counts(out, files)}; {ran_once(ha, job, notes)}"
+    coordinators = f"{check_counts(out, files)}; {ran_once(ha, job, notes)}"
+    job, out = ha.submit(*streaming(inputs, 1, 2))
+    ha.wait_status(job, "map progress", lambda s: s["maps"]["done"] >= 1)
+    for old in ha.containers("worker"):
+        run(["docker", "stop", "--time", "30", old])
+        run(["docker", "rm", old])
+        ha.compose("up", "-d", "--no-deps", "--no-recreate", "--scale", "worker=3", "worker", env=new)
+        ha.wait_workers(3, timeout=120)
+    ha.wait_job(job)
+    workers = check_counts(out, files)
+    after, out = ha.submit(*streaming(inputs, 0, 0))
+    ha.wait_job(after)
+    images = {name: run(["docker", "inspect", "--format", "{{.Config.Image}}", name]).stdout.strip()
+              for name in ha.containers("worker") + [ha.container(s) for s in ha.SERVICES]}
+    stale = {name: image for name, image in images.items() if image != "weft:latest"}
+    assert not stale, f"containers not upgraded: {stale}"
+    return (f"from {UPGRADE_FROM}: coordinators rolled mid-job ({coordinators}); workers rolled mid-job ({workers}); "
+            f"a job after: {check_counts(out, files)}")
 
 
 def ha_worker_logs(ha, files, inputs):
@@ -604,19 +657,25 @@ def ha_worker_logs(ha, files, inputs):
 def step_ha(c, files, inputs):
     """The two-coordinator cluster on PostgreSQL, through the faults a leader meets."""
     run([DEPLOY / "postgres" / "build.sh"], capture=False)
+    t = time.time()
+    old_compose = build_upgrade_from(c.data.parent / f"{PROJECT}-upgrade")
+    log(f"  ha: built {UPGRADE_FROM}'s weft to upgrade from ({time.time() - t:.1f} s)")
     ha = HaCluster(c.data, Path(c.env["WEFT_SECRETS"]))
     said = []
     try:
-        ha.up(3)
+        # The cluster starts as UPGRADE_FROM deployed it, and is upgraded to this build first.
+        old = ["docker-compose", "-p", ha.project, "-f", str(old_compose)]
+        ha.compose("up", "-d", "--no-recreate", "--scale", "worker=3", command=old, env=dict(WEFT_IMAGE="weft:upgrade-from"))
+        ha.wait_workers(3)
         leader, _ = ha.wait_leader()
         ha.wait_standby(next(s for s in ha.SERVICES if s != leader))
         for name, scenario in [
+            ("rolling upgrade", lambda: ha_upgrade(ha, files, inputs)),
             ("kill -9 mid-map", lambda: ha_round(ha, files, inputs, "map", kill_leader)),
             ("kill -9 mid-reduce", lambda: ha_round(ha, files, inputs, "reduce", kill_leader)),
             ("pause", lambda: ha_round(ha, files, inputs, "map", pause_leader)),
             ("cut from the database", lambda: ha_round(ha, files, inputs, "map", cut_leader_from_database)),
             ("PostgreSQL restart", lambda: ha_postgres_restart(ha, files, inputs)),
-            ("rolling restart", lambda: ha_roll(ha, files, inputs)),
             ("workers killed, logs kept", lambda: ha_worker_logs(ha, files, inputs)),
         ]:
             t = time.time()
@@ -671,8 +730,9 @@ def main():
     for f in files:
         f.chmod(0o644)
     secrets = Path(tempfile.mkdtemp(prefix="weft-secrets-"))
-    # The HA cluster's PostgreSQL presents a certificate of its own, for the name postgres.
-    run([WEFT, "certs", "--dir", secrets, "--server", "postgres"])
+    # The HA cluster's PostgreSQL presents a certificate of its own, for the name postgres;
+    # as UPGRADE_FROM deployed it, the coordinators' (so theirs names postgres too).
+    run([WEFT, "certs", "--dir", secrets, "--host", "postgres", "--server", "postgres"])
     password = secrets / "state.password"
     password.write_text(os.urandom(18).hex() + "\n")
     password.chmod(0o600)

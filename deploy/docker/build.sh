@@ -5,6 +5,8 @@
 #   deploy/docker/build.sh [TAG]          (default TAG: weft:latest)
 #   WEFT_BASE=debian:bookworm-slim deploy/docker/build.sh   # on a machine that can pull
 #
+#   WEFT_BINARY=path/to/weft deploy/docker/build.sh weft:old   # an image of a binary built elsewhere
+#
 # Without WEFT_BASE it uses weft-base:bookworm, made offline by make-base.sh if missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,12 +17,16 @@ base="${WEFT_BASE:-weft-base:bookworm}"
 if [ -z "${WEFT_BASE:-}" ]; then
   "$here/make-base.sh" "$base"
 fi
-(cd "$repo" && cargo build --release --locked --bin weft)
+binary="${WEFT_BINARY:-}"
+if [ -z "$binary" ]; then
+  (cd "$repo" && cargo build --release --locked --bin weft)
+  binary="$repo/target/release/weft"
+fi
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 cp "$here/Dockerfile" "$context/"
-cp "$repo/target/release/weft" "$context/weft"
+cp "$binary" "$context/weft"
 strip "$context/weft" 2>/dev/null || true
 docker build --quiet --build-arg "BASE=$base" --tag "$tag" "$context" >/dev/null
 echo "built image $tag on $base"
