@@ -579,13 +579,19 @@ def build_upgrade_from(work):
     """The image of UPGRADE_FROM's weft (`weft:upgrade-from`) and that commit's
     compose.ha.yaml. A debug build of a worktree of that commit, in this checkout's target
     directory, so the dependencies the tests built are reused (the fault suite runs after
-    them; the debug `weft` it leaves is removed, so the next build makes this checkout's
-    again)."""
+    them). Its packages' version gets build metadata (`+upgrade-from`, which the version
+    policy ignores), so that cargo keeps their artifacts apart from this checkout's rather
+    than taking one for the other; the debug `weft` it leaves is removed, so the next build
+    links this checkout's again."""
     tree = work / "upgrade-from"
     run(["git", "-C", REPO, "worktree", "add", "--force", "--detach", tree, UPGRADE_FROM])
     try:
+        manifest = tree / "Cargo.toml"
+        text = manifest.read_text()
+        version = re.search(r'(?m)^version = "([^"+]+)"$', text)
+        manifest.write_text(text[:version.start()] + f'version = "{version.group(1)}+upgrade-from"' + text[version.end():])
         env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target"))
-        subprocess.run(["cargo", "build", "--locked", "--bin", "weft"], cwd=tree, env=env, check=True, timeout=1200)
+        subprocess.run(["cargo", "build", "--bin", "weft"], cwd=tree, env=env, check=True, timeout=1200)
         binary = work / "weft-upgrade-from"
         shutil.copy(REPO / "target" / "debug" / "weft", binary)
         (REPO / "target" / "debug" / "weft").unlink()

@@ -60,7 +60,7 @@ pub enum CertsError {
     #[error("bad identity {0:?}: use letters, digits, '-', '_' and '.'")]
     BadIdentity(String),
     /// A server name that is not a host name, or is one of weft's own files.
-    #[error("bad server name {0:?}: give a host name (letters, digits, '-' and '.'), not ca, coordinator or worker")]
+    #[error("bad server name {0:?}: give a host name in lower case (letters, digits, '-' and '.'), not ca, coordinator or worker")]
     BadServer(String),
 }
 
@@ -105,7 +105,7 @@ pub fn make(request: &CertsRequest) -> Result<CertsReport, CertsError> {
         let host = !server.is_empty()
             && server
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
             && !server.starts_with(['.', '-'])
             && !["ca", "coordinator", "worker", "tokens"].contains(&server.as_str());
         if !host {
@@ -358,7 +358,7 @@ mod tests {
         // Again: kept.
         let again = make(&with_database).unwrap();
         assert!(again.kept.contains(&dir.path().join("postgres.pem")), "{again:?}");
-        for bad in ["", "coordinator", "../x", "a b", ".hidden"] {
+        for bad in ["", "coordinator", "CA", "../x", "a b", ".hidden"] {
             let mut wrong = request(dir.path());
             wrong.servers = vec![bad.into()];
             assert!(matches!(make(&wrong), Err(CertsError::BadServer(_))), "{bad:?}");

@@ -116,10 +116,8 @@ fn job_dir(store: &Path, id: &str) -> std::path::PathBuf {
     store.join(id)
 }
 
-#[test]
-fn a_log_store_inside_a_data_root_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let inside = root.path().join("logs");
+/// What a coordinator given `--data-root ROOT --log-store STORE` says as it refuses to start.
+fn refusal(state: &Path, root: &Path, store: &Path) -> String {
     let started = std::process::Command::new(weft_bin())
         .args([
             "coordinator",
@@ -127,14 +125,23 @@ fn a_log_store_inside_a_data_root_is_refused() {
             &format!("127.0.0.1:{}", free_port()),
             "--state-dir",
         ])
-        .arg(root.path().join("state"))
+        .arg(state)
         .arg("--data-root")
-        .arg(root.path())
+        .arg(root)
         .arg("--log-store")
-        .arg(&inside)
+        .arg(store)
         .output()
         .unwrap();
-    assert!(!started.status.success());
-    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "it started");
+    String::from_utf8_lossy(&started.stderr).into_owned()
+}
+
+#[test]
+fn a_log_store_that_overlaps_a_data_root_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, inside) = (dir.path().join("state"), dir.path().join("logs"));
+    let said = refusal(&state, dir.path(), &inside);
     assert!(said.contains("lies inside --data-root"), "{said}");
+    let said = refusal(&state, &inside, dir.path());
+    assert!(said.contains("lies inside --log-store"), "{said}");
 }

@@ -76,10 +76,14 @@ pub async fn serve_on(
     Listeners { grpc: listener, http }: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
-    std::fs::create_dir_all(&config.state_dir).map_err(|source| CoordinatorError::StateDir {
-        path: config.state_dir.clone(),
-        source,
-    })?;
+    // The state directory holds the SQLite database; on PostgreSQL there is none to make
+    // (and a read-only root file system, as on Kubernetes, has no room for one).
+    if config.postgres.is_none() {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| CoordinatorError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+    }
     let address = listener.local_addr().map_err(CoordinatorError::Listen)?;
     let security = &config.security;
     let gate = match &security.tokens {
@@ -371,7 +375,6 @@ fn v1_spec(bytes: &[u8]) -> Result<weft_core::spec::JobSpec, String> {
     weft_proto::convert::spec_from_stored_v1(bytes).map_err(|e| e.to_string())
 }
 
-/// Reads the token book again on every SIGHUP, until shutdown.
 /// Removes the logs in the log store older than `keep`, every tenth of it (at most
 /// hourly), while this coordinator leads.
 async fn sweep_log_store(store: LogStore, keep: Duration, shutdown: CancellationToken) {
@@ -379,9 +382,10 @@ async fn sweep_log_store(store: LogStore, keep: Duration, shutdown: Cancellation
     loop {
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.sweep(keep)).await {
-            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(0)) => {}
             Ok(Ok(removed)) => tracing::info!(logs = removed, "removed old logs from the log store"),
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep the log store"),
+            Err(e) => tracing::error!(error = %e, "the log store's sweep failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -390,6 +394,7 @@ async fn sweep_log_store(store: LogStore, keep: Duration, shutdown: Cancellation
     }
 }
 
+/// Reads the token book again on every SIGHUP, until shutdown.
 async fn reload_on_sighup(gate: Arc<Gate>, shutdown: CancellationToken) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: the token book will not be reloaded");

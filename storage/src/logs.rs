@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use weft_core::location::{BadUrl, Location, ObjectUrl};
-use weft_core::work::{AttemptId, TaskId};
+use weft_core::work::{AttemptId, JobId, TaskId};
 
 use crate::client::{path, store, wait};
 use crate::reader::ObjectReader;
@@ -32,18 +32,26 @@ pub fn log_name(task: TaskId, attempt: AttemptId) -> Option<String> {
 pub struct LogStore(Location);
 
 impl LogStore {
-    /// The store `text` names: `s3://bucket/prefix`, or an absolute directory.
+    /// The store `text` names: `s3://bucket/prefix` (a prefix of its own: the store's
+    /// sweep removes old logs beneath it), or an absolute directory.
     pub fn parse(text: &str) -> Result<Self, BadUrl> {
         let location = Location::parse(text)?;
-        if let Location::Local(dir) = &location {
-            if !dir.is_absolute() {
-                return Err(BadUrl {
-                    url: text.to_string(),
-                    why: "a log store is an absolute directory every node mounts, or s3://bucket/prefix",
-                });
+        let why = match &location {
+            Location::Local(dir) if !dir.is_absolute() => {
+                Some("a log store is an absolute directory every node mounts, or s3://bucket/prefix")
             }
+            Location::Object(url) if url.key.is_empty() => {
+                Some("give the log store a prefix of its own in the bucket, like s3://bucket/weft-logs")
+            }
+            _ => None,
+        };
+        match why {
+            Some(why) => Err(BadUrl {
+                url: text.to_string(),
+                why,
+            }),
+            None => Ok(Self(location)),
         }
-        Ok(Self(location))
     }
 
     /// Where it is.
@@ -118,7 +126,8 @@ impl LogStore {
     }
 
     /// Removes what is older than `keep`: on a disk, the jobs' directories untouched that
-    /// long; in an object store, the logs written that long ago. Returns how many went.
+    /// long; in an object store, the logs written that long ago. Only what has a log's name
+    /// (`job-NNNNNN/….log`) is touched, whatever else shares the place. Returns how many went.
     pub fn sweep(&self, keep: Duration) -> Result<usize, StorageError> {
         match &self.0 {
             Location::Local(dir) => Ok(sweep_dirs(dir, keep)),
@@ -127,8 +136,9 @@ impl LogStore {
     }
 }
 
-/// Removes the subdirectories of `dir` not modified for longer than `keep`; returns how
-/// many. (A worker's own log directory is swept the same way.)
+/// Removes the jobs' subdirectories of `dir` (named by job id) not modified for longer than
+/// `keep`; returns how many. Nothing else in `dir` is touched. (A worker's own log
+/// directory is swept the same way.)
 pub fn sweep_dirs(dir: &Path, keep: Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -136,6 +146,9 @@ pub fn sweep_dirs(dir: &Path, keep: Duration) -> usize {
     let now = SystemTime::now();
     let mut removed = 0;
     for entry in entries.flatten() {
+        if !is_job(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
@@ -155,17 +168,43 @@ fn sweep_objects(prefix: &ObjectUrl, keep: Duration) -> Result<usize, StorageErr
         let failed = |e| StorageError::of(e, &prefix.to_string(), &prefix.bucket);
         let key = (!prefix.key.is_empty()).then(|| path(&prefix));
         let listed: Vec<_> = store.list(key.as_ref()).try_collect().await.map_err(failed)?;
-        let mut removed = 0;
+        let (mut removed, mut first_failure) = (0, None);
         for meta in listed {
             let written =
                 SystemTime::UNIX_EPOCH + Duration::from_millis(meta.last_modified.timestamp_millis().max(0) as u64);
-            if written < cutoff && meta.location.as_ref().ends_with(".log") {
-                store.delete(&meta.location).await.map_err(failed)?;
-                removed += 1;
+            let name = meta.location.as_ref();
+            let within = name
+                .strip_prefix(prefix.key.as_str())
+                .unwrap_or(name)
+                .trim_start_matches('/');
+            if written >= cutoff || !is_log_name(within) {
+                continue;
+            }
+            match store.delete(&meta.location).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    first_failure.get_or_insert(failed(e));
+                }
             }
         }
-        Ok(removed)
+        match first_failure {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
     })
+}
+
+/// Whether `name` is a job's directory: `job-000042`.
+fn is_job(name: &str) -> bool {
+    name.parse::<JobId>().is_ok()
+}
+
+/// Whether `name` (beneath the store) is a log's: `JOB/TASK.ATTEMPT.log`.
+fn is_log_name(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((job, file)) => is_job(job) && !file.contains('/') && file.ends_with(".log"),
+        None => false,
+    }
 }
 
 fn cutoff(keep: Duration) -> SystemTime {
@@ -204,9 +243,14 @@ mod tests {
         assert_eq!(store.read(task, 9).unwrap(), b"started\nended\n");
         assert!(dir.path().join("logs/job-000003/job-000003-m-00001.9.log").exists());
         store.keep(TaskId::Queue(BatchId::new(1), 0), 1, &local).unwrap();
+        // What is not a job's logs stays, however old.
+        std::fs::create_dir_all(dir.path().join("logs/data")).unwrap();
         assert_eq!(store.sweep(Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(store.sweep(Duration::ZERO).unwrap(), 1);
         assert!(matches!(store.read(task, 9), Err(StorageError::NotFound(_))));
+        assert!(dir.path().join("logs/data").exists());
+        assert!(is_log_name("job-000003/job-000003-m-00001.9.log"));
+        assert!(!is_log_name("data/x.log") && !is_log_name("job-000003/deeper/x.log") && !is_log_name("x.log"));
     }
 
     #[test]
@@ -215,5 +259,6 @@ mod tests {
         assert!(LogStore::parse("/var/log/weft").unwrap().as_dir().is_some());
         assert!(LogStore::parse("s3://bucket/logs").unwrap().as_dir().is_none());
         assert!(LogStore::parse("s3://").is_err());
+        assert!(LogStore::parse("s3://bucket").is_err(), "a prefix of its own");
     }
 }

@@ -24,6 +24,9 @@ use crate::sandbox::{Sandbox, SandboxError, Sandboxes};
 use crate::store::{MapOutputStore, TASK_FILE};
 use crate::upload::{PartError, PartTarget};
 
+/// How long an attempt's report waits for its log to reach the log store.
+const LOG_COPY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What every attempt on this worker shares.
 pub struct WorkerContext {
     /// Map outputs held here.
@@ -100,9 +103,14 @@ pub async fn run_attempt(
         ));
         log.finish();
         // Copied before the end is reported: an attempt reported ended has its log in the
-        // log store (if the copy could be made), whatever becomes of this worker.
+        // log store (if the copy could be made in time), whatever becomes of this worker. A
+        // store that hangs holds the report back no longer than LOG_COPY_TIMEOUT; the copy
+        // goes on, and the log is read from this worker meanwhile.
         let (logs, task) = (ctx.logs.clone(), task);
-        let _ = tokio::task::spawn_blocking(move || logs.keep(task, attempt)).await;
+        let copy = tokio::task::spawn_blocking(move || logs.keep(task, attempt));
+        if tokio::time::timeout(LOG_COPY_TIMEOUT, copy).await.is_err() {
+            tracing::warn!(%task, attempt, "the log store is slow: reporting the attempt before its log is copied");
+        }
     }
     ctx.metrics
         .attempt_ended(kind, outcome.kind(), started.elapsed().as_secs_f64());

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long = "host", value_name = "NAME")]
     hosts: Vec<String>,
     /// A service the cluster runs beside weft, like its PostgreSQL: a server certificate of
-    /// the cluster's CA for the host name NAME goes to DIR/NAME.pem and DIR/NAME.key (give
+    /// the cluster's CA for the host name NAME (lower case) goes to DIR/NAME.pem and DIR/NAME.key (give
     /// coordinators ca.pem as its --state-ca). Repeatable.
     #[arg(long = "server", value_name = "NAME")]
     servers: Vec<String>,

@@ -207,6 +207,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                  logs as a job's input; keep the logs outside the data roots"
             );
         }
+        if let Some(root) = config.security.data_roots.iter().find(|root| root.is_within(store)) {
+            anyhow::bail!("--data-root {root} lies inside --log-store {store}: keep jobs' data and the logs apart");
+        }
     }
     config.limits = Limits {
         max_message_bytes: (args.max_message as usize).max(1 << 20),
