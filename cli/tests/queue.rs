@@ -287,3 +287,54 @@ async fn a_prefetching_worker_still_runs_only_its_slots_at_once() {
     let _ = worker.kill();
     let _ = worker.wait();
 }
+
+/// Runs a batch of one echo task over the wire and returns the batch's number, as the
+/// response's `weft-batch` metadata names it (`batch-000042`).
+async fn batch_number(url: &str) -> u64 {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = weft_proto::v1::job_service_client::JobServiceClient::new(channel);
+    let batch = weft_proto::v1::TaskBatch {
+        tasks: vec![weft_proto::v1::QueueTask {
+            handler: "echo".into(),
+            payload: b"hi".to_vec(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = client.run_tasks(batch).await.unwrap();
+    let named = response
+        .metadata()
+        .get(weft_proto::BATCH_METADATA)
+        .expect("the batch is named");
+    let number = named.to_str().unwrap().strip_prefix("batch-").unwrap().parse().unwrap();
+    let mut results = response.into_inner();
+    let mut got = 0;
+    while let Some(message) = results.message().await.unwrap() {
+        got += message.results.len();
+    }
+    assert_eq!(got, 1);
+    number
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_ids_never_repeat_across_coordinator_restarts() {
+    let mut cluster = TestCluster::start(1, 2, &[]);
+    let first = batch_number(&cluster.url()).await;
+    let second = batch_number(&cluster.url()).await;
+    assert!(second > first, "{first} then {second}");
+    cluster.kill_coordinator();
+    cluster.restart_coordinator(1);
+    let after_kill = batch_number(&cluster.url()).await;
+    assert!(after_kill > second, "after kill -9: {second} then {after_kill}");
+    cluster.stop_coordinator("TERM");
+    cluster.restart_coordinator(1);
+    let after_stop = batch_number(&cluster.url()).await;
+    assert!(
+        after_stop > after_kill,
+        "after a clean stop: {after_kill} then {after_stop}"
+    );
+}

@@ -16,6 +16,7 @@ use weft_core::work::{
 };
 
 use crate::cluster::{Cluster, Owner};
+use crate::ids::ReservedIds;
 use crate::in_flight::InFlight;
 use crate::task::{run_task, PhaseStats, TaskContext, TaskHistory};
 
@@ -45,10 +46,18 @@ fn window(capacity: usize) -> usize {
         .clamp(MIN_IN_FLIGHT_PER_BATCH, IN_FLIGHT_PER_BATCH)
 }
 
-/// The batches running now, with their progress, for the dashboard.
-#[derive(Default)]
+/// The batches running now, with their progress, for the dashboard; and their ids, which
+/// never repeat across restarts and coordinators.
 pub struct BatchBoard {
     running: Mutex<BTreeMap<BatchId, Arc<BatchProgress>>>,
+    ids: Mutex<ReservedIds>,
+}
+
+impl Default for BatchBoard {
+    /// A board whose batch ids start at 1 and are not recorded anywhere.
+    fn default() -> Self {
+        Self::new(ReservedIds::unrecorded())
+    }
 }
 
 /// One running batch's progress.
@@ -95,6 +104,14 @@ impl BatchView {
 }
 
 impl BatchBoard {
+    /// A board numbering batches with `ids`.
+    pub fn new(ids: ReservedIds) -> Self {
+        Self {
+            running: Mutex::default(),
+            ids: Mutex::new(ids),
+        }
+    }
+
     /// The running batches, oldest first.
     pub fn batches(&self) -> Vec<BatchView> {
         let running = self.running.lock().expect("batch board poisoned");
@@ -119,7 +136,9 @@ impl BatchBoard {
         batches
     }
 
-    fn enter(self: &Arc<Self>, id: BatchId, owner: &str) -> OnBoard {
+    /// Numbers a new batch of `owner`'s and shows it.
+    fn enter(self: &Arc<Self>, owner: &str) -> OnBoard {
+        let id = BatchId::new(self.ids.lock().expect("batch ids poisoned").take());
         let progress = Arc::new(BatchProgress {
             owner: owner.to_string(),
             tasks: AtomicU64::new(0),
@@ -184,7 +203,7 @@ const UNSERVED_REMINDER: Duration = Duration::from_secs(10);
 
 /// Runs every task `tasks` yields (its parts in order; a task's index is its position in
 /// the whole) for `owner` (numbered `identity` by the cluster), on `board` while it runs;
-/// the stream yields results, in chunks, as tasks finish. Tasks are read as they are
+/// returns the batch's id and a stream of results, in chunks, as tasks finish. Tasks are read as they are
 /// dispatched, a window ahead of the results (a few per slot the workers offer, at most
 /// [`IN_FLIGHT_PER_BATCH`]): an endless stream of tasks holds bounded memory. Dropping the stream cancels the tasks still running.
 ///
@@ -197,10 +216,9 @@ pub fn run_batch(
     tasks: impl Stream<Item = Vec<QueueTask>> + Send + 'static,
     (owner, identity): (&str, u32),
     board: &Arc<BatchBoard>,
-) -> impl Stream<Item = BatchEvent> {
-    static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
-    let id = BatchId::new(NEXT_BATCH.fetch_add(1, Ordering::Relaxed));
-    let on_board = board.enter(id, owner);
+) -> (BatchId, impl Stream<Item = BatchEvent>) {
+    let on_board = board.enter(owner);
+    let id = on_board.id;
     let progress = on_board.progress.clone();
     let owner = Owner::batch(id, identity);
     let (gave_up, given_up) = watch::channel(Arc::new(HashSet::new()));
@@ -234,7 +252,7 @@ pub fn run_batch(
     });
     // Chunks that piled up while the client was busy go out as one message.
     let mut carried: Option<BatchEvent> = None;
-    futures::stream::poll_fn(move |cx| {
+    let events = futures::stream::poll_fn(move |cx| {
         let mut message = match carried.take() {
             Some(message) => message,
             None => match std::task::ready!(receiver.poll_recv(cx)) {
@@ -256,7 +274,8 @@ pub fn run_batch(
             }
         }
         Poll::Ready(Some(message))
-    })
+    });
+    (id, events)
 }
 
 /// Watches which of a batch's waiting tasks wait for handlers no worker serves: tells the
@@ -530,13 +549,16 @@ mod tests {
     async fn a_large_batch_is_dispatched_a_window_at_a_time_and_every_result_returns() {
         let cluster = cluster();
         let total = 40_000;
-        let mut results = Box::pin(run_batch(
-            cluster.clone(),
-            SETTINGS,
-            echo_batch(total),
-            ("test", 0),
-            &Default::default(),
-        ));
+        let mut results = Box::pin(
+            run_batch(
+                cluster.clone(),
+                SETTINGS,
+                echo_batch(total),
+                ("test", 0),
+                &Default::default(),
+            )
+            .1,
+        );
         wait_until("a window is queued", || cluster.waiting() == MIN_IN_FLIGHT_PER_BATCH).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cluster.waiting(), MIN_IN_FLIGHT_PER_BATCH, "no more than a window");
@@ -572,7 +594,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_results_cancels_the_batch() {
         let cluster = cluster();
-        let results = run_batch(
+        let (_, results) = run_batch(
             cluster.clone(),
             SETTINGS,
             echo_batch(100),
@@ -594,7 +616,7 @@ mod tests {
         };
         let tasks = echo_batch(5).chain(tasks_of("resize", 3));
         let board = Arc::new(BatchBoard::default());
-        let mut events = Box::pin(run_batch(cluster.clone(), settings, tasks, ("test", 0), &board));
+        let mut events = Box::pin(run_batch(cluster.clone(), settings, tasks, ("test", 0), &board).1);
         let mut results = Vec::new();
         let mut notices = Vec::new();
         while let Some(event) = events.next().await {
@@ -622,7 +644,7 @@ mod tests {
     #[tokio::test]
     async fn tasks_wait_for_a_worker_that_serves_their_handler() {
         let cluster = cluster();
-        let events = run_batch(
+        let (_, events) = run_batch(
             cluster.clone(),
             SETTINGS,
             tasks_of("resize", 10),

@@ -18,7 +18,8 @@
 //!
 //! Beside them: [`auth`] (who is calling: tokens, roles, the audit log), [`batch`] (task
 //! batches of the work queue, each a window of task futures that [`in_flight`] runs),
-//! [`config`] (with the security settings and limits) and [`error`] (errors and their gRPC
+//! [`config`] (with the security settings and limits), [`ids`] (attempt and batch ids, which
+//! never repeat across restarts and coordinators) and [`error`] (errors and their gRPC
 //! codes). The job and task state machines are in `weft_core::status`; wire messages
 //! become domain types only in `service`, `session` and `server`, through
 //! `weft_proto::convert`.
@@ -29,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod ids;
 pub mod in_flight;
 pub mod jobs;
 pub mod leader;

@@ -23,6 +23,7 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
 use crate::driver::Engine;
 use crate::error::CoordinatorError;
+use crate::ids::{ReservedIds, BATCH_ID_BLOCK};
 use crate::jobs::Jobs;
 use crate::leader::{serve_standby, LeaderApi};
 use crate::logs::LogReader;
@@ -233,7 +234,13 @@ pub async fn serve_on(
         background.spawn(sweep_log_store(log_store, config.keep_logs, shutdown.clone()));
     }
 
-    let batches = Arc::new(BatchBoard::default());
+    let reserving = store.clone();
+    let batch_ids = ReservedIds::new(
+        recovered.next_batch,
+        BATCH_ID_BLOCK,
+        Box::new(move |up_to| reserving.write(vec![Write::ReserveBatches(up_to)])),
+    );
+    let batches = Arc::new(BatchBoard::new(batch_ids));
     let logs = Arc::new(LogReader::new(tls.clone(), config.log_store.clone()));
     let job_api = JobApi {
         jobs: jobs.clone(),

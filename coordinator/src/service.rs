@@ -19,6 +19,7 @@ use weft_proto::convert::{
     worker_to_wire, MESSAGE_BUDGET,
 };
 use weft_proto::v1::{self, job_service_server::JobService};
+use weft_proto::BATCH_METADATA;
 
 use crate::auth::{audit, caller, refused, require, require_owner, Gate};
 use crate::batch::{run_batch, BatchBoard, BatchEvent};
@@ -125,7 +126,7 @@ impl JobApi {
         mut settings: BatchSettings,
         first: Vec<QueueTask>,
         rest: Option<Streaming<v1::TaskBatch>>,
-    ) -> BoxStream<v1::QueueTaskResults> {
+    ) -> Response<BoxStream<v1::QueueTaskResults>> {
         settings.task_timeout = settings.task_timeout.or(self.limits.queue_task_timeout);
         let identity = self.cluster.identity(&caller.name);
         let (refuse, refused) = oneshot::channel::<Status>();
@@ -136,14 +137,14 @@ impl JobApi {
             (self.cluster.clone(), self.handler_roles.clone(), caller.clone()),
             refuse,
         ));
-        let events = run_batch(
+        let (id, events) = run_batch(
             self.cluster.clone(),
             settings,
             parts,
             (&caller.name, identity),
             &self.batches,
-        )
-        .flat_map(|event| {
+        );
+        let events = events.flat_map(|event| {
             let messages = match event {
                 BatchEvent::Results(chunk) => results_to_wire(chunk, MESSAGE_BUDGET),
                 BatchEvent::Unserved(notice) => vec![unserved_to_wire(&notice)],
@@ -159,7 +160,11 @@ impl JobApi {
             });
             std::future::ready(next)
         });
-        with_first_results(Box::pin(self.guarded(caller, out))).await
+        let mut response = Response::new(with_first_results(Box::pin(self.guarded(caller, out))).await);
+        if let Ok(id) = id.to_string().parse() {
+            response.metadata_mut().insert(BATCH_METADATA, id);
+        }
+        response
     }
 }
 
@@ -357,9 +362,7 @@ impl JobService for JobApi {
         self.check_batch_size(batch.tasks.len())
             .map_err(|status| refused(&caller, "running tasks", status))?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        Ok(Response::new(
-            self.start_batch(caller, batch.settings, batch.tasks, None).await,
-        ))
+        Ok(self.start_batch(caller, batch.settings, batch.tasks, None).await)
     }
 
     type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
@@ -375,9 +378,7 @@ impl JobService for JobApi {
         let first = parts.message().await?.unwrap_or_default();
         let batch = batch_from_wire(first).map_err(invalid_request)?;
         check_tasks(&self.cluster, &self.handler_roles, &caller, &batch.tasks, 0)?;
-        Ok(Response::new(
-            self.start_batch(caller, batch.settings, batch.tasks, Some(parts)).await,
-        ))
+        Ok(self.start_batch(caller, batch.settings, batch.tasks, Some(parts)).await)
     }
 }
 

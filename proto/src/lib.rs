@@ -18,3 +18,8 @@ pub mod incoming;
 /// The metadata key (and the dashboard's HTTP header) by which a standby coordinator names
 /// the leader when it refuses a call.
 pub const LEADER_METADATA: &str = "weft-leader";
+
+/// The response metadata key by which a coordinator names a task batch it runs
+/// (`RunTasks`, `RunTaskStream`): `batch-000042`. Batch ids never repeat, across restarts
+/// and takeovers alike.
+pub const BATCH_METADATA: &str = "weft-batch";

@@ -249,7 +249,7 @@ impl Cluster {
     pub fn enqueue(self: &Arc<Self>, owner: Owner, build: impl FnOnce(AttemptId) -> Assignment) -> Attempt {
         let (done, outcome) = oneshot::channel();
         let mut state = self.lock();
-        let id = state.ids.next();
+        let id = state.ids.take();
         let assignment = build(id);
         let lane = match &assignment.work {
             Work::Queue(task) => Some(state.handlers.id(&task.handler)),

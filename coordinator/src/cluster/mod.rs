@@ -12,7 +12,7 @@
 //!
 //! What they keep is one [`State`]: [`workers`] (the registry of workers and their credit),
 //! [`handlers`] (which handlers they serve), the fair share, the attempts' entries and their
-//! [`Attempt`] futures ([`attempt`]), [`ids`] (attempt ids, reserved durably before use) and
+//! [`Attempt`] futures ([`attempt`]), the attempt ids (`crate::ids`, reserved durably before use) and
 //! the held outputs and carried attempts. The concerns share one lock because they change together on the hot
 //! path: a worker's reports free slots, grant credit and pump new attempts to it, and the
 //! pump reads the roster, the fair share and the attempts at once.
@@ -30,7 +30,6 @@ mod carried;
 mod dispatch;
 mod handlers;
 mod held;
-mod ids;
 mod roster;
 mod workers;
 
@@ -45,16 +44,15 @@ use weft_core::work::{AttemptId, WorkerId};
 
 pub use attempt::{Attempt, Finished, Placement};
 pub use dispatch::Owner;
-pub use ids::{Reserve, ATTEMPT_ID_BLOCK};
 pub use roster::DEPARTED_KEPT;
 pub use workers::{WorkerSender, SESSION_CLOSED};
 
+use crate::ids::{Reserve, ReservedIds, ATTEMPT_ID_BLOCK};
 use attempt::AttemptEntry;
 use carried::CarriedAttempts;
 use dispatch::FairShare;
 use handlers::HandlerRoster;
 use held::HeldOutputs;
-use ids::AttemptIds;
 use workers::Workers;
 
 use crate::metrics::Metrics;
@@ -120,7 +118,7 @@ struct State {
     share: FairShare,
     /// Keyed by ids the coordinator numbers, hashed fast (no peer picks a key).
     attempts: FxHashMap<AttemptId, AttemptEntry>,
-    ids: AttemptIds,
+    ids: ReservedIds,
     held: HeldOutputs,
     carried: CarriedAttempts,
     /// The workers that left most recently, oldest first.
@@ -140,7 +138,7 @@ impl Cluster {
                 handlers: HandlerRoster::default(),
                 share: FairShare::default(),
                 attempts: FxHashMap::default(),
-                ids: AttemptIds::new(first_attempt, reserve),
+                ids: ReservedIds::new(first_attempt, ATTEMPT_ID_BLOCK, reserve),
                 held: HeldOutputs::default(),
                 carried: CarriedAttempts::default(),
                 departed: VecDeque::new(),

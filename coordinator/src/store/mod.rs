@@ -228,6 +228,8 @@ pub enum Write {
     },
     /// Raises the attempt-id high-water mark.
     ReserveAttempts(AttemptId),
+    /// Raises the batch-id high-water mark.
+    ReserveBatches(u64),
     /// An upload was begun for a job's part.
     BeginUpload {
         /// The job.
@@ -258,6 +260,8 @@ pub struct Recovered {
     pub interrupted: std::collections::HashMap<JobId, Vec<AttemptRecord>>,
     /// The first attempt id that is safe to use.
     pub next_attempt: AttemptId,
+    /// The first batch id that is safe to use.
+    pub next_batch: u64,
     /// The next job's sequence number.
     pub next_seq: u64,
 }

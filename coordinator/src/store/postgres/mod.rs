@@ -655,8 +655,12 @@ mod tests {
         assert!(recovered.unfinished.is_empty());
         assert_eq!(*standing.borrow(), Standing::Leading { epoch: 1 });
         let job = crate::store::contract::job(7, weft_core::status::JobState::Queued);
+        assert_eq!(recovered.next_batch, 1);
         first
-            .write_durably(vec![Write::InsertJob(job.clone().into())], Persist::Once)
+            .write_durably(
+                vec![Write::ReserveBatches(2048), Write::InsertJob(job.clone().into())],
+                Persist::Once,
+            )
             .await
             .unwrap();
         let second = tokio::spawn({
@@ -674,6 +678,10 @@ mod tests {
         assert_eq!(*standing.borrow(), Standing::Leading { epoch: 2 });
         assert_eq!(recovered.unfinished.len(), 1);
         assert_eq!(recovered.next_seq, 8);
+        assert_eq!(
+            recovered.next_batch, 2049,
+            "the new leader's batch ids start past the old one's"
+        );
         assert_eq!(second.job(job.id).await.unwrap().map(|j| j.spec), Some(job.spec));
         tokio::task::spawn_blocking(move || drop(second)).await.unwrap();
     }

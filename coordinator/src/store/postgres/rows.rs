@@ -166,6 +166,11 @@ pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
              ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)",
             vec![value(*up_to as i64)],
         ),
+        Write::ReserveBatches(up_to) => change(
+            "INSERT INTO meta (key, value) VALUES ('batch_reserved', $1)
+             ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)",
+            vec![value(*up_to as i64)],
+        ),
         Write::BeginUpload { job, upload } => change(
             "INSERT INTO uploads (attempt, job_id, part, url, upload_id, tags) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (attempt) DO UPDATE SET job_id = excluded.job_id, part = excluded.part,
@@ -366,12 +371,17 @@ pub(super) async fn recover(client: &mut tokio_postgres::Client, epoch: i64) -> 
         .await?
         .map(|r| r.get(0));
     let max_attempt: Option<i64> = db.query_one("SELECT MAX(id) FROM attempts", &[]).await?.get(0);
+    let batches: Option<i64> = db
+        .query_opt("SELECT value FROM meta WHERE key = 'batch_reserved'", &[])
+        .await?
+        .map(|r| r.get(0));
     let last_seq: Option<i64> = db.query_one("SELECT MAX(seq) FROM jobs", &[]).await?.get(0);
     db.commit().await?;
     Ok(Recovered {
         unfinished,
         interrupted,
         next_attempt: reserved.unwrap_or(0).max(max_attempt.unwrap_or(0)) as u64 + 1,
+        next_batch: batches.unwrap_or(0) as u64 + 1,
         next_seq: last_seq.unwrap_or(0) as u64 + 1,
     })
 }

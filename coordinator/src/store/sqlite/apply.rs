@@ -89,13 +89,8 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
                     ],
                 )?;
             }
-            Write::ReserveAttempts(up_to) => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('attempt_reserved', ?1)
-                     ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
-                    params![*up_to as i64],
-                )?;
-            }
+            Write::ReserveAttempts(up_to) => raise_mark(&tx, "attempt_reserved", *up_to)?,
+            Write::ReserveBatches(up_to) => raise_mark(&tx, "batch_reserved", *up_to)?,
             Write::BeginUpload { job, upload } => {
                 let tags = upload
                     .tags
@@ -123,4 +118,14 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
         }
     }
     tx.commit()
+}
+
+/// Raises the high-water mark `key` of the meta table to `up_to` (never lowers it).
+fn raise_mark(tx: &rusqlite::Transaction<'_>, key: &str, up_to: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+        params![key, up_to as i64],
+    )
+    .map(drop)
 }

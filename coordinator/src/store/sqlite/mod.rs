@@ -234,9 +234,12 @@ mod tests {
         {
             let (store, recovered) = open(dir.path()).unwrap();
             assert!(recovered.unfinished.is_empty());
+            assert_eq!(recovered.next_batch, 1);
             store
                 .write_durably(
                     vec![
+                        Write::ReserveBatches(100),
+                        Write::ReserveBatches(60),
                         Write::InsertJob(job(1, JobState::Running).into()),
                         Write::InsertJob(job(2, JobState::Succeeded).into()),
                         Write::CommitTask {
@@ -266,6 +269,7 @@ mod tests {
         );
         assert_eq!(tasks[0].attempt, 41);
         assert_eq!(recovered.next_attempt, 43);
+        assert_eq!(recovered.next_batch, 101, "past every batch id reserved");
         assert_eq!(recovered.next_seq, 3);
         let attempts = futures::executor::block_on(store.attempts(JobId::new(1))).unwrap();
         assert_eq!(

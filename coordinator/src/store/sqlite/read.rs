@@ -199,12 +199,16 @@ pub(super) fn recover(conn: &Connection) -> rusqlite::Result<Recovered> {
         })
         .optional()?;
     let max_attempt: Option<i64> = conn.query_row("SELECT MAX(id) FROM attempts", [], |r| r.get(0))?;
+    let batches: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'batch_reserved'", [], |r| r.get(0))
+        .optional()?;
     let next_attempt = reserved.unwrap_or(0).max(max_attempt.unwrap_or(0)) as u64 + 1;
     let last_seq: Option<i64> = conn.query_row("SELECT MAX(seq) FROM jobs", [], |r| r.get(0))?;
     Ok(Recovered {
         unfinished,
         interrupted,
         next_attempt,
+        next_batch: batches.unwrap_or(0) as u64 + 1,
         next_seq: last_seq.unwrap_or(0) as u64 + 1,
     })
 }

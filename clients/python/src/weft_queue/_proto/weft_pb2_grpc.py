@@ -155,7 +155,9 @@ class JobServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RunTasks(self, request, context):
-        """Runs a batch of independent tasks; results stream back as they finish.
+        """Runs a batch of independent tasks; results stream back as they finish. The response's
+        `weft-batch` metadata names the batch (batch-000042): batch ids never repeat, across
+        coordinator restarts and takeovers alike.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
