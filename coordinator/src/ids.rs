@@ -24,7 +24,7 @@ pub struct ReservedIds {
 
 impl ReservedIds {
     /// Ids from `first` on (at least 1), reserved `block` at a time; reserves the first block
-    /// at once.
+    /// at once (the server has already written it durably before it hands out any id).
     pub fn new(first: u64, block: u64, reserve: Reserve) -> Self {
         let next = first.max(1);
         let reserved = next + block;

@@ -23,14 +23,14 @@ use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
 use crate::driver::Engine;
 use crate::error::CoordinatorError;
-use crate::ids::{ReservedIds, BATCH_ID_BLOCK};
+use crate::ids::{ReservedIds, ATTEMPT_ID_BLOCK, BATCH_ID_BLOCK};
 use crate::jobs::Jobs;
 use crate::leader::{serve_standby, LeaderApi};
 use crate::logs::LogReader;
 use crate::metrics::Metrics;
 use crate::service::JobApi;
 use crate::session::WorkerApi;
-use crate::store::{LeaseTerms, PostgresStore, SqliteStore, Standing, StateStore, StoreHealth, Write};
+use crate::store::{LeaseTerms, Persist, PostgresStore, SqliteStore, Standing, StateStore, StoreHealth, Write};
 use crate::web::standby::StandbyWeb;
 use crate::web::{self, Web};
 
@@ -200,6 +200,18 @@ pub async fn serve_on(
         }
     };
     metrics.leads();
+    // The first blocks of attempt and batch ids are reserved durably before any is handed
+    // out (later blocks are reserved half a block ahead of use): a crash right after this
+    // start never lets the next one hand out an id this one did.
+    store
+        .write_durably(
+            vec![
+                Write::ReserveAttempts(recovered.next_attempt + ATTEMPT_ID_BLOCK),
+                Write::ReserveBatches(recovered.next_batch + BATCH_ID_BLOCK),
+            ],
+            Persist::Once,
+        )
+        .await?;
     let config = Arc::new(config);
     let reserving = store.clone();
     let cluster = Cluster::new(

@@ -55,6 +55,7 @@ checks = {
     "workers given every coordinator": "--coordinator=$(WEFT_COORDINATORS)" in worker
         and "weft-coordinator-0.weft-coordinators" in config and "weft-coordinator-1.weft-coordinators" in config,
     "logs in the log store": "--log-store=$(WEFT_LOG_STORE)" in worker and "--log-store=$(WEFT_LOG_STORE)" in coordinator,
+    "everything in the weft namespace": all("namespace: weft" in d for d in docs if "kind: Namespace" not in d),
 }
 failed = [name for name, ok in checks.items() if not ok]
 if failed:
