@@ -39,6 +39,11 @@ impl LogDir {
         Self { store, ..self }
     }
 
+    /// Whether ended attempts' logs are copied to a log store.
+    pub fn copies(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Copies the ended attempt's log into the log store, if there is one; a copy that
     /// fails is logged (the attempt's result stands).
     pub fn keep(&self, task: TaskId, attempt: AttemptId) {

@@ -106,10 +106,12 @@ pub async fn run_attempt(
         // log store (if the copy could be made in time), whatever becomes of this worker. A
         // store that hangs holds the report back no longer than LOG_COPY_TIMEOUT; the copy
         // goes on, and the log is read from this worker meanwhile.
-        let (logs, task) = (ctx.logs.clone(), task);
-        let copy = tokio::task::spawn_blocking(move || logs.keep(task, attempt));
-        if tokio::time::timeout(LOG_COPY_TIMEOUT, copy).await.is_err() {
-            tracing::warn!(%task, attempt, "the log store is slow: reporting the attempt before its log is copied");
+        if ctx.logs.copies() {
+            let (logs, task) = (ctx.logs.clone(), task);
+            let copy = tokio::task::spawn_blocking(move || logs.keep(task, attempt));
+            if tokio::time::timeout(LOG_COPY_TIMEOUT, copy).await.is_err() {
+                tracing::warn!(%task, attempt, "the log store is slow: reporting the attempt before its log is copied");
+            }
         }
     }
     ctx.metrics
