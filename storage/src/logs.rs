@@ -59,11 +59,6 @@ impl LogStore {
         &self.0
     }
 
-    /// The directory, for a store on a disk.
-    pub fn as_dir(&self) -> Option<&Path> {
-        self.0.as_local()
-    }
-
     /// Copies the log `file` of `attempt` of `task` into the store: whole or not at all
     /// (written beside its name, then renamed; one request to an object store).
     pub fn keep(&self, task: TaskId, attempt: AttemptId, file: &Path) -> Result<(), StorageError> {
@@ -256,8 +251,16 @@ mod tests {
     #[test]
     fn a_log_store_is_an_absolute_directory_or_an_object_prefix() {
         assert!(LogStore::parse("logs").is_err());
-        assert!(LogStore::parse("/var/log/weft").unwrap().as_dir().is_some());
-        assert!(LogStore::parse("s3://bucket/logs").unwrap().as_dir().is_none());
+        assert!(LogStore::parse("/var/log/weft")
+            .unwrap()
+            .location()
+            .as_local()
+            .is_some());
+        assert!(LogStore::parse("s3://bucket/logs")
+            .unwrap()
+            .location()
+            .as_object()
+            .is_some());
         assert!(LogStore::parse("s3://").is_err());
         assert!(LogStore::parse("s3://bucket").is_err(), "a prefix of its own");
     }

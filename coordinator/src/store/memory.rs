@@ -21,7 +21,6 @@ struct Tables {
     tasks: HashMap<(JobId, TaskKind, u32), TaskRecord>,
     attempts: BTreeMap<AttemptId, (JobId, AttemptRecord)>,
     reserved: AttemptId,
-    batches_reserved: u64,
     uploads: BTreeMap<AttemptId, (JobId, UploadRecord)>,
     closed: bool,
 }
@@ -41,11 +40,6 @@ impl MemoryStore {
     /// Every attempt id below this has been reserved.
     pub fn reserved(&self) -> AttemptId {
         self.lock().reserved
-    }
-
-    /// Every batch id below this has been reserved.
-    pub fn batches_reserved(&self) -> u64 {
-        self.lock().batches_reserved
     }
 }
 
@@ -82,7 +76,8 @@ impl Tables {
                 self.attempts.insert(attempt.id, (job, attempt));
             }
             Write::ReserveAttempts(up_to) => self.reserved = self.reserved.max(up_to),
-            Write::ReserveBatches(up_to) => self.batches_reserved = self.batches_reserved.max(up_to),
+            // Nothing is recovered from memory: batch ids need no mark here.
+            Write::ReserveBatches(_) => {}
             Write::BeginUpload { job, upload } => {
                 self.uploads.insert(upload.attempt, (job, upload));
             }
