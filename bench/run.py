@@ -589,6 +589,61 @@ def queue(tasks, weft_only, errors):
     return {"title": f"work queue, {tasks:,} no-op tasks in one batch, then 2,000 single tasks one at a time", "unit": "tasks/s", "results": results}
 
 
+def durable(tasks, weft_only, errors):
+    """Durable task batches: `tasks` no-op tasks stored by the coordinator before they run,
+    each result stored as it arrives and read back by the batch's id, with the state on
+    SQLite and on PostgreSQL (a server on loopback, durable as shipped); beside them, in the
+    same run, the same batch not durable, and Celery with Redis in its durable
+    configuration (late acknowledgement, a result backend, Redis syncing every write)."""
+    results = []
+    server = None
+    stores = [("SQLite", lambda: None)]
+    try:
+        server = PostgresServer()
+        stores.append(("PostgreSQL", server.database))
+    except Exception as e:
+        results.append(Measured("weft, durable, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
+    try:
+        for store, database in stores:
+            log(f"   weft, durable, state on {store}")
+            cluster = WeftCluster(2, prefetch=64, state=database())
+            try:
+                _, rss, out = timed([RELEASE / "durable", cluster.url, str(tasks)], env=cluster.client_env)
+                stats = json.loads(out.strip().splitlines()[-1])
+                note = f"{stats['tasks_per_second']:.0f} tasks/s; the {tasks:,} tasks stored in {stats['stored_seconds']:.2f} s"
+                results.append(Measured(f"weft, durable, state on {store}", stats["seconds"], cluster.rss() + rss, note=note))
+            except Exception as e:
+                results.append(Measured(f"weft, durable, state on {store}", error=str(e)))
+            finally:
+                cluster.close()
+    finally:
+        if server:
+            server.close()
+    log("   weft, the same batch not durable")
+    try:
+        stats, rss = weft_queue(tasks, 10)
+        results.append(Measured("weft, not durable (as in the queue section)", stats["seconds"], rss, note=f"{stats['tasks_per_second']:.0f} tasks/s"))
+    except Exception as e:
+        results.append(Measured("weft, not durable (as in the queue section)", error=str(e)))
+    if not weft_only:
+        system = "Celery + Redis, durable (acks_late, result backend, appendfsync always)"
+        log(f"   {system}")
+        if "celery" in errors or errors.get("redis-server"):
+            results.append(Measured(system, error=f"cannot install: {errors.get('celery') or errors.get('redis-server')}"))
+        else:
+            try:
+                seconds, rss, out = timed([PY, BENCH / "systems.py", "celery-durable", str(tasks)], timeout=1800)
+                stats = json.loads(out.strip().splitlines()[-1])
+                results.append(Measured(system, stats["seconds"], rss, note=f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks)"))
+                results[-1].tasks = stats["tasks"]
+            except Exception as e:
+                results.append(Measured(system, error=str(e)))
+    for r in results:
+        if not hasattr(r, "tasks"):
+            r.tasks = tasks
+    return {"title": f"durable task batches, {tasks:,} no-op tasks stored, run and read back by id", "unit": "tasks/s", "results": results}
+
+
 def ensure_weft_queue():
     """weft's own Python package, from this checkout, in the bench venv."""
     if not PY.exists():
@@ -1241,7 +1296,7 @@ def main():
     parser.add_argument("--lease", type=int, default=10, help="--leader-lease of the takeover section's coordinators (default 10)")
     parser.add_argument("--recovery-grace", type=int, default=1, help="--recovery-grace of the takeover section's coordinators (default 1)")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "handlers", "scale", "wide", "recovery", "streaming", "state"}
+    only = set(args.only.split(",")) if args.only else {"wordcount", "wordcount-world", "sort", "bigsort", "queue", "durable", "handlers", "scale", "wide", "recovery", "streaming", "state"}
     started = time.time()
     build()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1254,6 +1309,7 @@ def main():
             "wordcount-world": ["pyspark==4.3.0", "dask[distributed]"],
             "sort": ["pyspark==4.3.0"],
             "queue": ["dask[distributed]", "ray", "celery[redis]"],
+            "durable": ["celery[redis]"],
             "handlers": ["celery[redis]"],
         }
         packages = sorted({p for section in only for p in needs.get(section, [])}) + ["matplotlib"]
@@ -1269,6 +1325,7 @@ def main():
         ("sort", lambda: sort(args.size, args.weft_only, errors)),
         ("bigsort", lambda: big_sort(args.size, args.big_size)),
         ("queue", lambda: queue(args.tasks, args.weft_only, errors)),
+        ("durable", lambda: durable(args.tasks, args.weft_only, errors)),
         ("handlers", lambda: handlers(args.tasks, args.weft_only, errors)),
         ("scale", lambda: scale(args.scale_tasks)),
         ("wide", lambda: wide(args.wide_tasks)),

@@ -10,6 +10,7 @@ weft does and writes the same output format, so that run.py can check they agree
     systems.py spark-rdd-sort INPUT-DIR OUTPUT-DIR                   (RDD API; JSON line)
     systems.py dask-queue|ray-queue|celery-queue TASKS [BATCH]       (prints one JSON line)
     systems.py celery-echo TASKS PAYLOAD_BYTES                       (prints one JSON line)
+    systems.py celery-durable TASKS                                  (prints one JSON line)
     systems.py chart OUTPUT.png      (bars from JSON on stdin)
 
 Each peer runs on the path its own documentation recommends for speed: Spark through the
@@ -236,7 +237,7 @@ def ray_queue(tasks, batch=None):
 CELERY_APP = """
 from celery import Celery
 app = Celery("bench", broker="{url}", backend="{url}")
-app.conf.update(worker_prefetch_multiplier=64, task_acks_late=False, worker_disable_rate_limits=True, result_expires=600)
+app.conf.update(worker_prefetch_multiplier=64, task_acks_late={acks_late}, task_reject_on_worker_lost={acks_late}, worker_disable_rate_limits=True, result_expires=600)
 
 @app.task
 def noop(i=None):
@@ -254,12 +255,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def celery_queue(tasks, payload=None, batch=None):
+def celery_queue(tasks, payload=None, batch=None, durable=False):
+    """`durable`: Celery's durable configuration, for the comparison with weft's durable
+    batches: late acknowledgement (a task is acknowledged once it ran, so a worker's death
+    redelivers it), tasks rejected back to the queue when their worker is lost, the results
+    in the Redis backend, and Redis appending every write to its log and fsyncing it before
+    it answers (`appendfsync always`, as weft's SQLite store syncs every commit)."""
     work = Path(tempfile.mkdtemp(prefix="weft-bench-celery-"))
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    (work / "bench_app.py").write_text(CELERY_APP.format(url=url))
+    persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(work)] if durable else ["--appendonly", "no"]
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", *persistence], stdout=subprocess.DEVNULL)
+    (work / "bench_app.py").write_text(CELERY_APP.format(url=url, acks_late=durable))
     env = dict(os.environ, PYTHONPATH=str(work))
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "bench_app", "worker", "--concurrency=2", "--pool=prefork", "-O", "fair", "--loglevel=ERROR"],
@@ -341,6 +348,9 @@ def main():
     elif command == "celery-echo":
         # Celery's documented path for many tasks at once: a group, applied and gathered.
         celery_queue(min(int(args[0]), 20_000), payload="x" * int(args[1]))
+    elif command == "celery-durable":
+        # Durable tasks: fewer, as for celery-queue; the rate is per task.
+        celery_queue(min(int(args[0]), 20_000), durable=True)
     elif command in ("dask-queue", "ray-queue", "celery-queue"):
         # The slower systems get fewer tasks unbatched, so that a run stays within minutes; the
         # rate is per task.

@@ -6,7 +6,10 @@ A coordinator and four workers run as local processes (the fourth with its work 
 on a small tmpfs of its own, in a user and mount namespace made with `unshare`). Jobs:
 built-in wordcount and sort, streaming wordcount with a combiner, map-only streaming jobs,
 chains (`--after`), jobs cancelled at a random moment, and task batches (`weft tasks`, every
-result checked against its task; a batch cut by a coordinator kill is run again whole). Faults, in turn at
+result checked against its task; a batch cut by a coordinator kill is run again whole), and
+durable batches (`weft tasks --durable`, with an idempotency key: a submit that failed is sent
+again with the same key; its results read back with `weft results --follow` through the
+faults, every task's result once and right). Faults, in turn at
 random moments: a worker killed (SIGKILL) and started again, a worker paused (SIGSTOP) past
 its lease and resumed, the coordinator killed and started again, the tmpfs worker's work
 directory filled up and freed.
@@ -291,6 +294,7 @@ class Soak:
         self.faults = collections.Counter()
         self.kinds = HA_FAULTS if cluster.postgres else FAULTS
         self.batches = collections.Counter()
+        self.durable = collections.Counter()
         self.stop = threading.Event()
         self.errors = []
         self.outputs = 0
@@ -417,6 +421,60 @@ class Soak:
                                  f"{result.stderr.strip()[-500:]}")
         raise AssertionError(f"cut by coordinator kills 20 times running; last: {result.stderr.strip()[-300:]}")
 
+    def durable_batcher(self):
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                self.one_durable_batch(n)
+            except Exception as e:
+                self.errors.append(f"durable batch {n}: {e}")
+            self.stop.wait(self.rng.uniform(0.5, 2))
+
+    def one_durable_batch(self, n):
+        """A durable batch like `one_batch`'s, submitted with a key of its own (sent again with
+        it while the submit fails: a fault may take the coordinator or its disk), then read
+        back by its id through whatever faults come: every task has exactly one result, its
+        own; a second submit with the key names the same batch."""
+        tasks = []
+        for i in range(BATCH_TASKS):
+            if i % 100 == 99:
+                tasks.append({"handler": "sleep", "payload": str(self.rng.randint(1, 50))})
+            else:
+                tasks.append({"handler": "echo", "payload": f"durable {n} task {i} {self.rng.random()}"})
+        lines = "".join(json.dumps(task) + "\n" for task in tasks)
+        key = f"soak-{self.rng.random()}"
+        submit = [WEFT, "tasks", "--json", "--max-attempts", "10", "--durable", "--detach", "--key", key]
+        batch = None
+        for attempt in range(30):
+            result = subprocess.run(submit, input=lines, capture_output=True, text=True, timeout=300, env=self.cluster.env)
+            if result.returncode == 0:
+                batch = result.stdout.strip()
+                break
+            self.durable["submits sent again"] += 1
+            time.sleep(1)
+        if batch is None:
+            raise AssertionError(f"no submit of 30 was answered; last: {result.stderr.strip()[-300:]}")
+        for _ in range(10):
+            read = subprocess.run([WEFT, "results", batch, "--follow", "--ordered"], capture_output=True, text=True,
+                                  timeout=600, env=self.cluster.env)
+            if read.returncode == 0:
+                break
+            # A reader gives up after two minutes without a coordinator; start another.
+            self.durable["readers started again"] += 1
+        else:
+            raise AssertionError(f"{batch}: its results could not be read: {read.stderr.strip()[-300:]}")
+        printed = [line for line in read.stdout.splitlines() if line.strip()]
+        if len(printed) != len(tasks):
+            raise AssertionError(f"{batch}: {len(printed)} results for {len(tasks)} tasks")
+        wrong = check_results(tasks, read.stdout)
+        if wrong:
+            raise AssertionError(f"{batch}: {wrong}")
+        again = subprocess.run(submit, input=lines, capture_output=True, text=True, timeout=300, env=self.cluster.env)
+        if again.returncode == 0 and again.stdout.strip() != batch:
+            raise AssertionError(f"the key of {batch} made another batch: {again.stdout.strip()}")
+        self.durable["whole"] += 1
+
     def injector(self):
         actions = {
             "kill-worker": self.cluster.kill_worker,
@@ -441,7 +499,7 @@ class Soak:
 
     def run(self):
         threads = [threading.Thread(target=t, daemon=True) for t in
-                   [self.submitter, self.submitter, self.submitter, self.batcher, self.injector]]
+                   [self.submitter, self.submitter, self.submitter, self.batcher, self.durable_batcher, self.injector]]
         for t in threads:
             t.start()
         time.sleep(self.seconds)
@@ -542,6 +600,8 @@ def main():
         if rss > RSS_BOUND:
             soak.errors.append(f"coordinator RSS {rss >> 20} MiB, over {RSS_BOUND >> 20} MiB")
         soak.errors += [f"left behind: {x}" for x in leftovers]
+        if soak.durable["whole"] == 0:
+            soak.errors.append("no durable batch was read back whole")
         few = [f for f in soak.kinds if soak.faults[f] < 3]
         if few:
             soak.errors.append(f"fewer than three faults of {few}: {dict(soak.faults)}")
@@ -550,6 +610,8 @@ def main():
             f"({states['succeeded']} succeeded, {states['cancelled']} cancelled, {states['failed']} failed), "
             f"{sum(soak.batches.values())} runs of batches of {BATCH_TASKS:,} tasks, every result checked "
             f"({soak.batches['cut by a coordinator kill, run again']} cut by a coordinator kill and run again); "
+            f"{soak.durable['whole']} durable batches, every result read once "
+            f"({soak.durable['submits sent again']} submits sent again with their key, {soak.durable['readers started again']} readers started again); "
             f"faults: {faults}; {len(soak.errors)} failures; {checked / 1e6:.1f} MB of output checked; "
             f"coordinator RSS {rss / (1 << 20):.0f} MiB")
         for e in soak.errors:

@@ -54,11 +54,17 @@ enum Command {
     Status(status::Args),
     /// Wait for a job to end; exit 0 only if it succeeded.
     Wait(wait::Args),
-    /// Cancel a job: its running tasks are stopped and its output removed.
+    /// Cancel a job (its running tasks are stopped and its output removed), or a durable
+    /// batch (its tasks without a result never get one).
     Cancel(cancel::Args),
     /// Run one queue task per line of stdin (or a file) across the cluster; print results
     /// as JSON lines; exit 0 only if every task succeeded.
     Tasks(tasks::Args),
+    /// Print a durable batch's results (`weft tasks --durable`), from any client, as
+    /// `weft tasks` prints them.
+    Results(results::Args),
+    /// List durable batches, newest first, with their progress.
+    Batches(batches::Args),
     /// Watch the cluster live in the terminal: jobs and workers, redrawn every second.
     Top(top::Args),
     /// Print attempts' logs (stderr and the worker's notes), read from their workers.
@@ -149,6 +155,8 @@ fn main() -> ExitCode {
             Command::Wait(args) => wait::run(args).await,
             Command::Cancel(args) => cancel::run(args).await,
             Command::Tasks(args) => tasks::run(args).await,
+            Command::Results(args) => results::run(args).await,
+            Command::Batches(args) => batches::run(args).await,
             Command::Top(args) => top::run(args).await,
             Command::Logs(args) => logs::run(args).await,
             Command::Health(args) => health::run(args).await,

@@ -163,7 +163,7 @@ impl Client {
     /// a call that `changes` something only when a standby refused it (naming the leader:
     /// it did not run), so that a submit whose answer was lost with its leader is not sent
     /// twice; any other call whenever it was refused or its coordinator was gone.
-    async fn on_leader<T, F, Fut>(&self, changes: bool, call: F) -> Result<T, Status>
+    pub(crate) async fn on_leader<T, F, Fut>(&self, changes: bool, call: F) -> Result<T, Status>
     where
         F: Fn(JobStub) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,

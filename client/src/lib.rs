@@ -7,6 +7,8 @@
 //!   [`JobHandle::then`] chains a job to run after it.
 //! - [`Task`] and [`TaskResult`]: a batch of independent tasks, each result a future.
 //! - [`TaskSubmitter`]: single tasks as they come, over one standing stream.
+//! - [`DurableBatch`]: a batch kept by the coordinator, which outlives its client and the
+//!   coordinator; its results are read back by id ([`Client::batch`]).
 //! - [`DeferredList`]: collect many jobs or tasks, Twisted style.
 //!
 //! ```no_run
@@ -53,6 +55,7 @@
 //! ```
 
 mod client;
+mod durable;
 mod error;
 mod health;
 mod job;
@@ -60,6 +63,7 @@ mod submitter;
 mod tasks;
 
 pub use client::{AttemptLog, Client, Credentials, CredentialsError};
+pub use durable::{BatchInfo, DurableBatch, StoredResult};
 pub use error::ClientError;
 pub use health::{check_health, leadership, Leadership};
 pub use job::JobHandle;

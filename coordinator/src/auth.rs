@@ -142,7 +142,7 @@ pub fn require_owner(caller: &Caller, owner: &str, id: &str, action: &str) -> Re
         return Ok(());
     }
     let why = format!(
-        "job {id} is not {}'s: only its owner and admins may {action} it",
+        "{id} is not {}'s: only its owner and admins may {action} it",
         caller.name
     );
     Err(denied(caller, action, Some(id), &why))

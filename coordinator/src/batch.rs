@@ -136,9 +136,13 @@ impl BatchBoard {
         batches
     }
 
-    /// Numbers a new batch of `owner`'s and shows it.
-    fn enter(self: &Arc<Self>, owner: &str) -> OnBoard {
-        let id = BatchId::new(self.ids.lock().expect("batch ids poisoned").take());
+    /// A new batch id: never one handed out before, by this coordinator or any earlier.
+    pub fn next_id(&self) -> BatchId {
+        BatchId::new(self.ids.lock().expect("batch ids poisoned").take())
+    }
+
+    /// Shows batch `id` of `owner`'s.
+    fn enter(self: &Arc<Self>, id: BatchId, owner: &str) -> OnBoard {
         let progress = Arc::new(BatchProgress {
             owner: owner.to_string(),
             tasks: AtomicU64::new(0),
@@ -217,8 +221,31 @@ pub fn run_batch(
     (owner, identity): (&str, u32),
     board: &Arc<BatchBoard>,
 ) -> (BatchId, impl Stream<Item = BatchEvent>) {
-    let on_board = board.enter(owner);
-    let id = on_board.id;
+    let id = board.next_id();
+    let mut next = 0u32;
+    let parts = tasks.map(move |part| {
+        let first = next;
+        next += part.len() as u32;
+        (first, part)
+    });
+    (
+        id,
+        run_numbered_batch(cluster, settings, id, parts, (owner, identity), board),
+    )
+}
+
+/// Runs batch `id`'s tasks as [`run_batch`] does, each part of `tasks` the index of its
+/// first task and tasks numbered on from it: a durable batch, whose id is given, and which
+/// may run again only the tasks that have no result yet.
+pub fn run_numbered_batch(
+    cluster: Arc<Cluster>,
+    settings: BatchSettings,
+    id: BatchId,
+    tasks: impl Stream<Item = (u32, Vec<QueueTask>)> + Send + 'static,
+    (owner, identity): (&str, u32),
+    board: &Arc<BatchBoard>,
+) -> impl Stream<Item = BatchEvent> {
+    let on_board = board.enter(id, owner);
     let progress = on_board.progress.clone();
     let owner = Owner::batch(id, identity);
     let (gave_up, given_up) = watch::channel(Arc::new(HashSet::new()));
@@ -252,7 +279,7 @@ pub fn run_batch(
     });
     // Chunks that piled up while the client was busy go out as one message.
     let mut carried: Option<BatchEvent> = None;
-    let events = futures::stream::poll_fn(move |cx| {
+    futures::stream::poll_fn(move |cx| {
         let mut message = match carried.take() {
             Some(message) => message,
             None => match std::task::ready!(receiver.poll_recv(cx)) {
@@ -274,8 +301,7 @@ pub fn run_batch(
             }
         }
         Poll::Ready(Some(message))
-    });
-    (id, events)
+    })
 }
 
 /// Watches which of a batch's waiting tasks wait for handlers no worker serves: tells the
@@ -347,7 +373,7 @@ async fn given_up_on(mut given_up: watch::Receiver<Arc<HashSet<HandlerName>>>, h
 fn batch_results(
     cluster: Arc<Cluster>,
     settings: BatchSettings,
-    tasks: impl Stream<Item = Vec<QueueTask>> + Send + 'static,
+    tasks: impl Stream<Item = (u32, Vec<QueueTask>)> + Send + 'static,
     (id, owner): (BatchId, Owner),
     on_board: OnBoard,
     given_up: watch::Receiver<Arc<HashSet<HandlerName>>>,
@@ -370,16 +396,14 @@ fn batch_results(
     };
     let tasks = Box::pin(
         tasks
-            .flat_map(move |part| {
+            .flat_map(move |(first, part)| {
                 progress.tasks.fetch_add(part.len() as u64, Ordering::Relaxed);
-                futures::stream::iter(part)
+                futures::stream::iter((first..).zip(part))
             })
-            .enumerate()
             .map(move |(index, task)| {
                 let cluster = cluster.clone();
                 let stats = stats.clone();
                 let given_up = given_up.clone();
-                let index = index as u32;
                 let task_id = TaskId::Queue(id, index);
                 let span = tracing::debug_span!("task", task = %task_id);
                 // Outside tokio's cooperative budget: once a poll of this set had used it up, every

@@ -51,6 +51,8 @@ pub struct CoordinatorConfig {
     pub log_store: Option<weft_storage::logs::LogStore>,
     /// Logs in the log store are removed this long after they were written.
     pub keep_logs: Duration,
+    /// A durable batch's results are removed this long after it ended.
+    pub result_ttl: Duration,
     /// How long a restarted coordinator waits for workers to announce the map output they
     /// hold before it runs those maps again.
     pub recovery_grace: Duration,
@@ -100,6 +102,9 @@ pub struct Limits {
     /// How long a queue task's attempt may run when its batch does not say; `None`: no
     /// limit.
     pub queue_task_timeout: Option<Duration>,
+    /// Bytes of durable batches' stored results one identity may hold before its durable
+    /// submits are refused; `None`: no limit.
+    pub result_quota: Option<u64>,
 }
 
 impl Default for Limits {
@@ -113,6 +118,7 @@ impl Default for Limits {
             max_streams_per_connection: 1024,
             request_timeout: Duration::from_secs(120),
             queue_task_timeout: Some(Duration::from_secs(600)),
+            result_quota: Some(1 << 30),
         }
     }
 }
@@ -136,6 +142,7 @@ impl CoordinatorConfig {
             recovery_grace: Duration::from_secs(5),
             log_store: None,
             keep_logs: Duration::from_secs(24 * 3600),
+            result_ttl: Duration::from_secs(24 * 3600),
             security: Security::default(),
             limits: Limits::default(),
             handler_roles: HandlerRoles::default(),

@@ -18,6 +18,7 @@
 //!
 //! Beside them: [`auth`] (who is calling: tokens, roles, the audit log), [`batch`] (task
 //! batches of the work queue, each a window of task futures that [`in_flight`] runs),
+//! [`durable`] (batches kept in the store, which outlive their client and the coordinator),
 //! [`config`] (with the security settings and limits), [`ids`] (attempt and batch ids, which
 //! never repeat across restarts and coordinators) and [`error`] (errors and their gRPC
 //! codes). The job and task state machines are in `weft_core::status`; wire messages
@@ -29,6 +30,7 @@ pub mod batch;
 pub mod cluster;
 pub mod config;
 pub mod driver;
+pub mod durable;
 pub mod error;
 pub mod ids;
 pub mod in_flight;

@@ -22,6 +22,7 @@ use crate::batch::BatchBoard;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::CoordinatorConfig;
 use crate::driver::Engine;
+use crate::durable::DurableBatches;
 use crate::error::CoordinatorError;
 use crate::ids::{ReservedIds, ATTEMPT_ID_BLOCK, BATCH_ID_BLOCK};
 use crate::jobs::Jobs;
@@ -253,11 +254,21 @@ pub async fn serve_on(
         Box::new(move |up_to| reserving.write(vec![Write::ReserveBatches(up_to)])),
     );
     let batches = Arc::new(BatchBoard::new(batch_ids));
+    let durable = DurableBatches::new(
+        cluster.clone(),
+        store.clone(),
+        batches.clone(),
+        config.limits.result_quota,
+        shutdown.clone(),
+    );
+    durable.recover().await?;
+    background.spawn(durable.clone().expire(config.result_ttl));
     let logs = Arc::new(LogReader::new(tls.clone(), config.log_store.clone()));
     let job_api = JobApi {
         jobs: jobs.clone(),
         cluster: cluster.clone(),
         batches: batches.clone(),
+        durable: durable.clone(),
         logs: logs.clone(),
         gate: gate.clone(),
         limits: config.limits.clone(),
@@ -335,6 +346,7 @@ pub async fn serve_on(
         .await;
     shutdown.cancel();
     jobs.stopped().await;
+    durable.stopped().await;
     background.close();
     background.wait().await;
     // Closing waits for the writer to write what is pending: off the runtime's threads.

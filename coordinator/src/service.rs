@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobStatus};
-use weft_core::work::{check_payload, BatchSettings, HandlerName, JobId, QueueTask};
+use weft_core::work::{check_payload, BatchId, BatchSettings, HandlerName, JobId, QueueResult, QueueTask};
 use weft_proto::convert::{
     batch_from_wire, counts_to_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire,
     worker_to_wire, MESSAGE_BUDGET,
@@ -25,9 +25,11 @@ use crate::auth::{audit, caller, refused, require, require_owner, Gate};
 use crate::batch::{run_batch, BatchBoard, BatchEvent};
 use crate::cluster::Cluster;
 use crate::config::{HandlerRoles, Limits};
+use crate::durable::{DurableBatches, DurableError};
 use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
 use crate::logs::{select, task_of, LogReader};
+use crate::store::BatchRecord;
 
 /// Serves [`JobService`].
 pub struct JobApi {
@@ -37,6 +39,8 @@ pub struct JobApi {
     pub cluster: Arc<Cluster>,
     /// The batches running, for the dashboard.
     pub batches: Arc<BatchBoard>,
+    /// Durable batches.
+    pub durable: Arc<DurableBatches>,
     /// Reads attempts' logs from workers.
     pub logs: Arc<LogReader>,
     /// The token book, to end the streams of revoked tokens.
@@ -165,6 +169,66 @@ impl JobApi {
             response.metadata_mut().insert(BATCH_METADATA, id);
         }
         response
+    }
+}
+
+impl JobApi {
+    /// Batch `id` as `caller` may see it for `action`, or why not.
+    async fn visible_batch(&self, caller: &Caller, id: &str, action: &str) -> Result<BatchRecord, Status> {
+        let id: BatchId = id.parse().map_err(invalid_request)?;
+        let batch = self.durable.get(id).await.map_err(durable_status)?;
+        require_owner(caller, &batch.owner, &id.to_string(), action)?;
+        Ok(batch)
+    }
+
+    /// Reads every part of a durable submit, each checked as it comes.
+    async fn read_durable_batch(
+        &self,
+        caller: &Caller,
+        mut parts: Streaming<v1::TaskBatch>,
+    ) -> Result<(BatchSettings, Option<String>, Vec<QueueTask>), Status> {
+        let first = parts.message().await?.unwrap_or_default();
+        let key = Some(first.idempotency_key.clone()).filter(|k| !k.is_empty());
+        let batch = batch_from_wire(first).map_err(invalid_request)?;
+        let mut settings = batch.settings;
+        settings.task_timeout = settings.task_timeout.or(self.limits.queue_task_timeout);
+        let mut tasks = batch.tasks;
+        check_tasks(&self.cluster, &self.handler_roles, caller, &tasks, 0)?;
+        while let Some(part) = parts.message().await? {
+            let more = tasks_from_wire(part.tasks, tasks.len()).map_err(invalid_request)?;
+            check_tasks(&self.cluster, &self.handler_roles, caller, &more, tasks.len())?;
+            tasks.extend(more);
+            self.check_batch_size(tasks.len())?;
+        }
+        self.check_batch_size(tasks.len())?;
+        Ok((settings, key, tasks))
+    }
+}
+
+/// A durable batch's error as the status a client gets.
+fn durable_status(e: DurableError) -> Status {
+    match e {
+        DurableError::OverQuota { .. } => Status::resource_exhausted(e.to_string()),
+        DurableError::KeyTooLong(_) => Status::invalid_argument(e.to_string()),
+        DurableError::Unknown(_) => Status::not_found(e.to_string()),
+        DurableError::Store(e) => e.into(),
+    }
+}
+
+/// A durable batch on the wire.
+fn batch_to_wire(batch: &BatchRecord, created: bool) -> v1::BatchInfo {
+    v1::BatchInfo {
+        batch_id: batch.id.to_string(),
+        owner: batch.owner.clone(),
+        state: batch.state.name().to_string(),
+        tasks: batch.tasks,
+        results: batch.results,
+        failed: batch.failed,
+        result_bytes: batch.result_bytes,
+        created_ms: batch.created_ms,
+        ended_ms: batch.ended_ms.unwrap_or(0),
+        idempotency_key: batch.key.clone().unwrap_or_default(),
+        created,
     }
 }
 
@@ -366,6 +430,77 @@ impl JobService for JobApi {
     }
 
     type RunTaskStreamStream = BoxStream<v1::QueueTaskResults>;
+    type GetBatchResultsStream = BoxStream<v1::QueueTaskResults>;
+
+    async fn submit_tasks(
+        &self,
+        request: Request<Streaming<v1::TaskBatch>>,
+    ) -> Result<Response<v1::BatchInfo>, Status> {
+        let caller = caller(&request);
+        let submitted = async {
+            require(&caller, Role::Submit, "running tasks")?;
+            let (settings, key, tasks) = self.read_durable_batch(&caller, request.into_inner()).await?;
+            self.durable
+                .submit(&caller.name, key, settings, tasks)
+                .await
+                .map_err(durable_status)
+        };
+        let submitted = submitted
+            .await
+            .map_err(|status| refused(&caller, "submitting a durable batch", status))?;
+        if submitted.created {
+            audit(&caller, "submit", &submitted.batch.id.to_string());
+        }
+        Ok(Response::new(batch_to_wire(&submitted.batch, submitted.created)))
+    }
+
+    async fn get_batch_results(
+        &self,
+        request: Request<v1::BatchResultsRequest>,
+    ) -> Result<Response<Self::GetBatchResultsStream>, Status> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let batch = self.visible_batch(&caller, &r.batch_id, "read the results of").await?;
+        let results = self.durable.results(batch.id, r.from, r.follow).flat_map(|chunk| {
+            let messages: Vec<Result<v1::QueueTaskResults, Status>> = match chunk {
+                Ok(chunk) => {
+                    let results: Vec<QueueResult> = chunk.into_iter().map(|r| r.result).collect();
+                    results_to_wire(results, MESSAGE_BUDGET).into_iter().map(Ok).collect()
+                }
+                Err(e) => vec![Err(durable_status(e))],
+            };
+            futures::stream::iter(messages)
+        });
+        Ok(Response::new(Box::pin(self.guarded(caller, results))))
+    }
+
+    async fn get_batch(&self, request: Request<v1::BatchRef>) -> Result<Response<v1::BatchInfo>, Status> {
+        let caller = caller(&request);
+        let batch = self.visible_batch(&caller, &request.get_ref().batch_id, "see").await?;
+        Ok(Response::new(batch_to_wire(&batch, false)))
+    }
+
+    async fn list_batches(&self, request: Request<v1::ListBatchesRequest>) -> Result<Response<v1::BatchList>, Status> {
+        let caller = caller(&request);
+        let limit = match request.get_ref().limit {
+            0 => 100,
+            n => n as usize,
+        };
+        let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
+        let batches = self.durable.list(limit, owner).await.map_err(durable_status)?;
+        let batches = batches.iter().map(|b| batch_to_wire(b, false)).collect();
+        Ok(Response::new(v1::BatchList { batches }))
+    }
+
+    async fn cancel_batch(&self, request: Request<v1::BatchRef>) -> Result<Response<v1::BatchInfo>, Status> {
+        let caller = caller(&request);
+        let batch = self
+            .visible_batch(&caller, &request.get_ref().batch_id, "cancel")
+            .await?;
+        let batch = self.durable.cancel(batch.id).await.map_err(durable_status)?;
+        audit(&caller, "cancel", &batch.id.to_string());
+        Ok(Response::new(batch_to_wire(&batch, false)))
+    }
 
     async fn run_task_stream(
         &self,

@@ -115,6 +115,14 @@ pub struct Args {
     /// Logs in the log store are removed this long after they were written.
     #[arg(long, default_value = "86400", value_name = "SECS", value_parser = seconds)]
     keep_logs: Duration,
+    /// A durable batch's results are removed this long after it ended.
+    #[arg(long, default_value = "86400", value_name = "SECS", value_parser = seconds)]
+    result_ttl: Duration,
+    /// Bytes of durable batches' results one identity may keep stored, like 1GiB (0: no
+    /// limit); past it, its durable submits are refused RESOURCE_EXHAUSTED until some
+    /// expire (--result-ttl) or it cancels some.
+    #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
+    result_quota: u64,
     /// After a restart, how long to wait for workers to announce the map output they hold.
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds)]
     recovery_grace: Duration,
@@ -187,6 +195,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.retain_jobs = args.retain_jobs;
     config.recovery_grace = args.recovery_grace;
     config.keep_logs = args.keep_logs;
+    config.result_ttl = args.result_ttl;
     config.log_store = args.log_store;
     config.security = Security {
         tls,
@@ -220,6 +229,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_streams_per_connection: args.max_streams_per_connection,
         request_timeout: args.request_timeout,
         queue_task_timeout: never_if_zero(args.queue_task_timeout),
+        result_quota: (args.result_quota > 0).then_some(args.result_quota),
     };
     config.metrics_public = args.metrics_public;
     config.handler_roles = HandlerRoles {

@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags (a clap `Args`) and what it does (`run`).
 
 pub mod admin;
+pub mod batches;
 pub mod cancel;
 pub mod certs;
 pub mod coordinator;
@@ -9,6 +10,7 @@ pub mod health;
 pub mod jobs;
 pub mod logs;
 pub mod resubmit;
+pub mod results;
 pub mod run;
 pub mod status;
 pub mod submit;
@@ -65,7 +67,7 @@ impl ClientArgs {
 pub struct OneJob {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// The job's id.
+    /// The job's id (for `weft cancel`, a durable batch's too).
     pub job: String,
     /// Print the job's status as JSON.
     #[arg(long)]

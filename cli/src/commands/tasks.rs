@@ -54,6 +54,19 @@ pub struct Args {
     /// (default: they wait for one).
     #[arg(long, value_name = "SECS", value_parser = crate::units::seconds)]
     unserved_timeout: Option<Duration>,
+    /// Submit a durable batch: every task is read first, then stored by the coordinator
+    /// before it runs; it goes on if this command stops, through coordinator restarts and
+    /// takeovers. Its id goes to stderr; `weft results ID` reads its results.
+    #[arg(long)]
+    durable: bool,
+    /// With --durable: print the batch's id on stdout and exit once it is stored, without
+    /// waiting for results.
+    #[arg(long, requires = "durable")]
+    detach: bool,
+    /// With --durable: a key unique among your batches. A submit with the key of a batch
+    /// you already have makes no other: it names that one (safe to retry).
+    #[arg(long, value_name = "KEY", requires = "durable")]
+    key: Option<String>,
 }
 
 /// Runs the tasks; exit 0 only if every one succeeded.
@@ -63,14 +76,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "say which handler runs the lines: --handler NAME (or give each line's with --json)"
     );
     let client = args.client.connect().await?;
-    let input: Box<dyn AsyncRead + Unpin + Send> = match &args.input {
-        Some(path) => Box::new(
-            tokio::fs::File::open(path)
-                .await
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        ),
-        None => Box::new(tokio::io::stdin()),
-    };
+    if args.durable {
+        return run_durable(&client, &args).await;
+    }
+    let input = open_input(&args).await?;
     let window = Arc::new(Semaphore::new(WINDOW));
     let (tasks, queued) = mpsc::channel(1024);
     let (bad_line, mut bad_lines) = mpsc::unbounded_channel();
@@ -127,12 +136,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     progress.finish();
+    if let Some(e) = rpc_error {
+        // The reader may wait for room that never comes: the batch is over.
+        reader.abort();
+        anyhow::bail!("the batch stopped: {e}");
+    }
     let read = reader.await??;
     if let Ok(bad) = bad_lines.try_recv() {
         anyhow::bail!("{bad}");
-    }
-    if let Some(e) = rpc_error {
-        anyhow::bail!("the batch stopped: {e}");
     }
     let failed = out.failed;
     if out.printed != read {
@@ -143,6 +154,127 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every task, submits them as a durable batch, and (unless detached) follows its
+/// results to its end.
+async fn run_durable(client: &weft_client::Client, args: &Args) -> anyhow::Result<ExitCode> {
+    let format = LineFormat {
+        json: args.json,
+        handler: args.handler.clone(),
+    };
+    let input = open_input(args).await?;
+    let (sender, mut queued) = mpsc::channel(1024);
+    let (bad_line, mut bad_lines) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(read_tasks(
+        input,
+        format,
+        sender,
+        Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+        bad_line,
+    ));
+    let mut tasks = Vec::new();
+    while let Some(task) = queued.recv().await {
+        tasks.push(task);
+    }
+    reader.await??;
+    if let Ok(bad) = bad_lines.try_recv() {
+        anyhow::bail!("{bad}");
+    }
+    let options = BatchOptions {
+        max_attempts: args.max_attempts,
+        task_timeout: args.timeout,
+        unserved_timeout: args.unserved_timeout,
+    };
+    let (batch, info) = client.submit_durable(tasks, &options, args.key.as_deref()).await?;
+    if !info.created {
+        eprintln!(
+            "weft: the key {:?} names {}, submitted before: no new batch",
+            info.idempotency_key, info.id
+        );
+    }
+    if args.detach {
+        println!("{}", info.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "weft: {} stored ({} tasks): it runs whether or not this command waits; `weft results {} --follow` reads its results",
+        info.id, info.tasks, info.id
+    );
+    tokio::select! {
+        printed = print_results(&batch, 0, true, !args.unordered) => printed,
+        stop = crate::signals::next_stop() => {
+            eprintln!("weft: {}: {} goes on; `weft results {} --follow` reads its results, `weft cancel {}` stops it", stop.name(), info.id, info.id, info.id);
+            Ok(stop.exit_code())
+        }
+    }
+}
+
+/// Prints a durable batch's results from position `from` as `weft tasks` prints results
+/// (`ordered`: in task order, once all are in); with `follow`, to the batch's end. Exit 0
+/// only if every result printed is a success (and, following, the batch was not
+/// cancelled).
+pub async fn print_results(
+    batch: &weft_client::DurableBatch,
+    from: u64,
+    follow: bool,
+    ordered: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut results = std::pin::pin!(batch.results(from, follow));
+    let mut out = Printer::new(false);
+    let progress = Progress::new();
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let mut held = Vec::new();
+    let mut next = results.next().await;
+    while let Some(result) = next {
+        let result = result?;
+        progress.ended(result.output.is_ok());
+        if ordered {
+            held.push(result);
+        } else {
+            out.add(result.index, result.output, &mut stdout)?;
+        }
+        next = match results.next().now_or_never() {
+            Some(ready) => ready,
+            None => {
+                stdout.flush()?;
+                results.next().await
+            }
+        };
+    }
+    held.sort_by_key(|r| r.index);
+    for result in held {
+        out.add(result.index, result.output, &mut stdout)?;
+    }
+    stdout.flush()?;
+    progress.finish();
+    if follow {
+        let info = batch.info().await?;
+        if info.state == "cancelled" {
+            eprintln!(
+                "weft: {} was cancelled: {} of {} tasks have a result",
+                info.id, info.results, info.tasks
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if out.failed > 0 {
+        eprintln!("weft: {} of {} results are failures", out.failed, out.printed);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The input the tasks are read from: the file given, or stdin.
+async fn open_input(args: &Args) -> anyhow::Result<Box<dyn AsyncRead + Unpin + Send>> {
+    Ok(match &args.input {
+        Some(path) => Box::new(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => Box::new(tokio::io::stdin()),
+    })
 }
 
 /// How lines become tasks.

@@ -333,6 +333,11 @@ impl TestCluster {
         command
     }
 
+    /// `weft ARGS` as `identity`, to start as the test needs.
+    pub fn command_as(&self, identity: &str, args: &[&str]) -> Command {
+        self.command(args, Some(identity))
+    }
+
     /// Runs `weft ARGS` against this cluster.
     pub fn weft(&self, args: &[&str]) -> Output {
         self.command(args, Some("admin")).output().unwrap()

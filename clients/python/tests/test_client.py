@@ -7,6 +7,7 @@ import asyncio
 import logging
 import pathlib
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -344,3 +345,36 @@ def test_a_job_waited_for_follows_the_leader_to_its_successor(tmp_path: pathlib.
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_a_durable_batch_outlives_a_kill_of_its_coordinator_and_is_read_back_by_id(tmp_path: pathlib.Path):
+    from conftest import Cluster
+
+    cluster = Cluster(tmp_path, workers=1)
+    try:
+        with Client(cluster.url) as client:
+            batch = client.submit_durable([("sleep", "10")] * 300, key="nightly")
+            assert batch.submitted is not None and batch.submitted.created
+            again = client.submit_durable([("sleep", "10")] * 300, key="nightly")
+            assert again.id == batch.id and again.submitted is not None and not again.submitted.created
+            deadline = time.monotonic() + 60
+            while batch.info().results < 50:
+                assert time.monotonic() < deadline, "no results stored"
+                time.sleep(0.05)
+        coordinator = cluster.processes[0]
+        coordinator.kill()
+        coordinator.wait()
+        cluster.spawn("coordinator", "--listen", cluster.url.split("//")[1], "--state-dir", str(tmp_path / "state"))
+        cluster.wait_for_workers(1)
+        with Client(cluster.url) as reader:
+            stored = list(reader.batch(batch.id).results())
+            assert [r.position for r in stored] == list(range(300))
+            assert sorted(r.index for r in stored) == list(range(300)), "each task's result once"
+            assert reader.batch(batch.id).wait() == [b""] * 300
+            assert reader.batch(batch.id).info().state == "ended"
+            assert [b.id for b in reader.batches()] == [batch.id]
+            with pytest.raises(WeftError) as unknown:
+                reader.batch("batch-999999").info()
+            assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+    finally:
+        cluster.stop()

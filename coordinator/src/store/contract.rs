@@ -10,7 +10,7 @@ use weft_core::outcome::OutcomeKind;
 use weft_core::spec::{JobSpec, Program};
 use weft_core::split::Split;
 use weft_core::status::JobState;
-use weft_core::work::{JobId, TaskKind};
+use weft_core::work::{BatchId, BatchSettings, HandlerName, JobId, QueueResult, QueueTask, TaskKind};
 
 use super::*;
 
@@ -297,8 +297,170 @@ async fn jobs_are_counted_by_state_whoever_owns_them(store: Arc<dyn StateStore>)
     assert_eq!(counts, want);
 }
 
+/// A durable batch record of `owner`'s, running, of `tasks` tasks.
+fn batch_record(id: u64, owner: &str, key: Option<&str>, tasks: u64) -> BatchRecord {
+    BatchRecord {
+        id: BatchId::new(id),
+        owner: owner.into(),
+        key: key.map(String::from),
+        settings: BatchSettings {
+            max_attempts: 3,
+            task_timeout: Some(std::time::Duration::from_millis(1500)),
+            unserved_timeout: None,
+        },
+        state: BatchState::Running,
+        tasks,
+        results: 0,
+        failed: 0,
+        result_bytes: 0,
+        created_ms: 1000 + id as i64,
+        ended_ms: None,
+    }
+}
+
+fn stored(position: u64, index: u32, output: Result<&str, &str>) -> StoredResult {
+    StoredResult {
+        position,
+        result: QueueResult {
+            index,
+            output: output.map(|o| o.as_bytes().to_vec()).map_err(String::from),
+        },
+    }
+}
+
+async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<dyn StateStore>) {
+    let echo = HandlerName::new("echo").unwrap();
+    let tasks: Vec<QueueTask> = (0..5)
+        .map(|i| QueueTask {
+            max_attempts: (i == 1).then_some(7),
+            timeout: (i == 2).then(|| std::time::Duration::from_millis(250)),
+            ..QueueTask::new(echo.clone(), vec![i as u8; i])
+        })
+        .collect();
+    let one = BatchId::new(1);
+    store
+        .write_durably(
+            vec![
+                Write::InsertBatch(batch_record(1, "alice", Some("k-1"), 5).into()),
+                Write::InsertTasks {
+                    batch: one,
+                    first: 0,
+                    tasks: tasks[..3].to_vec(),
+                },
+                Write::InsertTasks {
+                    batch: one,
+                    first: 3,
+                    tasks: tasks[3..].to_vec(),
+                },
+                Write::InsertBatch(batch_record(2, "bob", Some("k-1"), 0).into()),
+            ],
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.batch(one).await.unwrap(),
+        Some(batch_record(1, "alice", Some("k-1"), 5))
+    );
+    assert_eq!(store.batch_by_key("alice", "k-1").await.unwrap().unwrap().id, one);
+    assert_eq!(
+        store.batch_by_key("bob", "k-1").await.unwrap().unwrap().id,
+        BatchId::new(2)
+    );
+    assert_eq!(store.batch_by_key("alice", "k-2").await.unwrap(), None);
+    let left = store.tasks_without_results(one).await.unwrap();
+    assert_eq!(
+        left,
+        tasks
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, t)| (i as u32, t))
+            .collect::<Vec<_>>()
+    );
+
+    // Results as they arrive; a second result of the same task is not kept.
+    store.write(vec![Write::StoreResults {
+        batch: one,
+        results: vec![stored(0, 3, Ok("three")), stored(1, 0, Err("boom"))],
+    }]);
+    store
+        .write_durably(
+            vec![Write::StoreResults {
+                batch: one,
+                results: vec![stored(2, 3, Ok("again")), stored(2, 4, Ok("four"))],
+            }],
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    let results = store.batch_results(one, 0, 100).await.unwrap();
+    assert_eq!(
+        results,
+        [
+            stored(0, 3, Ok("three")),
+            stored(1, 0, Err("boom")),
+            stored(2, 4, Ok("four"))
+        ]
+    );
+    assert_eq!(
+        store.batch_results(one, 1, 1).await.unwrap(),
+        [stored(1, 0, Err("boom"))]
+    );
+    let record = store.batch(one).await.unwrap().unwrap();
+    assert_eq!((record.results, record.failed, record.result_bytes), (3, 1, 13));
+    assert_eq!(store.result_bytes("alice").await.unwrap(), 13);
+    assert_eq!(store.result_bytes("carol").await.unwrap(), 0);
+    let left: Vec<u32> = store
+        .tasks_without_results(one)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(left, [1, 2]);
+    let running: Vec<BatchId> = store.running_batches().await.unwrap().iter().map(|b| b.id).collect();
+    assert_eq!(running, [one, BatchId::new(2)]);
+
+    // Ended: its tasks go, its results stay until they expire.
+    store
+        .write_durably(
+            vec![Write::EndBatch {
+                batch: one,
+                state: BatchState::Cancelled,
+            }],
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    let record = store.batch(one).await.unwrap().unwrap();
+    assert_eq!(record.state, BatchState::Cancelled);
+    assert!(record.ended_ms.is_some());
+    assert!(store.tasks_without_results(one).await.unwrap().is_empty());
+    assert_eq!(store.running_batches().await.unwrap().len(), 1);
+    let listed: Vec<BatchId> = store.batches(10, None).await.unwrap().iter().map(|b| b.id).collect();
+    assert_eq!(listed, [BatchId::new(2), one]);
+    assert_eq!(store.batches(10, Some("alice")).await.unwrap().len(), 1);
+    store
+        .write_durably(
+            vec![Write::ExpireBatches {
+                ended_before_ms: now_ms() + 1,
+            }],
+            Persist::Once,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.batch(one).await.unwrap(), None);
+    assert!(store.batch_results(one, 0, 100).await.unwrap().is_empty());
+    assert!(
+        store.batch(BatchId::new(2)).await.unwrap().is_some(),
+        "a running batch never expires"
+    );
+}
+
 on_every_store!(
     jobs_tasks_and_attempts_read_back_as_written,
     uploads_are_kept_per_job_until_they_end,
-    jobs_are_counted_by_state_whoever_owns_them
+    jobs_are_counted_by_state_whoever_owns_them,
+    durable_batches_keep_their_tasks_until_each_has_one_result
 );

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 use weft_core::status::JobCounts;
-use weft_core::work::{AttemptId, JobId, TaskKind};
+use weft_core::work::{AttemptId, BatchId, JobId, QueueTask, TaskKind};
 
 use tokio::sync::watch;
 
 use super::{
-    now_ms, AttemptRecord, JobRecord, Persist, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
-    UploadRecord, Write,
+    now_ms, AttemptRecord, BatchRecord, BatchState, JobRecord, Persist, StateStore, StoreError, StoreHealth, StoreRead,
+    StoredResult, TaskRecord, UploadRecord, Write,
 };
 
 #[derive(Default)]
@@ -22,7 +22,15 @@ struct Tables {
     attempts: BTreeMap<AttemptId, (JobId, AttemptRecord)>,
     reserved: AttemptId,
     uploads: BTreeMap<AttemptId, (JobId, UploadRecord)>,
+    batches: BTreeMap<BatchId, StoredBatch>,
     closed: bool,
+}
+
+/// A durable batch in memory: its row, its tasks until it ends, its results by position.
+struct StoredBatch {
+    record: BatchRecord,
+    tasks: BTreeMap<u32, QueueTask>,
+    results: BTreeMap<u64, StoredResult>,
 }
 
 /// A state store in memory.
@@ -90,6 +98,45 @@ impl Tables {
                 self.uploads.remove(&attempt);
             }
             Write::EndUploads(job) => self.uploads.retain(|_, (j, _)| *j != job),
+            Write::InsertBatch(record) => {
+                self.batches.insert(
+                    record.id,
+                    StoredBatch {
+                        record: *record,
+                        tasks: BTreeMap::new(),
+                        results: BTreeMap::new(),
+                    },
+                );
+            }
+            Write::InsertTasks { batch, first, tasks } => {
+                if let Some(stored) = self.batches.get_mut(&batch) {
+                    stored.tasks.extend((first..).zip(tasks));
+                }
+            }
+            Write::StoreResults { batch, results } => {
+                if let Some(stored) = self.batches.get_mut(&batch) {
+                    for r in results {
+                        let taken = stored.results.values().any(|s| s.result.index == r.result.index);
+                        if taken || stored.results.contains_key(&r.position) {
+                            continue;
+                        }
+                        stored.record.results += 1;
+                        stored.record.failed += u64::from(r.result.output.is_err());
+                        stored.record.result_bytes += r.bytes();
+                        stored.results.insert(r.position, r);
+                    }
+                }
+            }
+            Write::EndBatch { batch, state } => {
+                if let Some(stored) = self.batches.get_mut(&batch) {
+                    stored.record.state = state;
+                    stored.record.ended_ms.get_or_insert_with(now_ms);
+                    stored.tasks.clear();
+                }
+            }
+            Write::ExpireBatches { ended_before_ms } => self
+                .batches
+                .retain(|_, b| b.record.ended_ms.is_none_or(|ended| ended >= ended_before_ms)),
         }
     }
 }
@@ -154,6 +201,60 @@ impl StateStore for MemoryStore {
         let tables = self.lock();
         let of_job = tables.uploads.values().filter(|(j, _)| *j == job);
         ready(of_job.map(|(_, u)| u.clone()).collect())
+    }
+
+    fn batch(&self, id: BatchId) -> StoreRead<'_, Option<BatchRecord>> {
+        ready(self.lock().batches.get(&id).map(|b| b.record.clone()))
+    }
+
+    fn batch_by_key<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreRead<'a, Option<BatchRecord>> {
+        let tables = self.lock();
+        let found = tables
+            .batches
+            .values()
+            .find(|b| b.record.owner == owner && b.record.key.as_deref() == Some(key));
+        ready(found.map(|b| b.record.clone()))
+    }
+
+    fn batches<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<BatchRecord>> {
+        let tables = self.lock();
+        let newest = tables.batches.values().rev();
+        let theirs = newest.filter(|b| owner.is_none_or(|o| b.record.owner == o));
+        ready(theirs.take(limit).map(|b| b.record.clone()).collect())
+    }
+
+    fn running_batches(&self) -> StoreRead<'_, Vec<BatchRecord>> {
+        let tables = self.lock();
+        let running = tables
+            .batches
+            .values()
+            .filter(|b| b.record.state == BatchState::Running);
+        ready(running.map(|b| b.record.clone()).collect())
+    }
+
+    fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>> {
+        let tables = self.lock();
+        let results = tables
+            .batches
+            .get(&id)
+            .map(|b| b.results.range(from..).take(limit).map(|(_, r)| r.clone()).collect());
+        ready(results.unwrap_or_default())
+    }
+
+    fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {
+        let tables = self.lock();
+        let tasks = tables.batches.get(&id).map(|b| {
+            let done: std::collections::HashSet<u32> = b.results.values().map(|r| r.result.index).collect();
+            let left = b.tasks.iter().filter(|(index, _)| !done.contains(index));
+            left.map(|(index, task)| (*index, task.clone())).collect()
+        });
+        ready(tasks.unwrap_or_default())
+    }
+
+    fn result_bytes<'a>(&'a self, owner: &'a str) -> StoreRead<'a, u64> {
+        let tables = self.lock();
+        let theirs = tables.batches.values().filter(|b| b.record.owner == owner);
+        ready(theirs.map(|b| b.record.result_bytes).sum())
     }
 
     fn close(&self) {

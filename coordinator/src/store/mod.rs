@@ -6,8 +6,10 @@
 //!   directory, written by one thread in group commits;
 //! - [`schema`]: its tables and numbered migrations;
 //! - [`codec`]: how specs and plans are kept (the store's own format, any path included);
+//! - [`batches`]: durable task batches, their tasks and their results;
 //! - [`memory`]: the same contract in memory, for the scheduler's unit tests.
 
+pub mod batches;
 pub mod codec;
 pub mod memory;
 pub mod postgres;
@@ -22,11 +24,12 @@ use tokio::sync::watch;
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::spec::JobSpec;
 use weft_core::status::{JobCounts, JobState};
-use weft_core::work::{AttemptId, JobId, TaskKind};
+use weft_core::work::{AttemptId, BatchId, JobId, QueueTask, TaskKind};
 
 use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
+pub use batches::{BatchRecord, BatchState, StoredResult};
 pub use memory::MemoryStore;
 pub use postgres::lease::{holder_here, LeaseTerms, Standing};
 pub use postgres::{PostgresStore, PostgresTarget};
@@ -79,6 +82,27 @@ pub trait StateStore: Send + Sync {
 
     /// The multipart uploads begun for a job's parts and not yet ended.
     fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>>;
+
+    /// One durable batch.
+    fn batch(&self, id: BatchId) -> StoreRead<'_, Option<BatchRecord>>;
+
+    /// `owner`'s batch submitted with the idempotency key `key`.
+    fn batch_by_key<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreRead<'a, Option<BatchRecord>>;
+
+    /// The newest durable batches, newest first, up to `limit`; only `owner`'s if given.
+    fn batches<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<BatchRecord>>;
+
+    /// The batches still running, oldest first.
+    fn running_batches(&self) -> StoreRead<'_, Vec<BatchRecord>>;
+
+    /// A batch's results at positions `from` and after, in order, up to `limit`.
+    fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>>;
+
+    /// A running batch's tasks that have no result stored, by index, in order.
+    fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>>;
+
+    /// The result bytes `owner`'s stored batches hold.
+    fn result_bytes<'a>(&'a self, owner: &'a str) -> StoreRead<'a, u64>;
 
     /// Writes what is pending and stops writing.
     fn close(&self);
@@ -248,6 +272,36 @@ pub enum Write {
     ForgetUpload(AttemptId),
     /// Every upload of a job was completed or aborted.
     EndUploads(JobId),
+    /// A new durable batch (its tasks follow in [`Write::InsertTasks`], in the same commit).
+    InsertBatch(Box<BatchRecord>),
+    /// Tasks of a durable batch, indexes `first`, `first + 1`, ...
+    InsertTasks {
+        /// The batch.
+        batch: BatchId,
+        /// The first task's index.
+        first: u32,
+        /// The tasks.
+        tasks: Vec<QueueTask>,
+    },
+    /// Results of a durable batch's tasks, counted in its row.
+    StoreResults {
+        /// The batch.
+        batch: BatchId,
+        /// The results, at their positions.
+        results: Vec<StoredResult>,
+    },
+    /// A durable batch ended or was cancelled: its tasks are no longer needed.
+    EndBatch {
+        /// The batch.
+        batch: BatchId,
+        /// Ended or cancelled.
+        state: BatchState,
+    },
+    /// Removes every batch that ended before `ended_before_ms`, with its results.
+    ExpireBatches {
+        /// Ms since the epoch.
+        ended_before_ms: i64,
+    },
 }
 
 /// What a store held when it was opened.

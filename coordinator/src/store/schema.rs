@@ -11,7 +11,7 @@ use super::codec::encode_spec;
 use super::StoreError;
 
 /// The schema this weft writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How weft 0.1 stored a spec (the bytes of its wire message), decoded: the one thing a
 /// migration needs that this store does not know itself.
@@ -49,6 +49,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec)
             2 => tx.execute_batch(V3_OWNERS).map_err(corrupt)?,
             3 => tx.execute_batch(V4_UPLOADS).map_err(corrupt)?,
             4 => tx.execute_batch(V5_STATE_INDEX).map_err(corrupt)?,
+            5 => tx.execute_batch(V6_BATCHES).map_err(corrupt)?,
             _ => unreachable!("a migration for every version below SCHEMA_VERSION"),
         }
         tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
@@ -120,6 +121,46 @@ const V4_UPLOADS: &str = "CREATE TABLE uploads (
 /// 4 → 5: jobs counted by state (the dashboard, the metrics, `weft top`) from an index,
 /// without reading rows that hold specs and plans.
 const V5_STATE_INDEX: &str = "CREATE INDEX jobs_by_state ON jobs (state)";
+
+/// 5 → 6: durable task batches: the batch (its idempotency key unique per owner), its
+/// tasks until it ends, and its results by position (and by task, which has one at most).
+const V6_BATCHES: &str = "CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        idem_key TEXT,
+        max_attempts INTEGER NOT NULL,
+        task_timeout_ms INTEGER,
+        unserved_timeout_ms INTEGER,
+        state TEXT NOT NULL,
+        tasks INTEGER NOT NULL,
+        results INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        result_bytes INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        ended_ms INTEGER
+     );
+     CREATE UNIQUE INDEX batches_by_key ON batches (owner, idem_key) WHERE idem_key IS NOT NULL;
+     CREATE INDEX batches_by_owner ON batches (owner);
+     CREATE INDEX batches_by_state ON batches (state);
+     CREATE INDEX batches_by_end ON batches (ended_ms) WHERE ended_ms IS NOT NULL;
+     CREATE TABLE batch_tasks (
+        batch INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        handler TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        max_attempts INTEGER,
+        timeout_ms INTEGER,
+        PRIMARY KEY (batch, idx)
+     ) WITHOUT ROWID;
+     CREATE TABLE batch_results (
+        batch INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        output BLOB,
+        error TEXT,
+        PRIMARY KEY (batch, position)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX batch_results_by_task ON batch_results (batch, idx);";
 
 /// 1 → 2: specs in the store's own format (JSON, any path) instead of wire bytes.
 fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {

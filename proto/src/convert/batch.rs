@@ -80,13 +80,35 @@ pub fn batch_parts(tasks: Vec<v1::QueueTask>, settings: &BatchSettings, budget: 
         .collect()
 }
 
-/// One part of a streamed batch, carrying the batch's settings.
+/// The least a part of a streamed batch is padded to, in bytes: h2 (the coordinator's
+/// HTTP/2 server) counts each DATA frame under 256 bytes against a budget that only larger
+/// frames and reads restore, and closes the connection once it is spent. Parts of a task
+/// or two, sent as a slow producer gives them while the coordinator reads no further
+/// (its window of running tasks is full), would spend it after a few thousand.
+pub const MIN_PART_BYTES: usize = 256;
+
+/// One part of a streamed batch, carrying the batch's settings (padded to
+/// [`MIN_PART_BYTES`]).
 pub fn batch_part(tasks: Vec<v1::QueueTask>, settings: &BatchSettings) -> v1::TaskBatch {
-    v1::TaskBatch {
+    let mut part = v1::TaskBatch {
         tasks,
         max_attempts: settings.max_attempts,
         task_timeout_ms: settings.task_timeout.map_or(0, millis_at_least_one),
         unserved_timeout_ms: settings.unserved_timeout.map_or(0, millis_at_least_one),
+        idempotency_key: String::new(),
+        padding: Vec::new(),
+    };
+    pad(&mut part);
+    part
+}
+
+/// Pads `part` to at least [`MIN_PART_BYTES`] encoded (again after a change to it).
+pub fn pad(part: &mut v1::TaskBatch) {
+    part.padding.clear();
+    let len = prost::Message::encoded_len(part);
+    if len < MIN_PART_BYTES {
+        // The field's tag and length take 3 bytes at most here.
+        part.padding = vec![0; MIN_PART_BYTES - len];
     }
 }
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .aio import AsyncClient
     from .client import Client, Job
     from .deferred import Completed, DeferredList, FirstError, FirstSuccess
+    from .durable import BatchInfo, DurableBatch, StoredResult
     from .errors import JobFailed, ResultLost, TaskFailed, WeftError
     from .jobs import JobStatus, WorkerInfo
     from .submitter import Submitter
@@ -29,6 +30,9 @@ _HOMES = {
     "DeferredList": "deferred",
     "FirstError": "deferred",
     "FirstSuccess": "deferred",
+    "BatchInfo": "durable",
+    "DurableBatch": "durable",
+    "StoredResult": "durable",
     "JobFailed": "errors",
     "ResultLost": "errors",
     "TaskFailed": "errors",
@@ -52,15 +56,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AsyncClient",
     "BatchEvent",
+    "BatchInfo",
     "Client",
     "Completed",
     "DeferredList",
+    "DurableBatch",
     "FirstError",
     "FirstSuccess",
     "Job",
     "JobFailed",
     "JobStatus",
     "ResultLost",
+    "StoredResult",
     "Submitter",
     "Task",
     "TaskFailed",

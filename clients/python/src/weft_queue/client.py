@@ -17,6 +17,7 @@ from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
 
 if TYPE_CHECKING:
+    from .durable import BatchInfo, DurableBatch
     from .submitter import Submitter
 
 __all__ = ["Client", "Job"]
@@ -51,14 +52,16 @@ class Client(Connected):
     def _call(self, method: str, request: object, *, changes: bool = False) -> object:
         """Calls ``method`` of the job service on the leader; given several coordinators,
         once more on the one that leads now when it was refused UNAVAILABLE (see
-        :meth:`Connected._may_follow`)."""
+        :meth:`Connected._may_follow`). A ``request`` that is callable makes the request of
+        each call (a stream's iterator, which one call uses up)."""
+        make = request if callable(request) else (lambda: request)
         try:
-            return getattr(self._stub, method)(request, metadata=self._metadata)
+            return getattr(self._stub, method)(make(), metadata=self._metadata)
         except grpc.RpcError as error:
             if not self._may_follow(error, changes) or not self._follow_leader():
                 raise WeftError.from_rpc(error) from None
         try:
-            return getattr(self._stub, method)(request, metadata=self._metadata)
+            return getattr(self._stub, method)(make(), metadata=self._metadata)
         except grpc.RpcError as error:
             raise WeftError.from_rpc(error) from None
 
@@ -125,6 +128,40 @@ class Client(Connected):
         )
         reader.start()
         return futures
+
+    def submit_durable(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        key: Optional[str] = None,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+    ) -> "DurableBatch":
+        """Stores ``tasks`` as a durable batch; returns it once the coordinator has stored
+        it. It runs whether or not anyone reads it, and outlives this client, coordinator
+        restarts and takeovers; read its results with ``batch.results()`` or
+        ``batch.wait()``, here or from any client of the same identity
+        (``client.batch(id)``). ``key`` makes the submit idempotent: a submit with the key
+        of a batch this identity already has returns that batch
+        (``batch.submitted.created`` is False); without one, a random key is chosen.
+        Execution is at least once, results exactly once."""
+        from .durable import submit
+
+        return submit(self, tasks, key, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+
+    def batch(self, batch_id: str) -> "DurableBatch":
+        """A durable batch submitted earlier, by its id (``batch-000042``)."""
+        from .durable import DurableBatch
+
+        return DurableBatch(self, batch_id)
+
+    def batches(self, limit: int = 100) -> List["BatchInfo"]:
+        """The newest durable batches: the caller's, or every one for an admin."""
+        from .durable import BatchInfo
+
+        listed = self._call("ListBatches", pb.ListBatchesRequest(limit=limit))
+        return [BatchInfo.from_wire(b) for b in listed.batches]  # type: ignore[attr-defined]
 
     def map(self, handler: str, payloads: Iterable[object], **options: object) -> List["Future[bytes]"]:
         """``run_tasks`` of ``handler`` over ``payloads`` (bytes or str)."""

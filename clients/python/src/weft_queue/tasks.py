@@ -65,7 +65,7 @@ def batch_parts(
     # first part came, and cuts a call unanswered past its --request-timeout, which a first
     # task that comes late (a slow generator) would otherwise exceed.
     if opening:
-        yield new_part()
+        yield _padded(new_part())
     part = new_part()
     size = 0
     read = 0
@@ -83,14 +83,27 @@ def batch_parts(
         if len(part.tasks) >= TASKS_PER_PART or size >= BYTES_PER_PART:
             if counted is not None:
                 counted[0] = read
-            yield part
+            yield _padded(part)
             part = new_part()
             add = part.tasks.add
             size = 0
     if counted is not None:
         counted[0] = read
     if len(part.tasks) or read == 0:
-        yield part
+        yield _padded(part)
+
+
+# The least a part is padded to, in bytes: the coordinator's HTTP/2 server (h2) counts each
+# DATA frame under 256 bytes against a budget, and closes a connection that spends it, as a
+# slow generator's parts of one task each would while the batch's window is full.
+MIN_PART_BYTES = 256
+
+
+def _padded(part: pb.TaskBatch) -> pb.TaskBatch:
+    size = part.ByteSize()
+    if size < MIN_PART_BYTES:
+        part.padding = bytes(MIN_PART_BYTES - size)
+    return part
 
 
 @dataclass(frozen=True)

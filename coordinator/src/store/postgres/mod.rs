@@ -8,8 +8,10 @@
 //!
 //! - [`schema`]: the tables and the schema version;
 //! - [`rows`]: changes and reads in PostgreSQL's words;
+//! - [`batches`]: durable task batches' rows;
 //! - [`lease`]: who leads, and the fence on the leader's writes.
 
+mod batches;
 pub mod lease;
 mod rows;
 mod schema;
@@ -30,14 +32,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use weft_core::status::JobCounts;
-use weft_core::work::JobId;
+use weft_core::work::{BatchId, JobId, QueueTask};
 
 use self::lease::{LeaseClock, LeaseTerms, Standing};
 use self::rows::{Change, Prepared, RowError};
 use super::writing::{self, Next, GROUP};
 use super::{
-    AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
-    UploadRecord, Write,
+    AttemptRecord, BatchRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead,
+    StoredResult, TaskRecord, UploadRecord, Write,
 };
 
 /// Connections the reads share.
@@ -322,6 +324,69 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             let client = self.client().await?;
             rows::open_uploads(&**client, job)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn batch(&self, id: BatchId) -> StoreRead<'_, Option<BatchRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::batch(&**client, id)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn batch_by_key<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreRead<'a, Option<BatchRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::batch_by_key(&**client, owner, key)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn batches<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<BatchRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::batches(&**client, limit, owner)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn running_batches(&self) -> StoreRead<'_, Vec<BatchRecord>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::running_batches(&**client)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::batch_results(&**client, id, from, limit)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::tasks_without_results(&**client, id)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn result_bytes<'a>(&'a self, owner: &'a str) -> StoreRead<'a, u64> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::result_bytes(&**client, owner)
                 .await
                 .map_err(|e| read_failed(&self.target, e))
         })

@@ -11,6 +11,7 @@ use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::status::{JobCounts, JobState};
 use weft_core::work::{AttemptId, JobId};
 
+use crate::store::batches::millis;
 use crate::store::codec::{decode_plan, decode_spec, encode_plan, encode_spec, kind_code, kind_from_code};
 use crate::store::{now_ms, AttemptRecord, JobRecord, Recovered, TaskRecord, UploadRecord, Write};
 
@@ -49,7 +50,7 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn unreadable(what: &'static str, detail: impl std::fmt::Display) -> RowError {
+pub(super) fn unreadable(what: &'static str, detail: impl std::fmt::Display) -> RowError {
     RowError::Unreadable {
         what,
         detail: detail.to_string(),
@@ -190,6 +191,85 @@ pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
         ),
         Write::ForgetUpload(attempt) => change("DELETE FROM uploads WHERE attempt = $1", vec![value(*attempt as i64)]),
         Write::EndUploads(job) => change("DELETE FROM uploads WHERE job_id = $1", vec![value(job.to_string())]),
+        Write::InsertBatch(batch) => change(
+            "INSERT INTO batches (id, owner, idem_key, max_attempts, task_timeout_ms, unserved_timeout_ms, state, tasks,
+                results, failed, result_bytes, created_ms, ended_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            vec![
+                value(batch.id.seq() as i64),
+                value(batch.owner.clone()),
+                value(batch.key.clone()),
+                value(i64::from(batch.settings.max_attempts)),
+                value(millis(batch.settings.task_timeout)),
+                value(millis(batch.settings.unserved_timeout)),
+                value(batch.state.name()),
+                value(batch.tasks as i64),
+                value(batch.results as i64),
+                value(batch.failed as i64),
+                value(batch.result_bytes as i64),
+                value(batch.created_ms),
+                value(batch.ended_ms),
+            ],
+        ),
+        // Every task in one statement, as arrays: one round trip however many.
+        Write::InsertTasks { batch, first, tasks } => change(
+            "INSERT INTO batch_tasks (batch, idx, handler, payload, max_attempts, timeout_ms)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BIGINT[], $6::BIGINT[])",
+            vec![
+                value(batch.seq() as i64),
+                value((0..tasks.len() as i64).map(|i| i64::from(*first) + i).collect::<Vec<i64>>()),
+                value(tasks.iter().map(|t| t.handler.as_str().to_string()).collect::<Vec<String>>()),
+                value(tasks.iter().map(|t| t.payload.clone()).collect::<Vec<Vec<u8>>>()),
+                value(
+                    tasks
+                        .iter()
+                        .map(|t| t.max_attempts.map(i64::from))
+                        .collect::<Vec<Option<i64>>>(),
+                ),
+                value(tasks.iter().map(|t| millis(t.timeout)).collect::<Vec<Option<i64>>>()),
+            ],
+        ),
+        // The results, and the batch's counts of what was new among them.
+        Write::StoreResults { batch, results } => change(
+            "WITH stored AS (
+                INSERT INTO batch_results (batch, position, idx, output, error)
+                SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BYTEA[], $5::TEXT[])
+                ON CONFLICT DO NOTHING
+                RETURNING error IS NOT NULL AS failed, COALESCE(OCTET_LENGTH(output), OCTET_LENGTH(error)) AS bytes
+             )
+             UPDATE batches SET results = results + (SELECT COUNT(*) FROM stored),
+                failed = failed + (SELECT COUNT(*) FROM stored WHERE failed),
+                result_bytes = result_bytes + (SELECT COALESCE(SUM(bytes), 0) FROM stored)
+             WHERE id = $1",
+            vec![
+                value(batch.seq() as i64),
+                value(results.iter().map(|r| r.position as i64).collect::<Vec<i64>>()),
+                value(results.iter().map(|r| i64::from(r.result.index)).collect::<Vec<i64>>()),
+                value(
+                    results
+                        .iter()
+                        .map(|r| r.result.output.as_ref().ok().cloned())
+                        .collect::<Vec<Option<Vec<u8>>>>(),
+                ),
+                value(
+                    results
+                        .iter()
+                        .map(|r| r.result.output.as_ref().err().cloned())
+                        .collect::<Vec<Option<String>>>(),
+                ),
+            ],
+        ),
+        Write::EndBatch { batch, state } => change(
+            "WITH done AS (DELETE FROM batch_tasks WHERE batch = $1)
+             UPDATE batches SET state = $2, ended_ms = COALESCE(ended_ms, $3) WHERE id = $1",
+            vec![value(batch.seq() as i64), value(state.name()), value(now_ms())],
+        ),
+        Write::ExpireBatches { ended_before_ms } => change(
+            "WITH old AS (DELETE FROM batches WHERE ended_ms < $1 RETURNING id),
+                results AS (DELETE FROM batch_results WHERE batch IN (SELECT id FROM old))
+             DELETE FROM batch_tasks WHERE batch IN (SELECT id FROM old)",
+            vec![value(*ended_before_ms)],
+        ),
     })
 }
 
@@ -432,7 +512,7 @@ fn kind_of(code: &str) -> Result<weft_core::work::TaskKind, RowError> {
     kind_from_code(code).ok_or_else(|| unreadable("task kind", code))
 }
 
-fn small(value: i64, what: &'static str) -> Result<u32, RowError> {
+pub(super) fn small(value: i64, what: &'static str) -> Result<u32, RowError> {
     u32::try_from(value).map_err(|e| unreadable(what, e))
 }
 

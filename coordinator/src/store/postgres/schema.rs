@@ -52,7 +52,19 @@ pub(super) async fn migrate(client: &mut Client, target: &str) -> Result<(), Sto
             .map_err(failed)?;
         tracing::info!(schema = FIRST_VERSION, %target, "state database created on PostgreSQL");
     }
-    // Later versions: one step each, `(FIRST_VERSION + 1)..=SCHEMA_VERSION`, here.
+    // Later versions: one step each, `(FIRST_VERSION + 1)..=SCHEMA_VERSION`.
+    for from in version.max(FIRST_VERSION)..SCHEMA_VERSION {
+        match from {
+            5 => tx.batch_execute(V6_BATCHES).await.map_err(failed)?,
+            _ => unreachable!("a PostgreSQL migration for every version below SCHEMA_VERSION"),
+        }
+        tx.execute("UPDATE weft_schema SET version = $1", &[&(from + 1)])
+            .await
+            .map_err(failed)?;
+        if version > 0 {
+            tracing::info!(from, to = from + 1, %target, "state database on PostgreSQL migrated");
+        }
+    }
     tx.commit().await.map_err(failed)
 }
 
@@ -104,8 +116,44 @@ const TABLES: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT 
      );
      CREATE INDEX uploads_by_job ON uploads (job_id);";
 
-// A new schema version needs its PostgreSQL step in `migrate` (and this raised with it).
-const _: () = assert!(
-    FIRST_VERSION == SCHEMA_VERSION,
-    "a PostgreSQL migration for every schema version"
-);
+/// 5 → 6: durable task batches, as in the SQLite store's version 6.
+const V6_BATCHES: &str = "CREATE TABLE batches (
+        id BIGINT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        idem_key TEXT,
+        max_attempts BIGINT NOT NULL,
+        task_timeout_ms BIGINT,
+        unserved_timeout_ms BIGINT,
+        state TEXT NOT NULL,
+        tasks BIGINT NOT NULL,
+        results BIGINT NOT NULL DEFAULT 0,
+        failed BIGINT NOT NULL DEFAULT 0,
+        result_bytes BIGINT NOT NULL DEFAULT 0,
+        created_ms BIGINT NOT NULL,
+        ended_ms BIGINT
+     );
+     CREATE UNIQUE INDEX batches_by_key ON batches (owner, idem_key) WHERE idem_key IS NOT NULL;
+     CREATE INDEX batches_by_owner ON batches (owner);
+     CREATE INDEX batches_by_state ON batches (state);
+     CREATE INDEX batches_by_end ON batches (ended_ms) WHERE ended_ms IS NOT NULL;
+     CREATE TABLE batch_tasks (
+        batch BIGINT NOT NULL,
+        idx BIGINT NOT NULL,
+        handler TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        max_attempts BIGINT,
+        timeout_ms BIGINT,
+        PRIMARY KEY (batch, idx)
+     );
+     CREATE TABLE batch_results (
+        batch BIGINT NOT NULL,
+        position BIGINT NOT NULL,
+        idx BIGINT NOT NULL,
+        output BYTEA,
+        error TEXT,
+        PRIMARY KEY (batch, position)
+     );
+     CREATE UNIQUE INDEX batch_results_by_task ON batch_results (batch, idx);";
+
+// A new schema version needs its PostgreSQL step in `migrate`.
+const _: () = assert!(SCHEMA_VERSION == 6, "a PostgreSQL migration for every schema version");

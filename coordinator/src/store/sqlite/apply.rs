@@ -4,6 +4,7 @@ use rusqlite::{params, Connection};
 use weft_core::outcome::{Counters, OutcomeKind};
 use weft_core::work::JobId;
 
+use crate::store::batches::millis;
 use crate::store::codec::{encode_plan, encode_spec, kind_code};
 use crate::store::{now_ms, Write};
 
@@ -114,6 +115,91 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
             }
             Write::EndUploads(job) => {
                 tx.execute("DELETE FROM uploads WHERE job_id = ?1", [job.to_string()])?;
+            }
+            Write::InsertBatch(batch) => {
+                tx.execute(
+                    "INSERT INTO batches (id, owner, idem_key, max_attempts, task_timeout_ms, unserved_timeout_ms, state, tasks,
+                        results, failed, result_bytes, created_ms, ended_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        batch.id.seq() as i64,
+                        batch.owner,
+                        batch.key,
+                        batch.settings.max_attempts,
+                        millis(batch.settings.task_timeout),
+                        millis(batch.settings.unserved_timeout),
+                        batch.state.name(),
+                        batch.tasks as i64,
+                        batch.results as i64,
+                        batch.failed as i64,
+                        batch.result_bytes as i64,
+                        batch.created_ms,
+                        batch.ended_ms,
+                    ],
+                )?;
+            }
+            Write::InsertTasks { batch, first, tasks } => {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO batch_tasks (batch, idx, handler, payload, max_attempts, timeout_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (index, task) in (*first..).zip(tasks) {
+                    insert.execute(params![
+                        batch.seq() as i64,
+                        index,
+                        task.handler.as_str(),
+                        task.payload,
+                        task.max_attempts,
+                        millis(task.timeout),
+                    ])?;
+                }
+            }
+            Write::StoreResults { batch, results } => {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO batch_results (batch, position, idx, output, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let (mut stored, mut failed, mut bytes) = (0i64, 0i64, 0i64);
+                for r in results {
+                    let (output, error) = match &r.result.output {
+                        Ok(output) => (Some(output.as_slice()), None),
+                        Err(error) => (None, Some(error.as_str())),
+                    };
+                    let added = insert.execute(params![
+                        batch.seq() as i64,
+                        r.position as i64,
+                        r.result.index,
+                        output,
+                        error
+                    ])?;
+                    if added == 1 {
+                        stored += 1;
+                        failed += i64::from(error.is_some());
+                        bytes += r.bytes() as i64;
+                    }
+                }
+                tx.prepare_cached(
+                    "UPDATE batches SET results = results + ?2, failed = failed + ?3, result_bytes = result_bytes + ?4
+                     WHERE id = ?1",
+                )?
+                .execute(params![batch.seq() as i64, stored, failed, bytes])?;
+            }
+            Write::EndBatch { batch, state } => {
+                tx.execute(
+                    "UPDATE batches SET state = ?2, ended_ms = COALESCE(ended_ms, ?3) WHERE id = ?1",
+                    params![batch.seq() as i64, state.name(), now_ms()],
+                )?;
+                tx.execute("DELETE FROM batch_tasks WHERE batch = ?1", [batch.seq() as i64])?;
+            }
+            Write::ExpireBatches { ended_before_ms } => {
+                tx.execute(
+                    "DELETE FROM batch_results WHERE batch IN (SELECT id FROM batches WHERE ended_ms < ?1)",
+                    [ended_before_ms],
+                )?;
+                tx.execute(
+                    "DELETE FROM batch_tasks WHERE batch IN (SELECT id FROM batches WHERE ended_ms < ?1)",
+                    [ended_before_ms],
+                )?;
+                tx.execute("DELETE FROM batches WHERE ended_ms < ?1", [ended_before_ms])?;
             }
         }
     }

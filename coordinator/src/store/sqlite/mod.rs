@@ -8,6 +8,7 @@
 //!
 //! - [`file`]: opening the database file, and checking it is still the one opened;
 //! - [`read`]: records decoded from their rows, and what a database held when opened;
+//! - [`batches`]: durable task batches' rows;
 //! - [`writer`]: the writer thread and its group commits, retries and refusals;
 //! - [`apply`]: one transaction of changes, as SQL;
 //! - [`backup`]: an online copy of the database, and its restore.
@@ -16,6 +17,7 @@
 
 mod apply;
 pub mod backup;
+mod batches;
 mod file;
 mod read;
 mod writer;
@@ -29,12 +31,12 @@ use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 use weft_core::status::JobCounts;
-use weft_core::work::JobId;
+use weft_core::work::{BatchId, JobId, QueueTask};
 
 use super::schema::{migrate, DecodeV1Spec};
 use super::{
-    AttemptRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead, TaskRecord,
-    UploadRecord, Write,
+    AttemptRecord, BatchRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead,
+    StoredResult, TaskRecord, UploadRecord, Write,
 };
 use file::open_connection;
 use read::recover;
@@ -178,6 +180,34 @@ impl StateStore for SqliteStore {
 
     fn open_uploads(&self, job: JobId) -> StoreRead<'_, Vec<UploadRecord>> {
         Box::pin(async move { self.read(|conn| read::open_uploads(conn, job)) })
+    }
+
+    fn batch(&self, id: BatchId) -> StoreRead<'_, Option<BatchRecord>> {
+        Box::pin(async move { self.read(|conn| batches::batch(conn, id)) })
+    }
+
+    fn batch_by_key<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreRead<'a, Option<BatchRecord>> {
+        Box::pin(async move { self.read(|conn| batches::batch_by_key(conn, owner, key)) })
+    }
+
+    fn batches<'a>(&'a self, limit: usize, owner: Option<&'a str>) -> StoreRead<'a, Vec<BatchRecord>> {
+        Box::pin(async move { self.read(|conn| batches::batches(conn, limit, owner)) })
+    }
+
+    fn running_batches(&self) -> StoreRead<'_, Vec<BatchRecord>> {
+        Box::pin(async move { self.read(batches::running_batches) })
+    }
+
+    fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>> {
+        Box::pin(async move { self.read(|conn| batches::batch_results(conn, id, from, limit)) })
+    }
+
+    fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {
+        Box::pin(async move { self.read(|conn| batches::tasks_without_results(conn, id)) })
+    }
+
+    fn result_bytes<'a>(&'a self, owner: &'a str) -> StoreRead<'a, u64> {
+        Box::pin(async move { self.read(|conn| batches::result_bytes(conn, owner)) })
     }
 
     fn close(&self) {

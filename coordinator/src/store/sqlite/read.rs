@@ -14,7 +14,7 @@ use crate::store::codec::{decode_plan, decode_spec, kind_from_code};
 use crate::store::{now_ms, AttemptRecord, JobRecord, Recovered, TaskRecord, UploadRecord};
 
 /// A value of column `column` that does not decode.
-fn unreadable(column: usize, what: &str, detail: impl std::fmt::Display) -> rusqlite::Error {
+pub(super) fn unreadable(column: usize, what: &str, detail: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, format!("{what}: {detail}").into())
 }
 

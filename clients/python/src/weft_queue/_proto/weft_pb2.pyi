@@ -296,16 +296,20 @@ class QueueTask(_message.Message):
     def __init__(self, handler: _Optional[str] = ..., payload: _Optional[bytes] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class TaskBatch(_message.Message):
-    __slots__ = ("tasks", "max_attempts", "task_timeout_ms", "unserved_timeout_ms")
+    __slots__ = ("tasks", "max_attempts", "task_timeout_ms", "unserved_timeout_ms", "idempotency_key", "padding")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TASK_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     UNSERVED_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[QueueTask]
     max_attempts: int
     task_timeout_ms: int
     unserved_timeout_ms: int
-    def __init__(self, tasks: _Optional[_Iterable[_Union[QueueTask, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., task_timeout_ms: _Optional[int] = ..., unserved_timeout_ms: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    padding: bytes
+    def __init__(self, tasks: _Optional[_Iterable[_Union[QueueTask, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., task_timeout_ms: _Optional[int] = ..., unserved_timeout_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class QueueTaskResult(_message.Message):
     __slots__ = ("index", "output", "error")
@@ -316,6 +320,59 @@ class QueueTaskResult(_message.Message):
     output: bytes
     error: str
     def __init__(self, index: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BatchRef(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class BatchInfo(_message.Message):
+    __slots__ = ("batch_id", "owner", "state", "tasks", "results", "failed", "result_bytes", "created_ms", "ended_ms", "idempotency_key", "created")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_MS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    owner: str
+    state: str
+    tasks: int
+    results: int
+    failed: int
+    result_bytes: int
+    created_ms: int
+    ended_ms: int
+    idempotency_key: str
+    created: bool
+    def __init__(self, batch_id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[str] = ..., tasks: _Optional[int] = ..., results: _Optional[int] = ..., failed: _Optional[int] = ..., result_bytes: _Optional[int] = ..., created_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., created: bool = ...) -> None: ...
+
+class BatchResultsRequest(_message.Message):
+    __slots__ = ("batch_id", "follow")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    follow: bool
+    def __init__(self, batch_id: _Optional[str] = ..., follow: bool = ..., **kwargs) -> None: ...
+
+class ListBatchesRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class BatchList(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[BatchInfo]
+    def __init__(self, batches: _Optional[_Iterable[_Union[BatchInfo, _Mapping]]] = ...) -> None: ...
 
 class QueueTaskResults(_message.Message):
     __slots__ = ("results", "unserved_handlers", "served_handlers")

@@ -89,6 +89,31 @@ class JobServiceStub(object):
                 request_serializer=weft__queue_dot___proto_dot_weft__pb2.TaskBatch.SerializeToString,
                 response_deserializer=weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.FromString,
                 _registered_method=True)
+        self.SubmitTasks = channel.stream_unary(
+                '/weft.v1.JobService/SubmitTasks',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.TaskBatch.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
+                _registered_method=True)
+        self.GetBatchResults = channel.unary_stream(
+                '/weft.v1.JobService/GetBatchResults',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchResultsRequest.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/weft.v1.JobService/GetBatch',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchRef.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
+                _registered_method=True)
+        self.ListBatches = channel.unary_unary(
+                '/weft.v1.JobService/ListBatches',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.ListBatchesRequest.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchList.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/weft.v1.JobService/CancelBatch',
+                request_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchRef.SerializeToString,
+                response_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer(object):
@@ -172,6 +197,46 @@ class JobServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitTasks(self, request_iterator, context):
+        """Submits a durable batch, in as many parts as its size needs (settings and idempotency
+        key in the first). Its tasks are in the state store before the reply; they run
+        whether or not anyone reads their results, through client disconnects, coordinator
+        restarts and takeovers, and each result is stored as it arrives. A task runs at least
+        once; its result is stored once. Fails RESOURCE_EXHAUSTED when the caller's stored
+        results are over its quota (--result-quota).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatchResults(self, request, context):
+        """A durable batch's stored results, in the order they were stored (and, with follow,
+        those still to come); the same messages as RunTasks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBatches(self, request, context):
+        """Durable batches, newest first: the caller's, or every one for an admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
+        """Stops a durable batch: tasks without a result never get one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +289,31 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.RunTaskStream,
                     request_deserializer=weft__queue_dot___proto_dot_weft__pb2.TaskBatch.FromString,
                     response_serializer=weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.SerializeToString,
+            ),
+            'SubmitTasks': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitTasks,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.TaskBatch.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.SerializeToString,
+            ),
+            'GetBatchResults': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBatchResults,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchResultsRequest.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchRef.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.SerializeToString,
+            ),
+            'ListBatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBatches,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.ListBatchesRequest.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchList.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=weft__queue_dot___proto_dot_weft__pb2.BatchRef.FromString,
+                    response_serializer=weft__queue_dot___proto_dot_weft__pb2.BatchInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -501,6 +591,141 @@ class JobService(object):
             '/weft.v1.JobService/RunTaskStream',
             weft__queue_dot___proto_dot_weft__pb2.TaskBatch.SerializeToString,
             weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitTasks(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/weft.v1.JobService/SubmitTasks',
+            weft__queue_dot___proto_dot_weft__pb2.TaskBatch.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatchResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/weft.v1.JobService/GetBatchResults',
+            weft__queue_dot___proto_dot_weft__pb2.BatchResultsRequest.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.QueueTaskResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.JobService/GetBatch',
+            weft__queue_dot___proto_dot_weft__pb2.BatchRef.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.JobService/ListBatches',
+            weft__queue_dot___proto_dot_weft__pb2.ListBatchesRequest.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.BatchList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.JobService/CancelBatch',
+            weft__queue_dot___proto_dot_weft__pb2.BatchRef.SerializeToString,
+            weft__queue_dot___proto_dot_weft__pb2.BatchInfo.FromString,
             options,
             channel_credentials,
             insecure,

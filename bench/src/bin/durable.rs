@@ -1,0 +1,45 @@
+//! Durable task batches end to end through the client library: `TASKS` tasks of `HANDLER`
+//! (default `noop`) submitted as one durable batch (stored by the coordinator before the
+//! submit is answered), then every result read back from the store by the batch's id.
+//! Prints one JSON line: the time to store the batch, the time until its last result was
+//! read, and the tasks per second over the whole.
+//!
+//!     durable URL [TASKS] [HANDLER]
+//!
+//! Credentials come from the environment as for `weft`: WEFT_TLS_DIR, WEFT_TOKEN_FILE.
+
+use std::time::Instant;
+
+use weft_client::{BatchOptions, Client, Credentials, Task};
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(weft_core::runtime::default_io_threads())
+        .enable_all()
+        .build()?;
+    runtime.block_on(runtime.spawn(measure()))?
+}
+
+async fn measure() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1).collect::<Vec<_>>().into_iter();
+    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7070".into());
+    let tasks: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
+    let handler = args.next().unwrap_or_else(|| "noop".into());
+    let client = Client::connect_with(&url, &Credentials::from_env()?).await?;
+
+    let started = Instant::now();
+    let all = (0..tasks).map(|_| Task::new(&handler, Vec::new())).collect();
+    let (batch, _) = client.submit_durable(all, &BatchOptions::default(), None).await?;
+    let stored = started.elapsed().as_secs_f64();
+    let outputs = batch.wait().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(outputs.len() == tasks, "{} results of {tasks}", outputs.len());
+    if let Some(failed) = outputs.iter().find_map(|o| o.as_ref().err()) {
+        anyhow::bail!("a task failed: {failed}");
+    }
+    println!(
+        "{{\"tasks\": {tasks}, \"stored_seconds\": {stored:.4}, \"seconds\": {seconds:.4}, \"tasks_per_second\": {:.0}}}",
+        tasks as f64 / seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,140 @@
+"""Durable task batches: stored by the coordinator before they run, read back by id from
+any client, as often as wanted, through coordinator restarts and takeovers (Celery's
+``AsyncResult``, for a whole batch). A task runs at least once; its result is stored, and
+read, exactly once, at a position among the batch's results that never changes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Union
+
+import grpc
+
+from ._proto import weft_pb2 as pb
+from .errors import TaskFailed, WeftError
+from .tasks import TaskLike, _padded, batch_parts
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["BatchInfo", "DurableBatch", "StoredResult"]
+
+#: How long a reader keeps opening a broken stream again (a restart, a takeover).
+RECONNECT_FOR = 120.0
+
+#: Codes of a failure that may pass: the coordinator went away, and one may come back.
+_PASSING = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
+            grpc.StatusCode.INTERNAL, grpc.StatusCode.ABORTED}
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """A durable batch as the coordinator keeps it; ``state`` is ``running``, ``ended``
+    (every task has its result) or ``cancelled``; ``created`` is False when a submit's key
+    named a batch submitted before."""
+
+    id: str
+    owner: str
+    state: str
+    tasks: int
+    results: int
+    failed: int
+    result_bytes: int
+    created_ms: int
+    ended_ms: Optional[int]
+    idempotency_key: str
+    created: bool
+
+    @classmethod
+    def from_wire(cls, b: pb.BatchInfo) -> "BatchInfo":
+        return cls(b.batch_id, b.owner, b.state, b.tasks, b.results, b.failed, b.result_bytes,
+                   b.created_ms, b.ended_ms or None, b.idempotency_key, b.created)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state != "running"
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored result: its ``position`` among the batch's results, the task's
+    ``index``, and its ``output`` or ``error``."""
+
+    position: int
+    index: int
+    output: Optional[bytes] = None
+    error: Optional[str] = None
+
+
+def submit(client: "Client", tasks: Iterable[TaskLike], key: Optional[str], **settings: object) -> "DurableBatch":
+    """Stores ``tasks`` as a durable batch on ``client``'s coordinator (see
+    :meth:`Client.submit_durable`)."""
+    parts = list(batch_parts(tasks, opening=False, **settings))  # type: ignore[arg-type]
+    parts[0].idempotency_key = key or secrets.token_hex(16)
+    parts[0].padding = b""
+    _padded(parts[0])
+    info = BatchInfo.from_wire(client._call("SubmitTasks", lambda: iter(parts)))  # type: ignore[arg-type]
+    return DurableBatch(client, info.id, info)
+
+
+class DurableBatch:
+    """A durable batch on a coordinator, by its id; ``submitted`` is what the submit that
+    made (or found) it answered."""
+
+    def __init__(self, client: "Client", batch_id: str, submitted: Optional[BatchInfo] = None) -> None:
+        self._client = client
+        self.id = batch_id
+        self.submitted = submitted
+
+    def __repr__(self) -> str:
+        return f"DurableBatch({self.id!r})"
+
+    def info(self) -> BatchInfo:
+        """Where it stands now."""
+        return BatchInfo.from_wire(self._client._call("GetBatch", pb.BatchRef(batch_id=self.id)))  # type: ignore[arg-type]
+
+    def cancel(self) -> BatchInfo:
+        """Stops it: tasks without a result never get one."""
+        return BatchInfo.from_wire(self._client._call("CancelBatch", pb.BatchRef(batch_id=self.id)))  # type: ignore[arg-type]
+
+    def results(self, start: int = 0, follow: bool = True) -> Iterator[StoredResult]:
+        """Its results from position ``start``, in the order they were stored; with
+        ``follow``, until the batch ends, else those stored now. A stream that breaks is
+        opened again where it stopped, for up to two minutes."""
+        position = start
+        broken_since: Optional[float] = None
+        while True:
+            request = pb.BatchResultsRequest(batch_id=self.id, follow=follow, **{"from": position})
+            try:
+                for message in self._client._stub.GetBatchResults(request, metadata=self._client._metadata):
+                    broken_since = None
+                    for r in message.results:
+                        which = r.WhichOneof("outcome")
+                        yield StoredResult(position, r.index, r.output if which == "output" else b"",
+                                           r.error if which == "error" else None)
+                        position += 1
+                if not follow:
+                    return
+                # A stream also ends when its coordinator stops: the end only once the
+                # batch has, with every result read.
+                info = self.info()
+                if info.is_final and position >= info.results:
+                    return
+            except (grpc.RpcError, WeftError) as error:
+                code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
+                broken_since = broken_since or time.monotonic()
+                if code not in _PASSING or time.monotonic() - broken_since > RECONNECT_FOR:
+                    if isinstance(error, grpc.RpcError):
+                        raise WeftError.from_rpc(error) from None
+                    raise
+                self._client._follow_leader()
+                time.sleep(0.5)
+
+    def wait(self) -> List[Union[bytes, TaskFailed]]:
+        """Waits for every result; returns them in task order: each task's output, or a
+        :class:`TaskFailed` for one that failed (a cancelled batch's tasks without a result
+        are missing)."""
+        stored = sorted(self.results(0, follow=True), key=lambda r: r.index)
+        return [r.output if r.error is None else TaskFailed(r.error) for r in stored]  # type: ignore[misc]

@@ -1,0 +1,415 @@
+//! Durable task batches (as Celery's tasks with a result backend): a batch whose tasks are
+//! in the state store before its submit is answered, which runs whether or not anyone reads
+//! it, and whose results are stored as they arrive, each at the next position of the
+//! batch's results. A restarted coordinator, or a standby that takes over, runs again each
+//! running batch's tasks that have no stored result: a task runs at least once, its result
+//! is stored once (the store keeps one result per task).
+//!
+//! Readers read the store, never the running batch: what they see is durable, from any
+//! position, on any coordinator that leads later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{FuturesOrdered, Stream, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use weft_core::work::{BatchId, BatchSettings, QueueTask};
+
+use crate::batch::{run_numbered_batch, BatchBoard, BatchEvent};
+use crate::cluster::Cluster;
+use crate::store::{now_ms, BatchRecord, BatchState, Persist, StateStore, StoreError, StoredResult, Write};
+
+/// Results read from the store at a time.
+const RESULTS_PER_READ: usize = 4096;
+
+/// How often a reader following a batch that runs on no coordinator it can hear from
+/// (it ended, or a restart has yet to pick it up) looks at the store again.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+/// The longest idempotency key.
+pub const MAX_KEY_BYTES: usize = 200;
+
+/// Why a durable batch was not accepted, read or cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// Its owner's stored results are over the quota.
+    #[error("{owner}'s stored results hold {held} bytes, at or over the quota of {quota} bytes (--result-quota): read and let older batches expire (--result-ttl), or cancel some, then submit again")]
+    OverQuota {
+        /// The identity.
+        owner: String,
+        /// Bytes held now.
+        held: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// The idempotency key is too long.
+    #[error("an idempotency key holds at most {MAX_KEY_BYTES} bytes, this one {0}")]
+    KeyTooLong(usize),
+    /// No such batch (or it expired).
+    #[error("no durable batch {0} on this coordinator (results are kept for --result-ttl after a batch ends)")]
+    Unknown(BatchId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a coordinator knows of the durable batches it runs.
+pub struct DurableBatches {
+    cluster: Arc<Cluster>,
+    store: Arc<dyn StateStore>,
+    board: Arc<BatchBoard>,
+    running: Mutex<HashMap<BatchId, Running>>,
+    /// Keyed submits look their key up and insert their batch one at a time.
+    keyed: tokio::sync::Mutex<()>,
+    /// Bytes of stored results an identity may hold before its submits are refused.
+    quota: Option<u64>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A batch running here.
+struct Running {
+    /// Stops it (cancels it).
+    cancel: CancellationToken,
+    /// How many of its results are durable; closed when it stops.
+    stored: watch::Receiver<u64>,
+}
+
+/// A submit that was answered: the batch, and whether this submit made it.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The batch.
+    pub batch: BatchRecord,
+    /// False when its idempotency key named a batch submitted before.
+    pub created: bool,
+}
+
+impl DurableBatches {
+    /// Durable batches on `cluster`, kept in `store`, shown on `board`; each identity may
+    /// hold `quota` bytes of stored results.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        store: Arc<dyn StateStore>,
+        board: Arc<BatchBoard>,
+        quota: Option<u64>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            cluster,
+            store,
+            board,
+            running: Mutex::default(),
+            keyed: tokio::sync::Mutex::new(()),
+            quota,
+            tasks: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    /// Runs again every batch the store holds as running: only its tasks without a result.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
+        for batch in self.store.running_batches().await? {
+            let tasks = self.store.tasks_without_results(batch.id).await?;
+            tracing::info!(batch = %batch.id, left = tasks.len(), of = batch.tasks, "durable batch runs again");
+            self.start(batch, numbered_parts(tasks));
+        }
+        Ok(())
+    }
+
+    /// Stores `owner`'s batch of `tasks` and starts it, once its tasks are durable; with a
+    /// `key` that names a batch of `owner`'s already, returns that one instead.
+    pub async fn submit(
+        self: &Arc<Self>,
+        owner: &str,
+        key: Option<String>,
+        settings: BatchSettings,
+        tasks: Vec<QueueTask>,
+    ) -> Result<Submitted, DurableError> {
+        if let Some(key) = &key {
+            if key.len() > MAX_KEY_BYTES {
+                return Err(DurableError::KeyTooLong(key.len()));
+            }
+        }
+        let _keyed = match &key {
+            Some(key) => {
+                let held = self.keyed.lock().await;
+                if let Some(batch) = self.store.batch_by_key(owner, key).await? {
+                    return Ok(Submitted { batch, created: false });
+                }
+                Some(held)
+            }
+            None => None,
+        };
+        if let Some(quota) = self.quota {
+            let held = self.store.result_bytes(owner).await?;
+            if held >= quota {
+                return Err(DurableError::OverQuota {
+                    owner: owner.to_string(),
+                    held,
+                    quota,
+                });
+            }
+        }
+        let batch = BatchRecord {
+            id: self.board.next_id(),
+            owner: owner.to_string(),
+            key,
+            settings,
+            state: BatchState::Running,
+            tasks: tasks.len() as u64,
+            results: 0,
+            failed: 0,
+            result_bytes: 0,
+            created_ms: now_ms(),
+            ended_ms: None,
+        };
+        // The batch and its tasks in one commit: all of it is there, or none.
+        let mut writes = vec![Write::InsertBatch(batch.clone().into())];
+        let mut first = 0u32;
+        let mut rest = tasks.as_slice();
+        while !rest.is_empty() {
+            let (part, after) = rest.split_at(rest.len().min(TASKS_PER_WRITE));
+            writes.push(Write::InsertTasks {
+                batch: batch.id,
+                first,
+                tasks: part.to_vec(),
+            });
+            first += part.len() as u32;
+            rest = after;
+        }
+        self.store.write_durably(writes, Persist::Once).await?;
+        tracing::info!(batch = %batch.id, owner, tasks = batch.tasks, "durable batch stored");
+        self.start(batch.clone(), vec![(0, tasks)]);
+        Ok(Submitted { batch, created: true })
+    }
+
+    /// One batch, as stored.
+    pub async fn get(&self, id: BatchId) -> Result<BatchRecord, DurableError> {
+        self.store.batch(id).await?.ok_or(DurableError::Unknown(id))
+    }
+
+    /// The newest batches; only `owner`'s if given.
+    pub async fn list(&self, limit: usize, owner: Option<&str>) -> Result<Vec<BatchRecord>, DurableError> {
+        Ok(self.store.batches(limit, owner).await?)
+    }
+
+    /// Cancels batch `id`: its tasks without a result stop and never get one. Returns the
+    /// batch once that is stored.
+    pub async fn cancel(&self, id: BatchId) -> Result<BatchRecord, DurableError> {
+        let running = self
+            .running
+            .lock()
+            .expect("durable batches poisoned")
+            .get(&id)
+            .map(|r| {
+                r.cancel.cancel();
+                r.stored.clone()
+            });
+        match running {
+            // It stops, and stores its end.
+            Some(mut stored) => while stored.changed().await.is_ok() {},
+            None => {
+                let batch = self.get(id).await?;
+                if !batch.state.is_final() {
+                    let end = Write::EndBatch {
+                        batch: id,
+                        state: BatchState::Cancelled,
+                    };
+                    self.store.write_durably(vec![end], Persist::Once).await?;
+                }
+            }
+        }
+        self.get(id).await
+    }
+
+    /// Batch `id`'s results from position `from` on, in chunks as they are stored; with
+    /// `follow`, until the batch ends, else those stored now.
+    pub fn results(
+        self: &Arc<Self>,
+        id: BatchId,
+        from: u64,
+        follow: bool,
+    ) -> impl Stream<Item = Result<Vec<StoredResult>, DurableError>> + Send + 'static {
+        let this = self.clone();
+        futures::stream::try_unfold(Some(from), move |next| {
+            let this = this.clone();
+            async move {
+                let Some(mut next) = next else { return Ok(None) };
+                let mut ended_seen = false;
+                loop {
+                    let stored = this
+                        .running
+                        .lock()
+                        .expect("durable batches poisoned")
+                        .get(&id)
+                        .map(|r| r.stored.clone());
+                    let chunk = this.store.batch_results(id, next, RESULTS_PER_READ).await?;
+                    if let Some(last) = chunk.last() {
+                        next = last.position + 1;
+                        return Ok(Some((chunk, Some(next))));
+                    }
+                    // Nothing new: the end, once the batch is seen ended after its last
+                    // result was read (its results are stored before its end).
+                    if !follow || ended_seen {
+                        return Ok(None);
+                    }
+                    let batch = this.get(id).await?;
+                    if batch.state.is_final() {
+                        ended_seen = true;
+                        continue;
+                    }
+                    match stored {
+                        Some(mut stored) => {
+                            if *stored.borrow_and_update() <= next {
+                                let _ = tokio::time::timeout(FOLLOW_POLL, stored.changed()).await;
+                            }
+                        }
+                        None => tokio::time::sleep(FOLLOW_POLL).await,
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs `batch`'s `tasks` and stores their results as they arrive.
+    fn start(self: &Arc<Self>, batch: BatchRecord, tasks: Vec<(u32, Vec<QueueTask>)>) {
+        let cancel = self.shutdown.child_token();
+        let (stored_sender, stored) = watch::channel(batch.results);
+        self.running.lock().expect("durable batches poisoned").insert(
+            batch.id,
+            Running {
+                cancel: cancel.clone(),
+                stored,
+            },
+        );
+        let identity = self.cluster.identity(&batch.owner);
+        let events = run_numbered_batch(
+            self.cluster.clone(),
+            batch.settings,
+            batch.id,
+            futures::stream::iter(tasks),
+            (&batch.owner, identity),
+            &self.board,
+        );
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let id = batch.id;
+            let end = this.store_results(batch, events, &stored_sender, &cancel).await;
+            this.running.lock().expect("durable batches poisoned").remove(&id);
+            if let Err(e) = end {
+                tracing::error!(batch = %id, error = %e, "durable batch stopped: its results could not be stored (a coordinator that leads later runs its tasks again)");
+            }
+            // Dropping `stored_sender` tells cancellers and readers it stopped.
+        });
+    }
+
+    /// Stores the results `events` yields, each chunk once it is durable telling `stored`;
+    /// then the batch's end, unless the coordinator stops first.
+    async fn store_results(
+        &self,
+        batch: BatchRecord,
+        events: impl Stream<Item = BatchEvent> + Send,
+        stored: &watch::Sender<u64>,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let mut events = Box::pin(events);
+        let mut position = batch.results;
+        // Results written and not yet durable, in order: each group commit takes many.
+        let mut writing = FuturesOrdered::new();
+        let end = loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(BatchEvent::Results(chunk)) => {
+                        let results: Vec<StoredResult> = chunk
+                            .into_iter()
+                            .map(|result| {
+                                position += 1;
+                                StoredResult { position: position - 1, result }
+                            })
+                            .collect();
+                        let write = Write::StoreResults { batch: batch.id, results };
+                        let upto = position;
+                        let durable = self.store.write_durably(vec![write], Persist::UntilWritten);
+                        writing.push_back(async move { durable.await.map(|()| upto) });
+                    }
+                    Some(BatchEvent::Unserved(_)) => {}
+                    None => break Some(BatchState::Ended),
+                },
+                Some(written) = writing.next() => { stored.send_replace(written?); }
+                () = cancel.cancelled() => break (!self.shutdown.is_cancelled()).then_some(BatchState::Cancelled),
+            }
+        };
+        // Stops the tasks still running (a cancelled batch's, or all at shutdown).
+        drop(events);
+        while let Some(written) = writing.next().await {
+            stored.send_replace(written?);
+        }
+        if let Some(state) = end {
+            let end = Write::EndBatch { batch: batch.id, state };
+            self.store.write_durably(vec![end], Persist::UntilWritten).await?;
+            tracing::info!(batch = %batch.id, state = state.name(), results = position, "durable batch ended");
+        }
+        Ok(())
+    }
+
+    /// Removes the batches that ended longer than `ttl` ago, with their results, every
+    /// tenth of it (at most every minute), until shutdown.
+    pub async fn expire(self: Arc<Self>, ttl: Duration) {
+        let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            let ended_before_ms = now_ms().saturating_sub(ttl.as_millis() as i64);
+            self.store.write(vec![Write::ExpireBatches { ended_before_ms }]);
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Waits for every batch to stop storing (at shutdown, after it is signalled).
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Tasks stored at most this many in one change.
+const TASKS_PER_WRITE: usize = 8192;
+
+/// Numbered tasks as parts of consecutive indexes.
+fn numbered_parts(tasks: Vec<(u32, QueueTask)>) -> Vec<(u32, Vec<QueueTask>)> {
+    let mut parts: Vec<(u32, Vec<QueueTask>)> = Vec::new();
+    for (index, task) in tasks {
+        match parts.last_mut() {
+            Some((first, part)) if *first + part.len() as u32 == index => part.push(task),
+            _ => parts.push((index, vec![task])),
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_core::work::HandlerName;
+
+    use super::*;
+
+    #[test]
+    fn numbered_tasks_go_in_parts_of_consecutive_indexes() {
+        let task = |i: u8| QueueTask::new(HandlerName::new("echo").unwrap(), vec![i]);
+        let parts = numbered_parts(vec![
+            (0, task(0)),
+            (1, task(1)),
+            (4, task(4)),
+            (5, task(5)),
+            (9, task(9)),
+        ]);
+        let shape: Vec<(u32, usize)> = parts.iter().map(|(first, p)| (*first, p.len())).collect();
+        assert_eq!(shape, [(0, 2), (4, 2), (9, 1)]);
+        assert_eq!(parts[1].1[1].payload, [5]);
+        assert!(numbered_parts(Vec::new()).is_empty());
+    }
+}
