@@ -241,7 +241,8 @@ async fn a_submit_retried_with_its_key_makes_one_batch() {
 
 #[tokio::test]
 async fn a_cancelled_batch_stops_and_says_so() {
-    let cluster = TestCluster::start(1, 2, &[]);
+    let http = format!("127.0.0.1:{}", free_port());
+    let cluster = TestCluster::start(1, 2, &["--http", &http]);
     let client = Client::connect(&cluster.url()).await.unwrap();
     let tasks: Vec<Task> = (0..40).map(|_| Task::new("sleep", "300")).collect();
     let (batch, _) = client
@@ -249,6 +250,12 @@ async fn a_cancelled_batch_stops_and_says_so() {
         .await
         .unwrap();
     wait_for_results(&client, batch.id(), 1).await;
+    // The dashboard shows it running, as durable.
+    let (status, body) = http_get(&http, "/api/batches");
+    assert_eq!(status, 200, "{body}");
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["batches"][0]["id"], batch.id());
+    assert_eq!(shown["batches"][0]["durable"], true);
     let cancelled = cluster.weft(&["cancel", batch.id()]);
     assert_ok(&cancelled, &cluster);
     assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled"));

@@ -257,18 +257,20 @@ impl Reader {
             match read {
                 Ok(Some(message)) => {
                     self.broken_since = None;
-                    let results: Vec<StoredResult> = results_from_wire(message)
+                    // Each at the position the coordinator gives: the next read starts
+                    // after the last, whatever came before.
+                    let positions: Vec<u64> = message.results.iter().map(|r| r.position).collect();
+                    let results: Vec<StoredResult> = positions
                         .into_iter()
-                        .map(|r| {
-                            self.next += 1;
-                            StoredResult {
-                                position: self.next - 1,
-                                index: r.index,
-                                output: r.output,
-                            }
+                        .zip(results_from_wire(message))
+                        .map(|(position, r)| StoredResult {
+                            position,
+                            index: r.index,
+                            output: r.output,
                         })
                         .collect();
-                    if !results.is_empty() {
+                    if let Some(last) = results.last() {
+                        self.next = last.position + 1;
                         return Ok(Some(results));
                     }
                 }
@@ -285,8 +287,7 @@ impl Reader {
                     };
                     match info {
                         Some(info) if info.is_final() && self.next >= info.results => return Ok(None),
-                        Some(_) => {}
-                        None => tokio::time::sleep(Duration::from_millis(500)).await,
+                        _ => tokio::time::sleep(Duration::from_millis(500)).await,
                     }
                 }
                 Err(status) => {
@@ -314,6 +315,8 @@ impl Reader {
             })
             .await?
             .into_inner();
+        // Reached: a later break has its own two minutes.
+        self.broken_since = None;
         let stream = self.stream.insert(stream);
         stream.message().await
     }

@@ -63,6 +63,8 @@ impl Default for BatchBoard {
 /// One running batch's progress.
 struct BatchProgress {
     owner: String,
+    /// Whether it is a durable batch (kept in the store).
+    durable: bool,
     /// Tasks received so far.
     tasks: AtomicU64,
     succeeded: AtomicU64,
@@ -79,6 +81,9 @@ pub struct BatchView {
     pub id: BatchId,
     /// Who runs it.
     pub owner: String,
+    /// Whether it is durable: kept in the store, it outlives its client and the
+    /// coordinator (its tasks are those still to run here).
+    pub durable: bool,
     /// Its tasks received so far.
     pub tasks: u64,
     /// Tasks that succeeded.
@@ -120,6 +125,7 @@ impl BatchBoard {
             .map(|(id, p)| BatchView {
                 id: *id,
                 owner: p.owner.clone(),
+                durable: p.durable,
                 tasks: p.tasks.load(Ordering::Relaxed),
                 succeeded: p.succeeded.load(Ordering::Relaxed),
                 failed: p.failed.load(Ordering::Relaxed),
@@ -142,9 +148,10 @@ impl BatchBoard {
     }
 
     /// Shows batch `id` of `owner`'s.
-    fn enter(self: &Arc<Self>, id: BatchId, owner: &str) -> OnBoard {
+    fn enter(self: &Arc<Self>, id: BatchId, owner: &str, durable: bool) -> OnBoard {
         let progress = Arc::new(BatchProgress {
             owner: owner.to_string(),
+            durable,
             tasks: AtomicU64::new(0),
             succeeded: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -230,22 +237,22 @@ pub fn run_batch(
     });
     (
         id,
-        run_numbered_batch(cluster, settings, id, parts, (owner, identity), board),
+        run_numbered_batch(cluster, settings, (id, false), parts, (owner, identity), board),
     )
 }
 
 /// Runs batch `id`'s tasks as [`run_batch`] does, each part of `tasks` the index of its
-/// first task and tasks numbered on from it: a durable batch, whose id is given, and which
-/// may run again only the tasks that have no result yet.
+/// first task and tasks numbered on from it: a durable batch (`durable`), whose id is given,
+/// and which may run again only the tasks that have no result yet.
 pub fn run_numbered_batch(
     cluster: Arc<Cluster>,
     settings: BatchSettings,
-    id: BatchId,
+    (id, durable): (BatchId, bool),
     tasks: impl Stream<Item = (u32, Vec<QueueTask>)> + Send + 'static,
     (owner, identity): (&str, u32),
     board: &Arc<BatchBoard>,
 ) -> impl Stream<Item = BatchEvent> {
-    let on_board = board.enter(id, owner);
+    let on_board = board.enter(id, owner, durable);
     let progress = on_board.progress.clone();
     let owner = Owner::batch(id, identity);
     let (gave_up, given_up) = watch::channel(Arc::new(HashSet::new()));

@@ -16,7 +16,7 @@ use futures::stream::{FuturesOrdered, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use weft_core::work::{BatchId, BatchSettings, QueueTask};
+use weft_core::work::{BatchId, BatchSettings, QueueResult, QueueTask};
 
 use crate::batch::{run_numbered_batch, BatchBoard, BatchEvent};
 use crate::cluster::Cluster;
@@ -36,7 +36,7 @@ pub const MAX_KEY_BYTES: usize = 200;
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
     /// Its owner's stored results are over the quota.
-    #[error("{owner}'s stored results hold {held} bytes, at or over the quota of {quota} bytes (--result-quota): read and let older batches expire (--result-ttl), or cancel some, then submit again")]
+    #[error("{owner}'s stored results hold {held} bytes, at or over the quota of {quota} bytes (--result-quota): a batch's results are removed --result-ttl after it ended or was cancelled; submit again then")]
     OverQuota {
         /// The identity.
         owner: String,
@@ -112,11 +112,38 @@ impl DurableBatches {
     /// Runs again every batch the store holds as running: only its tasks without a result.
     pub async fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
         for batch in self.store.running_batches().await? {
-            let tasks = self.store.tasks_without_results(batch.id).await?;
-            tracing::info!(batch = %batch.id, left = tasks.len(), of = batch.tasks, "durable batch runs again");
-            self.start(batch, numbered_parts(tasks));
+            self.adopt(batch).await?;
         }
         Ok(())
+    }
+
+    /// Runs `batch`, which the store holds as running and nothing here runs (a restart, or
+    /// a submit stored but never started: its caller went away as it was written): its
+    /// tasks without a result, its results going on after the last stored.
+    async fn adopt(self: &Arc<Self>, mut batch: BatchRecord) -> Result<(), StoreError> {
+        if self.is_running(batch.id) {
+            return Ok(());
+        }
+        let tasks = self.store.tasks_without_results(batch.id).await?;
+        // Positions go on after the last stored (never over one, whatever the count says).
+        loop {
+            let stored = self
+                .store
+                .batch_results(batch.id, batch.results, RESULTS_PER_READ)
+                .await?;
+            match stored.last() {
+                Some(last) => batch.results = last.position + 1,
+                None => break,
+            }
+        }
+        tracing::info!(batch = %batch.id, left = tasks.len(), of = batch.tasks, "durable batch runs again");
+        self.start(batch, numbered_parts(tasks));
+        Ok(())
+    }
+
+    /// Whether batch `id` runs here.
+    fn is_running(&self, id: BatchId) -> bool {
+        self.running.lock().expect("durable batches poisoned").contains_key(&id)
     }
 
     /// Stores `owner`'s batch of `tasks` and starts it, once its tasks are durable; with a
@@ -133,10 +160,30 @@ impl DurableBatches {
                 return Err(DurableError::KeyTooLong(key.len()));
             }
         }
+        // The rest runs in a task of its own: a caller that goes away (a client killed, a
+        // request past its timeout) must not leave a batch stored and never started.
+        let this = self.clone();
+        let owner = owner.to_string();
+        tokio::spawn(async move { this.store_and_start(owner, key, settings, tasks).await })
+            .await
+            .map_err(|e| StoreError::WriterGone(format!("the submit's task failed: {e}")))?
+    }
+
+    async fn store_and_start(
+        self: &Arc<Self>,
+        owner: String,
+        key: Option<String>,
+        settings: BatchSettings,
+        tasks: Vec<QueueTask>,
+    ) -> Result<Submitted, DurableError> {
         let _keyed = match &key {
             Some(key) => {
                 let held = self.keyed.lock().await;
-                if let Some(batch) = self.store.batch_by_key(owner, key).await? {
+                if let Some(batch) = self.store.batch_by_key(&owner, key).await? {
+                    // A submit whose answer was lost may have stored it and not started it.
+                    if batch.state == BatchState::Running && !self.is_running(batch.id) {
+                        self.adopt(batch.clone()).await?;
+                    }
                     return Ok(Submitted { batch, created: false });
                 }
                 Some(held)
@@ -144,18 +191,14 @@ impl DurableBatches {
             None => None,
         };
         if let Some(quota) = self.quota {
-            let held = self.store.result_bytes(owner).await?;
+            let held = self.store.result_bytes(&owner).await?;
             if held >= quota {
-                return Err(DurableError::OverQuota {
-                    owner: owner.to_string(),
-                    held,
-                    quota,
-                });
+                return Err(DurableError::OverQuota { owner, held, quota });
             }
         }
         let batch = BatchRecord {
             id: self.board.next_id(),
-            owner: owner.to_string(),
+            owner,
             key,
             settings,
             state: BatchState::Running,
@@ -181,7 +224,7 @@ impl DurableBatches {
             rest = after;
         }
         self.store.write_durably(writes, Persist::Once).await?;
-        tracing::info!(batch = %batch.id, owner, tasks = batch.tasks, "durable batch stored");
+        tracing::info!(batch = %batch.id, owner = batch.owner, tasks = batch.tasks, "durable batch stored");
         self.start(batch.clone(), vec![(0, tasks)]);
         Ok(Submitted { batch, created: true })
     }
@@ -267,7 +310,12 @@ impl DurableBatches {
                                 let _ = tokio::time::timeout(FOLLOW_POLL, stored.changed()).await;
                             }
                         }
-                        None => tokio::time::sleep(FOLLOW_POLL).await,
+                        None => {
+                            // Running, and nothing here runs it (its runner stopped on a
+                            // store error): run it again, as a restart would.
+                            this.adopt(batch).await?;
+                            tokio::time::sleep(FOLLOW_POLL).await;
+                        }
                     }
                 }
             }
@@ -278,18 +326,23 @@ impl DurableBatches {
     fn start(self: &Arc<Self>, batch: BatchRecord, tasks: Vec<(u32, Vec<QueueTask>)>) {
         let cancel = self.shutdown.child_token();
         let (stored_sender, stored) = watch::channel(batch.results);
-        self.running.lock().expect("durable batches poisoned").insert(
-            batch.id,
-            Running {
+        {
+            let mut running = self.running.lock().expect("durable batches poisoned");
+            if running.contains_key(&batch.id) {
+                return;
+            }
+            let entry = Running {
                 cancel: cancel.clone(),
                 stored,
-            },
-        );
+            };
+            running.insert(batch.id, entry);
+        }
+        let given: u64 = tasks.iter().map(|(_, part)| part.len() as u64).sum();
         let identity = self.cluster.identity(&batch.owner);
         let events = run_numbered_batch(
             self.cluster.clone(),
             batch.settings,
-            batch.id,
+            (batch.id, true),
             futures::stream::iter(tasks),
             (&batch.owner, identity),
             &self.board,
@@ -297,7 +350,7 @@ impl DurableBatches {
         let this = self.clone();
         self.tasks.spawn(async move {
             let id = batch.id;
-            let end = this.store_results(batch, events, &stored_sender, &cancel).await;
+            let end = this.store_results(batch, given, events, &stored_sender, &cancel).await;
             this.running.lock().expect("durable batches poisoned").remove(&id);
             if let Err(e) = end {
                 tracing::error!(batch = %id, error = %e, "durable batch stopped: its results could not be stored (a coordinator that leads later runs its tasks again)");
@@ -311,6 +364,7 @@ impl DurableBatches {
     async fn store_results(
         &self,
         batch: BatchRecord,
+        given: u64,
         events: impl Stream<Item = BatchEvent> + Send,
         stored: &watch::Sender<u64>,
         cancel: &CancellationToken,
@@ -327,7 +381,7 @@ impl DurableBatches {
                             .into_iter()
                             .map(|result| {
                                 position += 1;
-                                StoredResult { position: position - 1, result }
+                                StoredResult { position: position - 1, result: storable(result) }
                             })
                             .collect();
                         let write = Write::StoreResults { batch: batch.id, results };
@@ -347,6 +401,14 @@ impl DurableBatches {
         while let Some(written) = writing.next().await {
             stored.send_replace(written?);
         }
+        let end = match end {
+            // Every task it was given has its result, or it ends without them.
+            Some(BatchState::Ended) if position - batch.results < given => {
+                tracing::error!(batch = %batch.id, results = position - batch.results, given, "durable batch's tasks stopped without all their results: it stays running, for the next start to run them");
+                None
+            }
+            end => end,
+        };
         if let Some(state) = end {
             let end = Write::EndBatch { batch: batch.id, state };
             self.store.write_durably(vec![end], Persist::UntilWritten).await?;
@@ -376,6 +438,17 @@ impl DurableBatches {
     }
 }
 
+/// `result` as every store can keep it: PostgreSQL's text holds no NUL, which a command
+/// handler's error may (a refused write would leave a gap in the batch's results).
+fn storable(mut result: QueueResult) -> QueueResult {
+    if let Err(error) = &mut result.output {
+        if error.contains('\0') {
+            *error = error.replace('\0', "\u{fffd}");
+        }
+    }
+    result
+}
+
 /// Tasks stored at most this many in one change.
 const TASKS_PER_WRITE: usize = 8192;
 
@@ -396,6 +469,20 @@ mod tests {
     use weft_core::work::HandlerName;
 
     use super::*;
+
+    #[test]
+    fn errors_are_stored_without_nul() {
+        let failed = QueueResult {
+            index: 3,
+            output: Err("bad\0byte".into()),
+        };
+        assert_eq!(storable(failed).output, Err("bad\u{fffd}byte".to_string()));
+        let output = QueueResult {
+            index: 4,
+            output: Ok(vec![0, 1]),
+        };
+        assert_eq!(storable(output.clone()), output, "outputs are bytes: kept as they are");
+    }
 
     #[test]
     fn numbered_tasks_go_in_parts_of_consecutive_indexes() {

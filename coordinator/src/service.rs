@@ -13,10 +13,10 @@ use tonic::{Request, Response, Status, Streaming};
 use weft_auth::tokens::{Caller, Role};
 use weft_core::spec::JobSpec;
 use weft_core::status::{AttemptInfo, JobStatus};
-use weft_core::work::{check_payload, BatchId, BatchSettings, HandlerName, JobId, QueueResult, QueueTask};
+use weft_core::work::{check_payload, BatchId, BatchSettings, HandlerName, JobId, QueueTask};
 use weft_proto::convert::{
-    batch_from_wire, counts_to_wire, results_to_wire, status_to_wire, tasks_from_wire, unserved_to_wire,
-    worker_to_wire, MESSAGE_BUDGET,
+    batch_from_wire, counts_to_wire, positioned_results_to_wire, results_to_wire, status_to_wire, tasks_from_wire,
+    unserved_to_wire, worker_to_wire, MESSAGE_BUDGET,
 };
 use weft_proto::v1::{self, job_service_server::JobService};
 use weft_proto::BATCH_METADATA;
@@ -106,6 +106,30 @@ impl JobApi {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = gate.revoked(&caller) => tracing::info!(who = %caller.name, "token revoked: its stream ends"),
+            }
+        })
+    }
+
+    /// A stream that ends with `UNAVAILABLE` at shutdown, or `PERMISSION_DENIED` once
+    /// `caller`'s token is revoked, rather than as if it were over: a reader of a durable
+    /// batch must not take either for the end of its results.
+    fn cut_with_status<T: Send + 'static>(
+        &self,
+        caller: Caller,
+        stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    ) -> impl Stream<Item = Result<T, Status>> {
+        let (shutdown, gate) = (self.shutdown.clone(), self.gate.clone());
+        let stop = Box::pin(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => Status::unavailable("the coordinator is stopping: read on from where this stopped"),
+                () = gate.revoked(&caller) => Status::permission_denied("the token was revoked"),
+            }
+        });
+        futures::stream::unfold(Some((Box::pin(stream), stop)), |state| async move {
+            let (mut stream, mut stop) = state?;
+            tokio::select! {
+                item = stream.next() => item.map(|item| (item, Some((stream, stop)))),
+                status = &mut stop => Some((Err(status), None)),
             }
         })
     }
@@ -464,14 +488,17 @@ impl JobService for JobApi {
         let results = self.durable.results(batch.id, r.from, r.follow).flat_map(|chunk| {
             let messages: Vec<Result<v1::QueueTaskResults, Status>> = match chunk {
                 Ok(chunk) => {
-                    let results: Vec<QueueResult> = chunk.into_iter().map(|r| r.result).collect();
-                    results_to_wire(results, MESSAGE_BUDGET).into_iter().map(Ok).collect()
+                    let results = chunk.into_iter().map(|r| (r.position, r.result));
+                    positioned_results_to_wire(results, MESSAGE_BUDGET)
+                        .into_iter()
+                        .map(Ok)
+                        .collect()
                 }
                 Err(e) => vec![Err(durable_status(e))],
             };
             futures::stream::iter(messages)
         });
-        Ok(Response::new(Box::pin(self.guarded(caller, results))))
+        Ok(Response::new(Box::pin(self.cut_with_status(caller, results))))
     }
 
     async fn get_batch(&self, request: Request<v1::BatchRef>) -> Result<Response<v1::BatchInfo>, Status> {

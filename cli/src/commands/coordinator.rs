@@ -120,7 +120,7 @@ pub struct Args {
     result_ttl: Duration,
     /// Bytes of durable batches' results one identity may keep stored, like 1GiB (0: no
     /// limit); past it, its durable submits are refused RESOURCE_EXHAUSTED until some
-    /// expire (--result-ttl) or it cancels some.
+    /// expire (--result-ttl after their batch ended or was cancelled).
     #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = weft_auth::flags::bytes)]
     result_quota: u64,
     /// After a restart, how long to wait for workers to announce the map output they hold.

@@ -425,10 +425,17 @@ async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<d
     // Ended: its tasks go, its results stay until they expire.
     store
         .write_durably(
-            vec![Write::EndBatch {
-                batch: one,
-                state: BatchState::Cancelled,
-            }],
+            vec![
+                Write::EndBatch {
+                    batch: one,
+                    state: BatchState::Cancelled,
+                },
+                // The first end stands.
+                Write::EndBatch {
+                    batch: one,
+                    state: BatchState::Ended,
+                },
+            ],
             Persist::Once,
         )
         .await

@@ -129,8 +129,10 @@ impl Tables {
             }
             Write::EndBatch { batch, state } => {
                 if let Some(stored) = self.batches.get_mut(&batch) {
-                    stored.record.state = state;
-                    stored.record.ended_ms.get_or_insert_with(now_ms);
+                    if stored.record.state == BatchState::Running {
+                        stored.record.state = state;
+                        stored.record.ended_ms.get_or_insert_with(now_ms);
+                    }
                     stored.tasks.clear();
                 }
             }

@@ -290,7 +290,8 @@ pub enum Write {
         /// The results, at their positions.
         results: Vec<StoredResult>,
     },
-    /// A durable batch ended or was cancelled: its tasks are no longer needed.
+    /// A durable batch ended or was cancelled (a batch that already had is left as it
+    /// was): its tasks are no longer needed.
     EndBatch {
         /// The batch.
         batch: BatchId,

@@ -408,7 +408,11 @@ pub fn batch_rows(batches: &[BatchView]) -> Vec<BatchRow> {
     batches
         .iter()
         .map(|b| BatchRow {
-            id: b.id.to_string(),
+            id: if b.durable {
+                format!("{} (durable)", b.id)
+            } else {
+                b.id.to_string()
+            },
             owner: b.owner.clone(),
             done: format!("{}/{}", b.succeeded + b.failed, b.tasks),
             done_percent: ((b.succeeded + b.failed) * 100 / b.tasks.max(1)) as u32,
@@ -431,6 +435,7 @@ pub fn batch_json(b: &BatchView) -> Value {
     json!({
         "id": b.id.to_string(),
         "owner": b.owner,
+        "durable": b.durable,
         "tasks": b.tasks,
         "succeeded": b.succeeded,
         "failed": b.failed,

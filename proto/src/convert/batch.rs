@@ -167,14 +167,24 @@ pub fn unserved_from_wire(message: &v1::QueueTaskResults) -> Option<Unserved> {
 
 /// Results as wire messages of at most `budget` bytes each.
 pub fn results_to_wire(results: Vec<QueueResult>, budget: usize) -> Vec<v1::QueueTaskResults> {
+    positioned_results_to_wire(results.into_iter().map(|r| (0, r)), budget)
+}
+
+/// A durable batch's stored results, each at its position, as messages of at most
+/// `budget` bytes.
+pub fn positioned_results_to_wire(
+    results: impl IntoIterator<Item = (u64, QueueResult)>,
+    budget: usize,
+) -> Vec<v1::QueueTaskResults> {
     let wire = results
         .into_iter()
-        .map(|r| v1::QueueTaskResult {
+        .map(|(position, r)| v1::QueueTaskResult {
             index: r.index,
             outcome: Some(match r.output {
                 Ok(output) => Outcome::Output(output),
                 Err(reason) => Outcome::Error(reason),
             }),
+            position,
         })
         .collect();
     split_by_size(wire, budget)

@@ -8,8 +8,9 @@ mod job;
 mod session;
 
 pub use batch::{
-    batch_from_wire, batch_part, batch_parts, handlers_from_wire, handlers_to_wire, pad, results_from_wire,
-    results_to_wire, settings_from_wire, task_to_wire, tasks_from_wire, unserved_from_wire, unserved_to_wire,
+    batch_from_wire, batch_part, batch_parts, handlers_from_wire, handlers_to_wire, pad, positioned_results_to_wire,
+    results_from_wire, results_to_wire, settings_from_wire, task_to_wire, tasks_from_wire, unserved_from_wire,
+    unserved_to_wire,
 };
 pub use job::{
     counts_from_wire, counts_to_wire, files_from_wire, files_to_wire, program_from_wire, program_to_wire,

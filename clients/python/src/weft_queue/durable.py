@@ -108,20 +108,24 @@ class DurableBatch:
         while True:
             request = pb.BatchResultsRequest(batch_id=self.id, follow=follow, **{"from": position})
             try:
-                for message in self._client._stub.GetBatchResults(request, metadata=self._client._metadata):
+                stream = self._client._stub.GetBatchResults(request, metadata=self._client._metadata)
+                for message in stream:
                     broken_since = None
                     for r in message.results:
                         which = r.WhichOneof("outcome")
-                        yield StoredResult(position, r.index, r.output if which == "output" else b"",
+                        # At the position the coordinator gives: the next read starts after it.
+                        yield StoredResult(r.position, r.index, r.output if which == "output" else b"",
                                            r.error if which == "error" else None)
-                        position += 1
+                        position = r.position + 1
                 if not follow:
                     return
                 # A stream also ends when its coordinator stops: the end only once the
                 # batch has, with every result read.
                 info = self.info()
+                broken_since = None
                 if info.is_final and position >= info.results:
                     return
+                time.sleep(0.5)
             except (grpc.RpcError, WeftError) as error:
                 code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
                 broken_since = broken_since or time.monotonic()

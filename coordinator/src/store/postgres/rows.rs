@@ -261,7 +261,7 @@ pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
         ),
         Write::EndBatch { batch, state } => change(
             "WITH done AS (DELETE FROM batch_tasks WHERE batch = $1)
-             UPDATE batches SET state = $2, ended_ms = COALESCE(ended_ms, $3) WHERE id = $1",
+             UPDATE batches SET state = $2, ended_ms = COALESCE(ended_ms, $3) WHERE id = $1 AND state = 'running'",
             vec![value(batch.seq() as i64), value(state.name()), value(now_ms())],
         ),
         Write::ExpireBatches { ended_before_ms } => change(

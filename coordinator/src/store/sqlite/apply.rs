@@ -185,7 +185,7 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
             }
             Write::EndBatch { batch, state } => {
                 tx.execute(
-                    "UPDATE batches SET state = ?2, ended_ms = COALESCE(ended_ms, ?3) WHERE id = ?1",
+                    "UPDATE batches SET state = ?2, ended_ms = COALESCE(ended_ms, ?3) WHERE id = ?1 AND state = 'running'",
                     params![batch.seq() as i64, state.name(), now_ms()],
                 )?;
                 tx.execute("DELETE FROM batch_tasks WHERE batch = ?1", [batch.seq() as i64])?;

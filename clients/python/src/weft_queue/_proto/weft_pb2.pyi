@@ -312,14 +312,16 @@ class TaskBatch(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[QueueTask, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., task_timeout_ms: _Optional[int] = ..., unserved_timeout_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class QueueTaskResult(_message.Message):
-    __slots__ = ("index", "output", "error")
+    __slots__ = ("index", "output", "error", "position")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     index: int
     output: bytes
     error: str
-    def __init__(self, index: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+    position: int
+    def __init__(self, index: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
 
 class BatchRef(_message.Message):
     __slots__ = ("batch_id",)
