@@ -256,6 +256,15 @@ async fn a_cancelled_batch_stops_and_says_so() {
     let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(shown["batches"][0]["id"], batch.id());
     assert_eq!(shown["batches"][0]["durable"], true);
+    // And weft top, with its results so far.
+    let top = cluster.weft(&["top", "--once"]);
+    assert_ok(&top, &cluster);
+    let top = String::from_utf8_lossy(&top.stdout);
+    let line = top
+        .lines()
+        .find(|l| l.starts_with(batch.id()))
+        .unwrap_or_else(|| panic!("weft top shows {}:\n{top}", batch.id()));
+    assert!(line.contains("/40"), "{line}");
     let cancelled = cluster.weft(&["cancel", batch.id()]);
     assert_ok(&cancelled, &cluster);
     assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled"));

@@ -1,5 +1,6 @@
 //! `weft top`: a live view of the cluster in the terminal, like `top`: the jobs (state,
-//! progress of each phase, attempts, how long each has run) and the workers (slots in use, heartbeat, attempts
+//! progress of each phase, attempts, how long each has run), the durable batches running
+//! (results stored of their tasks, failures, bytes) and the workers (slots in use, heartbeat, attempts
 //! done and failed), redrawn every second. `q`, Esc or Ctrl-C quits. Not on a terminal (or
 //! with `--once`) it prints one frame and exits.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, terminal};
 use futures::StreamExt;
-use weft_client::{Client, JobCounts, JobState, JobStatus, WorkerStatus};
+use weft_client::{BatchInfo, Client, JobCounts, JobState, JobStatus, WorkerStatus};
 
 use super::ClientArgs;
 use crate::units::seconds;
@@ -97,8 +98,24 @@ impl Drop for Screen {
 /// One frame: a summary line, the jobs, the workers; at most `rows` lines. Lines end with
 /// `\r\n` (raw mode does not return the carriage by itself).
 async fn frame(client: &Client, jobs: u32, rows: usize) -> anyhow::Result<String> {
-    let ((jobs, counts), workers) = tokio::try_join!(client.list_with_counts(jobs), client.workers())?;
+    let ((jobs, counts), workers, batches) = tokio::try_join!(
+        client.list_with_counts(jobs),
+        client.workers(),
+        // A coordinator older than durable batches has none to list.
+        async { Ok(client.batches(BATCHES_LISTED).await.unwrap_or_default()) }
+    )?;
+    let running: Vec<&BatchInfo> = batches.iter().filter(|b| !b.is_final()).collect();
     let mut lines = vec![summary(&counts, &workers), String::new()];
+    if !running.is_empty() {
+        lines.push(format!(
+            "{:<14} {:<17} {:>8} {:>10} {:>8}  {}",
+            "DURABLE BATCH", "RESULTS", "FAILED", "BYTES", "AGE", "OWNER"
+        ));
+        for b in running {
+            lines.push(batch_line(b));
+        }
+        lines.push(String::new());
+    }
     lines.push(format!(
         "{:<12} {:<20} {:<10} {:<17} {:<17} {:>9} {:>8}",
         "JOB", "NAME", "STATE", "MAP", "REDUCE", "ATTEMPTS", "DURATION"
@@ -164,6 +181,25 @@ fn job_line(s: &JobStatus) -> String {
         bar(s.reduces_done, s.reduces_total),
         attempts,
         crate::show::short_duration(duration_ms.max(0) / 1000),
+    )
+}
+
+/// Durable batches looked at for the ones running (the newest first).
+const BATCHES_LISTED: u32 = 20;
+
+fn batch_line(b: &BatchInfo) -> String {
+    let age_ms = crate::show::now_ms() - b.created_ms;
+    format!(
+        "{:<14} {:<17} {:>8} {:>10} {:>8}  {}",
+        b.id,
+        bar(
+            b.results.min(u64::from(u32::MAX)) as u32,
+            b.tasks.min(u64::from(u32::MAX)) as u32
+        ),
+        b.failed,
+        b.result_bytes,
+        crate::show::short_duration(age_ms.max(0) / 1000),
+        b.owner,
     )
 }
 
