@@ -211,18 +211,16 @@ impl DurableBatches {
         };
         // The batch and its tasks in one commit: all of it is there, or none.
         let mut writes = vec![Write::InsertBatch(batch.clone().into())];
-        let mut first = 0u32;
-        let mut rest = tasks.as_slice();
-        while !rest.is_empty() {
-            let (part, after) = rest.split_at(rest.len().min(TASKS_PER_WRITE));
-            writes.push(Write::InsertTasks {
-                batch: batch.id,
-                first,
-                tasks: part.to_vec(),
-            });
-            first += part.len() as u32;
-            rest = after;
-        }
+        writes.extend(
+            tasks
+                .chunks(TASKS_PER_WRITE)
+                .enumerate()
+                .map(|(n, part)| Write::InsertTasks {
+                    batch: batch.id,
+                    first: (n * TASKS_PER_WRITE) as u32,
+                    tasks: part.to_vec(),
+                }),
+        );
         self.store.write_durably(writes, Persist::Once).await?;
         tracing::info!(batch = %batch.id, owner = batch.owner, tasks = batch.tasks, "durable batch stored");
         self.start(batch.clone(), vec![(0, tasks)]);
