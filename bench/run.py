@@ -594,26 +594,32 @@ def durable(tasks, weft_only, errors):
     each result stored as it arrives and read back by the batch's id, with the state on
     SQLite and on PostgreSQL (a server on loopback, durable as shipped); beside them, in the
     same run, the same batch not durable, and Celery with Redis in its durable
-    configuration (late acknowledgement, a result backend, Redis syncing every write)."""
+    configuration (late acknowledgement, a result backend, Redis syncing every write). On
+    SQLite also with an id on every task (as each Celery task has), and results then read
+    one at a time by id."""
     results = []
     server = None
-    stores = [("SQLite", lambda: None)]
+    stores = [("SQLite", lambda: None, False), ("SQLite", lambda: None, True)]
     try:
         server = PostgresServer()
-        stores.append(("PostgreSQL", server.database))
+        stores.append(("PostgreSQL", server.database, False))
     except Exception as e:
         results.append(Measured("weft, durable, state on PostgreSQL", error=f"no PostgreSQL server: {e}"))
     try:
-        for store, database in stores:
-            log(f"   weft, durable, state on {store}")
+        for store, database, ids in stores:
+            name = f"weft, durable, state on {store}" + (", every task with an id" if ids else "")
+            log(f"   {name}")
             cluster = WeftCluster(2, prefetch=64, state=database())
             try:
-                _, rss, out = timed([RELEASE / "durable", cluster.url, str(tasks)], env=cluster.client_env)
+                command = [RELEASE / "durable", cluster.url, str(tasks), "noop"] + (["ids"] if ids else [])
+                _, rss, out = timed(command, env=cluster.client_env)
                 stats = json.loads(out.strip().splitlines()[-1])
                 note = f"{stats['tasks_per_second']:.0f} tasks/s; the {tasks:,} tasks stored in {stats['stored_seconds']:.2f} s"
-                results.append(Measured(f"weft, durable, state on {store}", stats["seconds"], cluster.rss() + rss, note=note))
+                if ids:
+                    note += f"; one result read by its task's id in {stats['lookup_ms']:.2f} ms"
+                results.append(Measured(name, stats["seconds"], cluster.rss() + rss, note=note))
             except Exception as e:
-                results.append(Measured(f"weft, durable, state on {store}", error=str(e)))
+                results.append(Measured(name, error=str(e)))
             finally:
                 cluster.close()
     finally:

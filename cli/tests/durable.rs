@@ -7,7 +7,6 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -91,13 +90,20 @@ async fn durable_tasks_outlive_a_kill_9_of_the_coordinator_and_each_result_is_re
     }
     cluster.wait_joined(2);
     let client = Client::connect(&cluster.url()).await.unwrap();
-    let tasks: Vec<Task> = (0..TASKS).map(|i| Task::new("mark", i.to_string())).collect();
+    let tasks: Vec<Task> = (0..TASKS)
+        .map(|i| Task::new("mark", i.to_string()).with_id(format!("t{i}")))
+        .collect();
     let (batch, info) = client
         .submit_durable(tasks, &BatchOptions::default(), None)
         .await
         .unwrap();
     assert!(info.created);
     assert_eq!((info.state.as_str(), info.tasks), ("running", TASKS as u64));
+    // A reader that waits for the last task's result, by its id, through the restart.
+    let last = tokio::spawn({
+        let batch = batch.clone();
+        async move { batch.result_of(&format!("t{}", TASKS - 1), true).await }
+    });
 
     // A reader that follows the results from the start, through the restart.
     let follower = tokio::spawn({
@@ -117,6 +123,12 @@ async fn durable_tasks_outlive_a_kill_9_of_the_coordinator_and_each_result_is_re
         .collect::<Result<_, ClientError>>()
         .expect("the follower reads on after the restart");
     check_exactly_once(&followed, TASKS);
+    assert!(
+        followed.iter().all(|r| r.task_id == Some(format!("t{}", r.index))),
+        "each result carries its task's id"
+    );
+    let last = last.await.unwrap().unwrap().expect("the last task's result");
+    assert_eq!((last.index, last.output), ((TASKS - 1) as u32, Ok(b"99999".to_vec())));
     let info = batch.info().await.unwrap();
     assert_eq!(
         (info.state.as_str(), info.results, info.failed),
@@ -240,6 +252,78 @@ async fn a_submit_retried_with_its_key_makes_one_batch() {
 }
 
 #[tokio::test]
+async fn a_task_result_is_read_by_the_id_it_was_given() {
+    let cluster = TestCluster::start(1, 2, &[]);
+    let lines = concat!(
+        r#"{"handler": "echo", "payload": "a", "id": "img-1"}"#,
+        "\n",
+        r#"{"handler": "sleep", "payload": "1500", "id": "slow"}"#,
+        "\n",
+        r#"{"handler": "echo", "payload": "c"}"#,
+        "\n",
+    );
+    let run = |args: &[&str]| {
+        let out = cluster.weft_with_input("admin", args, lines.as_bytes());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let batch_id = run(&["tasks", "--json", "--durable", "--detach"]).trim().to_string();
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let batch = client.batch(&batch_id);
+    assert_eq!(batch.result_of("slow", false).await.unwrap(), None, "still sleeping");
+    let slow = batch.result_of("slow", true).await.unwrap().expect("waited for");
+    assert_eq!((slow.index, slow.task_id.as_deref()), (1, Some("slow")));
+
+    let one = cluster.weft(&["results", &batch_id, "--task", "img-1"]);
+    assert_ok(&one, &cluster);
+    let line: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"index": 0, "id": "img-1", "ok": true, "output": "a"})
+    );
+    let unknown = cluster.weft(&["results", &batch_id, "--task", "img-2"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains(r#"no task of batch-"#),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let all = cluster.weft(&["results", &batch_id, "--follow", "--ordered"]);
+    assert_ok(&all, &cluster);
+    let all: Vec<serde_json::Value> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&serde_json::Value> = all.iter().map(|l| &l["id"]).collect();
+    assert_eq!(
+        ids,
+        [
+            &serde_json::json!("img-1"),
+            &serde_json::json!("slow"),
+            &serde_json::Value::Null
+        ]
+    );
+
+    // A batch that is not durable: its result lines carry the ids too.
+    let printed = run(&["tasks", "--json"]);
+    let first: serde_json::Value = serde_json::from_str(printed.lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"], "img-1");
+
+    // Two tasks with one id are refused, naming both.
+    let twins = vec![Task::new("echo", "1").with_id("x"), Task::new("echo", "2").with_id("x")];
+    let refused = client.submit_durable(twins, &BatchOptions::default(), None).await;
+    let Err(ClientError::Rpc(status)) = refused else {
+        panic!("two tasks with one id: {refused:?}")
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("tasks 0 and 1 both have the id"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
 async fn a_cancelled_batch_stops_and_says_so() {
     let http = format!("127.0.0.1:{}", free_port());
     let cluster = TestCluster::start(1, 2, &["--http", &http]);
@@ -284,16 +368,8 @@ async fn a_cancelled_batch_stops_and_says_so() {
 async fn only_its_owner_and_admins_read_a_batch() {
     let cluster = TestCluster::start_secure(1, 2, &[]);
     let detach = |identity| {
-        let mut child = cluster
-            .command_as(identity, &["tasks", "--handler", "echo", "--durable", "--detach"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let args = ["tasks", "--handler", "echo", "--durable", "--detach"];
+        let out = cluster.weft_with_input(identity, &args, b"one\ntwo\n");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };

@@ -78,6 +78,8 @@ pub struct StoredResult {
     pub position: u64,
     /// The task's index in its batch.
     pub index: u32,
+    /// The id the task was submitted with ([`Task::with_id`]), if any.
+    pub task_id: Option<String>,
     /// Its output, or why it failed.
     pub output: Result<Vec<u8>, String>,
 }
@@ -223,6 +225,69 @@ impl DurableBatch {
         })
     }
 
+    /// The result of its task submitted with `task_id` ([`Task::with_id`]), once stored;
+    /// with `wait`, waits for it (through restarts and takeovers, as
+    /// [`results`](Self::results) does), and `None` only if the batch ended or was
+    /// cancelled without it. An id no task of the batch has is `NOT_FOUND`.
+    pub async fn result_of(&self, task_id: &str, wait: bool) -> Result<Option<StoredResult>, ClientError> {
+        let mut broken_since: Option<Instant> = None;
+        loop {
+            let error = match self.read_result(task_id, wait).await {
+                Ok(Some(result)) => return Ok(Some(result)),
+                Ok(None) if !wait => return Ok(None),
+                // A stream also ends when its coordinator stops: `None` once the batch has
+                // (and a last read still finds none).
+                Ok(None) => match self.info().await {
+                    Ok(info) if info.is_final() => return Ok(self.read_result(task_id, false).await?),
+                    Ok(_) => None,
+                    Err(e) => Some(e),
+                },
+                Err(status) => Some(ClientError::Rpc(status)),
+            };
+            match error {
+                Some(e) => {
+                    let since = *broken_since.get_or_insert_with(Instant::now);
+                    if !passing(&e) || since.elapsed() >= RECONNECT_FOR {
+                        return Err(e);
+                    }
+                }
+                None => broken_since = None,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// One read of its task's result by `task_id`.
+    async fn read_result(&self, task_id: &str, follow: bool) -> Result<Option<StoredResult>, tonic::Status> {
+        let request = v1::BatchResultsRequest {
+            batch_id: self.id.clone(),
+            from: 0,
+            follow,
+            task_id: task_id.to_string(),
+        };
+        let mut stream = self.open_results(request).await?;
+        let mut found = None;
+        while let Some(message) = stream.message().await? {
+            found = found.or(stored_results_from_wire(message).into_iter().next());
+        }
+        Ok(found)
+    }
+
+    /// Opens a stream of its results, on the leader.
+    async fn open_results(
+        &self,
+        request: v1::BatchResultsRequest,
+    ) -> Result<tonic::Streaming<v1::QueueTaskResults>, tonic::Status> {
+        let response = self
+            .client
+            .on_leader(false, |mut jobs| {
+                let request = request.clone();
+                async move { jobs.get_batch_results(request).await }
+            })
+            .await?;
+        Ok(response.into_inner())
+    }
+
     /// Waits for every task's result; returns them in task order (a cancelled batch's
     /// tasks without one are missing: see [`results`](Self::results)).
     pub async fn wait(&self) -> Result<Vec<Result<Vec<u8>, String>>, ClientError> {
@@ -234,6 +299,37 @@ impl DurableBatch {
         results.sort_by_key(|r| r.index);
         Ok(results.into_iter().map(|r| r.output).collect())
     }
+}
+
+/// Whether a failure may pass: the coordinator went away, and one may come back.
+fn passing(e: &ClientError) -> bool {
+    match e {
+        ClientError::Rpc(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal | Code::Aborted
+        ),
+        ClientError::Connect { .. } => true,
+        _ => false,
+    }
+}
+
+/// A message's results, each at its position.
+fn stored_results_from_wire(mut message: v1::QueueTaskResults) -> Vec<StoredResult> {
+    let placed: Vec<(u64, String)> = message
+        .results
+        .iter_mut()
+        .map(|r| (r.position, std::mem::take(&mut r.task_id)))
+        .collect();
+    placed
+        .into_iter()
+        .zip(results_from_wire(message))
+        .map(|((position, task_id), r)| StoredResult {
+            position,
+            index: r.index,
+            task_id: (!task_id.is_empty()).then_some(task_id),
+            output: r.output,
+        })
+        .collect()
 }
 
 /// Reads a batch's results, opening its stream again where it broke.
@@ -259,16 +355,7 @@ impl Reader {
                     self.broken_since = None;
                     // Each at the position the coordinator gives: the next read starts
                     // after the last, whatever came before.
-                    let positions: Vec<u64> = message.results.iter().map(|r| r.position).collect();
-                    let results: Vec<StoredResult> = positions
-                        .into_iter()
-                        .zip(results_from_wire(message))
-                        .map(|(position, r)| StoredResult {
-                            position,
-                            index: r.index,
-                            output: r.output,
-                        })
-                        .collect();
+                    let results = stored_results_from_wire(message);
                     if let Some(last) = results.last() {
                         self.next = last.position + 1;
                         return Ok(Some(results));
@@ -305,16 +392,9 @@ impl Reader {
             batch_id: self.batch.id.clone(),
             from: self.next,
             follow: self.follow,
+            task_id: String::new(),
         };
-        let stream = self
-            .batch
-            .client
-            .on_leader(false, |mut jobs| {
-                let request = request.clone();
-                async move { jobs.get_batch_results(request).await }
-            })
-            .await?
-            .into_inner();
+        let stream = self.batch.open_results(request).await?;
         // Reached: a later break has its own two minutes.
         self.broken_since = None;
         let stream = self.stream.insert(stream);
@@ -324,16 +404,8 @@ impl Reader {
     /// Whether a failure may pass (the coordinator went away, and one may come back):
     /// `Ok` while it has lasted under [`RECONNECT_FOR`].
     fn may_retry(&mut self, e: ClientError) -> Result<(), ClientError> {
-        let passing = match &e {
-            ClientError::Rpc(status) => matches!(
-                status.code(),
-                Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal | Code::Aborted
-            ),
-            ClientError::Connect { .. } => true,
-            _ => false,
-        };
         let since = *self.broken_since.get_or_insert_with(Instant::now);
-        if passing && since.elapsed() < RECONNECT_FOR {
+        if passing(&e) && since.elapsed() < RECONNECT_FOR {
             tracing::debug!(error = %e, "reading the batch's results again");
             Ok(())
         } else {

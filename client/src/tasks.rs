@@ -32,6 +32,11 @@ pub struct Task {
     pub max_attempts: u32,
     /// How long an attempt may run, instead of the batch's.
     pub timeout: Option<Duration>,
+    /// Durable batches only: an id of the caller's, unique in the batch (at most 200
+    /// bytes). The task's stored result carries it, and
+    /// [`DurableBatch::result_of`](crate::DurableBatch::result_of) reads it by it. Other
+    /// batches ignore it.
+    pub id: Option<String>,
 }
 
 impl Task {
@@ -42,6 +47,15 @@ impl Task {
             payload: payload.into(),
             max_attempts: 0,
             timeout: None,
+            id: None,
+        }
+    }
+
+    /// The same task, with an id to find its result by (durable batches only).
+    pub fn with_id(self, id: impl Into<String>) -> Self {
+        Self {
+            id: Some(id.into()),
+            ..self
         }
     }
 
@@ -64,6 +78,7 @@ impl Task {
             payload: self.payload,
             max_attempts: self.max_attempts,
             timeout_ms: self.timeout.map_or(0, |t| t.as_millis().max(1) as u64),
+            id: self.id.unwrap_or_default(),
         }
     }
 }

@@ -48,6 +48,32 @@ pub enum DurableError {
     /// The idempotency key is too long.
     #[error("an idempotency key holds at most {MAX_KEY_BYTES} bytes, this one {0}")]
     KeyTooLong(usize),
+    /// A task's id is too long.
+    #[error("task {index}: a task id holds at most {MAX_KEY_BYTES} bytes, this one {len}")]
+    TaskIdTooLong {
+        /// The task's index.
+        index: u32,
+        /// The id's length.
+        len: usize,
+    },
+    /// Two tasks of a batch have the same id.
+    #[error("tasks {first} and {second} both have the id {id:?}: a task id names one task of its batch")]
+    DuplicateTaskId {
+        /// The id.
+        id: String,
+        /// The first task with it.
+        first: u32,
+        /// The next.
+        second: u32,
+    },
+    /// No task of the batch has this id.
+    #[error("no task of {batch} was submitted with the id {task_id:?}")]
+    UnknownTask {
+        /// The batch.
+        batch: BatchId,
+        /// The id asked for.
+        task_id: String,
+    },
     /// No such batch (or it expired).
     #[error("no durable batch {0} on this coordinator (results are kept for --result-ttl after a batch ends)")]
     Unknown(BatchId),
@@ -62,8 +88,8 @@ pub struct DurableBatches {
     store: Arc<dyn StateStore>,
     board: Arc<BatchBoard>,
     running: Mutex<HashMap<BatchId, Running>>,
-    /// Keyed submits look their key up and insert their batch one at a time.
-    keyed: tokio::sync::Mutex<()>,
+    /// Submits with one (owner, key) look it up and insert their batch one at a time.
+    keyed: KeyLocks,
     /// Bytes of stored results an identity may hold before its submits are refused.
     quota: Option<u64>,
     tasks: TaskTracker,
@@ -102,7 +128,7 @@ impl DurableBatches {
             store,
             board,
             running: Mutex::default(),
-            keyed: tokio::sync::Mutex::new(()),
+            keyed: KeyLocks::default(),
             quota,
             tasks: TaskTracker::new(),
             shutdown,
@@ -147,24 +173,27 @@ impl DurableBatches {
     }
 
     /// Stores `owner`'s batch of `tasks` and starts it, once its tasks are durable; with a
-    /// `key` that names a batch of `owner`'s already, returns that one instead.
+    /// `key` that names a batch of `owner`'s already, returns that one instead. `task_ids`
+    /// are the ids some tasks were given (by index), unique in the batch.
     pub async fn submit(
         self: &Arc<Self>,
         owner: &str,
         key: Option<String>,
         settings: BatchSettings,
         tasks: Vec<QueueTask>,
+        task_ids: Vec<(u32, String)>,
     ) -> Result<Submitted, DurableError> {
         if let Some(key) = &key {
             if key.len() > MAX_KEY_BYTES {
                 return Err(DurableError::KeyTooLong(key.len()));
             }
         }
+        check_task_ids(&task_ids)?;
         // The rest runs in a task of its own: a caller that goes away (a client killed, a
         // request past its timeout) must not leave a batch stored and never started.
         let this = self.clone();
         let owner = owner.to_string();
-        tokio::spawn(async move { this.store_and_start(owner, key, settings, tasks).await })
+        tokio::spawn(async move { this.store_and_start(owner, key, settings, tasks, task_ids).await })
             .await
             .map_err(|e| StoreError::WriterGone(format!("the submit's task failed: {e}")))?
     }
@@ -175,10 +204,11 @@ impl DurableBatches {
         key: Option<String>,
         settings: BatchSettings,
         tasks: Vec<QueueTask>,
+        task_ids: Vec<(u32, String)>,
     ) -> Result<Submitted, DurableError> {
         let _keyed = match &key {
             Some(key) => {
-                let held = self.keyed.lock().await;
+                let held = self.keyed.lock(&owner, key).await;
                 if let Some(batch) = self.store.batch_by_key(&owner, key).await? {
                     // A submit whose answer was lost may have stored it and not started it.
                     if batch.state == BatchState::Running && !self.is_running(batch.id) {
@@ -221,6 +251,10 @@ impl DurableBatches {
                     tasks: part.to_vec(),
                 }),
         );
+        writes.extend(task_ids.chunks(TASKS_PER_WRITE).map(|ids| Write::InsertTaskIds {
+            batch: batch.id,
+            ids: ids.to_vec(),
+        }));
         self.store.write_durably(writes, Persist::Once).await?;
         tracing::info!(batch = %batch.id, owner = batch.owner, tasks = batch.tasks, "durable batch stored");
         self.start(batch.clone(), vec![(0, tasks)]);
@@ -281,12 +315,7 @@ impl DurableBatches {
                 let Some(mut next) = next else { return Ok(None) };
                 let mut ended_seen = false;
                 loop {
-                    let stored = this
-                        .running
-                        .lock()
-                        .expect("durable batches poisoned")
-                        .get(&id)
-                        .map(|r| r.stored.clone());
+                    let stored = this.watch_stored(id);
                     let chunk = this.store.batch_results(id, next, RESULTS_PER_READ).await?;
                     if let Some(last) = chunk.last() {
                         next = last.position + 1;
@@ -297,27 +326,73 @@ impl DurableBatches {
                     if !follow || ended_seen {
                         return Ok(None);
                     }
-                    let batch = this.get(id).await?;
-                    if batch.state.is_final() {
-                        ended_seen = true;
-                        continue;
-                    }
-                    match stored {
-                        Some(mut stored) => {
-                            if *stored.borrow_and_update() <= next {
-                                let _ = tokio::time::timeout(FOLLOW_POLL, stored.changed()).await;
-                            }
-                        }
-                        None => {
-                            // Running, and nothing here runs it (its runner stopped on a
-                            // store error): run it again, as a restart would.
-                            this.adopt(batch).await?;
-                            tokio::time::sleep(FOLLOW_POLL).await;
-                        }
-                    }
+                    ended_seen = !this.await_more(id, stored).await?;
                 }
             }
         })
+    }
+
+    /// The result of batch `id`'s task submitted with `task_id`, once stored; with
+    /// `follow`, waits for it (`None` if the batch ends or is cancelled without it).
+    pub async fn result_of(
+        self: &Arc<Self>,
+        id: BatchId,
+        task_id: &str,
+        follow: bool,
+    ) -> Result<Option<StoredResult>, DurableError> {
+        let mut ended_seen = false;
+        loop {
+            let stored = self.watch_stored(id);
+            let lookup = self
+                .store
+                .task_result(id, task_id)
+                .await?
+                .ok_or_else(|| DurableError::UnknownTask {
+                    batch: id,
+                    task_id: task_id.to_string(),
+                })?;
+            if lookup.result.is_some() || !follow || ended_seen {
+                return Ok(lookup.result);
+            }
+            ended_seen = !self.await_more(id, stored).await?;
+        }
+    }
+
+    /// How many of batch `id`'s results are durable, if it runs here, as seen now: its
+    /// next change wakes a reader waiting on it.
+    fn watch_stored(&self, id: BatchId) -> Option<watch::Receiver<u64>> {
+        let running = self.running.lock().expect("durable batches poisoned");
+        running.get(&id).map(|r| {
+            let mut stored = r.stored.clone();
+            stored.borrow_and_update();
+            stored
+        })
+    }
+
+    /// After a read found nothing new: false if batch `id` has ended (a last read then
+    /// finds all its results); else true, once it stored more (`stored`, from before the
+    /// read) or a while passed.
+    async fn await_more(
+        self: &Arc<Self>,
+        id: BatchId,
+        stored: Option<watch::Receiver<u64>>,
+    ) -> Result<bool, DurableError> {
+        let batch = self.get(id).await?;
+        if batch.state.is_final() {
+            return Ok(false);
+        }
+        match stored {
+            Some(mut stored) => {
+                let _ = tokio::time::timeout(FOLLOW_POLL, stored.changed()).await;
+            }
+            None => {
+                // Running, and nothing here runs it (its runner stopped on a store error,
+                // or it was stored and never started): run it again, as a restart would.
+                self.adopt(batch).await?;
+                tokio::time::sleep(FOLLOW_POLL).await;
+            }
+        }
+        Ok(true)
     }
 
     /// Runs `batch`'s `tasks` and stores their results as they arrive.
@@ -379,7 +454,7 @@ impl DurableBatches {
                             .into_iter()
                             .map(|result| {
                                 position += 1;
-                                StoredResult { position: position - 1, result: storable(result) }
+                                StoredResult { position: position - 1, result: storable(result), task_id: None }
                             })
                             .collect();
                         let write = Write::StoreResults { batch: batch.id, results };
@@ -445,6 +520,71 @@ fn storable(mut result: QueueResult) -> QueueResult {
         }
     }
     result
+}
+
+/// Checks that each task id is short enough and names one task.
+fn check_task_ids(task_ids: &[(u32, String)]) -> Result<(), DurableError> {
+    let mut seen: HashMap<&str, u32> = HashMap::with_capacity(task_ids.len());
+    for (index, id) in task_ids {
+        if id.len() > MAX_KEY_BYTES {
+            return Err(DurableError::TaskIdTooLong {
+                index: *index,
+                len: id.len(),
+            });
+        }
+        if let Some(first) = seen.insert(id, *index) {
+            return Err(DurableError::DuplicateTaskId {
+                id: id.clone(),
+                first,
+                second: *index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The lock of each (owner, idempotency key) held or waited for.
+type LockTable = Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>;
+
+/// A lock per (owner, idempotency key), kept only while held or waited for.
+#[derive(Default)]
+struct KeyLocks(LockTable);
+
+/// One (owner, key) held; its lock is forgotten when nobody else waits for it.
+struct KeyGuard {
+    locks: LockTable,
+    name: (String, String),
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyLocks {
+    /// Waits until no other submit holds `owner`'s `key`, and holds it.
+    async fn lock(&self, owner: &str, key: &str) -> KeyGuard {
+        let name = (owner.to_string(), key.to_string());
+        let lock = self
+            .0
+            .lock()
+            .expect("key locks poisoned")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        KeyGuard {
+            locks: self.0.clone(),
+            name,
+            held: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        let mut locks = self.locks.lock().expect("key locks poisoned");
+        // Only the table's and this guard's: no submit waits for it.
+        if locks.get(&self.name).is_some_and(|lock| Arc::strong_count(lock) <= 2) {
+            locks.remove(&self.name);
+        }
+        self.held = None;
+    }
 }
 
 /// Tasks stored at most this many in one change.

@@ -29,7 +29,7 @@ use crate::durable::{DurableBatches, DurableError};
 use crate::error::{invalid_request, invalid_spec, unknown_job};
 use crate::jobs::Jobs;
 use crate::logs::{select, task_of, LogReader};
-use crate::store::BatchRecord;
+use crate::store::{BatchRecord, StoredResult};
 
 /// Serves [`JobService`].
 pub struct JobApi {
@@ -210,33 +210,64 @@ impl JobApi {
         &self,
         caller: &Caller,
         mut parts: Streaming<v1::TaskBatch>,
-    ) -> Result<(BatchSettings, Option<String>, Vec<QueueTask>), Status> {
+    ) -> Result<DurableSubmit, Status> {
         let first = parts.message().await?.unwrap_or_default();
         let key = Some(first.idempotency_key.clone()).filter(|k| !k.is_empty());
+        let mut task_ids = Vec::new();
+        collect_task_ids(&first.tasks, 0, &mut task_ids);
         let batch = batch_from_wire(first).map_err(invalid_request)?;
         let mut settings = batch.settings;
         settings.task_timeout = settings.task_timeout.or(self.limits.queue_task_timeout);
         let mut tasks = batch.tasks;
         check_tasks(&self.cluster, &self.handler_roles, caller, &tasks, 0)?;
         while let Some(part) = parts.message().await? {
+            collect_task_ids(&part.tasks, tasks.len(), &mut task_ids);
             let more = tasks_from_wire(part.tasks, tasks.len()).map_err(invalid_request)?;
             check_tasks(&self.cluster, &self.handler_roles, caller, &more, tasks.len())?;
             tasks.extend(more);
             self.check_batch_size(tasks.len())?;
         }
         self.check_batch_size(tasks.len())?;
-        Ok((settings, key, tasks))
+        Ok(DurableSubmit {
+            settings,
+            key,
+            tasks,
+            task_ids,
+        })
     }
+}
+
+/// A durable batch as a submit sent it.
+struct DurableSubmit {
+    settings: BatchSettings,
+    key: Option<String>,
+    tasks: Vec<QueueTask>,
+    /// The ids tasks were given, by index.
+    task_ids: Vec<(u32, String)>,
+}
+
+/// Adds the ids `tasks` (the first at index `first`) were given to `ids`.
+fn collect_task_ids(tasks: &[v1::QueueTask], first: usize, ids: &mut Vec<(u32, String)>) {
+    let given = tasks.iter().enumerate().filter(|(_, t)| !t.id.is_empty());
+    ids.extend(given.map(|(i, t)| ((first + i) as u32, t.id.clone())));
 }
 
 /// A durable batch's error as the status a client gets.
 fn durable_status(e: DurableError) -> Status {
     match e {
         DurableError::OverQuota { .. } => Status::resource_exhausted(e.to_string()),
-        DurableError::KeyTooLong(_) => Status::invalid_argument(e.to_string()),
-        DurableError::Unknown(_) => Status::not_found(e.to_string()),
+        DurableError::KeyTooLong(_) | DurableError::TaskIdTooLong { .. } | DurableError::DuplicateTaskId { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        DurableError::Unknown(_) | DurableError::UnknownTask { .. } => Status::not_found(e.to_string()),
         DurableError::Store(e) => e.into(),
     }
+}
+
+/// Stored results on the wire, each at its position.
+fn stored_results_to_wire(results: Vec<StoredResult>) -> Vec<v1::QueueTaskResults> {
+    let results = results.into_iter().map(|r| (r.position, r.result, r.task_id));
+    positioned_results_to_wire(results, MESSAGE_BUDGET)
 }
 
 /// A durable batch on the wire.
@@ -463,9 +494,9 @@ impl JobService for JobApi {
         let caller = caller(&request);
         let submitted = async {
             require(&caller, Role::Submit, "running tasks")?;
-            let (settings, key, tasks) = self.read_durable_batch(&caller, request.into_inner()).await?;
+            let batch = self.read_durable_batch(&caller, request.into_inner()).await?;
             self.durable
-                .submit(&caller.name, key, settings, tasks)
+                .submit(&caller.name, batch.key, batch.settings, batch.tasks, batch.task_ids)
                 .await
                 .map_err(durable_status)
         };
@@ -485,15 +516,30 @@ impl JobService for JobApi {
         let caller = caller(&request);
         let r = request.into_inner();
         let batch = self.visible_batch(&caller, &r.batch_id, "read the results of").await?;
+        if !r.task_id.is_empty() {
+            // One task's result: unknown ids are refused before the stream starts.
+            let durable = self.durable.clone();
+            durable
+                .result_of(batch.id, &r.task_id, false)
+                .await
+                .map_err(durable_status)?;
+            let result = async move {
+                let messages: Vec<Result<v1::QueueTaskResults, Status>> =
+                    match durable.result_of(batch.id, &r.task_id, r.follow).await {
+                        Ok(result) => stored_results_to_wire(result.into_iter().collect())
+                            .into_iter()
+                            .map(Ok)
+                            .collect(),
+                        Err(e) => vec![Err(durable_status(e))],
+                    };
+                futures::stream::iter(messages)
+            };
+            let result = futures::stream::once(result).flatten();
+            return Ok(Response::new(Box::pin(self.cut_with_status(caller, result))));
+        }
         let results = self.durable.results(batch.id, r.from, r.follow).flat_map(|chunk| {
             let messages: Vec<Result<v1::QueueTaskResults, Status>> = match chunk {
-                Ok(chunk) => {
-                    let results = chunk.into_iter().map(|r| (r.position, r.result));
-                    positioned_results_to_wire(results, MESSAGE_BUDGET)
-                        .into_iter()
-                        .map(Ok)
-                        .collect()
-                }
+                Ok(chunk) => stored_results_to_wire(chunk).into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(durable_status(e))],
             };
             futures::stream::iter(messages)

@@ -22,6 +22,11 @@ pub struct Args {
     /// Print results in task order, once all are in (implies waiting for them).
     #[arg(long)]
     ordered: bool,
+    /// Only the result of the task submitted with this id (a line's "id" in `weft tasks
+    /// --json`); with --follow, wait for it. Exit 0 if it succeeded, 1 if it failed or has
+    /// no result (yet).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["from", "ordered"])]
+    task: Option<String>,
 }
 
 /// Prints the results.
@@ -29,6 +34,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.client.connect().await?;
     let batch = client.batch(args.batch.clone());
     let follow = args.follow || args.ordered;
+    if let Some(task_id) = &args.task {
+        return tokio::select! {
+            printed = super::tasks::print_task_result(&batch, task_id, follow) => printed,
+            stop = crate::signals::next_stop() => Ok(stop.exit_code()),
+        };
+    }
     tokio::select! {
         printed = super::tasks::print_results(&batch, args.from, follow, args.ordered) => printed,
         stop = crate::signals::next_stop() => Ok(stop.exit_code()),

@@ -37,7 +37,9 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     input: Option<PathBuf>,
     /// Each line is a JSON object: {"handler": NAME, "payload": TEXT} (or "payload_base64"
-    /// for bytes), and optionally "max_attempts" and "timeout" (seconds).
+    /// for bytes), and optionally "max_attempts", "timeout" (seconds) and "id" (a name of
+    /// yours for the task, unique in the batch: its result line carries it, and with
+    /// --durable `weft results BATCH --task ID` reads it).
     #[arg(long)]
     json: bool,
     /// Print results as they finish, not in input order.
@@ -83,6 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let window = Arc::new(Semaphore::new(WINDOW));
     let (tasks, queued) = mpsc::channel(1024);
     let (bad_line, mut bad_lines) = mpsc::unbounded_channel();
+    let ids = TaskIds::default();
     let reader = tokio::spawn(read_tasks(
         input,
         LineFormat {
@@ -92,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tasks,
         window.clone(),
         bad_line,
+        ids.clone(),
     ));
     let options = BatchOptions {
         max_attempts: args.max_attempts,
@@ -108,7 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         match event {
             Ok(BatchEvent::Result { index, output }) => {
                 progress.ended(output.is_ok());
-                let printed = out.add(index, output, &mut stdout)?;
+                let printed = out.add(index, ids.take(index), output, &mut stdout)?;
                 window.add_permits(printed);
             }
             Ok(BatchEvent::Unserved { waiting, served }) => progress.println(&format!(
@@ -172,6 +176,7 @@ async fn run_durable(client: &weft_client::Client, args: &Args) -> anyhow::Resul
         sender,
         Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
         bad_line,
+        TaskIds::default(),
     ));
     let mut tasks = Vec::new();
     while let Some(task) = queued.recv().await {
@@ -232,7 +237,7 @@ pub async fn print_results(
         if ordered {
             held.push(result);
         } else {
-            out.add(result.index, result.output, &mut stdout)?;
+            out.add(result.index, result.task_id, result.output, &mut stdout)?;
         }
         next = match results.next().now_or_never() {
             Some(ready) => ready,
@@ -244,7 +249,7 @@ pub async fn print_results(
     }
     held.sort_by_key(|r| r.index);
     for result in held {
-        out.add(result.index, result.output, &mut stdout)?;
+        out.add(result.index, result.task_id, result.output, &mut stdout)?;
     }
     stdout.flush()?;
     progress.finish();
@@ -263,6 +268,38 @@ pub async fn print_results(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the result of `batch`'s task submitted with `task_id`, as `weft tasks` prints
+/// results; with `follow`, once it is stored. Exit 0 only if it is a success.
+pub async fn print_task_result(
+    batch: &weft_client::DurableBatch,
+    task_id: &str,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(result) = batch.result_of(task_id, follow).await? else {
+        let info = batch.info().await?;
+        match info.state.as_str() {
+            "running" => eprintln!(
+                "weft: task {task_id:?} of {} has no result yet (--follow waits for it)",
+                info.id
+            ),
+            state => eprintln!(
+                "weft: task {task_id:?} of {} got no result: the batch was {state}",
+                info.id
+            ),
+        }
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut out = Printer::new(false);
+    let mut stdout = std::io::stdout().lock();
+    out.add(result.index, result.task_id, result.output, &mut stdout)?;
+    stdout.flush()?;
+    Ok(if out.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The input the tasks are read from: the file given, or stdin.
@@ -320,6 +357,10 @@ impl LineFormat {
             let n = n.as_u64().filter(|n| (1..=u32::MAX as u64).contains(n));
             task = task.with_max_attempts(n.ok_or_else(|| at(&"\"max_attempts\" is not a positive integer"))? as u32);
         }
+        if let Some(id) = object.get("id") {
+            let id = id.as_str().filter(|id| !id.is_empty());
+            task = task.with_id(id.ok_or_else(|| at(&"\"id\" is not a non-empty string"))?);
+        }
         if let Some(secs) = object.get("timeout") {
             let secs = secs.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok());
             task = task.with_timeout(secs.ok_or_else(|| at(&"\"timeout\" is not a number of seconds"))?);
@@ -328,14 +369,35 @@ impl LineFormat {
     }
 }
 
+/// The ids of tasks sent and not yet printed, by index, for their result lines (a batch
+/// that is not durable gets its results back without them).
+#[derive(Clone, Default)]
+struct TaskIds(Arc<std::sync::Mutex<std::collections::HashMap<u32, String>>>);
+
+impl TaskIds {
+    fn add(&self, index: u32, id: String) {
+        self.0.lock().expect("task ids poisoned").insert(index, id);
+    }
+
+    fn take(&self, index: u32) -> Option<String> {
+        let mut ids = self.0.lock().expect("task ids poisoned");
+        if ids.is_empty() {
+            return None;
+        }
+        ids.remove(&index)
+    }
+}
+
 /// Reads lines into tasks, each once a place in the window is free; returns how many.
-/// A line that is not a task ends the input, and `bad_line` says why.
+/// A line that is not a task ends the input, and `bad_line` says why; the ids tasks have go
+/// to `ids`.
 async fn read_tasks(
     input: impl AsyncRead + Unpin,
     format: LineFormat,
     tasks: mpsc::Sender<Task>,
     window: Arc<Semaphore>,
     bad_line: mpsc::UnboundedSender<String>,
+    ids: TaskIds,
 ) -> anyhow::Result<usize> {
     let mut lines = BufReader::with_capacity(1 << 16, input);
     let mut line = Vec::new();
@@ -361,6 +423,9 @@ async fn read_tasks(
             }
         };
         window.acquire().await.expect("never closed").forget();
+        if let Some(id) = &task.id {
+            ids.add(count as u32, id.clone());
+        }
         if tasks.send(task).await.is_err() {
             return Ok(count);
         }
@@ -368,10 +433,14 @@ async fn read_tasks(
     }
 }
 
+/// A task's id, if it had one, and its outcome.
+type Identified = (Option<String>, Result<Vec<u8>, String>);
+
 /// Prints results as JSON lines, in input order or as they come.
 struct Printer {
     ordered: bool,
-    waiting: BTreeMap<u32, Result<Vec<u8>, String>>,
+    /// Results due later, by index: the task's id (if any) and its outcome.
+    waiting: BTreeMap<u32, Identified>,
     next: u32,
     printed: usize,
     failed: usize,
@@ -388,25 +457,38 @@ impl Printer {
         }
     }
 
-    /// Takes a result; prints what is due; returns how many it printed.
-    fn add(&mut self, index: u32, output: Result<Vec<u8>, String>, out: &mut impl Write) -> std::io::Result<usize> {
+    /// Takes a result (of the task with `id`, if it had one); prints what is due; returns
+    /// how many it printed.
+    fn add(
+        &mut self,
+        index: u32,
+        id: Option<String>,
+        output: Result<Vec<u8>, String>,
+        out: &mut impl Write,
+    ) -> std::io::Result<usize> {
         if !self.ordered {
-            self.print(index, output, out)?;
+            self.print(index, id, output, out)?;
             return Ok(1);
         }
-        self.waiting.insert(index, output);
+        self.waiting.insert(index, (id, output));
         let mut printed = 0;
-        while let Some(output) = self.waiting.remove(&self.next) {
-            self.print(self.next, output, out)?;
+        while let Some((id, output)) = self.waiting.remove(&self.next) {
+            self.print(self.next, id, output, out)?;
             self.next += 1;
             printed += 1;
         }
         Ok(printed)
     }
 
-    fn print(&mut self, index: u32, output: Result<Vec<u8>, String>, out: &mut impl Write) -> std::io::Result<()> {
+    fn print(
+        &mut self,
+        index: u32,
+        id: Option<String>,
+        output: Result<Vec<u8>, String>,
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
         self.printed += 1;
-        let line = match output {
+        let mut line = match output {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => json!({"index": index, "ok": true, "output": text}),
                 Err(e) => json!({
@@ -420,6 +502,9 @@ impl Printer {
                 json!({"index": index, "ok": false, "error": error})
             }
         };
+        if let Some(id) = id {
+            line["id"] = json!(id);
+        }
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")
     }

@@ -343,6 +343,20 @@ impl TestCluster {
         self.command(args, Some("admin")).output().unwrap()
     }
 
+    /// Runs `weft ARGS` as `identity` with `input` on its stdin.
+    pub fn weft_with_input(&self, identity: &str, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args, Some(identity))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// Runs `weft ARGS` on a secured cluster as `identity` (`None`: with no token).
     pub fn weft_as(&self, identity: Option<&str>, args: &[&str]) -> Output {
         self.command(args, identity).output().unwrap()

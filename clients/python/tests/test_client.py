@@ -353,9 +353,10 @@ def test_a_durable_batch_outlives_a_kill_of_its_coordinator_and_is_read_back_by_
     cluster = Cluster(tmp_path, workers=1)
     try:
         with Client(cluster.url) as client:
-            batch = client.submit_durable([("sleep", "10")] * 300, key="nightly")
+            tasks = [Task("sleep", "10", id=f"t{i}") for i in range(300)]
+            batch = client.submit_durable(tasks, key="nightly")
             assert batch.submitted is not None and batch.submitted.created
-            again = client.submit_durable([("sleep", "10")] * 300, key="nightly")
+            again = client.submit_durable(tasks, key="nightly")
             assert again.id == batch.id and again.submitted is not None and not again.submitted.created
             deadline = time.monotonic() + 60
             while batch.info().results < 50:
@@ -371,6 +372,15 @@ def test_a_durable_batch_outlives_a_kill_of_its_coordinator_and_is_read_back_by_
             assert [r.position for r in stored] == list(range(300))
             assert sorted(r.index for r in stored) == list(range(300)), "each task's result once"
             assert reader.batch(batch.id).wait() == [b""] * 300
+            assert all(r.task_id == f"t{r.index}" for r in stored), "each result carries its task's id"
+            last = reader.batch(batch.id).result("t299")
+            assert last is not None and (last.index, last.task_id, last.error) == (299, "t299", None)
+            with pytest.raises(WeftError) as no_such_task:
+                reader.batch(batch.id).result("t300")
+            assert no_such_task.value.code == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(WeftError) as twins:
+                reader.submit_durable([Task("echo", "1", id="x"), Task("echo", "2", id="x")])
+            assert twins.value.code == grpc.StatusCode.INVALID_ARGUMENT
             assert reader.batch(batch.id).info().state == "ended"
             assert [b.id for b in reader.batches()] == [batch.id]
             with pytest.raises(WeftError) as unknown:

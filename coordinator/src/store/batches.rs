@@ -76,6 +76,19 @@ pub struct StoredResult {
     pub position: u64,
     /// The task's index and outcome.
     pub result: QueueResult,
+    /// As read: the id the task was submitted with, if any (the store keeps a batch's task
+    /// ids apart, from [`Write::InsertTaskIds`](super::Write::InsertTaskIds); a write
+    /// ignores this).
+    pub task_id: Option<String>,
+}
+
+/// What the store knows of the task of a batch submitted with some id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLookup {
+    /// The task's index in its batch.
+    pub index: u32,
+    /// Its result, once stored.
+    pub result: Option<StoredResult>,
 }
 
 impl StoredResult {

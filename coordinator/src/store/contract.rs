@@ -325,6 +325,15 @@ fn stored(position: u64, index: u32, output: Result<&str, &str>) -> StoredResult
             index,
             output: output.map(|o| o.as_bytes().to_vec()).map_err(String::from),
         },
+        task_id: None,
+    }
+}
+
+/// `result` as read back, its task having been given `task_id`.
+fn with_task_id(result: StoredResult, task_id: &str) -> StoredResult {
+    StoredResult {
+        task_id: Some(task_id.to_string()),
+        ..result
     }
 }
 
@@ -351,6 +360,10 @@ async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<d
                     batch: one,
                     first: 3,
                     tasks: tasks[3..].to_vec(),
+                },
+                Write::InsertTaskIds {
+                    batch: one,
+                    ids: vec![(1, "t-one".into()), (3, "t-three".into())],
                 },
                 Write::InsertBatch(batch_record(2, "bob", Some("k-1"), 0).into()),
             ],
@@ -398,11 +411,18 @@ async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<d
     assert_eq!(
         results,
         [
-            stored(0, 3, Ok("three")),
+            with_task_id(stored(0, 3, Ok("three")), "t-three"),
             stored(1, 0, Err("boom")),
             stored(2, 4, Ok("four"))
         ]
     );
+    // A task's result by the id it was submitted with; none yet; no such id.
+    let three = store.task_result(one, "t-three").await.unwrap().unwrap();
+    assert_eq!((three.index, three.result), (3, Some(results[0].clone())));
+    let pending = store.task_result(one, "t-one").await.unwrap().unwrap();
+    assert_eq!((pending.index, pending.result), (1, None));
+    assert_eq!(store.task_result(one, "t-four").await.unwrap(), None);
+    assert_eq!(store.task_result(BatchId::new(2), "t-one").await.unwrap(), None);
     assert_eq!(
         store.batch_results(one, 1, 1).await.unwrap(),
         [stored(1, 0, Err("boom"))]
@@ -444,6 +464,11 @@ async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<d
     assert_eq!(record.state, BatchState::Cancelled);
     assert!(record.ended_ms.is_some());
     assert!(store.tasks_without_results(one).await.unwrap().is_empty());
+    assert_eq!(
+        store.task_result(one, "t-three").await.unwrap().unwrap().index,
+        3,
+        "task ids stay with the results"
+    );
     assert_eq!(store.running_batches().await.unwrap().len(), 1);
     let listed: Vec<BatchId> = store.batches(10, None).await.unwrap().iter().map(|b| b.id).collect();
     assert_eq!(listed, [BatchId::new(2), one]);
@@ -459,6 +484,7 @@ async fn durable_batches_keep_their_tasks_until_each_has_one_result(store: Arc<d
         .unwrap();
     assert_eq!(store.batch(one).await.unwrap(), None);
     assert!(store.batch_results(one, 0, 100).await.unwrap().is_empty());
+    assert_eq!(store.task_result(one, "t-three").await.unwrap(), None);
     assert!(
         store.batch(BatchId::new(2)).await.unwrap().is_some(),
         "a running batch never expires"

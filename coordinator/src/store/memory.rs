@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::{
     now_ms, AttemptRecord, BatchRecord, BatchState, JobRecord, Persist, StateStore, StoreError, StoreHealth, StoreRead,
-    StoredResult, TaskRecord, UploadRecord, Write,
+    StoredResult, TaskLookup, TaskRecord, UploadRecord, Write,
 };
 
 #[derive(Default)]
@@ -26,11 +26,24 @@ struct Tables {
     closed: bool,
 }
 
-/// A durable batch in memory: its row, its tasks until it ends, its results by position.
+/// A durable batch in memory: its row, its tasks until it ends, its results by position,
+/// the ids its tasks were submitted with.
 struct StoredBatch {
     record: BatchRecord,
     tasks: BTreeMap<u32, QueueTask>,
     results: BTreeMap<u64, StoredResult>,
+    task_ids: HashMap<String, u32>,
+    ids_by_index: HashMap<u32, String>,
+}
+
+impl StoredBatch {
+    /// `result` as read: with its task's id.
+    fn read(&self, result: &StoredResult) -> StoredResult {
+        StoredResult {
+            task_id: self.ids_by_index.get(&result.result.index).cloned(),
+            ..result.clone()
+        }
+    }
 }
 
 /// A state store in memory.
@@ -105,12 +118,22 @@ impl Tables {
                         record: *record,
                         tasks: BTreeMap::new(),
                         results: BTreeMap::new(),
+                        task_ids: HashMap::new(),
+                        ids_by_index: HashMap::new(),
                     },
                 );
             }
             Write::InsertTasks { batch, first, tasks } => {
                 if let Some(stored) = self.batches.get_mut(&batch) {
                     stored.tasks.extend((first..).zip(tasks));
+                }
+            }
+            Write::InsertTaskIds { batch, ids } => {
+                if let Some(stored) = self.batches.get_mut(&batch) {
+                    for (index, id) in ids {
+                        stored.task_ids.insert(id.clone(), index);
+                        stored.ids_by_index.insert(index, id);
+                    }
                 }
             }
             Write::StoreResults { batch, results } => {
@@ -123,7 +146,7 @@ impl Tables {
                         stored.record.results += 1;
                         stored.record.failed += u64::from(r.result.output.is_err());
                         stored.record.result_bytes += r.bytes();
-                        stored.results.insert(r.position, r);
+                        stored.results.insert(r.position, StoredResult { task_id: None, ..r });
                     }
                 }
             }
@@ -239,8 +262,21 @@ impl StateStore for MemoryStore {
         let results = tables
             .batches
             .get(&id)
-            .map(|b| b.results.range(from..).take(limit).map(|(_, r)| r.clone()).collect());
+            .map(|b| b.results.range(from..).take(limit).map(|(_, r)| b.read(r)).collect());
         ready(results.unwrap_or_default())
+    }
+
+    fn task_result<'a>(&'a self, id: BatchId, task_id: &'a str) -> StoreRead<'a, Option<TaskLookup>> {
+        let tables = self.lock();
+        let lookup = tables.batches.get(&id).and_then(|b| {
+            let index = *b.task_ids.get(task_id)?;
+            let result = b.results.values().find(|r| r.result.index == index);
+            Some(TaskLookup {
+                index,
+                result: result.map(|r| b.read(r)),
+            })
+        });
+        ready(lookup)
     }
 
     fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {

@@ -29,7 +29,7 @@ use weft_core::work::{AttemptId, BatchId, JobId, QueueTask, TaskKind};
 use weft_core::location::ObjectUrl;
 use weft_core::plan::Plan;
 
-pub use batches::{BatchRecord, BatchState, StoredResult};
+pub use batches::{BatchRecord, BatchState, StoredResult, TaskLookup};
 pub use memory::MemoryStore;
 pub use postgres::lease::{holder_here, LeaseTerms, Standing};
 pub use postgres::{PostgresStore, PostgresTarget};
@@ -97,6 +97,10 @@ pub trait StateStore: Send + Sync {
 
     /// A batch's results at positions `from` and after, in order, up to `limit`.
     fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>>;
+
+    /// The task of batch `id` submitted with `task_id`, and its result if stored; `None`
+    /// if no task of the batch has that id.
+    fn task_result<'a>(&'a self, id: BatchId, task_id: &'a str) -> StoreRead<'a, Option<TaskLookup>>;
 
     /// A running batch's tasks that have no result stored, by index, in order.
     fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>>;
@@ -282,6 +286,14 @@ pub enum Write {
         first: u32,
         /// The tasks.
         tasks: Vec<QueueTask>,
+    },
+    /// The ids tasks of a durable batch were submitted with (by index), kept with its
+    /// results.
+    InsertTaskIds {
+        /// The batch.
+        batch: BatchId,
+        /// Each task's index and id.
+        ids: Vec<(u32, String)>,
     },
     /// Results of a durable batch's tasks, counted in its row.
     StoreResults {

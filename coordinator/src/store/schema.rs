@@ -11,7 +11,7 @@ use super::codec::encode_spec;
 use super::StoreError;
 
 /// The schema this weft writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How weft 0.1 stored a spec (the bytes of its wire message), decoded: the one thing a
 /// migration needs that this store does not know itself.
@@ -50,6 +50,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, v1_spec: DecodeV1Spec)
             3 => tx.execute_batch(V4_UPLOADS).map_err(corrupt)?,
             4 => tx.execute_batch(V5_STATE_INDEX).map_err(corrupt)?,
             5 => tx.execute_batch(V6_BATCHES).map_err(corrupt)?,
+            6 => tx.execute_batch(V7_TASK_IDS).map_err(corrupt)?,
             _ => unreachable!("a migration for every version below SCHEMA_VERSION"),
         }
         tx.pragma_update(None, "user_version", from + 1).map_err(corrupt)?;
@@ -161,6 +162,16 @@ const V6_BATCHES: &str = "CREATE TABLE batches (
         PRIMARY KEY (batch, position)
      ) WITHOUT ROWID;
      CREATE UNIQUE INDEX batch_results_by_task ON batch_results (batch, idx);";
+
+/// 6 → 7: the ids durable tasks were submitted with, kept with their batch's results
+/// (tasks without one have no row).
+const V7_TASK_IDS: &str = "CREATE TABLE batch_task_ids (
+        batch INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        PRIMARY KEY (batch, task_id)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX batch_task_ids_by_task ON batch_task_ids (batch, idx);";
 
 /// 1 → 2: specs in the store's own format (JSON, any path) instead of wire bytes.
 fn specs_in_store_format(tx: &Transaction<'_>, path: &Path, v1_spec: DecodeV1Spec) -> Result<(), StoreError> {

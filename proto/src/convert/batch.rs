@@ -64,6 +64,7 @@ pub fn task_to_wire(task: QueueTask) -> v1::QueueTask {
         payload: task.payload,
         max_attempts: task.max_attempts.unwrap_or(0),
         timeout_ms: task.timeout.map_or(0, millis_at_least_one),
+        id: String::new(),
     }
 }
 
@@ -167,24 +168,25 @@ pub fn unserved_from_wire(message: &v1::QueueTaskResults) -> Option<Unserved> {
 
 /// Results as wire messages of at most `budget` bytes each.
 pub fn results_to_wire(results: Vec<QueueResult>, budget: usize) -> Vec<v1::QueueTaskResults> {
-    positioned_results_to_wire(results.into_iter().map(|r| (0, r)), budget)
+    positioned_results_to_wire(results.into_iter().map(|r| (0, r, None)), budget)
 }
 
-/// A durable batch's stored results, each at its position, as messages of at most
-/// `budget` bytes.
+/// A durable batch's stored results, each at its position and with its task's id (if it
+/// was given one), as messages of at most `budget` bytes.
 pub fn positioned_results_to_wire(
-    results: impl IntoIterator<Item = (u64, QueueResult)>,
+    results: impl IntoIterator<Item = (u64, QueueResult, Option<String>)>,
     budget: usize,
 ) -> Vec<v1::QueueTaskResults> {
     let wire = results
         .into_iter()
-        .map(|(position, r)| v1::QueueTaskResult {
+        .map(|(position, r, task_id)| v1::QueueTaskResult {
             index: r.index,
             outcome: Some(match r.output {
                 Ok(output) => Outcome::Output(output),
                 Err(reason) => Outcome::Error(reason),
             }),
             position,
+            task_id: task_id.unwrap_or_default(),
         })
         .collect();
     split_by_size(wire, budget)

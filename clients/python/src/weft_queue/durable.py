@@ -60,12 +60,20 @@ class BatchInfo:
 @dataclass(frozen=True)
 class StoredResult:
     """One stored result: its ``position`` among the batch's results, the task's
-    ``index``, and its ``output`` or ``error``."""
+    ``index``, its ``output`` or ``error``, and the ``task_id`` the task was submitted with
+    (if any)."""
 
     position: int
     index: int
     output: Optional[bytes] = None
     error: Optional[str] = None
+    task_id: Optional[str] = None
+
+    @classmethod
+    def from_wire(cls, r: pb.QueueTaskResult) -> "StoredResult":
+        which = r.WhichOneof("outcome")
+        return cls(r.position, r.index, r.output if which == "output" else b"",
+                   r.error if which == "error" else None, r.task_id or None)
 
 
 def submit(client: "Client", tasks: Iterable[TaskLike], key: Optional[str], **settings: object) -> "DurableBatch":
@@ -106,16 +114,15 @@ class DurableBatch:
         position = start
         broken_since: Optional[float] = None
         while True:
-            request = pb.BatchResultsRequest(batch_id=self.id, follow=follow, **{"from": position})
+            request = pb.BatchResultsRequest(batch_id=self.id, follow=follow)
+            setattr(request, "from", position)  # a Python keyword
             try:
                 stream = self._client._stub.GetBatchResults(request, metadata=self._client._metadata)
                 for message in stream:
                     broken_since = None
                     for r in message.results:
-                        which = r.WhichOneof("outcome")
                         # At the position the coordinator gives: the next read starts after it.
-                        yield StoredResult(r.position, r.index, r.output if which == "output" else b"",
-                                           r.error if which == "error" else None)
+                        yield StoredResult.from_wire(r)
                         position = r.position + 1
                 if not follow:
                     return
@@ -127,14 +134,47 @@ class DurableBatch:
                     return
                 time.sleep(0.5)
             except (grpc.RpcError, WeftError) as error:
-                code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
-                broken_since = broken_since or time.monotonic()
-                if code not in _PASSING or time.monotonic() - broken_since > RECONNECT_FOR:
-                    if isinstance(error, grpc.RpcError):
-                        raise WeftError.from_rpc(error) from None
-                    raise
-                self._client._follow_leader()
+                broken_since = self._may_retry(error, broken_since)
                 time.sleep(0.5)
+
+    def result(self, task_id: str, wait: bool = True) -> Optional[StoredResult]:
+        """The result of its task submitted with ``task_id`` (``Task(id=...)``), once
+        stored; with ``wait``, waits for it (through restarts and takeovers, as
+        :meth:`results` does), and None only if the batch ended or was cancelled without it.
+        An id no task of the batch has raises a :class:`WeftError` with ``NOT_FOUND``."""
+        broken_since: Optional[float] = None
+        while True:
+            try:
+                found = self._read_result(task_id, wait)
+                if found is not None or not wait:
+                    return found
+                # A stream also ends when its coordinator stops: None once the batch has.
+                if self.info().is_final:
+                    return self._read_result(task_id, False)
+                broken_since = None
+            except (grpc.RpcError, WeftError) as error:
+                broken_since = self._may_retry(error, broken_since)
+            time.sleep(0.5)
+
+    def _may_retry(self, error: Exception, broken_since: Optional[float]) -> float:
+        """Raises ``error`` unless it may pass (the coordinator went away, and one may come
+        back) and has lasted under :data:`RECONNECT_FOR`; returns since when it lasts."""
+        code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
+        broken_since = broken_since or time.monotonic()
+        if code not in _PASSING or time.monotonic() - broken_since > RECONNECT_FOR:
+            if isinstance(error, grpc.RpcError):
+                raise WeftError.from_rpc(error) from None
+            raise error
+        self._client._follow_leader()
+        return broken_since
+
+    def _read_result(self, task_id: str, follow: bool) -> Optional[StoredResult]:
+        request = pb.BatchResultsRequest(batch_id=self.id, follow=follow, task_id=task_id)
+        found = None
+        for message in self._client._stub.GetBatchResults(request, metadata=self._client._metadata):
+            for r in message.results:
+                found = found or StoredResult.from_wire(r)
+        return found
 
     def wait(self) -> List[Union[bytes, TaskFailed]]:
         """Waits for every result; returns them in task order: each task's output, or a

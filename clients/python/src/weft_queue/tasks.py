@@ -26,12 +26,15 @@ def _bytes(payload: Payload) -> bytes:
 @dataclass(frozen=True)
 class Task:
     """A queue task: the handler that runs it and its payload; optionally its own attempts
-    and per-attempt timeout (seconds), instead of its batch's."""
+    and per-attempt timeout (seconds), instead of its batch's. ``id`` (durable batches only,
+    unique in the batch, at most 200 bytes) names it: its stored result carries it, and
+    :meth:`DurableBatch.result` reads the result by it."""
 
     handler: str
     payload: Payload = b""
     max_attempts: int = 0
     timeout: Optional[float] = None
+    id: Optional[str] = None
 
 
 #: A task, or a ``(handler, payload)`` pair.
@@ -74,7 +77,8 @@ def batch_parts(
         read += 1
         if isinstance(task, Task):
             payload = _bytes(task.payload)
-            add(handler=task.handler, payload=payload, max_attempts=task.max_attempts, timeout_ms=_ms(task.timeout))
+            add(handler=task.handler, payload=payload, max_attempts=task.max_attempts, timeout_ms=_ms(task.timeout),
+                id=task.id or "")
         else:
             handler, given = task
             payload = _bytes(given)

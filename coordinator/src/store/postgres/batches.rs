@@ -5,7 +5,7 @@ use weft_core::work::{BatchId, BatchSettings, HandlerName, QueueResult, QueueTas
 
 use super::rows::{small, unreadable, RowError};
 use crate::store::batches::from_millis;
-use crate::store::{BatchRecord, BatchState, StoredResult};
+use crate::store::{BatchRecord, BatchState, StoredResult, TaskLookup};
 
 const BATCH_COLUMNS: &str =
     "SELECT id, owner, idem_key, max_attempts, task_timeout_ms, unserved_timeout_ms, state, tasks,
@@ -77,6 +77,23 @@ pub(super) async fn running_batches(db: &impl GenericClient) -> Result<Vec<Batch
     rows.iter().map(batch_from_row).collect()
 }
 
+/// The columns of a stored result, `r` joined with its task's id `i`.
+const RESULT_COLUMNS: &str = "SELECT r.position, r.idx, r.output, r.error, i.task_id FROM batch_results r
+     LEFT JOIN batch_task_ids i ON i.batch = r.batch AND i.idx = r.idx";
+
+fn result_from_row(row: &Row) -> Result<StoredResult, RowError> {
+    let output: Option<Vec<u8>> = row.get(2);
+    let error: Option<String> = row.get(3);
+    Ok(StoredResult {
+        position: row.get::<_, i64>(0) as u64,
+        result: QueueResult {
+            index: small(row.get(1), "task index")?,
+            output: output.ok_or_else(|| error.unwrap_or_default()),
+        },
+        task_id: row.get(4),
+    })
+}
+
 pub(super) async fn batch_results(
     db: &impl GenericClient,
     id: BatchId,
@@ -85,24 +102,39 @@ pub(super) async fn batch_results(
 ) -> Result<Vec<StoredResult>, RowError> {
     let rows = db
         .query(
-            "SELECT position, idx, output, error FROM batch_results
-             WHERE batch = $1 AND position >= $2 ORDER BY position LIMIT $3",
+            &format!("{RESULT_COLUMNS} WHERE r.batch = $1 AND r.position >= $2 ORDER BY r.position LIMIT $3"),
             &[&(id.seq() as i64), &(from as i64), &(limit as i64)],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let output: Option<Vec<u8>> = row.get(2);
-            let error: Option<String> = row.get(3);
-            Ok(StoredResult {
-                position: row.get::<_, i64>(0) as u64,
-                result: QueueResult {
-                    index: small(row.get(1), "task index")?,
-                    output: output.ok_or_else(|| error.unwrap_or_default()),
-                },
-            })
-        })
-        .collect()
+    rows.iter().map(result_from_row).collect()
+}
+
+pub(super) async fn task_result(
+    db: &impl GenericClient,
+    id: BatchId,
+    task_id: &str,
+) -> Result<Option<TaskLookup>, RowError> {
+    let batch = id.seq() as i64;
+    let Some(row) = db
+        .query_opt(
+            "SELECT idx FROM batch_task_ids WHERE batch = $1 AND task_id = $2",
+            &[&batch, &task_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let index: i64 = row.get(0);
+    let result = db
+        .query_opt(
+            &format!("{RESULT_COLUMNS} WHERE r.batch = $1 AND r.idx = $2"),
+            &[&batch, &index],
+        )
+        .await?;
+    Ok(Some(TaskLookup {
+        index: small(index, "task index")?,
+        result: result.as_ref().map(result_from_row).transpose()?,
+    }))
 }
 
 pub(super) async fn tasks_without_results(

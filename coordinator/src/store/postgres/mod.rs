@@ -39,7 +39,7 @@ use self::rows::{Change, Prepared, RowError};
 use super::writing::{self, Next, GROUP};
 use super::{
     AttemptRecord, BatchRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead,
-    StoredResult, TaskRecord, UploadRecord, Write,
+    StoredResult, TaskLookup, TaskRecord, UploadRecord, Write,
 };
 
 /// Connections the reads share.
@@ -369,6 +369,15 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             let client = self.client().await?;
             batches::batch_results(&**client, id, from, limit)
+                .await
+                .map_err(|e| read_failed(&self.target, e))
+        })
+    }
+
+    fn task_result<'a>(&'a self, id: BatchId, task_id: &'a str) -> StoreRead<'a, Option<TaskLookup>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            batches::task_result(&**client, id, task_id)
                 .await
                 .map_err(|e| read_failed(&self.target, e))
         })

@@ -229,6 +229,14 @@ pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
                 value(tasks.iter().map(|t| millis(t.timeout)).collect::<Vec<Option<i64>>>()),
             ],
         ),
+        Write::InsertTaskIds { batch, ids } => change(
+            "INSERT INTO batch_task_ids (batch, idx, task_id) SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])",
+            vec![
+                value(batch.seq() as i64),
+                value(ids.iter().map(|(index, _)| i64::from(*index)).collect::<Vec<i64>>()),
+                value(ids.iter().map(|(_, id)| id.clone()).collect::<Vec<String>>()),
+            ],
+        ),
         // The results, and the batch's counts of what was new among them.
         Write::StoreResults { batch, results } => change(
             "WITH stored AS (
@@ -266,7 +274,8 @@ pub(super) fn statement_of(write: &Write) -> Result<Change, RowError> {
         ),
         Write::ExpireBatches { ended_before_ms } => change(
             "WITH old AS (DELETE FROM batches WHERE ended_ms < $1 RETURNING id),
-                results AS (DELETE FROM batch_results WHERE batch IN (SELECT id FROM old))
+                results AS (DELETE FROM batch_results WHERE batch IN (SELECT id FROM old)),
+                ids AS (DELETE FROM batch_task_ids WHERE batch IN (SELECT id FROM old))
              DELETE FROM batch_tasks WHERE batch IN (SELECT id FROM old)",
             vec![value(*ended_before_ms)],
         ),

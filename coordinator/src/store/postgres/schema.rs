@@ -56,6 +56,7 @@ pub(super) async fn migrate(client: &mut Client, target: &str) -> Result<(), Sto
     for from in version.max(FIRST_VERSION)..SCHEMA_VERSION {
         match from {
             5 => tx.batch_execute(V6_BATCHES).await.map_err(failed)?,
+            6 => tx.batch_execute(V7_TASK_IDS).await.map_err(failed)?,
             _ => unreachable!("a PostgreSQL migration for every version below SCHEMA_VERSION"),
         }
         tx.execute("UPDATE weft_schema SET version = $1", &[&(from + 1)])
@@ -155,5 +156,14 @@ const V6_BATCHES: &str = "CREATE TABLE batches (
      );
      CREATE UNIQUE INDEX batch_results_by_task ON batch_results (batch, idx);";
 
+/// 6 → 7: the ids durable tasks were submitted with, as in the SQLite store's version 7.
+const V7_TASK_IDS: &str = "CREATE TABLE batch_task_ids (
+        batch BIGINT NOT NULL,
+        task_id TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        PRIMARY KEY (batch, task_id)
+     );
+     CREATE UNIQUE INDEX batch_task_ids_by_task ON batch_task_ids (batch, idx);";
+
 // A new schema version needs its PostgreSQL step in `migrate`.
-const _: () = assert!(SCHEMA_VERSION == 6, "a PostgreSQL migration for every schema version");
+const _: () = assert!(SCHEMA_VERSION == 7, "a PostgreSQL migration for every schema version");

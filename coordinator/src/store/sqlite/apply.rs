@@ -154,6 +154,13 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
                     ])?;
                 }
             }
+            Write::InsertTaskIds { batch, ids } => {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO batch_task_ids (batch, task_id, idx) VALUES (?1, ?2, ?3)")?;
+                for (index, id) in ids {
+                    insert.execute(params![batch.seq() as i64, id, index])?;
+                }
+            }
             Write::StoreResults { batch, results } => {
                 let mut insert = tx.prepare_cached(
                     "INSERT OR IGNORE INTO batch_results (batch, position, idx, output, error) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -197,6 +204,10 @@ pub(super) fn apply<'a>(conn: &mut Connection, changes: impl IntoIterator<Item =
                 )?;
                 tx.execute(
                     "DELETE FROM batch_tasks WHERE batch IN (SELECT id FROM batches WHERE ended_ms < ?1)",
+                    [ended_before_ms],
+                )?;
+                tx.execute(
+                    "DELETE FROM batch_task_ids WHERE batch IN (SELECT id FROM batches WHERE ended_ms < ?1)",
                     [ended_before_ms],
                 )?;
                 tx.execute("DELETE FROM batches WHERE ended_ms < ?1", [ended_before_ms])?;

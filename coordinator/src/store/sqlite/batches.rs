@@ -6,7 +6,7 @@ use weft_core::work::{BatchId, BatchSettings, HandlerName, QueueResult, QueueTas
 
 use super::read::unreadable;
 use crate::store::batches::from_millis;
-use crate::store::{BatchRecord, BatchState, StoredResult};
+use crate::store::{BatchRecord, BatchState, StoredResult, TaskLookup};
 
 const BATCH_COLUMNS: &str =
     "SELECT id, owner, idem_key, max_attempts, task_timeout_ms, unserved_timeout_ms, state, tasks,
@@ -63,6 +63,23 @@ pub(super) fn running_batches(conn: &Connection) -> rusqlite::Result<Vec<BatchRe
         .collect()
 }
 
+/// The columns of a stored result, `r` joined with its task's id `i`.
+const RESULT_COLUMNS: &str = "SELECT r.position, r.idx, r.output, r.error, i.task_id FROM batch_results r
+     LEFT JOIN batch_task_ids i ON i.batch = r.batch AND i.idx = r.idx";
+
+fn result_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResult> {
+    let output: Option<Vec<u8>> = row.get(2)?;
+    let error: Option<String> = row.get(3)?;
+    Ok(StoredResult {
+        position: row.get::<_, i64>(0)? as u64,
+        result: QueueResult {
+            index: row.get(1)?,
+            output: output.ok_or_else(|| error.unwrap_or_default()),
+        },
+        task_id: row.get(4)?,
+    })
+}
+
 /// A batch's results from position `from`, in order.
 pub(super) fn batch_results(
     conn: &Connection,
@@ -70,22 +87,25 @@ pub(super) fn batch_results(
     from: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<StoredResult>> {
-    conn.prepare_cached(
-        "SELECT position, idx, output, error FROM batch_results
-         WHERE batch = ?1 AND position >= ?2 ORDER BY position LIMIT ?3",
-    )?
-    .query_map(params![id.seq() as i64, from as i64, limit as i64], |row| {
-        let output: Option<Vec<u8>> = row.get(2)?;
-        let error: Option<String> = row.get(3)?;
-        Ok(StoredResult {
-            position: row.get::<_, i64>(0)? as u64,
-            result: QueueResult {
-                index: row.get(1)?,
-                output: output.ok_or_else(|| error.unwrap_or_default()),
-            },
-        })
-    })?
+    conn.prepare_cached(&format!(
+        "{RESULT_COLUMNS} WHERE r.batch = ?1 AND r.position >= ?2 ORDER BY r.position LIMIT ?3"
+    ))?
+    .query_map(params![id.seq() as i64, from as i64, limit as i64], result_from_row)?
     .collect()
+}
+
+/// The task of batch `id` submitted with `task_id`, and its result if stored.
+pub(super) fn task_result(conn: &Connection, id: BatchId, task_id: &str) -> rusqlite::Result<Option<TaskLookup>> {
+    let index: Option<u32> = conn
+        .prepare_cached("SELECT idx FROM batch_task_ids WHERE batch = ?1 AND task_id = ?2")?
+        .query_row(params![id.seq() as i64, task_id], |row| row.get(0))
+        .optional()?;
+    let Some(index) = index else { return Ok(None) };
+    let result = conn
+        .prepare_cached(&format!("{RESULT_COLUMNS} WHERE r.batch = ?1 AND r.idx = ?2"))?
+        .query_row(params![id.seq() as i64, index], result_from_row)
+        .optional()?;
+    Ok(Some(TaskLookup { index, result }))
 }
 
 /// A batch's tasks that have no result, in order.

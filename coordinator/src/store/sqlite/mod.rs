@@ -36,7 +36,7 @@ use weft_core::work::{BatchId, JobId, QueueTask};
 use super::schema::{migrate, DecodeV1Spec};
 use super::{
     AttemptRecord, BatchRecord, JobRecord, Persist, Recovered, StateStore, StoreError, StoreHealth, StoreRead,
-    StoredResult, TaskRecord, UploadRecord, Write,
+    StoredResult, TaskLookup, TaskRecord, UploadRecord, Write,
 };
 use file::open_connection;
 use read::recover;
@@ -200,6 +200,10 @@ impl StateStore for SqliteStore {
 
     fn batch_results(&self, id: BatchId, from: u64, limit: usize) -> StoreRead<'_, Vec<StoredResult>> {
         Box::pin(async move { self.read(|conn| batches::batch_results(conn, id, from, limit)) })
+    }
+
+    fn task_result<'a>(&'a self, id: BatchId, task_id: &'a str) -> StoreRead<'a, Option<TaskLookup>> {
+        Box::pin(async move { self.read(|conn| batches::task_result(conn, id, task_id)) })
     }
 
     fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {

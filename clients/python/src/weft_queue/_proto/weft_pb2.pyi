@@ -284,16 +284,18 @@ class JobStatus(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., phase: _Optional[str] = ..., maps_total: _Optional[int] = ..., maps_done: _Optional[int] = ..., reduces_total: _Optional[int] = ..., reduces_done: _Optional[int] = ..., failed_attempts: _Optional[int] = ..., error: _Optional[str] = ..., output: _Optional[str] = ..., priority: _Optional[int] = ..., after: _Optional[_Iterable[str]] = ..., created_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ..., counters: _Optional[_Mapping[str, int]] = ..., attempts: _Optional[_Iterable[_Union[AttemptInfo, _Mapping]]] = ..., running_attempts: _Optional[int] = ..., job_phase: _Optional[_Union[JobPhase, str]] = ..., owner: _Optional[str] = ..., whole_files: _Optional[int] = ...) -> None: ...
 
 class QueueTask(_message.Message):
-    __slots__ = ("handler", "payload", "max_attempts", "timeout_ms")
+    __slots__ = ("handler", "payload", "max_attempts", "timeout_ms", "id")
     HANDLER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     handler: str
     payload: bytes
     max_attempts: int
     timeout_ms: int
-    def __init__(self, handler: _Optional[str] = ..., payload: _Optional[bytes] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    id: str
+    def __init__(self, handler: _Optional[str] = ..., payload: _Optional[bytes] = ..., max_attempts: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., id: _Optional[str] = ...) -> None: ...
 
 class TaskBatch(_message.Message):
     __slots__ = ("tasks", "max_attempts", "task_timeout_ms", "unserved_timeout_ms", "idempotency_key", "padding")
@@ -312,16 +314,18 @@ class TaskBatch(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[QueueTask, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., task_timeout_ms: _Optional[int] = ..., unserved_timeout_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., padding: _Optional[bytes] = ...) -> None: ...
 
 class QueueTaskResult(_message.Message):
-    __slots__ = ("index", "output", "error", "position")
+    __slots__ = ("index", "output", "error", "position", "task_id")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
     index: int
     output: bytes
     error: str
     position: int
-    def __init__(self, index: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+    task_id: str
+    def __init__(self, index: _Optional[int] = ..., output: _Optional[bytes] = ..., error: _Optional[str] = ..., position: _Optional[int] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class BatchRef(_message.Message):
     __slots__ = ("batch_id",)
@@ -356,13 +360,15 @@ class BatchInfo(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., owner: _Optional[str] = ..., state: _Optional[str] = ..., tasks: _Optional[int] = ..., results: _Optional[int] = ..., failed: _Optional[int] = ..., result_bytes: _Optional[int] = ..., created_ms: _Optional[int] = ..., ended_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., created: bool = ...) -> None: ...
 
 class BatchResultsRequest(_message.Message):
-    __slots__ = ("batch_id", "follow")
+    __slots__ = ("batch_id", "follow", "task_id")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     follow: bool
-    def __init__(self, batch_id: _Optional[str] = ..., follow: bool = ..., **kwargs) -> None: ...
+    task_id: str
+    def __init__(self, batch_id: _Optional[str] = ..., follow: bool = ..., task_id: _Optional[str] = ..., **kwargs) -> None: ...
 
 class ListBatchesRequest(_message.Message):
     __slots__ = ("limit",)
