@@ -267,7 +267,7 @@ async fn a_task_result_is_read_by_the_id_it_was_given() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
-    let batch_id = run(&["tasks", "--json", "--durable", "--detach"]).trim().to_string();
+    let batch_id = run(&["tasks", "--json", "--detach"]).trim().to_string();
     let client = Client::connect(&cluster.url()).await.unwrap();
     let batch = client.batch(&batch_id);
     assert_eq!(batch.result_of("slow", false).await.unwrap(), None, "still sleeping");

@@ -65,7 +65,9 @@ struct BatchProgress {
     owner: String,
     /// Whether it is a durable batch (kept in the store).
     durable: bool,
-    /// Tasks received so far.
+    /// A durable batch's results stored before it started here (a restart's).
+    done_before: u64,
+    /// Tasks received so far (with those of a durable batch that had results before).
     tasks: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -82,8 +84,11 @@ pub struct BatchView {
     /// Who runs it.
     pub owner: String,
     /// Whether it is durable: kept in the store, it outlives its client and the
-    /// coordinator (its tasks are those still to run here).
+    /// coordinator.
     pub durable: bool,
+    /// A durable batch's results stored before it started here (after a restart, or a
+    /// takeover), counted in `tasks`, `succeeded` and `failed`.
+    pub done_before: u64,
     /// Its tasks received so far.
     pub tasks: u64,
     /// Tasks that succeeded.
@@ -102,9 +107,10 @@ impl BatchView {
         self.tasks - self.succeeded - self.failed
     }
 
-    /// Tasks ended per second since it started.
+    /// Tasks ended per second since it started here.
     pub fn rate(&self) -> f64 {
-        (self.succeeded + self.failed) as f64 / self.running_for.as_secs_f64().max(1e-3)
+        let ended_here = (self.succeeded + self.failed).saturating_sub(self.done_before);
+        ended_here as f64 / self.running_for.as_secs_f64().max(1e-3)
     }
 }
 
@@ -126,6 +132,7 @@ impl BatchBoard {
                 id: *id,
                 owner: p.owner.clone(),
                 durable: p.durable,
+                done_before: p.done_before,
                 tasks: p.tasks.load(Ordering::Relaxed),
                 succeeded: p.succeeded.load(Ordering::Relaxed),
                 failed: p.failed.load(Ordering::Relaxed),
@@ -147,14 +154,16 @@ impl BatchBoard {
         BatchId::new(self.ids.lock().expect("batch ids poisoned").take())
     }
 
-    /// Shows batch `id` of `owner`'s.
-    fn enter(self: &Arc<Self>, id: BatchId, owner: &str, durable: bool) -> OnBoard {
+    /// Shows batch `id` of `owner`'s: a durable one with what it `stored` before.
+    fn enter(self: &Arc<Self>, id: BatchId, owner: &str, stored: Option<StoredSoFar>) -> OnBoard {
+        let before = stored.unwrap_or_default();
         let progress = Arc::new(BatchProgress {
             owner: owner.to_string(),
-            durable,
-            tasks: AtomicU64::new(0),
-            succeeded: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            durable: stored.is_some(),
+            done_before: before.results,
+            tasks: AtomicU64::new(before.results),
+            succeeded: AtomicU64::new(before.results.saturating_sub(before.failed)),
+            failed: AtomicU64::new(before.failed),
             started: Instant::now(),
             waiting_for: Mutex::new(Vec::new()),
         });
@@ -168,6 +177,15 @@ impl BatchBoard {
             progress,
         }
     }
+}
+
+/// What a durable batch had stored when it started here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoredSoFar {
+    /// Results.
+    pub results: u64,
+    /// Of them, failures.
+    pub failed: u64,
 }
 
 /// A batch's place on the board, left when its results stream is dropped.
@@ -237,17 +255,18 @@ pub fn run_batch(
     });
     (
         id,
-        run_numbered_batch(cluster, settings, (id, false), parts, (owner, identity), board),
+        run_numbered_batch(cluster, settings, (id, None), parts, (owner, identity), board),
     )
 }
 
 /// Runs batch `id`'s tasks as [`run_batch`] does, each part of `tasks` the index of its
-/// first task and tasks numbered on from it: a durable batch (`durable`), whose id is given,
-/// and which may run again only the tasks that have no result yet.
+/// first task and tasks numbered on from it: a durable batch (`durable`: what it stored
+/// before), whose id is given, and which may run again only the tasks that have no result
+/// yet.
 pub fn run_numbered_batch(
     cluster: Arc<Cluster>,
     settings: BatchSettings,
-    (id, durable): (BatchId, bool),
+    (id, durable): (BatchId, Option<StoredSoFar>),
     tasks: impl Stream<Item = (u32, Vec<QueueTask>)> + Send + 'static,
     (owner, identity): (&str, u32),
     board: &Arc<BatchBoard>,
@@ -506,6 +525,21 @@ mod tests {
 
     fn cluster() -> Arc<Cluster> {
         Cluster::in_memory(ClusterConfig::with_lease(Duration::from_secs(60)))
+    }
+
+    #[test]
+    fn a_durable_batch_started_again_shows_what_it_stored_before() {
+        let board = Arc::new(BatchBoard::default());
+        let before = StoredSoFar { results: 10, failed: 2 };
+        let on_board = board.enter(BatchId::new(7), "alice", Some(before));
+        on_board.progress.tasks.fetch_add(5, Ordering::Relaxed);
+        let view = board.batches().remove(0);
+        assert!(view.durable);
+        assert_eq!((view.tasks, view.succeeded, view.failed), (15, 8, 2));
+        assert_eq!(view.outstanding(), 5);
+        assert_eq!(view.rate(), 0.0, "nothing ended here yet");
+        drop(on_board);
+        assert!(board.batches().is_empty());
     }
 
     const SETTINGS: BatchSettings = BatchSettings {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use weft_core::work::{BatchId, BatchSettings, QueueResult, QueueTask};
 
-use crate::batch::{run_numbered_batch, BatchBoard, BatchEvent};
+use crate::batch::{run_numbered_batch, BatchBoard, BatchEvent, StoredSoFar};
 use crate::cluster::Cluster;
 use crate::store::{now_ms, BatchRecord, BatchState, Persist, StateStore, StoreError, StoredResult, Write};
 
@@ -415,7 +415,13 @@ impl DurableBatches {
         let events = run_numbered_batch(
             self.cluster.clone(),
             batch.settings,
-            (batch.id, true),
+            (
+                batch.id,
+                Some(StoredSoFar {
+                    results: batch.results,
+                    failed: batch.failed,
+                }),
+            ),
             futures::stream::iter(tasks),
             (&batch.owner, identity),
             &self.board,

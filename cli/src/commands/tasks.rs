@@ -61,13 +61,13 @@ pub struct Args {
     /// takeovers. Its id goes to stderr; `weft results ID` reads its results.
     #[arg(long)]
     durable: bool,
-    /// With --durable: print the batch's id on stdout and exit once it is stored, without
-    /// waiting for results.
-    #[arg(long, requires = "durable")]
+    /// Print the batch's id on stdout and exit once it is stored, without waiting for
+    /// results (implies --durable).
+    #[arg(long)]
     detach: bool,
-    /// With --durable: a key unique among your batches. A submit with the key of a batch
-    /// you already have makes no other: it names that one (safe to retry).
-    #[arg(long, value_name = "KEY", requires = "durable")]
+    /// A key unique among your batches (implies --durable). A submit with the key of a
+    /// batch you already have makes no other: it names that one (safe to retry).
+    #[arg(long, value_name = "KEY")]
     key: Option<String>,
 }
 
@@ -78,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "say which handler runs the lines: --handler NAME (or give each line's with --json)"
     );
     let client = args.client.connect().await?;
-    if args.durable {
+    if args.durable || args.detach || args.key.is_some() {
         return run_durable(&client, &args).await;
     }
     let input = open_input(&args).await?;
