@@ -9,7 +9,7 @@ chains (`--after`), jobs cancelled at a random moment, and task batches (`weft t
 result checked against its task; a batch cut by a coordinator kill is run again whole), and
 durable batches (`weft tasks --durable`, with an idempotency key: a submit that failed is sent
 again with the same key; its results read back with `weft results --follow` through the
-faults, every task's result once and right). Faults, in turn at
+faults, every task's result once and right, and one by its task's id). Faults, in turn at
 random moments: a worker killed (SIGKILL) and started again, a worker paused (SIGSTOP) past
 its lease and resumed, the coordinator killed and started again, the tmpfs worker's work
 directory filled up and freed.
@@ -262,6 +262,8 @@ def check_results(tasks, printed):
         want = task["payload"] if task["handler"] == "echo" else ""
         if result.get("output") != want:
             return f"task {position} answered {result.get('output')!r}, not {want!r}"
+        if result.get("id") != task.get("id"):
+            return f"task {position}'s result has the id {result.get('id')!r}, not {task.get('id')!r}"
     if len(results) > len(tasks):
         return f"{len(results)} results for {len(tasks)} tasks"
     return None
@@ -435,13 +437,16 @@ class Soak:
         """A durable batch like `one_batch`'s, submitted with a key of its own (sent again with
         it while the submit fails: a fault may take the coordinator or its disk), then read
         back by its id through whatever faults come: every task has exactly one result, its
-        own; a second submit with the key names the same batch."""
+        own, carrying its task's id if it has one (every tenth); one task's result read by its
+        id is its own; a second submit with the key names the same batch."""
         tasks = []
         for i in range(BATCH_TASKS):
             if i % 100 == 99:
                 tasks.append({"handler": "sleep", "payload": str(self.rng.randint(1, 50))})
             else:
                 tasks.append({"handler": "echo", "payload": f"durable {n} task {i} {self.rng.random()}"})
+            if i % 10 == 0:
+                tasks[-1]["id"] = f"d{n}-{i}"
         lines = "".join(json.dumps(task) + "\n" for task in tasks)
         key = f"soak-{self.rng.random()}"
         submit = [WEFT, "tasks", "--json", "--max-attempts", "10", "--durable", "--detach", "--key", key]
@@ -470,6 +475,17 @@ class Soak:
         wrong = check_results(tasks, read.stdout)
         if wrong:
             raise AssertionError(f"{batch}: {wrong}")
+        i = self.rng.randrange(0, BATCH_TASKS, 10)
+        for _ in range(10):
+            one = subprocess.run([WEFT, "results", batch, "--task", tasks[i]["id"], "--follow"], capture_output=True,
+                                 text=True, timeout=600, env=self.cluster.env)
+            if one.returncode == 0:
+                break
+            self.durable["readers started again"] += 1
+        else:
+            raise AssertionError(f"{batch}: task {tasks[i]['id']}'s result could not be read: {one.stderr.strip()[-300:]}")
+        if json.loads(one.stdout) != json.loads(read.stdout.splitlines()[i]):
+            raise AssertionError(f"{batch}: task {tasks[i]['id']}'s result by its id is {one.stdout.strip()!r}")
         again = subprocess.run(submit, input=lines, capture_output=True, text=True, timeout=300, env=self.cluster.env)
         if again.returncode == 0 and again.stdout.strip() != batch:
             raise AssertionError(f"the key of {batch} made another batch: {again.stdout.strip()}")
