@@ -35,7 +35,7 @@ pub struct BatchInfo {
     pub results: u64,
     /// Of them, failures.
     pub failed: u64,
-    /// Bytes of output and error its stored results hold.
+    /// Bytes of output and error its stored results hold, and of its tasks' ids.
     pub result_bytes: u64,
     /// Submitted at, ms since the epoch.
     pub created_ms: i64,

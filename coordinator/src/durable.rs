@@ -48,6 +48,14 @@ pub enum DurableError {
     /// The idempotency key is too long.
     #[error("an idempotency key holds at most {MAX_KEY_BYTES} bytes, this one {0}")]
     KeyTooLong(usize),
+    /// An idempotency key or a task id holds a NUL character, which no store keeps.
+    #[error("{what} {name:?} holds a NUL character")]
+    Nul {
+        /// "the idempotency key", or "task N's id".
+        what: String,
+        /// The name, as given.
+        name: String,
+    },
     /// A task's id is too long.
     #[error("task {index}: a task id holds at most {MAX_KEY_BYTES} bytes, this one {len}")]
     TaskIdTooLong {
@@ -187,6 +195,7 @@ impl DurableBatches {
             if key.len() > MAX_KEY_BYTES {
                 return Err(DurableError::KeyTooLong(key.len()));
             }
+            check_storable("the idempotency key", key)?;
         }
         check_task_ids(&task_ids)?;
         // The rest runs in a task of its own: a caller that goes away (a client killed, a
@@ -235,7 +244,8 @@ impl DurableBatches {
             tasks: tasks.len() as u64,
             results: 0,
             failed: 0,
-            result_bytes: 0,
+            // The tasks' ids are kept with the results, and count with them.
+            result_bytes: task_ids.iter().map(|(_, id)| id.len() as u64).sum(),
             created_ms: now_ms(),
             ended_ms: None,
         };
@@ -340,6 +350,13 @@ impl DurableBatches {
         task_id: &str,
         follow: bool,
     ) -> Result<Option<StoredResult>, DurableError> {
+        if task_id.contains('\0') {
+            // No task has one (a submit refuses it), and no store could look it up.
+            return Err(DurableError::UnknownTask {
+                batch: id,
+                task_id: task_id.to_string(),
+            });
+        }
         let mut ended_seen = false;
         loop {
             let stored = self.watch_stored(id);
@@ -377,20 +394,23 @@ impl DurableBatches {
         id: BatchId,
         stored: Option<watch::Receiver<u64>>,
     ) -> Result<bool, DurableError> {
+        if let Some(mut stored) = stored {
+            match tokio::time::timeout(FOLLOW_POLL, stored.changed()).await {
+                // More stored, or still running here: it has not ended.
+                Ok(Ok(())) | Err(_) => return Ok(true),
+                // Its runner stopped: ended, cancelled, or cut short (the store says).
+                Ok(Err(_)) => {}
+            }
+        }
         let batch = self.get(id).await?;
         if batch.state.is_final() {
             return Ok(false);
         }
-        match stored {
-            Some(mut stored) => {
-                let _ = tokio::time::timeout(FOLLOW_POLL, stored.changed()).await;
-            }
-            None => {
-                // Running, and nothing here runs it (its runner stopped on a store error,
-                // or it was stored and never started): run it again, as a restart would.
-                self.adopt(batch).await?;
-                tokio::time::sleep(FOLLOW_POLL).await;
-            }
+        if !self.is_running(id) {
+            // Running, and nothing here runs it (its runner stopped on a store error, or
+            // it was stored and never started): run it again, as a restart would.
+            self.adopt(batch).await?;
+            tokio::time::sleep(FOLLOW_POLL).await;
         }
         Ok(true)
     }
@@ -538,6 +558,7 @@ fn check_task_ids(task_ids: &[(u32, String)]) -> Result<(), DurableError> {
                 len: id.len(),
             });
         }
+        check_storable(&format!("task {index}'s id"), id)?;
         if let Some(first) = seen.insert(id, *index) {
             return Err(DurableError::DuplicateTaskId {
                 id: id.clone(),
@@ -551,6 +572,17 @@ fn check_task_ids(task_ids: &[(u32, String)]) -> Result<(), DurableError> {
 
 /// The lock of each (owner, idempotency key) held or waited for.
 type LockTable = Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>;
+
+/// Refuses a name with a NUL character: PostgreSQL's text cannot hold one.
+fn check_storable(what: &str, name: &str) -> Result<(), DurableError> {
+    if name.contains('\0') {
+        return Err(DurableError::Nul {
+            what: what.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
 
 /// A lock per (owner, idempotency key), kept only while held or waited for.
 #[derive(Default)]
@@ -613,6 +645,84 @@ mod tests {
     use weft_core::work::HandlerName;
 
     use super::*;
+    use crate::cluster::ClusterConfig;
+    use crate::store::MemoryStore;
+
+    /// Durable batches on a cluster with no workers: their tasks wait.
+    fn durable_batches() -> Arc<DurableBatches> {
+        let cluster = Cluster::in_memory(ClusterConfig::with_lease(Duration::from_secs(60)));
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let board = Arc::new(BatchBoard::default());
+        DurableBatches::new(cluster, store, board, None, CancellationToken::new())
+    }
+
+    fn settings() -> BatchSettings {
+        BatchSettings {
+            max_attempts: 1,
+            task_timeout: None,
+            unserved_timeout: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn task_ids_are_checked_counted_and_looked_up() {
+        let durable = durable_batches();
+        let echo = HandlerName::new("echo").unwrap();
+        let tasks = vec![QueueTask::new(echo.clone(), b"1".to_vec()); 3];
+        let submit = |ids: Vec<(u32, &str)>| {
+            let ids = ids.into_iter().map(|(i, id)| (i, id.to_string())).collect();
+            durable.submit("alice", None, settings(), tasks.clone(), ids)
+        };
+        let twins = submit(vec![(0, "x"), (2, "x")]).await.unwrap_err().to_string();
+        assert!(twins.contains("tasks 0 and 2 both have the id \"x\""), "{twins}");
+        let nul = submit(vec![(1, "a\0b")]).await.unwrap_err();
+        assert!(matches!(nul, DurableError::Nul { .. }), "{nul}");
+        let long = "i".repeat(MAX_KEY_BYTES + 1);
+        assert!(matches!(
+            submit(vec![(0, &long)]).await.unwrap_err(),
+            DurableError::TaskIdTooLong { index: 0, .. }
+        ));
+
+        let batch = submit(vec![(0, "first"), (2, "third")]).await.unwrap().batch;
+        assert_eq!(batch.result_bytes, 10, "the ids count as stored bytes");
+        assert_eq!(durable.result_of(batch.id, "third", false).await.unwrap(), None);
+        for unknown in ["second", "fir\0st"] {
+            let err = durable.result_of(batch.id, unknown, false).await.unwrap_err();
+            assert!(matches!(err, DurableError::UnknownTask { .. }), "{err}");
+        }
+        // A reader waiting for a result hears of the cancel: none will come.
+        let waiting = tokio::spawn({
+            let durable = durable.clone();
+            async move { durable.result_of(batch.id, "third", true).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "it waits while the batch runs");
+        assert_eq!(durable.cancel(batch.id).await.unwrap().state, BatchState::Cancelled);
+        let after = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(after.expect("the reader stops").unwrap().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_key_is_held_by_one_submit_at_a_time_and_forgotten_after() {
+        let locks = KeyLocks::default();
+        let held = locks.lock("alice", "k").await;
+        let other = locks.lock("alice", "other").await;
+        let bobs = locks.lock("bob", "k").await;
+        let same = locks.lock("alice", "k");
+        tokio::pin!(same);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut same)
+                .await
+                .is_err(),
+            "alice's k is held"
+        );
+        drop((other, bobs));
+        assert_eq!(locks.0.lock().unwrap().len(), 1, "keys nobody holds are forgotten");
+        drop(held);
+        let again = same.await;
+        drop(again);
+        assert!(locks.0.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn errors_are_stored_without_nul() {

@@ -256,9 +256,10 @@ fn collect_task_ids(tasks: &[v1::QueueTask], first: usize, ids: &mut Vec<(u32, S
 fn durable_status(e: DurableError) -> Status {
     match e {
         DurableError::OverQuota { .. } => Status::resource_exhausted(e.to_string()),
-        DurableError::KeyTooLong(_) | DurableError::TaskIdTooLong { .. } | DurableError::DuplicateTaskId { .. } => {
-            Status::invalid_argument(e.to_string())
-        }
+        DurableError::KeyTooLong(_)
+        | DurableError::TaskIdTooLong { .. }
+        | DurableError::DuplicateTaskId { .. }
+        | DurableError::Nul { .. } => Status::invalid_argument(e.to_string()),
         DurableError::Unknown(_) | DurableError::UnknownTask { .. } => Status::not_found(e.to_string()),
         DurableError::Store(e) => e.into(),
     }
@@ -526,10 +527,9 @@ impl JobService for JobApi {
             let result = async move {
                 let messages: Vec<Result<v1::QueueTaskResults, Status>> =
                     match durable.result_of(batch.id, &r.task_id, r.follow).await {
-                        Ok(result) => stored_results_to_wire(result.into_iter().collect())
-                            .into_iter()
-                            .map(Ok)
-                            .collect(),
+                        // No message at all when it has no result.
+                        Ok(Some(result)) => stored_results_to_wire(vec![result]).into_iter().map(Ok).collect(),
+                        Ok(None) => Vec::new(),
                         Err(e) => vec![Err(durable_status(e))],
                     };
                 futures::stream::iter(messages)

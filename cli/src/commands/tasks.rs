@@ -284,8 +284,12 @@ pub async fn print_task_result(
                 "weft: task {task_id:?} of {} has no result yet (--follow waits for it)",
                 info.id
             ),
-            state => eprintln!(
-                "weft: task {task_id:?} of {} got no result: the batch was {state}",
+            "cancelled" => eprintln!(
+                "weft: task {task_id:?} of {} got no result: the batch was cancelled",
+                info.id
+            ),
+            _ => eprintln!(
+                "weft: task {task_id:?} of {} got no result: the batch ended without it",
                 info.id
             ),
         }

@@ -61,7 +61,7 @@ pub struct BatchRecord {
     pub results: u64,
     /// Of them, failures.
     pub failed: u64,
-    /// Bytes of output and error the stored results hold.
+    /// Bytes of output and error the stored results hold, and of the ids its tasks were given.
     pub result_bytes: u64,
     /// Submitted at, ms since the epoch.
     pub created_ms: i64,

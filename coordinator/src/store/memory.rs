@@ -34,6 +34,8 @@ struct StoredBatch {
     results: BTreeMap<u64, StoredResult>,
     task_ids: HashMap<String, u32>,
     ids_by_index: HashMap<u32, String>,
+    /// Each result's position, by its task's index.
+    positions: HashMap<u32, u64>,
 }
 
 impl StoredBatch {
@@ -120,6 +122,7 @@ impl Tables {
                         results: BTreeMap::new(),
                         task_ids: HashMap::new(),
                         ids_by_index: HashMap::new(),
+                        positions: HashMap::new(),
                     },
                 );
             }
@@ -139,10 +142,11 @@ impl Tables {
             Write::StoreResults { batch, results } => {
                 if let Some(stored) = self.batches.get_mut(&batch) {
                     for r in results {
-                        let taken = stored.results.values().any(|s| s.result.index == r.result.index);
+                        let taken = stored.positions.contains_key(&r.result.index);
                         if taken || stored.results.contains_key(&r.position) {
                             continue;
                         }
+                        stored.positions.insert(r.result.index, r.position);
                         stored.record.results += 1;
                         stored.record.failed += u64::from(r.result.output.is_err());
                         stored.record.result_bytes += r.bytes();
@@ -270,7 +274,7 @@ impl StateStore for MemoryStore {
         let tables = self.lock();
         let lookup = tables.batches.get(&id).and_then(|b| {
             let index = *b.task_ids.get(task_id)?;
-            let result = b.results.values().find(|r| r.result.index == index);
+            let result = b.positions.get(&index).and_then(|p| b.results.get(p));
             Some(TaskLookup {
                 index,
                 result: result.map(|r| b.read(r)),
@@ -282,8 +286,7 @@ impl StateStore for MemoryStore {
     fn tasks_without_results(&self, id: BatchId) -> StoreRead<'_, Vec<(u32, QueueTask)>> {
         let tables = self.lock();
         let tasks = tables.batches.get(&id).map(|b| {
-            let done: std::collections::HashSet<u32> = b.results.values().map(|r| r.result.index).collect();
-            let left = b.tasks.iter().filter(|(index, _)| !done.contains(index));
+            let left = b.tasks.iter().filter(|(index, _)| !b.positions.contains_key(index));
             left.map(|(index, task)| (*index, task.clone())).collect()
         });
         ready(tasks.unwrap_or_default())
