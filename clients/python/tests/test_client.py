@@ -165,6 +165,30 @@ def test_the_asyncio_client_and_deferred_list(cluster):
     asyncio.run(main())
 
 
+def test_the_asyncio_client_submits_and_reads_durable_batches(cluster):
+    async def main():
+        async with AsyncClient(cluster.url) as client:
+            tasks = [Task("echo", f"p{i}", id=f"t{i}") for i in range(20)]
+            batch = await client.submit_durable(tasks, key=f"aio-{time.monotonic()}")
+            assert batch.submitted is not None and batch.submitted.created
+            third = await batch.result("t3")
+            assert third is not None and (third.index, third.output, third.task_id) == (3, b"p3", "t3")
+            assert await batch.wait() == [f"p{i}".encode() for i in range(20)]
+            stored = [r async for r in client.batch(batch.id).results(follow=False)]
+            assert [r.position for r in stored] == list(range(20))
+            assert {r.task_id for r in stored} == {f"t{i}" for i in range(20)}
+            assert batch.id in [b.id for b in await client.batches()]
+            assert (await batch.info()).state == "ended"
+            with pytest.raises(WeftError) as unknown:
+                await batch.result("t20")
+            assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+            slow = await client.submit_durable([("sleep", "60000")] * 2)
+            assert (await slow.cancel()).state == "cancelled"
+            assert [r async for r in slow.results()] == []
+
+    asyncio.run(main())
+
+
 def test_jobs_are_submitted_and_waited_for(cluster, tmp_path: pathlib.Path):
     source = tmp_path / "in.txt"
     source.write_text("b a b\nc b\n")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .client import Client, Job
     from .deferred import Completed, DeferredList, FirstError, FirstSuccess
     from .durable import BatchInfo, DurableBatch, StoredResult
+    from .durable_aio import AsyncDurableBatch
     from .errors import JobFailed, ResultLost, TaskFailed, WeftError
     from .jobs import JobStatus, WorkerInfo
     from .submitter import Submitter
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 # neither grpcio nor protobuf.
 _HOMES = {
     "AsyncClient": "aio",
+    "AsyncDurableBatch": "durable_aio",
     "Client": "client",
     "Job": "client",
     "Completed": "deferred",
@@ -55,6 +57,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncClient",
+    "AsyncDurableBatch",
     "BatchEvent",
     "BatchInfo",
     "Client",

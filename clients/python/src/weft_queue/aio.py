@@ -4,7 +4,7 @@ reader task as results stream back."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, List, Optional
 
 import grpc
 
@@ -14,6 +14,10 @@ from .connection import Connected
 from .errors import STREAM_ENDED, ResultLost, WeftError, cut_by
 from .jobs import JobStatus, WorkerInfo, job_spec
 from .tasks import BatchEvent, TaskLike, UnservedCallback, batch_parts, events_of, fail_pending, settle
+
+if TYPE_CHECKING:
+    from .durable import BatchInfo
+    from .durable_aio import AsyncDurableBatch
 
 __all__ = ["AsyncClient"]
 
@@ -44,16 +48,18 @@ class AsyncClient(Connected):
     async def _call(self, method: str, request: object, *, changes: bool = False) -> Any:
         """Calls ``method`` of the job service on the leader; given several coordinators,
         once more on the one that leads now when it was refused UNAVAILABLE (see
-        :meth:`Connected._may_follow`)."""
+        :meth:`Connected._may_follow`). A ``request`` that is callable makes the request of
+        each call (a stream's iterator, which one call uses up)."""
+        make = request if callable(request) else (lambda: request)
         try:
-            return await getattr(self._stub, method)(request, metadata=self._metadata)
+            return await getattr(self._stub, method)(make(), metadata=self._metadata)
         except grpc.RpcError as error:
             leader = await asyncio.to_thread(self._leader_now) if self._may_follow(error, changes) else None
             if leader is None:
                 raise WeftError.from_rpc(error) from None
         self._use(leader)
         try:
-            return await getattr(self._stub, method)(request, metadata=self._metadata)
+            return await getattr(self._stub, method)(make(), metadata=self._metadata)
         except grpc.RpcError as error:
             raise WeftError.from_rpc(error) from None
 
@@ -68,6 +74,37 @@ class AsyncClient(Connected):
     async def workers(self) -> List[WorkerInfo]:
         listed = await self._call("ListWorkers", pb.ListWorkersRequest())
         return [WorkerInfo.from_wire(w) for w in listed.workers]
+
+    async def submit_durable(
+        self,
+        tasks: Iterable[TaskLike],
+        *,
+        key: Optional[str] = None,
+        max_attempts: int = 0,
+        timeout: Optional[float] = None,
+        unserved_timeout: Optional[float] = None,
+    ) -> "AsyncDurableBatch":
+        """Stores ``tasks`` as a durable batch, as :meth:`weft_queue.Client.submit_durable`
+        does; returns it once the coordinator has stored it."""
+        from .durable import BatchInfo, durable_parts
+        from .durable_aio import AsyncDurableBatch
+
+        parts = durable_parts(tasks, key, max_attempts=max_attempts, timeout=timeout, unserved_timeout=unserved_timeout)
+        info = BatchInfo.from_wire(await self._call("SubmitTasks", lambda: iter(parts)))
+        return AsyncDurableBatch(self, info.id, info)
+
+    def batch(self, batch_id: str) -> "AsyncDurableBatch":
+        """A durable batch submitted earlier, by its id (``batch-000042``)."""
+        from .durable_aio import AsyncDurableBatch
+
+        return AsyncDurableBatch(self, batch_id)
+
+    async def batches(self, limit: int = 100) -> "List[BatchInfo]":
+        """The newest durable batches: the caller's, or every one for an admin."""
+        from .durable import BatchInfo
+
+        listed = await self._call("ListBatches", pb.ListBatchesRequest(limit=limit))
+        return [BatchInfo.from_wire(b) for b in listed.batches]
 
     async def run_tasks(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Generic, Iterable, Iterator, List, Optional, TypeVar, Union
 
 import grpc
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["BatchInfo", "DurableBatch", "StoredResult"]
+
+#: The client a batch is read with.
+C = TypeVar("C")
 
 #: How long a reader keeps opening a broken stream again (a restart, a takeover).
 RECONNECT_FOR = 120.0
@@ -76,28 +79,66 @@ class StoredResult:
                    r.error if which == "error" else None, r.task_id or None)
 
 
-def submit(client: "Client", tasks: Iterable[TaskLike], key: Optional[str], **settings: object) -> "DurableBatch":
-    """Stores ``tasks`` as a durable batch on ``client``'s coordinator (see
-    :meth:`Client.submit_durable`)."""
+def durable_parts(tasks: Iterable[TaskLike], key: Optional[str], **settings: object) -> List[pb.TaskBatch]:
+    """The parts ``SubmitTasks`` takes for ``tasks``: the first carries the settings and
+    the idempotency key (a random one when ``key`` is None)."""
     parts = list(batch_parts(tasks, opening=False, **settings))  # type: ignore[arg-type]
     parts[0].idempotency_key = key or secrets.token_hex(16)
     parts[0].padding = b""
     _padded(parts[0])
+    return parts
+
+
+def submit(client: "Client", tasks: Iterable[TaskLike], key: Optional[str], **settings: object) -> "DurableBatch":
+    """Stores ``tasks`` as a durable batch on ``client``'s coordinator (see
+    :meth:`Client.submit_durable`)."""
+    parts = durable_parts(tasks, key, **settings)
     info = BatchInfo.from_wire(client._call("SubmitTasks", lambda: iter(parts)))  # type: ignore[arg-type]
     return DurableBatch(client, info.id, info)
 
 
-class DurableBatch:
-    """A durable batch on a coordinator, by its id; ``submitted`` is what the submit that
+def results_request(batch_id: str, start: int, follow: bool, task_id: str = "") -> pb.BatchResultsRequest:
+    """A ``GetBatchResults`` request: from position ``start``, or one task's by its id."""
+    request = pb.BatchResultsRequest(batch_id=batch_id, follow=follow, task_id=task_id)
+    setattr(request, "from", start)  # a Python keyword
+    return request
+
+
+def still_passing(error: Exception, broken_since: Optional[float]) -> float:
+    """Raises ``error`` (as a :class:`WeftError`) unless it may pass (the coordinator went
+    away, and one may come back) and has lasted under :data:`RECONNECT_FOR`; returns since
+    when it lasts."""
+    code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
+    broken_since = broken_since or time.monotonic()
+    if code not in _PASSING or time.monotonic() - broken_since > RECONNECT_FOR:
+        if isinstance(error, grpc.RpcError):
+            raise WeftError.from_rpc(error) from None
+        raise error
+    return broken_since
+
+
+def in_task_order(stored: Iterable[StoredResult]) -> List[Union[bytes, TaskFailed]]:
+    """Each result's output, or a :class:`TaskFailed`, in task order."""
+    ordered = sorted(stored, key=lambda r: r.index)
+    return [r.output if r.error is None else TaskFailed(r.error) for r in ordered]  # type: ignore[misc]
+
+
+class BatchRef(Generic[C]):
+    """A durable batch by its id, on client ``C``; ``submitted`` is what the submit that
     made (or found) it answered."""
 
-    def __init__(self, client: "Client", batch_id: str, submitted: Optional[BatchInfo] = None) -> None:
+    def __init__(self, client: C, batch_id: str, submitted: Optional[BatchInfo] = None) -> None:
         self._client = client
         self.id = batch_id
         self.submitted = submitted
 
     def __repr__(self) -> str:
-        return f"DurableBatch({self.id!r})"
+        return f"{type(self).__name__}({self.id!r})"
+
+
+class DurableBatch(BatchRef["Client"]):
+    """A durable batch on a coordinator, by its id; ``submitted`` is what the submit that
+    made (or found) it answered."""
 
     def info(self) -> BatchInfo:
         """Where it stands now."""
@@ -114,8 +155,7 @@ class DurableBatch:
         position = start
         broken_since: Optional[float] = None
         while True:
-            request = pb.BatchResultsRequest(batch_id=self.id, follow=follow)
-            setattr(request, "from", position)  # a Python keyword
+            request = results_request(self.id, position, follow)
             try:
                 stream = self._client._stub.GetBatchResults(request, metadata=self._client._metadata)
                 for message in stream:
@@ -157,19 +197,13 @@ class DurableBatch:
             time.sleep(0.5)
 
     def _may_retry(self, error: Exception, broken_since: Optional[float]) -> float:
-        """Raises ``error`` unless it may pass (the coordinator went away, and one may come
-        back) and has lasted under :data:`RECONNECT_FOR`; returns since when it lasts."""
-        code = error.code if isinstance(error, WeftError) else error.code()  # type: ignore[attr-defined]
-        broken_since = broken_since or time.monotonic()
-        if code not in _PASSING or time.monotonic() - broken_since > RECONNECT_FOR:
-            if isinstance(error, grpc.RpcError):
-                raise WeftError.from_rpc(error) from None
-            raise error
+        """:func:`still_passing`, then to the coordinator that leads now."""
+        broken_since = still_passing(error, broken_since)
         self._client._follow_leader()
         return broken_since
 
     def _read_result(self, task_id: str, follow: bool) -> Optional[StoredResult]:
-        request = pb.BatchResultsRequest(batch_id=self.id, follow=follow, task_id=task_id)
+        request = results_request(self.id, 0, follow, task_id)
         found = None
         for message in self._client._stub.GetBatchResults(request, metadata=self._client._metadata):
             for r in message.results:
@@ -180,5 +214,4 @@ class DurableBatch:
         """Waits for every result; returns them in task order: each task's output, or a
         :class:`TaskFailed` for one that failed (a cancelled batch's tasks without a result
         are missing)."""
-        stored = sorted(self.results(0, follow=True), key=lambda r: r.index)
-        return [r.output if r.error is None else TaskFailed(r.error) for r in stored]  # type: ignore[misc]
+        return in_task_order(self.results(0, follow=True))
