@@ -355,6 +355,11 @@ async fn a_cancelled_batch_stops_and_says_so() {
     let info = batch.info().await.unwrap();
     assert_eq!(info.state, "cancelled");
     assert!(info.results < 40, "{} results", info.results);
+    let waited = batch.wait().await;
+    assert!(
+        matches!(waited, Err(ClientError::BatchCancelled { tasks: 40, .. })),
+        "waiting for a cancelled batch: {waited:?}"
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(batch.info().await.unwrap().results, info.results, "nothing runs after");
     let read = cluster.weft(&["results", batch.id(), "--follow"]);

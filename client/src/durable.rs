@@ -288,13 +288,22 @@ impl DurableBatch {
         Ok(response.into_inner())
     }
 
-    /// Waits for every task's result; returns them in task order (a cancelled batch's
-    /// tasks without one are missing: see [`results`](Self::results)).
+    /// Waits for every task's result; returns them in task order. A batch cancelled
+    /// before every task had one is [`ClientError::BatchCancelled`] (its stored results
+    /// are still read with [`results`](Self::results)).
     pub async fn wait(&self) -> Result<Vec<Result<Vec<u8>, String>>, ClientError> {
         let mut results: Vec<StoredResult> = Vec::new();
         let mut stream = std::pin::pin!(self.results(0, true));
         while let Some(result) = stream.next().await {
             results.push(result?);
+        }
+        let info = self.info().await?;
+        if (results.len() as u64) < info.tasks {
+            return Err(ClientError::BatchCancelled {
+                id: info.id,
+                results: results.len() as u64,
+                tasks: info.tasks,
+            });
         }
         results.sort_by_key(|r| r.index);
         Ok(results.into_iter().map(|r| r.output).collect())

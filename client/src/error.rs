@@ -43,6 +43,16 @@ pub enum ClientError {
     /// coordinator was lost: it died, or another took over).
     #[error("the batch was cut before this task's result came ({0}): a batch does not outlive its coordinator's restart or a takeover; run the task again")]
     BatchCut(String),
+    /// A durable batch waited for was cancelled: some of its tasks have no result.
+    #[error("{id} was cancelled: {results} of {tasks} tasks have a result (read them with results())")]
+    BatchCancelled {
+        /// The batch.
+        id: String,
+        /// Results it stored.
+        results: u64,
+        /// Its tasks.
+        tasks: u64,
+    },
 }
 
 impl From<tonic::Status> for ClientError {

@@ -203,8 +203,11 @@ async fn run_durable(client: &weft_client::Client, args: &Args) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
-        "weft: {} stored ({} tasks): it runs whether or not this command waits; `weft results {} --follow` reads its results",
-        info.id, info.tasks, info.id
+        "weft: {} stored ({} task{}): it runs whether or not this command waits; `weft results {} --follow` reads its results",
+        info.id,
+        info.tasks,
+        if info.tasks == 1 { "" } else { "s" },
+        info.id
     );
     tokio::select! {
         printed = print_results(&batch, 0, true, !args.unordered) => printed,

@@ -14,6 +14,7 @@ import pytest
 
 from weft_queue import (
     AsyncClient,
+    BatchCancelled,
     Client,
     Completed,
     DeferredList,
@@ -185,6 +186,11 @@ def test_the_asyncio_client_submits_and_reads_durable_batches(cluster):
             slow = await client.submit_durable([("sleep", "60000")] * 2)
             assert (await slow.cancel()).state == "cancelled"
             assert [r async for r in slow.results()] == []
+            with pytest.raises(BatchCancelled) as cancelled:
+                await slow.wait()
+            assert (cancelled.value.batch_id, cancelled.value.tasks, cancelled.value.results) == (slow.id, 2, [])
+            with pytest.raises(TypeError, match="task 0: its id is a int"):
+                await client.submit_durable([Task("echo", "x", id=5)])  # type: ignore[arg-type]
 
     asyncio.run(main())
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .deferred import Completed, DeferredList, FirstError, FirstSuccess
     from .durable import BatchInfo, DurableBatch, StoredResult
     from .durable_aio import AsyncDurableBatch
-    from .errors import JobFailed, ResultLost, TaskFailed, WeftError
+    from .errors import BatchCancelled, JobFailed, ResultLost, TaskFailed, WeftError
     from .jobs import JobStatus, WorkerInfo
     from .submitter import Submitter
     from .tasks import BatchEvent, Task
@@ -35,6 +35,7 @@ _HOMES = {
     "BatchInfo": "durable",
     "DurableBatch": "durable",
     "StoredResult": "durable",
+    "BatchCancelled": "errors",
     "JobFailed": "errors",
     "ResultLost": "errors",
     "TaskFailed": "errors",
@@ -58,6 +59,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AsyncClient",
     "AsyncDurableBatch",
+    "BatchCancelled",
     "BatchEvent",
     "BatchInfo",
     "Client",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Generic, Iterable, Iterator, List, Optional, T
 import grpc
 
 from ._proto import weft_pb2 as pb
-from .errors import TaskFailed, WeftError
+from .errors import BatchCancelled, TaskFailed, WeftError
 from .tasks import TaskLike, _padded, batch_parts
 
 if TYPE_CHECKING:
@@ -117,8 +117,11 @@ def still_passing(error: Exception, broken_since: Optional[float]) -> float:
     return broken_since
 
 
-def in_task_order(stored: Iterable[StoredResult]) -> List[Union[bytes, TaskFailed]]:
-    """Each result's output, or a :class:`TaskFailed`, in task order."""
+def in_task_order(stored: List[StoredResult], info: BatchInfo) -> List[Union[bytes, TaskFailed]]:
+    """Each result's output, or a :class:`TaskFailed`, in task order; raises
+    :class:`BatchCancelled` when some task has none (``info``: the batch, ended)."""
+    if len(stored) < info.tasks:
+        raise BatchCancelled(info.id, info.tasks, stored)
     ordered = sorted(stored, key=lambda r: r.index)
     return [r.output if r.error is None else TaskFailed(r.error) for r in ordered]  # type: ignore[misc]
 
@@ -212,6 +215,7 @@ class DurableBatch(BatchRef["Client"]):
 
     def wait(self) -> List[Union[bytes, TaskFailed]]:
         """Waits for every result; returns them in task order: each task's output, or a
-        :class:`TaskFailed` for one that failed (a cancelled batch's tasks without a result
-        are missing)."""
-        return in_task_order(self.results(0, follow=True))
+        :class:`TaskFailed` for one that failed. A batch cancelled before every task had a
+        result raises :class:`BatchCancelled` (with the results it stored)."""
+        stored = list(self.results(0, follow=True))
+        return in_task_order(stored, self.info())

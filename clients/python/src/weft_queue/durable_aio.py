@@ -78,9 +78,10 @@ class AsyncDurableBatch(BatchRef["AsyncClient"]):
 
     async def wait(self) -> List[Union[bytes, TaskFailed]]:
         """Waits for every result; returns them in task order: each task's output, or a
-        :class:`TaskFailed` for one that failed (a cancelled batch's tasks without a result
-        are missing)."""
-        return in_task_order([r async for r in self.results(0, follow=True)])
+        :class:`TaskFailed` for one that failed. A batch cancelled before every task had a
+        result raises :class:`weft_queue.BatchCancelled` (with the results it stored)."""
+        stored = [r async for r in self.results(0, follow=True)]
+        return in_task_order(stored, await self.info())
 
     async def _may_retry(self, error: Exception, broken_since: Optional[float]) -> float:
         """:func:`weft_queue.durable.still_passing`, then to the coordinator that leads now."""

@@ -6,7 +6,7 @@ from typing import Optional
 
 import grpc
 
-__all__ = ["WeftError", "TaskFailed", "JobFailed", "ResultLost"]
+__all__ = ["WeftError", "TaskFailed", "JobFailed", "ResultLost", "BatchCancelled"]
 
 
 class WeftError(Exception):
@@ -49,6 +49,17 @@ def explain(code: Optional[grpc.StatusCode], details: str) -> str:
 
 class TaskFailed(Exception):
     """A queue task failed after its attempts; the message is why."""
+
+
+class BatchCancelled(Exception):
+    """A durable batch waited for was cancelled before every task had a result; ``results``
+    are those it stored (each a :class:`weft_queue.StoredResult`)."""
+
+    def __init__(self, batch_id: str, tasks: int, results: list) -> None:  # type: ignore[type-arg]
+        super().__init__(f"{batch_id} was cancelled: {len(results)} of {tasks} tasks have a result")
+        self.batch_id = batch_id
+        self.tasks = tasks
+        self.results = results
 
 
 class ResultLost(Exception):

@@ -76,6 +76,8 @@ def batch_parts(
     for task in tasks:
         read += 1
         if isinstance(task, Task):
+            if task.id is not None and not isinstance(task.id, str):
+                raise TypeError(f"task {read - 1}: its id is a {type(task.id).__name__}, not a str")
             payload = _bytes(task.payload)
             add(handler=task.handler, payload=payload, max_attempts=task.max_attempts, timeout_ms=_ms(task.timeout),
                 id=task.id or "")
