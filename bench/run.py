@@ -573,20 +573,27 @@ def queue(tasks, weft_only, errors):
             if package == "celery" and errors.get("redis-server"):
                 results.append(Measured(system, error=f"cannot install redis-server: {errors['redis-server']}"))
                 continue
-            try:
-                seconds, rss, out = timed([PY, BENCH / "systems.py", f"{package}-queue", str(tasks), *([str(batch)] if batch else [])], timeout=1800)
-                stats = json.loads(out.strip().splitlines()[-1])
-                note = f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks)"
-                if "p50_ms" in stats:
-                    note += f"; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"
-                results.append(Measured(system, stats["seconds"], rss, note=note))
-                results[-1].tasks = stats["tasks"]
-            except Exception as e:
-                results.append(Measured(system, error=str(e)))
+            results.append(queue_peer(system, [f"{package}-queue", str(tasks), *([str(batch)] if batch else [])]))
     for r in results:
         if not hasattr(r, "tasks"):
             r.tasks = tasks
     return {"title": f"work queue, {tasks:,} no-op tasks in one batch, then 2,000 single tasks one at a time", "unit": "tasks/s", "results": results}
+
+
+def queue_peer(system, args, latency=True):
+    """Another system's queue measured by `systems.py ARGS`: its rate over the tasks it ran
+    (and, with `latency`, that of single tasks when it measured them)."""
+    try:
+        _, rss, out = timed([PY, BENCH / "systems.py", *args], timeout=1800)
+        stats = json.loads(out.strip().splitlines()[-1])
+        note = f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks)"
+        if latency and "p50_ms" in stats:
+            note += f"; p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"
+        measured = Measured(system, stats["seconds"], rss, note=note)
+        measured.tasks = stats["tasks"]
+        return measured
+    except Exception as e:
+        return Measured(system, error=str(e))
 
 
 def durable(tasks, weft_only, errors):
@@ -637,13 +644,7 @@ def durable(tasks, weft_only, errors):
         if "celery" in errors or errors.get("redis-server"):
             results.append(Measured(system, error=f"cannot install: {errors.get('celery') or errors.get('redis-server')}"))
         else:
-            try:
-                seconds, rss, out = timed([PY, BENCH / "systems.py", "celery-durable", str(tasks)], timeout=1800)
-                stats = json.loads(out.strip().splitlines()[-1])
-                results.append(Measured(system, stats["seconds"], rss, note=f"{stats['tasks'] / stats['seconds']:.0f} tasks/s ({stats['tasks']} tasks)"))
-                results[-1].tasks = stats["tasks"]
-            except Exception as e:
-                results.append(Measured(system, error=str(e)))
+            results.append(queue_peer(system, ["celery-durable", str(tasks)], latency=False))
     for r in results:
         if not hasattr(r, "tasks"):
             r.tasks = tasks

@@ -7,7 +7,26 @@
 //! - `sim-workers`: many simulated workers speaking the worker protocol from one process,
 //!   draining a large batch of queued tasks: the coordinator's dispatch rate.
 //! - `submits`: a burst of job submissions, each timed to its acknowledgement: what the
-//!   coordinator's state store costs a submit.
+//!   coordinator's state store costs a submit;
+//! - `durable`: a durable batch stored, run and read back by its id (and results by their
+//!   tasks' ids).
+
+use std::future::Future;
+
+/// Runs `measure` as `weft`'s own commands run their client side (`weft tasks`, say): on a
+/// runtime of a quarter of the CPUs (at least one thread), on its worker threads beside the
+/// connection's task, not on the main thread inside `block_on` (a thread switch for every
+/// message).
+pub fn run_client<F>(measure: F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(weft_core::runtime::default_io_threads())
+        .enable_all()
+        .build()?;
+    runtime.block_on(runtime.spawn(measure))?
+}
 
 /// Percentile `p` (0–100) of sorted `samples`.
 pub fn percentile(samples: &[f64], p: f64) -> f64 {

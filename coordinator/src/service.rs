@@ -265,10 +265,20 @@ fn durable_status(e: DurableError) -> Status {
     }
 }
 
-/// Stored results on the wire, each at its position.
-fn stored_results_to_wire(results: Vec<StoredResult>) -> Vec<v1::QueueTaskResults> {
-    let results = results.into_iter().map(|r| (r.position, r.result, r.task_id));
-    positioned_results_to_wire(results, MESSAGE_BUDGET)
+/// Stored results read, as the messages that carry them (none for none), each at its
+/// position; or the error that ends the stream.
+fn read_to_wire(read: Result<Vec<StoredResult>, DurableError>) -> Vec<Result<v1::QueueTaskResults, Status>> {
+    match read {
+        Ok(results) if results.is_empty() => Vec::new(),
+        Ok(results) => {
+            let results = results.into_iter().map(|r| (r.position, r.result, r.task_id));
+            positioned_results_to_wire(results, MESSAGE_BUDGET)
+                .into_iter()
+                .map(Ok)
+                .collect()
+        }
+        Err(e) => vec![Err(durable_status(e))],
+    }
 }
 
 /// A durable batch on the wire.
@@ -518,32 +528,26 @@ impl JobService for JobApi {
         let r = request.into_inner();
         let batch = self.visible_batch(&caller, &r.batch_id, "read the results of").await?;
         if !r.task_id.is_empty() {
-            // One task's result: unknown ids are refused before the stream starts.
+            // One task's result: an unknown id is refused before the stream starts, and a
+            // result stored already is sent as it was read.
             let durable = self.durable.clone();
-            durable
+            let now = durable
                 .result_of(batch.id, &r.task_id, false)
                 .await
                 .map_err(durable_status)?;
-            let result = async move {
-                let messages: Vec<Result<v1::QueueTaskResults, Status>> =
-                    match durable.result_of(batch.id, &r.task_id, r.follow).await {
-                        // No message at all when it has no result.
-                        Ok(Some(result)) => stored_results_to_wire(vec![result]).into_iter().map(Ok).collect(),
-                        Ok(None) => Vec::new(),
-                        Err(e) => vec![Err(durable_status(e))],
-                    };
-                futures::stream::iter(messages)
-            };
-            let result = futures::stream::once(result).flatten();
+            let result = futures::stream::once(async move {
+                match now {
+                    None if r.follow => durable.result_of(batch.id, &r.task_id, true).await,
+                    now => Ok(now),
+                }
+            })
+            .flat_map(|read| futures::stream::iter(read_to_wire(read.map(Vec::from_iter))));
             return Ok(Response::new(Box::pin(self.cut_with_status(caller, result))));
         }
-        let results = self.durable.results(batch.id, r.from, r.follow).flat_map(|chunk| {
-            let messages: Vec<Result<v1::QueueTaskResults, Status>> = match chunk {
-                Ok(chunk) => stored_results_to_wire(chunk).into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(durable_status(e))],
-            };
-            futures::stream::iter(messages)
-        });
+        let results = self
+            .durable
+            .results(batch.id, r.from, r.follow)
+            .flat_map(|chunk| futures::stream::iter(read_to_wire(chunk)));
         Ok(Response::new(Box::pin(self.cut_with_status(caller, results))))
     }
 

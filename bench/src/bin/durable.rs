@@ -15,11 +15,7 @@ use std::time::Instant;
 use weft_client::{BatchOptions, Client, Credentials, Task};
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(weft_core::runtime::default_io_threads())
-        .enable_all()
-        .build()?;
-    runtime.block_on(runtime.spawn(measure()))?
+    weft_bench::run_client(measure())
 }
 
 async fn measure() -> anyhow::Result<()> {

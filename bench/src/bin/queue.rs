@@ -16,15 +16,7 @@ use weft_bench::{all_succeed, percentile};
 use weft_client::{BatchOptions, Client, Credentials, Task};
 
 fn main() -> anyhow::Result<()> {
-    // The runtime `weft`'s own commands run on (the client side of `weft tasks`, say): a
-    // quarter of the CPUs, at least one thread.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(weft_core::runtime::default_io_threads())
-        .enable_all()
-        .build()?;
-    // On the runtime's worker threads, beside the connection's task, not on the main thread
-    // inside `block_on` (a thread switch for every message).
-    runtime.block_on(runtime.spawn(measure()))?
+    weft_bench::run_client(measure())
 }
 
 async fn measure() -> anyhow::Result<()> {
